@@ -1,0 +1,20 @@
+import logging
+import os
+
+import pytest
+
+# Tests never touch the network: the Hub is pointed at a closed loopback port.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def sample_dir(tmp_path):
+    from winoground_eval.tasks.sample import write_winoground_sample
+
+    return write_winoground_sample(tmp_path / "sample", n_examples=6, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    logging.getLogger("winoground_eval").setLevel(logging.WARNING)
+    yield

@@ -1,0 +1,83 @@
+"""The contracts between tasks, scorers and the runner.
+
+A task turns data into :class:`Example` objects and owns the metric that reduces score
+matrices to numbers; a scorer maps (images, captions) to an (n_images, n_captions) matrix,
+higher = better match. The two never meet except through the runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Example:
+    """One benchmark item: images (PIL RGB), captions, and its tags/metadata."""
+
+    id: str
+    images: tuple[Image.Image, ...]
+    captions: tuple[str, ...]
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What a scorer returns for one example.
+
+    ``scores`` is the (n_images, n_captions) matrix, higher = better. ``arrays`` holds raw
+    per-example arrays the run store keeps beside the scores (for a diffusion scorer the
+    per-timestep errors), ``info`` small JSON-able facts (e.g. UNet calls spent).
+    """
+
+    scores: np.ndarray
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Maps images and captions to a score matrix."""
+
+    def score(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
+        """(n_images, n_captions) float matrix, higher = better match."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """Every setting that changes the numbers, JSON-able."""
+        ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A benchmark: iterates examples and owns its metrics."""
+
+    name: str
+    version: str
+
+    def info(self) -> dict[str, Any]:
+        """Source, revision, manifest: everything that identifies the data, JSON-able."""
+        ...
+
+    def metadata(self) -> dict[str, Mapping[str, Any]]:
+        """Ordered mapping of every example id to its tags, without loading images."""
+        ...
+
+    def examples(self, skip: Iterable[str] = ()) -> Iterator[Example]:
+        """Examples in a fixed order, images loaded; ids in ``skip`` are not loaded."""
+        ...
+
+    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Reduce per-example score matrices to the task's metrics (result.json layout)."""
+        ...
+
+
+def evaluate_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Scored]:
+    """Score a chunk of examples, through the scorer's batched path when it has one."""
+    batched = getattr(scorer, "evaluate", None)
+    if batched is not None:
+        return list(batched(examples))
+    return [Scored(np.asarray(scorer.score(ex.images, ex.captions), dtype=np.float64)) for ex in examples]

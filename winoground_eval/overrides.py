@@ -1,0 +1,113 @@
+"""`-o key=value` overrides, parsed and type-checked against a factory's signature."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from .errors import ConfigError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def options_of(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """Keyword options a factory accepts (positional-only and *args/**kwargs excluded)."""
+    target = inspect.unwrap(factory)
+    bound = getattr(factory, "args", ())  # functools.partial
+    params = list(inspect.signature(target).parameters.values())[len(bound) :]
+    return {
+        p.name: p
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not p.name.startswith("_")
+    }
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = inspect.unwrap(factory)
+    if inspect.isclass(target):
+        target = target.__init__
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: fall back to strings
+        return {}
+
+
+def coerce(key: str, raw: str, annotation: Any) -> Any:
+    """Turn the string ``raw`` into a value of ``annotation`` or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return raw
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in {"none", "null"} and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(key, raw, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"option {key}={raw!r}: " + "; ".join(errors))
+    if origin is Literal:
+        choices = [str(a) for a in args]
+        if raw in choices:
+            return args[choices.index(raw)]
+        raise ConfigError(f"option {key}={raw!r}: choose one of {', '.join(choices)}")
+    if origin is tuple:
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(key, p, args[0]) for p in parts)
+        if len(parts) != len(args):
+            raise ConfigError(f"option {key}={raw!r}: expected {len(args)} comma-separated values")
+        return tuple(coerce(key, p, a) for p, a in zip(parts, args))
+    if annotation is bool:
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"option {key}={raw!r}: expected true or false")
+    if annotation in (int, float):
+        try:
+            return annotation(raw)
+        except ValueError:
+            raise ConfigError(f"option {key}={raw!r}: expected {annotation.__name__}") from None
+    if annotation is str:
+        return raw
+    raise ConfigError(f"option {key}: cannot be set from the command line (type {annotation})")
+
+
+def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: str) -> dict[str, Any]:
+    """Parse ``["n_timesteps=100", ...]`` into typed keyword arguments for ``factory``."""
+    options = options_of(factory)
+    hints = _hints(factory)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r} is not key=value, e.g. -o batch_size=8")
+        if key not in options:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(options), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"{what} has no option {key!r}.{hint} Its options: {', '.join(options) or '(none)'}"
+            )
+        annotation = hints.get(key, options[key].annotation)
+        out[key] = coerce(key, raw.strip(), annotation)
+    return out
+
+
+def check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, what: str) -> None:
+    """Refuse keyword arguments a factory does not take, naming the flag."""
+    options = options_of(factory)
+    for key in kwargs:
+        if key not in options:
+            raise ConfigError(f"{what} does not take {key!r} (flag --{key.replace('_', '-')}); its options: {', '.join(options) or '(none)'}")

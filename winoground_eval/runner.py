@@ -1,0 +1,122 @@
+"""Run a scorer over a task into a run directory, resuming what is already done."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .contracts import Example, Scorer, Task, evaluate_examples
+from .env import device_description, environment
+from .errors import ScoreError
+from .metrics import check_matrix
+from .runstore import SCHEMA_VERSION, RunStore, now, run_identity
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the runner needs besides the task and scorer objects."""
+
+    task_name: str
+    scorer_name: str
+    out_dir: Path
+    limit: int | None = None
+
+
+def open_store(spec: RunSpec, task: Task, scorer: Scorer) -> RunStore:
+    identity = run_identity(task.info(), spec.scorer_name, scorer.config())
+    return RunStore.create_or_open(spec.out_dir, identity, environment())
+
+
+def _chunks(examples, size: int):
+    chunk: list[Example] = []
+    for ex in examples:
+        chunk.append(ex)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run(
+    spec: RunSpec,
+    task: Task,
+    scorer: Scorer,
+    store: RunStore,
+    *,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Score every example the store has not finished, then write and return result.json.
+
+    The caller holds the store's lock. A KeyboardInterrupt (or any error) leaves every
+    finished example on disk; the next call resumes from there.
+    """
+    metadata = task.metadata()
+    target = list(metadata)
+    done = set(store.load(repair=True)) & set(target)
+    todo = len(target) - len(done)
+    store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": todo,
+                       "device": str(getattr(scorer, "device", "cpu"))})
+    log.info("run %s: %d of %d examples already done, %d to go", store.path, len(done), len(target), todo)
+    if progress:
+        progress(len(done), len(target))
+    chunk_size = max(1, int(getattr(scorer, "chunk_size", 1)))
+    finished = len(done)
+    for chunk in _chunks(task.examples(skip=done), chunk_size):
+        t0 = time.perf_counter()
+        results = evaluate_examples(scorer, chunk)
+        seconds = (time.perf_counter() - t0) / len(chunk)
+        if len(results) != len(chunk):
+            raise ScoreError(f"scorer returned {len(results)} results for {len(chunk)} examples")
+        for ex, scored in zip(chunk, results):
+            check_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            store.append(ex.id, scored, seconds)
+            finished += 1
+            if progress:
+                progress(finished, len(target))
+    result = build_result(store, task, limit=spec.limit, device=getattr(scorer, "device", None))
+    store.write_result(result)
+    store.log_session({"event": "finished", "n_examples": result["n_examples"]})
+    return result
+
+
+def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any = None) -> dict[str, Any]:
+    """result.json, rebuilt from scores.jsonl alone."""
+    info = store.run_info()
+    records = store.records or store.load()
+    target = list(task.metadata())
+    scores = dict(store.iter_scores(target))
+    metrics = task.metrics(scores)
+    seconds = sum(float(records[i].get("seconds", 0.0)) for i in scores)
+    n_expected = len(target)
+    unet_calls = [records[i]["info"]["unet_calls"] for i in scores if "unet_calls" in records[i].get("info", {})]
+    result: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": info["run_id"],
+        "task": info["task"],
+        "scorer": info["scorer"],
+        **metrics,
+        "n_expected": n_expected,
+        "partial": limit is not None or len(scores) < n_expected,
+        "limit": limit,
+        "compute": {
+            "wall_time_s": round(seconds, 3),
+            "seconds_per_example": round(seconds / len(scores), 6) if scores else None,
+            "device": device_description(str(device)) if device is not None else None,
+        },
+        "environment": info.get("environment", {}),
+        "finished": now(),
+    }
+    if unet_calls:
+        result["compute"]["unet_calls_total"] = int(np.sum(unet_calls))
+        result["compute"]["unet_calls_per_example"] = float(np.mean(unet_calls))
+    return result

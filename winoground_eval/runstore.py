@@ -1,0 +1,280 @@
+"""The run directory: what a run is (run.json), what it has finished (scores.jsonl), and
+what it amounts to (result.json).
+
+``OUT/<task>/<scorer>/<run_id>/``
+
+- ``run.json``: task identity, scorer name and config, environment. Written once.
+  ``run_id`` is a hash of its ``task`` and ``scorer`` sections, so a changed setting never
+  mixes with old scores, while a resume on another machine or commit continues the run.
+- ``scores.jsonl``: one line per finished example (id, full score matrix, info, seconds),
+  appended, flushed and fsynced as each example finishes. Per-example arrays (e.g. the
+  diffusion scorer's per-timestep errors) go to ``arrays/<id>.npz`` first, so a line's
+  presence means its arrays are complete. A torn last line (a kill mid-write) is dropped
+  and its example redone.
+- ``sessions.jsonl``: one line per start/resume with its environment.
+- ``result.json``: always rebuilt from ``scores.jsonl``, written atomically.
+- ``.lock``: held while a process writes, so a second process refuses instead of
+  interleaving lines.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .contracts import Scored
+from .env import stable_hash
+from .errors import RunStoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+def slug(name: str) -> str:
+    """A file-system-safe folder name for a task or scorer name."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return out[:80] or "unnamed"
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_identity(task_info: Mapping[str, Any], scorer_name: str, scorer_config: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task": dict(task_info), "scorer": {"name": scorer_name, "config": dict(scorer_config)}}
+
+
+def run_id_of(identity: Mapping[str, Any]) -> str:
+    return stable_hash(identity)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n").encode())
+
+
+def _array_name(example_id: str) -> str:
+    safe = slug(example_id)
+    return safe if safe == example_id else f"{safe}-{stable_hash(example_id, 8)}"
+
+
+class RunStore:
+    """One run directory. Use as a context manager to hold its lock while writing."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_fh: io.TextIOWrapper | None = None
+        self._records: dict[str, dict[str, Any]] = {}
+
+    # --- creation and opening -------------------------------------------------------
+    @classmethod
+    def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any]) -> "RunStore":
+        run_id = run_id_of(identity)
+        task_name = identity["task"]["name"]
+        scorer_name = identity["scorer"]["name"]
+        path = Path(out_dir) / slug(task_name) / slug(scorer_name) / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-probe"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise RunStoreError(
+                f"cannot write the run directory {path}: {exc.strerror or exc}. "
+                "Choose a writable place with --out DIR (and check free disk space)."
+            ) from None
+        store = cls(path)
+        run_json = path / "run.json"
+        if run_json.exists():
+            existing = store.run_info()
+            if run_id_of({"task": existing["task"], "scorer": existing["scorer"]}) != run_id:
+                raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
+        else:
+            write_json(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
+                                  "environment": dict(environment), "created": now()})
+        return store
+
+    def run_info(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "run.json").read_text())
+        except FileNotFoundError:
+            raise RunStoreError(f"{self.path} is not a run directory (no run.json)") from None
+        except json.JSONDecodeError as exc:
+            raise RunStoreError(f"{self.path / 'run.json'} is not valid JSON: {exc}") from None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def __enter__(self) -> "RunStore":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unlock()
+
+    def lock(self) -> None:
+        fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunStoreError(
+                    f"run directory {self.path} is in use by another process; wait for it to finish "
+                    "or stop it (two writers would interleave their results)"
+                ) from None
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def log_session(self, entry: Mapping[str, Any]) -> None:
+        with open(self.path / "sessions.jsonl", "a") as fh:
+            fh.write(json.dumps({"time": now(), **entry}, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def sessions(self) -> list[dict[str, Any]]:
+        p = self.path / "sessions.jsonl"
+        if not p.exists():
+            return []
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    # --- scores ---------------------------------------------------------------------
+    def load(self, *, repair: bool = False) -> dict[str, dict[str, Any]]:
+        """Read scores.jsonl; a torn last line is ignored (and cut off when ``repair``)."""
+        path = self.path / "scores.jsonl"
+        self._records = {}
+        if not path.exists():
+            return self._records
+        data = path.read_bytes()
+        good_end = 0
+        pos = 0
+        lineno = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            end = len(data) if nl < 0 else nl + 1
+            raw = data[pos:end]
+            lineno += 1
+            try:
+                if nl < 0:
+                    raise ValueError("no newline")
+                rec = json.loads(raw)
+                ex_id = str(rec["id"])
+                np.asarray(rec["scores"], dtype=np.float64)
+            except (ValueError, KeyError, TypeError):
+                if end == len(data):  # the last line: torn by a kill mid-write
+                    log.warning("%s: dropping a torn last line (%d bytes); its example will be redone", path, len(raw))
+                    break
+                raise RunStoreError(
+                    f"{path}:{lineno} is corrupt (not a complete JSON record) and is not the last line; "
+                    "move the run directory aside and rerun"
+                ) from None
+            if ex_id in self._records:
+                raise RunStoreError(f"{path}:{lineno}: example {ex_id} appears twice; move the run directory aside and rerun")
+            self._records[ex_id] = rec
+            good_end = end
+            pos = end
+        if repair and good_end < len(data):
+            with open(path, "r+b") as fh:
+                fh.truncate(good_end)
+                fh.flush()
+                os.fsync(fh.fileno())
+        return self._records
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        return self._records
+
+    def append(self, example_id: str, scored: Scored, seconds: float) -> None:
+        if self._lock_fh is None:
+            raise RunStoreError("internal: RunStore.append without holding the lock")
+        arrays = {k: np.asarray(v) for k, v in scored.arrays.items()}
+        rec: dict[str, Any] = {
+            "id": example_id,
+            "scores": np.asarray(scored.scores, dtype=np.float64).tolist(),
+            "info": dict(scored.info),
+            "seconds": round(float(seconds), 6),
+        }
+        if arrays:
+            name = _array_name(example_id)
+            (self.path / "arrays").mkdir(exist_ok=True)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            atomic_write(self.path / "arrays" / f"{name}.npz", buf.getvalue())
+            rec["arrays"] = f"arrays/{name}.npz"
+        line = (json.dumps(rec, allow_nan=False) + "\n").encode()
+        try:
+            with open(self.path / "scores.jsonl", "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise RunStoreError(f"cannot append to {self.path / 'scores.jsonl'}: {exc.strerror or exc}") from None
+        self._records[example_id] = rec
+
+    def arrays(self, example_id: str) -> dict[str, np.ndarray]:
+        """The stored per-example arrays (never unpickled)."""
+        rec = self._records.get(example_id)
+        if rec is None or "arrays" not in rec:
+            return {}
+        with np.load(self.path / rec["arrays"], allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def iter_scores(self, ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        for ex_id in ids if ids is not None else list(self._records):
+            if ex_id in self._records:
+                yield ex_id, np.asarray(self._records[ex_id]["scores"], dtype=np.float64)
+
+    # --- result ---------------------------------------------------------------------
+    def write_result(self, result: Mapping[str, Any]) -> Path:
+        path = self.path / "result.json"
+        write_json(path, result)
+        return path
+
+    def result(self) -> dict[str, Any] | None:
+        p = self.path / "result.json"
+        return json.loads(p.read_text()) if p.exists() else None
