@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -67,7 +68,7 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
         extra.append(f"{compute['unet_calls_per_example']:.0f} UNet calls/example")
     out.print(", ".join(extra))
     if run_dir is not None:
-        out.print(f"run directory: [bold]{run_dir}[/bold]")
+        out.print(f"run directory: [bold]{run_dir}[/bold]", soft_wrap=True)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -117,9 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_resume and (store.path / "scores.jsonl").exists():
         aside = store.path.with_name(f"{store.path.name}.set-aside-{now().replace(':', '')}")
         store.path.rename(aside)
-        err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)")
+        err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
-    err.print(f"run directory: {store.path}")
+    err.print(f"run directory: {store.path}", soft_wrap=True)
     resume_cmd = "wg-eval " + shlex.join(args.argv)
     with store, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -139,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             store.write_result(result)
             err.print(
                 f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in {store.path}.\n"
-                f"Resume with:\n  {resume_cmd}"
+                f"Resume with:\n  {resume_cmd}",
+                soft_wrap=True,
             )
             return 130
     _print_summary(result, store.path)
@@ -223,5 +225,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except WgEvalError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2

@@ -15,9 +15,7 @@ _FALSE = {"false", "0", "no", "off"}
 
 def options_of(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     """Keyword options a factory accepts (positional-only and *args/**kwargs excluded)."""
-    target = inspect.unwrap(factory)
-    bound = getattr(factory, "args", ())  # functools.partial
-    params = list(inspect.signature(target).parameters.values())[len(bound) :]
+    params = inspect.signature(factory).parameters.values()  # a partial's bound arguments are left out
     return {
         p.name: p
         for p in params
@@ -26,7 +24,7 @@ def options_of(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
 
 
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    target = inspect.unwrap(factory)
+    target = getattr(factory, "func", factory)  # functools.partial
     if inspect.isclass(target):
         target = target.__init__
     try:

@@ -103,8 +103,6 @@ def resolve_scorer(name: str) -> Callable[..., Any]:
             if not spec:
                 raise ConfigError(f"scorer {name!r} names nothing after {prefix!r}: {entry.summary}")
             factory = load_target(entry.target)
-            bound = functools.partial(factory, spec)
-            functools.update_wrapper(bound, factory)
-            return bound
+            return functools.partial(factory, spec)
     known = sorted(SCORERS) + [p + "..." for p in SCORER_PREFIXES]
     raise _unknown("scorer", name, known)
