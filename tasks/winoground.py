@@ -18,7 +18,7 @@ import zipfile
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlparse
 
 import numpy as np
@@ -133,9 +133,11 @@ class LocalSource:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            missing = [f for f in FIELDS if f not in row]
+            if "id" not in row:
+                raise DataError(f"{path}:{lineno}: example lacks field id")
+            missing = [f for f in FIELDS if f not in row and not f.startswith("caption_")]
             if missing:
-                raise DataError(f"{path}:{lineno}: example lacks field(s) {', '.join(missing)}")
+                raise DataError(f"{path}:{lineno}: example {row['id']} lacks field(s) {', '.join(missing)}")
             row["id"] = str(row["id"])
             rows.append(row)
         return rows
@@ -249,6 +251,17 @@ class HubSource:
         return {"source": f"hf:{HF_REPO}", "revision": self.revision, "revision_resolved": self.resolved}
 
 
+OnError = Callable[[str, Exception], None]
+
+
+def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
+    captions = tuple(row.get(f"caption_{k}") for k in range(2))
+    for k, c in enumerate(captions):
+        if not isinstance(c, str) or not c.strip():
+            raise DataError(f"example {row['id']}: caption_{k} is missing or empty; fix the dataset or use --skip-bad")
+    return captions  # type: ignore[return-value]
+
+
 # --- the task ---------------------------------------------------------------------------
 class WinogroundTask:
     """Winoground: 400 examples of 2 images x 2 captions; text, image and group scores."""
@@ -274,7 +287,7 @@ class WinogroundTask:
         why_hard = _why_hard_tags(manifest)
         self._tags = {row["id"]: tags_of(row, why_hard) for row in self.rows}
         self._fingerprint = hashlib.sha256(
-            json.dumps([[r["id"], r["caption_0"], r["caption_1"]] for r in rows]).encode()
+            json.dumps([[r["id"], r.get("caption_0"), r.get("caption_1")] for r in rows]).encode()
         ).hexdigest()[:16]
 
     def _check(self, rows: list[dict[str, Any]]) -> None:
@@ -310,20 +323,26 @@ class WinogroundTask:
     def metadata(self) -> dict[str, Mapping[str, Any]]:
         return dict(self._tags)
 
-    def examples(self, skip: Iterable[str] = ()) -> Iterator[Example]:
+    def examples(self, skip: Iterable[str] = (), on_error: OnError | None = None) -> Iterator[Example]:
+        """Examples in dataset order. A bad one (unreadable image, missing caption) raises
+        DataError naming it, or, with ``on_error``, is reported there and passed over."""
         skip = set(skip)
-        if isinstance(self.source, HubSource):
-            index = [i for i, r in enumerate(self.rows) if r["id"] not in skip]
-            for i, row in zip(index, self.source.dataset.select(index)):
-                ex_id = self.rows[i]["id"]
-                images = tuple(_to_rgb(row[f"image_{k}"], f"example {ex_id}: image_{k}") for k in range(2))
-                yield Example(ex_id, images, (row["caption_0"], row["caption_1"]), self._tags[ex_id])
-            return
-        for row in self.rows:
-            if row["id"] in skip:
+        index = [i for i, r in enumerate(self.rows) if r["id"] not in skip]
+        hub_rows = self.source.dataset.select(index) if isinstance(self.source, HubSource) else [None] * len(index)
+        for i, hub_row in zip(index, hub_rows):
+            row = self.rows[i]
+            try:
+                captions = _captions(row)
+                if hub_row is not None:
+                    images = tuple(_to_rgb(hub_row[f"image_{k}"], f"example {row['id']}: image_{k}") for k in range(2))
+                else:
+                    images = tuple(self.source.image(row, k) for k in range(2))
+            except DataError as exc:
+                if on_error is None:
+                    raise
+                on_error(row["id"], exc)
                 continue
-            images = tuple(self.source.image(row, k) for k in range(2))
-            yield Example(row["id"], images, (row["caption_0"], row["caption_1"]), self._tags[row["id"]])
+            yield Example(row["id"], images, captions, self._tags[row["id"]])
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
         return metrics_with_tags(scores, self._tags)

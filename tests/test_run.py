@@ -179,3 +179,62 @@ def test_show(sample_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(_run_dir(tmp_path))]) == 0
     assert "overall" in capsys.readouterr().out
+
+
+def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsys):
+    (sample_dir / "images" / "ex_2_img_1.png").write_bytes(b"corrupt")
+    rows = [json.loads(l) for l in (sample_dir / "examples.jsonl").read_text().splitlines()]
+    rows[4]["caption_1"] = ""
+    (sample_dir / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    assert main(args) == 2
+    assert "example 2" in capsys.readouterr().err
+    run_dir = _run_dir(tmp_path)
+    assert [l["id"] for l in _lines(run_dir)] == ["0", "1"]  # finished work kept
+    assert main(args + ["--skip-bad"]) == 0
+    r = json.loads((run_dir / "result.json").read_text())
+    assert r["n_skipped"] == 2 and set(r["skipped"]) == {"2", "4"} and "caption_1" in r["skipped"]["4"]
+    assert r["n_examples"] == 4 and r["partial"] is True
+    # the image repaired: a resume redoes that example (a changed caption would be other data: a new run id)
+    from winoground_eval.tasks.sample import write_winoground_sample
+
+    fresh = write_winoground_sample(tmp_path / "fresh", n_examples=6, seed=0)
+    (sample_dir / "images" / "ex_2_img_1.png").write_bytes((fresh / "images" / "ex_2_img_1.png").read_bytes())
+    assert main(args + ["--skip-bad"]) == 0
+    r = json.loads((run_dir / "result.json").read_text())
+    assert r["n_skipped"] == 1 and set(r["skipped"]) == {"4"} and r["n_examples"] == 5
+    assert sorted(l["id"] for l in _lines(run_dir) if "skipped" not in l) == ["0", "1", "2", "3", "5"]
+
+
+def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys, monkeypatch):
+    from winoground_eval import runstore
+
+    monkeypatch.setattr(runstore, "MIN_FREE_BYTES", 2**62)
+    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    assert main(args) == 2
+    assert "MiB free" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/*/*/scores.jsonl"))
+
+
+def test_failed_append_leaves_no_partial_line(sample_dir, tmp_path, monkeypatch):
+    import os
+
+    from winoground_eval.contracts import Scored
+    from winoground_eval.errors import RunStoreError as RSE
+
+    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q", "--limit", "2"]
+    assert main(args) == 0
+    store = RunStore(_run_dir(tmp_path))
+    store.load()
+    before = (store.path / "scores.jsonl").read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    with store:
+        monkeypatch.setattr(os, "fsync", full_disk)
+        with pytest.raises(RSE, match="No space left"):
+            store.append("5", Scored(np.zeros((2, 2))), 0.1)
+        monkeypatch.setattr(os, "fsync", real_fsync)
+    assert (store.path / "scores.jsonl").read_bytes() == before

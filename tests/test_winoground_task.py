@@ -59,10 +59,16 @@ def test_bad_examples_jsonl(sample_dir):
     with pytest.raises(DataError, match=r"examples.jsonl:3 is not valid JSON"):
         WinogroundTask(data_dir=str(sample_dir))
     row = json.loads(lines[0])
+    del row["collapsed_tag"]
+    p.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match="example 0 lacks field.*collapsed_tag"):
+        WinogroundTask(data_dir=str(sample_dir))
+    row = json.loads(lines[0])
     del row["caption_1"]
     p.write_text(json.dumps(row) + "\n")
-    with pytest.raises(DataError, match="lacks field.*caption_1"):
-        WinogroundTask(data_dir=str(sample_dir))
+    task = WinogroundTask(data_dir=str(sample_dir), limit=1)
+    with pytest.raises(DataError, match="example 0: caption_1 is missing"):
+        list(task.examples())
 
 
 def test_not_a_dataset_dir(tmp_path):

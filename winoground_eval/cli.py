@@ -62,6 +62,8 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     extra = [f"{result.get('n_examples')} of {result.get('n_expected', '?')} examples"]
     if result.get("n_ties"):
         extra.append(f"{result['n_ties']} with tied scores (counted wrong)")
+    if result.get("n_skipped"):
+        extra.append(f"{result['n_skipped']} bad examples skipped (not counted)")
     if compute.get("wall_time_s") is not None:
         extra.append(f"{compute['wall_time_s']:.1f} s compute")
     if compute.get("unet_calls_per_example") is not None:
@@ -113,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runstore import now
 
     task, scorer = _build(args)
-    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit)
+    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
     store = open_store(spec, task, scorer)
     if args.no_resume and (store.path / "scores.jsonl").exists():
         aside = store.path.with_name(f"{store.path.name}.set-aside-{now().replace(':', '')}")
@@ -198,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
                    help="scorer option, type-checked (repeatable); see the scorer's options")
     p.add_argument("--no-resume", action="store_true", help="set an earlier run of the same config aside and start afresh")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="record bad examples (unreadable image, missing caption) as skipped instead of stopping")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 

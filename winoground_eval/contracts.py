@@ -8,7 +8,7 @@ higher = better match. The two never meet except through the runner.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -66,8 +66,11 @@ class Task(Protocol):
         """Ordered mapping of every example id to its tags, without loading images."""
         ...
 
-    def examples(self, skip: Iterable[str] = ()) -> Iterator[Example]:
-        """Examples in a fixed order, images loaded; ids in ``skip`` are not loaded."""
+    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
+        """Examples in a fixed order, images loaded; ids in ``skip`` are not loaded.
+
+        A bad example raises DataError naming it; with ``on_error`` it is reported there
+        (id, error) and passed over instead (``--skip-bad``)."""
         ...
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class RunSpec:
     scorer_name: str
     out_dir: Path
     limit: int | None = None
+    skip_bad: bool = False
 
 
 def open_store(spec: RunSpec, task: Task, scorer: Scorer) -> RunStore:
@@ -62,7 +63,8 @@ def run(
     """
     metadata = task.metadata()
     target = list(metadata)
-    done = set(store.load(repair=True)) & set(target)
+    store.load(repair=True)
+    done = store.finished_ids() & set(target)
     todo = len(target) - len(done)
     store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": todo,
                        "device": str(getattr(scorer, "device", "cpu"))})
@@ -71,7 +73,16 @@ def run(
         progress(len(done), len(target))
     chunk_size = max(1, int(getattr(scorer, "chunk_size", 1)))
     finished = len(done)
-    for chunk in _chunks(task.examples(skip=done), chunk_size):
+    def skip_bad(example_id: str, exc: Exception) -> None:
+        nonlocal finished
+        log.warning("skipping example %s: %s", example_id, exc)
+        store.append_skipped(example_id, str(exc))
+        finished += 1
+        if progress:
+            progress(finished, len(target))
+
+    examples = task.examples(skip=done, on_error=skip_bad) if spec.skip_bad else task.examples(skip=done)
+    for chunk in _chunks(examples, chunk_size):
         t0 = time.perf_counter()
         results = evaluate_examples(scorer, chunk)
         seconds = (time.perf_counter() - t0) / len(chunk)
@@ -98,6 +109,7 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
     metrics = task.metrics(scores)
     seconds = sum(float(records[i].get("seconds", 0.0)) for i in scores)
     n_expected = len(target)
+    skipped = {i: records[i]["skipped"] for i in target if i in records and "skipped" in records[i]}
     unet_calls = [records[i]["info"]["unet_calls"] for i in scores if "unet_calls" in records[i].get("info", {})]
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -108,6 +120,8 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
         "n_expected": n_expected,
         "partial": limit is not None or len(scores) < n_expected,
         "limit": limit,
+        "n_skipped": len(skipped),
+        "skipped": skipped,
         "compute": {
             "wall_time_s": round(seconds, 3),
             "seconds_per_example": round(seconds / len(scores), 6) if scores else None,

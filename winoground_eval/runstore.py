@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -40,6 +41,7 @@ from .errors import RunStoreError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+MIN_FREE_BYTES = 64 * 2**20  # refuse to start a run with less free space than this
 
 
 def slug(name: str) -> str:
@@ -111,6 +113,12 @@ class RunStore:
                 f"cannot write the run directory {path}: {exc.strerror or exc}. "
                 "Choose a writable place with --out DIR (and check free disk space)."
             ) from None
+        free = shutil.disk_usage(path).free
+        if free < MIN_FREE_BYTES:
+            raise RunStoreError(
+                f"only {free // 2**20} MiB free where the run would be written ({path}); "
+                f"free at least {MIN_FREE_BYTES // 2**20} MiB or choose another place with --out DIR"
+            )
         store = cls(path)
         run_json = path / "run.json"
         if run_json.exists():
@@ -204,7 +212,8 @@ class RunStore:
                     raise ValueError("no newline")
                 rec = json.loads(raw)
                 ex_id = str(rec["id"])
-                np.asarray(rec["scores"], dtype=np.float64)
+                if "skipped" not in rec:
+                    np.asarray(rec["scores"], dtype=np.float64)
             except (ValueError, KeyError, TypeError):
                 if end == len(data):  # the last line: torn by a kill mid-write
                     log.warning("%s: dropping a torn last line (%d bytes); its example will be redone", path, len(raw))
@@ -213,9 +222,9 @@ class RunStore:
                     f"{path}:{lineno} is corrupt (not a complete JSON record) and is not the last line; "
                     "move the run directory aside and rerun"
                 ) from None
-            if ex_id in self._records:
+            if ex_id in self._records and "skipped" not in self._records[ex_id]:
                 raise RunStoreError(f"{path}:{lineno}: example {ex_id} appears twice; move the run directory aside and rerun")
-            self._records[ex_id] = rec
+            self._records[ex_id] = rec  # a skipped example's record is superseded when it is redone
             good_end = end
             pos = end
         if repair and good_end < len(data):
@@ -231,7 +240,7 @@ class RunStore:
 
     def append(self, example_id: str, scored: Scored, seconds: float) -> None:
         if self._lock_fh is None:
-            raise RunStoreError("internal: RunStore.append without holding the lock")
+            raise RunStoreError("internal: RunStore append without holding the lock")
         arrays = {k: np.asarray(v) for k, v in scored.arrays.items()}
         rec: dict[str, Any] = {
             "id": example_id,
@@ -246,15 +255,37 @@ class RunStore:
             np.savez_compressed(buf, **arrays)
             atomic_write(self.path / "arrays" / f"{name}.npz", buf.getvalue())
             rec["arrays"] = f"arrays/{name}.npz"
+        self._append_line(rec)
+
+    def append_skipped(self, example_id: str, reason: str) -> None:
+        """Record a bad example (``--skip-bad``): counted neither right nor wrong, retried on resume."""
+        self._append_line({"id": example_id, "skipped": reason})
+
+    def _append_line(self, rec: dict[str, Any]) -> None:
+        if self._lock_fh is None:
+            raise RunStoreError("internal: RunStore append without holding the lock")
         line = (json.dumps(rec, allow_nan=False) + "\n").encode()
-        try:
-            with open(self.path / "scores.jsonl", "ab") as fh:
+        path = self.path / "scores.jsonl"
+        with open(path, "ab") as fh:
+            size = fh.tell()
+            try:
                 fh.write(line)
                 fh.flush()
                 os.fsync(fh.fileno())
-        except OSError as exc:
-            raise RunStoreError(f"cannot append to {self.path / 'scores.jsonl'}: {exc.strerror or exc}") from None
-        self._records[example_id] = rec
+            except OSError as exc:  # e.g. a full disk: cut the partial line so the file stays whole
+                try:
+                    fh.truncate(size)
+                except OSError:
+                    pass
+                raise RunStoreError(
+                    f"cannot append to {path}: {exc.strerror or exc}; finished examples are safe, "
+                    "free some space (or fix the directory) and rerun the same command to resume"
+                ) from None
+        self._records[str(rec["id"])] = rec
+
+    def finished_ids(self) -> set[str]:
+        """Ids with a score (skipped ones are not finished: a resume retries them)."""
+        return {i for i, r in self._records.items() if "skipped" not in r}
 
     def arrays(self, example_id: str) -> dict[str, np.ndarray]:
         """The stored per-example arrays (never unpickled)."""
@@ -266,7 +297,7 @@ class RunStore:
 
     def iter_scores(self, ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
         for ex_id in ids if ids is not None else list(self._records):
-            if ex_id in self._records:
+            if ex_id in self._records and "skipped" not in self._records[ex_id]:
                 yield ex_id, np.asarray(self._records[ex_id]["scores"], dtype=np.float64)
 
     # --- result ---------------------------------------------------------------------
