@@ -206,7 +206,7 @@ def from_open_clip_spec(
         path = Path(rest).expanduser()
         if not path.is_file():
             raise ModelLoadError(
-                f"checkpoint file {str(path)!r} (from open_clip:{spec}) does not exist or is not a file. "
+                f"checkpoint file {rest!r} ({path.resolve()}, from open_clip:{spec}) does not exist or is not a file. "
                 f"Pass an existing .safetensors (preferred) or .pt file as open_clip:{arch}/PATH."
             )
         _check_weights_only(path)
@@ -474,8 +474,10 @@ def _check_weights_only(path: Path) -> None:
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0])[:300]
         raise ModelLoadError(
-            f"checkpoint {str(path)!r} is not a weights-only torch file ({type(exc).__name__}: {exc}). The suite "
+            f"checkpoint {str(path)!r} is not a weights-only torch file ({type(exc).__name__}: {reason}). The suite "
             "never unpickles arbitrary files: save its state dict as safetensors "
             "(safetensors.torch.save_file(state_dict, 'model.safetensors')) and pass that."
         ) from exc

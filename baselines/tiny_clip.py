@@ -44,5 +44,7 @@ def write_tiny_clip(directory: str | Path, seed: int = 0) -> tuple[Path, Path]:
         model = open_clip.CLIP(**TINY_MODEL_CFG)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     checkpoint_path = directory / f"{TINY_ARCH}-seed{seed}.safetensors"
-    save_file(state, str(checkpoint_path), metadata={"arch": TINY_ARCH, "seed": str(seed)})
+    # One metadata key: safetensors writes its metadata map in no fixed order, and the
+    # file's bytes (its sha256 goes into the run id) must not depend on the process.
+    save_file(state, str(checkpoint_path), metadata={"description": f"{TINY_ARCH}, random weights, seed {seed}"})
     return config_path, checkpoint_path

@@ -3,7 +3,9 @@ import os
 
 import pytest
 
-# Tests never touch the network: the Hub is pointed at a closed loopback port.
+# Tests never touch the network: the Hugging Face libraries run offline; the tests of the
+# Hub paths point HF_ENDPOINT at loopback servers of their own.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 

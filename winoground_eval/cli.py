@@ -19,7 +19,7 @@ from rich.table import Table
 
 from . import registry
 from .errors import ConfigError, WgEvalError
-from .overrides import check_kwargs, parse_overrides
+from .overrides import check_kwargs, options_of, parse_overrides
 
 log = logging.getLogger("winoground_eval")
 err = Console(stderr=True)
@@ -90,7 +90,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace):
+def _build(args: argparse.Namespace, world: "World | None" = None):
     task_factory = registry.resolve_task(args.task)
     task_kwargs = {k: v for k, v in (("data_dir", args.data_dir), ("revision", args.revision), ("limit", args.limit)) if v is not None}
     check_kwargs(task_factory, task_kwargs, what=f"task {args.task!r}")
@@ -103,6 +103,8 @@ def _build(args: argparse.Namespace):
             if key in scorer_kwargs and scorer_kwargs[key] != value:
                 raise ConfigError(f"--{key.replace('_', '-')} and -o {key}=... disagree; give one")
             scorer_kwargs[key] = value
+    if world is not None and world.distributed and "device" not in scorer_kwargs and "device" in options_of(scorer_factory):
+        scorer_kwargs["device"] = world.default_device()  # each rank owns its device
     log.info("loading task %s", args.task)
     task = task_factory(**task_kwargs)
     log.info("loading scorer %s", args.scorer)
@@ -111,23 +113,40 @@ def _build(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import distributed
     from .runner import RunSpec, build_result, open_store, run
     from .runstore import now
 
-    task, scorer = _build(args)
+    world = distributed.World.from_env()
+    if world.distributed and args.no_resume:
+        raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
+    task, scorer = _build(args, world)
+    distributed.init(world, str(getattr(scorer, "device", "cpu")))
+    try:
+        return _run_with(args, task, scorer, world)
+    finally:
+        distributed.finish(world)
+
+
+def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> int:
+    from .runner import RunSpec, build_result, open_store, run
+    from .runstore import now
+
     spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
-    store = open_store(spec, task, scorer)
-    if args.no_resume and (store.path / "scores.jsonl").exists():
+    store = open_store(spec, task, scorer, world)
+    if args.no_resume and store.shards():
         aside = store.path.with_name(f"{store.path.name}.set-aside-{now().replace(':', '')}")
         store.path.rename(aside)
         err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
-    err.print(f"run directory: {store.path}", soft_wrap=True)
-    resume_cmd = "wg-eval " + shlex.join(args.argv)
+    if world.is_main:
+        err.print(f"run directory: {store.path}", soft_wrap=True)
+    launcher = "wg-eval " if not world.distributed else f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
+    resume_cmd = launcher + shlex.join(args.argv)
     with store, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False,
-        disable=args.quiet,
+        disable=args.quiet or not world.is_main,
     ) as progress:
         bar = progress.add_task(f"{args.task} / {args.scorer}", total=None)
 
@@ -135,18 +154,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.update(bar, completed=done, total=total)
 
         try:
-            result = run(spec, task, scorer, store, progress=on_progress)
+            result = run(spec, task, scorer, store, world=world, progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
+            store.load()
             result = build_result(store, task, limit=args.limit, device=getattr(scorer, "device", None))
-            store.write_result(result)
+            if world.is_main:
+                store.write_result(result)
             err.print(
                 f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in {store.path}.\n"
                 f"Resume with:\n  {resume_cmd}",
                 soft_wrap=True,
             )
             return 130
-    _print_summary(result, store.path)
+    if result is not None:
+        _print_summary(result, store.path)
     return 0
 
 

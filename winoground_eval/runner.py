@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .contracts import Example, Scorer, Task, evaluate_examples
+from .distributed import World, barrier
 from .env import device_description, environment
 from .errors import ScoreError
 from .metrics import check_matrix
@@ -32,9 +33,14 @@ class RunSpec:
     skip_bad: bool = False
 
 
-def open_store(spec: RunSpec, task: Task, scorer: Scorer) -> RunStore:
+def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()) -> RunStore:
+    """The run directory of this (task, scorer config); rank 0 creates it before the others open it."""
     identity = run_identity(task.info(), spec.scorer_name, scorer.config())
-    return RunStore.create_or_open(spec.out_dir, identity, environment())
+    store = None
+    if world.is_main:
+        store = RunStore.create_or_open(spec.out_dir, identity, environment(), rank=0)
+    barrier(world)
+    return store or RunStore.create_or_open(spec.out_dir, identity, environment(), rank=world.rank)
 
 
 def _chunks(examples, size: int):
@@ -54,23 +60,31 @@ def run(
     scorer: Scorer,
     store: RunStore,
     *,
+    world: World = World(),
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Score every example the store has not finished, then write and return result.json.
 
     The caller holds the store's lock. A KeyboardInterrupt (or any error) leaves every
-    finished example on disk; the next call resumes from there.
+    finished example on disk; the next call resumes from there, with any number of ranks.
+    In a distributed run each rank takes every world_size-th example still to do; rank 0
+    waits for all, then writes and returns the result (other ranks return None).
     """
     metadata = task.metadata()
     target = list(metadata)
     store.load(repair=True)
     done = store.finished_ids() & set(target)
-    todo = len(target) - len(done)
-    store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": todo,
-                       "device": str(getattr(scorer, "device", "cpu"))})
-    log.info("run %s: %d of %d examples already done, %d to go", store.path, len(done), len(target), todo)
+    barrier(world)  # every rank has read the shards before any rank appends
+    todo = [i for i in target if i not in done]
+    mine = world.share(todo)
+    if world.is_main:
+        store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": len(todo),
+                           "world_size": world.world_size, "device": str(getattr(scorer, "device", "cpu"))})
+    log.info("run %s: %d of %d examples already done, %d to go (%d on this rank)",
+             store.path, len(done), len(target), len(todo), len(mine))
+    total = len(done) + len(mine)
     if progress:
-        progress(len(done), len(target))
+        progress(len(done), total)
     chunk_size = max(1, int(getattr(scorer, "chunk_size", 1)))
     finished = len(done)
     def skip_bad(example_id: str, exc: Exception) -> None:
@@ -79,9 +93,10 @@ def run(
         store.append_skipped(example_id, str(exc))
         finished += 1
         if progress:
-            progress(finished, len(target))
+            progress(finished, total)
 
-    examples = task.examples(skip=done, on_error=skip_bad) if spec.skip_bad else task.examples(skip=done)
+    skip = set(target) - set(mine)
+    examples = task.examples(skip=skip, on_error=skip_bad) if spec.skip_bad else task.examples(skip=skip)
     for chunk in _chunks(examples, chunk_size):
         t0 = time.perf_counter()
         results = evaluate_examples(scorer, chunk)
@@ -93,7 +108,11 @@ def run(
             store.append(ex.id, scored, seconds)
             finished += 1
             if progress:
-                progress(finished, len(target))
+                progress(finished, total)
+    barrier(world)  # every rank has finished its share
+    if not world.is_main:
+        return None
+    store.load()
     result = build_result(store, task, limit=spec.limit, device=getattr(scorer, "device", None))
     store.write_result(result)
     store.log_session({"event": "finished", "n_examples": result["n_examples"]})
@@ -103,7 +122,7 @@ def run(
 def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any = None) -> dict[str, Any]:
     """result.json, rebuilt from scores.jsonl alone."""
     info = store.run_info()
-    records = store.records or store.load()
+    records = store.records if store.records else store.load()
     target = list(task.metadata())
     scores = dict(store.iter_scores(target))
     metrics = task.metrics(scores)

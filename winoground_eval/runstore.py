@@ -66,6 +66,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of a group
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -91,14 +92,19 @@ def _array_name(example_id: str) -> str:
 class RunStore:
     """One run directory. Use as a context manager to hold its lock while writing."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, rank: int = 0):
         self.path = Path(path)
+        self.rank = rank
+        # Rank 0 (and every single-process run) owns scores.jsonl; rank r>0 of a distributed
+        # run owns its shard scores.rank{r}.jsonl. Reading always merges every shard.
+        self.shard = self.path / ("scores.jsonl" if rank == 0 else f"scores.rank{rank}.jsonl")
+        self._lock_name = ".lock" if rank == 0 else f".lock.rank{rank}"
         self._lock_fh: io.TextIOWrapper | None = None
         self._records: dict[str, dict[str, Any]] = {}
 
     # --- creation and opening -------------------------------------------------------
     @classmethod
-    def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any]) -> "RunStore":
+    def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any], rank: int = 0) -> "RunStore":
         run_id = run_id_of(identity)
         task_name = identity["task"]["name"]
         scorer_name = identity["scorer"]["name"]
@@ -119,9 +125,9 @@ class RunStore:
                 f"only {free // 2**20} MiB free where the run would be written ({path}); "
                 f"free at least {MIN_FREE_BYTES // 2**20} MiB or choose another place with --out DIR"
             )
-        store = cls(path)
+        store = cls(path, rank)
         run_json = path / "run.json"
-        if run_json.exists():
+        if run_json.exists() or rank != 0:  # rank 0 writes run.json before the others open it
             existing = store.run_info()
             if run_id_of({"task": existing["task"], "scorer": existing["scorer"]}) != run_id:
                 raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
@@ -150,7 +156,7 @@ class RunStore:
         self.unlock()
 
     def lock(self) -> None:
-        fh = open(self.path / ".lock", "a+")
+        fh = open(self.path / self._lock_name, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -192,12 +198,20 @@ class RunStore:
         return out
 
     # --- scores ---------------------------------------------------------------------
+    def shards(self) -> list[Path]:
+        """scores.jsonl, then the shards of distributed ranks in rank order."""
+        extra = sorted(self.path.glob("scores.rank*.jsonl"), key=lambda p: int(p.name[len("scores.rank") : -len(".jsonl")]))
+        return [p for p in [self.path / "scores.jsonl", *extra] if p.exists()]
+
     def load(self, *, repair: bool = False) -> dict[str, dict[str, Any]]:
-        """Read scores.jsonl; a torn last line is ignored (and cut off when ``repair``)."""
-        path = self.path / "scores.jsonl"
+        """Read every shard; a torn last line is ignored (and, in this process's own shard,
+        cut off when ``repair``). A scored record supersedes a skipped one."""
         self._records = {}
-        if not path.exists():
-            return self._records
+        for path in self.shards():
+            self._load_shard(path, repair=repair and path == self.shard)
+        return self._records
+
+    def _load_shard(self, path: Path, *, repair: bool) -> None:
         data = path.read_bytes()
         good_end = 0
         pos = 0
@@ -222,9 +236,11 @@ class RunStore:
                     f"{path}:{lineno} is corrupt (not a complete JSON record) and is not the last line; "
                     "move the run directory aside and rerun"
                 ) from None
-            if ex_id in self._records and "skipped" not in self._records[ex_id]:
+            old = self._records.get(ex_id)
+            if old is not None and "skipped" not in old and "skipped" not in rec:
                 raise RunStoreError(f"{path}:{lineno}: example {ex_id} appears twice; move the run directory aside and rerun")
-            self._records[ex_id] = rec  # a skipped example's record is superseded when it is redone
+            if old is None or "skipped" in old:  # a skipped example's record is superseded when it is redone
+                self._records[ex_id] = rec
             good_end = end
             pos = end
         if repair and good_end < len(data):
@@ -232,7 +248,6 @@ class RunStore:
                 fh.truncate(good_end)
                 fh.flush()
                 os.fsync(fh.fileno())
-        return self._records
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -265,7 +280,7 @@ class RunStore:
         if self._lock_fh is None:
             raise RunStoreError("internal: RunStore append without holding the lock")
         line = (json.dumps(rec, allow_nan=False) + "\n").encode()
-        path = self.path / "scores.jsonl"
+        path = self.shard
         with open(path, "ab") as fh:
             size = fh.tell()
             try:
