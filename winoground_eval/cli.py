@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import registry
+from . import registry, results_cli
 from .errors import ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
@@ -181,6 +181,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         raise ConfigError(f"task {args.task!r} cannot compute metrics from a score file")
     scores = read_score_file(args.scores)
     result = metrics_fn(scores, args.metadata)
+    if args.save_run:
+        from .leaderboard import save_score_file_run
+
+        run_dir = save_score_file_run(args.task, args.scores, args.out, args.save_run, metadata=args.metadata)
+        err.print(f"saved as a run: {run_dir}", soft_wrap=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -232,11 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", required=True, help='JSONL: {"label": "{id}_c{k}_i{j}", "score": float} per line')
     p.add_argument("--metadata", help="the dataset's examples.jsonl, for the per-tag breakdown")
     p.add_argument("--json", action="store_true", help="print JSON (the layout of result.json)")
+    p.add_argument("--save-run", metavar="NAME",
+                   help="also save the scores as a run named NAME, so the model joins export, compare and report")
+    p.add_argument("--out", default="runs", help="with --save-run: parent of run directories (default: ./runs)")
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("show", help="print a finished run's summary")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_show)
+
+    results_cli.register(sub)  # export, compare, report
     return parser
 
 

@@ -1,0 +1,228 @@
+"""`wg-eval report`: one self-contained HTML file, checked in a real headless Chromium."""
+
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from winoground_eval import cli, results_cli
+from winoground_eval.compare import correctness
+from winoground_eval.diffusion.scorer import timestep_grid
+from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.leaderboard import TaskFinder, find_runs, read_run, save_score_file_run, select_runs
+from winoground_eval.report import LICENSE_NOTE, build_report, script_json, subset_positions, subset_sizes
+from winoground_eval.scorefile import write_score_file
+from winoground_eval.tasks.sample import write_winoground_sample
+
+HOSTILE = '</script><b id="pwned">x</b> & "q" <img src=x onerror="document.title=1"> \u2028 end'
+RIGHT = [[2.0, 1.0], [1.0, 2.0]]
+TEXT_ONLY = [[2.0, 1.0], [3.0, 4.0]]
+IMAGE_ONLY = [[2.0, 3.0], [1.0, 4.0]]
+WRONG = [[1.0, 2.0], [2.0, 1.0]]
+MODEL_A = [RIGHT, TEXT_ONLY, IMAGE_ONLY, WRONG, RIGHT, IMAGE_ONLY, WRONG, RIGHT]
+MODEL_B = [WRONG, RIGHT, IMAGE_ONLY, RIGHT, WRONG, WRONG, IMAGE_ONLY, RIGHT]
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def wg(argv):
+    """`wg-eval ARGV` through cli.main, with the results commands registered if cli lacks them."""
+    original = cli.build_parser
+
+    def build():
+        parser = original()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if "report" not in sub.choices:
+            results_cli.register(sub)
+        return parser
+
+    cli.build_parser = build
+    try:
+        return cli.main([str(a) for a in argv])
+    finally:
+        cli.build_parser = original
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A sample with a hostile caption; a dummy run, two imported models, a tiny diffusion run."""
+    root = tmp_path_factory.mktemp("report")
+    data = write_winoground_sample(root / "data", n_examples=8, seed=0)
+    rows = [json.loads(line) for line in (data / "examples.jsonl").read_text().splitlines()]
+    rows[1]["caption_0"] = HOSTILE
+    (data / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = root / "runs"
+    assert cli.main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(data), "--out", str(runs), "-q"]) == 0
+    scores = {}
+    for name, pattern in (("model-a", MODEL_A), ("model-b", MODEL_B)):
+        scores[name] = {str(i): np.array(m) for i, m in enumerate(pattern)}
+        write_score_file(root / f"{name}.jsonl", scores[name])
+        save_score_file_run("winoground", root / f"{name}.jsonl", runs, name, metadata=data / "examples.jsonl")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: threads only add contention on a shared CPU
+    try:
+        model = write_tiny_sd(root / "tiny-sd", seed=0)
+        argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
+                "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
+        assert cli.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    [diffusion] = list((runs / "winoground").glob("diffusers_*/*"))
+    return {"root": root, "data": data, "runs": runs, "scores": scores, "diffusion": diffusion, "rows": rows}
+
+
+def test_subsets_of_timesteps():
+    assert list(subset_positions(8, 8)) == list(range(8))
+    assert list(subset_positions(8, 2)) == [2, 6] and list(subset_positions(8, 1)) == [4]
+    grid = timestep_grid(1000)
+    assert list(grid[subset_positions(1000, 10)]) == list(grid[50::100])  # every 100th, from the middle of the first block
+    assert subset_sizes(8) == [1, 2, 4, 8]
+    sizes = subset_sizes(1000)
+    assert sizes[0] == 1 and sizes[-1] == 1000 and len(sizes) <= 17 and sizes == sorted(set(sizes))
+    assert subset_sizes(7)[-1] == 7 and len(subset_sizes(7)) >= 3  # a prime: log-spaced sizes added
+
+
+def test_script_json_cannot_end_its_element():
+    text = script_json({"caption": HOSTILE, "nan": float("nan")})
+    assert not any(ch in text for ch in "<>&\u2028")
+    assert json.loads(text) == {"caption": HOSTILE, "nan": None}
+
+
+def test_report_content(world):
+    runs = select_runs(find_runs([world["runs"]]).runs).kept
+    report = build_report(runs, finder=TaskFinder([world["data"]]))
+    assert report.n_images == 8 and report.notes == []
+    html = report.html
+    assert LICENSE_NOTE.split(":")[0] in html and "Content-Security-Policy" in html
+    assert HOSTILE not in html and "</script><b" not in html  # the caption travels escaped
+    data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])
+    assert [r["run_id"] for r in data["runs"]] == [r.run_id for r in runs]
+    [diff] = [r for r in data["runs"] if r["diffusion"]]
+    d = diff["diffusion"]
+    run = read_run(world["diffusion"])
+    assert d["n_timesteps"] == 8 and d["normalize"] == "uncond" and d["mean_timesteps"] == [int(t) for t in timestep_grid(8)]
+    assert [p["k"] for p in d["by_k"]] == [1, 2, 4, 8]
+    full = d["by_k"][-1]  # all stored timesteps: the run's own numbers
+    assert {m: full[m] for m in ("text", "image", "group")} == run.result["metrics"]
+    assert len(d["example_errors"]["0"]) == 4 and len(d["example_errors"]["0"][0]) == 8
+    ds = next(iter(data["datasets"].values()))
+    assert ds["examples"]["1"]["captions"][0] == HOSTILE
+    assert ds["examples"]["0"]["images"][0].startswith("data:image/jpeg;base64,")
+
+
+def test_report_without_data_says_so(world, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert wg(["report", world["runs"], "-o", out, "--with-published"]) == 0
+    captured = capsys.readouterr()
+    assert "--data-dir" in captured.err and "with images" not in captured.out
+    html = out.read_text()
+    data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])
+    ds = next(iter(data["datasets"].values()))
+    assert all(e["images"] is None and e["captions"] is None for e in ds["examples"].values())
+    assert "not reachable" in ds["note"] and len(data["published"]) == 4
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Chromium's path (with playwright importable), or skip (locally) / fail (CI) with the reason."""
+    path = os.environ.get("WG_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path and not os.access(path, os.X_OK):
+        path = None
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        reason = "the browser test needs the playwright package (pip install -e '.[dev]')"
+    if reason is None and not path:
+        reason = "the browser test needs Chromium (Debian: apt-get install chromium; or set WG_EVAL_CHROMIUM)"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run this test, not skip it")
+        pytest.skip(reason)
+    return path
+
+
+def test_report_in_a_headless_browser(chromium, world, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "report.html"
+    assert wg(["report", world["runs"], "-o", out, "--data-dir", world["data"], "--with-published"]) == 0
+    runs = select_runs(find_runs([world["runs"]]).runs).kept
+    by_scorer = {r.scorer_name: r for r in runs}
+    a_ok = correctness(world["scores"]["model-a"])
+    b_ok = correctness(world["scores"]["model-b"])
+    image_a_right_b_wrong = [i for i in a_ok if a_ok[i][1] and not b_ok[i][1]]
+    assert image_a_right_b_wrong == ["0", "4", "5"]
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(out.as_uri())
+            page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+
+            # the table: one row per run, sortable
+            rows = page.locator("#leaderboard tbody tr")
+            assert rows.count() == len(runs) == 4
+            assert page.locator("#published tbody tr").count() == 4
+
+            def column(key):
+                idx = page.locator("#leaderboard thead th").evaluate_all(
+                    f"(ths) => ths.findIndex((th) => th.dataset.key === {json.dumps(key)})")
+                return page.locator(f"#leaderboard tbody tr td:nth-child({idx + 1})").evaluate_all(
+                    "(tds) => tds.map((td) => td.dataset.value)")
+
+            page.click("#leaderboard th[data-key='image']")
+            assert page.get_attribute("#leaderboard th[data-key='image']", "aria-sort") == "descending"
+            values = [float(v) for v in column("image")]
+            assert values == sorted(values, reverse=True) and values[0] > values[-1]
+            page.click("#leaderboard th[data-key='image']")
+            values = [float(v) for v in column("image")]
+            assert values == sorted(values)
+            page.click("#leaderboard th[data-key='scorer']")
+            assert column("scorer") == sorted(r.scorer_name for r in runs)
+
+            # the example browser: "A right, B wrong" on the image score, then a tag
+            page.select_option("#run-a", label=by_scorer["model-a"].label)
+            page.select_option("#run-b", label=by_scorer["model-b"].label)
+            page.select_option("#filter-metric", "image")
+            page.select_option("#filter-relation", "a-right-b-wrong")
+            count = page.get_attribute("#example-count", "data-count")
+            ids = page.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)")
+            assert count == str(len(image_a_right_b_wrong)) and ids == image_a_right_b_wrong
+            page.select_option("#filter-relation", "all")
+            page.select_option("#filter-tag", label="collapsed_tag: Object")
+            objects = [str(r["id"]) for r in world["rows"] if r["collapsed_tag"] == "Object"]
+            ids = page.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)")
+            assert ids == objects
+            card = page.locator("#examples .example[data-id='0']")
+            assert card.locator("img").count() == 2
+            assert card.locator(".matrix").count() == 2 and card.locator(".decisions .ok").count() == 4  # model-a: RIGHT
+
+            # a caption is text, never markup
+            page.select_option("#filter-tag", "")
+            assert page.locator("#pwned").count() == 0
+            captions = page.locator("#examples .example[data-id='1'] .caption").all_text_contents()
+            assert any("</script>" in c and 'onerror="document.title=1"' in c for c in captions)
+            assert page.title() == "winoground-eval report"
+
+            # diffusion plots
+            page.select_option("#run-a", label=by_scorer[read_run(world["diffusion"]).scorer_name].label)
+            assert page.locator("#diffusion-section").is_visible()
+            assert page.locator("#diffusion-charts .chart svg polyline").count() >= 5
+            assert page.locator("#examples .example-curve").count() == 8
+
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+    assert problems == []
+    assert all(url == out.as_uri() or url.startswith("data:") for url in requests), requests

@@ -1,0 +1,354 @@
+"""One self-contained static HTML report of runs.
+
+Everything the page needs is inlined into one file: the CSS, the script (vanilla JS), the
+data as JSON, charts drawn as inline SVG by the script, and the images as downscaled JPEG
+``data:`` URIs. A Content-Security-Policy forbids every network request, so the file opens
+the same anywhere, offline.
+
+Text from runs and datasets (captions, tags, scorer names) is user data: it travels as
+JSON inside a ``<script type="application/json">`` element with ``<``, ``>`` and ``&``
+escaped, and the script puts it into the page with ``textContent`` and
+``setAttribute`` only, never as markup.
+
+Sections: the leaderboard table (sortable; percentages; 95% intervals drawn as bars),
+per-tag breakdown charts, for diffusion runs the mean error per timestep and the scores
+recomputed on evenly spaced subsets of the stored timesteps, and a per-example browser
+(thumbnails, captions, each run's 2x2 score matrix with the four decisions, filters by
+tag and by "A right, B wrong").
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from .compare import correctness, natural_key
+from .errors import ConfigError, WgEvalError
+from .leaderboard import RunRecord, TaskFinder, example_tags, published_rows
+
+ASSETS = "report_assets"
+LICENSE_NOTE = (
+    "Winoground's license forbids redistributing its images and captions: a report built from Winoground "
+    "must not be published or shared beyond what that license allows."
+)
+MAX_CURVE_POINTS = 48  # per-example error curves are subsampled to at most this many timesteps
+MAX_MEAN_POINTS = 250  # run-level mean error curves likewise
+MAX_SUBSETS = 16
+
+
+class ReportError(WgEvalError):
+    """A report that cannot be built or written."""
+
+
+@dataclass
+class Report:
+    html: str
+    notes: list[str]
+    n_examples: int
+    n_images: int
+
+
+# --- diffusion: re-aggregating stored per-timestep errors ----------------------------------------
+def subset_positions(n_grid: int, k: int) -> np.ndarray:
+    """``k`` grid positions spread evenly over ``n_grid``: ``floor((i + 1/2) n_grid / k)``.
+
+    The middle position of each of k equal blocks (when k divides n_grid, every
+    (n_grid/k)-th position, as the scorer's own grid spaces timesteps); k = n_grid gives
+    every position.
+    """
+    if not 1 <= k <= n_grid:
+        raise ConfigError(f"cannot take {k} of {n_grid} timesteps")
+    return np.floor((np.arange(k) + 0.5) * n_grid / k).astype(np.int64)
+
+
+def subset_sizes(n_grid: int) -> list[int]:
+    """The numbers of timesteps to re-score with: the divisors of ``n_grid`` (thinned to
+    about ``MAX_SUBSETS`` on a log scale), plus log-spaced sizes when it has fewer than four."""
+    ks = {k for k in range(1, n_grid + 1) if n_grid % k == 0}
+    if len(ks) < 4:
+        ks |= {int(round(x)) for x in np.geomspace(1, n_grid, num=min(8, n_grid))}
+    ks = sorted(k for k in ks if 1 <= k <= n_grid)
+    if len(ks) > MAX_SUBSETS:
+        wanted = np.geomspace(1, n_grid, MAX_SUBSETS)
+        ks = sorted({min(ks, key=lambda k: abs(math.log(k) - math.log(w))) for w in wanted} | {n_grid})
+    return ks
+
+
+def _grid_of(config: Mapping[str, Any], n_grid: int) -> list[int]:
+    """The timesteps the stored error columns belong to, from the scorer's config."""
+    from .diffusion.scorer import timestep_grid
+
+    t = config.get("timesteps") or {}
+    try:
+        grid = timestep_grid(int(config.get("n_timesteps", n_grid)), int(config.get("num_train_timesteps", 1000)))
+    except (WgEvalError, TypeError, ValueError):
+        grid = None
+    if grid is not None and len(grid) == n_grid and (not t or (int(grid[0]) == t.get("first") and int(grid[-1]) == t.get("last"))):
+        return [int(x) for x in grid]
+    if t.get("count") == n_grid and n_grid > 1:
+        return [int(round(x)) for x in np.linspace(t["first"], t["last"], n_grid)]
+    return list(range(n_grid))
+
+
+def _round(values: Any, digits: int = 5) -> list:
+    arr = np.asarray(values, dtype=np.float64)
+    return [float(f"{x:.{digits}g}") for x in arr.ravel()]
+
+
+def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[str, Any] | None:
+    """Mean error per timestep and scores on timestep subsets, from ``arrays/<id>.npz``;
+    None when the run stored no per-timestep errors."""
+    from .diffusion.scorer import scores_from_errors
+
+    errors: dict[str, np.ndarray] = {}
+    uncond: dict[str, np.ndarray] = {}
+    for ex_id in ids:
+        arrays = store.arrays(ex_id)
+        if "errors" not in arrays:
+            continue
+        e = np.asarray(arrays["errors"], dtype=np.float64)
+        if e.ndim != 3 or e.shape[:2] != (2, 2):
+            continue
+        errors[ex_id] = e
+        if "uncond_errors" in arrays:
+            uncond[ex_id] = np.asarray(arrays["uncond_errors"], dtype=np.float64)
+    if not errors:
+        return None
+    n_grid = {e.shape[-1] for e in errors.values()}
+    if len(n_grid) != 1:
+        return None
+    n_grid_ = n_grid.pop()
+    grid = _grid_of(run.scorer.get("config", {}), n_grid_)
+    stack = np.stack(list(errors.values()))  # (N, 2, 2, T)
+    matched = (stack[:, 0, 0] + stack[:, 1, 1]).mean(axis=0) / 2
+    mismatched = (stack[:, 0, 1] + stack[:, 1, 0]).mean(axis=0) / 2
+    use_uncond = len(uncond) == len(errors)
+    mean_pos = subset_positions(n_grid_, min(n_grid_, MAX_MEAN_POINTS))
+    mean_curves = {"matched": _round(matched[mean_pos]), "mismatched": _round(mismatched[mean_pos])}
+    if use_uncond:
+        mean_curves["unconditional"] = _round(np.stack(list(uncond.values())).mean(axis=(0, 1))[mean_pos])
+    by_k = []
+    for k in subset_sizes(n_grid_):
+        pos = subset_positions(n_grid_, k)
+        correct = [
+            correctness({i: scores_from_errors(e, uncond.get(i) if use_uncond else None, pos)})[i]
+            for i, e in errors.items()
+        ]
+        arr = np.asarray(correct, dtype=np.float64)
+        by_k.append({"k": k, "text": float(arr[:, 0].mean()), "image": float(arr[:, 1].mean()), "group": float(arr[:, 2].mean())})
+    curve_pos = subset_positions(n_grid_, min(n_grid_, MAX_CURVE_POINTS))
+    per_example = {
+        i: [_round(e[j, k][curve_pos], 4) for j, k in ((0, 0), (0, 1), (1, 0), (1, 1))] for i, e in errors.items()
+    }
+    return {
+        "n_timesteps": n_grid_,
+        "normalize": "uncond" if use_uncond else "none",
+        "mean_timesteps": [grid[p] for p in mean_pos],
+        "mean_error": mean_curves,
+        "by_k": by_k,
+        "curve_timesteps": [grid[p] for p in curve_pos],
+        "example_errors": per_example,
+        "n_with_errors": len(errors),
+    }
+
+
+# --- images ----------------------------------------------------------------------------------
+def thumbnail_uri(image: Any, size: int) -> str:
+    """A downscaled JPEG ``data:`` URI of a PIL image (longest side ``size``)."""
+    from PIL import Image
+
+    img = image.convert("RGB").copy()
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _dataset_examples(task: Any, ids: Sequence[str], thumb_size: int) -> tuple[dict[str, Any], str | None]:
+    """Captions, tags and thumbnails of ``ids`` from a rebuilt task; a note when images fail."""
+    tags = example_tags(task, ids)
+    out: dict[str, Any] = {i: {"captions": None, "images": None, "tags": tags.get(i, {})} for i in ids}
+    wanted = set(ids)
+    skip = [i for i in task.metadata() if i not in wanted]
+    problems: list[str] = []
+
+    def on_error(ex_id: str, exc: Exception) -> None:
+        problems.append(f"example {ex_id}: {exc}")
+
+    try:
+        for ex in task.examples(skip=skip, on_error=on_error):
+            if ex.id in out:
+                out[ex.id]["captions"] = [str(c) for c in ex.captions]
+                out[ex.id]["images"] = [thumbnail_uri(im, thumb_size) for im in ex.images]
+    except (WgEvalError, OSError) as exc:
+        problems.append(str(exc))
+    note = None
+    if problems:
+        note = f"{len(problems)} problem(s) loading examples (shown without images): {problems[0]}"
+    return out, note
+
+
+# --- the page ----------------------------------------------------------------------------------
+def _clean(obj: Any) -> Any:
+    """JSON-able copy with NaN/inf as None (the page's JSON must be strict)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return _clean(obj.item())
+    return obj
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``,
+    U+2028 or U+2029 appear literally (each is a valid JSON string escape)."""
+    text = json.dumps(_clean(data), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
+
+
+def _asset(name: str) -> str:
+    return resources.files("winoground_eval").joinpath(f"{ASSETS}/{name}").read_text(encoding="utf-8")
+
+
+def render_html(data: Mapping[str, Any]) -> str:
+    """The page: the template with the CSS, the script and the data inlined."""
+    css, js = _asset("report.css"), _asset("report.js")
+    for name, text in (("report.css", css), ("report.js", js)):
+        if "</" in text.replace("<\\/", ""):
+            raise ReportError(f"internal: {ASSETS}/{name} holds '</', which would end its inline element")
+    page = _asset("report.html")
+    return page.replace("/*@CSS@*/", css).replace("/*@JS@*/", js).replace("@DATA@", script_json(data))
+
+
+def _decisions(s: np.ndarray) -> list[int]:
+    """The four comparisons behind text and image: i0 prefers c0, i1 prefers c1, c0
+    prefers i0, c1 prefers i1 (strict ``>``)."""
+    return [int(s[0, 0] > s[0, 1]), int(s[1, 1] > s[1, 0]), int(s[0, 0] > s[1, 0]), int(s[1, 1] > s[0, 1])]
+
+
+def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunRecord]) -> dict[str, Any]:
+    r = run.result
+    return {
+        "key": key,
+        "label": run.label,
+        "run_id": run.run_id,
+        "run_dir": str(run.path),
+        "scorer": run.scorer_name,
+        "config": run.scorer.get("config", {}),
+        "task": run.task,
+        "dataset": dataset,
+        "metrics": r.get("metrics", {}),
+        "ci95": r.get("ci95", {}),
+        "breakdown": r.get("breakdown", {}),
+        "n_examples": r.get("n_examples"),
+        "n_expected": r.get("n_expected"),
+        "n_ties": r.get("n_ties", 0),
+        "partial": run.partial,
+        "imported": bool(r.get("imported")),
+        "compute": r.get("compute", {}),
+        "finished": run.finished,
+        "superseded": [s.run_id for s in superseded],
+    }
+
+
+def build_report(
+    runs: Sequence[RunRecord],
+    *,
+    finder: TaskFinder | None = None,
+    with_published: bool = False,
+    thumb_size: int = 160,
+    superseded: Mapping[str, Sequence[RunRecord]] | None = None,
+    title: str = "winoground-eval report",
+) -> Report:
+    """The HTML report of ``runs`` (already selected: one per configuration, ranked)."""
+    if not runs:
+        raise ReportError("no runs to report")
+    if not 16 <= thumb_size <= 1024:
+        raise ConfigError(f"--thumb-size {thumb_size}: choose 16..1024 pixels")
+    notes: list[str] = []
+    datasets: dict[tuple, dict[str, Any]] = {}
+    run_entries = []
+    for n, run in enumerate(runs):
+        t = run.task
+        dkey = (t.get("name"), t.get("version"), t.get("data_fingerprint"))
+        ds = datasets.setdefault(dkey, {"key": f"d{len(datasets)}", "task": t.get("name"), "version": t.get("version"),
+                                        "fingerprint": t.get("data_fingerprint"), "runs": [], "ids": set()})
+        store = run.store()
+        scores = dict(store.iter_scores())
+        try:
+            ok = correctness(scores)
+        except WgEvalError as exc:
+            raise ReportError(f"{run.path}: {exc} (the report's example browser needs 2x2 score matrices)") from None
+        entry = _run_entry(f"r{n}", run, ds["key"], (superseded or {}).get(str(run.path), ()))
+        entry["correct"] = {i: [int(v) for v in c] for i, c in ok.items()}
+        entry["decisions"] = {i: _decisions(m) for i, m in scores.items()}  # exact, not from the rounded display
+        entry["scores"] = {i: [_round(row, 6) for row in s] for i, s in scores.items()}
+        entry["diffusion"] = diffusion_summary(run, store, list(scores)) if any(
+            "arrays" in rec for rec in store.records.values()) else None
+        ds["runs"].append(entry["key"])
+        ds["ids"].update(scores)
+        run_entries.append(entry)
+    n_images = 0
+    out_datasets = {}
+    for dkey, ds in datasets.items():
+        ids = sorted(ds["ids"], key=natural_key)
+        first = next(r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"])
+        task, why = finder.task_for(first.task) if finder is not None else (None, "no data lookup requested")
+        if task is not None:
+            examples, note = _dataset_examples(task, ids, thumb_size)
+        else:
+            examples = {i: {"captions": None, "images": None, "tags": {}} for i in ids}
+            note = f"images, captions and tags are not shown: {why}"
+        if note:
+            notes.append(f"{ds['task']} (data {ds['fingerprint']}): {note}")
+        n_images += sum(1 for e in examples.values() if e["images"])
+        out_datasets[ds["key"]] = {
+            "task": ds["task"], "version": ds["version"], "fingerprint": ds["fingerprint"], "runs": ds["runs"],
+            "order": ids, "examples": examples, "note": note,
+            "images": any(e["images"] for e in examples.values()),
+        }
+    data = {
+        "title": title,
+        "generated": _now(),
+        "generator": {"name": "winoground-eval", "version": __version__},
+        "license_note": LICENSE_NOTE,
+        "notes": notes,
+        "runs": run_entries,
+        "datasets": out_datasets,
+        "published": published_rows() if with_published else [],
+    }
+    html = render_html(data)
+    return Report(html, notes, sum(len(d["order"]) for d in out_datasets.values()), n_images)
+
+
+def write_report(path: str | Path, html: str) -> Path:
+    from .runstore import atomic_write
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        atomic_write(path, html.encode("utf-8"))
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _now() -> str:
+    from .runstore import now
+
+    return now()

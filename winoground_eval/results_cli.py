@@ -1,0 +1,240 @@
+"""`wg-eval export`, `wg-eval compare` and `wg-eval report`: results of many runs.
+
+``register(sub)`` adds the three subcommands to ``wg-eval``'s argparse subparsers. The
+commands talk through the CLI's rich consoles; the work is done in
+:mod:`.leaderboard`, :mod:`.compare` and :mod:`.report`, which never print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+METRICS = ("text", "image", "group")
+
+
+def _consoles():
+    from . import cli  # lazily: cli imports this module to register the commands
+
+    return cli.out, cli.err
+
+
+def _pct(x: Any) -> str:
+    return "-" if not isinstance(x, (int, float)) or x != x else f"{100 * x:.2f}"
+
+
+def _signed_pct(x: Any) -> str:
+    return "-" if not isinstance(x, (int, float)) or x != x else f"{100 * x:+.2f}"
+
+
+def _ci(ci: Any) -> str:
+    """A signed interval in percentage points, one decimal: '[-5.0, +3.2]'."""
+    if not ci:
+        return "-"
+    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _p(p: float) -> str:
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _finder(args: argparse.Namespace):
+    from .leaderboard import TaskFinder
+
+    return TaskFinder(args.data_dir or (), hub=not args.no_hub)
+
+
+def _report_problems(problems, err) -> None:
+    for path, why in problems:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(path))}: {escape(why)}", soft_wrap=True, highlight=False)
+
+
+def _report_selection(selection, err) -> None:
+    for kept_path, older in selection.superseded.items():
+        kept = next(r for r in selection.kept if str(r.path) == kept_path)
+        for run in older:
+            err.print(
+                f"[yellow]superseded[/yellow]: {escape(str(run.path))} ({escape(run.finished)}) has the same config as "
+                f"{escape(str(kept.path))} ({escape(kept.finished)}); keeping the "
+                f"{'complete' if run.partial and not kept.partial else 'newer'} one",
+                soft_wrap=True, highlight=False,
+            )
+    if selection.partial_left_out:
+        err.print(
+            f"{len(selection.partial_left_out)} partial run(s) left out (add --include-partial to list them, marked partial): "
+            + ", ".join(escape(r.label) for r in selection.partial_left_out),
+            soft_wrap=True, highlight=False,
+        )
+
+
+# --- export -----------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from .leaderboard import build_leaderboard, write_leaderboard
+
+    out, err = _consoles()
+    board = build_leaderboard(
+        args.paths,
+        include_partial=args.include_partial,
+        with_published=args.with_published,
+        baseline=args.baseline,
+        finder=_finder(args),
+    )
+    _report_problems(board.problems, err)
+    _report_selection(board.selection, err)
+    for note in board.notes:
+        err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
+    path = write_leaderboard(args.output, board.data)
+    table = Table(title=f"leaderboard: {len(board.data['entries'])} entries", title_justify="left")
+    for col in ("#", "scorer", "task", "n", "text", "image", "group", "run id"):
+        table.add_column(col, justify="right" if col in ("#", "n", "text", "image", "group") else "left")
+    if board.data["baseline"]:
+        table.add_column("group vs baseline", justify="right")
+    for e in board.data["entries"]:
+        name = e["scorer"]["name"] + (" (partial)" if e["partial"] else "")
+        row = [str(e["rank"]), escape(name), escape(f"{e['task']['name']}"), str(e["n_examples"]),
+               *(_pct(e["metrics"][m]) for m in METRICS), e["run_id"]]
+        if board.data["baseline"]:
+            c = e.get("comparison")
+            if c is None:
+                row.append("baseline")
+            elif not c["comparable"]:
+                row.append("not comparable")
+            else:
+                g = c["overall"]["group"]
+                row.append(escape(f"{_signed_pct(g['diff'])} {_ci(g['ci95'])} p={_p(g['p_mcnemar'])}"))
+        table.add_row(*row)
+    out.print(table)
+    for row in board.data.get("published", []):
+        out.print(
+            f"published: {escape(row['model'])}: " + " / ".join(_pct(row["metrics"][m]) for m in METRICS)
+            + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
+        )
+    out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
+    return 0
+
+
+# --- compare ----------------------------------------------------------------------------------
+def compare_table(result: dict[str, Any]) -> Table:
+    """The comparison as a rich table: one row per (subset, metric)."""
+    a, b = result["a"], result["b"]
+    title = (
+        f"A = {escape(a['scorer'])} ({a['run_id']})\nB = {escape(b['scorer'])} ({b['run_id']})\n"
+        f"{result['n_common']} common examples; % and percentage points; 95% CI: paired bootstrap; "
+        "p: exact McNemar on the discordant examples"
+    )
+    if result.get("by_tag"):
+        title += f"\nrows after overall: by {escape(result['tag_group'])}"
+    table = Table(title=title, title_justify="left")
+    for col in ("subset", "n", "metric", "A", "B", "A-B", "95% CI", "A✓B✗", "A✗B✓", "p"):
+        table.add_column(col, justify="left" if col in ("subset", "metric") else "right")
+    blocks = [("overall", result["overall"])]
+    blocks += [(label, block) for label, block in (result.get("by_tag") or {}).items()]
+    for i, (name, block) in enumerate(blocks):
+        if i:
+            table.add_section()
+        for m in METRICS:
+            r = block[m]
+            first = m == METRICS[0]
+            table.add_row(
+                escape(name) if first else "", str(r["n"]) if first else "", m, _pct(r["a"]), _pct(r["b"]),
+                _signed_pct(r["diff"]), escape(_ci(r["ci95"])), str(r["a_right_b_wrong"]), str(r["a_wrong_b_right"]),
+                _p(r["p_mcnemar"]),
+            )
+    return table
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+    from .leaderboard import read_run
+
+    out, err = _consoles()
+    a, b = read_run(args.run_a), read_run(args.run_b)
+    result = compare_runs(a, b, _finder(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    out.print(compare_table(result))
+    if result["n_only_a"] or result["n_only_b"]:
+        out.print(f"not compared: {result['n_only_a']} examples scored only by A, {result['n_only_b']} only by B")
+    if result.get("note"):
+        err.print(f"[yellow]note[/yellow]: {escape(result['note'])}", soft_wrap=True, highlight=False)
+    shown = args.show_ids
+    for m in METRICS:
+        d = result["disagree"][m]
+        for key, what in (("a_right_b_wrong", "A right, B wrong"), ("a_wrong_b_right", "A wrong, B right")):
+            ids = d[key]
+            more = f" ... and {len(ids) - shown} more (--json lists all)" if len(ids) > shown else ""
+            out.print(f"{m}: {what} ({len(ids)}): {escape(', '.join(ids[:shown]))}{more}", soft_wrap=True, highlight=False)
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from .leaderboard import LeaderboardError, find_runs, select_runs
+    from .report import build_report, write_report
+
+    out, err = _consoles()
+    found = find_runs(args.paths)
+    _report_problems(found.problems, err)
+    selection = select_runs(found.runs, include_partial=args.include_partial)
+    _report_selection(selection, err)
+    if not selection.kept:
+        why = " (all partial; add --include-partial)" if selection.partial_left_out else ""
+        raise LeaderboardError(f"no finished runs below {', '.join(args.paths)}{why}")
+    report = build_report(
+        selection.kept, finder=_finder(args), with_published=args.with_published, thumb_size=args.thumb_size,
+        superseded=selection.superseded,
+    )
+    for note in report.notes:
+        err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
+    path = write_report(args.output, report.html)
+    out.print(
+        f"wrote [bold]{escape(str(path))}[/bold] ({len(report.html) / 2**20:.1f} MiB, {len(selection.kept)} runs, "
+        f"{report.n_examples} examples{', with images' if report.n_images else ''})",
+        soft_wrap=True,
+    )
+    if report.n_images:
+        out.print("It embeds dataset images: do not publish it beyond what the dataset's license allows.")
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+def _task_lookup_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", action="append", default=[], metavar="DIR",
+                   help="a local copy of the runs' data, for tags, captions and images (repeatable; matched by data fingerprint)")
+    p.add_argument("--no-hub", action="store_true",
+                   help="do not load Hugging Face Hub data to rebuild a run's task (tags, images)")
+
+
+def register(sub: Any) -> None:
+    """Add ``export``, ``compare`` and ``report`` to ``wg-eval``'s subparsers."""
+    p = sub.add_parser("export", help="collect finished runs into a leaderboard JSON")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the leaderboard JSON to write")
+    p.add_argument("--include-partial", action="store_true", help="also list partial runs (marked \"partial\": true)")
+    p.add_argument("--with-published", action="store_true", help="add the published reference rows (kept apart, marked published)")
+    p.add_argument("--baseline", metavar="RUN_ID_OR_SCORER",
+                   help="compare every entry with this run (a run id, its prefix, or a scorer name)")
+    _task_lookup_args(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("compare", help="paired comparison of two runs: differences, bootstrap CIs, McNemar tests")
+    p.add_argument("run_a", metavar="RUN_A", help="run directory A")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory B")
+    p.add_argument("--json", action="store_true", help="print JSON (every disagreeing id)")
+    p.add_argument("--show-ids", type=int, default=20, metavar="N", help="disagreeing ids listed per metric (default 20)")
+    _task_lookup_args(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of runs (table, tags, examples)")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    p.add_argument("--include-partial", action="store_true", help="also show partial runs (marked partial)")
+    p.add_argument("--with-published", action="store_true", help="add a table of published reference numbers")
+    p.add_argument("--thumb-size", type=int, default=160, metavar="PX", help="longest side of embedded thumbnails (default 160)")
+    _task_lookup_args(p)
+    p.set_defaults(func=cmd_report)
