@@ -9,6 +9,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+def pytest_configure(config):
+    # Tiny models gain nothing from intra-op threads, and on a small shared machine (CI has
+    # 2 cores) OpenMP spin-waiting between processes makes them many times slower.
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def sample_dir(tmp_path):
     from winoground_eval.tasks.sample import write_winoground_sample

@@ -12,13 +12,15 @@ request, not a minute of retries.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ModelLoadError
 
@@ -163,6 +165,7 @@ def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[
 
     what = f"{repo}" + (f" at revision {revision}" if revision else "")
     local_only = _offline()
+    why = "HF_HUB_OFFLINE is set"
     commit: str | None = None
     if not local_only:
         try:
@@ -183,15 +186,16 @@ def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[
             ) from None
         except Exception as exc:  # network failure of any HTTP backend: fall back to the cache
             logger.info("cannot reach the Hugging Face Hub for %s (%s); trying the local cache", repo, exc)
+            why = f"the Hugging Face Hub cannot be reached ({type(exc).__name__}: {exc})"
             local_only = True
     try:
         index_file = hf_hub_download(repo, "model_index.json", revision=commit or revision, local_files_only=local_only)
     except Exception as exc:
         if local_only:
             raise ModelLoadError(
-                f"cannot get {what}: the Hugging Face Hub is unreachable or HF_HUB_OFFLINE is set, and the "
-                "model is not in the local cache. Check the network (proxy, HF_ENDPOINT) or HF token, or "
-                "download it elsewhere and pass the folder as diffusers:PATH"
+                f"cannot get {what}: {why} and the model is not in the local Hugging Face cache. "
+                "Check the network (proxy, HF_ENDPOINT) and HF token, or download the model elsewhere "
+                "(`hf download REPO --local-dir DIR`) and pass the folder as diffusers:DIR"
             ) from None
         raise ModelLoadError(f"cannot download model_index.json of {what} ({type(exc).__name__}: {exc})") from None
     if commit is None:  # from the cache: .../snapshots/<commit>/model_index.json
@@ -210,7 +214,27 @@ def _load_one(root: str, name: str, library: str, class_name: str, torch_dtype: 
     if not (is_scheduler or is_tokenizer):
         kwargs["use_safetensors"] = True
         kwargs["torch_dtype" if library == "diffusers" else "dtype"] = torch_dtype
-    return cls.from_pretrained(root, **kwargs)
+        if library == "diffusers" and importlib.util.find_spec("accelerate") is None:
+            kwargs["low_cpu_mem_usage"] = False  # what diffusers falls back to, without its warning
+    with quiet_progress_bars():
+        return cls.from_pretrained(root, **kwargs)
+
+
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Silence transformers' and diffusers' weight loading/saving bars (library code draws nothing)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    states = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in states:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, was_enabled in states:
+            if was_enabled:
+                lib.enable_progress_bar()
 
 
 def load_components(model: str, *, revision: str | None = None, torch_dtype: Any = None) -> tuple[dict[str, Any], Source]:

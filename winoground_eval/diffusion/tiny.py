@@ -1,4 +1,4 @@
-"""Tiny random Stable-Diffusion-like components, built offline in well under a second.
+"""Tiny random Stable-Diffusion-like components, built offline in about a second.
 
 Tests, benchmarks and training scripts use these instead of real weights. They go through
 the same loading code as real models: :func:`write_tiny_sd` saves them with
@@ -11,11 +11,10 @@ built from the vocabulary file that ``open_clip`` ships, so no hub access is nee
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -178,20 +177,6 @@ def tiny_components(
     }
 
 
-@contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """transformers' save_pretrained draws a progress bar; library code stays silent."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 def write_tiny_sd(
     path: str | Path,
     prediction_type: PredictionType = "epsilon",
@@ -206,6 +191,8 @@ def write_tiny_sd(
     """
     import diffusers
 
+    from .loading import quiet_progress_bars
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     parts = tiny_components(prediction_type, pixel_space, seed, sample_size, tokenizer_dir=path / "tokenizer")
@@ -218,7 +205,7 @@ def write_tiny_sd(
             index[name] = [None, None]
             continue
         if name != "tokenizer":  # already written by build_clip_tokenizer
-            with _no_progress_bars():
+            with quiet_progress_bars():
                 module.save_pretrained(path / name)
         library = "transformers" if name in ("text_encoder", "tokenizer") else "diffusers"
         index[name] = [library, type(module).__name__]
