@@ -1,13 +1,12 @@
 """`wg-eval compare`: paired bootstrap intervals, exact McNemar tests, per tag, disagreeing ids."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from winoground_eval import cli, results_cli
+from winoground_eval import cli
 from winoground_eval.compare import CompareError, compare_scores, correctness, mcnemar_exact, paired
 from winoground_eval.leaderboard import save_score_file_run
 from winoground_eval.scorefile import write_score_file
@@ -18,23 +17,10 @@ TEXT_ONLY = np.array([[2.0, 1.0], [3.0, 4.0]])  # text right; image wrong (c0 pr
 WRONG = np.array([[1.0, 2.0], [2.0, 1.0]])  # all wrong
 
 
+
 def wg(argv):
-    """`wg-eval ARGV` through cli.main, with the results commands registered if cli lacks them."""
-    original = cli.build_parser
-
-    def build():
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "compare" not in sub.choices:
-            results_cli.register(sub)
-        return parser
-
-    cli.build_parser = build
-    try:
-        return cli.main([str(a) for a in argv])
-    finally:
-        cli.build_parser = original
-
+    """`wg-eval ARGV` through cli.main."""
+    return cli.main([str(a) for a in argv])
 
 def test_correctness_follows_the_metric_rules():
     assert correctness({"a": RIGHT, "b": TEXT_ONLY, "c": WRONG}) == {

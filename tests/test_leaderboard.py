@@ -1,6 +1,5 @@
 """`wg-eval export`: finished runs into a versioned leaderboard JSON; imported score files as runs."""
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +8,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from winoground_eval import cli, results_cli
+from winoground_eval import cli
 from winoground_eval.compare import compare_scores
 from winoground_eval.leaderboard import (
     RunRecord,
@@ -26,23 +25,10 @@ from winoground_eval.tasks.sample import write_winoground_sample
 REF = Path(__file__).parent / "data" / "reference_scores"
 
 
+
 def wg(argv):
-    """`wg-eval ARGV` through cli.main, with the results commands registered if cli lacks them."""
-    original = cli.build_parser
-
-    def build():
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            results_cli.register(sub)
-        return parser
-
-    cli.build_parser = build
-    try:
-        return cli.main([str(a) for a in argv])
-    finally:
-        cli.build_parser = original
-
+    """`wg-eval ARGV` through cli.main."""
+    return cli.main([str(a) for a in argv])
 
 def random_scores(ids, seed):
     rng = np.random.default_rng(seed)

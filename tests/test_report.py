@@ -1,6 +1,5 @@
 """`wg-eval report`: one self-contained HTML file, checked in a real headless Chromium."""
 
-import argparse
 import json
 import os
 import shutil
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from winoground_eval import cli, results_cli
+from winoground_eval import cli
 from winoground_eval.compare import correctness
 from winoground_eval.diffusion.scorer import timestep_grid
 from winoground_eval.diffusion.tiny import write_tiny_sd
@@ -29,23 +28,10 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+
 def wg(argv):
-    """`wg-eval ARGV` through cli.main, with the results commands registered if cli lacks them."""
-    original = cli.build_parser
-
-    def build():
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "report" not in sub.choices:
-            results_cli.register(sub)
-        return parser
-
-    cli.build_parser = build
-    try:
-        return cli.main([str(a) for a in argv])
-    finally:
-        cli.build_parser = original
-
+    """`wg-eval ARGV` through cli.main."""
+    return cli.main([str(a) for a in argv])
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
