@@ -22,6 +22,7 @@ def wg(argv):
     """`wg-eval ARGV` through cli.main."""
     return cli.main([str(a) for a in argv])
 
+
 def test_correctness_follows_the_metric_rules():
     assert correctness({"a": RIGHT, "b": TEXT_ONLY, "c": WRONG}) == {
         "a": (True, True, True), "b": (True, False, False), "c": (False, False, False)}

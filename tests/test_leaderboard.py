@@ -30,6 +30,7 @@ def wg(argv):
     """`wg-eval ARGV` through cli.main."""
     return cli.main([str(a) for a in argv])
 
+
 def random_scores(ids, seed):
     rng = np.random.default_rng(seed)
     return {i: rng.normal(size=(2, 2)) for i in ids}

@@ -33,6 +33,7 @@ def wg(argv):
     """`wg-eval ARGV` through cli.main."""
     return cli.main([str(a) for a in argv])
 
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A sample with a hostile caption; a dummy run, two imported models, a tiny diffusion run."""
