@@ -52,10 +52,10 @@ SCORERS: dict[str, Entry] = {
         "Diffusion Classifier, stabilityai/stable-diffusion-2 (768 px, v-prediction)",
     ),
     "sd2.1": Entry(
-        "winoground_eval.diffusion.presets:sd2_1", "Diffusion Classifier, stabilityai/stable-diffusion-2-1-base (512 px)"
+        "winoground_eval.diffusion.presets:sd2_1", "Diffusion Classifier, stabilityai/stable-diffusion-2-1-base (SD 2.1, 512 px)"
     ),
-    "sd1.5": Entry("winoground_eval.diffusion.presets:sd1_5", "Diffusion Classifier, Stable Diffusion v1.5 (512 px)"),
-    "sd1.4": Entry("winoground_eval.diffusion.presets:sd1_4", "Diffusion Classifier, CompVis/stable-diffusion-v1-4 (512 px)"),
+    "sd1.5": Entry("winoground_eval.diffusion.presets:sd1_5", "Diffusion Classifier, stable-diffusion-v1-5/stable-diffusion-v1-5 (SD 1.5, 512 px)"),
+    "sd1.4": Entry("winoground_eval.diffusion.presets:sd1_4", "Diffusion Classifier, CompVis/stable-diffusion-v1-4 (SD 1.4, 512 px)"),
 }
 
 # Scorer names with a free-form part after the prefix.
