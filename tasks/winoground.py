@@ -37,6 +37,14 @@ FIELDS = ("id", "caption_0", "caption_1", "tag", "secondary_tag", "num_main_pred
 GROUPS = ("collapsed_tag", "secondary_tag", "num_main_preds", "why_hard")
 WHY_HARD_RENAME = {"Non Minimal": "NonCompositional"}
 CONNECT_TIMEOUT_S = 5.0
+# What the text, image and group scores compare (rows = images, columns = captions):
+# text = c0 vs c1 on i0 and on i1, image = i0 vs i1 on c0 and on c1.
+WINOGROUND_COMPARISONS = (
+    ("text", (0, 0), (0, 1)),
+    ("text", (1, 1), (1, 0)),
+    ("image", (0, 0), (1, 0)),
+    ("image", (1, 1), (0, 1)),
+)
 
 
 def packaged_manifest(name: str) -> dict[str, Any]:
@@ -342,7 +350,7 @@ class WinogroundTask:
                     raise
                 on_error(row["id"], exc)
                 continue
-            yield Example(row["id"], images, captions, self._tags[row["id"]])
+            yield Example(row["id"], images, captions, self._tags[row["id"]], comparisons=WINOGROUND_COMPARISONS)
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
         return metrics_with_tags(scores, self._tags)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import registry, results_cli
+from . import registry, results_cli, timestep_select
 from .errors import ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     results_cli.register(sub)  # export, compare, report
+    timestep_select.register(sub)  # choose-timesteps
     return parser
 
 

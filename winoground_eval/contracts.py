@@ -16,12 +16,21 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Example:
-    """One benchmark item: images (PIL RGB), captions, and its tags/metadata."""
+    """One benchmark item: images (PIL RGB), captions, and its tags/metadata.
+
+    ``comparisons`` declares which cells of the score matrix the task's metrics compare,
+    as ``(metric, (j, k), (j2, k2))`` triples: cell (image j, caption k) against cell
+    (j2, k2), ``metric`` naming what needs it (e.g. ``"text"``, ``"image"``). A scorer that
+    stops early (the diffusion scorer with ``stopping=sequential``) settles these and no
+    others; empty means every pair of captions on each image. Scorers that compute the
+    whole matrix ignore it.
+    """
 
     id: str
     images: tuple[Image.Image, ...]
     captions: tuple[str, ...]
     tags: Mapping[str, Any] = field(default_factory=dict)
+    comparisons: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ SCORERS: dict[str, Entry] = {
         "winoground_eval.diffusion.presets:sd2",
         "Diffusion Classifier, stabilityai/stable-diffusion-2-base (SD 2.0, 512 px, epsilon); the paper's setting",
     ),
+    "sd2-fast": Entry(
+        "winoground_eval.diffusion.presets:sd2_fast",
+        "sd2 with sequential early stopping (-o stopping=sequential): the full-budget decisions at a fraction of the UNet calls",
+    ),
     "sd2-768": Entry(
         "winoground_eval.diffusion.presets:sd2_768",
         "Diffusion Classifier, stabilityai/stable-diffusion-2 (768 px, v-prediction)",

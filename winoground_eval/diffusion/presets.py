@@ -1,7 +1,7 @@
 """Scorer factories named in :mod:`winoground_eval.registry`.
 
 ``sd2`` (the paper's setting), ``sd2_768``, ``sd2_1``, ``sd1_5``, ``sd1_4`` load a fixed
-Hub repository; ``from_diffusers_spec`` loads any Stable-Diffusion-layout repository or
+Hub repository; ``sd2_fast`` is ``sd2`` with ``stopping="sequential"``; ``from_diffusers_spec`` loads any Stable-Diffusion-layout repository or
 local folder (``--scorer diffusers:ID_OR_PATH``). All take the same keyword options, whose
 annotations ``-o key=value`` overrides are checked against.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from .scorer import DEFAULT_NOISE_BANK_SIZE, DEFAULT_NOISE_SEED, DiffusionScorer, DType, Interpolation, Loss, Normalize
+from .scorer import DEFAULT_NOISE_BANK_SIZE, DEFAULT_NOISE_SEED, DiffusionScorer, DType, Interpolation, Loss, Normalize, Stopping
+from .sequential import Decide
 
 # Hub repositories of the presets. Stable Diffusion 1.5 moved from runwayml/ (deleted in
 # 2024) to this mirror, which holds the same weights.
@@ -40,6 +41,13 @@ def from_diffusers_spec(
     interpolation: Interpolation = "bicubic",
     normalize: Normalize = "none",
     compile: bool = False,
+    stopping: Stopping = "none",
+    confidence: float = 0.99,
+    min_timesteps: int = 20,
+    max_timesteps: int | None = None,
+    round_size: int = 20,
+    futility: bool = True,
+    decide: Decide = "all",
 ) -> DiffusionScorer:
     """The Diffusion Classifier on ``spec``, a diffusers Hub id or local folder.
 
@@ -53,6 +61,16 @@ def from_diffusers_spec(
     resolution: image side in pixels (None = the UNet's native size). interpolation: resize filter.
     normalize: none, or uncond to subtract each image's unconditional (empty prompt) error.
     compile: torch.compile the UNet.
+    stopping: none (every grid timestep for every pair), or sequential: evaluate the grid in
+      van der Corput order, in rounds, and stop a group of pairs once the comparisons the
+      task's metrics need are settled (the full-budget decision, at ``confidence``).
+    confidence: 1 - the error rate per comparison (against the full-budget decision) of sequential stopping.
+    min_timesteps: timesteps evaluated before the first look. round_size: timesteps per round.
+    max_timesteps: a hard cap on timesteps per pair (None = the whole grid; a cap gives up the guarantee).
+    futility: also stop when the rest of the grid can only turn the decision into one that
+      is not significant at the full budget.
+    decide: which declared comparisons to settle: all, text (captions on each image; a
+      text-score-only run) or image (images for each caption; use with normalize=uncond).
     """
     return DiffusionScorer.from_pretrained(
         spec,
@@ -69,25 +87,39 @@ def from_diffusers_spec(
         interpolation=interpolation,
         normalize=normalize,
         compile=compile,
+        stopping=stopping,
+        confidence=confidence,
+        min_timesteps=min_timesteps,
+        max_timesteps=max_timesteps,
+        round_size=round_size,
+        futility=futility,
+        decide=decide,
     )
 
 
-def _preset(name: str, summary: str) -> Callable[..., DiffusionScorer]:
-    """A factory for ``MODEL_IDS[name]`` with from_diffusers_spec's keyword options."""
-    model_id = MODEL_IDS[name]
+def _preset(name: str, summary: str, model: str | None = None, **defaults: Any) -> Callable[..., DiffusionScorer]:
+    """A factory for ``MODEL_IDS[model or name]`` with from_diffusers_spec's keyword options,
+    ``defaults`` replacing some of their defaults."""
+    model_id = MODEL_IDS[model or name]
 
     def factory(**options: Any) -> DiffusionScorer:
-        return from_diffusers_spec(model_id, **options)
+        return from_diffusers_spec(model_id, **{**defaults, **options})
 
     signature = inspect.signature(from_diffusers_spec)
-    factory.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    params = [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in list(signature.parameters.values())[1:]]
+    factory.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     factory.__annotations__ = {k: v for k, v in from_diffusers_spec.__annotations__.items() if k != "spec"}
     factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = f"{summary} ({model_id}).\n\nOptions as :func:`from_diffusers_spec`."
+    changed = "".join(f", {k}={v!r}" for k, v in defaults.items())
+    factory.__doc__ = f"{summary} ({model_id}{changed}).\n\nOptions as :func:`from_diffusers_spec`."
     return factory
 
 
 sd2 = _preset("sd2", "The Diffusion Classifier paper's model: Stable Diffusion 2.0 base, 512 px, epsilon")
+sd2_fast = _preset(
+    "sd2_fast", "sd2 with sequential early stopping: the same decisions at a fraction of the UNet calls",
+    model="sd2", stopping="sequential",
+)
 sd2_768 = _preset("sd2_768", "Stable Diffusion 2.0, 768 px, v-prediction")
 sd2_1 = _preset("sd2_1", "Stable Diffusion 2.1 base, 512 px, epsilon")
 sd1_5 = _preset("sd1_5", "Stable Diffusion 1.5, 512 px, epsilon")

@@ -41,7 +41,9 @@ from PIL import Image
 
 from ..contracts import Example, Scored
 from ..errors import ConfigError, DataError, ScoreError
+from . import sequential
 from .loading import Source, load_components
+from .sequential import SEQUENTIAL_VERSION, UNCOND, Decide
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ Loss = Literal["l2", "l1", "huber"]
 Interpolation = Literal["bicubic", "bilinear", "lanczos"]
 Normalize = Literal["none", "uncond"]
 DType = Literal["float32", "float16", "bfloat16"]
+Stopping = Literal["none", "sequential"]
 
 ALGORITHM_VERSION = 1  # bump when a change alters the numbers for the same options
 DEFAULT_NOISE_SEED = 42
@@ -66,7 +69,14 @@ def _check_choice(name: str, value: Any, choices: Any) -> None:
         raise ConfigError(f"option {name}={value!r}: choose one of {', '.join(map(str, allowed))}")
 
 
-_CHECKED = ("n_timesteps", "noise_bank_size", "loss", "interpolation", "dtype", "batch_size", "normalize")
+_CHECKED = (
+    "n_timesteps", "noise_bank_size", "loss", "interpolation", "dtype", "batch_size", "normalize",
+    "stopping", "confidence", "min_timesteps", "max_timesteps", "round_size", "futility", "decide",
+)
+# The stopping options and their defaults; with stopping=none none of them may differ.
+STOPPING_DEFAULTS = {
+    "confidence": 0.99, "min_timesteps": 20, "max_timesteps": None, "round_size": 20, "futility": True, "decide": "all",
+}
 
 
 def check_options(
@@ -78,8 +88,29 @@ def check_options(
     dtype: str | None = None,
     batch_size: int = 32,
     normalize: str = "none",
+    stopping: str = "none",
+    confidence: float = 0.99,
+    min_timesteps: int = 20,
+    max_timesteps: int | None = None,
+    round_size: int = 20,
+    futility: bool = True,
+    decide: str = "all",
 ) -> None:
     """ConfigError for option values no model can use (checked before loading weights)."""
+    _check_choice("stopping", stopping, Stopping)
+    _check_choice("decide", decide, Decide)
+    given = {"confidence": confidence, "min_timesteps": min_timesteps, "max_timesteps": max_timesteps,
+             "round_size": round_size, "futility": futility, "decide": decide}
+    if stopping == "none":
+        changed = [k for k, v in given.items() if v != STOPPING_DEFAULTS[k]]
+        if changed:
+            raise ConfigError(
+                f"option(s) {', '.join(changed)} apply only with stopping=sequential (add -o stopping=sequential)"
+            )
+    else:
+        sequential.check_stopping_options(
+            confidence=confidence, min_timesteps=min_timesteps, max_timesteps=max_timesteps, round_size=round_size
+        )
     _check_choice("loss", loss, Loss)
     _check_choice("interpolation", interpolation, Interpolation)
     _check_choice("normalize", normalize, Normalize)
@@ -170,14 +201,23 @@ def scores_from_errors(
     ``-mean_i errors[j, k, i]``, plus ``mean_i uncond_errors[j, i]`` when given (the
     ``normalize=uncond`` score: each error minus the same image's unconditional error).
     ``timesteps`` selects grid positions, to re-aggregate a finished run on a subset.
+
+    NaN marks a grid position a run with ``stopping=sequential`` did not evaluate: such a
+    cell's mean is the stratified estimate of its full-grid mean from the positions it has
+    (each stands for the grid points nearest to it; see :mod:`.sequential`).
     """
     e = np.asarray(errors, dtype=np.float64)
     select = slice(None) if timesteps is None else np.asarray(timesteps)
-    scores = -e[..., select].mean(axis=-1)
+    scores = -_grid_mean(e[..., select])
     if uncond_errors is not None:
         u = np.asarray(uncond_errors, dtype=np.float64)
-        scores = scores + u[..., select].mean(axis=-1)[:, None]
+        scores = scores + _grid_mean(u[..., select])[:, None]
     return scores
+
+
+def _grid_mean(values: np.ndarray) -> np.ndarray:
+    """The mean over the last axis; with NaN (not evaluated), the stratified estimate."""
+    return sequential.stratified_mean(values) if np.isnan(values).any() else values.mean(axis=-1)
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor, kind: Loss) -> torch.Tensor:
@@ -243,6 +283,13 @@ class DiffusionScorer:
     size), ``interpolation``, ``dtype`` (None: float16 on CUDA, float32 elsewhere),
     ``compile`` and ``normalize``. ``batch_size`` and ``device`` only change speed (and
     last-bit rounding).
+
+    ``stopping="sequential"`` evaluates the grid in van der Corput order, in rounds, and
+    stops each group of linked cells once every comparison the task needs is settled at
+    ``confidence`` (see :mod:`.sequential`); its options ``confidence``, ``min_timesteps``,
+    ``max_timesteps`` (None: the whole grid), ``round_size``, ``futility`` and ``decide``
+    (which declared comparisons: all, text or image) are recorded in :meth:`config`
+    under ``stopping``, only when stopping is on, so plain run ids do not change.
     """
 
     def __init__(
@@ -265,13 +312,22 @@ class DiffusionScorer:
         batch_size: int = 32,
         compile: bool = False,
         normalize: Normalize = "none",
+        stopping: Stopping = "none",
+        confidence: float = 0.99,
+        min_timesteps: int = 20,
+        max_timesteps: int | None = None,
+        round_size: int = 20,
+        futility: bool = True,
+        decide: Decide = "all",
         source: Source | None = None,
     ) -> None:
         from diffusers import DDPMScheduler
 
         check_options(
             n_timesteps=n_timesteps, noise_bank_size=noise_bank_size, loss=loss, interpolation=interpolation,
-            dtype=dtype, batch_size=batch_size, normalize=normalize,
+            dtype=dtype, batch_size=batch_size, normalize=normalize, stopping=stopping, confidence=confidence,
+            min_timesteps=min_timesteps, max_timesteps=max_timesteps, round_size=round_size, futility=futility,
+            decide=decide,
         )
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -318,6 +374,16 @@ class DiffusionScorer:
         self.batch_size = batch_size
         self.compile = compile
         self.normalize = normalize
+        self.stopping = stopping
+        self.decide = decide
+        self.plan = (
+            sequential.Plan(
+                n_timesteps, confidence=float(confidence), min_timesteps=min_timesteps, max_timesteps=max_timesteps,
+                round_size=round_size, futility=futility,
+            )
+            if stopping == "sequential"
+            else None
+        )
         self.source = source or Source(model="<in-memory components>")
 
         for module in (unet, text_encoder, vae):
@@ -339,6 +405,11 @@ class DiffusionScorer:
             "diffusion scorer %s on %s (%s), %d timesteps, batch %d",
             self.source.model, self.device, self.dtype, n_timesteps, batch_size,
         )
+        if self.plan is not None:
+            logger.info(
+                "sequential stopping: looks after %s timesteps, boundary %.3f (confidence %s, futility %s, decide %s)",
+                ",".join(map(str, self.plan.looks)), self.plan.boundary, confidence, futility, decide,
+            )
 
     @classmethod
     def from_pretrained(cls, model_id_or_path: str, revision: str | None = None, **options: Any) -> "DiffusionScorer":
@@ -396,21 +467,49 @@ class DiffusionScorer:
             "latent_scaling_factor": scaling,
             "latent_shift_factor": None if shift is None else float(shift),
             "max_length": int(self.tokenizer.model_max_length),
+            **({"stopping": self.stopping_config()} if self.plan is not None else {}),
+        }
+
+    def stopping_config(self) -> dict[str, Any]:
+        """The stopping rule's settings (only for stopping=sequential)."""
+        plan = self.plan
+        assert plan is not None
+        return {
+            "rule": "sequential",
+            "version": SEQUENTIAL_VERSION,
+            "confidence": plan.confidence,
+            "min_timesteps": plan.min_timesteps,
+            "max_timesteps": None if plan.cap >= plan.n_grid else plan.cap,  # a cap at or past the grid is no cap
+            "round_size": plan.round_size,
+            "futility": plan.futility,
+            "decide": self.decide,
         }
 
     def errors(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
-        """Raw (n_images, n_captions, n_timesteps) float32 errors (never normalised)."""
+        """Raw (n_images, n_captions, n_timesteps) float32 errors on the whole grid (never
+        normalised, never stopped early)."""
         return self._example_errors(images, captions, uncond=False)[0]
 
     def score(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
-        """(n_images, n_captions) float64 scores, higher = better match."""
+        """(n_images, n_captions) float64 scores, higher = better match.
+
+        With stopping on, the comparisons settled are every caption pair on each image."""
+        if self.plan is not None:
+            return self._sequential_example(images, captions, ()).scores
         errors, uncond, _ = self._example_errors(images, captions, uncond=self.normalize == "uncond")
         return scores_from_errors(errors, uncond)
 
     def evaluate(self, examples: Sequence[Example]) -> list[Scored]:
-        """Score examples, keeping each one's per-timestep errors (and unconditional errors)."""
+        """Score examples, keeping each one's per-timestep errors (and unconditional errors).
+
+        With stopping on, errors at grid positions not evaluated are NaN, and ``info`` tells
+        per comparison how it stopped (``info["stopping"]``)."""
         out = []
         for example in examples:
+            if self.plan is not None:
+                out.append(self._sequential_example(example.images, example.captions, getattr(example, "comparisons", ())))
+                logger.debug("example %s: %d UNet evaluations", example.id, out[-1].info["unet_calls"])
+                continue
             errors, uncond, calls = self._example_errors(example.images, example.captions, uncond=self.normalize == "uncond")
             arrays = {"errors": errors}
             if uncond is not None:
@@ -486,6 +585,51 @@ class DiffusionScorer:
         errors = np.ascontiguousarray(grid[:, columns, :])
         uncond_errors = np.ascontiguousarray(grid[:, -1, :]) if uncond else None
         return errors, uncond_errors, len(items)
+
+    def _sequential_example(self, images: Sequence[Image.Image], captions: Sequence[str], declared: Any) -> Scored:
+        """One example with sequential stopping: rounds of grid indices in van der Corput
+        order for every cell still needed, until its comparisons are settled."""
+        if not images or not captions:
+            raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
+        plan = self.plan
+        assert plan is not None
+        uncond = self.normalize == "uncond"
+        unique = sorted(set(captions))
+        columns = [unique.index(c) for c in captions]
+        n_img, n_cap = len(images), len(captions)
+        comparisons = sequential.select_comparisons(declared, n_img, n_cap, self.decide)
+
+        def cell_of(j: int, k: int) -> tuple[int, int]:
+            return (j, UNCOND) if k == UNCOND else (j, columns[k])
+
+        cells, terms, links = sequential.plan_cells(n_img, n_cap, comparisons, uncond, cell_of)
+        with torch.inference_mode():
+            latents = torch.stack([self._encode_image(image) for image in images])
+            conditions = unique + ([""] if uncond else [])
+            embeddings = torch.cat([self._encode_caption(c) for c in conditions])
+
+            def evaluate(run_cells: Sequence[tuple[int, int]], grid_idx: np.ndarray) -> np.ndarray:
+                items = [(j, len(unique) if k == UNCOND else k, int(i)) for i in grid_idx for j, k in run_cells]
+                flat = self._unet_errors(latents, embeddings, items, self.timesteps)
+                return flat.reshape(len(grid_idx), len(run_cells)).T
+
+            result = sequential.run_sequential(plan, cells, terms, evaluate, links)
+        errors = np.stack([np.stack([result.errors[(j, columns[k])] for k in range(n_cap)]) for j in range(n_img)])
+        arrays = {"errors": errors}
+        uncond_errors = None
+        if uncond:
+            uncond_errors = np.stack([result.errors[(j, UNCOND)] for j in range(n_img)])
+            arrays["uncond_errors"] = uncond_errors
+        info = {
+            "unet_calls": result.unet_calls,
+            "stopping": {
+                "timesteps": [[result.evaluated[(j, columns[k])] for k in range(n_cap)] for j in range(n_img)],
+                **({"uncond_timesteps": [result.evaluated[(j, UNCOND)] for j in range(n_img)]} if uncond else {}),
+                "n_early": sum(o.early for o in result.outcomes),
+                "comparisons": [o.as_info() for o in result.outcomes],
+            },
+        }
+        return Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info=info)
 
     def _encode_image(self, image: Image.Image) -> torch.Tensor:
         """(C, H, W) float32 latent (or pixels) on the device."""
@@ -566,5 +710,5 @@ class DiffusionScorer:
     def __repr__(self) -> str:
         return (
             f"DiffusionScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, dtype={self.dtype}, "
-            f"device={self.device}, normalize={self.normalize!r})"
+            f"device={self.device}, normalize={self.normalize!r}, stopping={self.stopping!r})"
         )

@@ -1,0 +1,566 @@
+"""Sequential early stopping for the Diffusion Classifier (numpy and scipy.special only).
+
+The full-budget decision of a comparison between two cells a, b of an example's score
+matrix is the sign of the mean, over the N points of the timestep grid, of the paired
+score difference ``d_i = s_a(i) - s_b(i)`` (``s = -error``, minus the image's
+unconditional error with ``normalize=uncond``), all at the same timestep t_i and noise
+draw eps_i. This module estimates that finite-population mean from a prefix of an
+evaluation order and stops when the full-budget decision is settled:
+
+- **order**: grid indices in van der Corput (bit-reversal) order, so every prefix is
+  spread evenly over t; each evaluated index i keeps its own noise draw, so the whole
+  order is the whole grid, and a full budget is the plain scorer exactly.
+- **estimate**: each evaluated index stands for the grid points nearest to it (its stratum,
+  N_h points, weight w_h = N_h / N): ``D = sum_h w_h d_h``.
+- **uncertainty**: what the N - n points not yet evaluated can still add,
+  ``V = sum_h w_h^2 (1 - 1/N_h) sigma_h^2``, with sigma_h^2 the local successive-difference
+  variance (half the mean squared difference to the neighbouring evaluated points, in t
+  order), a Student t with Satterthwaite's degrees of freedom. V is 0 when n = N.
+- **rule**: at the looks of a fixed schedule (after ``min_timesteps``, then every
+  ``round_size``), ``p = T_df(-(|D| + c) / sqrt(V))`` is the probability that the full
+  budget decides the other way by more than c; stop when ``p <= Phi(-b)``. Without
+  futility c = 0: the full-budget sign itself is settled. With futility,
+  ``c = z_{(1+confidence)/2} * se_N`` (se_N^2 = sum_h w_h sigma_h^2 / N, the full budget's own
+  standard error): stop as soon as the rest of the grid can only turn the decision into
+  one that would not be significant at the full budget.
+- **boundary**: b accounts for the repeated looks. It is the smallest value for which the
+  rule's worst-case error rate (over the unknown mean) is at most 1 - confidence for
+  independent, equal-variance normal differences, whose estimates at the looks are jointly
+  Gaussian with a covariance fixed by the order and the looks (:func:`look_boundary`,
+  seeded simulation, once per grid size, schedule and confidence).
+- **guarantee** (per comparison, under those assumptions): P(stopped decision differs
+  from the full-budget decision) <= 1 - confidence without futility; with futility,
+  P(it differs and the full-budget decision is significant at ``confidence``) <= 1 - confidence.
+  A ``max_timesteps`` below N gives up the guarantee for comparisons still open at the cap.
+
+:func:`run_sequential` drives rounds over the cells of one example through a callback, so
+the scorer runs the UNet and :func:`replay` reads stored per-timestep errors instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+from scipy import special
+
+from ..errors import ConfigError
+
+Decide = Literal["all", "text", "image"]
+SEQUENTIAL_VERSION = 1  # bump when a change alters which timesteps are evaluated or the decisions
+UNCOND = -1  # caption index of an image's unconditional (empty prompt) cell
+
+Cell = Hashable
+PairIndex = tuple[int, int]
+
+
+# --------------------------------------------------------------------------- the order
+
+
+def vdc_order(n: int) -> np.ndarray:
+    """Grid indices 0..n-1 in van der Corput order: bit-reversed over ceil(log2 n) bits, those < n.
+
+    Every prefix is spread evenly over the grid: for n = 2^J the first 2^j indices are
+    exactly every 2^(J-j)-th grid point.
+    """
+    if n < 1:
+        raise ConfigError(f"evaluation order of {n} grid points: need at least 1")
+    bits = max(0, math.ceil(math.log2(n)))
+    idx = np.arange(2**bits, dtype=np.int64)
+    rev = np.zeros_like(idx)
+    for b in range(bits):
+        rev |= ((idx >> b) & 1) << (bits - 1 - b)
+    return rev[rev < n]
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def strata(positions: np.ndarray, n_grid: int) -> np.ndarray:
+    """Sizes N_h of the nearest-point strata of sorted distinct ``positions`` in a grid of ``n_grid``.
+
+    Grid point i occupies [i, i+1); each evaluated point owns the part of [0, n_grid)
+    nearer to its centre than to any other's. The sizes sum to n_grid and are all >= 1.
+    """
+    centres = np.asarray(positions, dtype=np.float64) + 0.5
+    bounds = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [float(n_grid)]])
+    return np.diff(bounds)
+
+
+def stratified_mean(values: np.ndarray, n_grid: int | None = None) -> np.ndarray:
+    """Estimated full-grid mean of each row of ``values`` (..., N), NaN where not evaluated.
+
+    Rows without NaN give their plain mean; a row with NaN gives the nearest-point
+    stratified mean of its evaluated entries (each stands for the grid points nearest to it);
+    an all-NaN row gives NaN.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n_grid = v.shape[-1] if n_grid is None else n_grid
+    flat = v.reshape(-1, v.shape[-1])
+    out = np.empty(len(flat))
+    for r, row in enumerate(flat):
+        ok = ~np.isnan(row)
+        if ok.all():
+            out[r] = row.mean()
+        elif not ok.any():
+            out[r] = np.nan
+        else:
+            pos = np.flatnonzero(ok)
+            out[r] = float(np.dot(strata(pos, n_grid), row[pos]) / n_grid)
+    return out.reshape(v.shape[:-1])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The state of one comparison after n of N grid points.
+
+    ``mean``: the estimate D of the full-budget mean difference; ``var``: V, the variance of
+    what the unevaluated points can add (0 at n = N); ``df``: its degrees of freedom;
+    ``se_full``: the full budget's own standard error (of the mean over N points as an
+    estimate of the expected difference), for the futility rule and for "significant".
+    """
+
+    n: int
+    mean: float
+    var: float
+    df: float
+    se_full: float
+
+
+def estimate(positions: np.ndarray, d: np.ndarray, n_grid: int) -> Estimate:
+    """The :class:`Estimate` from differences ``d`` at grid ``positions`` (any order, distinct)."""
+    pos = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    pos, d = pos[order], np.asarray(d, dtype=np.float64)[order]
+    n = len(pos)
+    sizes = strata(pos, n_grid)
+    w = sizes / n_grid
+    mean = float(np.dot(w, d))
+    if n < 2:
+        return Estimate(n, mean, math.inf if n < n_grid else 0.0, 1.0, math.inf)
+    q = np.diff(d) ** 2 / 2  # successive differences in t order: sigma^2 + drift of the mean
+    # sigma_h^2 = the mean of point h's (one or two) adjacent q; V and se_full are then
+    # linear in q, term by term, which gives Satterthwaite's df (one df per q)
+    coef_var = w**2 * np.clip(1 - 1 / sizes, 0.0, None)  # V = sum_h coef_var[h] sigma_h^2
+    coef_full = w / n_grid  # se_full^2 = sum_h coef_full[h] sigma_h^2
+    # point h's neighbours are q_{h-1} and q_h; share = the weight of each q_g in V
+    n_adj = np.full(n, 2.0)
+    n_adj[0] = n_adj[-1] = 1.0
+    left = coef_var[1:] / n_adj[1:]  # point h = g+1 uses q_g
+    right = coef_var[:-1] / n_adj[:-1]  # point h = g uses q_g
+    share = left + right
+    share_full = coef_full[1:] / n_adj[1:] + coef_full[:-1] / n_adj[:-1]
+    terms = share * q
+    var = float(terms.sum())
+    se_full = math.sqrt(float(np.dot(share_full, q)))
+    # Satterthwaite's df with the q smoothed over 5 neighbours (a single q_g has one df but a
+    # squared value too noisy to weigh it by), times 2/3: the efficiency of successive
+    # differences against the usual variance for independent, equal-variance errors
+    kernel = np.ones(min(5, len(q)))
+    smooth = np.convolve(q, kernel, mode="same") / np.convolve(np.ones_like(q), kernel, mode="same")
+    t_smooth = share * smooth
+    df = float(2 / 3 * t_smooth.sum() ** 2 / np.sum(t_smooth**2)) if var > 0 else float(n - 1)
+    return Estimate(n, mean, var, max(1.0, df), se_full)
+
+
+def p_opposite(est: Estimate, margin: float = 0.0) -> float:
+    """P(the full-budget mean lies on the other side of 0 from ``est.mean``, by more than ``margin``)."""
+    if est.var == 0.0:
+        return 0.0
+    if not math.isfinite(est.var):
+        return 1.0
+    return float(special.stdtr(est.df, -(abs(est.mean) + margin) / math.sqrt(est.var)))
+
+
+def z_two_sided(confidence: float) -> float:
+    return NormalDist().inv_cdf((1 + confidence) / 2)
+
+
+def significant(est: Estimate, confidence: float) -> bool:
+    """Whether a full-budget estimate is significantly nonzero (two-sided, normal, at ``confidence``)."""
+    return abs(est.mean) > z_two_sided(confidence) * est.se_full
+
+
+# --------------------------------------------------------------------------- the boundary
+
+BOUNDARY_DRAWS = 20_000
+BOUNDARY_SEED = 0
+
+
+def look_weights(positions: np.ndarray, n_grid: int) -> np.ndarray:
+    """(N,) weights of the grid points in the estimate D from the evaluated ``positions``."""
+    pos = np.sort(np.asarray(positions, dtype=np.int64))
+    w = np.zeros(n_grid)
+    w[pos] = strata(pos, n_grid) / n_grid
+    return w
+
+
+@functools.lru_cache(maxsize=64)
+def look_boundary(n_grid: int, looks: tuple[int, ...], confidence: float, futility: bool) -> float:
+    """The smallest boundary b whose worst-case error rate is at most 1 - confidence.
+
+    The rule stops at the first look k with ``(|D_k| + c) / sd_k >= b`` (sd_k^2 = V_k for
+    unit variance; c = 0, or the futility margin ``z_{(1+confidence)/2} / sqrt(N)``); it errs
+    when the sign of D_k differs from the full-budget mean's (and, with futility, that mean
+    is beyond c). For independent unit-variance normal differences with mean mu, the
+    estimates at the looks and the full-budget mean are jointly Gaussian with a covariance
+    fixed by the order and the looks; the error rate is computed from ``BOUNDARY_DRAWS``
+    seeded draws, for mu from 0 to 6 full-budget standard errors (the worst case is near
+    the decision boundary), and b found by bisection. No looks before N: infinity.
+    """
+    if not looks:
+        return math.inf
+    order = vdc_order(n_grid)
+    w = np.stack([look_weights(order[:n], n_grid) for n in looks] + [np.full(n_grid, 1.0 / n_grid)])
+    sizes = w * n_grid
+    sd = np.sqrt(np.sum(np.where(w > 0, w**2 * np.clip(1 - 1 / np.where(w > 0, sizes, 1), 0, None), 0.0), axis=1))[:-1]
+    chol = np.linalg.cholesky(w @ w.T + 1e-15 * np.eye(len(w)))
+    x = np.random.default_rng(BOUNDARY_SEED).standard_normal((BOUNDARY_DRAWS, len(w))) @ chol.T  # mu = 0
+    se_full = 1 / math.sqrt(n_grid)
+    c = z_two_sided(confidence) * se_full if futility else 0.0
+    rows = np.arange(BOUNDARY_DRAWS)
+
+    def worst_error(b: float) -> float:
+        worst = 0.0
+        for mu in np.linspace(0.0, 6.0, 25) * se_full:
+            d_k, d_full = x[:, :-1] + mu, x[:, -1] + mu
+            stop = (np.abs(d_k) + c) / sd >= b
+            first = stop.argmax(axis=1)
+            wrong = stop.any(axis=1) & (np.sign(d_k[rows, first]) != np.sign(d_full)) & (np.abs(d_full) > c)
+            worst = max(worst, float(wrong.mean()))
+        return worst
+
+    lo, hi = 1.0, 6.0
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if worst_error(mid) > 1 - confidence else (lo, mid)
+    return hi
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The look schedule and the stopping rule for a grid of ``n_grid`` points."""
+
+    n_grid: int
+    confidence: float = 0.99
+    min_timesteps: int = 20
+    max_timesteps: int | None = None
+    round_size: int = 20
+    futility: bool = True
+    order: np.ndarray = field(init=False, repr=False, compare=False)
+    looks: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_stopping_options(
+            confidence=self.confidence, min_timesteps=self.min_timesteps, max_timesteps=self.max_timesteps,
+            round_size=self.round_size,
+        )
+        cap = self.n_grid if self.max_timesteps is None else min(self.max_timesteps, self.n_grid)
+        looks, n = [], min(self.min_timesteps, cap)
+        while True:
+            looks.append(n)
+            if n >= cap:
+                break
+            n = min(n + self.round_size, cap)
+        object.__setattr__(self, "order", vdc_order(self.n_grid))
+        object.__setattr__(self, "looks", tuple(looks))
+
+    @property
+    def cap(self) -> int:
+        return self.looks[-1]
+
+    @property
+    def boundary(self) -> float:
+        """b, calibrated for these looks and this rule (see :func:`look_boundary`)."""
+        return look_boundary(self.n_grid, tuple(n for n in self.looks if n < self.n_grid), self.confidence, self.futility)
+
+    @property
+    def p_stop(self) -> float:
+        """The one-sided tail probability Phi(-b) a look must reach to stop."""
+        return NormalDist().cdf(-self.boundary)
+
+    def margin(self, est: Estimate) -> float:
+        return z_two_sided(self.confidence) * est.se_full if self.futility else 0.0
+
+    def verdict(self, est: Estimate) -> str | None:
+        """``settled`` (stoppable without the futility margin), ``futile`` (only with it),
+        ``full`` (n = N) or None (go on). With futility on, the boundary is the futility
+        rule's, so ``settled`` is a label, not the stronger guarantee of futility=False."""
+        if est.n >= self.n_grid:
+            return "full"
+        alpha = self.p_stop
+        if p_opposite(est) <= alpha:
+            return "settled"
+        if self.futility and p_opposite(est, self.margin(est)) <= alpha:
+            return "futile"
+        return None
+
+
+def check_stopping_options(*, confidence: float, min_timesteps: int, max_timesteps: int | None, round_size: int) -> None:
+    """ConfigError for stopping options no run can use."""
+    if not (isinstance(confidence, (float, int)) and 0.5 <= float(confidence) < 1):
+        raise ConfigError(f"option confidence={confidence!r}: choose a number in [0.5, 1), e.g. 0.99")
+    for name, value, low in (("min_timesteps", min_timesteps, 2), ("round_size", round_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"option {name}={value!r}: must be an integer >= {low}")
+    if max_timesteps is not None and (
+        isinstance(max_timesteps, bool) or not isinstance(max_timesteps, (int, np.integer)) or max_timesteps < 2
+    ):
+        raise ConfigError(f"option max_timesteps={max_timesteps!r}: an integer >= 2, or none for the whole grid")
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Cell ``a`` vs cell ``b`` of the score matrix (row = image, column = caption)."""
+
+    metric: str
+    a: PairIndex
+    b: PairIndex
+
+
+def default_comparisons(n_images: int, n_captions: int) -> tuple[Comparison, ...]:
+    """Every pair of captions on each image (what a caption-choosing metric needs)."""
+    return tuple(
+        Comparison("text", (j, k), (j, l)) for j in range(n_images) for k in range(n_captions) for l in range(k + 1, n_captions)
+    )
+
+
+def select_comparisons(declared: Iterable[Any], n_images: int, n_captions: int, decide: Decide) -> tuple[Comparison, ...]:
+    """The declared comparisons (``(metric, (j, k), (j2, k2))`` triples) a run with ``decide`` needs.
+
+    Nothing declared: every caption pair per image, as ``text``.
+    """
+    comps = tuple(c if isinstance(c, Comparison) else Comparison(str(c[0]), tuple(c[1]), tuple(c[2])) for c in declared)
+    if not comps:
+        comps = default_comparisons(n_images, n_captions)
+    for c in comps:
+        for j, k in (c.a, c.b):
+            if not (0 <= j < n_images and 0 <= k < n_captions):
+                raise ConfigError(f"comparison {c} names cell ({j}, {k}) outside the {n_images}x{n_captions} score matrix")
+    if decide != "all":
+        comps = tuple(c for c in comps if c.metric == decide)
+        if not comps:
+            raise ConfigError(f"decide={decide}: the example declares no {decide!r} comparisons")
+    return comps
+
+
+def difference_terms(
+    comp: Comparison, uncond: bool, cell_of: Callable[[int, int], Cell] = lambda j, k: (j, k)
+) -> dict[Cell, float]:
+    """``d = s_a - s_b`` as {cell: coefficient} over errors, s = -error (+ the image's unconditional error)."""
+    terms: dict[Cell, float] = {}
+    for (j, k), sign in ((comp.a, 1.0), (comp.b, -1.0)):
+        cell = cell_of(j, k)
+        terms[cell] = terms.get(cell, 0.0) - sign
+        if uncond:
+            u = cell_of(j, UNCOND)
+            terms[u] = terms.get(u, 0.0) + sign
+    return {c: v for c, v in terms.items() if v != 0.0}
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one comparison: its last estimate and why it stopped.
+
+    ``stop``: ``settled`` (the full-budget sign is settled), ``futile`` (only an insignificant
+    full-budget decision could still differ), ``full`` (the whole grid was evaluated),
+    ``cap`` (max_timesteps reached first) or ``tie`` (both sides are the same cell).
+    """
+
+    comparison: Comparison
+    stop: str
+    estimate: Estimate | None
+
+    @property
+    def early(self) -> bool:
+        return self.stop in ("settled", "futile")
+
+    def as_info(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "metric": self.comparison.metric,
+            "a": list(self.comparison.a),
+            "b": list(self.comparison.b),
+            "stop": self.stop,
+            "timesteps": 0 if e is None else e.n,
+            "diff": 0.0 if e is None else e.mean,
+            "sd": 0.0 if e is None else math.sqrt(e.var) if math.isfinite(e.var) else None,
+        }
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    errors: dict[Cell, np.ndarray]  # cell -> (N,) float32, NaN where not evaluated
+    outcomes: tuple[Outcome, ...]
+    evaluated: dict[Cell, int]  # cell -> grid points evaluated
+    unet_calls: int
+
+
+Evaluate = Callable[[Sequence[Cell], np.ndarray], np.ndarray]
+
+
+def _components(cells: Sequence[Cell], groups: Sequence[Sequence[Cell]]) -> list[list[Cell]]:
+    parent = {c: c for c in cells}
+
+    def find(c: Cell) -> Cell:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for group in groups:
+        for c in group[1:]:
+            parent[find(c)] = find(group[0])
+    out: dict[Cell, list[Cell]] = {}
+    for c in cells:
+        out.setdefault(find(c), []).append(c)
+    return list(out.values())
+
+
+def run_sequential(
+    plan: Plan,
+    cells: Sequence[Cell],
+    comparisons: Sequence[tuple[Comparison, Mapping[Cell, float]]],
+    evaluate: Evaluate,
+    links: Sequence[Sequence[Cell]] = (),
+) -> SequentialResult:
+    """Evaluate ``cells`` round by round along ``plan.order`` until every comparison is settled.
+
+    ``comparisons``: (comparison, {cell: coefficient}) with d = sum coefficient * error.
+    ``evaluate(cells, grid_indices)`` returns their (len(cells), len(grid_indices)) errors.
+    Cells linked by comparisons form a component and stop together, at the first look where
+    every comparison of the component has a verdict, so that each comparison is always
+    computed from paired errors on the same timesteps. ``links`` are further groups of cells
+    that stop together (an image's unconditional cell with its captions). Cells in no
+    comparison or link stop at the first look.
+    """
+    n_grid = plan.n_grid
+    errors = {c: np.full(n_grid, np.nan, dtype=np.float32) for c in cells}
+    evaluated = {c: 0 for c in cells}
+    live = [(comp, dict(terms)) for comp, terms in comparisons if terms]
+    outcomes: dict[int, Outcome] = {
+        i: Outcome(comp, "tie", None) for i, (comp, terms) in enumerate(comparisons) if not terms
+    }
+    comps_by_component = []
+    for component in _components(list(cells), [list(t) for _, t in live] + [list(g) for g in links if g]):
+        members = set(component)
+        mine = [(i, comp, terms) for i, (comp, terms) in enumerate(comparisons) if terms and set(terms) <= members]
+        comps_by_component.append((component, mine))
+    active = list(range(len(comps_by_component)))
+    calls, prev = 0, 0
+    for look in plan.looks:
+        run_cells = [c for a in active for c in comps_by_component[a][0]]
+        grid_idx = plan.order[prev:look]
+        if run_cells and len(grid_idx):
+            values = np.asarray(evaluate(run_cells, grid_idx), dtype=np.float32).reshape(len(run_cells), len(grid_idx))
+            for c, row in zip(run_cells, values):
+                errors[c][grid_idx] = row
+                evaluated[c] = look
+            calls += len(run_cells) * len(grid_idx)
+        prev = look
+        positions = plan.order[:look]
+        still = []
+        for a in active:
+            component, mine = comps_by_component[a]
+            verdicts = []
+            for i, comp, terms in mine:
+                d = sum(coef * errors[c][positions].astype(np.float64) for c, coef in terms.items())
+                est = estimate(positions, d, n_grid)
+                verdicts.append((i, comp, plan.verdict(est), est))
+            last = look >= plan.cap
+            if all(v is not None for _, _, v, _ in verdicts) or last:
+                for i, comp, v, est in verdicts:
+                    outcomes[i] = Outcome(comp, v if v is not None else "cap", est)
+            else:
+                still.append(a)
+        active = still
+        if not active:
+            break
+    return SequentialResult(errors, tuple(outcomes[i] for i in sorted(outcomes)), evaluated, calls)
+
+
+# --------------------------------------------------------------------------- replaying stored errors
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Stopping simulated on one example's stored full-grid errors."""
+
+    errors: np.ndarray  # (n_images, n_captions, N), NaN where not evaluated
+    uncond_errors: np.ndarray | None  # (n_images, N) or None
+    scores: np.ndarray
+    outcomes: tuple[Outcome, ...]
+    unet_calls: int
+
+
+def plan_cells(
+    n_images: int, n_captions: int, comparisons: Sequence[Comparison], uncond: bool,
+    cell_of: Callable[[int, int], Cell] = lambda j, k: (j, k),
+) -> tuple[list[Cell], list[tuple[Comparison, dict[Cell, float]]], list[list[Cell]]]:
+    """(cells, comparisons with their terms, links) for one example.
+
+    Cells: every caption cell, and with ``uncond`` (``normalize=uncond``) every image's
+    unconditional cell, linked to that image's caption cells: the score matrix needs it,
+    and only comparisons across images use it in their differences.
+    """
+    with_terms = [(c, difference_terms(c, uncond and c.a[0] != c.b[0], cell_of)) for c in comparisons]
+    cells: list[Cell] = []
+    links: list[list[Cell]] = []
+    for j in range(n_images):
+        row = list(dict.fromkeys(cell_of(j, k) for k in range(n_captions)))
+        cells += [c for c in row if c not in cells]
+        if uncond:
+            u = cell_of(j, UNCOND)
+            cells.append(u)
+            links.append([u, *row])
+    return cells, with_terms, links
+
+
+def replay(
+    errors: np.ndarray, uncond_errors: np.ndarray | None, plan: Plan, comparisons: Sequence[Comparison], *, uncond: bool
+) -> Replay:
+    """Run the stopping rule on stored errors, as the scorer would have on the UNet."""
+    e = np.asarray(errors, dtype=np.float32)
+    n_img, n_cap, n_grid = e.shape
+    if n_grid != plan.n_grid:
+        raise ConfigError(f"stored errors have {n_grid} timesteps but the plan is for {plan.n_grid}")
+    if uncond and uncond_errors is None:
+        raise ConfigError("normalize=uncond needs the stored uncond_errors")
+    u = None if uncond_errors is None else np.asarray(uncond_errors, dtype=np.float32)
+    cells, terms, links = plan_cells(n_img, n_cap, comparisons, uncond)
+
+    def evaluate(run_cells: Sequence[Cell], idx: np.ndarray) -> np.ndarray:
+        return np.stack([(u[j] if k == UNCOND else e[j, k])[idx] for j, k in run_cells])
+
+    res = run_sequential(plan, cells, terms, evaluate, links)
+    out = np.full_like(e, np.nan)
+    out_u = None if not uncond else np.full((n_img, n_grid), np.nan, dtype=np.float32)
+    for (j, k), row in res.errors.items():
+        if k == UNCOND:
+            out_u[j] = row
+        else:
+            out[j, k] = row
+    scores = partial_scores(out, out_u)
+    return Replay(out, out_u, scores, res.outcomes, res.unet_calls)
+
+
+def partial_scores(errors: np.ndarray, uncond_errors: np.ndarray | None = None) -> np.ndarray:
+    """Scores from errors with NaN where not evaluated: minus each cell's stratified mean
+    (plus the image's, for ``normalize=uncond``)."""
+    scores = -stratified_mean(errors)
+    if uncond_errors is not None:
+        scores = scores + stratified_mean(uncond_errors)[:, None]
+    return scores

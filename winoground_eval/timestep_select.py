@@ -1,0 +1,238 @@
+"""`wg-eval choose-timesteps`: choose the timestep window from a finished diffusion run.
+
+Reads the per-timestep errors a full-budget Diffusion Classifier run stored
+(``arrays/<id>.npz``: ``errors`` and, with ``normalize=uncond``, ``uncond_errors``),
+re-aggregates them on candidate windows ``t_range = [lo, hi)`` (and coarser grids,
+``n_timesteps``) with :func:`winoground_eval.diffusion.scorer.scores_from_errors`, and
+reports for each the text / image / group scores and the UNet calls per example a run
+with that setting would spend. No UNet call is made.
+
+Run it on a VALIDATION split (e.g. ``--task shapes`` with ``split=val``, or ``--val-ids``
+naming held-out examples), never on the test split you report: a window chosen on the
+test split flatters the test score. The numbers of a later run with the chosen
+``-o t_range=LO,HI -o n_timesteps=N`` differ a little from the re-aggregated ones, since
+that run pairs its own grid index i with noise draw i (and a coarser grid's timesteps
+are the stored ones nearest to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+METRICS = ("text", "image", "group")
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished diffusion run's stored errors, in dataset order."""
+
+    path: Path
+    info: dict[str, Any]
+    ids: list[str]
+    errors: list[np.ndarray]  # per example (n_images, n_captions, N)
+    uncond: list[np.ndarray | None]  # per example (n_images, N) or None
+    scores: list[np.ndarray]  # the run's own score matrices
+    unet_calls: list[int | None]
+    timesteps: np.ndarray  # (N,) the run's grid
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.info["scorer"]["config"]
+
+
+def run_grid(config: dict[str, Any]) -> np.ndarray:
+    """The timestep grid a diffusion run's config describes."""
+    from .diffusion.scorer import timestep_grid
+
+    if config.get("method") != "diffusion_classifier":
+        raise ConfigError(f"not a Diffusion Classifier run (scorer method {config.get('method')!r})")
+    t_range = config.get("t_range")
+    return timestep_grid(int(config["n_timesteps"]), int(config.get("num_train_timesteps", 1000)),
+                         tuple(t_range) if t_range else None)
+
+
+def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun:
+    """The stored errors of a finished run (of ``ids`` only, when given)."""
+    from .runstore import RunStore
+
+    store = RunStore(Path(run_dir))
+    info = store.run_info()
+    grid = run_grid(info["scorer"]["config"])
+    records = store.load()
+    wanted = list(ids) if ids is not None else [i for i, r in records.items() if "skipped" not in r]
+    missing = [i for i in wanted if i not in records or "skipped" in records[i]]
+    if missing:
+        raise ConfigError(f"{run_dir} has no scores for {len(missing)} of the requested ids (first: {', '.join(missing[:5])})")
+    if not wanted:
+        raise ConfigError(f"{run_dir} has no finished examples")
+    errors, uncond, scores, calls = [], [], [], []
+    for i in wanted:
+        arrays = store.arrays(i)
+        if "errors" not in arrays:
+            raise ConfigError(f"{run_dir}: example {i} has no stored per-timestep errors (arrays/<id>.npz)")
+        errors.append(np.asarray(arrays["errors"], dtype=np.float32))
+        uncond.append(np.asarray(arrays["uncond_errors"], dtype=np.float32) if "uncond_errors" in arrays else None)
+        scores.append(np.asarray(records[i]["scores"], dtype=np.float64))
+        calls.append(records[i].get("info", {}).get("unet_calls"))
+        if errors[-1].shape[-1] != len(grid):
+            raise ConfigError(f"{run_dir}: example {i} stores {errors[-1].shape[-1]} timesteps but the config's grid has {len(grid)}")
+    return StoredRun(Path(run_dir), info, wanted, errors, uncond, scores, calls, grid)
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """Example ids, one per line (blank lines and # comments ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--val-ids {p} does not exist; give a file with one example id per line")
+    ids = [line.split("#")[0].strip() for line in p.read_text().splitlines()]
+    return [i for i in ids if i]
+
+
+def metrics_of(matrices: Sequence[np.ndarray], ids: Sequence[str]) -> dict[str, float]:
+    from .metrics import winoground_metrics
+
+    for i, m in zip(ids, matrices):
+        if m.shape != (2, 2):
+            raise ConfigError(f"example {i} has a {m.shape[0]}x{m.shape[1]} score matrix; text / image / group need 2x2")
+    return winoground_metrics(dict(zip(ids, matrices)))["metrics"]
+
+
+def candidate_windows(lo: int, hi: int, steps: int = 10, min_width: int = 2) -> list[tuple[int, int]]:
+    """Windows [a, b) with edges on ``steps`` equal parts of [lo, hi) and at least ``min_width`` parts wide."""
+    edges = [lo + round((hi - lo) * k / steps) for k in range(steps + 1)]
+    return [(edges[a], edges[b]) for a in range(steps) for b in range(a + min_width, steps + 1)]
+
+
+def positions_for(grid: np.ndarray, t_range: tuple[int, int], n_timesteps: int | None) -> np.ndarray | None:
+    """Grid positions of the window ``[lo, hi)``; with ``n_timesteps``, that many of them evenly
+    spaced (as a run's own grid of that size would be, up to the nearest stored timestep),
+    None when the window holds fewer."""
+    inside = np.flatnonzero((grid >= t_range[0]) & (grid < t_range[1]))
+    if n_timesteps is None:
+        return inside
+    if not 1 <= n_timesteps <= len(inside):
+        return None
+    step = len(inside) / n_timesteps
+    return inside[(step * np.arange(n_timesteps) + step / 2).astype(np.int64)]
+
+
+def evaluate_candidates(
+    run: StoredRun, windows: Sequence[tuple[int, int]], n_timesteps: Sequence[int | None] = (None,),
+) -> list[dict[str, Any]]:
+    """One row per (window, grid size) the stored grid supports: metrics and UNet calls per example."""
+    from .diffusion.scorer import scores_from_errors
+
+    config = run.config
+    uncond = config.get("normalize") == "uncond"
+    if any(np.isnan(e).any() for e in run.errors):
+        raise ConfigError(
+            f"{run.path} was run with early stopping (errors hold NaN); choose timesteps from a full-budget run (stopping=none)"
+        )
+    rows = []
+    for window in windows:
+        for n in n_timesteps:
+            pos = positions_for(run.timesteps, window, n)
+            if pos is None or len(pos) == 0:
+                continue
+            matrices = [scores_from_errors(e, u if uncond else None, pos) for e, u in zip(run.errors, run.uncond)]
+            n_grid = len(run.timesteps)
+            # the run's own calls scaled to the candidate grid (duplicate captions are not recomputed)
+            calls = [
+                c * len(pos) / n_grid if c is not None else (e.shape[0] * e.shape[1] + (e.shape[0] if uncond else 0)) * len(pos)
+                for c, e in zip(run.unet_calls, run.errors)
+            ]
+            rows.append({
+                "t_range": list(window),
+                "n_timesteps": int(len(pos)),
+                **metrics_of(matrices, run.ids),
+                "unet_calls_per_example": float(np.mean(calls)),
+            })
+    return rows
+
+
+def best_row(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The highest ``metric``; ties: the cheaper, then the wider window."""
+    return max(rows, key=lambda r: (round(r[metric], 12), -r["unet_calls_per_example"], r["t_range"][1] - r["t_range"][0]))
+
+
+def _parse_window(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (e.g. 400,800)") from None
+    return lo, hi
+
+
+def cmd_choose(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import cli
+
+    out, err = cli.out, cli.err
+    ids = read_ids(args.val_ids) if args.val_ids else None
+    run = load_run(args.run_dir, ids)
+    task = run.info.get("task", {})
+    if ids is None and str(task.get("split", "")).lower() == "test":
+        err.print(
+            f"[yellow]warning[/yellow]: {escape(str(args.run_dir))} is a run on the TEST split of {escape(str(task.get('name')))}; "
+            "choose timesteps on a validation split (or --val-ids) and report the test split with the chosen setting",
+            soft_wrap=True, highlight=False,
+        )
+    config = run.config
+    lo, hi = config.get("t_range") or (0, int(config.get("num_train_timesteps", 1000)))
+    windows = args.window or candidate_windows(int(lo), int(hi), steps=args.steps)
+    sizes: list[int | None] = [None, *args.n_timesteps]
+    rows = evaluate_candidates(run, windows, sizes)
+    if not rows:
+        raise ConfigError("no candidate window holds any of the run's grid timesteps")
+    best = best_row(rows, args.metric)
+    full = next((r for r in rows if r["t_range"] == [int(lo), int(hi)] and r["n_timesteps"] == len(run.timesteps)), None)
+    if args.json:
+        print(json.dumps({"run": str(run.path), "n_examples": len(run.ids), "metric": args.metric, "rows": rows,
+                          "best": best, "full": full}, indent=2))
+        return 0
+    shown = sorted(rows, key=lambda r: -r[args.metric])[: args.top]
+    if full is not None and full not in shown:
+        shown.append(full)
+    table = Table(title=f"{len(run.ids)} examples of {escape(str(run.path))}; candidates by {args.metric} (top {args.top})",
+                  title_justify="left")
+    for col in ("t_range", "n_timesteps", "text", "image", "group", "UNet calls/example"):
+        table.add_column(col, justify="left" if col == "t_range" else "right")
+    for r in shown:
+        mark = " (best)" if r is best else " (the run's grid)" if r is full else ""
+        table.add_row(f"{r['t_range'][0]},{r['t_range'][1]}{mark}", str(r["n_timesteps"]),
+                      *(f"{100 * r[m]:.2f}" for m in METRICS), f"{r['unet_calls_per_example']:.0f}")
+    out.print(table)
+    out.print(f"best by {args.metric}: -o t_range={best['t_range'][0]},{best['t_range'][1]} -o n_timesteps={best['n_timesteps']}"
+              " (chosen on these examples: use it on another split)", soft_wrap=True, highlight=False)
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``choose-timesteps`` to ``wg-eval``'s subparsers."""
+    p = sub.add_parser(
+        "choose-timesteps",
+        help="choose the timestep window (t_range, n_timesteps) from a full-budget diffusion run on a VALIDATION split",
+        description=(__doc__ or "").split("\n\n")[0] + " Run it on a validation split, never on the test split.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished diffusion run (stopping=none) on a validation split")
+    p.add_argument("--val-ids", metavar="FILE", help="only these example ids (one per line): the validation part of the run")
+    p.add_argument("--window", action="append", type=_parse_window, metavar="LO,HI",
+                   help="a candidate window [LO, HI) (repeatable; default: every window on tenths of the run's range, "
+                        "at least two tenths wide)")
+    p.add_argument("--n-timesteps", action="append", type=int, default=[], metavar="N",
+                   help="also try N evenly spaced timesteps of each window (repeatable)")
+    p.add_argument("--steps", type=int, default=10, help="parts of the range the default windows' edges fall on (default 10)")
+    p.add_argument("--metric", choices=METRICS, default="text", help="what to maximise (default text)")
+    p.add_argument("--top", type=int, default=10, help="rows shown (default 10)")
+    p.add_argument("--json", action="store_true", help="print every candidate as JSON")
+    p.set_defaults(func=cmd_choose)
