@@ -94,6 +94,26 @@ def _to_rgb(image: Image.Image, where: str) -> Image.Image:
         raise DataError(f"{where}: image cannot be read ({exc}); replace the file or re-download the dataset") from None
 
 
+def data_fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A short hash of the ids and captions in dataset order: what makes two copies the same data."""
+    text = json.dumps([[str(r["id"]), r.get("caption_0"), r.get("caption_1")] for r in rows])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_examples_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of Winoground's examples.jsonl; every row has an ``id``."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or "id" not in row:
+            raise DataError(f"{path}:{lineno}: example lacks field id")
+        yield lineno, row
+
+
 # --- local copy ----------------------------------------------------------------------
 class LocalSource:
     def __init__(self, data_dir: str | Path):
@@ -134,15 +154,7 @@ class LocalSource:
     def rows(self) -> list[dict[str, Any]]:
         path = self.base / "examples.jsonl"
         rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if "id" not in row:
-                raise DataError(f"{path}:{lineno}: example lacks field id")
+        for lineno, row in read_examples_jsonl(path):
             missing = [f for f in FIELDS if f not in row and not f.startswith("caption_")]
             if missing:
                 raise DataError(f"{path}:{lineno}: example {row['id']} lacks field(s) {', '.join(missing)}")
@@ -252,9 +264,6 @@ class HubSource:
         meta = self.dataset.select_columns(list(FIELDS))
         return [{**row, "id": str(row["id"])} for row in meta]
 
-    def image(self, row: Mapping[str, Any], k: int) -> Image.Image:
-        raise NotImplementedError  # images come with the rows in examples()
-
     def describe(self) -> dict[str, Any]:
         return {"source": f"hf:{HF_REPO}", "revision": self.revision, "revision_resolved": self.resolved}
 
@@ -294,9 +303,7 @@ class WinogroundTask:
         self.rows = rows[:limit] if limit is not None else rows
         why_hard = _why_hard_tags(manifest)
         self._tags = {row["id"]: tags_of(row, why_hard) for row in self.rows}
-        self._fingerprint = hashlib.sha256(
-            json.dumps([[r["id"], r.get("caption_0"), r.get("caption_1")] for r in rows]).encode()
-        ).hexdigest()[:16]
+        self._fingerprint = data_fingerprint(rows)
 
     def _check(self, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
@@ -387,15 +394,6 @@ def tags_from_jsonl(path: str | Path, *, why_hard: bool = True) -> dict[str, dic
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--metadata {path} does not exist; give Winoground's examples.jsonl")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if "id" not in row:
-                raise DataError(f"{path}:{lineno}: example lacks field id")
-            rows.append(row)
+    rows = [row for _, row in read_examples_jsonl(path)]
     hard = _why_hard_tags(packaged_manifest(MANIFEST)) if why_hard else {}
     return {str(r["id"]): tags_of(r, hard) for r in rows}

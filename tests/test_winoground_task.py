@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from winoground_eval.errors import DataError
 from winoground_eval.tasks.sample import write_winoground_sample

@@ -7,7 +7,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -90,7 +89,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace, world: "World | None" = None):
+def _build(args: argparse.Namespace, world: Any = None):
     task_factory = registry.resolve_task(args.task)
     task_kwargs = {k: v for k, v in (("data_dir", args.data_dir), ("revision", args.revision), ("limit", args.limit)) if v is not None}
     check_kwargs(task_factory, task_kwargs, what=f"task {args.task!r}")
@@ -114,8 +113,6 @@ def _build(args: argparse.Namespace, world: "World | None" = None):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
-    from .runner import RunSpec, build_result, open_store, run
-    from .runstore import now
 
     world = distributed.World.from_env()
     if world.distributed and args.no_resume:

@@ -493,8 +493,9 @@ def fingerprint_from_metadata(rows: Sequence[Mapping[str, Any]]) -> str | None:
     captions in file order), or None when the rows lack captions."""
     if not rows or any(not isinstance(r.get("caption_0"), str) or not isinstance(r.get("caption_1"), str) for r in rows):
         return None
-    text = json.dumps([[str(r["id"]), r.get("caption_0"), r.get("caption_1")] for r in rows])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    from .tasks.winoground import data_fingerprint
+
+    return data_fingerprint(rows)
 
 
 class _ImportedTask:

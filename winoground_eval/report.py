@@ -106,8 +106,12 @@ def _round(values: Any, digits: int = 5) -> list:
 
 def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[str, Any] | None:
     """Mean error per timestep and scores on timestep subsets, from ``arrays/<id>.npz``;
-    None when the run stored no per-timestep errors."""
+    None when the run stored no per-timestep errors, or stopped early (its errors hold NaN
+    where timesteps were not evaluated, so timestep curves would compare unlike sets)."""
     from .diffusion.scorer import scores_from_errors
+
+    if run.scorer.get("config", {}).get("stopping"):
+        return None
 
     errors: dict[str, np.ndarray] = {}
     uncond: dict[str, np.ndarray] = {}
