@@ -12,7 +12,7 @@ from winoground_eval.cli import main
 from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 from winoground_eval.diffusion.loading import load_components
-from winoground_eval.diffusion.presets import from_diffusers_spec, sd2, sd2_fast
+from winoground_eval.diffusion.presets import sd2, sd2_fast
 from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
