@@ -91,6 +91,12 @@ class OpenClipScorer:
         # The multiplier of the cosine, computed in float64.
         self.logit_scale = math.exp(float(model.logit_scale.detach().float().reshape(-1)[0]))
 
+    @property
+    def chunk_size(self) -> int:
+        """Examples the runner hands to :meth:`evaluate` at once: enough to fill an encoder
+        batch with their images (a kill loses at most this chunk's seconds of work)."""
+        return max(1, self.batch_size // 2)
+
     def config(self) -> dict[str, Any]:
         """Everything that changes the numbers, JSON-able. ``logit_scale`` is the multiplier
         of the cosine (``exp`` of the model's parameter, ~100 for OpenAI CLIP)."""

@@ -433,3 +433,24 @@ def test_dummy_scorer_is_the_same_in_another_process():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     here = DummyScorer(seed=3).score([Image.new("RGB", (20, 10), (200, 30, 90))], ["a red cat", "dog"]).tolist()
     assert eval(out) == here
+
+
+def test_runner_hands_clip_chunks_of_examples(tmp_path):
+    """Encoding is batched across examples: the runner passes whole chunks to evaluate()."""
+    from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+    from winoground_eval.registry import resolve_scorer
+    from winoground_eval.runner import RunSpec, open_store, run
+    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.tasks.winoground import WinogroundTask
+
+    config, ckpt = write_tiny_clip(tmp_path / "m")
+    scorer = resolve_scorer(f"open_clip:{TINY_ARCH}/{ckpt}")(arch_config=str(config), device="cpu", batch_size=8)
+    calls = []
+    original = scorer.evaluate
+    scorer.evaluate = lambda examples: calls.append(len(examples)) or original(examples)
+    task = WinogroundTask(data_dir=str(write_winoground_sample(tmp_path / "d", n_examples=6)))
+    spec = RunSpec("winoground", "tiny", tmp_path / "out")
+    store = open_store(spec, task, scorer)
+    with store:
+        result = run(spec, task, scorer, store)
+    assert calls == [4, 2] and result["n_examples"] == 6
