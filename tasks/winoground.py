@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError, ScoreFileError
-from winoground_eval.metrics import winoground_metrics
+from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,6 @@ FIELDS = ("id", "caption_0", "caption_1", "tag", "secondary_tag", "num_main_pred
 GROUPS = ("collapsed_tag", "secondary_tag", "num_main_preds", "why_hard")
 WHY_HARD_RENAME = {"Non Minimal": "NonCompositional"}
 CONNECT_TIMEOUT_S = 5.0
-# What the text, image and group scores compare (rows = images, columns = captions):
-# text = c0 vs c1 on i0 and on i1, image = i0 vs i1 on c0 and on c1.
-WINOGROUND_COMPARISONS = (
-    ("text", (0, 0), (0, 1)),
-    ("text", (1, 1), (1, 0)),
-    ("image", (0, 0), (1, 0)),
-    ("image", (1, 1), (0, 1)),
-)
 
 
 def packaged_manifest(name: str) -> dict[str, Any]:

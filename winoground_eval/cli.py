@@ -91,7 +91,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, world: Any = None):
     task_factory = registry.resolve_task(args.task)
-    task_kwargs = {k: v for k, v in (("data_dir", args.data_dir), ("revision", args.revision), ("limit", args.limit)) if v is not None}
+    given = (("data_dir", args.data_dir), ("revision", args.revision), ("limit", args.limit), ("split", args.split))
+    task_kwargs = {k: v for k, v in given if v is not None}
     check_kwargs(task_factory, task_kwargs, what=f"task {args.task!r}")
     scorer_factory = registry.resolve_scorer(args.scorer)
     scorer_kwargs = parse_overrides(scorer_factory, args.override, what=f"scorer {args.scorer!r}")
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", required=True)
     p.add_argument("--data-dir", help="local copy of the dataset (instead of the Hugging Face Hub)")
     p.add_argument("--revision", help="dataset revision (default: the manifest's)")
+    p.add_argument("--split", help="dataset split, for tasks that have several (e.g. shapes: test, heldout, val)")
     p.add_argument("--out", default="runs", help="parent of run directories (default: ./runs)")
     p.add_argument("--limit", type=int, help="only the first N examples (the run is marked partial)")
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")

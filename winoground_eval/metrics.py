@@ -15,6 +15,15 @@ from scipy import stats
 from .errors import ScoreError
 
 METRICS = ("text", "image", "group")
+# What the text and image scores compare, as (metric, cell a, cell b) with cells (image, caption):
+# text = c0 vs c1 on i0 and on i1, image = i0 vs i1 on c0 and on c1. Tasks put these on their
+# examples (Example.comparisons) so that a scorer can spend effort only where a metric looks.
+WINOGROUND_COMPARISONS = (
+    ("text", (0, 0), (0, 1)),
+    ("text", (1, 1), (1, 0)),
+    ("image", (0, 0), (1, 0)),
+    ("image", (1, 1), (0, 1)),
+)
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 

@@ -27,12 +27,23 @@ TASKS: dict[str, Entry] = {
         "Winoground (Thrush et al., CVPR 2022): 400 examples of 2 images x 2 captions; "
         "gated HF dataset facebook/winoground or a local copy via --data-dir",
     ),
+    "shapes": Entry(
+        "winoground_eval.tasks.shapes:ShapesTask",
+        "synthetic Winoground-style shapes (PIL, 32 px, offline); --split test (300) | heldout | val",
+    ),
 }
 
 SCORERS: dict[str, Entry] = {
     "dummy": Entry(
         "winoground_eval.baselines.dummy:DummyScorer",
         "deterministic model-free scorer (image colour statistics x hashed words), for tests and plumbing",
+    ),
+    "tiny-diffusion": Entry(
+        "winoground_eval.tiny_models:tiny_diffusion",
+        "the shipped tiny trained pixel-space diffusion model (shapes only), t_range chosen on shapes val",
+    ),
+    "tiny-clip": Entry(
+        "winoground_eval.tiny_models:tiny_clip", "the shipped tiny trained open_clip model (shapes only)"
     ),
     "clip-vit-b32": Entry("winoground_eval.baselines.clip:clip_vit_b32", "CLIP ViT-B/32, OpenAI weights (open_clip ViT-B-32/openai)"),
     "clip-vit-l14": Entry(

@@ -1,0 +1,66 @@
+"""What both training scripts share: seeding, the shapes data as tensors, and learning curves."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+
+from winoground_eval.metrics import winoground_metrics
+from winoground_eval.tasks import shapes
+
+
+def seed_everything(seed: int, threads: int = 1) -> None:
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """(n, 3, H, W) float32 in [-1, 1], the diffusion scorer's own pixel scaling."""
+    arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def val_examples(n: int) -> list[shapes.Spec]:
+    return [shapes.make_spec("val", i) for i in range(n)]
+
+
+def curve_metrics(scores: Mapping[str, np.ndarray], specs: list[shapes.Spec]) -> dict[str, Any]:
+    """Overall and per-kind text/image/group, the suite's own metric code."""
+    groups = {"collapsed_tag": {s.id: [s.kind] for s in specs if s.id in scores}}
+    m = winoground_metrics(scores, groups)
+    out = {"all": {k: round(v, 3) for k, v in m["metrics"].items()}}
+    for kind, row in m["breakdown"]["collapsed_tag"].items():
+        out[kind] = {k: round(row[k], 3) for k in ("text", "image", "group")}
+    return out
+
+
+def fmt(m: Mapping[str, Mapping[str, float]]) -> str:
+    return "  ".join(f"{k}: t{v['text']:.2f} i{v['image']:.2f} g{v['group']:.2f}" for k, v in m.items())
+
+
+class Budget:
+    """Stops a loop at ``steps`` steps or ``minutes`` wall-clock minutes, whichever comes first."""
+
+    def __init__(self, steps: int | None, minutes: float | None):
+        self.steps, self.minutes, self.t0 = steps, minutes, time.monotonic()
+
+    def elapsed_min(self) -> float:
+        return (time.monotonic() - self.t0) / 60
+
+    def done(self, step: int) -> bool:
+        if self.steps is not None and step >= self.steps:
+            return True
+        return self.minutes is not None and self.elapsed_min() >= self.minutes
+
+
+def log_json(path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
