@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("the full-budget run")
     src.add_argument("--run-dir", help="an existing full-budget run directory (then no run is made)")
-    src.add_argument("--model", help="a scorer name (sd2, diffusers:ID) or a diffusers folder")
+    src.add_argument("--model", help="a scorer name (sd2, diffusers:ID) or a diffusers folder "
+                     "(default: the shipped tiny-diffusion model, on the shapes task)")
     src.add_argument("--task", choices=("shapes", "winoground"), default="shapes")
     src.add_argument("--split", default="val", help="shapes split (default val)")
     src.add_argument("--data-dir", help="winoground: a local copy")
@@ -164,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.run_dir is None:
         if args.model is None:
-            p.error("give --run-dir, or --model (and --task) to make the full-budget run")
+            from winoground_eval.tiny_models import weights_dir
+
+            args.model = str(weights_dir("tiny-diffusion"))
         run_dir = full_budget_run(args)
     else:
         run_dir = Path(args.run_dir)
