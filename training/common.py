@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -13,6 +15,22 @@ from PIL import Image
 
 from winoground_eval.metrics import winoground_metrics
 from winoground_eval.tasks import shapes
+
+
+def training_parser(description: str, *, out: str, batch_help: str, eval_every: int, val_n: int,
+                    val_help: str | None = None) -> argparse.ArgumentParser:
+    """The flags both training scripts take: where to write, the budget, and the learning curve."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", type=Path, default=Path(out))
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (the LR schedule's length)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (safety net)")
+    p.add_argument("--batch", type=int, default=64, help=batch_help)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=eval_every, help="steps between checkpoints")
+    p.add_argument("--val-n", type=int, default=val_n, help=val_help)
+    return p
 
 
 def seed_everything(seed: int, threads: int = 1) -> None:

@@ -13,7 +13,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 from winoground_eval.contracts import evaluate_examples

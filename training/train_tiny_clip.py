@@ -19,7 +19,6 @@ and 1.00 after 1750. ``--minutes`` is a safety net: when it stops a run before
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, val_examples
+from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, training_parser, val_examples
 from winoground_eval.tasks import shapes
 
 ARCH = "tiny-clip-shapes"
@@ -67,16 +66,8 @@ def save(model, out: Path, meta: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     import open_clip
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("winoground_eval/weights/tiny-clip"))
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (the LR schedule's length)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (safety net)")
-    p.add_argument("--batch", type=int, default=64, help="examples per step (2 images and 2 captions each)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--val-n", type=int, default=300)
+    p = training_parser(__doc__.splitlines()[0], out="winoground_eval/weights/tiny-clip",
+                        batch_help="examples per step (2 images and 2 captions each)", eval_every=250, val_n=300)
     args = p.parse_args(argv)
     if args.steps is None and args.minutes is None:
         p.error("give --steps and/or --minutes")

@@ -33,7 +33,6 @@ learning-rate schedule has not finished and the run is not reproducible.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, to_tensor, val_examples
+from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, to_tensor, training_parser, val_examples
 from winoground_eval.tasks import shapes
 
 MAX_LENGTH = 16  # the longest shapes caption is 12 tokens with BOS/EOS
@@ -142,7 +141,6 @@ def range_report(errors: np.ndarray, uncond: np.ndarray, specs) -> dict[str, Any
 def save(parts: dict[str, Any], unet, text_encoder, out: Path, meta: dict[str, Any]) -> None:
     """The Stable Diffusion folder layout, float16 safetensors, written next to out then swapped in."""
     import diffusers
-    from safetensors.torch import save_file  # noqa: F401  (save_pretrained writes safetensors)
 
     out.mkdir(parents=True, exist_ok=True)
     copy.deepcopy(unet).half().save_pretrained(out / "unet")
@@ -165,16 +163,8 @@ def save(parts: dict[str, Any], unet, text_encoder, out: Path, meta: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("winoground_eval/weights/tiny-diffusion"))
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (the LR schedule's length)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (safety net)")
-    p.add_argument("--batch", type=int, default=64, help="images per step")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--eval-every", type=int, default=400, help="steps between checkpoints")
-    p.add_argument("--val-n", type=int, default=48, help="val examples in the learning curve")
+    p = training_parser(__doc__.splitlines()[0], out="winoground_eval/weights/tiny-diffusion", batch_help="images per step",
+                        eval_every=400, val_n=48, val_help="val examples in the learning curve")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--init", type=Path, default=None, help="continue from the weights in this saved folder (a second stage)")
     p.add_argument("--first-example", type=int, default=0, help="index of the first training example drawn")
@@ -214,7 +204,6 @@ def main(argv: list[str] | None = None) -> None:
         log_path.unlink(missing_ok=True)  # a second stage appends to the first stage's curve
     budget = Budget(args.steps, args.minutes)
     step, seen, losses, t_train = 0, 2 * args.first_example, [], 0.0
-    best = {"score": -1.0}
 
     def checkpoint(final: bool = False) -> None:
         t0 = time.monotonic()
