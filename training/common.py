@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -31,6 +32,16 @@ def training_parser(description: str, *, out: str, batch_help: str, eval_every: 
     p.add_argument("--eval-every", type=int, default=eval_every, help="steps between checkpoints")
     p.add_argument("--val-n", type=int, default=val_n, help=val_help)
     return p
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int | None, floor: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``floor * lr`` over ``steps`` (constant when steps is None)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if steps is None:
+        return lr
+    frac = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def seed_everything(seed: int, threads: int = 1) -> None:

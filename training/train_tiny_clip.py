@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, training_parser, val_examples
+from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, training_parser, val_examples, warmup_cosine
 from winoground_eval.tasks import shapes
 
 ARCH = "tiny-clip-shapes"
@@ -84,15 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     decay = [q for n, q in model.named_parameters() if q.ndim >= 2 and "embedding" not in n]
     no_decay = [q for n, q in model.named_parameters() if not (q.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    warmup = 100
 
     def lr_at(step: int) -> float:
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        if args.steps is None:
-            return args.lr
-        frac = min(1.0, (step - warmup) / max(1, args.steps - warmup))
-        return args.lr * 0.5 * (1 + math.cos(math.pi * frac))
+        return warmup_cosine(step, args.lr, 100, args.steps)
 
     specs = val_examples(args.val_n)
     log_path = args.out / "learning_curve.jsonl"

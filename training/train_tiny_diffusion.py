@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, to_tensor, training_parser, val_examples
+from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, to_tensor, training_parser, val_examples, warmup_cosine
 from winoground_eval.tasks import shapes
 
 MAX_LENGTH = 16  # the longest shapes caption is 12 tokens with BOS/EOS
@@ -55,9 +54,8 @@ EVAL_GRID = np.arange(25, 1000, 50)  # 20 timesteps, evaluation only
 
 def build(seed: int, tokenizer_dir: Path) -> dict[str, Any]:
     from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
-    from winoground_eval.diffusion.tiny import build_clip_tokenizer
+    from winoground_eval.diffusion.tiny import build_clip_tokenizer, clip_text_encoder
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -73,20 +71,7 @@ def build(seed: int, tokenizer_dir: Path) -> dict[str, Any]:
         norm_num_groups=8,
     )
     torch.manual_seed(seed + 1)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=TEXT_WIDTH,
-            intermediate_size=4 * TEXT_WIDTH,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=MAX_LENGTH,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
-            projection_dim=TEXT_WIDTH,
-        )
-    )
+    text_encoder = clip_text_encoder(TEXT_WIDTH, MAX_LENGTH, intermediate_size=4 * TEXT_WIDTH)
     tokenizer = build_clip_tokenizer(tokenizer_dir, model_max_length=MAX_LENGTH)
     scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
@@ -187,15 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
-    warmup = 200
 
     def lr_at(step: int) -> float:
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        if args.steps is None:
-            return args.lr
-        frac = min(1.0, (step - warmup) / max(1, args.steps - warmup))
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return warmup_cosine(step, args.lr, 200, args.steps, floor=0.1)
 
     specs = val_examples(args.val_n)
     gen = torch.Generator().manual_seed(args.seed)

@@ -97,6 +97,26 @@ def _scheduler(prediction_type: PredictionType) -> Any:
     return DDPMScheduler(**common, clip_sample=False, prediction_type=prediction_type)
 
 
+def clip_text_encoder(width: int, max_length: int, *, intermediate_size: int, layers: int = 2, heads: int = 4) -> Any:
+    """A small randomly initialised ``CLIPTextModel`` over CLIP's full BPE vocabulary (seed first)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=width,
+            intermediate_size=intermediate_size,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            max_position_embeddings=max_length,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            projection_dim=width,
+        )
+    )
+
+
 def tiny_components(
     prediction_type: PredictionType = "epsilon",
     pixel_space: bool = False,
@@ -115,7 +135,6 @@ def tiny_components(
     import tempfile
 
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     channels = 3 if pixel_space else 4
     torch.manual_seed(seed)
@@ -146,20 +165,7 @@ def tiny_components(
             norm_num_groups=8,
         )
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=TINY_HIDDEN,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=TINY_MAX_LENGTH,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
-            projection_dim=TINY_HIDDEN,
-        )
-    )
+    text_encoder = clip_text_encoder(TINY_HIDDEN, TINY_MAX_LENGTH, intermediate_size=37)
     if tokenizer_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer = build_clip_tokenizer(tmp)
