@@ -3,10 +3,13 @@
 Prints UNet evaluations per second and seconds per Winoground example (2 images x 2
 captions x n timesteps) against batch size and dtype for
 
-1. the tiny random test model (CPU by default), side by side with a reference-style loop
-   (one image-caption pair at a time, timesteps batched, latent and text re-encoded for
-   every pair, as the Diffusion Classifier's ``run_winoground.py``) on the same model and
-   timestep budget, with the speed ratio;
+1. a tiny model (CPU by default): the suite's shipped tiny-diffusion (``--model shipped``,
+   the default), the tiny random test model (``--model random``) or any diffusers model,
+   side by side with the reference loop (one image-caption pair at a time, timesteps
+   batched, latent and text re-encoded for every pair, as the Diffusion Classifier's
+   ``run_winoground.py``) on the same model and timestep budget, with the speed ratio, at
+   the reference's default batch size (1) and at its documented Winoground one (32); then
+   sequential stopping against the reference at the full 1000-timestep budget;
 2. the full-size Stable Diffusion 2 base UNet architecture with random weights (no weights
    needed), at a low timestep count, with the time extrapolated to the paper's 1000.
 
@@ -100,9 +103,32 @@ def synthetic_example(size: int = 64) -> Example:
     return Example("bench", images, ("an old person kisses a young person", "a young person kisses an old person"))
 
 
+def bench_examples(model: str, n: int) -> list[Example]:
+    """Shapes validation examples for the shipped model (whose decisions mean something
+    there), a synthetic Winoground-like example for any other."""
+    if model == "shipped":
+        from winoground_eval.tasks.shapes import ShapesTask
+
+        return list(ShapesTask(split="val", limit=n).examples())
+    return [synthetic_example()] * n
+
+
+def make_scorer(model: str, device: torch.device, **options: Any) -> DiffusionScorer:
+    """The scorer on the model under test: the shipped tiny-diffusion (pixel space, trained
+    on shapes), the tiny random test model (with a VAE), or any diffusers folder or id."""
+    if model == "random":
+        return DiffusionScorer(**tiny_components(seed=0), device=str(device), **options)
+    if model == "shipped":
+        from winoground_eval.tiny_models import weights_dir
+
+        model = str(weights_dir("tiny-diffusion"))
+    return DiffusionScorer.from_pretrained(model, device=str(device), **options)
+
+
 def reference_style_errors(scorer: DiffusionScorer, example: Example, batch_size: int) -> np.ndarray:
     """The reference code's loop on the scorer's components: one pair at a time, timesteps
-    batched, the image latent and caption embedding recomputed for every pair."""
+    batched, the image latent and caption embedding recomputed for every pair (our own
+    restatement of run_winoground.py's eval_prob, with its --randomize_noise bank)."""
     device, dtype = scorer.device, DTYPES[scorer.dtype]
     acp = scorer.noise_scheduler.alphas_cumprod.to(device)
     noise = scorer.noise.to(device)
@@ -113,7 +139,10 @@ def reference_style_errors(scorer: DiffusionScorer, example: Example, batch_size
         for k, caption in enumerate(example.captions):
             for j, image in enumerate(example.images):
                 pixels = preprocess_image(image, scorer.resolution, scorer.interpolation)[None].to(device, dtype)
-                latent = scorer.vae.encode(pixels).latent_dist.mean * scorer.vae.config.scaling_factor
+                if scorer.vae is None:
+                    latent = pixels
+                else:
+                    latent = scorer.vae.encode(pixels).latent_dist.mean * scorer.vae.config.scaling_factor
                 ids = tok([caption], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
                 emb = scorer.text_encoder(ids.input_ids.to(device))[0]
                 for start in range(0, len(ts), batch_size):
@@ -127,54 +156,138 @@ def reference_style_errors(scorer: DiffusionScorer, example: Example, batch_size
     return out
 
 
-def bench_tiny(args: argparse.Namespace, device: torch.device) -> None:
-    example = synthetic_example()
-    n_evals = len(example.images) * len(example.captions) * args.tiny_timesteps
+def shareable_work(unet: Any, device: torch.device, dtype: torch.dtype, text_length: int) -> dict[str, float]:
+    """FLOPs of one UNet evaluation: the total, the part that does not depend on the caption
+    (time embedding, conv_in, the leading down blocks without cross-attention, and in the
+    first one with it, its first resnet, proj_in and first self-attention: all computed
+    before the caption enters), and the part that does not depend on the image (the key and
+    value projections of the caption in every cross-attention). Counted by torch's
+    FlopCounterMode with the math attention kernel, whose matmuls it can see."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = unet.config
+    size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+    x = torch.zeros(1, cfg.in_channels, size, size, device=device, dtype=dtype)
+    text = torch.zeros(1, text_length, cfg.cross_attention_dim, device=device, dtype=dtype)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
+        unet(x, torch.tensor([500], device=device), encoder_hidden_states=text)
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    root = type(unet).__name__
+
+    def flops(name: str) -> int:
+        return counts.get(f"{root}.{name}", 0)
+
+    caption_free = flops("time_embedding") + flops("conv_in")
+    for i, block in enumerate(unet.down_blocks):
+        if not getattr(block, "has_cross_attention", False):
+            caption_free += flops(f"down_blocks.{i}")
+            continue
+        first = f"down_blocks.{i}.attentions.0"
+        caption_free += sum(
+            flops(f"down_blocks.{i}.{part}")
+            for part in ("resnets.0", "attentions.0.norm", "attentions.0.proj_in", "attentions.0.transformer_blocks.0.attn1")
+        )
+        assert counts.get(f"{root}.{first}.transformer_blocks.0.attn1", 0) > 0, "module names changed: recheck"
+        break
+    image_free = sum(flops(f"{n}.to_k") + flops(f"{n}.to_v") for n, _ in unet.named_modules() if n.endswith("attn2"))
+    return {"total": counts["Global"], "caption_free": caption_free, "image_free": image_free}
+
+
+def print_sharing_bound(work: dict[str, float], n_img: int = 2, n_cap: int = 2, n_t: int = 1000) -> None:
+    """The largest speed-up ANY scorer running the same UNet evaluations could get over the
+    reference loop at equal batch size, if it computed every caption-independent part once
+    per (image, timestep) and every image-independent part once per caption."""
+    total, cap_free, img_free = work["total"], work["caption_free"], work["image_free"]
+    plain = n_img * n_cap * n_t * total
+    shared = n_img * n_t * cap_free + n_cap * img_free + n_img * n_cap * n_t * (total - cap_free - img_free)
     print(
-        f"\n== tiny random model on {device} ({torch.get_num_threads()} threads): one example = 2 images x 2 captions "
-        f"x {args.tiny_timesteps} timesteps = {n_evals} UNet evaluations; best of {args.repeats} =="
+        f"one UNet evaluation = {total / 1e9:.3f} GFLOP, of which {cap_free / total:.1%} does not depend on the caption "
+        f"and {img_free / total:.1%} not on the image; sharing both perfectly over an example of {n_img} images x "
+        f"{n_cap} captions x {n_t} timesteps would save at most {1 - shared / plain:.1%} "
+        f"(a {plain / shared:.3f}x bound on any equal-batch speed-up over the reference loop)"
+    )
+
+
+def bench_tiny(args: argparse.Namespace, device: torch.device) -> None:
+    name = {"shipped": "shipped tiny-diffusion (pixel space)", "random": "tiny random test model"}.get(args.model, args.model)
+    example = bench_examples(args.model, 1)[0]
+    n_pairs = len(example.images) * len(example.captions)
+    n_evals = n_pairs * args.tiny_timesteps
+    print(
+        f"\n== {name} on {device} ({torch.get_num_threads()} threads): one example = {len(example.images)} images x "
+        f"{len(example.captions)} captions x {args.tiny_timesteps} timesteps = {n_evals} UNet evaluations; "
+        f"best of {args.repeats} =="
     )
     print(f"{'dtype':<9} {'batch':>5} {'UNet evals/s':>13} {'s/example':>10}")
-    scorer_seconds: dict[tuple[str, int], float] = {}
     for dtype in args.dtypes:
         for bs in args.batch_sizes:
-            scorer = DiffusionScorer(
-                **tiny_components(seed=0), device=str(device), dtype=dtype, batch_size=bs, n_timesteps=args.tiny_timesteps
-            )
+            scorer = make_scorer(args.model, device, dtype=dtype, batch_size=bs, n_timesteps=args.tiny_timesteps)
             # caches cleared on every call: time the text encoding as for a new example
             seconds = best_time(lambda: (scorer.clear_caches(), scorer.evaluate([example])), device, args.repeats)
-            scorer_seconds[(dtype, bs)] = seconds
             print(f"{dtype:<9} {bs:>5} {n_evals / seconds:>13.1f} {seconds:>10.4f}")
     print(f"peak memory: {peak_memory(device)}")
 
     dtype = args.dtypes[0]
     print(
-        f"\n-- side by side with the reference-style loop ({dtype}, same model, timestep budget and batch size; "
-        "timed alternately, best of each) --"
+        f"\n-- side by side with the reference loop ({dtype}, same model and timestep budget; timed alternately, "
+        "best of each) --\n"
+        "   reference batch 1 = run_winoground.py's default --batch_size; 32 = the --batch_size of its documented "
+        "Winoground command"
     )
-    print(f"{'timesteps':>9} {'batch':>5} {'reference s/ex':>15} {'scorer s/ex':>12} {'speed-up':>9}")
-    best_scorer = {}
+    print(f"{'timesteps':>9} {'ref batch':>9} {'reference s/ex':>15} {'scorer batch':>12} {'scorer s/ex':>12} {'speed-up':>9}")
     for n_t in args.compare_timesteps:
-        for bs in args.batch_sizes:
-            scorer = DiffusionScorer(**tiny_components(seed=0), device=str(device), dtype=dtype, batch_size=bs, n_timesteps=n_t)
+        for ref_bs, our_bs in args.compare_batches:
+            scorer = make_scorer(args.model, device, dtype=dtype, batch_size=our_bs, n_timesteps=n_t)
             got = scorer.errors(example.images, example.captions)
-            want = reference_style_errors(scorer, example, bs)  # also the warm-up
+            want = reference_style_errors(scorer, example, ref_bs)  # also the warm-up
             if dtype == "float32" and not np.allclose(got, want, rtol=1e-4, atol=1e-5):
                 print(f"   warning: errors differ from the reference loop by {np.abs(got - want).max():.2e}")
             ref, ours = alternate_times(
-                lambda: reference_style_errors(scorer, example, bs),
+                lambda: reference_style_errors(scorer, example, ref_bs),
                 lambda: (scorer.clear_caches(), scorer.evaluate([example])),
                 device,
                 args.repeats,
             )
-            best_scorer[n_t] = min(best_scorer.get(n_t, ours), ours)
-            print(f"{n_t:>9} {bs:>5} {ref:>15.4f} {ours:>12.4f} {ref / ours:>8.2f}x")
-        scorer = DiffusionScorer(**tiny_components(seed=0), device=str(device), dtype=dtype, batch_size=1, n_timesteps=n_t)
-        ref1 = best_time(lambda: reference_style_errors(scorer, example, 1), device, args.repeats)
-        print(
-            f"{n_t:>9} reference at its default batch size 1: {ref1:.4f} s/example; the scorer's best "
-            f"{best_scorer[n_t]:.4f}: {ref1 / best_scorer[n_t]:.2f}x"
-        )
+            print(f"{n_t:>9} {ref_bs:>9} {ref:>15.4f} {our_bs:>12} {ours:>12.4f} {ref / ours:>8.2f}x")
+    scorer = make_scorer(args.model, device, dtype=dtype)
+    print_sharing_bound(shareable_work(scorer.unet, device, DTYPES[dtype], scorer.tokenizer.model_max_length))
+    if args.sequential_examples:
+        bench_sequential(args, device, dtype)
+
+
+def bench_sequential(args: argparse.Namespace, device: torch.device, dtype: str) -> None:
+    """Wall clock per example of sequential stopping (sd2-fast's rule, decide=all) against
+    the reference loop at the full budget, on real examples."""
+    n_t, bs = args.sequential_timesteps, args.sequential_batch
+    examples = bench_examples(args.model, args.sequential_examples)
+    print(
+        f"\n-- sequential stopping (stopping=sequential, its defaults) against the reference loop at the full "
+        f"{n_t}-timestep budget, batch {bs}, {dtype}, {len(examples)} example(s), one pass each --"
+    )
+    plain = make_scorer(args.model, device, dtype=dtype, batch_size=bs, n_timesteps=n_t)
+    fast = make_scorer(args.model, device, dtype=dtype, batch_size=bs, n_timesteps=n_t, stopping="sequential")
+    ref_s = fast_s = 0.0
+    calls = 0
+    for ex in examples:
+        _sync(device)
+        t0 = time.perf_counter()
+        reference_style_errors(plain, ex, bs)
+        _sync(device)
+        t1 = time.perf_counter()
+        fast.clear_caches()
+        scored = fast.evaluate([ex])[0]
+        _sync(device)
+        ref_s += t1 - t0
+        fast_s += time.perf_counter() - t1
+        calls += scored.info["unet_calls"]
+    n = len(examples)
+    full_calls = len(examples[0].images) * len(examples[0].captions) * n_t
+    print(f"{'':<22} {'UNet calls/ex':>13} {'s/example':>10}")
+    print(f"{'reference, full budget':<22} {full_calls:>13} {ref_s / n:>10.2f}")
+    print(f"{'scorer, sequential':<22} {calls / n:>13.0f} {fast_s / n:>10.2f}")
+    print(f"speed-up: {ref_s / fast_s:.2f}x (the decisions' agreement with the full budget: benchmarks/bench_early_stopping.py)")
 
 
 def sd2_unet(device: torch.device, dtype: torch.dtype) -> Any:
@@ -227,6 +340,8 @@ def bench_sd2(args: argparse.Namespace, device: torch.device) -> None:
             seconds = best_time(run, device, args.sd2_repeats, warmup=warmup)
             rate = n_evals / seconds
             print(f"{dtype_name:<9} {bs:>5} {rate:>13.2f} {seconds:>10.2f} {4000 / rate:>11.0f}  {peak_memory(device)}")
+        if dtype_name == args.sd2_dtypes[0]:
+            print_sharing_bound(shareable_work(unet, device, dtype, SD2_TEXT_LENGTH))
         del unet
 
 
@@ -240,8 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per tiny setting (best is reported)")
     parser.add_argument("--tiny-timesteps", type=int, default=50, help="timestep budget of the dtype x batch table")
+    parser.add_argument("--model", default="shipped",
+                        help="shipped (the suite's tiny-diffusion, default), random (the tiny random test model) "
+                        "or a diffusers folder / Hub id")
     parser.add_argument("--batch-sizes", type=_csv(int), default=[1, 8, 32, 128], help="comma-separated")
-    parser.add_argument("--compare-timesteps", type=_csv(int), default=[10, 50], help="budgets for the side by side")
+    parser.add_argument("--compare-timesteps", type=_csv(int), default=[10, 50, 200], help="budgets for the side by side")
+    parser.add_argument("--compare-batches", type=_csv(lambda x: tuple(int(v) for v in x.split(":"))),
+                        default=[(1, 32), (32, 32)],
+                        help="REF:SCORER batch-size pairs for the side by side (default 1:32,32:32)")
+    parser.add_argument("--sequential-examples", type=int, default=2,
+                        help="examples for the sequential-stopping wall clock (0: skip)")
+    parser.add_argument("--sequential-timesteps", type=int, default=1000, help="its full budget (default 1000)")
+    parser.add_argument("--sequential-batch", type=int, default=32)
     parser.add_argument("--dtypes", type=_csv(str), default=None, help="default: float32,bfloat16 on CPU; float32,float16 on CUDA")
     parser.add_argument("--no-tiny", dest="tiny", action="store_false", help="skip the tiny model")
     parser.add_argument("--sd2", action="store_true", help="also time the full-size SD2-base UNet (random weights)")

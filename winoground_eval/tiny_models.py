@@ -17,15 +17,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from .diffusion.presets import with_defaults
 from .errors import ModelLoadError
 
 DType = Literal["float32", "float16", "bfloat16"]
-Normalize = Literal["none", "uncond"]
 
 TINY_CLIP_ARCH = "tiny-clip-shapes"
 # Chosen on the shapes VAL split only (never test): see tiny_diffusion's docstring.
 TINY_DIFFUSION_T_RANGE: tuple[int, int] = (250, 650)
 TINY_DIFFUSION_N_TIMESTEPS = 10
+TINY_DIFFUSION_LABEL = "winoground_eval/weights/tiny-diffusion"
 
 
 def weights_dir(name: str) -> Path:
@@ -39,46 +40,41 @@ def weights_dir(name: str) -> Path:
     return path
 
 
-def tiny_diffusion(
-    *,
-    device: str | None = None,
-    dtype: DType | None = None,
-    batch_size: int = 64,
-    n_timesteps: int = TINY_DIFFUSION_N_TIMESTEPS,
-    t_range: tuple[int, int] | None = TINY_DIFFUSION_T_RANGE,
-    normalize: Normalize = "none",
-    noise_seed: int = 42,
-) -> Any:
-    """The Diffusion Classifier on the shipped tiny pixel-space diffusion model (shapes only).
+def _tiny_diffusion_folder() -> str:
+    return str(weights_dir("tiny-diffusion"))
 
-    Its caption signal lives in the middle of its (linear-beta, DDPM) noise schedule: the
-    gap between the errors of a pair's two captions peaks for t in about [250, 500) and
-    vanishes above t=700, where the 32x32 images are nearly pure noise.
 
-    The defaults ``t_range=(250, 650)`` and ``n_timesteps=10`` (t = 270, 310, ..., 630)
-    were chosen on the shapes VAL split only, never on the test split
-    (``python -m training.choose_t_range --n 300 --grid 20``: per-timestep errors from
-    ``Scorer.errors`` on 300 val examples, 20 timesteps over the whole schedule). The val
-    text score was flat across windows (0.73-0.76 for every window at least 200 wide that
-    covers [350, 600); 0.757 for this one, 0.76 for the whole schedule), so the window was
-    set around the plateau of the val caption gap (mean |error(c0) - error(c1)| of 1.6e-3
-    to 1.9e-3 for t in [275, 425], 3e-4 at t=625; about 1e-3 below t=250, where the errors
-    themselves are large), and the grid made small enough that ``make demo`` scores the
-    300 test examples in about a minute on 2 CPU cores. Both options are recorded in the
-    run config like every other scorer option; ``t_range=None`` uses the whole schedule.
-    """
-    from .diffusion.presets import from_diffusers_spec
+tiny_diffusion = with_defaults(
+    "tiny_diffusion",
+    "The Diffusion Classifier on the shipped tiny pixel-space diffusion model (shapes only)",
+    _tiny_diffusion_folder,
+    TINY_DIFFUSION_LABEL,
+    hide=("revision",),
+    batch_size=64,
+    n_timesteps=TINY_DIFFUSION_N_TIMESTEPS,
+    t_range=TINY_DIFFUSION_T_RANGE,
+)
+tiny_diffusion.__doc__ = """The Diffusion Classifier on the shipped tiny pixel-space diffusion model (shapes only),
+with every option of ``diffusers:PATH`` (stopping included) but ``revision``. The run
+config records the model as ``winoground_eval/weights/tiny-diffusion`` plus a content
+fingerprint, so run ids do not depend on where the repository is checked out.
 
-    return from_diffusers_spec(
-        str(weights_dir("tiny-diffusion")),
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-        n_timesteps=n_timesteps,
-        t_range=t_range,
-        normalize=normalize,
-        noise_seed=noise_seed,
-    )
+Its caption signal lives in the middle of its (linear-beta, DDPM) noise schedule: the
+gap between the errors of a pair's two captions peaks for t in about [250, 500) and
+vanishes above t=700, where the 32x32 images are nearly pure noise.
+
+The defaults ``t_range=(250, 650)`` and ``n_timesteps=10`` (t = 270, 310, ..., 630)
+were chosen on the shapes VAL split only, never on the test split
+(``python -m training.choose_t_range --n 300 --grid 20``: per-timestep errors from
+``Scorer.errors`` on 300 val examples, 20 timesteps over the whole schedule). The val
+text score was flat across windows (0.73-0.76 for every window at least 200 wide that
+covers [350, 600); 0.757 for this one, 0.76 for the whole schedule), so the window was
+set around the plateau of the val caption gap (mean |error(c0) - error(c1)| of 1.6e-3
+to 1.9e-3 for t in [275, 425], 3e-4 at t=625; about 1e-3 below t=250, where the errors
+themselves are large), and the grid made small enough that ``make demo`` scores the
+300 test examples in about a minute on 2 CPU cores. Both options are recorded in the
+run config like every other scorer option; ``t_range=None`` uses the whole schedule.
+"""
 
 
 def tiny_clip(*, device: str | None = None, dtype: DType | None = None, batch_size: int = 256) -> Any:

@@ -9,6 +9,7 @@ annotations ``-o key=value`` overrides are checked against.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any, Callable
 
 from .scorer import DEFAULT_NOISE_BANK_SIZE, DEFAULT_NOISE_SEED, DiffusionScorer, DType, Interpolation, Loss, Normalize, Stopping
@@ -97,22 +98,44 @@ def from_diffusers_spec(
     )
 
 
-def _preset(name: str, summary: str, model: str | None = None, **defaults: Any) -> Callable[..., DiffusionScorer]:
-    """A factory for ``MODEL_IDS[model or name]`` with from_diffusers_spec's keyword options,
-    ``defaults`` replacing some of their defaults."""
-    model_id = MODEL_IDS[model or name]
+def with_defaults(
+    name: str,
+    summary: str,
+    spec: Callable[[], str],
+    label: str,
+    *,
+    hide: tuple[str, ...] = (),
+    **defaults: Any,
+) -> Callable[..., DiffusionScorer]:
+    """A factory for the model ``spec()`` names, with from_diffusers_spec's keyword options
+    (less ``hide``), ``defaults`` replacing some of their defaults. ``spec`` is called at
+    build time (so a missing folder fails then, not at import); the run config records the
+    model as ``label``."""
 
     def factory(**options: Any) -> DiffusionScorer:
-        return from_diffusers_spec(model_id, **{**defaults, **options})
+        scorer = from_diffusers_spec(spec(), **{**defaults, **options})
+        if scorer.source.model != label:
+            scorer.source = replace(scorer.source, model=label)
+        return scorer
 
     signature = inspect.signature(from_diffusers_spec)
-    params = [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in list(signature.parameters.values())[1:]]
+    params = [
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
+        for p in list(signature.parameters.values())[1:]
+        if p.name not in hide
+    ]
     factory.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    factory.__annotations__ = {k: v for k, v in from_diffusers_spec.__annotations__.items() if k != "spec"}
+    factory.__annotations__ = {k: v for k, v in from_diffusers_spec.__annotations__.items() if k != "spec" and k not in hide}
     factory.__name__ = factory.__qualname__ = name
     changed = "".join(f", {k}={v!r}" for k, v in defaults.items())
-    factory.__doc__ = f"{summary} ({model_id}{changed}).\n\nOptions as :func:`from_diffusers_spec`."
+    factory.__doc__ = f"{summary} ({label}{changed}).\n\nOptions as :func:`from_diffusers_spec`."
     return factory
+
+
+def _preset(name: str, summary: str, model: str | None = None, **defaults: Any) -> Callable[..., DiffusionScorer]:
+    """A factory for the Hub repository ``MODEL_IDS[model or name]``."""
+    model_id = MODEL_IDS[model or name]
+    return with_defaults(name, summary, lambda: model_id, model_id, **defaults)
 
 
 sd2 = _preset("sd2", "The Diffusion Classifier paper's model: Stable Diffusion 2.0 base, 512 px, epsilon")
