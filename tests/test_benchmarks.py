@@ -1,0 +1,52 @@
+"""The benchmark scripts still run (tiny settings), and the sharing bound they print is
+computed from the right modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load("bench_diffusion")
+
+
+def test_bench_diffusion_prints_the_side_by_side(bench, capsys):
+    argv = [
+        "--model", "random", "--threads", "1", "--repeats", "1", "--dtypes", "float32", "--batch-sizes", "4",
+        "--tiny-timesteps", "2", "--compare-timesteps", "3", "--compare-batches", "1:8,8:8",
+        "--sequential-examples", "1", "--sequential-timesteps", "40",
+    ]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("3 ")]
+    assert [(r[1], r[3]) for r in rows] == [("1", "8"), ("8", "8")]  # reference batch, scorer batch
+    assert all(r[-1].endswith("x") and float(r[-1][:-1]) > 0 for r in rows)
+    assert "bound on any equal-batch speed-up" in out
+    assert "scorer, sequential" in out and "warning" not in out  # the reference loop's errors match the scorer's
+
+
+def test_sharing_bound_counts_only_work_before_the_caption(bench):
+    from winoground_eval.diffusion.tiny import tiny_components
+
+    unet = tiny_components(seed=0)["unet"].eval()
+    work = bench.shareable_work(unet, torch.device("cpu"), torch.float32, text_length=77)
+    assert 0 < work["caption_free"] < work["total"] and 0 < work["image_free"] < work["total"]
+    # the key/value projections of the caption: 2 x (77 x in x out) multiply-adds per cross-attention
+    want = sum(2 * 2 * 77 * m.to_k.in_features * m.to_k.out_features for n, m in unet.named_modules() if n.endswith("attn2"))
+    assert work["image_free"] == want
