@@ -112,6 +112,31 @@ def test_wrong_decisions_stay_within_the_stated_rate(futility):
         assert np.mean(wrong) <= alpha + slack
 
 
+@pytest.mark.parametrize("futility", [False, True])
+def test_against_the_infinite_budget_sign(futility):
+    # signs known by construction (no zero effects): the infinite-budget decision is the sign
+    # of the effect. Without futility, stopping adds at most 1 - confidence to the full
+    # budget's own error rate against it; with futility, P(stopped decision wrong while the
+    # full budget is right and significant) <= 1 - confidence.
+    confidence, n = 0.9, 300
+    rng = np.random.default_rng(4)
+    effects = rng.choice([0.02, 0.05, 0.1, 0.3, 0.6], size=n) * rng.choice([-1, 1], size=n)
+    plan = Plan(256, confidence=confidence, min_timesteps=16, round_size=16, futility=futility)
+    res = simulate(synthetic(rng, n, 256, effects), plan)
+    truth = np.sign(effects)
+    stopped_wrong, full_wrong, significant_ = res[:, 0] != truth, res[:, 1] != truth, res[:, 2] == 1
+    alpha = 1 - confidence
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / n)
+    if futility:
+        resolved = significant_ & ~full_wrong
+        assert resolved.sum() > 50
+        assert np.mean(stopped_wrong & resolved) <= alpha + slack
+    else:
+        assert np.mean(stopped_wrong) <= np.mean(full_wrong) + alpha + slack
+    clear = np.abs(effects) == 0.6  # the full budget always gets these right
+    assert not full_wrong[clear].any() and np.mean(stopped_wrong[clear]) <= alpha
+
+
 def test_stopping_saves_calls_on_easy_comparisons():
     rng = np.random.default_rng(2)
     plan = Plan(400)
