@@ -50,3 +50,19 @@ def test_sharing_bound_counts_only_work_before_the_caption(bench):
     # the key/value projections of the caption: 2 x (77 x in x out) multiply-adds per cross-attention
     want = sum(2 * 2 * 77 * m.to_k.in_features * m.to_k.out_features for n, m in unet.named_modules() if n.endswith("attn2"))
     assert work["image_free"] == want
+
+
+def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
+    bench_es = _load("bench_early_stopping")
+    argv = [
+        "--split", "val", "--limit", "2", "--n-timesteps", "40", "--normalize", "none", "--out", str(tmp_path),
+        "--min-timesteps", "8", "--round-size", "8", "--decide", "text", "--json",
+    ]
+    assert bench_es.main(argv) == 0
+    out = capsys.readouterr().out
+    import json
+
+    report = json.loads(out[out.index("{"):])
+    text = report["results"]["text"]
+    assert text["n_examples"] == 2 and text["calls_full_needed"] == 4 * 40
+    assert 0 < text["calls_stopping"] <= text["calls_full_needed"]
