@@ -92,24 +92,31 @@ def simulate(d, plan):
     return np.array(out)
 
 
+CONFIDENCE, N_COMPARISONS = 0.9, 300  # a confidence low enough for errors to happen
+ALPHA = 1 - CONFIDENCE
+SLACK = 3 * math.sqrt(ALPHA * (1 - ALPHA) / N_COMPARISONS)  # three binomial standard errors
+
+
+def signed_effects_run(seed, magnitudes, futility):
+    """(effects, simulate's rows) for N_COMPARISONS comparisons (one per draw) with effects
+    drawn from ``magnitudes`` times a random sign, on a 256-point grid at CONFIDENCE."""
+    rng = np.random.default_rng(seed)
+    effects = rng.choice(magnitudes, size=N_COMPARISONS) * rng.choice([-1, 1], size=N_COMPARISONS)
+    plan = Plan(256, confidence=CONFIDENCE, min_timesteps=16, round_size=16, futility=futility)
+    return effects, simulate(synthetic(rng, N_COMPARISONS, 256, effects), plan)
+
+
 @pytest.mark.parametrize("futility", [False, True])
 def test_wrong_decisions_stay_within_the_stated_rate(futility):
-    # many seeds (one comparison per seed), effects from none to clear, at a confidence
-    # low enough for errors to happen: the error rate must stay below 1 - confidence
-    # (with three binomial standard errors of slack)
-    confidence, n = 0.9, 300
-    rng = np.random.default_rng(1)
-    effects = rng.choice([0.0, 0.02, 0.05, 0.1, 0.3], size=n) * rng.choice([-1, 1], size=n)
-    plan = Plan(256, confidence=confidence, min_timesteps=16, round_size=16, futility=futility)
-    res = simulate(synthetic(rng, n, 256, effects), plan)
-    alpha = 1 - confidence
-    slack = 3 * math.sqrt(alpha * (1 - alpha) / n)
+    # effects from none to clear: the rate of decisions differing from the full budget's
+    # must stay below 1 - confidence
+    _, res = signed_effects_run(1, [0.0, 0.02, 0.05, 0.1, 0.3], futility)
     wrong = res[:, 0] != res[:, 1]
     if futility:  # only decisions that are significant at the full budget are guaranteed
-        assert np.mean(wrong & (res[:, 2] == 1)) <= alpha + slack
+        assert np.mean(wrong & (res[:, 2] == 1)) <= ALPHA + SLACK
         assert res[:, 3].mean() < 0.8 * 256  # and it saves calls on the hopeless ones
     else:
-        assert np.mean(wrong) <= alpha + slack
+        assert np.mean(wrong) <= ALPHA + SLACK
 
 
 @pytest.mark.parametrize("futility", [False, True])
@@ -118,23 +125,17 @@ def test_against_the_infinite_budget_sign(futility):
     # of the effect. Without futility, stopping adds at most 1 - confidence to the full
     # budget's own error rate against it; with futility, P(stopped decision wrong while the
     # full budget is right and significant) <= 1 - confidence.
-    confidence, n = 0.9, 300
-    rng = np.random.default_rng(4)
-    effects = rng.choice([0.02, 0.05, 0.1, 0.3, 0.6], size=n) * rng.choice([-1, 1], size=n)
-    plan = Plan(256, confidence=confidence, min_timesteps=16, round_size=16, futility=futility)
-    res = simulate(synthetic(rng, n, 256, effects), plan)
+    effects, res = signed_effects_run(4, [0.02, 0.05, 0.1, 0.3, 0.6], futility)
     truth = np.sign(effects)
     stopped_wrong, full_wrong, significant_ = res[:, 0] != truth, res[:, 1] != truth, res[:, 2] == 1
-    alpha = 1 - confidence
-    slack = 3 * math.sqrt(alpha * (1 - alpha) / n)
     if futility:
         resolved = significant_ & ~full_wrong
         assert resolved.sum() > 50
-        assert np.mean(stopped_wrong & resolved) <= alpha + slack
+        assert np.mean(stopped_wrong & resolved) <= ALPHA + SLACK
     else:
-        assert np.mean(stopped_wrong) <= np.mean(full_wrong) + alpha + slack
+        assert np.mean(stopped_wrong) <= np.mean(full_wrong) + ALPHA + SLACK
     clear = np.abs(effects) == 0.6  # the full budget always gets these right
-    assert not full_wrong[clear].any() and np.mean(stopped_wrong[clear]) <= alpha
+    assert not full_wrong[clear].any() and np.mean(stopped_wrong[clear]) <= ALPHA
 
 
 def test_stopping_saves_calls_on_easy_comparisons():
