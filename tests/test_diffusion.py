@@ -29,16 +29,6 @@ from winoground_eval.overrides import parse_overrides
 CAPTIONS = ("a dog chasing a cat", "a cat chasing a dog", "some plants surrounding a lightbulb")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU OpenMP's spinning threads
-    slow them down tenfold or more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-sd")

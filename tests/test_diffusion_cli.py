@@ -3,20 +3,10 @@
 import json
 
 import numpy as np
-import pytest
-import torch
 
 from winoground_eval.cli import main
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 from winoground_eval.diffusion.tiny import write_tiny_sd
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(before)
 
 
 def _run_dir(out):

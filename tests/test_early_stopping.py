@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from winoground_eval import timestep_select
 from winoground_eval.cli import main
@@ -18,14 +17,6 @@ from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
 from winoground_eval.tasks.winoground import WINOGROUND_COMPARISONS, WinogroundTask
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

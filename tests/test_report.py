@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from winoground_eval import cli
 from winoground_eval.compare import correctness
@@ -49,15 +48,10 @@ def world(tmp_path_factory):
         scores[name] = {str(i): np.array(m) for i, m in enumerate(pattern)}
         write_score_file(root / f"{name}.jsonl", scores[name])
         save_score_file_run("winoground", root / f"{name}.jsonl", runs, name, metadata=data / "examples.jsonl")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: threads only add contention on a shared CPU
-    try:
-        model = write_tiny_sd(root / "tiny-sd", seed=0)
-        argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
-                "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
-        assert cli.main(argv) == 0
-    finally:
-        torch.set_num_threads(threads)
+    model = write_tiny_sd(root / "tiny-sd", seed=0)
+    argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
+            "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
+    assert cli.main(argv) == 0
     [diffusion] = list((runs / "winoground").glob("diffusers_*/*"))
     return {"root": root, "data": data, "runs": runs, "scores": scores, "diffusion": diffusion, "rows": rows}
 
