@@ -35,7 +35,14 @@ from PIL import Image, ImageDraw
 
 from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
+from winoground_eval.metrics import (
+    WINOGROUND_COMPARISONS,
+    WINOGROUND_METRICS,
+    breakdown_groups,
+    check_matrix,
+    winoground_metrics,
+    winoground_outcomes,
+)
 
 GENERATOR_VERSION = "1"
 IMAGE_SIZE = 32
@@ -225,6 +232,7 @@ class ShapesTask:
 
     name = "shapes"
     version = GENERATOR_VERSION
+    metric_specs = WINOGROUND_METRICS
 
     def __init__(self, *, split: Split = "test", limit: int | None = None):
         if split not in SPLIT_SIZES:
@@ -285,12 +293,11 @@ class ShapesTask:
             if spec.id not in skip:
                 yield Example(spec.id, images_of(spec), spec.captions(), self._tags[spec.id], comparisons=WINOGROUND_COMPARISONS)
 
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        return winoground_outcomes(check_matrix(example_id, scores, (2, 2)))
+
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        groups: dict[str, dict[str, list[str]]] = {}
-        for ex_id in scores:
-            for group, labels in self._tags.get(ex_id, {}).items():
-                groups.setdefault(group, {})[ex_id] = list(labels)
-        return winoground_metrics(scores, groups)
+        return winoground_metrics(scores, breakdown_groups(self._tags, [i for i in scores if i in self._tags]))
 
 
 def training_batch(start: int, n: int) -> tuple[list[Image.Image], list[str], list[str]]:

@@ -26,7 +26,13 @@ from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError, ScoreFileError
-from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
+from winoground_eval.metrics import (
+    WINOGROUND_COMPARISONS,
+    WINOGROUND_METRICS,
+    check_matrix,
+    winoground_metrics,
+    winoground_outcomes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +283,7 @@ class WinogroundTask:
 
     name = "winoground"
     version = "1"
+    metric_specs = WINOGROUND_METRICS
 
     def __init__(self, *, data_dir: str | None = None, revision: str | None = None, limit: int | None = None,
                  token: str | None = None):
@@ -351,8 +358,25 @@ class WinogroundTask:
                 continue
             yield Example(row["id"], images, captions, self._tags[row["id"]], comparisons=WINOGROUND_COMPARISONS)
 
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        return winoground_outcomes(check_matrix(example_id, scores, (2, 2)))
+
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
         return metrics_with_tags(scores, self._tags)
+
+    @staticmethod
+    def score_file_examples(metadata: str | Path) -> tuple[list[str], dict[str, dict[str, Any]], str | None]:
+        """For saving a score file as a run: the metadata file's ids in order, their tags and
+        the data fingerprint (None when its rows lack captions). A self-describing local copy
+        (e.g. the synthetic sample) is not Winoground: no Why-Winoground-Hard tags unless its
+        manifest names them, as the task does."""
+        metadata = Path(metadata)
+        rows = [row for _, row in read_examples_jsonl(metadata)] if metadata.is_file() else []
+        own = [p for p in (metadata.parent / LOCAL_MANIFEST, metadata.parent.parent / LOCAL_MANIFEST) if p.is_file()]
+        why_hard = not own or bool(json.loads(own[0].read_text()).get("why_hard_tags"))
+        tags = tags_from_jsonl(metadata, why_hard=why_hard)
+        has_captions = rows and all(isinstance(r.get("caption_0"), str) and isinstance(r.get("caption_1"), str) for r in rows)
+        return [str(r["id"]) for r in rows], tags, data_fingerprint(rows) if has_captions else None
 
     @staticmethod
     def metrics_for_score_file(scores: Mapping[str, np.ndarray], metadata: str | Path | None = None) -> dict[str, Any]:

@@ -15,6 +15,23 @@ from PIL import Image
 
 
 @dataclass(frozen=True)
+class Metric:
+    """One number a task reports, declared by the task (the only place that names it).
+
+    ``name`` is its key in result.json ``metrics``; exactly one metric of a task is
+    ``primary`` (it ranks leaderboards). ``per_example=True``: the mean over examples of a
+    per-example outcome (0/1, or real) that :meth:`Task.outcomes` computes; paired tests
+    (``wg-eval compare``) work on it. ``per_example=False``: an aggregate the task computes
+    itself (e.g. a macro average over subsets); no paired test.
+    """
+
+    name: str
+    description: str = ""
+    primary: bool = False
+    per_example: bool = True
+
+
+@dataclass(frozen=True)
 class Example:
     """One benchmark item: images (PIL RGB), captions, and its tags/metadata.
 
@@ -66,6 +83,7 @@ class Task(Protocol):
 
     name: str
     version: str
+    metric_specs: tuple[Metric, ...]  # class attribute or property; order = display order
 
     def info(self) -> dict[str, Any]:
         """Source, revision, manifest: everything that identifies the data, JSON-able."""
@@ -82,8 +100,18 @@ class Task(Protocol):
         (id, error) and passed over instead (``--skip-bad``)."""
         ...
 
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        """Per-example outcome of every per_example metric, from that example's score
+        matrix (may use the task's own per-example data, e.g. a class label). 1.0 right,
+        0.0 wrong."""
+        ...
+
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """Reduce per-example score matrices to the task's metrics (result.json layout)."""
+        """Reduce per-example score matrices to the task's metrics (result.json layout,
+        built with :func:`winoground_eval.metrics.summarize`).
+
+        A task may also define ``example_info(example_id, scores) -> dict``; the runner
+        merges its result into that example's ``info`` in scores.jsonl."""
         ...
 
 

@@ -1,20 +1,31 @@
-"""Winoground's text, image and group scores, by tag, with bootstrap intervals.
+"""Per-example outcome rules and the one reducer every task's result.json goes through.
 
 A score matrix ``s`` has one row per image and one column per caption: ``s[j, k]`` is the
-score of caption k with image j, higher = better match. The rules are the Winoground
-paper's, with strict ``>``: a tie counts as wrong.
+score of caption k with image j, higher = better match. A task declares its metrics
+(:class:`~winoground_eval.contracts.Metric`) and computes each example's outcomes;
+:func:`summarize` turns those into the ``result.json`` layout (means, breakdowns, bootstrap
+intervals, per-example outcomes). Two reusable rules, strict ``>`` everywhere (a tie is
+wrong): :func:`winoground_outcomes` (text / image / group of a 2x2 matrix, the Winoground
+paper's) and :func:`ranked_outcome` (accuracy of a 1 x N matrix whose caption 0 is right).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
+from .contracts import Metric
 from .errors import ScoreError
 
-METRICS = ("text", "image", "group")
+WINOGROUND_METRICS = (
+    Metric("text", "both images prefer their own caption"),
+    Metric("image", "both captions prefer their own image"),
+    Metric("group", "text and image both right", primary=True),
+)
+RANKED_METRICS = (Metric("accuracy", "the correct caption (column 0) strictly above every negative", primary=True),)
 # What the text and image scores compare, as (metric, cell a, cell b) with cells (image, caption):
 # text = c0 vs c1 on i0 and on i1, image = i0 vs i1 on c0 and on c1. Tasks put these on their
 # examples (Example.comparisons) so that a scorer can spend effort only where a metric looks.
@@ -26,6 +37,11 @@ WINOGROUND_COMPARISONS = (
 )
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+
+
+def ranked_comparisons(n_captions: int) -> tuple[tuple[str, tuple[int, int], tuple[int, int]], ...]:
+    """``Example.comparisons`` of a 1 x N example: the correct caption 0 against each negative."""
+    return tuple(("accuracy", (0, 0), (0, k)) for k in range(1, n_captions))
 
 
 def check_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -42,6 +58,7 @@ def check_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = N
     return matrix
 
 
+# --- per-example rules ------------------------------------------------------------------------
 def winoground_correct(s: np.ndarray) -> tuple[bool, bool, bool]:
     """(text, image, group) correctness of one 2x2 matrix, strict ``>``."""
     text = s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
@@ -49,9 +66,53 @@ def winoground_correct(s: np.ndarray) -> tuple[bool, bool, bool]:
     return bool(text), bool(image), bool(text and image)
 
 
+def winoground_outcomes(s: np.ndarray) -> dict[str, float]:
+    """``{"text", "image", "group"}`` of a 2x2 matrix: 1.0 right, 0.0 wrong (ties wrong)."""
+    return {m.name: float(v) for m, v in zip(WINOGROUND_METRICS, winoground_correct(s))}
+
+
 def has_tie(s: np.ndarray) -> bool:
-    """Whether any of the four comparisons the metrics make is a tie."""
+    """Whether any of the four comparisons the Winoground metrics make is a tie."""
     return bool(s[0, 0] == s[0, 1] or s[1, 1] == s[1, 0] or s[0, 0] == s[1, 0] or s[1, 1] == s[0, 1])
+
+
+def ranked_outcome(s: np.ndarray) -> dict[str, float]:
+    """``{"accuracy"}`` of a 1 x N matrix whose column 0 is the correct caption: 1.0 iff
+    ``s[0, 0] > max(s[0, 1:])``."""
+    s = np.asarray(s, dtype=np.float64)
+    return {"accuracy": float(s.shape[1] > 1 and bool(s[0, 0] > np.max(s[0, 1:])))}
+
+
+def ranked_has_tie(s: np.ndarray) -> bool:
+    """Whether the correct caption ties the best negative (the decisive comparison)."""
+    s = np.asarray(s, dtype=np.float64)
+    return bool(s.shape[1] > 1 and s[0, 0] == np.max(s[0, 1:]))
+
+
+def shape_rule(shape: tuple[int, ...]) -> tuple[tuple[Metric, ...], Any, Any] | None:
+    """The reusable rule for a score-matrix shape, as ``(metric specs, outcomes fn, tie fn)``:
+    2x2 -> text / image / group, 1 x N (N >= 2) -> accuracy; None for any other shape.
+
+    For runs that recorded no rule of their own (result.json schema 1) and for
+    re-aggregating stored scores (choose-timesteps, the report's timestep curves).
+    """
+    if tuple(shape) == (2, 2):
+        return WINOGROUND_METRICS, winoground_outcomes, has_tie
+    if len(shape) == 2 and shape[0] == 1 and shape[1] >= 2:
+        return RANKED_METRICS, ranked_outcome, ranked_has_tie
+    return None
+
+
+def outcomes_by_shape(example_id: str, s: Any) -> dict[str, float]:
+    """The per-example outcomes of :func:`shape_rule`; ScoreError for a shape without a rule."""
+    m = check_matrix(example_id, s)
+    rule = shape_rule(m.shape)
+    if rule is None:
+        raise ScoreError(
+            f"example {example_id}: no built-in metric rule for a {m.shape[0]}x{m.shape[1]} score matrix "
+            "(2x2 gets text/image/group, 1xN accuracy); the task's own outcomes are needed"
+        )
+    return rule[1](m)
 
 
 def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95) -> list[float] | None:
@@ -73,30 +134,74 @@ def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95) -> list[f
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
-def _means(rows: Iterable[tuple[bool, bool, bool]]) -> dict[str, float]:
-    arr = np.asarray(list(rows), dtype=np.float64).reshape(-1, 3)
-    return {m: float(arr[:, i].mean()) if len(arr) else float("nan") for i, m in enumerate(METRICS)}
+def primary_metric(specs: Sequence[Metric]) -> Metric:
+    """The task's primary metric (the first one marked primary, else the first)."""
+    return next((m for m in specs if m.primary), specs[0])
 
 
-def winoground_metrics(
-    scores: Mapping[str, np.ndarray],
+def check_specs(specs: Sequence[Metric], where: str = "task") -> tuple[Metric, ...]:
+    """The specs as a tuple, or ScoreError when they are not a valid declaration."""
+    specs = tuple(specs)
+    if not specs:
+        raise ScoreError(f"{where} declares no metrics (metric_specs is empty)")
+    names = [m.name for m in specs]
+    if len(set(names)) != len(names):
+        raise ScoreError(f"{where} declares metric names more than once: {names}")
+    if sum(1 for m in specs if m.primary) != 1:
+        raise ScoreError(f"{where} must mark exactly one metric primary (got {[m.name for m in specs if m.primary]})")
+    return specs
+
+
+def specs_from_json(rows: Iterable[Mapping[str, Any]]) -> tuple[Metric, ...]:
+    """Metric specs back from result.json's ``metric_specs`` list."""
+    fields = set(Metric.__dataclass_fields__)
+    return tuple(Metric(**{k: v for k, v in dict(r).items() if k in fields}) for r in rows)
+
+
+def breakdown_groups(tags: Mapping[str, Mapping[str, Any]], ids: Iterable[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """``{group: {example_id: [labels]}}`` from example tags: only list / tuple tag values
+    take part in breakdowns (other values are kept on examples but ignored here)."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for ex_id in tags if ids is None else ids:
+        for group, labels in (tags.get(ex_id) or {}).items():
+            if isinstance(labels, (list, tuple)) and labels:
+                groups.setdefault(group, {})[ex_id] = [str(x) for x in labels]
+    return groups
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def summarize(
+    specs: Sequence[Metric],
+    outcomes: Mapping[str, Mapping[str, float]],
+    *,
     groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    tie_ids: Iterable[str] = (),
+    aggregates: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Metrics in the layout of ``result.json``.
+    """The result.json layout from per-example outcomes.
 
-    ``groups`` maps a breakdown name (e.g. ``collapsed_tag``) to ``{example_id: [labels]}``;
-    an example counts once in each of its labels, and an example with no labels in a group
-    is left out of that group.
+    ``outcomes``: ``{example_id: {metric: value}}`` for every per-example metric;
+    ``groups``: ``{group: {example_id: [labels]}}`` (an example counts once per label; one
+    with no label in a group is left out of it); ``tie_ids``: examples whose decisive
+    comparisons hold a tie (already counted wrong by the rules); ``aggregates``: values of
+    the ``per_example=False`` metrics, computed by the task.
     """
-    ids = list(scores)
-    correct = {}
-    ties = []
+    specs = check_specs(specs)
+    per_ex = [m.name for m in specs if m.per_example]
+    ids = list(outcomes)
     for ex_id in ids:
-        s = check_matrix(ex_id, scores[ex_id], (2, 2))
-        correct[ex_id] = winoground_correct(s)
-        if has_tie(s):
-            ties.append(ex_id)
-    per_metric = {m: [correct[i][k] for i in ids] for k, m in enumerate(METRICS)}
+        missing = [m for m in per_ex if m not in outcomes[ex_id]]
+        if missing:
+            raise ScoreError(f"example {ex_id}: the task's outcomes lack metric(s) {', '.join(missing)}")
+    values = {m: [float(outcomes[i][m]) for i in ids] for m in per_ex}
+    aggregates = dict(aggregates or {})
+    metrics: dict[str, Any] = {}
+    for m in specs:
+        metrics[m.name] = _mean(values[m.name]) if m.per_example else (
+            float(aggregates[m.name]) if aggregates.get(m.name) is not None else None)
     breakdown: dict[str, dict[str, dict[str, Any]]] = {}
     for group_name, labels_by_id in (groups or {}).items():
         members: dict[str, list[str]] = {}
@@ -104,14 +209,59 @@ def winoground_metrics(
             for label in labels_by_id.get(ex_id, ()):
                 members.setdefault(str(label), []).append(ex_id)
         breakdown[group_name] = {
-            label: {**_means(correct[i] for i in members[label]), "n": len(members[label])}
+            label: {**{m: _mean([float(outcomes[i][m]) for i in members[label]]) for m in per_ex}, "n": len(members[label])}
             for label in sorted(members)
         }
+    ties = [i for i in tie_ids if i in outcomes]
     return {
-        "metrics": _means(correct[i] for i in ids),
+        "metrics": metrics,
+        "metric_specs": [asdict(m) for m in specs],
         "breakdown": breakdown,
-        "ci95": {m: bootstrap_ci(per_metric[m]) for m in METRICS},
+        "ci95": {m.name: bootstrap_ci(values[m.name]) if m.per_example else None for m in specs},
         "n_examples": len(ids),
         "n_ties": len(ties),
         "tie_ids": ties,
+        "per_example": {i: {m: float(outcomes[i][m]) for m in per_ex} for i in ids},
     }
+
+
+def summarize_by_shape(
+    scores: Mapping[str, Any],
+    groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> dict[str, Any]:
+    """result.json metrics of score matrices that all share one shape with a built-in rule
+    (:func:`shape_rule`): what a task built from the two reusable rules needs."""
+    matrices = {i: check_matrix(i, s) for i, s in scores.items()}
+    shapes = {m.shape for m in matrices.values()}
+    if len(shapes) > 1:
+        raise ScoreError(f"score matrices of several shapes ({sorted(shapes)}); one task's examples share one shape")
+    shape = shapes.pop() if shapes else (2, 2)
+    rule = shape_rule(shape)
+    if rule is None:
+        outcomes_by_shape("?", np.zeros(shape))  # raises the error naming the shape
+    specs, rule_fn, tie_fn = rule
+    return summarize(
+        specs,
+        {i: rule_fn(m) for i, m in matrices.items()},
+        groups=groups,
+        tie_ids=[i for i, m in matrices.items() if tie_fn(m)],
+    )
+
+
+def winoground_metrics(
+    scores: Mapping[str, np.ndarray],
+    groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> dict[str, Any]:
+    """Text / image / group of 2x2 score matrices in the layout of ``result.json``.
+
+    ``groups`` maps a breakdown name (e.g. ``collapsed_tag``) to ``{example_id: [labels]}``;
+    an example counts once in each of its labels, and an example with no labels in a group
+    is left out of that group.
+    """
+    matrices = {ex_id: check_matrix(ex_id, s, (2, 2)) for ex_id, s in scores.items()}
+    return summarize(
+        WINOGROUND_METRICS,
+        {i: winoground_outcomes(m) for i, m in matrices.items()},
+        groups=groups,
+        tie_ids=[i for i, m in matrices.items() if has_tie(m)],
+    )

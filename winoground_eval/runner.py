@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,12 +14,15 @@ from .contracts import Example, Scorer, Task, evaluate_examples
 from .distributed import World, barrier
 from .env import device_description, environment
 from .errors import ScoreError
-from .metrics import check_matrix
-from .runstore import SCHEMA_VERSION, RunStore, now, run_identity
+from .metrics import check_matrix, check_specs
+from .runstore import RunStore, now, run_identity
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+# result.json layout: 1 = text/image/group only; 2 = the task's own metrics with
+# "metric_specs" and "per_example" (see docs/results.md)
+RESULT_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def run(
         if progress:
             progress(finished, total)
 
+    example_info = getattr(task, "example_info", None)
     skip = set(target) - set(mine)
     examples = task.examples(skip=skip, on_error=skip_bad) if spec.skip_bad else task.examples(skip=skip)
     for chunk in _chunks(examples, chunk_size):
@@ -105,6 +109,8 @@ def run(
             raise ScoreError(f"scorer returned {len(results)} results for {len(chunk)} examples")
         for ex, scored in zip(chunk, results):
             check_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            if example_info is not None:
+                scored = replace(scored, info={**scored.info, **example_info(ex.id, scored.scores)})
             store.append(ex.id, scored, seconds)
             finished += 1
             if progress:
@@ -125,13 +131,17 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
     records = store.records if store.records else store.load()
     target = list(task.metadata())
     scores = dict(store.iter_scores(target))
-    metrics = task.metrics(scores)
+    metrics = dict(task.metrics(scores))
+    specs = check_specs(getattr(task, "metric_specs", ()), f"task {info['task'].get('name')!r}")
+    metrics.setdefault("metric_specs", [asdict(m) for m in specs])
+    if "per_example" not in metrics:
+        metrics["per_example"] = {i: dict(task.outcomes(i, s)) for i, s in scores.items()}
     seconds = sum(float(records[i].get("seconds", 0.0)) for i in scores)
     n_expected = len(target)
     skipped = {i: records[i]["skipped"] for i in target if i in records and "skipped" in records[i]}
     unet_calls = [records[i]["info"]["unet_calls"] for i in scores if "unet_calls" in records[i].get("info", {})]
     result: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": RESULT_SCHEMA_VERSION,
         "run_id": info["run_id"],
         "task": info["task"],
         "scorer": info["scorer"],
