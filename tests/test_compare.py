@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from winoground_eval import cli
-from winoground_eval.compare import CompareError, compare_scores, correctness, mcnemar_exact, paired
-from winoground_eval.leaderboard import save_score_file_run
+from winoground_eval.compare import CompareError, compare_outcomes, compare_scores, correctness, mcnemar_exact, paired
+from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.scorefile import write_score_file
 from winoground_eval.tasks.sample import write_winoground_sample
 
@@ -65,10 +65,18 @@ def test_compare_scores_overall_by_tag_and_ids():
     assert r["disagree"]["text"] == {"a_right_b_wrong": ["0", "2"], "a_wrong_b_right": ["3"]}
     assert r["disagree"]["group"] == {"a_right_b_wrong": ["0", "4"], "a_wrong_b_right": ["3"]}
     assert text["p_mcnemar"] == pytest.approx(stats.binomtest(2, 3, 0.5).pvalue)
-    assert set(r["by_tag"]) == {"Object", "Relation"} and r["by_tag"]["Object"]["n"] == 2
-    assert r["by_tag"]["Object"]["group"]["diff"] == 0.5
+    by_tag = r["breakdown"]["collapsed_tag"]
+    assert set(by_tag) == {"Object", "Relation"} and by_tag["Object"]["n"] == 2
+    assert by_tag["Object"]["group"]["diff"] == 0.5
     with pytest.raises(CompareError, match="no scored example in common"):
         compare_scores({"0": RIGHT}, {"1": RIGHT})
+
+
+def test_compare_real_valued_outcomes_get_no_mcnemar():
+    r = compare_outcomes({"0": {"m": 0.5}, "1": {"m": 1.0}}, {"0": {"m": 0.25}, "1": {"m": 1.0}}, ["m"])
+    m = r["overall"]["m"]
+    assert m["diff"] == pytest.approx(0.125) and m["p_mcnemar"] is None and m["a_right_b_wrong"] is None
+    assert r["disagree"]["m"] == {"a_right_b_wrong": ["0"], "a_wrong_b_right": []}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +104,9 @@ def test_compare_cli_json_matches_the_library(runs, capsys):
     want = compare_scores(runs["model-a:scores"], runs["model-b:scores"])
     assert r["overall"] == json.loads(json.dumps(want["overall"])) and r["disagree"] == want["disagree"]
     assert r["a"]["scorer"] == "model-a" and r["b"]["scorer"] == "model-b" and r["n_common"] == 9
-    assert set(r["by_tag"]) == {"Object", "Relation", "Both"} and r["by_tag"]["Object"]["n"] == 3
+    by_tag = r["breakdown"]["collapsed_tag"]
+    assert set(by_tag) == {"Object", "Relation", "Both"} and by_tag["Object"]["n"] == 3
+    assert r["metrics"] == ["text", "image", "group"]
     assert r["note"] is None
 
 

@@ -10,15 +10,9 @@ import pytest
 
 from winoground_eval import cli
 from winoground_eval.compare import compare_scores
-from winoground_eval.leaderboard import (
-    RunRecord,
-    fingerprint_from_metadata,
-    published_rows,
-    read_run,
-    save_score_file_run,
-    schema,
-    select_runs,
-)
+from winoground_eval.export import published_rows, schema
+from winoground_eval.runs import RunRecord, read_run, select_runs
+from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.scorefile import write_score_file
 from winoground_eval.tasks.sample import write_winoground_sample
 
@@ -64,9 +58,18 @@ def world(tmp_path_factory):
             "stale": stale}
 
 
-def validate(doc):
-    jsonschema.Draft202012Validator.check_schema(schema())
-    jsonschema.Draft202012Validator(schema()).validate(doc)
+def validate(doc, version=2):
+    jsonschema.Draft202012Validator.check_schema(schema(version))
+    jsonschema.Draft202012Validator(schema(version)).validate(doc)
+
+
+def test_v1_exports_still_validate_against_the_v1_schema():
+    """A leaderboard written by the version-1 exporter (text / image / group only)."""
+    doc = json.loads((Path(__file__).parent / "data" / "leaderboard_v1.json").read_text())
+    assert doc["schema_version"] == 1
+    validate(doc, version=1)
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc, version=2)
 
 
 def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
@@ -77,7 +80,9 @@ def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     captured = capsys.readouterr()
     doc = json.loads(out.read_text())
     validate(doc)
-    assert doc["schema_version"] == 1 and doc["include_partial"] is True
+    assert doc["schema_version"] == 2 and doc["include_partial"] is True
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc, version=1)
     entries = doc["entries"]
     # one entry per configuration: dummy seeds 0, 1, 2 (partial), model-a, model-b
     assert len(entries) == 5 and len({e["config_key"] for e in entries}) == 5
@@ -97,6 +102,7 @@ def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     assert e["scorer"]["config"] == {"name": "dummy", "seed": 1}
     assert set(e["breakdown"]["collapsed_tag"]) == {"Object", "Relation", "Both"}
     assert set(e["ci95"]) == {"text", "image", "group"} and e["n_examples"] == 8
+    assert [m["name"] for m in e["metric_specs"]] == ["text", "image", "group"] and e["primary"] == "group"
     assert e["compute"]["device"] and e["compute"]["wall_time_s"] is not None
     assert e["environment"]["packages"]["winoground-eval"] and e["date"]
     # published rows: apart, marked, never ranked
@@ -110,7 +116,7 @@ def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     want = compare_scores(world["imported"]["model-a"], world["imported"]["model-b"], with_ids=False)
     assert a["comparison"]["comparable"] is True
     assert a["comparison"]["overall"] == json.loads(json.dumps(want["overall"]))
-    assert set(a["comparison"]["by_tag"]) == {"Object", "Relation", "Both"}  # tags from --data-dir
+    assert set(a["comparison"]["breakdown"]["collapsed_tag"]) == {"Object", "Relation", "Both"}  # tags from --data-dir
     assert "baseline" in captured.out  # the baseline row, and the comparison column
 
 
@@ -179,9 +185,12 @@ def test_score_file_saved_as_a_run(world, tmp_path, capsys):
 def test_metadata_fingerprint_is_the_tasks(world):
     from winoground_eval.tasks.winoground import WinogroundTask
 
-    rows = [json.loads(line) for line in (world["data"] / "examples.jsonl").read_text().splitlines()]
-    assert fingerprint_from_metadata(rows) == WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
-    assert fingerprint_from_metadata([{"id": 0, "collapsed_tag": "Object"}]) is None
+    ids, tags, fingerprint = WinogroundTask.score_file_examples(world["data"] / "examples.jsonl")
+    assert fingerprint == WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
+    assert ids == [str(i) for i in range(8)] and tags["0"]["collapsed_tag"]
+    bare = world["root"] / "bare.jsonl"
+    bare.write_text(json.dumps({"id": 0, "collapsed_tag": "Object", "tag": "", "secondary_tag": "", "num_main_preds": 1}) + "\n")
+    assert WinogroundTask.score_file_examples(bare)[2] is None
 
 
 def test_runs_on_other_data_are_ranked_apart(world, tmp_path):
@@ -201,7 +210,7 @@ def test_runs_on_other_data_are_ranked_apart(world, tmp_path):
 def test_task_lookup_says_why_data_is_missing(world, monkeypatch):
     from winoground_eval import registry
     from winoground_eval.errors import DataError
-    from winoground_eval.leaderboard import TaskFinder
+    from winoground_eval.taskfinder import TaskFinder
 
     hub_info = {"name": "winoground", "version": "1", "source": "hf:facebook/winoground", "revision": "main",
                 "revision_resolved": "abc123", "data_fingerprint": "f" * 16}

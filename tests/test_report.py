@@ -9,9 +9,11 @@ import pytest
 
 from winoground_eval import cli
 from winoground_eval.compare import correctness
-from winoground_eval.diffusion.scorer import timestep_grid
+from winoground_eval.diffusion.grid import timestep_grid
 from winoground_eval.diffusion.tiny import write_tiny_sd
-from winoground_eval.leaderboard import TaskFinder, find_runs, read_run, save_score_file_run, select_runs
+from winoground_eval.runs import find_runs, read_run, select_runs
+from winoground_eval.scoreimport import save_score_file_run
+from winoground_eval.taskfinder import TaskFinder
 from winoground_eval.report import LICENSE_NOTE, build_report, script_json, subset_positions, subset_sizes
 from winoground_eval.scorefile import write_score_file
 from winoground_eval.tasks.sample import write_winoground_sample

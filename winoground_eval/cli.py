@@ -10,45 +10,54 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import registry, results_cli, timestep_select
+from .console import err, out
 from .errors import ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
 log = logging.getLogger("winoground_eval")
-err = Console(stderr=True)
-out = Console()
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None or x != x else f"{100 * x:.2f}"
+    return "-" if not isinstance(x, (int, float)) or x != x else f"{100 * x:.2f}"
+
+
+def metric_columns(result: dict[str, Any]) -> list[tuple[str, bool]]:
+    """``(name, primary)`` of the task's metrics in display order, from result.json's
+    ``metric_specs``; a result without them (schema 1) shows the metrics it holds."""
+    specs = result.get("metric_specs")
+    if specs:
+        return [(str(m["name"]), bool(m.get("primary"))) for m in specs]
+    return [(str(name), False) for name in (result.get("metrics") or {})]
 
 
 def result_table(result: dict[str, Any], title: str | None = None) -> Table:
-    """Text / image / group in percent, overall, then each breakdown group."""
+    """The task's metrics in percent (primary in bold), overall, then each breakdown group."""
     table = Table(title=title, title_justify="left")
     table.add_column("subset")
     table.add_column("n", justify="right")
-    for m in ("text", "image", "group"):
-        table.add_column(m, justify="right")
+    columns = metric_columns(result)
+    for name, primary in columns:
+        table.add_column(f"[bold]{escape(name)}[/bold]" if primary else escape(name), justify="right")
+    names = [n for n, _ in columns]
     ci = result.get("ci95") or {}
-    overall = result["metrics"]
-    table.add_row("overall", str(result.get("n_examples", "")), *(_pct(overall[m]) for m in ("text", "image", "group")))
-    if ci:
+    overall = result.get("metrics") or {}
+    table.add_row("overall", str(result.get("n_examples", "")), *(_pct(overall.get(m)) for m in names))
+    if any(ci.get(m) for m in names):
         table.add_row(
             "  95% CI", "",
-            *(f"{_pct(ci[m][0])}-{_pct(ci[m][1])}" if ci.get(m) else "-" for m in ("text", "image", "group")),
+            *(f"{_pct(ci[m][0])}-{_pct(ci[m][1])}" if ci.get(m) else "-" for m in names),
             style="dim",
         )
     for group, labels in (result.get("breakdown") or {}).items():
         table.add_section()
         for label, row in labels.items():
-            table.add_row(f"{group}: {label}", str(row["n"]), *(_pct(row[m]) for m in ("text", "image", "group")))
+            table.add_row(escape(f"{group}: {label}"), str(row.get("n", "")), *(_pct(row.get(m)) for m in names))
     return table
 
 
@@ -180,7 +189,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     scores = read_score_file(args.scores)
     result = metrics_fn(scores, args.metadata)
     if args.save_run:
-        from .leaderboard import save_score_file_run
+        from .scoreimport import save_score_file_run
 
         run_dir = save_score_file_run(args.task, args.scores, args.out, args.save_run, metadata=args.metadata)
         err.print(f"saved as a run: {run_dir}", soft_wrap=True)
@@ -194,11 +203,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    path = Path(args.run_dir)
-    result_path = path / "result.json"
-    if not result_path.is_file():
-        raise ConfigError(f"{path} has no result.json; give a run directory (OUT/<task>/<scorer>/<run_id>)")
-    _print_summary(json.loads(result_path.read_text()), path)
+    from .runs import read_run
+
+    run = read_run(args.run_dir)
+    _print_summary(dict(run.result), run.path)
     return 0
 
 

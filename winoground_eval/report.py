@@ -10,11 +10,13 @@ JSON inside a ``<script type="application/json">`` element with ``<``, ``>`` and
 escaped, and the script puts it into the page with ``textContent`` and
 ``setAttribute`` only, never as markup.
 
-Sections: the leaderboard table (sortable; percentages; 95% intervals drawn as bars),
-per-tag breakdown charts, for diffusion runs the mean error per timestep and the scores
-recomputed on evenly spaced subsets of the stored timesteps, and a per-example browser
-(thumbnails, captions, each run's 2x2 score matrix with the four decisions, filters by
-tag and by "A right, B wrong").
+Sections: the leaderboard table (sortable; each task's own metrics, from result.json's
+``metric_specs``; percentages; 95% intervals drawn as bars), per-tag breakdown charts, for
+diffusion runs the mean error per timestep and the scores recomputed on evenly spaced
+subsets of the stored timesteps, and a per-example browser (thumbnails, captions; for a
+Winoground-style 2x2 example each run's score matrix with the four decisions, for a
+1 x N example the captions ranked by each run's score with the correct one marked;
+filters by tag and by "A right, B wrong" on any per-example metric).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import base64
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -31,9 +33,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import __version__
-from .compare import correctness, natural_key
+from .compare import natural_key
 from .errors import ConfigError, WgEvalError
-from .leaderboard import RunRecord, TaskFinder, example_tags, published_rows
+from .export import published_rows
+from .metrics import shape_rule
+from .runs import RunRecord
+from .taskfinder import TaskFinder, example_tags
 
 ASSETS = "report_assets"
 LICENSE_NOTE = (
@@ -85,7 +90,7 @@ def subset_sizes(n_grid: int) -> list[int]:
 
 def _grid_of(config: Mapping[str, Any], n_grid: int) -> list[int]:
     """The timesteps the stored error columns belong to, from the scorer's config."""
-    from .diffusion.scorer import timestep_grid
+    from .diffusion.grid import timestep_grid
 
     t = config.get("timesteps") or {}
     try:
@@ -106,11 +111,13 @@ def _round(values: Any, digits: int = 5) -> list:
 
 def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[str, Any] | None:
     """Mean error per timestep and scores on timestep subsets, from ``arrays/<id>.npz``;
-    None when the run stored no per-timestep errors, or stopped early (its errors hold NaN
-    where timesteps were not evaluated, so timestep curves would compare unlike sets)."""
-    from .diffusion.scorer import scores_from_errors
+    None when the run stored no per-timestep errors, its matrices have no built-in outcome
+    rule giving the run's metrics (2x2: text / image / group; 1 x N: accuracy), or it
+    stopped early (its errors hold NaN where timesteps were not evaluated, so timestep
+    curves would compare unlike sets)."""
+    from .diffusion.grid import scores_from_errors
 
-    if run.scorer.get("config", {}).get("stopping"):
+    if run.scorer_config.get("stopping"):
         return None
 
     errors: dict[str, np.ndarray] = {}
@@ -120,46 +127,50 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
         if "errors" not in arrays:
             continue
         e = np.asarray(arrays["errors"], dtype=np.float64)
-        if e.ndim != 3 or e.shape[:2] != (2, 2):
+        if e.ndim != 3:
             continue
         errors[ex_id] = e
         if "uncond_errors" in arrays:
             uncond[ex_id] = np.asarray(arrays["uncond_errors"], dtype=np.float64)
     if not errors:
         return None
-    n_grid = {e.shape[-1] for e in errors.values()}
-    if len(n_grid) != 1:
+    shapes = {e.shape for e in errors.values()}
+    if len(shapes) != 1:
         return None
-    n_grid_ = n_grid.pop()
-    grid = _grid_of(run.scorer.get("config", {}), n_grid_)
-    stack = np.stack(list(errors.values()))  # (N, 2, 2, T)
-    matched = (stack[:, 0, 0] + stack[:, 1, 1]).mean(axis=0) / 2
-    mismatched = (stack[:, 0, 1] + stack[:, 1, 0]).mean(axis=0) / 2
+    n_img, n_cap, n_grid_ = shapes.pop()
+    rule = shape_rule((n_img, n_cap))
+    wanted = [m.name for m in run.metric_specs if m.per_example]
+    if rule is None or not set(wanted) <= {m.name for m in rule[0]}:
+        return None
+    grid = _grid_of(run.scorer_config, n_grid_)
+    stack = np.stack(list(errors.values()))  # (N, n_img, n_cap, T)
+    cells = [(j, k) for j in range(n_img) for k in range(n_cap)]
+    matched = [c for c in cells if c[0] == c[1]]
+    mismatched = [c for c in cells if c[0] != c[1]]
     use_uncond = len(uncond) == len(errors)
     mean_pos = subset_positions(n_grid_, min(n_grid_, MAX_MEAN_POINTS))
-    mean_curves = {"matched": _round(matched[mean_pos]), "mismatched": _round(mismatched[mean_pos])}
+    mean_curves = {
+        "matched": _round(np.mean([stack[:, j, k] for j, k in matched], axis=(0, 1))[mean_pos]),
+        "mismatched": _round(np.mean([stack[:, j, k] for j, k in mismatched], axis=(0, 1))[mean_pos]),
+    }
     if use_uncond:
         mean_curves["unconditional"] = _round(np.stack(list(uncond.values())).mean(axis=(0, 1))[mean_pos])
     by_k = []
     for k in subset_sizes(n_grid_):
         pos = subset_positions(n_grid_, k)
-        correct = [
-            correctness({i: scores_from_errors(e, uncond.get(i) if use_uncond else None, pos)})[i]
-            for i, e in errors.items()
-        ]
-        arr = np.asarray(correct, dtype=np.float64)
-        by_k.append({"k": k, "text": float(arr[:, 0].mean()), "image": float(arr[:, 1].mean()), "group": float(arr[:, 2].mean())})
+        outcomes = [rule[1](scores_from_errors(e, uncond.get(i) if use_uncond else None, pos)) for i, e in errors.items()]
+        by_k.append({"k": k, **{m: float(np.mean([o[m] for o in outcomes])) for m in wanted}})
     curve_pos = subset_positions(n_grid_, min(n_grid_, MAX_CURVE_POINTS))
-    per_example = {
-        i: [_round(e[j, k][curve_pos], 4) for j, k in ((0, 0), (0, 1), (1, 0), (1, 1))] for i, e in errors.items()
-    }
+    per_example = {i: [_round(e[j, k][curve_pos], 4) for j, k in cells] for i, e in errors.items()}
     return {
         "n_timesteps": n_grid_,
         "normalize": "uncond" if use_uncond else "none",
+        "metrics": wanted,
         "mean_timesteps": [grid[p] for p in mean_pos],
         "mean_error": mean_curves,
         "by_k": by_k,
         "curve_timesteps": [grid[p] for p in curve_pos],
+        "cells": [list(c) for c in cells],
         "example_errors": per_example,
         "n_with_errors": len(errors),
     }
@@ -238,9 +249,12 @@ def render_html(data: Mapping[str, Any]) -> str:
     return page.replace("/*@CSS@*/", css).replace("/*@JS@*/", js).replace("@DATA@", script_json(data))
 
 
-def _decisions(s: np.ndarray) -> list[int]:
-    """The four comparisons behind text and image: i0 prefers c0, i1 prefers c1, c0
-    prefers i0, c1 prefers i1 (strict ``>``)."""
+def _decisions(s: np.ndarray) -> list[int] | None:
+    """For a 2x2 matrix, the four comparisons behind text and image: i0 prefers c0, i1
+    prefers c1, c0 prefers i0, c1 prefers i1 (strict ``>``); None for other shapes (the
+    page ranks a 1 x N example's captions by score instead)."""
+    if np.shape(s) != (2, 2):
+        return None
     return [int(s[0, 0] > s[0, 1]), int(s[1, 1] > s[1, 0]), int(s[0, 0] > s[1, 0]), int(s[1, 1] > s[0, 1])]
 
 
@@ -252,9 +266,11 @@ def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunR
         "run_id": run.run_id,
         "run_dir": str(run.path),
         "scorer": run.scorer_name,
-        "config": run.scorer.get("config", {}),
+        "config": dict(run.scorer_config),
         "task": run.task,
         "dataset": dataset,
+        "metric_specs": [asdict(m) for m in run.metric_specs],
+        "primary": run.primary,
         "metrics": r.get("metrics", {}),
         "ci95": r.get("ci95", {}),
         "breakdown": r.get("breakdown", {}),
@@ -294,11 +310,11 @@ def build_report(
         store = run.store()
         scores = dict(store.iter_scores())
         try:
-            ok = correctness(scores)
+            outcomes = run.per_example(scores)
         except WgEvalError as exc:
-            raise ReportError(f"{run.path}: {exc} (the report's example browser needs 2x2 score matrices)") from None
+            raise ReportError(f"{run.path}: {exc}") from None
         entry = _run_entry(f"r{n}", run, ds["key"], (superseded or {}).get(str(run.path), ()))
-        entry["correct"] = {i: [int(v) for v in c] for i, c in ok.items()}
+        entry["outcomes"] = {i: outcomes[i] for i in scores if i in outcomes}
         entry["decisions"] = {i: _decisions(m) for i, m in scores.items()}  # exact, not from the rounded display
         entry["scores"] = {i: [_round(row, 6) for row in s] for i, s in scores.items()}
         entry["diffusion"] = diffusion_summary(run, store, list(scores)) if any(

@@ -1,8 +1,9 @@
 """`wg-eval export`, `wg-eval compare` and `wg-eval report`: results of many runs.
 
 ``register(sub)`` adds the three subcommands to ``wg-eval``'s argparse subparsers. The
-commands talk through the CLI's rich consoles; the work is done in
-:mod:`.leaderboard`, :mod:`.compare` and :mod:`.report`, which never print.
+commands talk through the rich consoles of :mod:`.console`; the work is done in
+:mod:`.runs`, :mod:`.export`, :mod:`.compare` and :mod:`.report`, which never print. Every
+table takes its metric names from the runs' result.json (the task's ``metric_specs``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-METRICS = ("text", "image", "group")
+from .console import err as _err
+from .console import out as _out
 
 
 def _consoles():
-    from . import cli  # lazily: cli imports this module to register the commands
-
-    return cli.out, cli.err
+    return _out, _err
 
 
 def _pct(x: Any) -> str:
@@ -38,12 +38,14 @@ def _ci(ci: Any) -> str:
     return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
-def _p(p: float) -> str:
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def _finder(args: argparse.Namespace):
-    from .leaderboard import TaskFinder
+    from .taskfinder import TaskFinder
 
     return TaskFinder(args.data_dir or (), hub=not args.no_hub)
 
@@ -72,8 +74,18 @@ def _report_selection(selection, err) -> None:
 
 
 # --- export -----------------------------------------------------------------------------------
+def _metric_names(entries: list[dict[str, Any]]) -> list[str]:
+    """The union of the entries' metric names, in the order the tasks declare them."""
+    names: list[str] = []
+    for e in entries:
+        for m in e["metric_specs"]:
+            if m["name"] not in names:
+                names.append(m["name"])
+    return names
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from .leaderboard import build_leaderboard, write_leaderboard
+    from .export import build_leaderboard, write_leaderboard
 
     out, err = _consoles()
     board = build_leaderboard(
@@ -88,29 +100,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in board.notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(args.output, board.data)
-    table = Table(title=f"leaderboard: {len(board.data['entries'])} entries", title_justify="left")
-    for col in ("#", "scorer", "task", "n", "text", "image", "group", "run id"):
-        table.add_column(col, justify="right" if col in ("#", "n", "text", "image", "group") else "left")
+    entries = board.data["entries"]
+    names = _metric_names(entries)
+    table = Table(title=f"leaderboard: {len(entries)} entries (ranked by each task's primary metric, marked *)",
+                  title_justify="left")
+    for col in ("#", "scorer", "task", "n"):
+        table.add_column(col, justify="right" if col in ("#", "n") else "left")
+    for m in names:
+        table.add_column(escape(m), justify="right")
+    table.add_column("run id")
     if board.data["baseline"]:
-        table.add_column("group vs baseline", justify="right")
-    for e in board.data["entries"]:
+        table.add_column("primary vs baseline", justify="right")
+    for e in entries:
         name = e["scorer"]["name"] + (" (partial)" if e["partial"] else "")
-        row = [str(e["rank"]), escape(name), escape(f"{e['task']['name']}"), str(e["n_examples"]),
-               *(_pct(e["metrics"][m]) for m in METRICS), e["run_id"]]
+        cells = [(_pct(e["metrics"][m]) + ("*" if m == e["primary"] else "")) if m in e["metrics"] else "" for m in names]
+        row = [str(e["rank"]), escape(name), escape(f"{e['task']['name']}"), str(e["n_examples"]), *cells, e["run_id"]]
         if board.data["baseline"]:
             c = e.get("comparison")
             if c is None:
                 row.append("baseline")
             elif not c["comparable"]:
                 row.append("not comparable")
-            else:
-                g = c["overall"]["group"]
+            elif e["primary"] in c["overall"]:
+                g = c["overall"][e["primary"]]
                 row.append(escape(f"{_signed_pct(g['diff'])} {_ci(g['ci95'])} p={_p(g['p_mcnemar'])}"))
+            else:
+                row.append("-")
         table.add_row(*row)
     out.print(table)
     for row in board.data.get("published", []):
         out.print(
-            f"published: {escape(row['model'])}: " + " / ".join(_pct(row["metrics"][m]) for m in METRICS)
+            f"published: {escape(row['model'])} ({escape(row['task'])}): "
+            + " / ".join(f"{escape(m)} {_pct(v)}" for m, v in row["metrics"].items())
             + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
         )
     out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
@@ -121,27 +142,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 def compare_table(result: dict[str, Any]) -> Table:
     """The comparison as a rich table: one row per (subset, metric)."""
     a, b = result["a"], result["b"]
+    metrics = result["metrics"]
     title = (
         f"A = {escape(a['scorer'])} ({a['run_id']})\nB = {escape(b['scorer'])} ({b['run_id']})\n"
         f"{result['n_common']} common examples; % and percentage points; 95% CI: paired bootstrap; "
         "p: exact McNemar on the discordant examples"
     )
-    if result.get("by_tag"):
-        title += f"\nrows after overall: by {escape(result['tag_group'])}"
+    if result.get("breakdown"):
+        title += f"\nrows after overall: by {escape(', '.join(result['breakdown']))}"
     table = Table(title=title, title_justify="left")
     for col in ("subset", "n", "metric", "A", "B", "A-B", "95% CI", "A✓B✗", "A✗B✓", "p"):
         table.add_column(col, justify="left" if col in ("subset", "metric") else "right")
     blocks = [("overall", result["overall"])]
-    blocks += [(label, block) for label, block in (result.get("by_tag") or {}).items()]
+    for group, labels in (result.get("breakdown") or {}).items():
+        blocks += [(f"{group}: {label}", block) for label, block in labels.items()]
     for i, (name, block) in enumerate(blocks):
         if i:
             table.add_section()
-        for m in METRICS:
+        for m in metrics:
             r = block[m]
-            first = m == METRICS[0]
+            first = m == metrics[0]
+            count = lambda v: "-" if v is None else str(v)  # noqa: E731
             table.add_row(
-                escape(name) if first else "", str(r["n"]) if first else "", m, _pct(r["a"]), _pct(r["b"]),
-                _signed_pct(r["diff"]), escape(_ci(r["ci95"])), str(r["a_right_b_wrong"]), str(r["a_wrong_b_right"]),
+                escape(name) if first else "", str(r["n"]) if first else "", escape(m), _pct(r["a"]), _pct(r["b"]),
+                _signed_pct(r["diff"]), escape(_ci(r["ci95"])), count(r["a_right_b_wrong"]), count(r["a_wrong_b_right"]),
                 _p(r["p_mcnemar"]),
             )
     return table
@@ -149,7 +173,7 @@ def compare_table(result: dict[str, Any]) -> Table:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
-    from .leaderboard import read_run
+    from .runs import read_run
 
     out, err = _consoles()
     a, b = read_run(args.run_a), read_run(args.run_b)
@@ -163,19 +187,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if result.get("note"):
         err.print(f"[yellow]note[/yellow]: {escape(result['note'])}", soft_wrap=True, highlight=False)
     shown = args.show_ids
-    for m in METRICS:
+    for m in result["metrics"]:
         d = result["disagree"][m]
         for key, what in (("a_right_b_wrong", "A right, B wrong"), ("a_wrong_b_right", "A wrong, B right")):
             ids = d[key]
             more = f" ... and {len(ids) - shown} more (--json lists all)" if len(ids) > shown else ""
-            out.print(f"{m}: {what} ({len(ids)}): {escape(', '.join(ids[:shown]))}{more}", soft_wrap=True, highlight=False)
+            out.print(f"{escape(m)}: {what} ({len(ids)}): {escape(', '.join(ids[:shown]))}{more}", soft_wrap=True,
+                      highlight=False)
     return 0
 
 
 # --- report -----------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from .leaderboard import LeaderboardError, find_runs, select_runs
     from .report import build_report, write_report
+    from .runs import RunsError, find_runs, select_runs
 
     out, err = _consoles()
     found = find_runs(args.paths)
@@ -184,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     _report_selection(selection, err)
     if not selection.kept:
         why = " (all partial; add --include-partial)" if selection.partial_left_out else ""
-        raise LeaderboardError(f"no finished runs below {', '.join(args.paths)}{why}")
+        raise RunsError(f"no finished runs below {', '.join(args.paths)}{why}")
     report = build_report(
         selection.kept, finder=_finder(args), with_published=args.with_published, thumb_size=args.thumb_size,
         superseded=selection.superseded,

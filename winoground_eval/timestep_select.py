@@ -3,9 +3,15 @@
 Reads the per-timestep errors a full-budget Diffusion Classifier run stored
 (``arrays/<id>.npz``: ``errors`` and, with ``normalize=uncond``, ``uncond_errors``),
 re-aggregates them on candidate windows ``t_range = [lo, hi)`` (and coarser grids,
-``n_timesteps``) with :func:`winoground_eval.diffusion.scorer.scores_from_errors`, and
-reports for each the text / image / group scores and the UNet calls per example a run
-with that setting would spend. No UNet call is made.
+``n_timesteps``) with :func:`winoground_eval.diffusion.grid.scores_from_errors`, and
+reports for each the task's per-example metrics (as the run's result.json declares them)
+and the UNet calls per example a run with that setting would spend. No UNet call is made.
+
+The outcomes of the re-aggregated score matrices come from the built-in rule of their
+shape when it computes the run's metrics (2x2: text / image / group; 1 x N with the
+correct caption first: accuracy); otherwise the task is rebuilt through the registry by
+the name run.json records (``--data-dir`` for tasks that need their data) and its own
+``outcomes`` are used.
 
 Run it on a VALIDATION split (e.g. ``--task shapes`` with ``split=val``, or ``--val-ids``
 naming held-out examples), never on the test split you report: a window chosen on the
@@ -21,13 +27,15 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from .contracts import Metric
 from .errors import ConfigError
+from .metrics import shape_rule, summarize
 
-METRICS = ("text", "image", "group")
+OutcomesFn = Callable[[str, np.ndarray], dict]
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class StoredRun:
     scores: list[np.ndarray]  # the run's own score matrices
     unet_calls: list[int | None]
     timesteps: np.ndarray  # (N,) the run's grid
+    specs: tuple[Metric, ...] = ()  # the run's per-example metrics (result.json metric_specs)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -50,7 +59,7 @@ class StoredRun:
 
 def run_grid(config: dict[str, Any]) -> np.ndarray:
     """The timestep grid a diffusion run's config describes."""
-    from .diffusion.scorer import timestep_grid
+    from .diffusion.grid import timestep_grid
 
     if config.get("method") != "diffusion_classifier":
         raise ConfigError(f"not a Diffusion Classifier run (scorer method {config.get('method')!r})")
@@ -61,12 +70,16 @@ def run_grid(config: dict[str, Any]) -> np.ndarray:
 
 def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun:
     """The stored errors of a finished run (of ``ids`` only, when given)."""
-    from .runstore import RunStore
+    from .runs import RunsError, read_run
 
-    store = RunStore(Path(run_dir))
-    info = store.run_info()
+    try:
+        record = read_run(run_dir)
+    except RunsError as exc:
+        raise ConfigError(str(exc)) from None
+    info = dict(record.info)
     grid = run_grid(info["scorer"]["config"])
-    records = store.load()
+    store = record.store()
+    records = store.records
     wanted = list(ids) if ids is not None else [i for i, r in records.items() if "skipped" not in r]
     missing = [i for i in wanted if i not in records or "skipped" in records[i]]
     if missing:
@@ -84,7 +97,8 @@ def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun
         calls.append(records[i].get("info", {}).get("unet_calls"))
         if errors[-1].shape[-1] != len(grid):
             raise ConfigError(f"{run_dir}: example {i} stores {errors[-1].shape[-1]} timesteps but the config's grid has {len(grid)}")
-    return StoredRun(Path(run_dir), info, wanted, errors, uncond, scores, calls, grid)
+    specs = tuple(m for m in record.metric_specs if m.per_example)
+    return StoredRun(Path(run_dir), info, wanted, errors, uncond, scores, calls, grid, specs)
 
 
 def read_ids(path: str | Path) -> list[str]:
@@ -96,13 +110,48 @@ def read_ids(path: str | Path) -> list[str]:
     return [i for i in ids if i]
 
 
-def metrics_of(matrices: Sequence[np.ndarray], ids: Sequence[str]) -> dict[str, float]:
-    from .metrics import winoground_metrics
+def outcome_rule(run: StoredRun, finder: Any = None) -> OutcomesFn:
+    """How to turn a re-aggregated score matrix into the run's per-example outcomes: the
+    built-in rule of the matrices' shape when it yields the run's metrics, else the task's
+    own ``outcomes`` (the task rebuilt through the registry by ``finder``)."""
+    wanted = {m.name for m in run.specs}
+    shapes = {tuple(s.shape) for s in run.scores}
+    rules = [shape_rule(shape) for shape in shapes]
+    if wanted and rules and all(r is not None and wanted <= {m.name for m in r[0]} for r in rules):
+        return lambda ex_id, s: shape_rule(s.shape)[1](s)
+    task_info = run.info.get("task", {})
+    why = "no task lookup requested"
+    if finder is not None:
+        task, why = finder.task_for(task_info)
+        if task is not None:
+            return lambda ex_id, s: task.outcomes(ex_id, s)
+    shown = ", ".join(f"{a}x{b}" for a, b in sorted(shapes))
+    raise ConfigError(
+        f"{run.path}: the built-in rules (2x2: text/image/group; 1xN: accuracy) do not give this run's metrics "
+        f"({', '.join(sorted(wanted)) or 'none'}) for {shown} score matrices, and its task "
+        f"{task_info.get('name')!r} could not be rebuilt for its own outcomes ({why}); pass --data-dir DIR"
+    )
 
+
+def metrics_of(
+    matrices: Sequence[np.ndarray], ids: Sequence[str], specs: Sequence[Metric] = (), rule: OutcomesFn | None = None
+) -> dict[str, float]:
+    """The per-example metrics of score matrices (through ``rule``, default the shape rule)."""
+    outcomes = {}
     for i, m in zip(ids, matrices):
-        if m.shape != (2, 2):
-            raise ConfigError(f"example {i} has a {m.shape[0]}x{m.shape[1]} score matrix; text / image / group need 2x2")
-    return winoground_metrics(dict(zip(ids, matrices)))["metrics"]
+        if rule is not None:
+            outcomes[i] = rule(i, m)
+            continue
+        found = shape_rule(m.shape)
+        if found is None:
+            raise ConfigError(f"example {i} has a {m.shape[0]}x{m.shape[1]} score matrix and no outcome rule was given")
+        outcomes[i] = found[1](m)
+    if not specs:
+        first = shape_rule(matrices[0].shape) if matrices else None
+        specs = first[0] if first else ()
+    names = [m.name for m in specs]
+    specs = tuple(Metric(m.name, primary=k == 0) for k, m in enumerate(specs))
+    return {k: v for k, v in summarize(specs, outcomes)["metrics"].items() if k in names}
 
 
 def candidate_windows(lo: int, hi: int, steps: int = 10, min_width: int = 2) -> list[tuple[int, int]]:
@@ -126,10 +175,12 @@ def positions_for(grid: np.ndarray, t_range: tuple[int, int], n_timesteps: int |
 
 def evaluate_candidates(
     run: StoredRun, windows: Sequence[tuple[int, int]], n_timesteps: Sequence[int | None] = (None,),
+    rule: OutcomesFn | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (window, grid size) the stored grid supports: metrics and UNet calls per example."""
-    from .diffusion.scorer import scores_from_errors
+    from .diffusion.grid import scores_from_errors
 
+    rule = rule or outcome_rule(run)
     config = run.config
     uncond = config.get("normalize") == "uncond"
     if any(np.isnan(e).any() for e in run.errors):
@@ -152,7 +203,7 @@ def evaluate_candidates(
             rows.append({
                 "t_range": list(window),
                 "n_timesteps": int(len(pos)),
-                **metrics_of(matrices, run.ids),
+                **metrics_of(matrices, run.ids, run.specs, rule),
                 "unet_calls_per_example": float(np.mean(calls)),
             })
     return rows
@@ -175,11 +226,16 @@ def cmd_choose(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from . import cli
+    from .console import err, out
+    from .taskfinder import TaskFinder
 
-    out, err = cli.out, cli.err
     ids = read_ids(args.val_ids) if args.val_ids else None
     run = load_run(args.run_dir, ids)
+    names = [m.name for m in run.specs]
+    metric = args.metric or (names[0] if names else None)
+    if metric not in names:
+        raise ConfigError(f"--metric {args.metric!r}: this run's task has the per-example metrics {', '.join(names)}")
+    rule = outcome_rule(run, TaskFinder(args.data_dir or (), hub=not args.no_hub))
     task = run.info.get("task", {})
     if ids is None and str(task.get("split", "")).lower() == "test":
         err.print(
@@ -191,28 +247,28 @@ def cmd_choose(args: argparse.Namespace) -> int:
     lo, hi = config.get("t_range") or (0, int(config.get("num_train_timesteps", 1000)))
     windows = args.window or candidate_windows(int(lo), int(hi), steps=args.steps)
     sizes: list[int | None] = [None, *args.n_timesteps]
-    rows = evaluate_candidates(run, windows, sizes)
+    rows = evaluate_candidates(run, windows, sizes, rule)
     if not rows:
         raise ConfigError("no candidate window holds any of the run's grid timesteps")
-    best = best_row(rows, args.metric)
+    best = best_row(rows, metric)
     full = next((r for r in rows if r["t_range"] == [int(lo), int(hi)] and r["n_timesteps"] == len(run.timesteps)), None)
     if args.json:
-        print(json.dumps({"run": str(run.path), "n_examples": len(run.ids), "metric": args.metric, "rows": rows,
+        print(json.dumps({"run": str(run.path), "n_examples": len(run.ids), "metric": metric, "metrics": names, "rows": rows,
                           "best": best, "full": full}, indent=2))
         return 0
-    shown = sorted(rows, key=lambda r: -r[args.metric])[: args.top]
+    shown = sorted(rows, key=lambda r: -r[metric])[: args.top]
     if full is not None and full not in shown:
         shown.append(full)
-    table = Table(title=f"{len(run.ids)} examples of {escape(str(run.path))}; candidates by {args.metric} (top {args.top})",
+    table = Table(title=f"{len(run.ids)} examples of {escape(str(run.path))}; candidates by {escape(metric)} (top {args.top})",
                   title_justify="left")
-    for col in ("t_range", "n_timesteps", "text", "image", "group", "UNet calls/example"):
+    for col in ("t_range", "n_timesteps", *names, "UNet calls/example"):
         table.add_column(col, justify="left" if col == "t_range" else "right")
     for r in shown:
         mark = " (best)" if r is best else " (the run's grid)" if r is full else ""
         table.add_row(f"{r['t_range'][0]},{r['t_range'][1]}{mark}", str(r["n_timesteps"]),
-                      *(f"{100 * r[m]:.2f}" for m in METRICS), f"{r['unet_calls_per_example']:.0f}")
+                      *(f"{100 * r[m]:.2f}" for m in names), f"{r['unet_calls_per_example']:.0f}")
     out.print(table)
-    out.print(f"best by {args.metric}: -o t_range={best['t_range'][0]},{best['t_range'][1]} -o n_timesteps={best['n_timesteps']}"
+    out.print(f"best by {metric}: -o t_range={best['t_range'][0]},{best['t_range'][1]} -o n_timesteps={best['n_timesteps']}"
               " (chosen on these examples: use it on another split)", soft_wrap=True, highlight=False)
     return 0
 
@@ -232,7 +288,11 @@ def register(sub: Any) -> None:
     p.add_argument("--n-timesteps", action="append", type=int, default=[], metavar="N",
                    help="also try N evenly spaced timesteps of each window (repeatable)")
     p.add_argument("--steps", type=int, default=10, help="parts of the range the default windows' edges fall on (default 10)")
-    p.add_argument("--metric", choices=METRICS, default="text", help="what to maximise (default text)")
+    p.add_argument("--metric", metavar="NAME",
+                   help="the per-example metric to maximise (default: the task's first, e.g. text for Winoground)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="DIR",
+                   help="a local copy of the run's data, when its task must be rebuilt for its own outcome rule")
+    p.add_argument("--no-hub", action="store_true", help="do not load Hugging Face Hub data to rebuild the run's task")
     p.add_argument("--top", type=int, default=10, help="rows shown (default 10)")
     p.add_argument("--json", action="store_true", help="print every candidate as JSON")
     p.set_defaults(func=cmd_choose)

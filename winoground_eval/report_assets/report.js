@@ -3,13 +3,26 @@
 // setAttribute, never as markup: captions, tags and names are user data.
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
-  const METRICS = ["text", "image", "group"];
   const COLORS = ["#2f5bd3", "#d1495b", "#2a9d8f", "#e9a03b", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1", "#8d6e63", "#707a8a"];
   const SVGNS = "http://www.w3.org/2000/svg";
   const PAGE = 40;
   const runs = DATA.runs;
   const runByKey = {};
   runs.forEach(function (r, i) { r.color = COLORS[i % COLORS.length]; runByKey[r.key] = r; });
+  // The metrics come from the runs (each task declares its own, in result.json); none is named here.
+  function union(lists) {
+    const out = [];
+    lists.forEach(function (l) { l.forEach(function (x) { if (out.indexOf(x) < 0) out.push(x); }); });
+    return out;
+  }
+  function metricNames(r) { return (r.metric_specs || []).map(function (m) { return m.name; }); }
+  function perExample(r) { return (r.metric_specs || []).filter(function (m) { return m.per_example; }).map(function (m) { return m.name; }); }
+  const METRICS = union(runs.map(metricNames));
+  const PER_EXAMPLE = union(runs.map(perExample));
+  function isRight(run, id, metric) {
+    const o = run.outcomes[id];
+    return !!o && isNum(o[metric]) && o[metric] >= 1;
+  }
 
   // --- helpers ---------------------------------------------------------------------------
   function el(tag, attrs, text) {
@@ -70,18 +83,20 @@
     return s;
   }
 
+  const FIXED = ["rank", "scorer", "task", "n", "seconds", "unet", "date"];
   const COLUMNS = [
     { key: "rank", label: "#", num: true, value: function (r, i) { return i + 1; } },
     { key: "scorer", label: "scorer", value: function (r) { return r.scorer; } },
     { key: "task", label: "task", value: function (r) { return r.task.name || ""; } },
     { key: "n", label: "n", num: true, value: function (r) { return r.n_examples; } },
-    { key: "text", label: "text", num: true, score: true, value: function (r) { return r.metrics.text; } },
-    { key: "image", label: "image", num: true, score: true, value: function (r) { return r.metrics.image; } },
-    { key: "group", label: "group", num: true, score: true, value: function (r) { return r.metrics.group; } },
+  ].concat(METRICS.map(function (m) {
+    return { key: FIXED.indexOf(m) < 0 ? m : "metric-" + m, metric: m, label: m, num: true, score: true,
+             value: function (r) { const v = (r.metrics || {})[m]; return isNum(v) ? v : null; } };
+  })).concat([
     { key: "seconds", label: "s / example", num: true, value: function (r) { return r.compute.seconds_per_example; } },
     { key: "unet", label: "UNet calls / example", num: true, value: function (r) { return r.compute.unet_calls_per_example; } },
     { key: "date", label: "finished", value: function (r) { return r.finished || ""; } },
-  ];
+  ]);
   const board = document.getElementById("leaderboard");
   const rankOf = {};
   runs.forEach(function (r, i) { rankOf[r.key] = i; });
@@ -103,8 +118,9 @@
     const v = c.value(r, rankOf[r.key]);
     if (c.score) {
       const td = el("td", { class: "score", "data-value": isNum(v) ? v : "" });
-      td.appendChild(el("span", { class: "v" }, pct(v)));
-      const ci = r.ci95 ? r.ci95[c.key] : null;
+      if (metricNames(r).indexOf(c.metric) < 0) { td.appendChild(el("span", { class: "v" }, "")); return td; }
+      td.appendChild(el("span", { class: "v" + (r.primary === c.metric ? " primary" : "") }, pct(v)));
+      const ci = r.ci95 ? r.ci95[c.metric] : null;
       td.appendChild(ciBar(v, ci));
       td.appendChild(el("span", { class: "ci" }, ci ? "95% CI " + pct(ci[0]) + "\u2013" + pct(ci[1]) : "no interval"));
       return td;
@@ -162,14 +178,16 @@
     document.getElementById("published-block").hidden = false;
     const t = document.getElementById("published");
     const tr = el("tr");
-    ["model", "text", "image", "group", "source"].forEach(function (h) { tr.appendChild(el("th", { scope: "col" }, h)); });
+    const pm = union(DATA.published.map(function (p) { return Object.keys(p.metrics || {}); }));
+    ["model", "task"].concat(pm, ["source"]).forEach(function (h) { tr.appendChild(el("th", { scope: "col" }, h)); });
     t.tHead.appendChild(tr);
     DATA.published.forEach(function (p) {
       const row = el("tr", { "data-published": p.id });
       const name = el("td", null, p.model);
       name.appendChild(el("span", { class: "badge published" }, "published"));
       row.appendChild(name);
-      METRICS.forEach(function (m) { row.appendChild(el("td", { class: "num" }, pct(p.metrics[m]))); });
+      row.appendChild(el("td", null, p.task || ""));
+      pm.forEach(function (m) { row.appendChild(el("td", { class: "num" }, pct((p.metrics || {})[m]))); });
       row.appendChild(el("td", { class: "small" }, p.source.citation + " (" + p.source.url + ")"));
       t.tBodies[0].appendChild(row);
     });
@@ -253,6 +271,12 @@
   }
 
   // --- per-tag charts -----------------------------------------------------------------------
+  function fillMetricSelect(sel, names) {
+    clear(sel);
+    names.forEach(function (m) { sel.appendChild(el("option", { value: m }, m)); });
+    sel.disabled = names.length === 0;
+  }
+  fillMetricSelect(document.getElementById("tag-metric"), PER_EXAMPLE);
   function renderTagCharts() {
     const metric = document.getElementById("tag-metric").value;
     const box = document.getElementById("tag-charts");
@@ -297,14 +321,14 @@
       const row = el("div", { class: "charts" });
       const ts = d.mean_timesteps;
       const series = [
-        { name: "matching pairs (i0,c0), (i1,c1)", xs: ts, ys: d.mean_error.matched, color: "#2f5bd3" },
-        { name: "mismatched pairs (i0,c1), (i1,c0)", xs: ts, ys: d.mean_error.mismatched, color: "#d1495b" },
+        { name: "matching pairs (image j, caption j)", xs: ts, ys: d.mean_error.matched, color: "#2f5bd3" },
+        { name: "mismatched pairs", xs: ts, ys: d.mean_error.mismatched, color: "#d1495b" },
       ];
       if (d.mean_error.unconditional) series.push({ name: "unconditional", xs: ts, ys: d.mean_error.unconditional, color: "#707a8a", dash: true });
       row.appendChild(lineChart({ title: "mean error vs timestep", xlabel: "timestep", series: series, xticks: someTicks(ts, 5) }));
       const ks = d.by_k.map(function (p) { return p.k; });
-      const ser2 = METRICS.map(function (m, i) {
-        return { name: m + " score", xs: ks, ys: d.by_k.map(function (p) { return p[m]; }), color: ["#2f5bd3", "#2a9d8f", "#e9a03b"][i] };
+      const ser2 = d.metrics.map(function (m, i) {
+        return { name: m, xs: ks, ys: d.by_k.map(function (p) { return p[m]; }), color: ["#2f5bd3", "#2a9d8f", "#e9a03b", "#7b4fbf"][i % 4] };
       });
       row.appendChild(lineChart({ title: "score vs number of timesteps used", xlabel: "timesteps (evenly spaced subset, log scale)",
         series: ser2, xlog: true, xticks: someTicks(ks, 6), ymin: 0, ymax: 1, yfmt: function (v) { return Math.round(100 * v) + "%"; }, markers: true }));
@@ -320,6 +344,11 @@
   const list = document.getElementById("examples"), more = document.getElementById("more");
   let shown = PAGE, current = [];
   runs.forEach(function (r) { selA.appendChild(el("option", { value: r.key }, r.label)); });
+  function fillMetric() {
+    const keep = selMetric.value;
+    fillMetricSelect(selMetric, perExample(runByKey[selA.value]));
+    if (Array.prototype.some.call(selMetric.options, function (o) { return o.value === keep; })) selMetric.value = keep;
+  }
 
   function fillB() {
     const a = runByKey[selA.value];
@@ -353,11 +382,28 @@
     if (Array.prototype.some.call(selTag.options, function (o) { return o.value === keep; })) selTag.value = keep;
   }
 
-  function matrixBox(run, id, ds) {
-    const box = el("div", { class: "matrix", "data-run": run.key });
-    const s = run.scores[id];
-    box.appendChild(el("div", { class: "title" }, run.label));
-    if (!s) { box.appendChild(el("div", { class: "small" }, "not scored by this run")); return box; }
+  function verdict(run, id) {
+    const v = el("div", { class: "verdict" });
+    perExample(run).forEach(function (m) {
+      const ok = isRight(run, id, m);
+      v.appendChild(el("span", { class: ok ? "ok" : "bad" }, m + (ok ? " right" : " wrong")));
+    });
+    return v;
+  }
+  function errorCurves(run, id, box) {
+    if (!(run.diffusion && run.diffusion.example_errors[id])) return;
+    const e = run.diffusion.example_errors[id], ts = run.diffusion.curve_timesteps, cells = run.diffusion.cells;
+    const cols = ["#2f5bd3", "#d1495b", "#e9a03b", "#2a9d8f", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1"];
+    const ch = lineChart({ title: run.label + ": error vs timestep", xlabel: "timestep", xticks: someTicks(ts, 4), width: 320, height: 180,
+      series: e.map(function (ys, i) {
+        const c = cells[i];
+        return { name: "(i" + c[0] + ",c" + c[1] + ")", xs: ts, ys: ys, color: cols[i % cols.length], dash: c[0] !== c[1] };
+      }) });
+    ch.classList.add("example-curve");
+    box.appendChild(ch);
+  }
+  // Winoground-style 2x2: the matrix and the four decisions behind text and image.
+  function matrix2x2(run, id, s, box) {
     const t = el("table");
     const h = el("tr");
     h.appendChild(el("th", null, ""));
@@ -382,45 +428,78 @@
       ["image", "c1: i1 > i0", d[3]],
     ];
     items.forEach(function (it) {
-      const d = el("div", { class: it[2] ? "ok" : "bad" }, (it[2] ? "\u2713 " : "\u2717 ") + it[0] + " " + it[1]);
-      dec.appendChild(d);
+      dec.appendChild(el("div", { class: it[2] ? "ok" : "bad" }, (it[2] ? "\u2713 " : "\u2717 ") + it[0] + " " + it[1]));
     });
     box.appendChild(dec);
-    const c = run.correct[id];
-    const v = el("div", { class: "verdict" });
-    METRICS.forEach(function (m, i) { v.appendChild(el("span", { class: c[i] ? "ok" : "bad" }, m + (c[i] ? " right" : " wrong"))); });
-    box.appendChild(v);
-    if (run.diffusion && run.diffusion.example_errors[id]) {
-      const e = run.diffusion.example_errors[id], ts = run.diffusion.curve_timesteps;
-      const names = ["(i0,c0)", "(i0,c1)", "(i1,c0)", "(i1,c1)"], cols = ["#2f5bd3", "#d1495b", "#e9a03b", "#2a9d8f"];
-      const ch = lineChart({ title: run.label + ": error vs timestep", xlabel: "timestep", xticks: someTicks(ts, 4), width: 320, height: 180,
-        series: e.map(function (ys, i) { return { name: names[i], xs: ts, ys: ys, color: cols[i], dash: i === 1 || i === 2 }; }) });
-      ch.classList.add("example-curve");
-      box.appendChild(ch);
-    }
+  }
+  // 1 x N: the captions sorted by this run's score, the correct one (caption 0) marked.
+  function rankedCaptions(run, id, s, ex, box) {
+    const row = s[0];
+    const order = row.map(function (v, k) { return k; }).sort(function (x, y) { return row[y] - row[x] || x - y; });
+    const ol = el("ol", { class: "ranked" });
+    order.forEach(function (k) {
+      const li = el("li", { class: k === 0 ? "correct" : "", "data-caption": k });
+      li.appendChild(el("span", { class: "score" }, Number(row[k]).toPrecision(4)));
+      li.appendChild(el("span", { class: "mark" }, k === 0 ? "\u2713 correct" : "c" + k));
+      li.appendChild(document.createTextNode(ex && ex.captions ? ex.captions[k] : "caption " + k));
+      ol.appendChild(li);
+    });
+    box.appendChild(ol);
+  }
+  // any other shape: the plain matrix
+  function matrixPlain(s, box) {
+    const t = el("table");
+    const h = el("tr");
+    h.appendChild(el("th", null, ""));
+    s[0].forEach(function (v, k) { h.appendChild(el("th", null, "c" + k)); });
+    t.appendChild(h);
+    s.forEach(function (r, j) {
+      const tr = el("tr");
+      tr.appendChild(el("th", null, "i" + j));
+      r.forEach(function (v, k) { tr.appendChild(el("td", { class: j === k ? "match" : "" }, Number(v).toPrecision(4))); });
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
+  }
+  function shapeOf(s) { return s ? s.length + "x" + s[0].length : ""; }
+  function matrixBox(run, id, ds) {
+    const box = el("div", { class: "matrix", "data-run": run.key });
+    const s = run.scores[id];
+    box.appendChild(el("div", { class: "title" }, run.label));
+    if (!s) { box.appendChild(el("div", { class: "small" }, "not scored by this run")); return box; }
+    if (run.decisions[id]) matrix2x2(run, id, s, box);
+    else if (s.length === 1) rankedCaptions(run, id, s, ds.examples[id], box);
+    else matrixPlain(s, box);
+    box.appendChild(verdict(run, id));
+    errorCurves(run, id, box);
     return box;
   }
 
   function card(id, ds, a, b) {
     const ex = ds.examples[id];
-    const c = el("div", { class: "example", "data-id": id });
+    const s = a.scores[id] || (b && b.scores[id]);
+    const c = el("div", { class: "example", "data-id": id, "data-shape": shapeOf(s) });
     c.appendChild(el("h4", null, "example " + id));
     const tagText = Object.keys(ex.tags || {}).filter(function (g) { return ex.tags[g].length; })
       .map(function (g) { return g + ": " + ex.tags[g].join(", "); }).join(" \u00b7 ");
     if (tagText) c.appendChild(el("div", { class: "tags" }, tagText));
+    const nImages = ex.images ? ex.images.length : (s ? s.length : 0);
+    const ranked = s && s.length === 1;
     const pair = el("div", { class: "pair" });
-    [0, 1].forEach(function (k) {
+    for (let k = 0; k < nImages; k++) {
       const uri = ex.images ? ex.images[k] : null;
       if (typeof uri === "string" && uri.indexOf("data:image/") === 0) {
         pair.appendChild(el("img", { src: uri, alt: "image " + k + " of example " + id }));
       } else {
         pair.appendChild(el("div", { class: "noimg" }, "image " + k + " not available"));
       }
-      const cap = el("div", { class: "caption" });
-      cap.appendChild(el("b", null, "c" + k));
-      cap.appendChild(document.createTextNode(ex.captions ? ex.captions[k] : "(caption not available)"));
-      pair.appendChild(cap);
-    });
+      if (!ranked) {
+        const cap = el("div", { class: "caption" });
+        cap.appendChild(el("b", null, "c" + k));
+        cap.appendChild(document.createTextNode(ex.captions ? ex.captions[k] : "(caption not available)"));
+        pair.appendChild(cap);
+      }
+    }
     c.appendChild(pair);
     const ms = el("div", { class: "matrices" });
     ms.appendChild(matrixBox(a, id, ds));
@@ -432,21 +511,21 @@
   function filtered() {
     const a = runByKey[selA.value], b = selB.value ? runByKey[selB.value] : null;
     const ds = DATA.datasets[a.dataset];
-    const mi = METRICS.indexOf(selMetric.value);
+    const metric = selMetric.value;
     const rel = selRel.value;
     const tag = selTag.value ? JSON.parse(selTag.value) : null;
     return ds.order.filter(function (id) {
-      if (!a.correct[id]) return false;
+      if (!a.outcomes[id]) return false;
       if (tag) {
         const labels = (ds.examples[id].tags || {})[tag[0]] || [];
         if (labels.indexOf(tag[1]) < 0) return false;
       }
-      const ra = !!a.correct[id][mi];
+      const ra = isRight(a, id, metric);
       if (rel === "a-right") return ra;
       if (rel === "a-wrong") return !ra;
-      if (rel === "all") return b ? !!b.correct[id] : true;
-      if (!b || !b.correct[id]) return false;
-      const rb = !!b.correct[id][mi];
+      if (rel === "all") return b ? !!b.outcomes[id] : true;
+      if (!b || !b.outcomes[id]) return false;
+      const rb = isRight(b, id, metric);
       if (rel === "a-right-b-wrong") return ra && !rb;
       if (rel === "a-wrong-b-right") return !ra && rb;
       if (rel === "both-right") return ra && rb;
@@ -470,10 +549,11 @@
     more.hidden = current.length <= shown;
   }
   more.addEventListener("click", function () { shown += PAGE; renderExamples(false); });
-  selA.addEventListener("change", function () { fillB(); fillTags(); renderExamples(true); });
+  selA.addEventListener("change", function () { fillB(); fillMetric(); fillTags(); renderExamples(true); });
   [selB, selTag, selRel, selMetric].forEach(function (s) { s.addEventListener("change", function () { renderExamples(true); }); });
   if (runs.length) {
     fillB();
+    fillMetric();
     if (selB.options.length > 1) selB.selectedIndex = 1;
     fillTags();
     renderExamples(true);

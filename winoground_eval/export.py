@@ -1,0 +1,200 @@
+"""`wg-eval export`: runs as one versioned leaderboard JSON (``schemas/leaderboard.v2.schema.json``).
+
+Runs are found and selected by :mod:`.runs` (one run per task and scorer config: a complete
+run beats a partial one, then the newest). Each entry carries its task's own metrics
+(``metric_specs`` and ``metrics`` keyed by the task's metric names, as result.json records
+them), and is ranked among the entries on the same task version and data by the task's
+primary metric. Published reference numbers (``data_manifests/published.json``) are kept
+apart, in the top-level ``published`` list, never ranked with measured runs. Nothing here
+prints: the CLI (:mod:`.results_cli`) talks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from . import __version__
+from .runs import RunRecord, RunsError, Selection, collect_runs, dataset_key
+
+LEADERBOARD_SCHEMA_VERSION = 2
+SCHEMA_RESOURCES = {1: "schemas/leaderboard.schema.json", 2: "schemas/leaderboard.v2.schema.json"}
+PUBLISHED_RESOURCE = "published.json"
+
+LeaderboardError = RunsError
+
+
+def _task_entry(task: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": task.get("name"),
+        "version": None if task.get("version") is None else str(task.get("version")),
+        "manifest": task.get("manifest"),
+        "source": task.get("source"),
+        "split": task.get("split"),
+        "revision": task.get("revision"),
+        "revision_resolved": task.get("revision_resolved"),
+        "data_fingerprint": task.get("data_fingerprint"),
+    }
+
+
+def _session_device(path: Path) -> str | None:
+    """The device the last session of a run reported (for results that record none)."""
+    from .runstore import RunStore
+
+    devices = [s["device"] for s in RunStore(path).sessions() if s.get("device")]
+    return str(devices[-1]) if devices else None
+
+
+def _compute_entry(compute: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    return {
+        "wall_time_s": compute.get("wall_time_s"),
+        "seconds_per_example": compute.get("seconds_per_example"),
+        "device": compute.get("device") or _session_device(path),
+        "unet_calls_per_example": compute.get("unet_calls_per_example"),
+        "unet_calls_total": compute.get("unet_calls_total"),
+    }
+
+
+def _run_ref(run: RunRecord) -> dict[str, Any]:
+    return {"run_id": run.run_id, "run_dir": str(run.path), "finished": run.finished or None, "partial": run.partial}
+
+
+def entry_of(run: RunRecord, superseded: Sequence[RunRecord] = ()) -> dict[str, Any]:
+    """One leaderboard entry (the layout in ``schemas/leaderboard.v2.schema.json``)."""
+    r = run.result
+    env = r.get("environment") or run.info.get("environment") or {}
+    names = run.metric_names
+    ci = r.get("ci95") or {}
+    return {
+        "published": False,
+        "rank": None,
+        "task": _task_entry(run.task),
+        "scorer": {"name": run.scorer_name, "config": dict(run.scorer_config)},
+        "run_id": run.run_id,
+        "run_dir": str(run.path),
+        "config_key": run.config_key,
+        "partial": run.partial,
+        "metric_specs": [asdict(m) for m in run.metric_specs],
+        "primary": run.primary,
+        "metrics": {m: run.metrics.get(m) for m in names},
+        "ci95": {m: ci.get(m) for m in names},
+        "breakdown": r.get("breakdown") or {},
+        "n_examples": int(r.get("n_examples", 0)),
+        "n_expected": r.get("n_expected"),
+        "n_ties": int(r.get("n_ties", 0)),
+        "n_skipped": int(r.get("n_skipped", 0)),
+        "compute": _compute_entry(r.get("compute") or {}, run.path),
+        "environment": {
+            "packages": dict(env.get("packages") or {}),
+            "git_commit": env.get("git_commit"),
+            "python": env.get("python"),
+            "platform": env.get("platform"),
+        },
+        "imported": r.get("imported"),
+        "date": run.finished or None,
+        "superseded": [_run_ref(s) for s in superseded],
+    }
+
+
+def published_rows() -> list[dict[str, Any]]:
+    """The published reference rows (``data_manifests/published.json``), marked as published."""
+    raw = json.loads(resources.files("winoground_eval.data_manifests").joinpath(PUBLISHED_RESOURCE).read_text())
+    return [{"published": True, **row} for row in raw["rows"]]
+
+
+def schema(version: int = LEADERBOARD_SCHEMA_VERSION) -> dict[str, Any]:
+    """The leaderboard JSON Schema of ``version`` shipped with the package (1 or 2)."""
+    if version not in SCHEMA_RESOURCES:
+        raise RunsError(f"no leaderboard schema version {version}; known: {', '.join(map(str, SCHEMA_RESOURCES))}")
+    return json.loads(resources.files("winoground_eval").joinpath(SCHEMA_RESOURCES[version]).read_text())
+
+
+@dataclass
+class Leaderboard:
+    """An export (``data``, JSON-able) and what the CLI should tell about it."""
+
+    data: dict[str, Any]
+    selection: Selection
+    problems: list[tuple[Path, str]]
+    notes: list[str]
+
+
+def find_baseline(runs: Sequence[RunRecord], name: str) -> RunRecord:
+    """The run named by a run id (or its prefix), a run directory, or a scorer name."""
+    exact = [r for r in runs if r.run_id == name or str(r.path) == name or r.path.resolve() == Path(name).resolve()]
+    if not exact:
+        exact = [r for r in runs if r.scorer_name == name]
+    if not exact and len(name) >= 4:
+        exact = [r for r in runs if r.run_id.startswith(name)]
+    if len(exact) == 1:
+        return exact[0]
+    known = ", ".join(f"{r.scorer_name} ({r.run_id})" for r in runs)
+    if not exact:
+        raise RunsError(f"--baseline {name!r} names none of the exported runs; give a run id or scorer name of: {known}")
+    raise RunsError(f"--baseline {name!r} names {len(exact)} runs ({', '.join(r.run_id for r in exact)}); give one run id")
+
+
+def build_leaderboard(
+    paths: Sequence[str | Path],
+    *,
+    include_partial: bool = False,
+    with_published: bool = False,
+    baseline: str | None = None,
+    finder: Any = None,
+) -> Leaderboard:
+    """Collect the runs below ``paths`` into a leaderboard (nothing is written)."""
+    found, selection = collect_runs(paths, include_partial=include_partial)
+    notes: list[str] = []
+    entries = []
+    ranks: dict[tuple, int] = {}
+    for run in selection.kept:
+        entry = entry_of(run, selection.superseded.get(str(run.path), ()))
+        entry["rank"] = ranks[dataset_key(run)] = ranks.get(dataset_key(run), 0) + 1
+        entries.append(entry)
+    base_ref = None
+    if baseline is not None:
+        from .compare import comparison_for_entry
+
+        base = find_baseline(selection.kept, baseline)
+        base_ref = {"run_id": base.run_id, "scorer": base.scorer_name, "run_dir": str(base.path)}
+        for run, entry in zip(selection.kept, entries):
+            if run is base:
+                entry["comparison"] = None
+                continue
+            entry["comparison"] = comparison_for_entry(run, base, finder)
+            if entry["comparison"].get("note"):
+                notes.append(f"{run.label} vs baseline: {entry['comparison']['note']}")
+    data: dict[str, Any] = {
+        "schema_version": LEADERBOARD_SCHEMA_VERSION,
+        "generated": _now(),
+        "generator": {"name": "winoground-eval", "version": __version__},
+        "include_partial": include_partial,
+        "baseline": base_ref,
+        "entries": entries,
+    }
+    if with_published:
+        data["published"] = published_rows()
+    return Leaderboard(data, selection, found.problems, notes)
+
+
+def write_leaderboard(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write an export atomically (strict JSON: no NaN)."""
+    from .runstore import write_json
+
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise RunsError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        write_json(path, data)
+    except OSError as exc:
+        raise RunsError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _now() -> str:
+    from .runstore import now
+
+    return now()

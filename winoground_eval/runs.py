@@ -1,0 +1,267 @@
+"""The one reader of run directories, for every results command.
+
+A run directory (``OUT/<task>/<scorer>/<run_id>/``, written by :mod:`.runner` through
+:mod:`.runstore`) holds ``run.json`` (task identity, scorer config), ``scores.jsonl``,
+``arrays/<id>.npz`` and ``result.json``. :func:`read_run` gives a :class:`RunRecord`;
+:func:`find_runs` finds them below folders; :func:`select_runs` keeps one run per
+configuration. The task's metrics come from ``result.json`` (``metric_specs``,
+``per_example``); a result written before they were recorded (schema 1) is read by the
+shape of its score matrices: a 2x2 matrix gets text / image / group, a 1 x N matrix
+accuracy. Nothing here names a task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .contracts import Metric
+from .errors import WgEvalError
+from .metrics import WINOGROUND_METRICS, outcomes_by_shape, shape_rule, specs_from_json
+
+
+class RunsError(WgEvalError):
+    """Run directories that cannot be read or collected, or a name that names no run."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunRecord:
+    """A finished (or interrupted) run directory: its ``run.json`` and ``result.json``."""
+
+    path: Path
+    info: Mapping[str, Any]
+    result: Mapping[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.info.get("run_id") or self.result.get("run_id") or self.path.name)
+
+    @property
+    def task(self) -> Mapping[str, Any]:
+        return self.info.get("task") or self.result.get("task") or {}
+
+    @property
+    def task_name(self) -> str:
+        return str(self.task.get("name", "?"))
+
+    @property
+    def scorer(self) -> Mapping[str, Any]:
+        return self.info.get("scorer") or self.result.get("scorer") or {}
+
+    @property
+    def scorer_name(self) -> str:
+        return str(self.scorer.get("name", "?"))
+
+    @property
+    def scorer_config(self) -> Mapping[str, Any]:
+        return self.scorer.get("config", {}) or {}
+
+    @property
+    def finished(self) -> str:
+        return str(self.result.get("finished") or self.info.get("created") or "")
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.result.get("partial"))
+
+    @property
+    def label(self) -> str:
+        """A short human name: the scorer and the first characters of the run id."""
+        return f"{self.scorer_name} ({self.run_id[:7]})"
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self.result.get("metrics") or {}
+
+    @cached_property
+    def metric_specs(self) -> tuple[Metric, ...]:
+        """The task's metrics as recorded in result.json; for a schema-1 result, the rule of
+        its score matrices' shape (text / image / group when it reports those)."""
+        rows = self.result.get("metric_specs")
+        if rows:
+            return specs_from_json(rows)
+        names = set(self.metrics)
+        if names and names <= {m.name for m in WINOGROUND_METRICS}:
+            return WINOGROUND_METRICS
+        for ex_id, s in self._first_scores():
+            rule = shape_rule(np.shape(s))
+            if rule is not None:
+                return rule[0]
+        return tuple(Metric(n, primary=i == 0, per_example=False) for i, n in enumerate(self.metrics))
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metric_specs]
+
+    @property
+    def primary(self) -> str:
+        return next((m.name for m in self.metric_specs if m.primary), self.metric_names[0] if self.metric_names else "")
+
+    @property
+    def config_key(self) -> str:
+        """What makes two runs 'the same configuration' for the leaderboard.
+
+        The task's name, version and data fingerprint, and the scorer's full config; not
+        the scorer's registry name (``sd2`` and ``diffusers:stabilityai/...`` with equal
+        configs are one model) nor where the data came from (a local copy and the Hub with
+        the same fingerprint hold the same examples).
+        """
+        from .env import stable_hash
+
+        task = self.task
+        return stable_hash(
+            {
+                "task": [task.get("name"), task.get("version"), task.get("data_fingerprint")],
+                "scorer": self.scorer.get("config", {}),
+            },
+            length=16,
+        )
+
+    def store(self):
+        from .runstore import RunStore
+
+        store = RunStore(self.path)
+        store.load()
+        return store
+
+    def _first_scores(self):
+        for item in self.store().iter_scores():
+            yield item
+            return
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """``{example_id: score matrix}`` of every example the run scored (skipped ones left out)."""
+        return dict(self.store().iter_scores())
+
+    def per_example(self, scores: Mapping[str, Any] | None = None) -> dict[str, dict[str, float]]:
+        """``{example_id: {metric: outcome}}`` of the per-example metrics, from result.json;
+        a schema-1 result gets them from its score matrices by shape."""
+        stored = self.result.get("per_example")
+        if stored is not None:
+            return {str(i): {k: float(v) for k, v in o.items()} for i, o in stored.items()}
+        scores = self.scores() if scores is None else scores
+        return {i: outcomes_by_shape(i, s) for i, s in scores.items()}
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """The run in ``path``; RunsError when it is not a finished run directory."""
+    path = Path(path)
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except FileNotFoundError:
+        raise RunsError(f"{path} is not a run directory (no run.json); give OUT/<task>/<scorer>/<run_id>") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunsError(f"{path / 'run.json'} cannot be read: {exc}") from None
+    try:
+        result = json.loads((path / "result.json").read_text())
+    except FileNotFoundError:
+        raise RunsError(
+            f"{path} has no result.json yet (a run in progress, or one that never finished an example); "
+            "finish or resume it with the same `wg-eval run` command"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunsError(f"{path / 'result.json'} cannot be read: {exc}") from None
+    if not isinstance(info, dict) or not isinstance(result, dict) or "metrics" not in result:
+        raise RunsError(f"{path}: run.json / result.json do not have the run-directory layout")
+    return RunRecord(path, info, result)
+
+
+@dataclass
+class Found:
+    """Run directories found below some paths, and the ones that could not be used."""
+
+    runs: list[RunRecord] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_runs(paths: Iterable[str | Path]) -> Found:
+    """Every run directory at or below ``paths`` (a folder with ``run.json``), in path order.
+
+    A folder with ``run.json`` but no readable ``result.json`` is reported in ``problems``.
+    """
+    found = Found()
+    seen: set[Path] = set()
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise RunsError(f"{root} does not exist; give run directories or folders that hold them")
+        if not root.is_dir():
+            raise RunsError(f"{root} is not a directory; give run directories or folders that hold them")
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            here = Path(dirpath)
+            dirnames.sort()
+            if "run.json" in filenames:
+                dirnames[:] = []  # a run directory holds no other runs (arrays/ is its own)
+                resolved = here.resolve()
+                if resolved in seen:
+                    continue
+                seen.add(resolved)
+                try:
+                    found.runs.append(read_run(here))
+                except RunsError as exc:
+                    found.problems.append((here, str(exc)))
+    return found
+
+
+@dataclass
+class Selection:
+    """The runs kept (one per configuration), and why the others were not."""
+
+    kept: list[RunRecord]
+    superseded: dict[str, list[RunRecord]]  # kept run's path (str) -> older runs of its config
+    partial_left_out: list[RunRecord]
+
+
+def _newest_first(run: RunRecord) -> tuple:
+    return (not run.partial, run.finished, str(run.path))
+
+
+def select_runs(runs: Sequence[RunRecord], *, include_partial: bool = False) -> Selection:
+    """One run per configuration: complete beats partial, then the newest ``finished``."""
+    partial_left_out = [r for r in runs if r.partial and not include_partial]
+    eligible = [r for r in runs if include_partial or not r.partial]
+    by_key: dict[str, list[RunRecord]] = {}
+    for run in eligible:
+        by_key.setdefault(run.config_key, []).append(run)
+    kept, superseded = [], {}
+    for group in by_key.values():
+        ordered = sorted(group, key=_newest_first, reverse=True)
+        kept.append(ordered[0])
+        if len(ordered) > 1:
+            superseded[str(ordered[0].path)] = ordered[1:]
+    kept.sort(key=rank_key)
+    return Selection(kept, superseded, partial_left_out)
+
+
+def collect_runs(paths: Sequence[str | Path], *, include_partial: bool = False) -> tuple[Found, Selection]:
+    """Find and select the runs below ``paths``; RunsError when none is left."""
+    found = find_runs(paths)
+    selection = select_runs(found.runs, include_partial=include_partial)
+    if not selection.kept:
+        why = f" ({len(selection.partial_left_out)} partial; add --include-partial)" if selection.partial_left_out else ""
+        raise RunsError(f"no finished runs below {', '.join(map(str, paths))}{why}")
+    return found, selection
+
+
+def dataset_key(run: RunRecord) -> tuple[str, str, str]:
+    """Runs are ranked only against runs on the same task version and data."""
+    t = run.task
+    return (str(t.get("name")), str(t.get("version")), str(t.get("data_fingerprint")))
+
+
+def rank_key(run: RunRecord) -> tuple:
+    """Within a task and its data: the primary metric descending, then the task's other
+    metrics in their declared order, then scorer name and run id."""
+    m = run.metrics
+
+    def neg(x: Any) -> float:
+        return -float(x) if isinstance(x, (int, float)) and x == x else float("inf")
+
+    order = [run.primary] + [n for n in run.metric_names if n != run.primary]
+    return (*dataset_key(run), tuple(neg(m.get(n)) for n in order), run.scorer_name, run.run_id)

@@ -1,0 +1,107 @@
+"""Rebuild the task a run was scored on (for tags, captions and images), by the name its
+run.json records, through the registry. Nothing here names a task."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import WgEvalError
+
+
+class TaskFinder:
+    """Rebuilds the task a run was scored on, to get its tags, captions and images.
+
+    Tried in order: each ``data_dirs`` entry (for tasks that take ``data_dir``), then, when
+    ``hub`` and the run's data came from the Hugging Face Hub, the revision it resolved to;
+    a task without a ``data_dir`` option (procedural data) is rebuilt from the options its
+    info() recorded that its factory takes (e.g. ``split``). A rebuilt task counts only if
+    its data fingerprint equals the run's. Results are cached per (task, fingerprint).
+    """
+
+    def __init__(self, data_dirs: Sequence[str | Path] = (), *, hub: bool = True):
+        self.data_dirs = [Path(d) for d in data_dirs]
+        self.hub = hub
+        self._cache: dict[tuple, tuple[Any, str | None]] = {}
+        self._built: dict[tuple, Any] = {}
+
+    def task_for(self, task_info: Mapping[str, Any]) -> tuple[Any, str | None]:
+        """``(task, None)``, or ``(None, why not)`` in words a user can act on."""
+        key = (task_info.get("name"), task_info.get("version"), task_info.get("data_fingerprint"))
+        if key not in self._cache:
+            self._cache[key] = self._find(task_info)
+        return self._cache[key]
+
+    def _find(self, task_info: Mapping[str, Any]) -> tuple[Any, str | None]:
+        from . import registry
+
+        name = str(task_info.get("name"))
+        fingerprint = task_info.get("data_fingerprint")
+        try:
+            factory = registry.resolve_task(name)
+        except WgEvalError as exc:
+            return None, str(exc)
+        params = inspect.signature(factory).parameters
+        skip = {"name", "version", "source", "manifest", "data_fingerprint", "revision", "revision_resolved", "data_dir", "limit"}
+        base = {k: v for k, v in task_info.items() if k in params and k not in skip}
+        attempts: list[tuple[str, dict[str, Any]]] = []
+        if "data_dir" in params:
+            attempts += [(f"--data-dir {d}", {**base, "data_dir": str(d)}) for d in self.data_dirs]
+            source = str(task_info.get("source", ""))
+            revision = task_info.get("revision_resolved") or task_info.get("revision")
+            if self.hub and source.startswith("hf:") and "revision" in params:
+                attempts.append((f"the Hub ({source} @ {revision})", {**base, "revision": revision}))
+        else:
+            attempts.append((f"task {name!r}", base))
+        reasons = []
+        for where, kwargs in attempts:
+            build_key = (name, json.dumps(kwargs, sort_keys=True, default=str))
+            try:
+                if build_key not in self._built:
+                    self._built[build_key] = factory(**kwargs)
+                task = self._built[build_key]
+            except (WgEvalError, OSError, TypeError) as exc:
+                self._built[build_key] = None
+                reasons.append(f"{where}: {exc}")
+                continue
+            if task is None:
+                reasons.append(f"{where}: could not be loaded")
+                continue
+            got = task.info().get("data_fingerprint")
+            if fingerprint and got != fingerprint:
+                reasons.append(f"{where} holds other data (fingerprint {got}, the run has {fingerprint})")
+                continue
+            if str(task.info().get("version")) != str(task_info.get("version")):
+                reasons.append(f"{where}: task version {task.info().get('version')}, the run has {task_info.get('version')}")
+                continue
+            return task, None
+        hint = ""
+        if "data_dir" in params and not self.data_dirs:
+            hint = "pass --data-dir DIR with a local copy of its data"
+            if str(task_info.get("source", "")).startswith("hf:") and not self.hub:
+                hint += " (or drop --no-hub)"
+        if not reasons:
+            return None, f"the run's data ({name}, fingerprint {fingerprint}) is not reachable: {hint}"
+        return None, "; ".join(reasons + ([hint] if hint else []))
+
+
+def example_tags(task: Any, ids: Iterable[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """``{id: {group: [labels]}}`` from a task's metadata; string tags become one-label lists."""
+    meta = task.metadata()
+    out: dict[str, dict[str, list[str]]] = {}
+    for ex_id in meta if ids is None else ids:
+        tags = meta.get(ex_id)
+        if tags is None:
+            continue
+        groups: dict[str, list[str]] = {}
+        for group, value in tags.items():
+            if value is None or value == "":
+                groups[group] = []
+            elif isinstance(value, (list, tuple)):
+                groups[group] = [str(v) for v in value]
+            else:
+                groups[group] = [str(value)]
+        out[ex_id] = groups
+    return out
