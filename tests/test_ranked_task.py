@@ -1,0 +1,128 @@
+"""A 1 x N task from one file (tests/ranked_fixture_task.py), registered for the module, runs
+through every results command: run, show, export, compare, report, choose-timesteps, with
+the dummy scorer and the tiny random diffusion model."""
+
+import argparse
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from winoground_eval import cli, registry, timestep_select
+from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.export import schema
+from winoground_eval.metrics import ranked_outcome
+from winoground_eval.report import build_report
+from winoground_eval.runs import find_runs, read_run, select_runs
+from winoground_eval.taskfinder import TaskFinder
+
+TASK = "ranked-fixture"
+
+
+def wg(argv):
+    return cli.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ranked")
+    runs = root / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.TASKS, TASK, registry.Entry("ranked_fixture_task:RankedShapes", "1 x 3 test task"))
+        for seed in (0, 1):
+            assert wg(["run", "--task", TASK, "--scorer", "dummy", "--out", runs, "-q", "-o", f"seed={seed}"]) == 0
+        model = write_tiny_sd(root / "tiny-sd", seed=0)
+        assert wg(["run", "--task", TASK, "--scorer", f"diffusers:{model}", "--out", runs, "-q",
+                   "-o", "n_timesteps=8", "-o", "device=cpu"]) == 0
+        dummies = sorted((runs / TASK / "dummy").iterdir(), key=lambda p: read_run(p).scorer["config"]["seed"])
+        [diffusion] = list((runs / TASK).glob("diffusers_*/*"))
+        yield {"root": root, "runs": runs, "dummy0": dummies[0], "dummy1": dummies[1], "diffusion": diffusion}
+
+
+def test_result_json_v2_carries_the_tasks_metrics(world):
+    run = read_run(world["dummy0"])
+    r = run.result
+    assert r["schema_version"] == 2
+    assert [m["name"] for m in r["metric_specs"]] == ["accuracy", "macro_accuracy"] and run.primary == "accuracy"
+    scores = run.scores()
+    assert all(s.shape == (1, 3) for s in scores.values()) and len(scores) == 10
+    assert r["per_example"] == {i: ranked_outcome(s) for i, s in scores.items()}
+    assert r["metrics"]["accuracy"] == pytest.approx(np.mean([ranked_outcome(s)["accuracy"] for s in scores.values()]))
+    kinds = r["breakdown"]["kind"]
+    assert set(kinds) == {"colour", "shape"} and "note" not in r["breakdown"]
+    assert r["metrics"]["macro_accuracy"] == pytest.approx((kinds["colour"]["accuracy"] + kinds["shape"]["accuracy"]) / 2)
+    assert r["ci95"]["macro_accuracy"] is None
+    lines = [json.loads(line) for line in (world["dummy0"] / "scores.jsonl").read_text().splitlines()]
+    assert all(line["info"]["pred"] == int(np.argmax(line["scores"][0])) for line in lines if "scores" in line)
+
+
+def test_show_prints_the_tasks_metrics(world, capsys):
+    assert wg(["show", world["dummy0"]]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "macro_accuracy" in out and "kind: colour" in out and "text" not in out
+
+
+def test_export_v2(world, tmp_path, capsys):
+    out = tmp_path / "lb.json"
+    assert wg(["export", world["runs"], "-o", out, "--baseline", world["dummy1"]]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.Draft202012Validator(schema(2)).validate(doc)
+    assert len(doc["entries"]) == 3
+    for e in doc["entries"]:
+        assert set(e["metrics"]) == {"accuracy", "macro_accuracy"} and e["primary"] == "accuracy"
+        assert e["metrics"]["accuracy"] is not None and e["breakdown"]["kind"]
+    values = [e["metrics"]["accuracy"] for e in doc["entries"]]
+    assert values == sorted(values, reverse=True) and [e["rank"] for e in doc["entries"]] == [1, 2, 3]
+    compared = [e["comparison"] for e in doc["entries"] if e["comparison"]]
+    assert compared and all(c["comparable"] and c["metrics"] == ["accuracy"] for c in compared)
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_compare_paired_on_accuracy_with_breakdown(world, capsys):
+    assert wg(["compare", world["dummy0"], world["dummy1"], "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    a, b = read_run(world["dummy0"]).per_example(), read_run(world["dummy1"]).per_example()
+    acc = r["overall"]["accuracy"]
+    assert r["metrics"] == ["accuracy"] and acc["n"] == 10
+    assert acc["diff"] == pytest.approx(np.mean([a[i]["accuracy"] - b[i]["accuracy"] for i in a]))
+    assert acc["a_right_b_wrong"] == sum(a[i]["accuracy"] > b[i]["accuracy"] for i in a)
+    assert 0 <= acc["p_mcnemar"] <= 1
+    assert set(r["breakdown"]["kind"]) == {"colour", "shape"}  # the task is rebuilt through the registry by name
+    assert r["note"] is None
+    assert wg(["compare", world["dummy0"], world["dummy1"]]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "colour" in out
+
+
+def test_report_ranked_view(world):
+    runs = select_runs(find_runs([world["runs"]]).runs).kept
+    report = build_report(runs, finder=TaskFinder())
+    assert report.notes == [] and report.n_images == 10
+    data = json.loads(report.html.split('id="report-data">')[1].split("</script>")[0])
+    entry = next(r for r in data["runs"] if r["run_id"] == read_run(world["dummy0"]).run_id)
+    assert [m["name"] for m in entry["metric_specs"]] == ["accuracy", "macro_accuracy"]
+    assert entry["decisions"]["0"] is None and len(entry["scores"]["0"][0]) == 3
+    assert entry["outcomes"] == read_run(world["dummy0"]).result["per_example"]
+    ds = next(iter(data["datasets"].values()))
+    assert len(ds["examples"]["0"]["captions"]) == 3 and len(ds["examples"]["0"]["images"]) == 1
+    [diff] = [r for r in data["runs"] if r["diffusion"]]
+    d = diff["diffusion"]
+    assert d["metrics"] == ["accuracy"] and d["cells"] == [[0, 0], [0, 1], [0, 2]]
+    assert d["by_k"][-1]["accuracy"] == pytest.approx(read_run(world["diffusion"]).result["metrics"]["accuracy"])
+
+
+def test_choose_timesteps_on_a_ranked_task(world, capsys):
+    parser = argparse.ArgumentParser()
+    timestep_select.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--json", "--window", "0,1000",
+                              "--window", "0,500", "--n-timesteps", "4"])
+    assert args.func(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["metric"] == "accuracy" and r["metrics"] == ["accuracy"]
+    full = r["full"]
+    assert full["n_timesteps"] == 8 and full["accuracy"] == pytest.approx(read_run(world["diffusion"]).result["metrics"]["accuracy"])
+    assert any(row["n_timesteps"] == 4 for row in r["rows"])
+    args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--metric", "text"])
+    with pytest.raises(Exception, match="per-example metrics accuracy"):
+        args.func(args)
