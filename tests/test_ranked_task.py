@@ -126,3 +126,73 @@ def test_choose_timesteps_on_a_ranked_task(world, capsys):
     args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--metric", "text"])
     with pytest.raises(Exception, match="per-example metrics accuracy"):
         args.func(args)
+
+
+def _as_schema_1(src, dst):
+    """A copy of a run whose result.json predates metric_specs / per_example (schema 1)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    result = json.loads((dst / "result.json").read_text())
+    for key in ("metric_specs", "per_example"):
+        result.pop(key)
+    result["schema_version"] = 1
+    (dst / "result.json").write_text(json.dumps(result))
+    return dst
+
+
+def test_schema_1_results_are_read_by_shape(world, tmp_path, capsys):
+    old = read_run(_as_schema_1(world["dummy0"], tmp_path / "old-ranked"))
+    assert [m.name for m in old.metric_specs] == ["accuracy", "macro_accuracy"] and old.primary == "accuracy"
+    assert [m.per_example for m in old.metric_specs] == [True, False]
+    assert old.per_example() == read_run(world["dummy0"]).result["per_example"]
+    assert wg(["compare", old.path, world["dummy1"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == ["accuracy"]
+
+
+def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, capsys):
+    from winoground_eval.tasks.sample import write_winoground_sample
+
+    data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        assert wg(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", data, "--out", runs, "-q",
+                   "-o", f"seed={seed}"]) == 0
+    dirs = sorted((runs / "winoground" / "dummy").iterdir())
+    old_runs = tmp_path / "old"
+    old = [_as_schema_1(d, old_runs / d.name) for d in dirs]
+    assert read_run(old[0]).metric_names == ["text", "image", "group"] and read_run(old[0]).primary == "group"
+    out = tmp_path / "lb.json"
+    assert wg(["export", old_runs, "-o", out]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.Draft202012Validator(schema(2)).validate(doc)
+    assert all(e["metrics"].keys() == {"text", "image", "group"} for e in doc["entries"])
+    capsys.readouterr()
+    assert wg(["compare", old[0], old[1], "--json", "--data-dir", data]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["metrics"] == ["text", "image", "group"] and set(r["breakdown"]) >= {"collapsed_tag"}
+    report = build_report(select_runs(find_runs([old_runs]).runs).kept, finder=TaskFinder([data]))
+    assert report.n_examples == 4
+
+
+def test_results_commands_never_load_torch(world, tmp_path):
+    """report, export, compare and choose-timesteps re-aggregate diffusion runs with numpy only."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import sys
+from winoground_eval import cli, registry
+registry.TASKS["{TASK}"] = registry.Entry("ranked_fixture_task:RankedShapes", "x")
+assert cli.main(["report", r"{world['runs']}", "-o", r"{tmp_path / 'r.html'}"]) == 0
+assert cli.main(["export", r"{world['runs']}", "-o", r"{tmp_path / 'lb.json'}"]) == 0
+assert cli.main(["compare", r"{world['dummy0']}", r"{world['dummy1']}"]) == 0
+assert cli.main(["choose-timesteps", r"{world['diffusion']}"]) == 0
+assert cli.main(["show", r"{world['diffusion']}"]) == 0
+print("LOADED", sorted(m for m in ("torch", "diffusers", "transformers", "open_clip") if m in sys.modules))
+"""
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED []" in done.stdout

@@ -86,14 +86,15 @@ class RunRecord:
         rows = self.result.get("metric_specs")
         if rows:
             return specs_from_json(rows)
-        names = set(self.metrics)
-        if names and names <= {m.name for m in WINOGROUND_METRICS}:
+        names = list(self.metrics)
+        if names and set(names) <= {m.name for m in WINOGROUND_METRICS}:
             return WINOGROUND_METRICS
-        for ex_id, s in self._first_scores():
+        for _, s in self._first_scores():
             rule = shape_rule(np.shape(s))
             if rule is not None:
-                return rule[0]
-        return tuple(Metric(n, primary=i == 0, per_example=False) for i, n in enumerate(self.metrics))
+                known = {m.name for m in rule[0]}
+                return rule[0] + tuple(Metric(n, per_example=False) for n in names if n not in known)
+        return tuple(Metric(n, primary=i == 0, per_example=False) for i, n in enumerate(names))
 
     @property
     def metric_names(self) -> list[str]:
