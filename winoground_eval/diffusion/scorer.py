@@ -42,7 +42,7 @@ from PIL import Image
 from ..contracts import Example, Scored
 from ..errors import ConfigError, DataError, ScoreError
 from . import sequential
-from .grid import _grid_mean, resolve_t_range, scores_from_errors, timestep_grid  # noqa: F401 (re-exported)
+from .grid import resolve_t_range, scores_from_errors, timestep_grid  # noqa: F401 (moved to grid.py; re-exported)
 from .loading import Source, load_components
 from .sequential import SEQUENTIAL_VERSION, UNCOND, Decide
 
