@@ -196,3 +196,81 @@ print("LOADED", sorted(m for m in ("torch", "diffusers", "transformers", "open_c
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "LOADED []" in done.stdout
+
+
+def test_report_script_runs_on_both_views_under_node(world, tmp_path):
+    """The page's script on a stand-in DOM under node (where Chromium is absent): no runtime
+    error on either example view, the controls follow the task's metrics."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed (the headless-Chromium test in test_report.py covers the page)")
+    from winoground_eval.tasks.sample import write_winoground_sample
+
+    data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
+    wg_runs = tmp_path / "wg-runs"
+    assert wg(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", data, "--out", wg_runs, "-q"]) == 0
+    fake_dom = Path(__file__).parent / "data" / "report_fake_dom.js"
+    summaries = {}
+    for name, paths, extra in (("ranked", [world["runs"]], []), ("2x2", [wg_runs], ["--data-dir", data])):
+        page = tmp_path / f"{name}.html"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(registry.TASKS, TASK, registry.Entry("ranked_fixture_task:RankedShapes", "1 x 3 test task"))
+            assert wg(["report", *paths, "-o", page, *extra]) == 0
+        done = subprocess.run([node, str(fake_dom), str(page)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        summaries[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    ranked, square = summaries["ranked"], summaries["2x2"]
+    assert ranked["ready"] == "1" and ranked["examples"] == 10
+    assert ranked["ranked_lists"] == ranked["correct_marked"] == 20 and ranked["decisions"] == 0  # runs A and B per card
+    assert ranked["metric_options"] == ["accuracy"]
+    assert {"accuracy", "macro_accuracy"} <= set(ranked["board_columns"]) and "text" not in ranked["board_columns"]
+    right = {r.run_id: sum(o["accuracy"] for o in r.result["per_example"].values())
+             for r in select_runs(find_runs([world["runs"]]).runs).kept}
+    assert sorted(ranked["a_right"].values()) == sorted(right.values())
+    assert square["examples"] == 4 and square["decisions"] == 4 and square["ranked_lists"] == 0
+    assert square["metric_options"] == ["text", "image", "group"]
+
+
+def test_ranked_view_in_a_headless_browser(world, tmp_path):
+    """The 1 x N view in real Chromium (skips like test_report.py's browser test without it)."""
+    import os
+    import shutil
+
+    path = os.environ.get("WG_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if not path or sync_playwright is None:
+        if os.environ.get("CI"):
+            pytest.fail("the browser test needs Chromium and playwright; CI must run it")
+        pytest.skip("the browser test needs Chromium (apt-get install chromium, or WG_EVAL_CHROMIUM) and playwright")
+    page_path = tmp_path / "ranked.html"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.TASKS, TASK, registry.Entry("ranked_fixture_task:RankedShapes", "1 x 3 test task"))
+        assert wg(["report", world["runs"], "-o", page_path]) == 0
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(page_path.as_uri())
+            page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+            assert page.locator("#leaderboard th[data-key='accuracy']").count() == 1
+            assert page.locator("#leaderboard th[data-key='text']").count() == 0
+            card = page.locator("#examples .example[data-id='0']")
+            assert card.get_attribute("data-shape") == "1x3" and card.locator("img").count() == 1
+            box = card.locator(".matrix").first
+            assert box.locator("ol.ranked li").count() == 3 and box.locator("ol.ranked li.correct").count() == 1
+            assert "a " in box.locator("ol.ranked li.correct").text_content()
+            page.select_option("#filter-relation", "a-right")
+            assert int(page.get_attribute("#example-count", "data-count")) >= 0
+        finally:
+            browser.close()
+    assert problems == []
