@@ -5,8 +5,10 @@ run beats a partial one, then the newest). Each entry carries its task's own met
 (``metric_specs`` and ``metrics`` keyed by the task's metric names, as result.json records
 them), and is ranked among the entries on the same task version and data by the task's
 primary metric. Published reference numbers (``data_manifests/published.json``) are kept
-apart, in the top-level ``published`` list, never ranked with measured runs. Nothing here
-prints: the CLI (:mod:`.results_cli`) talks.
+apart, in the top-level ``published`` list, never ranked with measured runs. Comparisons
+with a baseline run are added by :mod:`.baseline` (so that this module and
+:mod:`.compare` never import each other). Nothing here prints: the CLI
+(:mod:`.results_cli`) talks.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from .runs import RunRecord, RunsError, Selection, collect_runs, dataset_key
 LEADERBOARD_SCHEMA_VERSION = 2
 SCHEMA_RESOURCES = {1: "schemas/leaderboard.schema.json", 2: "schemas/leaderboard.v2.schema.json"}
 PUBLISHED_RESOURCE = "published.json"
-
-LeaderboardError = RunsError
 
 
 def _task_entry(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,30 +122,14 @@ class Leaderboard:
     notes: list[str]
 
 
-def find_baseline(runs: Sequence[RunRecord], name: str) -> RunRecord:
-    """The run named by a run id (or its prefix), a run directory, or a scorer name."""
-    exact = [r for r in runs if r.run_id == name or str(r.path) == name or r.path.resolve() == Path(name).resolve()]
-    if not exact:
-        exact = [r for r in runs if r.scorer_name == name]
-    if not exact and len(name) >= 4:
-        exact = [r for r in runs if r.run_id.startswith(name)]
-    if len(exact) == 1:
-        return exact[0]
-    known = ", ".join(f"{r.scorer_name} ({r.run_id})" for r in runs)
-    if not exact:
-        raise RunsError(f"--baseline {name!r} names none of the exported runs; give a run id or scorer name of: {known}")
-    raise RunsError(f"--baseline {name!r} names {len(exact)} runs ({', '.join(r.run_id for r in exact)}); give one run id")
-
-
 def build_leaderboard(
     paths: Sequence[str | Path],
     *,
     include_partial: bool = False,
     with_published: bool = False,
-    baseline: str | None = None,
-    finder: Any = None,
 ) -> Leaderboard:
-    """Collect the runs below ``paths`` into a leaderboard (nothing is written)."""
+    """Collect the runs below ``paths`` into a leaderboard (nothing is written); every entry's
+    comparison with a baseline run is added by :func:`winoground_eval.baseline.add_baseline`."""
     found, selection = collect_runs(paths, include_partial=include_partial)
     notes: list[str] = []
     entries = []
@@ -154,25 +138,12 @@ def build_leaderboard(
         entry = entry_of(run, selection.superseded.get(str(run.path), ()))
         entry["rank"] = ranks[dataset_key(run)] = ranks.get(dataset_key(run), 0) + 1
         entries.append(entry)
-    base_ref = None
-    if baseline is not None:
-        from .compare import comparison_for_entry
-
-        base = find_baseline(selection.kept, baseline)
-        base_ref = {"run_id": base.run_id, "scorer": base.scorer_name, "run_dir": str(base.path)}
-        for run, entry in zip(selection.kept, entries):
-            if run is base:
-                entry["comparison"] = None
-                continue
-            entry["comparison"] = comparison_for_entry(run, base, finder)
-            if entry["comparison"].get("note"):
-                notes.append(f"{run.label} vs baseline: {entry['comparison']['note']}")
     data: dict[str, Any] = {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": _now(),
         "generator": {"name": "winoground-eval", "version": __version__},
         "include_partial": include_partial,
-        "baseline": base_ref,
+        "baseline": None,
         "entries": entries,
     }
     if with_published:

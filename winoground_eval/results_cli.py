@@ -88,13 +88,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import build_leaderboard, write_leaderboard
 
     out, err = _consoles()
-    board = build_leaderboard(
-        args.paths,
-        include_partial=args.include_partial,
-        with_published=args.with_published,
-        baseline=args.baseline,
-        finder=_finder(args),
-    )
+    board = build_leaderboard(args.paths, include_partial=args.include_partial, with_published=args.with_published)
+    if args.baseline is not None:
+        from .baseline import add_baseline
+
+        add_baseline(board, args.baseline, _finder(args))
     _report_problems(board.problems, err)
     _report_selection(board.selection, err)
     for note in board.notes:
