@@ -127,15 +127,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> int:
+    from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
-    from .runstore import now
 
     spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
-        aside = store.path.with_name(f"{store.path.name}.set-aside-{now().replace(':', '')}")
-        store.path.rename(aside)
-        err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
+        aside = store.set_aside()  # under the run's lock: refuses while another process writes there
+        if aside is not None:
+            err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
     if world.is_main:
         err.print(f"run directory: {store.path}", soft_wrap=True)
@@ -153,6 +153,8 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> i
 
         try:
             result = run(spec, task, scorer, store, world=world, progress=on_progress)
+        except RunStoreError as exc:  # e.g. a full disk: say how to resume
+            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None
         except KeyboardInterrupt:
             progress.stop()
             store.load()
@@ -194,11 +196,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .runstore import RunStore
+
     path = Path(args.run_dir)
-    result_path = path / "result.json"
-    if not result_path.is_file():
+    result = RunStore(path).result() if path.is_dir() else None
+    if result is None:
         raise ConfigError(f"{path} has no result.json; give a run directory (OUT/<task>/<scorer>/<run_id>)")
-    _print_summary(json.loads(result_path.read_text()), path)
+    _print_summary(result, path)
     return 0
 
 
@@ -245,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_show)
 
+    from . import repair
+
+    repair.register(sub)  # repair RUN_DIR
     results_cli.register(sub)  # export, compare, report
     timestep_select.register(sub)  # choose-timesteps
     return parser
