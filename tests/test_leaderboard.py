@@ -180,7 +180,11 @@ def test_metadata_fingerprint_is_the_tasks(world):
     from winoground_eval.tasks.winoground import WinogroundTask
 
     rows = [json.loads(line) for line in (world["data"] / "examples.jsonl").read_text().splitlines()]
-    assert fingerprint_from_metadata(rows) == WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
+    from winoground_eval.tasks.winoground import fingerprint_of_metadata
+
+    # the fingerprint covers the images too: the metadata's own folder holds them
+    assert fingerprint_of_metadata(world["data"] / "examples.jsonl") == WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
+    assert fingerprint_from_metadata(rows) != WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
     assert fingerprint_from_metadata([{"id": 0, "collapsed_tag": "Object"}]) is None
 
 

@@ -498,6 +498,12 @@ def fingerprint_from_metadata(rows: Sequence[Mapping[str, Any]]) -> str | None:
     return data_fingerprint(rows)
 
 
+def _copy_fingerprint(metadata: Path) -> str | None:
+    from .tasks.winoground import fingerprint_of_metadata
+
+    return fingerprint_of_metadata(metadata)
+
+
 class _ImportedTask:
     """The task side of an imported score file, for :func:`runner.build_result`."""
 
@@ -568,7 +574,8 @@ def save_score_file_run(
         "name": task_cls.name,
         "version": str(task_cls.version),
         "source": "score-file",
-        "data_fingerprint": fingerprint_from_metadata(rows) if is_winoground else None,
+        # images included (issue 14): known only when the metadata sits in a local copy with its images
+        "data_fingerprint": _copy_fingerprint(metadata) if is_winoground and metadata is not None else None,
     }
     sha = hashlib.sha256(scores_path.read_bytes()).hexdigest()
     config = {"method": "imported_score_file", "file_name": scores_path.name, "file_sha256": sha}
