@@ -97,7 +97,7 @@ def _num_main_preds(value: Any, where: str) -> list[str]:
     else:
         ok = float(value).is_integer() if isinstance(value, float) else True
     if not ok:
-        raise DataError(f"{where}: num_main_preds {_cut(value, 80)} is not a whole number (e.g. 1 or 2); fix the file")
+        raise DataError(f"{where}: num_main_preds {_cut(repr(value), 80)} is not a whole number (e.g. 1 or 2); fix the file")
     return [str(int(float(value)) if not isinstance(value, str) else int(value))]
 
 

@@ -254,3 +254,325 @@ def test_store_reads_unicode_line_separators_and_blank_lines(finished_run):
     path.write_text("\n".join(lines[:3] + [""] + lines[3:]), encoding="utf-8")
     records = RunStore(finished_run).load()
     assert len(records) == 6 and records["0"]["info"]["note"] == "a\u2028b\u2029c\u0085d"
+
+
+# --- data identity: images in the fingerprint ----------------------------------------------------
+@pytest.fixture(autouse=True)
+def _own_hash_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+def _task(sample_dir, **kw):
+    from winoground_eval.tasks.winoground import WinogroundTask
+
+    return WinogroundTask(data_dir=str(sample_dir), **kw)
+
+
+def test_a_replaced_image_is_other_data_and_never_reuses_old_scores(sample_dir, tmp_path):
+    from PIL import Image
+
+    before = _task(sample_dir).info()["data_fingerprint"]
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(sample_dir / "images" / "ex_3_img_0.png")
+    after = _task(sample_dir).info()["data_fingerprint"]
+    assert before != after
+    # the hashes are cached by path, size and mtime; the cache is used and stays right
+    cache = tmp_path / "xdg-cache" / "winoground-eval" / "image-hashes.json"
+    assert len(json.loads(cache.read_text())) >= 12
+    assert _task(sample_dir).info()["data_fingerprint"] == after
+
+
+def test_zip_copy_fingerprint_covers_images_too(tmp_path):
+    from winoground_eval.tasks.sample import write_winoground_sample
+
+    a = write_winoground_sample(tmp_path / "a", n_examples=4, seed=0, as_zip=True)
+    b = write_winoground_sample(tmp_path / "b", n_examples=4, seed=0, as_zip=True, size=48)
+    assert _task(a).info()["data_fingerprint"] != _task(b).info()["data_fingerprint"]
+
+
+def test_an_ambiguous_image_name_is_an_error_naming_both_files(sample_dir):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(sample_dir / "images" / "ex_3_img_0.jpg")
+    with pytest.raises(DataError, match=r"ex_3_img_0.jpg and ex_3_img_0.png"):
+        _task(sample_dir)
+
+
+# --- bad input: one-line errors --------------------------------------------------------------------
+def _rewrite(sample_dir, edit):
+    p = sample_dir / "examples.jsonl"
+    rows = [json.loads(l) for l in p.read_text().splitlines()]
+    edit(rows)
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_non_utf8_examples_jsonl_names_file_and_line(sample_dir):
+    p = sample_dir / "examples.jsonl"
+    lines = p.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"a ", b"\xff ", 1)
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=r"examples.jsonl:3 is not UTF-8"):
+        _task(sample_dir)
+
+
+def test_bom_and_unicode_line_separators_in_examples_jsonl_are_accepted(sample_dir):
+    _rewrite(sample_dir, lambda rows: rows[1].update(caption_0=rows[1]["caption_0"] + " \u2028x\u2029y\u0085z"))
+    p = sample_dir / "examples.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    task = _task(sample_dir)
+    assert next(ex for ex in task.examples() if ex.id == "1").captions[0].endswith("\u2028x\u2029y\u0085z")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda rows: rows[2].update(num_main_preds="two"), r"examples.jsonl:3: example 2: num_main_preds 'two' is not a whole number"),
+    (lambda rows: rows[2].update(id=None), r"examples.jsonl:3: example at line 3 has an invalid id None"),
+    (lambda rows: rows[2].update(id=[2]), r"examples.jsonl:3: example at line 3 has an invalid id \[2\]"),
+])
+def test_bad_fields_are_named(sample_dir, edit, match):
+    _rewrite(sample_dir, edit)
+    with pytest.raises(DataError, match=match):
+        _task(sample_dir)
+
+
+def test_num_main_preds_two_through_metrics_metadata(sample_dir, tmp_path, capsys):
+    from winoground_eval.scorefile import write_score_file
+
+    _rewrite(sample_dir, lambda rows: rows[0].update(num_main_preds="two"))
+    scores = tmp_path / "s.jsonl"
+    write_score_file(scores, {str(i): np.eye(2) for i in range(6)})
+    code = main(["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "num_main_preds 'two'" in err and "Traceback" not in err
+
+
+def test_an_integer_caption_says_it_is_not_a_string(sample_dir):
+    _rewrite(sample_dir, lambda rows: rows[1].update(caption_0=7))
+    with pytest.raises(DataError, match="example 1: caption_0 must be a string, got int"):
+        list(_task(sample_dir).examples())
+
+
+def _png_bomb(path: Path, side: int = 20000) -> None:
+    """A valid one-colour 1-bit PNG of side x side pixels (~50 KB on disk), written row by row."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_a_data_error_and_skip_bad_skips_it(sample_dir, tmp_path, capsys):
+    _png_bomb(sample_dir / "images" / "ex_2_img_0.png")
+    assert (sample_dir / "images" / "ex_2_img_0.png").stat().st_size < 200_000
+    with pytest.raises(DataError, match="example 2: .*too large to decode safely"):
+        list(_task(sample_dir).examples())
+    out = tmp_path / "runs"
+    assert main(_args(sample_dir, out)) == 2
+    assert "too large to decode safely" in capsys.readouterr().err
+    assert main(_args(sample_dir, out, "--skip-bad")) == 0
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert set(result["skipped"]) == {"2"} and result["n_examples"] == 5
+
+
+def test_offline_mode_already_set_is_not_advised_again(monkeypatch):
+    from winoground_eval.tasks import winoground
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    err = winoground._offline_error("https://huggingface.co", "not in the cache")
+    assert "cache lacks" in str(err) and "set HF_HUB_OFFLINE=1" not in str(err)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    assert "set HF_HUB_OFFLINE=1" in str(winoground._offline_error("https://huggingface.co", "refused"))
+
+
+# --- score files ----------------------------------------------------------------------------------
+def _score_lines(n=2):
+    return [json.dumps({"label": f"{i}_c{k}_i{j}", "score": float(j == k)}) for i in range(n) for j in range(2) for k in range(2)]
+
+
+def _read(tmp_path, data: bytes):
+    from winoground_eval.scorefile import read_score_file
+
+    p = tmp_path / "scores.jsonl"
+    p.write_bytes(data)
+    return read_score_file(p)
+
+
+def test_score_file_bom_blank_lines_and_line_separators_are_accepted(tmp_path):
+    lines = _score_lines()
+    lines[0] = json.dumps({"label": "0_c0_i0", "score": 1.0, "note": "a\u2028b\u2029c\u0085"}, ensure_ascii=False)
+    got = _read(tmp_path, b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n\n")
+    assert set(got) == {"0", "1"} and got["0"][0, 0] == 1.0
+
+
+@pytest.mark.parametrize("line, match", [
+    (b'{"label": "0_c0_i0", "score": \xff}', r"scores.jsonl:1 is not UTF-8"),
+    (b'{"label": "0_c0_i0", "score": 1' + b"0" * 400 + b"}", r"scores.jsonl:1: label '0_c0_i0' has a score too large"),
+    (b"nope " + b"x" * (10 * 2**20), r"line 1 is not valid JSON"),
+])
+def test_score_file_faults_are_one_short_line(tmp_path, line, match):
+    with pytest.raises(ScoreFileError, match=match) as info:
+        _read(tmp_path, line + b"\n" + "\n".join(_score_lines()[1:]).encode() + b"\n")
+    assert len(str(info.value)) < 600
+
+
+def test_score_file_faults_through_the_cli(tmp_path, capsys):
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(b"x" * (10 * 2**20) + b"\n")
+    assert main(["metrics", "--task", "winoground", "--scores", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and len(err) < 2000
+
+
+# --- --limit -------------------------------------------------------------------------------------
+def test_limit_at_or_above_the_dataset_size_is_not_partial(sample_dir, tmp_path):
+    out = tmp_path / "runs"
+    assert main(_args(sample_dir, out, "--limit", "6")) == 0
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert result["partial"] is False and result["n_examples"] == 6
+    assert main(_args(sample_dir, out, "--limit", "100")) == 0
+    assert json.loads((_run_dir(out) / "result.json").read_text())["partial"] is False
+
+
+def test_limit_after_a_finished_run_keeps_every_finished_example(sample_dir, finished_run, tmp_path):
+    full = json.loads((finished_run / "result.json").read_text())
+    assert main(_args(sample_dir, tmp_path / "runs", "--limit", "2")) == 0
+    again = json.loads((finished_run / "result.json").read_text())
+    assert again["n_examples"] == 6 and again["partial"] is False and again["metrics"] == full["metrics"]
+    # and a limited start, continued with a larger limit, computes only what is missing
+    out = tmp_path / "other"
+    assert main(_args(sample_dir, out, "--limit", "2")) == 0
+    assert main(_args(sample_dir, out, "--limit", "4")) == 0
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert result["n_examples"] == 4 and result["partial"] is True and result["n_expected"] == 6
+    assert _ids(_run_dir(out)) == ["0", "1", "2", "3"]
+
+
+def test_shapes_limit_after_a_longer_run_keeps_it(tmp_path):
+    args = ["run", "--task", "shapes", "--scorer", "dummy", "--split", "val", "--out", str(tmp_path), "-q"]
+    assert main(args + ["--limit", "8"]) == 0
+    assert main(args + ["--limit", "3"]) == 0
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["n_examples"] == 8 and result["partial"] is True
+
+
+# --- devices ---------------------------------------------------------------------------------------
+def test_cuda_without_cuda_is_a_config_error(monkeypatch):
+    import torch
+
+    from winoground_eval.diffusion.scorer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_cuda_without_cuda_through_the_cli(sample_dir, tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main([a if a != "dummy" else "tiny-diffusion" for a in _args(sample_dir, tmp_path, "--device", "cuda")])
+    err = capsys.readouterr().err
+    assert code == 2 and "CUDA is not available" in err and "Traceback" not in err
+
+
+# --- a Hub that accepts connections and never answers ---------------------------------------------
+@pytest.fixture
+def silent_hub(monkeypatch, tmp_path):
+    """HF_ENDPOINT at a loopback server that accepts every connection and never answers."""
+    import huggingface_hub.constants as hc
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(hc, "ENDPOINT", endpoint)
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    yield endpoint
+    stop.set()
+    thread.join()
+    for c in held:
+        c.close()
+    server.close()
+
+
+def test_silent_hub_dataset_fails_within_seconds(silent_hub):
+    from winoground_eval.tasks.winoground import WinogroundTask
+
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match="no answer within 1 s"):
+        WinogroundTask()
+    assert time.monotonic() - t0 < 8
+
+
+def test_silent_hub_model_fails_within_seconds(silent_hub):
+    from winoground_eval.diffusion.loading import load_components
+
+    t0 = time.monotonic()
+    with pytest.raises(ModelLoadError, match="cannot be reached .*no answer within 1 s"):
+        load_components("someone/some-model")
+    assert time.monotonic() - t0 < 8
+
+
+def test_silent_hub_through_the_cli(silent_hub, sample_dir, tmp_path, capsys):
+    t0 = time.monotonic()
+    code = main(["run", "--task", "winoground", "--scorer", "sd2", "--data-dir", str(sample_dir), "--device", "cpu",
+                 "--out", str(tmp_path / "runs"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be reached" in err and "Traceback" not in err
+    assert time.monotonic() - t0 < 15
+
+
+# --- bootstrap in bounded memory ---------------------------------------------------------------------
+def test_bootstrap_memory_is_bounded_and_matches_the_index_bootstrap():
+    import tracemalloc
+
+    from winoground_eval import metrics
+
+    rng = np.random.default_rng(1)
+    x = (rng.random(300) < 0.4).astype(float)
+    exact = metrics.bootstrap_ci(x)
+    means = x[np.random.default_rng(5).integers(0, x.size, size=(10_000, x.size))].mean(axis=1)
+    ref = np.percentile(means, [2.5, 97.5])
+    assert exact == pytest.approx(ref, abs=0.012)  # the same distribution, other random numbers
+    assert exact == metrics.bootstrap_ci(x)  # seeded
+    big = (rng.random(2_000_000) < 0.3).astype(float)
+    tracemalloc.start()
+    ci = metrics.bootstrap_ci(big)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 200 * 2**20 and ci[0] < 0.3 < ci[1]
+
+
+def test_bench_bootstrap_smoke(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_bootstrap", ROOT / "benchmarks" / "bench_bootstrap.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--sizes", "100", "--resamples", "50", "--continuous"]) == 0
+    out = capsys.readouterr().out
+    assert "peak MiB" in out and out.count("\n       100 ") == 3
