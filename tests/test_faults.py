@@ -576,3 +576,56 @@ def test_bench_bootstrap_smoke(capsys):
     assert bench.main(["--sizes", "100", "--resamples", "50", "--continuous"]) == 0
     out = capsys.readouterr().out
     assert "peak MiB" in out and out.count("\n       100 ") == 3
+
+
+def test_save_run_metadata_with_line_separators_in_a_caption(sample_dir, tmp_path):
+    from winoground_eval.scorefile import write_score_file
+
+    _rewrite(sample_dir, lambda rows: rows[0].update(caption_0=rows[0]["caption_0"] + "\u2028"))
+    scores = tmp_path / "s.jsonl"
+    write_score_file(scores, {str(i): np.eye(2) for i in range(6)})
+    argv = ["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl"),
+            "--save-run", "elsewhere", "--out", str(tmp_path / "runs"), "--json"]
+    assert main(argv) == 0
+    [run_dir] = list((tmp_path / "runs" / "winoground" / "elsewhere").iterdir())
+    assert json.loads((run_dir / "result.json").read_text())["n_examples"] == 6
+
+
+class _FakeHubSource:
+    """A HubSource whose dataset is an in-memory datasets.Dataset (no network)."""
+
+    @staticmethod
+    def make(images):
+        import io
+
+        import datasets
+
+        from winoground_eval.tasks.winoground import HubSource
+
+        def png(img):
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            return {"bytes": buf.getvalue(), "path": None}
+
+        rows = {"id": list(range(len(images))), "image_0": [png(a) for a, _ in images], "image_1": [png(b) for _, b in images]}
+        features = datasets.Features({"id": datasets.Value("int64"), "image_0": datasets.Image(), "image_1": datasets.Image()})
+        source = object.__new__(HubSource)
+        source.__dict__["dataset"] = datasets.Dataset.from_dict(rows, features=features)
+        return source
+
+
+def test_hub_source_hashes_the_stored_image_bytes_and_decodes_safely(tmp_path):
+    from PIL import Image
+
+    red, blue = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
+    a = _FakeHubSource.make([(red, blue), (blue, red)])
+    b = _FakeHubSource.make([(red, blue), (blue, blue)])
+    rows = [{"id": "0"}, {"id": "1"}]
+    da, db = a.image_digests(rows), b.image_digests(rows)
+    assert da[0] == db[0] and da[1][1] != db[1][1]
+    assert a.image(1, rows[1], 0).getpixel((0, 0)) == (0, 0, 255)
+    _png_bomb(tmp_path / "bomb.png")
+    bomb = _FakeHubSource.make([(red, red)])
+    bomb.__dict__["raw_images"] = [{"image_0": {"bytes": (tmp_path / "bomb.png").read_bytes(), "path": None}, "image_1": None}]
+    with pytest.raises(DataError, match="example 0: image_0: image is too large"):
+        bomb.image(0, {"id": "0"}, 0)

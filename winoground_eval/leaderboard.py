@@ -560,7 +560,9 @@ def save_score_file_run(
     rows: list[dict[str, Any]] = []
     if metadata is not None:
         metadata = Path(metadata)
-        rows = [json.loads(line) for line in metadata.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from .tasks.winoground import read_examples_jsonl  # "\n"-only lines, BOM, named errors
+
+        rows = [row for _, row in read_examples_jsonl(metadata)]
         if is_winoground:
             from .tasks.winoground import LOCAL_MANIFEST, tags_from_jsonl
 
