@@ -45,7 +45,7 @@ FIELDS = ("id", "caption_0", "caption_1", "tag", "secondary_tag", "num_main_pred
 GROUPS = ("collapsed_tag", "secondary_tag", "num_main_preds", "why_hard")
 WHY_HARD_RENAME = {"Non Minimal": "NonCompositional"}
 CONNECT_TIMEOUT_S = 5.0
-HASH_CACHE_MAX = 200_000  # entries kept in the image hash cache
+HASH_CACHE_MAX = 20_000  # entries kept in the image hash cache (the most recently used)
 MAX_SHOWN = 200  # characters of a bad line or value quoted in a message
 
 
@@ -203,8 +203,10 @@ class HashCache:
         self._dirty = False
 
     def digest(self, key: str, read: Callable[[], bytes]) -> str:
-        value = self._data.get(key)
-        if not isinstance(value, str):
+        value = self._data.pop(key, None)  # re-inserted below: the most recently used come last
+        if isinstance(value, str):
+            self._data[key] = value
+        else:
             value = hashlib.sha256(read()).hexdigest()
             self._data[key] = value
             self._dirty = True

@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", help="dataset revision (default: the manifest's)")
     p.add_argument("--split", help="dataset split, for tasks that have several (e.g. shapes: test, heldout, val)")
     p.add_argument("--out", default="runs", help="parent of run directories (default: ./runs)")
-    p.add_argument("--limit", type=int, help="only the first N examples (the run is marked partial)")
+    p.add_argument("--limit", type=int,
+                   help="compute at most the first N examples in this invocation (result.json covers every finished one)")
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int)

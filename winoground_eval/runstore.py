@@ -10,11 +10,14 @@ what it amounts to (result.json).
   appended, flushed and fsynced as each example finishes. Per-example arrays (e.g. the
   diffusion scorer's per-timestep errors) go to ``arrays/<id>.npz`` first, so a line's
   presence means its arrays are complete. A torn last line (a kill mid-write) is dropped
-  and its example redone.
+  and its example redone; a failed append (a full disk) is cut back. A corrupt line
+  elsewhere is an error naming it; ``wg-eval repair`` (:mod:`.repair`) moves such lines aside.
 - ``sessions.jsonl``: one line per start/resume with its environment.
 - ``result.json``: always rebuilt from ``scores.jsonl``, written atomically.
-- ``.lock``: held while a process writes, so a second process refuses instead of
-  interleaving lines.
+- ``.lock``: held while a process writes (or sets the run aside, :meth:`RunStore.set_aside`),
+  so a second process refuses instead of interleaving lines.
+
+Every failed write ends in :class:`RunStoreError` naming the file and the OS reason.
 """
 
 from __future__ import annotations
