@@ -136,15 +136,6 @@ def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
         yield lineno, raw
 
 
-def decode_line(raw: bytes, path: Path, lineno: int, error: type[Exception]) -> str:
-    """A line as text (a UTF-8 BOM on line 1 is dropped), or ``error`` naming file and line."""
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}:{lineno} is not UTF-8 text (byte {exc.start + 1}: {raw[exc.start:exc.start + 1]!r}); "
-                    "save the file as UTF-8") from None
-
-
 def _finite_matrix(value: Any) -> np.ndarray:
     """A 2-d float64 matrix; ValueError (or OverflowError) if ``value`` is not one."""
     matrix = np.asarray(value, dtype=np.float64)
