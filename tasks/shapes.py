@@ -243,8 +243,8 @@ class ShapesTask:
         self.limit = limit
         self.manifest = packaged_manifest()
         self._check()
-        n = SPLIT_SIZES[split] if limit is None else min(limit, SPLIT_SIZES[split])
-        self.specs = [make_spec(split, i) for i in range(n)]
+        # metadata() is the whole split (the run's full target); limit bounds examples() only
+        self.specs = [make_spec(split, i) for i in range(SPLIT_SIZES[split])]
         self._tags = {s.id: s.tags(split) for s in self.specs}
 
     def _check(self) -> None:
@@ -289,7 +289,7 @@ class ShapesTask:
         """Examples in index order, drawn on the fly. Drawing cannot fail on valid specs, so
         ``on_error`` (the contract's ``--skip-bad`` hook) is accepted and never called."""
         skip = set(skip)
-        for spec in self.specs:
+        for spec in self.specs[: self.limit]:
             if spec.id not in skip:
                 yield Example(spec.id, images_of(spec), spec.captions(), self._tags[spec.id], comparisons=WINOGROUND_COMPARISONS)
 

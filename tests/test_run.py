@@ -195,15 +195,16 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
     r = json.loads((run_dir / "result.json").read_text())
     assert r["n_skipped"] == 2 and set(r["skipped"]) == {"2", "4"} and "caption_1" in r["skipped"]["4"]
     assert r["n_examples"] == 4 and r["partial"] is True
-    # the image repaired: a resume redoes that example (a changed caption would be other data: a new run id)
+    # the image repaired: other data (the fingerprint covers image bytes, as it covers captions), so a new run id
     from winoground_eval.tasks.sample import write_winoground_sample
 
     fresh = write_winoground_sample(tmp_path / "fresh", n_examples=6, seed=0)
     (sample_dir / "images" / "ex_2_img_1.png").write_bytes((fresh / "images" / "ex_2_img_1.png").read_bytes())
     assert main(args + ["--skip-bad"]) == 0
-    r = json.loads((run_dir / "result.json").read_text())
+    [new_dir] = [p for p in run_dir.parent.iterdir() if p != run_dir]
+    r = json.loads((new_dir / "result.json").read_text())
     assert r["n_skipped"] == 1 and set(r["skipped"]) == {"4"} and r["n_examples"] == 5
-    assert sorted(l["id"] for l in _lines(run_dir) if "skipped" not in l) == ["0", "1", "2", "3", "5"]
+    assert sorted(l["id"] for l in _lines(new_dir) if "skipped" not in l) == ["0", "1", "2", "3", "5"]
 
 
 def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys, monkeypatch):

@@ -136,15 +136,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> int:
+    from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
-    from .runstore import now
 
     spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
-        aside = store.path.with_name(f"{store.path.name}.set-aside-{now().replace(':', '')}")
-        store.path.rename(aside)
-        err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
+        aside = store.set_aside()  # under the run's lock: refuses while another process writes there
+        if aside is not None:
+            err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
     if world.is_main:
         err.print(f"run directory: {store.path}", soft_wrap=True)
@@ -162,6 +162,8 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> i
 
         try:
             result = run(spec, task, scorer, store, world=world, progress=on_progress)
+        except RunStoreError as exc:  # e.g. a full disk: say how to resume
+            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None
         except KeyboardInterrupt:
             progress.stop()
             store.load()
@@ -227,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", help="dataset revision (default: the manifest's)")
     p.add_argument("--split", help="dataset split, for tasks that have several (e.g. shapes: test, heldout, val)")
     p.add_argument("--out", default="runs", help="parent of run directories (default: ./runs)")
-    p.add_argument("--limit", type=int, help="only the first N examples (the run is marked partial)")
+    p.add_argument("--limit", type=int,
+                   help="compute at most the first N examples in this invocation (result.json covers every finished one)")
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int)
@@ -253,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_show)
 
+    from . import repair
+
+    repair.register(sub)  # repair RUN_DIR
     results_cli.register(sub)  # export, compare, report
     timestep_select.register(sub)  # choose-timesteps
     return parser

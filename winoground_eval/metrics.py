@@ -15,7 +15,6 @@ from dataclasses import asdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 from .contracts import Metric
 from .errors import ScoreError
@@ -115,23 +114,57 @@ def outcomes_by_shape(example_id: str, s: Any) -> dict[str, float]:
     return rule[1](m)
 
 
-def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95) -> list[float] | None:
-    """Seeded percentile-bootstrap interval of the mean; None with fewer than 2 values."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
+BOOTSTRAP_CHUNK = 1 << 22  # resampled values drawn at once (32 MiB of int64 indices)
+BOOTSTRAP_MAX_LEVELS = 64  # up to this many distinct values: exact multinomial counts
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[float] | None:
+    """Seeded percentile-bootstrap interval of the mean; None with fewer than 2 values.
+
+    Memory is bounded whatever the number of examples n. A resample of n values drawn
+    with replacement has the mean ``sum_v v * c_v / n`` where the counts ``c`` of the
+    distinct values are multinomial(n, their frequencies): for per-example outcomes (0/1,
+    or -1/0/1 for paired differences) that is drawn directly, exactly the bootstrap's
+    distribution, in O(n_resamples x levels) memory. Other data (many distinct values) is
+    resampled by index, at most :data:`BOOTSTRAP_CHUNK` draws at a time.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    n = x.size
+    if n < 2:
         return None
     if np.all(x == x[0]):
         return [float(x[0]), float(x[0])]
-    res = stats.bootstrap(
-        (x,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    rng = np.random.default_rng(seed)
+    levels, counts = np.unique(x, return_counts=True)
+    means = np.empty(n_resamples, dtype=np.float64)
+    if levels.size <= BOOTSTRAP_MAX_LEVELS:
+        pvals = counts / n
+        step = max(1, BOOTSTRAP_CHUNK // levels.size)
+        for start in range(0, n_resamples, step):
+            size = min(step, n_resamples - start)
+            means[start : start + size] = rng.multinomial(n, pvals, size=size) @ levels / n
+    else:
+        per_chunk = max(1, BOOTSTRAP_CHUNK // n)  # whole resamples per chunk
+        done = 0
+        while done < n_resamples:
+            size = min(per_chunk, n_resamples - done)
+            if n <= BOOTSTRAP_CHUNK:
+                means[done : done + size] = x[rng.integers(0, n, size=(size, n))].mean(axis=1)
+            else:  # one resample in pieces
+                total = 0.0
+                for start in range(0, n, BOOTSTRAP_CHUNK):
+                    total += float(x[rng.integers(0, n, size=min(BOOTSTRAP_CHUNK, n - start))].sum())
+                means[done] = total / n
+            done += size
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(means, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    return [float(lo), float(hi)]
 
 
 def primary_metric(specs: Sequence[Metric]) -> Metric:

@@ -78,7 +78,9 @@ def run(
     store.load(repair=True)
     done = store.finished_ids() & set(target)
     barrier(world)  # every rank has read the shards before any rank appends
-    todo = [i for i in target if i not in done]
+    # --limit bounds what this invocation computes, never what the result covers
+    wanted = target if spec.limit is None else target[: spec.limit]
+    todo = [i for i in wanted if i not in done]
     mine = world.share(todo)
     if world.is_main:
         store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": len(todo),
@@ -126,7 +128,8 @@ def run(
 
 
 def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any = None) -> dict[str, Any]:
-    """result.json, rebuilt from scores.jsonl alone."""
+    """result.json, rebuilt from scores.jsonl alone: every finished example of the task's
+    full target (``task.metadata()``), whatever ``--limit`` bounded this invocation."""
     info = store.run_info()
     records = store.records if store.records else store.load()
     target = list(task.metadata())
@@ -147,8 +150,8 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
         "scorer": info["scorer"],
         **metrics,
         "n_expected": n_expected,
-        "partial": limit is not None or len(scores) < n_expected,
-        "limit": limit,
+        "partial": len(scores) < n_expected,  # fewer finished than the task's full target
+        "limit": limit,  # information only: what bounded the last invocation
         "n_skipped": len(skipped),
         "skipped": skipped,
         "compute": {

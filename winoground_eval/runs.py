@@ -151,25 +151,27 @@ class RunRecord:
 
 
 def read_run(path: str | Path) -> RunRecord:
-    """The run in ``path``; RunsError when it is not a finished run directory."""
+    """The run in ``path``; RunsError when it is not a finished run directory.
+
+    run.json and result.json are read by :class:`RunStore`, the one reader (and writer) of
+    a run directory's files, so a damaged file gets the same message everywhere."""
+    from .errors import RunStoreError
+    from .runstore import RunStore
+
     path = Path(path)
+    if not (path / "run.json").exists():
+        raise RunsError(f"{path} is not a run directory (no run.json); give OUT/<task>/<scorer>/<run_id>")
+    store = RunStore(path)
     try:
-        info = json.loads((path / "run.json").read_text())
-    except FileNotFoundError:
-        raise RunsError(f"{path} is not a run directory (no run.json); give OUT/<task>/<scorer>/<run_id>") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunsError(f"{path / 'run.json'} cannot be read: {exc}") from None
-    try:
-        result = json.loads((path / "result.json").read_text())
-    except FileNotFoundError:
+        info = store.run_info()
+        result = store.result()
+    except RunStoreError as exc:
+        raise RunsError(str(exc)) from None
+    if result is None:
         raise RunsError(
             f"{path} has no result.json yet (a run in progress, or one that never finished an example); "
             "finish or resume it with the same `wg-eval run` command"
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunsError(f"{path / 'result.json'} cannot be read: {exc}") from None
-    if not isinstance(info, dict) or not isinstance(result, dict) or "metrics" not in result:
-        raise RunsError(f"{path}: run.json / result.json do not have the run-directory layout")
+        )
     return RunRecord(path, info, result)
 
 

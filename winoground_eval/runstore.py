@@ -10,11 +10,14 @@ what it amounts to (result.json).
   appended, flushed and fsynced as each example finishes. Per-example arrays (e.g. the
   diffusion scorer's per-timestep errors) go to ``arrays/<id>.npz`` first, so a line's
   presence means its arrays are complete. A torn last line (a kill mid-write) is dropped
-  and its example redone.
+  and its example redone; a failed append (a full disk) is cut back. A corrupt line
+  elsewhere is an error naming it; ``wg-eval repair`` (:mod:`.repair`) moves such lines aside.
 - ``sessions.jsonl``: one line per start/resume with its environment.
 - ``result.json``: always rebuilt from ``scores.jsonl``, written atomically.
-- ``.lock``: held while a process writes, so a second process refuses instead of
-  interleaving lines.
+- ``.lock``: held while a process writes (or sets the run aside, :meth:`RunStore.set_aside`),
+  so a second process refuses instead of interleaving lines.
+
+Every failed write ends in :class:`RunStoreError` naming the file and the OS reason.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,6 +46,20 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 64 * 2**20  # refuse to start a run with less free space than this
+MAX_SHOWN = 200  # characters of a bad line or value quoted in a message
+RESUME_HINT = ("finished examples are safe; free some space (or fix the directory) "
+               "and rerun the same command to resume")
+
+
+def cut(text: Any, limit: int = MAX_SHOWN) -> str:
+    """``text`` (or its repr for non-strings) cut to ``limit`` characters for a message."""
+    text = text if isinstance(text, str) else repr(text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def write_failed(path: Path, exc: OSError) -> RunStoreError:
+    """The one message of every failed write into a run directory (disk full, read-only, ...)."""
+    return RunStoreError(f"cannot write {path}: {exc.strerror or exc}; {RESUME_HINT}")
 
 
 def slug(name: str) -> str:
@@ -82,6 +100,48 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n").encode())
+
+
+def _write_json_or_fail(path: Path, obj: Any) -> None:
+    try:
+        write_json(path, obj)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+
+
+def _append_bytes(path: Path, data: bytes) -> None:
+    """Append, flush and fsync ``data``; on failure cut the file back to its old size."""
+    try:
+        fh = open(path, "ab")
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    with fh:
+        size = fh.tell()
+        try:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:  # e.g. a full disk: cut the partial line so the file stays whole
+            try:
+                fh.truncate(size)
+            except OSError:
+                pass
+            raise write_failed(path, exc) from None
+
+
+def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a JSON-lines file, split on "\\n" only: U+2028, U+2029 and
+    U+0085 are ordinary characters inside JSON strings, not line ends."""
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        yield lineno, raw
+
+
+def _finite_matrix(value: Any) -> np.ndarray:
+    """A 2-d float64 matrix; ValueError (or OverflowError) if ``value`` is not one."""
+    matrix = np.asarray(value, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(f"scores have shape {matrix.shape}, not a matrix")
+    return matrix
 
 
 def _array_name(example_id: str) -> str:
@@ -132,17 +192,27 @@ class RunStore:
             if run_id_of({"task": existing["task"], "scorer": existing["scorer"]}) != run_id:
                 raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
         else:
-            write_json(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
-                                  "environment": dict(environment), "created": now()})
+            _write_json_or_fail(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
+                                           "environment": dict(environment), "created": now()})
         return store
 
     def run_info(self) -> dict[str, Any]:
+        path = self.path / "run.json"
         try:
-            return json.loads((self.path / "run.json").read_text())
+            info = json.loads(path.read_bytes().decode("utf-8-sig"))
         except FileNotFoundError:
             raise RunStoreError(f"{self.path} is not a run directory (no run.json)") from None
-        except json.JSONDecodeError as exc:
-            raise RunStoreError(f"{self.path / 'run.json'} is not valid JSON: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunStoreError(f"{path} is not valid JSON: {cut(str(exc))}; the run directory was damaged") from None
+        except OSError as exc:
+            raise RunStoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not isinstance(info, dict):
+            raise RunStoreError(f"{path} holds a JSON {type(info).__name__}, not an object; the run directory was damaged")
+        bad = [k for k in ("task", "scorer") if not isinstance(info.get(k), dict)]
+        if bad or "name" not in info["task"] or "name" not in info["scorer"]:
+            raise RunStoreError(f"{path} lacks its {' and '.join(bad) or 'task or scorer name'} section; "
+                                "the run directory was damaged (set it aside and rerun)")
+        return info
 
     @property
     def run_id(self) -> str:
@@ -179,22 +249,58 @@ class RunStore:
             self._lock_fh.close()
             self._lock_fh = None
 
+    def set_aside(self) -> Path | None:
+        """Move this run directory to a new sibling ``<run_id>.set-aside-<time>-<random>``
+        (nothing is deleted) and return it; None if there is no directory any more.
+
+        Holds the run's lock while moving, so a process still writing there makes this
+        refuse (RunStoreError) instead of appending into the moved directory. The new name
+        is reserved with an exclusive mkdir first, so two calls in the same second never
+        collide or overwrite each other."""
+        if self._lock_fh is not None:
+            raise RunStoreError("internal: set_aside while this process holds the run's lock")
+        try:
+            self.lock()
+        except FileNotFoundError:
+            return None  # moved away by another process meanwhile: nothing left to set aside
+        try:
+            stamp = now().replace(":", "").replace("+0000", "Z")
+            while True:
+                aside = self.path.with_name(f"{self.path.name}.set-aside-{stamp}-{secrets.token_hex(4)}")
+                try:
+                    aside.mkdir()  # reserve the name; an empty directory is replaced by the rename
+                    break
+                except FileExistsError:
+                    continue
+            try:
+                os.rename(self.path, aside)
+            except OSError as exc:
+                try:
+                    aside.rmdir()
+                except OSError:
+                    pass
+                raise RunStoreError(f"cannot move {self.path} aside to {aside}: {exc.strerror or exc}") from None
+            return aside
+        finally:
+            self.unlock()
+
     def log_session(self, entry: Mapping[str, Any]) -> None:
-        with open(self.path / "sessions.jsonl", "a") as fh:
-            fh.write(json.dumps({"time": now(), **entry}, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        line = json.dumps({"time": now(), **entry}, sort_keys=True, allow_nan=False) + "\n"
+        _append_bytes(self.path / "sessions.jsonl", line.encode())
 
     def sessions(self) -> list[dict[str, Any]]:
+        """Session log entries; unreadable lines are passed over (it is informational)."""
         p = self.path / "sessions.jsonl"
         if not p.exists():
             return []
         out = []
-        for line in p.read_text().splitlines():
+        for _, raw in split_lines(p.read_bytes()):
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                entry = json.loads(raw.decode("utf-8-sig"))
+            except (ValueError, UnicodeDecodeError):
                 continue
+            if isinstance(entry, dict):
+                out.append(entry)
         return out
 
     # --- scores ---------------------------------------------------------------------
@@ -213,6 +319,7 @@ class RunStore:
 
     def _load_shard(self, path: Path, *, repair: bool) -> None:
         data = path.read_bytes()
+        repair_hint = f"run `wg-eval repair {self.path}` to move the bad line(s) aside (every good example is kept), then rerun"
         good_end = 0
         pos = 0
         lineno = 0
@@ -221,33 +328,52 @@ class RunStore:
             end = len(data) if nl < 0 else nl + 1
             raw = data[pos:end]
             lineno += 1
+            if not raw.strip():  # a blank line (e.g. added by an editor): nothing to read
+                good_end = pos = end
+                continue
+            problem = None
             try:
                 if nl < 0:
                     raise ValueError("no newline")
-                rec = json.loads(raw)
-                ex_id = str(rec["id"])
+                rec = json.loads(raw.decode("utf-8"))
+                ex_id = rec["id"]
+                if not isinstance(ex_id, str):
+                    raise TypeError("id is not a string")
                 if "skipped" not in rec:
-                    np.asarray(rec["scores"], dtype=np.float64)
-            except (ValueError, KeyError, TypeError):
+                    matrix = _finite_matrix(rec["scores"])
+                    if not np.all(np.isfinite(matrix)):
+                        problem = "holds a NaN or infinite score"
+            except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError) as exc:
                 if end == len(data):  # the last line: torn by a kill mid-write
                     log.warning("%s: dropping a torn last line (%d bytes); its example will be redone", path, len(raw))
                     break
-                raise RunStoreError(
-                    f"{path}:{lineno} is corrupt (not a complete JSON record) and is not the last line; "
-                    "move the run directory aside and rerun"
-                ) from None
+                what = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else (
+                    f"not a complete score record ({type(exc).__name__}: {cut(str(exc), 80)})")
+                raise RunStoreError(f"{path}:{lineno} is corrupt ({what}): {cut(raw.decode('utf-8', 'replace'))}; "
+                                    f"{repair_hint}") from None
+            if problem is not None:
+                # Not from the scorer (the runner refuses non-finite scores before writing):
+                # the file was changed. Treat the example as not done, so a rerun redoes it.
+                log.warning("%s:%d: example %s %s (the file was changed after the scorer wrote it); "
+                            "it is redone by the next run; `wg-eval repair %s` moves the line aside",
+                            path, lineno, cut(ex_id, 80), problem, self.path)
+                rec = {"id": ex_id, "skipped": f"{path.name}:{lineno} {problem} (a damaged line, not the scorer's output)",
+                       "damaged": True}
             old = self._records.get(ex_id)
             if old is not None and "skipped" not in old and "skipped" not in rec:
-                raise RunStoreError(f"{path}:{lineno}: example {ex_id} appears twice; move the run directory aside and rerun")
+                raise RunStoreError(f"{path}:{lineno}: example {cut(ex_id, 80)} appears twice; {repair_hint}")
             if old is None or "skipped" in old:  # a skipped example's record is superseded when it is redone
                 self._records[ex_id] = rec
             good_end = end
             pos = end
         if repair and good_end < len(data):
-            with open(path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                with open(path, "r+b") as fh:
+                    fh.truncate(good_end)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise write_failed(path, exc) from None
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -265,10 +391,14 @@ class RunStore:
         }
         if arrays:
             name = _array_name(example_id)
-            (self.path / "arrays").mkdir(exist_ok=True)
+            target = self.path / "arrays" / f"{name}.npz"
             buf = io.BytesIO()
             np.savez_compressed(buf, **arrays)
-            atomic_write(self.path / "arrays" / f"{name}.npz", buf.getvalue())
+            try:
+                target.parent.mkdir(exist_ok=True)
+                atomic_write(target, buf.getvalue())
+            except OSError as exc:
+                raise write_failed(target, exc) from None
             rec["arrays"] = f"arrays/{name}.npz"
         self._append_line(rec)
 
@@ -280,22 +410,7 @@ class RunStore:
         if self._lock_fh is None:
             raise RunStoreError("internal: RunStore append without holding the lock")
         line = (json.dumps(rec, allow_nan=False) + "\n").encode()
-        path = self.shard
-        with open(path, "ab") as fh:
-            size = fh.tell()
-            try:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            except OSError as exc:  # e.g. a full disk: cut the partial line so the file stays whole
-                try:
-                    fh.truncate(size)
-                except OSError:
-                    pass
-                raise RunStoreError(
-                    f"cannot append to {path}: {exc.strerror or exc}; finished examples are safe, "
-                    "free some space (or fix the directory) and rerun the same command to resume"
-                ) from None
+        _append_bytes(self.shard, line)
         self._records[str(rec["id"])] = rec
 
     def finished_ids(self) -> set[str]:
@@ -307,8 +422,18 @@ class RunStore:
         rec = self._records.get(example_id)
         if rec is None or "arrays" not in rec:
             return {}
-        with np.load(self.path / rec["arrays"], allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        rel = rec["arrays"]
+        base = (self.path / "arrays").resolve()
+        target = (self.path / rel).resolve() if isinstance(rel, str) else None
+        if target is None or Path(rel).is_absolute() or ".." in Path(rel).parts or base not in target.parents:
+            raise RunStoreError(f"example {cut(example_id, 80)}: its arrays path {cut(rel, 120)} in scores.jsonl leaves "
+                                f"{self.path / 'arrays'}; refusing to read it (the file was edited)")
+        try:
+            with np.load(target, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise RunStoreError(f"{target}: cannot read the arrays of example {cut(example_id, 80)} "
+                                f"({cut(str(exc), 120)}); rerun with --no-resume to recompute them") from None
 
     def iter_scores(self, ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
         for ex_id in ids if ids is not None else list(self._records):
@@ -318,9 +443,21 @@ class RunStore:
     # --- result ---------------------------------------------------------------------
     def write_result(self, result: Mapping[str, Any]) -> Path:
         path = self.path / "result.json"
-        write_json(path, result)
+        _write_json_or_fail(path, result)
         return path
 
     def result(self) -> dict[str, Any] | None:
+        """result.json as a dict; None if there is none; RunStoreError if it is damaged."""
         p = self.path / "result.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        try:
+            result = json.loads(p.read_bytes().decode("utf-8-sig"))
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunStoreError(f"{p} is damaged ({cut(str(exc), 120)}); rebuild it by rerunning the run's command "
+                                "(finished examples are read from scores.jsonl, nothing is recomputed)") from None
+        except OSError as exc:
+            raise RunStoreError(f"cannot read {p}: {exc.strerror or exc}") from None
+        if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+            raise RunStoreError(f"{p} is not a result (no metrics object); rebuild it by rerunning the run's command")
+        return result

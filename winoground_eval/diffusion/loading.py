@@ -151,6 +151,21 @@ def _local_entries(root: Path) -> dict[str, tuple[str, str] | None]:
     return entries
 
 
+def hub_timeout() -> float:
+    """Seconds any one request to the Hub may wait for an answer: HF_HUB_ETAG_TIMEOUT as
+    huggingface_hub reads it (default 10). Without it, a Hub or proxy that accepts the
+    connection and never answers would hang ``HfApi().model_info`` forever."""
+    import os
+
+    from huggingface_hub import constants
+
+    raw = os.environ.get("HF_HUB_ETAG_TIMEOUT") or constants.HF_HUB_ETAG_TIMEOUT
+    try:
+        return max(0.1, float(raw))
+    except (TypeError, ValueError):
+        return float(constants.DEFAULT_ETAG_TIMEOUT)
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -169,7 +184,7 @@ def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[
     commit: str | None = None
     if not local_only:
         try:
-            commit = HfApi().model_info(repo, revision=revision).sha
+            commit = HfApi().model_info(repo, revision=revision, timeout=hub_timeout()).sha
         except HFValidationError as exc:
             raise ModelLoadError(f"{repo!r} is neither an existing folder nor a valid Hub id ({exc})") from None
         except GatedRepoError:
@@ -186,10 +201,14 @@ def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[
             ) from None
         except Exception as exc:  # network failure of any HTTP backend: fall back to the cache
             logger.info("cannot reach the Hugging Face Hub for %s (%s); trying the local cache", repo, exc)
-            why = f"the Hugging Face Hub cannot be reached ({type(exc).__name__}: {exc})"
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+            if "timeout" in detail.lower() or "timed out" in detail.lower():
+                detail = f"no answer within {hub_timeout():g} s (HF_HUB_ETAG_TIMEOUT): {detail}"
+            why = f"the Hugging Face Hub cannot be reached ({detail})"
             local_only = True
     try:
-        index_file = hf_hub_download(repo, "model_index.json", revision=commit or revision, local_files_only=local_only)
+        index_file = hf_hub_download(repo, "model_index.json", revision=commit or revision, local_files_only=local_only,
+                                     etag_timeout=hub_timeout())
     except Exception as exc:
         if local_only:
             raise ModelLoadError(
