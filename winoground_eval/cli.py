@@ -177,7 +177,7 @@ def _scorer_kwargs(args: argparse.Namespace, factory: Any, task: Any, world: Any
 
 
 def _build(args: argparse.Namespace, world: Any = None):
-    """The task and scorer of a single-task run."""
+    """The task and scorer of a single-task run, and the task's keyword arguments."""
     task_factory = registry.resolve_task(args.task)
     task_kwargs = _task_kwargs(args, args.task, task_factory, (args.task,), suite=False)
     scorer_factory = registry.resolve_scorer(args.scorer)
@@ -186,7 +186,7 @@ def _build(args: argparse.Namespace, world: Any = None):
     scorer_kwargs = _scorer_kwargs(args, scorer_factory, task, world)
     log.info("loading scorer %s", args.scorer)
     scorer = scorer_factory(**scorer_kwargs)
-    return task, scorer
+    return task, scorer, task_kwargs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -197,18 +197,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
     if args.task in registry.SUITES:
         return _run_suite(args, world)
-    task, scorer = _build(args, world)
+    task, scorer, task_kwargs = _build(args, world)
     distributed.init(world, str(getattr(scorer, "device", "cpu")))
     try:
-        return _run_with(_named(args, args.task), task, scorer, world)
+        return _run_with(_named(args, args.task, task_kwargs), task, scorer, world)
     finally:
         distributed.finish(world)
 
 
-def _named(args: argparse.Namespace, task_name: str) -> argparse.Namespace:
-    """``args`` for one task of the run, with the names its run directory is filed under."""
+def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]) -> argparse.Namespace:
+    """``args`` for one task of the run: the names its run directory is filed under, and its
+    limit (--limit or -t limit=N, which marks the run partial)."""
     return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
-                                 "scorer": registry.display_name(args.scorer)})
+                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit")})
 
 
 def _run_suite(args: argparse.Namespace, world: Any) -> int:
@@ -261,7 +262,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
                 distributed.init(world, str(getattr(scorer, "device", "cpu")))
                 started = True
             try:
-                code = _run_with(_named(args, name), task, scorer, world)
+                code = _run_with(_named(args, name, kwargs[name]), task, scorer, world)
             except WgEvalError as exc:
                 status[name] = f"failed: {exc}"
                 err.print(f"[bold red]{name} failed:[/bold red] {escape(str(exc))}", soft_wrap=True)
