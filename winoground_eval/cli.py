@@ -107,7 +107,7 @@ def _flag(key: str) -> str:
 def _data_dirs(values: Sequence[str] | None, names: Sequence[str]) -> dict[str | None, str]:
     """``--data-dir DIR`` (key None: every task that takes one) and ``--data-dir TASK=DIR``."""
     out: dict[str | None, str] = {}
-    for value in values or ():
+    for value in [values] if isinstance(values, str) else values or ():
         head, sep, tail = value.partition("=")
         key: str | None = head if sep and (head in names or head in registry.TASKS) else None
         if key is not None and key not in names:
@@ -126,7 +126,7 @@ def _task_kwargs(args: argparse.Namespace, name: str, factory: Any, names: Seque
     pairs = []
     for pair in args.task_option:
         key = pair.partition("=")[0].strip()
-        scope, dot, bare = key.partition(".")
+        scope, dot, _ = key.partition(".")
         if dot:
             if scope not in names:
                 raise ConfigError(f"-t {pair}: {scope!r} is not a task of this run (its tasks: {', '.join(names)})")
