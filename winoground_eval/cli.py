@@ -79,9 +79,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     table.add_column("what it is")
     if args.what == "tasks":
         for name, entry in registry.TASKS.items():
-            table.add_row(name, entry.summary)
+            table.add_row(name, escape(entry.summary))  # summaries may hold [brackets]
         for prefix, entry in registry.TASK_PREFIXES.items():
-            table.add_row(prefix + "...", entry.summary)
+            table.add_row(prefix + "...", escape(entry.summary))
         for name, members in registry.SUITES.items():
             table.add_row(name, f"suite: {', '.join(members)} with one scorer, one run directory each")
         table.add_row("PATH.py:NAME", "the task factory NAME in your own Python file (see docs/extending.md)")
