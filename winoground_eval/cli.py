@@ -88,37 +88,114 @@ def cmd_ls(args: argparse.Namespace) -> int:
     table.add_column("what it is")
     if args.what == "tasks":
         for name, entry in registry.TASKS.items():
-            table.add_row(name, entry.summary)
+            table.add_row(name, escape(entry.summary))  # summaries may hold [brackets]
+        for prefix, entry in registry.TASK_PREFIXES.items():
+            table.add_row(prefix + "...", escape(entry.summary))
+        for name, members in registry.SUITES.items():
+            table.add_row(name, f"suite: {', '.join(members)} with one scorer, one run directory each")
+        table.add_row("PATH.py:NAME", "the task factory NAME in your own Python file (see docs/extending.md)")
     else:
         for name, entry in registry.SCORERS.items():
             table.add_row(name, entry.summary)
         for prefix, entry in registry.SCORER_PREFIXES.items():
             table.add_row(prefix + "...", entry.summary)
+        table.add_row("PATH.py:NAME", "the scorer factory NAME in your own Python file (see docs/extending.md)")
     out.print(table)
     return 0
 
 
-def _build(args: argparse.Namespace, world: Any = None):
-    task_factory = registry.resolve_task(args.task)
-    given = (("data_dir", args.data_dir), ("revision", args.revision), ("limit", args.limit), ("split", args.split))
-    task_kwargs = {k: v for k, v in given if v is not None}
-    check_kwargs(task_factory, task_kwargs, what=f"task {args.task!r}")
-    scorer_factory = registry.resolve_scorer(args.scorer)
-    scorer_kwargs = parse_overrides(scorer_factory, args.override, what=f"scorer {args.scorer!r}")
-    for key in ("device", "dtype", "batch_size"):
+# --- building tasks and scorers ---------------------------------------------------------
+_TASK_FLAGS = ("data_dir", "revision", "limit", "split")  # flags that are task options of the same name
+_SCORER_FLAGS = ("device", "dtype", "batch_size")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _data_dirs(values: Sequence[str] | None, names: Sequence[str]) -> dict[str | None, str]:
+    """``--data-dir DIR`` (key None: every task that takes one) and ``--data-dir TASK=DIR``."""
+    out: dict[str | None, str] = {}
+    for value in [values] if isinstance(values, str) else values or ():
+        head, sep, tail = value.partition("=")
+        key: str | None = head if sep and (head in names or head in registry.TASKS) else None
+        if key is not None and key not in names:
+            raise ConfigError(f"--data-dir {value}: this run has no task {key!r} (its tasks: {', '.join(names)})")
+        if key in out:
+            raise ConfigError(f"--data-dir is given twice for {key or 'every task'}; give each task one folder")
+        out[key] = tail if key is not None else value
+    return out
+
+
+def _task_kwargs(args: argparse.Namespace, name: str, factory: Any, names: Sequence[str], suite: bool) -> dict[str, Any]:
+    """Typed keyword arguments for one task: ``-t key=value`` (``-t TASK.key=value`` in a suite)
+    and the flags --data-dir, --revision, --limit, --split; a flag and a -t that disagree are an error.
+    In a suite an unscoped option or flag goes to the tasks that take it."""
+    accepts = options_of(factory)
+    pairs = []
+    for pair in args.task_option:
+        key = pair.partition("=")[0].strip()
+        scope, dot, _ = key.partition(".")
+        if dot:
+            if scope not in names:
+                raise ConfigError(f"-t {pair}: {scope!r} is not a task of this run (its tasks: {', '.join(names)})")
+            if scope == name:
+                pairs.append(pair.strip()[len(scope) + 1 :])
+        elif not suite or key in accepts:
+            pairs.append(pair)
+    kwargs = parse_overrides(factory, pairs, what=f"task {name!r}", flag="-t")
+    dirs = _data_dirs(args.data_dir, names)
+    flags = {k: getattr(args, k) for k in _TASK_FLAGS if k != "data_dir"}
+    flags["data_dir"] = dirs.get(name, dirs.get(None))
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key not in accepts:
+            if suite and not (key == "data_dir" and name in dirs):
+                continue
+            check_kwargs(factory, {key: value}, what=f"task {name!r}")
+        if key in kwargs and kwargs[key] != value:
+            raise ConfigError(f"{_flag(key)} {value} and -t {key}={kwargs[key]} disagree for task {name!r}; give one")
+        kwargs[key] = value
+    return kwargs
+
+
+def _scorer_kwargs(args: argparse.Namespace, factory: Any, task: Any, world: Any = None) -> dict[str, Any]:
+    """``-o`` options and --device/--dtype/--batch-size, then the task's scorer_defaults for the
+    options the scorer takes and the user left alone."""
+    kwargs = parse_overrides(factory, args.override, what=f"scorer {args.scorer!r}")
+    for key in _SCORER_FLAGS:
         value = getattr(args, key)
         if value is not None:
-            check_kwargs(scorer_factory, {key: value}, what=f"scorer {args.scorer!r}")
-            if key in scorer_kwargs and scorer_kwargs[key] != value:
-                raise ConfigError(f"--{key.replace('_', '-')} and -o {key}=... disagree; give one")
-            scorer_kwargs[key] = value
-    if world is not None and world.distributed and "device" not in scorer_kwargs and "device" in options_of(scorer_factory):
-        scorer_kwargs["device"] = world.default_device()  # each rank owns its device
+            check_kwargs(factory, {key: value}, what=f"scorer {args.scorer!r}")
+            if key in kwargs and kwargs[key] != value:
+                raise ConfigError(f"{_flag(key)} and -o {key}=... disagree; give one")
+            kwargs[key] = value
+    accepts = options_of(factory)
+    if world is not None and world.distributed and "device" not in kwargs and "device" in accepts:
+        kwargs["device"] = world.default_device()  # each rank owns its device
+    defaults = dict(getattr(task, "scorer_defaults", None) or {})
+    applied = {k: v for k, v in defaults.items() if k in accepts and k not in kwargs}
+    if applied:
+        log.info("task %s sets scorer options %s (override with -o KEY=VALUE)", task.name,
+                 ", ".join(f"{k}={v!r}" for k, v in applied.items()))
+    ignored = [k for k in defaults if k not in accepts]
+    if ignored:
+        log.info("scorer %s takes no %s; the task's defaults for them are not used", args.scorer, ", ".join(ignored))
+    return {**applied, **kwargs}
+
+
+def _build(args: argparse.Namespace, world: Any = None):
+    """The task and scorer of a single-task run, and the task's keyword arguments."""
+    task_factory = registry.resolve_task(args.task)
+    task_kwargs = _task_kwargs(args, args.task, task_factory, (args.task,), suite=False)
+    scorer_factory = registry.resolve_scorer(args.scorer)
     log.info("loading task %s", args.task)
     task = task_factory(**task_kwargs)
+    scorer_kwargs = _scorer_kwargs(args, scorer_factory, task, world)
     log.info("loading scorer %s", args.scorer)
     scorer = scorer_factory(**scorer_kwargs)
-    return task, scorer
+    return task, scorer, task_kwargs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,12 +204,92 @@ def cmd_run(args: argparse.Namespace) -> int:
     world = distributed.World.from_env()
     if world.distributed and args.no_resume:
         raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
-    task, scorer = _build(args, world)
+    if args.task in registry.SUITES:
+        return _run_suite(args, world)
+    task, scorer, task_kwargs = _build(args, world)
     distributed.init(world, str(getattr(scorer, "device", "cpu")))
     try:
-        return _run_with(args, task, scorer, world)
+        return _run_with(_named(args, args.task, task_kwargs), task, scorer, world)
     finally:
         distributed.finish(world)
+
+
+def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]) -> argparse.Namespace:
+    """``args`` for one task of the run: the names its run directory is filed under, and its
+    limit (--limit or -t limit=N, which marks the run partial)."""
+    return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
+                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit")})
+
+
+def _run_suite(args: argparse.Namespace, world: Any) -> int:
+    """Each task of the suite with one scorer (loaded once per distinct set of options), one run
+    directory per task. A task that cannot be had (missing data or dependency) is skipped with a
+    line saying why; the exit status is non-zero only when no task finished."""
+    from . import distributed
+    from .errors import DataError
+
+    names = registry.SUITES[args.task]
+    factories = {}
+    for name in names:
+        try:
+            factories[name] = registry.resolve_task(name)
+        except ImportError as exc:
+            factories[name] = exc
+    loadable = {n: f for n, f in factories.items() if not isinstance(f, Exception)}
+    for pair in args.task_option:  # an unscoped option must fit some task of the suite
+        key = pair.partition("=")[0].strip()
+        if "." not in key and loadable and not any(key in options_of(f) for f in loadable.values()):
+            raise ConfigError(f"-t {pair}: no task of {args.task} ({', '.join(names)}) takes {key!r}; "
+                              f"scope it as -t TASK.{key}=... or leave it out")
+    kwargs = {n: _task_kwargs(args, n, f, names, suite=True) for n, f in loadable.items()}  # all checked first
+    scorer_factory = registry.resolve_scorer(args.scorer)
+    scorers: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    code = 0
+    started = False
+    try:
+        for name in names:
+            factory = factories[name]
+            if isinstance(factory, Exception):
+                status[name] = f"skipped: cannot be loaded ({type(factory).__name__}: {factory})"
+                err.print(f"[yellow]skipping {name}[/yellow]: {escape(status[name][9:])}", soft_wrap=True)
+                continue
+            try:
+                log.info("loading task %s", name)
+                task = factory(**kwargs[name])
+            except DataError as exc:
+                status[name] = f"skipped: {exc}"
+                err.print(f"[yellow]skipping {name}[/yellow]: {escape(str(exc))}", soft_wrap=True)
+                continue
+            scorer_kwargs = _scorer_kwargs(args, scorer_factory, task, world)
+            key = json.dumps(scorer_kwargs, sort_keys=True, default=repr)
+            if key not in scorers:
+                log.info("loading scorer %s", args.scorer)
+                scorers[key] = scorer_factory(**scorer_kwargs)
+            scorer = scorers[key]
+            if not started:
+                distributed.init(world, str(getattr(scorer, "device", "cpu")))
+                started = True
+            try:
+                code = _run_with(_named(args, name, kwargs[name]), task, scorer, world)
+            except WgEvalError as exc:
+                status[name] = f"failed: {exc}"
+                err.print(f"[bold red]{name} failed:[/bold red] {escape(str(exc))}", soft_wrap=True)
+                continue
+            if code == 130:  # interrupted: the resume command is printed; stop the suite
+                return code
+            status[name] = "done"
+    finally:
+        if started:
+            distributed.finish(world)
+    if world.is_main:
+        table = Table(title=f"{args.task} / {args.scorer}", title_justify="left")
+        table.add_column("task")
+        table.add_column("status")
+        for name in names:
+            table.add_row(name, escape(status.get(name, "not run")))
+        out.print(table)
+    return 0 if any(v == "done" for v in status.values()) else 2
 
 
 def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> int:
@@ -225,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
     p.add_argument("--task", required=True)
     p.add_argument("--scorer", required=True)
-    p.add_argument("--data-dir", help="local copy of the dataset (instead of the Hugging Face Hub)")
+    p.add_argument("--data-dir", action="append", metavar="[TASK=]DIR",
+                   help="local copy of the dataset (instead of the Hugging Face Hub); for a suite, repeat as "
+                        "--data-dir TASK=DIR per task (a plain DIR goes to every task that takes one)")
     p.add_argument("--revision", help="dataset revision (default: the manifest's)")
     p.add_argument("--split", help="dataset split, for tasks that have several (e.g. shapes: test, heldout, val)")
     p.add_argument("--out", default="runs", help="parent of run directories (default: ./runs)")
@@ -236,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
                    help="scorer option, type-checked (repeatable); see the scorer's options")
+    p.add_argument("-t", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task option, type-checked (repeatable); in a suite -t TASK.KEY=VALUE for one task")
     p.add_argument("--no-resume", action="store_true", help="set an earlier run of the same config aside and start afresh")
     p.add_argument("--skip-bad", action="store_true",
                    help="record bad examples (unreadable image, missing caption) as skipped instead of stopping")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import types
 import typing
+from pathlib import PurePath
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from .errors import ConfigError
@@ -24,7 +27,14 @@ def options_of(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
 
 
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    target = getattr(factory, "func", factory)  # functools.partial
+    target = factory
+    while True:  # through functools.partial and signature-preserving wrappers
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif hasattr(target, "__wrapped__"):
+            target = target.__wrapped__
+        else:
+            break
     if inspect.isclass(target):
         target = target.__init__
     try:
@@ -77,11 +87,15 @@ def coerce(key: str, raw: str, annotation: Any) -> Any:
             raise ConfigError(f"option {key}={raw!r}: expected {annotation.__name__}") from None
     if annotation is str:
         return raw
+    if inspect.isclass(annotation) and issubclass(annotation, PurePath):
+        return annotation(raw)
     raise ConfigError(f"option {key}: cannot be set from the command line (type {annotation})")
 
 
-def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: str) -> dict[str, Any]:
-    """Parse ``["n_timesteps=100", ...]`` into typed keyword arguments for ``factory``."""
+def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: str, flag: str = "-o") -> dict[str, Any]:
+    """Parse ``["n_timesteps=100", ...]`` into typed keyword arguments for ``factory``.
+
+    ``flag`` names the command-line flag in messages (``-o`` scorer options, ``-t`` task options)."""
     options = options_of(factory)
     hints = _hints(factory)
     out: dict[str, Any] = {}
@@ -89,10 +103,9 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"override {pair!r} is not key=value, e.g. -o batch_size=8")
+            example = "batch_size=8" if flag == "-o" else "limit=10"
+            raise ConfigError(f"{flag} {pair!r} is not key=value, e.g. {flag} {example}")
         if key not in options:
-            import difflib
-
             close = difflib.get_close_matches(key, list(options), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(

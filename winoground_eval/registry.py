@@ -10,6 +10,7 @@ import difflib
 import functools
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError
@@ -31,6 +32,34 @@ TASKS: dict[str, Entry] = {
         "winoground_eval.tasks.shapes:ShapesTask",
         "synthetic Winoground-style shapes (PIL, 32 px, offline); --split test (300) | heldout | val",
     ),
+    "sugarcrepe": Entry(
+        "winoground_eval.tasks.sugarcrepe:SugarCrepeTask",
+        "SugarCrepe (Hsieh et al., NeurIPS 2023): 7 subsets of 1 image x (positive, negative caption); "
+        "captions shipped, COCO 2017 val images via --data-dir; -t subsets=add_att,swap_obj",
+    ),
+    "aro": Entry(
+        "winoground_eval.tasks.aro:AroTask",
+        "ARO (Yuksekgonul et al., ICLR 2023): VG-Relation, VG-Attribution, COCO-Order, Flickr30k-Order; "
+        "the authors' files via --data-dir",
+    ),
+}
+
+# Task names with a free-form part after the prefix; the factory gets it as first argument.
+TASK_PREFIXES: dict[str, Entry] = {
+    "captions:": Entry(
+        "winoground_eval.tasks.captions:from_captions_spec",
+        "captions:FILE, your own examples: a JSONL file of {id, images, captions, tags} (see docs/extending.md)",
+    ),
+    "imagefolder:": Entry(
+        "winoground_eval.tasks.classification:imagefolder",
+        "imagefolder:DIR, zero-shot classification of DIR/<class>/<image> files",
+    ),
+}
+
+# Several tasks run with one scorer (`wg-eval run --task compositional`): one run directory
+# per task; a task whose data is missing is skipped with a line saying how to get it.
+SUITES: dict[str, tuple[str, ...]] = {
+    "compositional": ("winoground", "sugarcrepe", "aro"),
 }
 
 SCORERS: dict[str, Entry] = {
@@ -102,22 +131,41 @@ def _unknown(kind: str, name: str, known: list[str]) -> ConfigError:
     )
 
 
-def resolve_task(name: str) -> Callable[..., Any]:
-    if name not in TASKS:
-        raise _unknown("task", name, sorted(TASKS))
-    return load_target(TASKS[name].target)
-
-
-def resolve_scorer(name: str) -> Callable[..., Any]:
-    """The factory for a scorer name; prefixed names get their spec bound as first argument."""
-    if name in SCORERS:
-        return load_target(SCORERS[name].target)
-    for prefix, entry in SCORER_PREFIXES.items():
+def _resolve(kind: str, name: str, table: dict[str, Entry], prefixes: dict[str, Entry]) -> Callable[..., Any]:
+    if name in table:
+        return load_target(table[name].target)
+    for prefix, entry in prefixes.items():
         if name.startswith(prefix):
             spec = name[len(prefix) :]
             if not spec:
-                raise ConfigError(f"scorer {name!r} names nothing after {prefix!r}: {entry.summary}")
+                raise ConfigError(f"{kind} {name!r} names nothing after {prefix!r}: {entry.summary}")
             factory = load_target(entry.target)
             return functools.partial(factory, spec)
-    known = sorted(SCORERS) + [p + "..." for p in SCORER_PREFIXES]
-    raise _unknown("scorer", name, known)
+    from . import userfile  # imported on demand: listing names stays free of numpy and PIL
+
+    if userfile.is_user_spec(name):
+        return userfile.scorer_factory(name) if kind == "scorer" else userfile.task_factory(name)
+    known = sorted(table) + [p + "..." for p in prefixes] + ["PATH.py:NAME"]
+    raise _unknown(kind, name, known)
+
+
+def resolve_task(name: str) -> Callable[..., Any]:
+    """The factory for a task name: registered, ``PREFIX:SPEC`` (spec bound as first argument)
+    or ``PATH.py:NAME`` (a user's file). Suites are expanded by the caller (:data:`SUITES`)."""
+    return _resolve("task", name, TASKS, TASK_PREFIXES)
+
+
+def resolve_scorer(name: str) -> Callable[..., Any]:
+    """The factory for a scorer name: registered, ``PREFIX:SPEC`` or ``PATH.py:NAME``."""
+    return _resolve("scorer", name, SCORERS, SCORER_PREFIXES)
+
+
+def display_name(name: str) -> str:
+    """The name a run directory is filed under: ``PATH.py:NAME`` becomes ``FILE.py:NAME`` so that
+    where the file lies does not name the folder (its absolute path is in the run's config)."""
+    from .userfile import is_user_spec
+
+    if is_user_spec(name):
+        path, _, attr = name.rpartition(":")
+        return f"{Path(path).name}:{attr}"
+    return name
