@@ -12,7 +12,6 @@ accuracy. Nothing here names a task.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
