@@ -31,6 +31,9 @@ TASKS: dict[str, Entry] = {
         "winoground_eval.tasks.shapes:ShapesTask",
         "synthetic Winoground-style shapes (PIL, 32 px, offline); --split test (300) | heldout | val",
     ),
+    "sugarcrepe": Entry("winoground_eval.tasks.sugarcrepe:SugarCrepeTask", "SugarCrepe (Hsieh et al., NeurIPS 2023): 7 hard-negative subsets, 7,511 examples of 1 COCO image x 2 captions; --data-dir COCO 2017 val; -t subsets=..."),
+    "aro": Entry("winoground_eval.tasks.aro:AroTask", "ARO (Yuksekgonul et al., ICLR 2023): VG-Relation, VG-Attribution (+ COCO/Flickr30k-Order from files); --data-dir; -t subsets=..."),
+    "shapes-ranked": Entry("winoground_eval.tasks.shapes_ranked:ShapesRankedTask", "synthetic shapes, 1 image x [caption, 4 hard negatives] (offline); --split test (300) | val"),
 }
 
 SCORERS: dict[str, Entry] = {
