@@ -48,6 +48,10 @@ class FileHasher:
                 self._done[path] = "missing"
         return self._done[path]
 
+    def none_found(self) -> bool:
+        """Whether every file asked for so far was missing (a wrong folder, not a few lost files)."""
+        return bool(self._done) and all(v == "missing" for v in self._done.values())
+
 
 def ranked_tie(s: np.ndarray) -> bool:
     """Whether the decisive comparison of a 1 x N matrix is a tie: the correct caption equals the best negative."""

@@ -134,7 +134,7 @@ class SugarCrepeTask:
         for ex_id, item in self.items.items():
             h.update(json.dumps([ex_id, item["caption"], item["negative_caption"]]).encode())
             h.update(files.digest(self.folder / item["filename"]).encode())
-        if all(v == "missing" for v in files._done.values()):
+        if files.none_found():
             raise DataError(
                 f"none of SugarCrepe's images is in {self.folder} (e.g. {next(iter(self.items.values()))['filename']}); "
                 f"it must be the COCO 2017 val folder, from {COCO_DOWNLOAD}"
