@@ -17,8 +17,7 @@ reference ``main_eval.py`` also uses ``>``). Metrics:
   unweighted mean of the category's subset accuracies (add = mean of add_att, add_obj;
   replace = mean of replace_att, replace_obj, replace_rel; swap = mean of swap_att,
   swap_obj), present when every subset of the category is selected.
-- ``breakdown.subset.<name>``: each subset's accuracy and ``n`` (the paper's table), and
-  ``breakdown.category``.
+- ``breakdown.subset.<name>``: each subset's accuracy and ``n`` (the paper's table).
 """
 
 from __future__ import annotations
@@ -115,8 +114,8 @@ class SugarCrepeTask:
             for key, item in read_subset(subset, self.manifest).items():
                 ex_id = f"{subset}-{key}"
                 self.items[ex_id] = item
-                category = subset.split("_")[0]
-                self._tags[ex_id] = {"subset": [subset], "category": [category]}
+                # no pooled "category" breakdown: it would differ from the paper's macro add/replace/swap
+                self._tags[ex_id] = {"subset": [subset]}
         if limit is not None:
             keep = list(self.items)[:limit]
             self.items = {i: self.items[i] for i in keep}

@@ -133,3 +133,14 @@ def test_the_shipped_tiny_diffusion_answers_it(tmp_path):
         result = run(spec, task, scorer, store)
     assert result["n_examples"] == 12
     assert result["metrics"]["vs_colour"] >= 0.8 and result["metrics"]["vs_shape"] >= 0.8
+
+
+def test_the_new_tasks_are_registered_and_meet_the_task_protocol(tmp_path):
+    from winoground_eval import registry
+    from winoground_eval.contracts import Task
+
+    assert registry.resolve_task("shapes-ranked") is ShapesRankedTask
+    assert registry.resolve_task("sugarcrepe").__name__ == "SugarCrepeTask"
+    assert registry.resolve_task("aro").__name__ == "AroTask"
+    task = ShapesRankedTask(limit=2)
+    assert isinstance(task, Task) and callable(task.outcomes) and task.metric_specs[0].primary

@@ -69,7 +69,7 @@ def test_examples_ids_tags_and_both_folder_layouts(tmp_path):
         assert [e.id for e in exs] == ["swap_obj-0", "swap_obj-1", "swap_obj-2"]
         assert exs[0].captions == ("A cat sits on its hind legs, and swats at the plant.",
                                    "A cat sits on the plant, and swats at its hind legs.")
-        assert exs[0].tags == {"subset": ["swap_obj"], "category": ["swap"]} and exs[0].images[0].mode == "RGB"
+        assert exs[0].tags == {"subset": ["swap_obj"]} and exs[0].images[0].mode == "RGB"
         assert exs[0].comparisons == (("accuracy", (0, 0), (0, 1)),)
         assert task.info()["subsets"] == ["swap_obj"]
 
