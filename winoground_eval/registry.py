@@ -42,6 +42,7 @@ TASKS: dict[str, Entry] = {
         "ARO (Yuksekgonul et al., ICLR 2023): VG-Relation, VG-Attribution, COCO-Order, Flickr30k-Order; "
         "the authors' files via --data-dir",
     ),
+    "shapes-ranked": Entry("winoground_eval.tasks.shapes_ranked:ShapesRankedTask", "synthetic shapes, 1 image x [caption, 4 hard negatives] (offline); --split test (300) | val"),
 }
 
 # Task names with a free-form part after the prefix; the factory gets it as first argument.

@@ -1,0 +1,219 @@
+"""``captions:FILE``: a benchmark from a JSONL file a user writes, one example per line.
+
+    {"id": "ex1", "images": ["a.png", "b.png"], "captions": ["a dog on a cat", "a cat on a dog"], "tags": {"kind": "Relation"}}
+    {"id": "ex2", "images": ["c.png"], "captions": ["a red cube", "a blue cube", "a red ball"]}
+
+Image paths are relative to the file's folder. Caption j is the correct caption of image j;
+a 1-image example's further captions are its negatives. Two shapes, one per file:
+
+- **2 x 2** (2 images, 2 captions): Winoground's text / image / group scores;
+- **1 x N** (1 image, N >= 2 captions, N may vary): ``accuracy``, the correct caption
+  strictly above every negative.
+
+``tags`` (optional) map a key to a string or a list of strings; every key is a breakdown.
+Lines that are not what this says fail at load with ``FILE:LINE`` and what is wrong. An
+image that is missing or cannot be decoded fails when the example is loaded (``--skip-bad``
+records the example as skipped instead). Blank lines and lines starting with ``#`` are
+ignored. The data fingerprint hashes ids, captions, tags and the images' bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from winoground_eval.contracts import Example, Metric
+from winoground_eval.errors import DataError
+from winoground_eval.metrics import (
+    WINOGROUND_COMPARISONS,
+    check_matrix,
+    has_tie,
+    ranked_comparisons,
+    ranked_outcome,
+    summarize,
+    winoground_outcomes,
+)
+
+from ._ranked import FileHasher, open_rgb, ranked_tie, tag_groups
+
+VERSION = "1"
+PAIRED = "2x2"
+RANKED = "1xN"
+PAIRED_SPECS = (
+    Metric("text", "correct caption above the other on both images", primary=True),
+    Metric("image", "correct image above the other for both captions"),
+    Metric("group", "text and image"),
+)
+RANKED_SPECS = (Metric("accuracy", "correct caption (caption 0) strictly above every negative", primary=True),)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One parsed line: where it came from, and what it holds (image paths resolved)."""
+
+    line: int
+    id: str
+    images: tuple[Path, ...]
+    captions: tuple[str, ...]
+    tags: Mapping[str, list[str]]
+
+
+def _fail(where: str, what: str) -> DataError:
+    return DataError(f"{where}: {what}")
+
+
+def _parse(path: Path, lineno: int, text: str, root: Path) -> Row:
+    where = f"{path}:{lineno}"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(where, f"not JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(obj, dict):
+        raise _fail(where, 'a line must be a JSON object {"id", "images", "captions", "tags"}')
+    unknown = set(obj) - {"id", "images", "captions", "tags"}
+    if unknown:
+        raise _fail(where, f"unknown field(s) {', '.join(sorted(unknown))}; the fields are id, images, captions, tags")
+    ex_id = obj.get("id")
+    if isinstance(ex_id, int) and not isinstance(ex_id, bool):
+        ex_id = str(ex_id)
+    if not isinstance(ex_id, str) or not ex_id.strip():
+        raise _fail(where, '"id" is missing or empty (give a non-empty string)')
+    images = obj.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(p, str) and p for p in images):
+        raise _fail(where, f'example {ex_id!r}: "images" must be a non-empty list of file paths (strings)')
+    captions = obj.get("captions")
+    if not isinstance(captions, list) or not all(isinstance(c, str) and c.strip() for c in captions):
+        raise _fail(where, f'example {ex_id!r}: "captions" must be a list of non-empty strings')
+    n_img, n_cap = len(images), len(captions)
+    if n_img == 2 and n_cap != 2:
+        raise _fail(where, f"example {ex_id!r}: 2 images need exactly 2 captions (caption j describes image j), got {n_cap}")
+    if n_img == 1 and n_cap < 2:
+        raise _fail(where, f"example {ex_id!r}: 1 image needs its correct caption and at least 1 negative, got {n_cap} caption(s)")
+    if n_img > 2:
+        raise _fail(where, f"example {ex_id!r}: {n_img} images; an example is 2 images x 2 captions or 1 image x N captions")
+    tags_raw = obj.get("tags", {})
+    if not isinstance(tags_raw, dict):
+        raise _fail(where, f'example {ex_id!r}: "tags" must be an object of string or list-of-strings values')
+    tags: dict[str, list[str]] = {}
+    for key, value in tags_raw.items():
+        if isinstance(value, str):
+            tags[key] = [value]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            tags[key] = list(value)
+        else:
+            raise _fail(where, f"example {ex_id!r}: tag {key!r} must be a string or a list of strings, got {value!r}")
+    return Row(lineno, ex_id, tuple(root / p for p in images), tuple(captions), tags)
+
+
+def read_captions_file(path: Path, limit: int | None = None) -> tuple[list[Row], str]:
+    """Parsed rows (first ``limit``) and the file's shape (``2x2`` or ``1xN``); DataError at the first bad line."""
+    if not path.is_file():
+        raise DataError(
+            f"captions file {path} not found; --task captions:FILE takes a JSONL file, one example per line: "
+            '{"id": "...", "images": ["a.png"], "captions": ["right", "wrong"]}'
+        )
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    shape = None
+    first_line = 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, text in enumerate(f, start=1):
+            if not text.strip() or text.lstrip().startswith("#"):
+                continue
+            row = _parse(path, lineno, text, path.parent)
+            if row.id in seen:
+                raise _fail(f"{path}:{lineno}", f"duplicate id {row.id!r} (first on line {seen[row.id]})")
+            seen[row.id] = lineno
+            kind = PAIRED if len(row.images) == 2 else RANKED
+            if shape is None:
+                shape, first_line = kind, lineno
+            elif kind != shape:
+                raise _fail(
+                    f"{path}:{lineno}",
+                    f"example {row.id!r} is {kind} but the file's first example (line {first_line}) is {shape}; "
+                    "a file holds one kind (2 images x 2 captions, or 1 image x N captions): split it in two files",
+                )
+            if limit is None or len(rows) < limit:
+                rows.append(row)
+    if not rows:
+        raise DataError(f"captions file {path} holds no examples")
+    return rows, shape  # type: ignore[return-value]
+
+
+class CaptionsTask:
+    """Examples from a user's JSONL file; metrics by the file's shape, breakdowns by its tags."""
+
+    name = "captions"
+    version = VERSION
+
+    def __init__(self, path: str | Path, *, limit: int | None = None):
+        if limit is not None and limit < 1:
+            raise DataError(f"--limit {limit}: give a positive number of examples")
+        self.path = Path(path)
+        self.limit = limit
+        self.rows, self.shape = read_captions_file(self.path, limit)
+        self._by_id = {r.id: r for r in self.rows}
+        self.metric_specs = PAIRED_SPECS if self.shape == PAIRED else RANKED_SPECS
+        self._fingerprint = self._hash()
+
+    def _hash(self) -> str:
+        h = hashlib.sha256()
+        files = FileHasher()
+        for r in self.rows:
+            h.update(json.dumps([r.id, r.captions, r.tags], sort_keys=True).encode())
+            for p in r.images:
+                h.update(files.digest(p).encode())
+        return h.hexdigest()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": f"captions:{self.path.name}",
+            "shape": self.shape,
+            "data_fingerprint": self._fingerprint[:16],
+        }
+
+    def metadata(self) -> dict[str, Mapping[str, Any]]:
+        return {r.id: r.tags for r in self.rows}
+
+    def examples(
+        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
+    ) -> Iterator[Example]:
+        skip = set(skip)
+        for r in self.rows:
+            if r.id in skip:
+                continue
+            try:
+                images = tuple(open_rgb(p, f"{self.path}:{r.line} (example {r.id!r}, {p.name})") for p in r.images)
+            except DataError as exc:
+                if on_error is None:
+                    raise
+                on_error(r.id, exc)
+                continue
+            comparisons = WINOGROUND_COMPARISONS if self.shape == PAIRED else ranked_comparisons(len(r.captions))
+            yield Example(r.id, images, r.captions, r.tags, comparisons=comparisons)
+
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        r = self._by_id[example_id]
+        s = check_matrix(example_id, scores, (len(r.images), len(r.captions)))
+        return winoground_outcomes(s) if self.shape == PAIRED else ranked_outcome(s)
+
+    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        outcomes = {i: self.outcomes(i, s) for i, s in scores.items()}
+        tie = has_tie if self.shape == PAIRED else ranked_tie
+        ties = [i for i, s in scores.items() if tie(np.asarray(s, dtype=np.float64))]
+        groups = tag_groups(self.metadata(), scores)
+        return summarize(self.metric_specs, outcomes, groups=groups, tie_ids=ties)
+
+
+def from_captions_spec(path: str, *, limit: int | None = None) -> CaptionsTask:
+    """The factory behind ``--task captions:FILE``."""
+    if not path:
+        raise DataError("captions: names no file; use --task captions:PATH/TO/FILE.jsonl")
+    return CaptionsTask(Path(path).expanduser(), limit=limit)
