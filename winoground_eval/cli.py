@@ -112,10 +112,22 @@ def _build(args: argparse.Namespace, world: Any = None):
     return task, scorer
 
 
+def _apply_threads(args: argparse.Namespace) -> None:
+    """--threads (or a default that does not oversubscribe) before any model loads."""
+    import os
+
+    from .env import set_threads
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    applied = set_threads(args.threads, local_world_size=local)
+    log.debug("CPU threads: %s", applied)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
 
     world = distributed.World.from_env()
+    _apply_threads(args)
     if world.distributed and args.no_resume:
         raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
     task, scorer = _build(args, world)
@@ -223,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores not already "
+                        "busy); recorded in sessions.jsonl, not in the run id")
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
                    help="scorer option, type-checked (repeatable); see the scorer's options")
     p.add_argument("--no-resume", action="store_true", help="set an earlier run of the same config aside and start afresh")
