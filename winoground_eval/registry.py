@@ -36,7 +36,7 @@ TASKS: dict[str, Entry] = {
 SCORERS: dict[str, Entry] = {
     "dummy": Entry(
         "winoground_eval.baselines.dummy:DummyScorer",
-        "deterministic model-free scorer (image colour statistics x hashed words), for tests and plumbing",
+        "chance baseline for tests and plumbing: deterministic pseudo-random scores (SHA-256 of image and caption), no ties",
     ),
     "tiny-diffusion": Entry(
         "winoground_eval.tiny_models:tiny_diffusion",
