@@ -18,6 +18,7 @@ def _one_thread_after():
 def _machine(monkeypatch, cores, load, omp=None):
     monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setattr(env.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
@@ -33,6 +34,12 @@ def test_default_takes_the_cores_nobody_else_uses(monkeypatch, cores, load, loca
     threads, why = env.default_threads(local_world_size=local)
     assert threads == expected
     assert f"{cores} usable cores" in why
+
+
+def test_the_processes_of_a_node_share_the_free_cores(monkeypatch):
+    _machine(monkeypatch, 8, 0.0)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # as torchrun sets it
+    assert env.default_threads()[0] == 4
 
 
 def test_omp_num_threads_wins_over_the_load_rule(monkeypatch):

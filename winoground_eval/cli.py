@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import registry, results_cli, timestep_select
+from .env import set_threads
 from .errors import ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
@@ -112,22 +113,11 @@ def _build(args: argparse.Namespace, world: Any = None):
     return task, scorer
 
 
-def _apply_threads(args: argparse.Namespace) -> None:
-    """--threads (or a default that does not oversubscribe) before any model loads."""
-    import os
-
-    from .env import set_threads
-
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    applied = set_threads(args.threads, local_world_size=local)
-    log.debug("CPU threads: %s", applied)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
 
     world = distributed.World.from_env()
-    _apply_threads(args)
+    log.debug("CPU threads: %s", set_threads(args.threads))  # before any model loads
     if world.distributed and args.no_resume:
         raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
     task, scorer = _build(args, world)

@@ -73,12 +73,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads(*, local_world_size: int = 1) -> tuple[int, str]:
+def default_threads(*, local_world_size: int | None = None) -> tuple[int, str]:
     """(threads, why): the intra-op thread count a run uses when ``--threads`` is not given.
 
     ``OMP_NUM_THREADS`` wins when set (the user or a launcher such as torchrun chose).
     Otherwise: the usable cores minus the 1-minute load average already on them (rounded),
-    shared among the processes of this node, and at least 1.
+    shared among the processes of this node (``local_world_size``, default: the launcher's
+    ``LOCAL_WORLD_SIZE`` or 1), and at least 1.
     """
     env_value = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env_value.isdigit() and int(env_value) > 0:
@@ -88,12 +89,15 @@ def default_threads(*, local_world_size: int = 1) -> tuple[int, str]:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = 0.0
+    if local_world_size is None:
+        raw = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+        local_world_size = int(raw) if raw.isdigit() else 1
     free = cores - math.floor(load + 0.5)
     threads = max(1, min(cores, free) // max(1, local_world_size))
     return threads, f"{cores} usable cores, load {load:.2f}"
 
 
-def set_threads(threads: int | None = None, *, local_world_size: int = 1) -> dict[str, Any]:
+def set_threads(threads: int | None = None, *, local_world_size: int | None = None) -> dict[str, Any]:
     """Set torch's intra-op (and, where still allowed, inter-op) thread counts before models load.
 
     ``threads=None`` takes ``default_threads()``. Returns what was set, and what
