@@ -11,12 +11,18 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 setup: $(STAMP)
 
+# $(call step,N/M what,COMMAND): one line before a set-up step, pip's own progress (packages
+# collected, download bars) during it, and its wall time after it; no `pip --quiet` silence.
+step = t0=$$(date +%s); echo "==> setup $(1)"; $(2) && echo "    ($(1): $$(( $$(date +%s) - t0 )) s)"
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "==> setup: creating $(VENV) and installing torch and this package (a few minutes the first time; later runs skip it)"
+	@$(call step,1/4 virtual environment,test -x $(BIN)/python || $(PY) -m venv $(VENV))
+	@$(call step,2/4 pip and setuptools,$(BIN)/python -m pip install --upgrade --progress-bar on pip 'setuptools>=77')
+	@$(call step,3/4 $(TORCH),$(BIN)/python -m pip install --progress-bar on $(TORCH))
+	@$(call step,4/4 winoground-eval (editable) and its dependencies,$(BIN)/python -m pip install --progress-bar on -e '.[dev]')
+	@touch $(STAMP)
+	@echo "==> setup done: $(BIN)/wg-eval"
 
 test: setup
 	$(BIN)/python -m pytest -q

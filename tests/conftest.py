@@ -7,6 +7,9 @@ import pytest
 # Hub paths point HF_ENDPOINT at loopback servers of their own.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# One CPU thread everywhere: `wg-eval run` (and so every main(["run", ...]) in a test) sets
+# torch's thread count from OMP_NUM_THREADS when no --threads is given, and subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_configure(config):

@@ -409,18 +409,34 @@ def test_dummy_scorer_is_deterministic_and_depends_on_image_and_caption():
     assert scores.shape == (len(IMAGES), len(CAPTIONS)) and scores.dtype == np.float64
     assert np.array_equal(scores, b.score(IMAGES, CAPTIONS))
     assert len({tuple(row) for row in scores}) == len(IMAGES)  # images matter
-    assert len({tuple(col) for col in scores[:, 1:].T}) == len(CAPTIONS) - 1  # captions matter
-    assert np.array_equal(scores[:, 0], scores[:, 1])  # ... but not their word order (CAPTIONS[0:2])
+    assert len({tuple(col) for col in scores.T}) == len(CAPTIONS)  # captions matter, word order too
+    assert ((scores >= 0) & (scores < 1)).all()
     assert not np.array_equal(scores, DummyScorer(seed=1).score(IMAGES, CAPTIONS))
-    assert a.config() == {"name": "dummy", "seed": 0}
+    assert a.config() == {"name": "dummy", "seed": 0, "method": "sha256-uniform"}
     order = [1, 3, 0, 2]
     assert np.array_equal(a.score(IMAGES, [CAPTIONS[k] for k in order]), scores[:, order])
+    assert np.array_equal(a.score(IMAGES, [CAPTIONS[0], CAPTIONS[0]])[:, 0], scores[:, 0])
 
 
-def test_dummy_scorer_is_a_bag_of_words():
+def test_dummy_scorer_has_no_ties_and_chance_level_on_shapes():
+    """The chance baseline: no tied comparison on the whole shapes test split, scores near chance."""
+    from winoground_eval.tasks.shapes import ShapesTask
+
+    task, dummy = ShapesTask(split="test"), DummyScorer()
+    result = task.metrics({ex.id: dummy.score(ex.images, ex.captions) for ex in task.examples()})
+    assert result["n_examples"] == 300 and result["n_ties"] == 0
+    assert 0.15 <= result["metrics"]["text"] <= 0.35 and 0.15 <= result["metrics"]["image"] <= 0.35
+    assert 0.08 <= result["metrics"]["group"] <= 0.26
+
+
+def test_dummy_scorer_has_no_ties_on_a_winoground_format_sample(tmp_path):
+    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.tasks.winoground import WinogroundTask
+
+    task = WinogroundTask(data_dir=write_winoground_sample(tmp_path / "s", n_examples=40, seed=0))
     dummy = DummyScorer()
-    pair = dummy.score(IMAGES, ["A dog bites a man.", "a MAN bites a dog"])
-    assert np.array_equal(pair[:, 0], pair[:, 1])
+    result = task.metrics({ex.id: dummy.score(ex.images, ex.captions) for ex in task.examples()})
+    assert result["n_examples"] == 40 and result["n_ties"] == 0
 
 
 def test_dummy_scorer_is_the_same_in_another_process():

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from . import registry, results_cli, timestep_select
 from .console import err, out
+from .env import set_threads
 from .errors import ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
@@ -202,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
 
     world = distributed.World.from_env()
+    log.debug("CPU threads: %s", set_threads(args.threads))  # before any model loads
     if world.distributed and args.no_resume:
         raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
     if args.task in registry.SUITES:
@@ -393,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores not already "
+                        "busy); recorded in sessions.jsonl, not in the run id")
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
                    help="scorer option, type-checked (repeatable); see the scorer's options")
     p.add_argument("-t", dest="task_option", action="append", default=[], metavar="KEY=VALUE",

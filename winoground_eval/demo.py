@@ -1,37 +1,77 @@
-"""`make demo`: the suite's real job, offline, on 2 CPU cores, in a few minutes.
+"""`make demo`: the suite's real job, offline, on a laptop's CPU, in a couple of minutes.
 
 Runs the shipped tiny TRAINED models on the synthetic ``shapes`` task (300 test examples):
 a CLIP-style model, and a diffusion model as a Diffusion Classifier, each through
-``wg-eval run`` exactly as CLIP and Stable Diffusion run on Winoground. Rerun it and every run resumes
-from its finished run directory at once.
+``wg-eval run`` exactly as CLIP and Stable Diffusion run on Winoground. Rerun it and every
+run resumes from its finished run directory at once.
+
+    python -m winoground_eval.demo [OUT] [--threads N] [--limit N]
+
+Every step is one ``wg-eval run`` argument list in ``STEPS``; the demo adds ``--out`` and
+``--threads`` (and ``--limit`` when given). All steps run in this one process, one after
+the other, each with ``--threads`` CPU threads (default 1: the tiny models gain nothing
+from more, and on a machine that other processes share, more threads than free cores make
+torch many times slower).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
 from .cli import err, main as cli_main
 
-RUNS = (("tiny-clip", "test"), ("tiny-diffusion", "test"))
+# (what it shows, `wg-eval` arguments). To add a step, append one; keep each under a minute
+# on 2 CPU cores (e.g. a subset with --limit or a smaller --split).
+STEPS: list[tuple[str, list[str]]] = [
+    ("tiny CLIP on shapes (300 test pairs)",
+     ["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-clip"]),
+    ("tiny diffusion model as a Diffusion Classifier on shapes (300 test pairs)",
+     ["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-diffusion"]),
+]
+
+INTRO = (
+    "The shapes task is synthetic (drawn in code; captions of a pair are the same words in another order). "
+    "The models are tiny models trained on its training split by `make train-tiny` and shipped with the suite. "
+    "Random scores get 25% text, 25% image and 16.7% group; ties count as wrong. "
+    "For Winoground itself: `wg-eval run --task winoground --scorer sd2` (network, an HF token, a GPU)."
+)
+
+
+def step_argv(step: list[str], out: Path, threads: int, limit: int | None) -> list[str]:
+    """The full `wg-eval` argument list of one step."""
+    argv = [*step, "--out", str(out), "--threads", str(threads)]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    return argv
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m winoground_eval.demo", description="The offline demo of `make demo`.")
+    p.add_argument("out", nargs="?", default="demo_out", help="demo folder; run directories go to OUT/runs (default: demo_out)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per step (default 1)")
+    p.add_argument("--limit", type=int, help="only the first N examples of each step (for smoke tests)")
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    out = Path(argv[0] if argv else "demo_out") / "runs"
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    out = Path(args.out) / "runs"
     err.rule("[bold]winoground-eval demo[/bold]")
-    err.print(
-        "The shapes task is synthetic (drawn in code; captions of a pair are the same words in another order). "
-        "The two models are tiny models trained on its training split by `make train-tiny` and shipped with the suite. "
-        "Random scores get 25% text, 25% image and 16.7% group; ties count as wrong. "
-        "For Winoground itself: `wg-eval run --task winoground --scorer sd2` (network, an HF token, a GPU)."
-    )
+    err.print(INTRO)
     t0 = time.perf_counter()
-    for scorer, split in RUNS:
-        code = cli_main(["run", "--task", "shapes", "--split", split, "--scorer", scorer, "--out", str(out)])
+    timings = []
+    for title, step in STEPS:
+        err.rule(title)
+        t_step = time.perf_counter()
+        code = cli_main(step_argv(step, out, args.threads, args.limit))
         if code:
             return code
+        timings.append((title, time.perf_counter() - t_step))
+    for title, seconds in timings:
+        err.print(f"  {seconds:6.1f} s  {title}")
     err.print(f"demo finished in {time.perf_counter() - t0:.0f} s; run directories are under [bold]{out}[/bold]", soft_wrap=True)
     return 0
 

@@ -66,7 +66,7 @@ SUITES: dict[str, tuple[str, ...]] = {
 SCORERS: dict[str, Entry] = {
     "dummy": Entry(
         "winoground_eval.baselines.dummy:DummyScorer",
-        "deterministic model-free scorer (image colour statistics x hashed words), for tests and plumbing",
+        "chance baseline for tests and plumbing: deterministic pseudo-random scores (SHA-256 of image and caption), no ties",
     ),
     "tiny-diffusion": Entry(
         "winoground_eval.tiny_models:tiny_diffusion",

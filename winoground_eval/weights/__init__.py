@@ -1,0 +1,1 @@
+"""The shipped tiny trained models (data only): one folder per model, read by winoground_eval.tiny_models."""
