@@ -161,10 +161,12 @@ def read_cifar10(root: Path, split: str) -> Indexed:
 
 def _md5_ok(dataset: str, base: Path, names: Sequence[str]) -> bool | None:
     """Whether the files have torchvision's published md5 sums (None if it lists none)."""
-    from torchvision.datasets import CIFAR10, STL10
+    from torchvision.datasets.cifar import CIFAR10
+    from torchvision.datasets.stl10 import STL10
     from torchvision.datasets.utils import check_integrity
 
-    listed = dict((CIFAR10 if dataset == "cifar10" else STL10).train_list + (CIFAR10 if dataset == "cifar10" else STL10).test_list)
+    known = CIFAR10 if dataset == "cifar10" else STL10
+    listed = dict(known.train_list + known.test_list)
     sums = [listed.get(n) for n in names]
     if any(s is None for s in sums):
         return None

@@ -482,3 +482,44 @@ def test_clip_encodes_each_caption_once_across_chunks(tmp_path):
     again = fresh.evaluate([Example("e4", (images[4],), prompts)])
     np.testing.assert_allclose(second[1].scores, again[0].scores, rtol=1e-6, atol=1e-6)
     assert first[0].scores.shape == (1, 7)
+
+
+def test_shipped_class_order_agrees_with_torchvision_flowers():
+    """Flowers-102 carries no names in its files; torchvision's list has the same order. The
+    three names that differ are CLIP_benchmark's cleaned ones (also the reference code's)."""
+    from torchvision.datasets import Flowers102
+
+    ours = cls.shipped_prompts("flowers").classnames
+    differ = [k for k, (a, b) in enumerate(zip(ours, Flowers102.classes)) if a != b]
+    assert len(ours) == len(Flowers102.classes) == 102 and differ == [15, 59, 92]
+
+
+def test_templates_ensemble_on_a_dataset(tmp_path):
+    write_cifar10(tmp_path)
+    task = cls.cifar10(data_dir=str(tmp_path), templates="ensemble")
+    assert task.info()["n_prompts"] == 180 and task.info()["combine"] == "mean" and task.combine == "mean"
+    assert task.info()["data_fingerprint"] != cls.cifar10(data_dir=str(tmp_path)).info()["data_fingerprint"]
+    row = np.zeros((1, 180))
+    row[0, 18:36] = 1.0  # every template of class 1 ("automobile")
+    assert task.example_info("test-1", row) == {"pred": 1} and task.outcomes("test-1", row) == {"top1": 1.0}
+
+
+def test_download_goes_through_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets as tv
+
+    calls = []
+
+    def fake_cifar(root, train, download):
+        calls.append((root, train, download))
+        write_cifar10(Path(root))
+
+    monkeypatch.setattr(tv, "CIFAR10", fake_cifar)
+    task = cls.cifar10(data_dir=str(tmp_path / "new"), download=True)
+    assert calls == [(str(tmp_path / "new"), False, True)] and len(task.metadata()) == 12
+
+    def offline(root, train, download):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(tv, "CIFAR10", offline)
+    with pytest.raises(DataError, match="download into .* failed .*Name or service not known"):
+        cls.cifar10(data_dir=str(tmp_path / "other"), download=True)
