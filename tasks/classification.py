@@ -522,3 +522,15 @@ def imagefolder(path: str, *, prompts: str | None = None, template: str = "a pho
         chosen = from_template(names, template, "folder names")
     info = {"source": "imagefolder", "folder": root.name, "template": template if prompts is None else None}
     return ClassificationTask("imagefolder", indexed, chosen, info=info, scorer_defaults=SCORER_DEFAULTS["imagefolder"], limit=limit)
+
+
+for _name, _factory in (("cifar10", cifar10), ("stl10", stl10), ("pets", pets), ("flowers", flowers), ("food", food),
+                        ("aircraft", aircraft), ("imagenet", imagenet), ("objectnet", objectnet), ("imagefolder", imagefolder)):
+    _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is
+
+
+def offline_fixture(tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
+    """tests/test_contract_all.py's hook: a tiny copy of dataset ``name`` in its layout."""
+    from .classification_fixtures import offline_fixture as write
+
+    return write(tmp_path, name)

@@ -143,6 +143,11 @@ class ShapesClassifyTask(ClassificationTask):
         self._info["version"] = VERSION
 
 
+def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+    """tests/test_contract_all.py's hook: the generated val split, first 12 images."""
+    return name, {"split": "val", "limit": 12}
+
+
 if __name__ == "__main__":
     import argparse
 

@@ -16,25 +16,12 @@ from PIL import Image
 
 from winoground_eval.errors import DataError
 from winoground_eval.tasks import classification as cls
-from winoground_eval.tasks import classification_data as cdata
+from winoground_eval.tasks.classification_fixtures import write_cifar10, write_fixture
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-def write_cifar10(root: Path, n: int = 12, names=CIFAR_NAMES, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
-    labels = [i % 10 for i in range(n)]
-    base = root / "cifar-10-batches-py"
-    base.mkdir(parents=True)
-    with open(base / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": labels, "data": pixels.reshape(n, -1)}, f, protocol=2)
-    with open(base / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(names), "num_cases_per_batch": n, "num_vis": 3072}, f, protocol=2)
-    return pixels, labels
 
 
 def draw(colour, shape: str, mode: str = "RGB") -> Image.Image:
@@ -523,3 +510,25 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
     monkeypatch.setattr(tv, "CIFAR10", offline)
     with pytest.raises(DataError, match="download into .* failed .*Name or service not known"):
         cls.cifar10(data_dir=str(tmp_path / "other"), download=True)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "stl10", "pets", "flowers", "food", "aircraft", "imagenet", "objectnet", "imagefolder"])
+def test_offline_fixtures_build_and_score(tmp_path, name):
+    """The contract tests' fixtures: each dataset's tiny copy builds, rebuilds to the same identity, and reduces."""
+    from winoground_eval.tasks.classification import offline_fixture
+    from winoground_eval import registry
+
+    def build(where):
+        resolved, kwargs = offline_fixture(where, name if name != "imagefolder" else "imagefolder:")
+        if resolved.startswith("imagefolder:"):
+            return cls.imagefolder(resolved.partition(":")[2], **kwargs)
+        return registry.resolve_task(resolved)(**kwargs)
+
+    task = build(tmp_path / "a")
+    assert task.info() == build(tmp_path / "b").info()
+    examples = list(task.examples())
+    assert examples and all(e.images[0].mode == "RGB" and len(e.captions) >= 2 for e in examples)
+    rng = np.random.default_rng(0)
+    result = task.metrics({e.id: rng.normal(size=(1, len(e.captions))) for e in examples})
+    assert result["n_examples"] == len(examples)
+    assert all(task.outcomes(e.id, np.zeros((1, len(e.captions)))) == {"top1": 0.0} for e in examples)
