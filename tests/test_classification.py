@@ -532,3 +532,33 @@ def test_offline_fixtures_build_and_score(tmp_path, name):
     result = task.metrics({e.id: rng.normal(size=(1, len(e.captions))) for e in examples})
     assert result["n_examples"] == len(examples)
     assert all(task.outcomes(e.id, np.zeros((1, len(e.captions)))) == {"top1": 0.0} for e in examples)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "stl10", "pets", "flowers", "food", "aircraft"])
+def test_readers_agree_with_torchvision_index_for_index(tmp_path, name, monkeypatch):
+    """Same files, same order, same labels and pixels as the torchvision class (md5 checks
+    switched off: the fixtures are not the real files)."""
+    import torchvision.datasets as tv
+
+    write_fixture(name, tmp_path)
+    make = {
+        "cifar10": lambda: tv.CIFAR10(str(tmp_path), train=False),
+        "stl10": lambda: tv.STL10(str(tmp_path), split="test"),
+        "pets": lambda: tv.OxfordIIITPet(str(tmp_path), split="test"),
+        "flowers": lambda: tv.Flowers102(str(tmp_path), split="test"),
+        "food": lambda: tv.Food101(str(tmp_path), split="test"),
+        "aircraft": lambda: tv.FGVCAircraft(str(tmp_path), split="test"),
+    }
+    for klass in (tv.CIFAR10, tv.STL10, tv.Flowers102):
+        monkeypatch.setattr(klass, "_check_integrity", lambda self: True)
+    import torchvision.datasets.cifar as tv_cifar
+
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)  # batches.meta's md5
+    reference = make[name]()
+    task = getattr(cls, name)(data_dir=str(tmp_path))
+    examples = list(task.examples())
+    assert len(examples) == len(reference)
+    for i, ex in enumerate(examples):
+        image, label = reference[i]
+        assert ex.id == f"test-{i}" and task.label(ex.id) == label
+        assert np.array_equal(np.asarray(ex.images[0]), np.asarray(image))
