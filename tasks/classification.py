@@ -28,9 +28,11 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-# STAND-IN: Metric and summarize belong to winoground_eval.contracts / winoground_eval.metrics
-# (CONTRACT.md, the "results" helper); the coordinator re-points this import after the merge.
-from winoground_eval._contract_standin_classify import Metric, summarize
+try:  # the contract's real pieces (CONTRACT.md; written on the "results" branch)
+    from winoground_eval.contracts import Metric
+    from winoground_eval.metrics import summarize
+except ImportError:  # STAND-IN until that branch is merged; then delete _contract_standin_classify.py
+    from winoground_eval._contract_standin_classify import Metric, summarize
 from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError
 from winoground_eval.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, check_matrix
