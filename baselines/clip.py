@@ -49,6 +49,8 @@ Dtype = Literal["float32", "float16", "bfloat16"]
 # (low-precision weights, LayerNorm in fp32), the way CLIP was released.
 _PRECISION: dict[str, str] = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
+# Caption embeddings kept across chunks (float64 rows; 100,000 x 1024 is 0.8 GB at most).
+CAPTION_CACHE_SIZE = 100_000
 _PATH_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _PROBE_TIMEOUT_S = 10.0  # one HEAD request, no retries: how long an unreachable Hub may take
 _NETWORK_FIX = (
@@ -90,6 +92,7 @@ class OpenClipScorer:
         self._input_dtype = open_clip.get_input_dtype(_PRECISION[dtype])  # None: as is (fp32)
         # The multiplier of the cosine, computed in float64.
         self.logit_scale = math.exp(float(model.logit_scale.detach().float().reshape(-1)[0]))
+        self._caption_cache: dict[str, np.ndarray] = {}  # caption text -> unit-norm embedding
 
     @property
     def chunk_size(self) -> int:
@@ -128,7 +131,7 @@ class OpenClipScorer:
         captions, caption_row = _distinct((c for ex in examples for c in ex.captions), key=str)
         with torch.inference_mode():
             image_features = self._encode(images, self._image_batch)
-            caption_features = self._encode(captions, self._caption_batch)
+            caption_features = self._caption_features(captions)
         scored = []
         for ex in examples:
             if not ex.images or not ex.captions:
@@ -138,6 +141,24 @@ class OpenClipScorer:
             cols = caption_features[[caption_row[c] for c in ex.captions]]
             scored.append(Scored(scores=self.logit_scale * (rows @ cols.T)))
         return scored
+
+    def _caption_features(self, captions: Sequence[str]) -> np.ndarray:
+        """Caption embeddings through a cache keyed by caption text, so that a task whose
+        examples share their captions (classification: every image x all prompts of the
+        dataset) encodes each caption once per run, not once per chunk. An embedding
+        depends only on the text, so the cache changes no number. Bounded: beyond
+        ``CAPTION_CACHE_SIZE`` entries it starts afresh."""
+        cache = self._caption_cache
+        todo = [c for c in captions if c not in cache]
+        if len(cache) + len(todo) > CAPTION_CACHE_SIZE:
+            cache.clear()
+            todo = list(captions)
+        if todo:
+            for c, row in zip(todo, self._encode(todo, self._caption_batch)):
+                cache[c] = row
+        if not captions:
+            return np.zeros((0, 0))
+        return np.stack([cache[c] for c in captions])
 
     def _image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         pixels = torch.stack([self.preprocess(im) for im in images]).to(self.device, dtype=self._input_dtype)

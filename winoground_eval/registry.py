@@ -43,6 +43,15 @@ TASKS: dict[str, Entry] = {
         "the authors' files via --data-dir",
     ),
     "shapes-ranked": Entry("winoground_eval.tasks.shapes_ranked:ShapesRankedTask", "synthetic shapes, 1 image x [caption, 4 hard negatives] (offline); --split test (300) | val"),
+    "cifar10": Entry("winoground_eval.tasks.classification:cifar10", "zero-shot classification, CIFAR-10 test (10 classes); --data-dir in torchvision's layout"),
+    "stl10": Entry("winoground_eval.tasks.classification:stl10", "zero-shot classification, STL-10 test (10 classes); --data-dir in torchvision's layout"),
+    "pets": Entry("winoground_eval.tasks.classification:pets", "zero-shot classification, Oxford-IIIT Pet test (37 breeds); --data-dir in torchvision's layout"),
+    "flowers": Entry("winoground_eval.tasks.classification:flowers", "zero-shot classification, Flowers-102 test (102 classes); --data-dir in torchvision's layout"),
+    "food": Entry("winoground_eval.tasks.classification:food", "zero-shot classification, Food-101 test (101 classes); --data-dir in torchvision's layout"),
+    "aircraft": Entry("winoground_eval.tasks.classification:aircraft", "zero-shot classification, FGVC Aircraft test (100 variants); --data-dir in torchvision's layout"),
+    "imagenet": Entry("winoground_eval.tasks.classification:imagenet", "zero-shot classification, ImageNet-1k val (1000 classes); --data-dir with val/<wnid>/"),
+    "objectnet": Entry("winoground_eval.tasks.classification:objectnet", "zero-shot classification, ObjectNet's 113 ImageNet classes; --data-dir with objectnet-1.0/"),
+    "shapes-classify": Entry("winoground_eval.tasks.shapes_classify:ShapesClassifyTask", "zero-shot classification view of shapes (offline): each image vs 10 colour-pair classes; --split test | heldout | val"),
 }
 
 # Task names with a free-form part after the prefix; the factory gets it as first argument.

@@ -1,0 +1,538 @@
+"""Zero-shot image classification: one image against every prompt of a dataset.
+
+Tasks ``cifar10``, ``stl10``, ``pets``, ``flowers``, ``food``, ``aircraft``, ``imagenet``,
+``objectnet`` (the Diffusion Classifier paper's datasets and splits) and
+``imagefolder:DIR``. An example is one image and all prompts of the task (captions); a
+prompt belongs to a class (``prompt,classname,classidx`` CSV, several prompts may share a
+class). A class's score is the best score of its prompts (the reference code predicts the
+class of the best prompt); with ``templates="ensemble"`` it is the mean over the
+class's prompts instead (see docs/classification.md). The prediction is the class with the
+highest score; a tie at the top counts as wrong.
+
+Metrics: ``top1`` (per image, primary), ``mean_per_class`` (the mean over classes of each
+class's top-1, with a 95% bootstrap interval over images), plus ``per_class`` and
+``confusion`` tables in result.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+
+from winoground_eval.contracts import Example, Metric
+from winoground_eval.errors import DataError
+from winoground_eval.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    check_matrix,
+    summarize,
+)
+
+from . import classification_data as data
+
+log = logging.getLogger(__name__)
+
+VERSION = "1"
+PROMPTS_PACKAGE = "winoground_eval.data_manifests"
+Templates = Literal["reference", "ensemble"]
+
+# The reference code's published commands (commands.md), per dataset: adaptive stages and loss.
+SCORER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "food": {"n_samples": (20, 50, 100, 500), "to_keep": (20, 10, 5, 1), "loss": "l2"},
+    "cifar10": {"n_samples": (50, 500), "to_keep": (5, 1), "loss": "l1"},
+    "aircraft": {"n_samples": (20, 50, 100, 500), "to_keep": (20, 10, 5, 1), "loss": "l2"},
+    "pets": {"n_samples": (25, 250), "to_keep": (5, 1), "loss": "l1"},
+    "flowers": {"n_samples": (20, 50, 100, 500), "to_keep": (20, 10, 5, 1), "loss": "l1"},
+    "stl10": {"n_samples": (100, 500), "to_keep": (5, 1), "loss": "l1"},
+    "imagenet": {"n_samples": (50, 100, 500, 1000), "to_keep": (500, 50, 10, 1), "loss": "l2"},
+    "objectnet": {"n_samples": (50, 100, 500, 1000), "to_keep": (25, 10, 5, 1), "loss": "l2"},
+    "imagefolder": {"loss": "l2"},
+}
+# The split the paper evaluates, and the others each layout has.
+SPLITS: dict[str, tuple[str, ...]] = {
+    "cifar10": ("test", "train"),
+    "stl10": ("test", "train"),
+    "pets": ("test", "trainval"),
+    "flowers": ("test", "val", "train"),
+    "food": ("test", "train"),
+    "aircraft": ("test", "val", "train", "trainval"),
+    "imagenet": ("val",),
+    "objectnet": ("test",),
+}
+# The key of each dataset in templates.json (CLIP_benchmark's lists), for templates=ensemble.
+ENSEMBLE_KEY = {"objectnet": "imagenet", "imagefolder": None}
+
+METRIC_SPECS = (
+    Metric("top1", "top-1 accuracy: the best-scoring class is the label (a tie at the top is wrong)", primary=True),
+    Metric("mean_per_class", "mean over classes of each class's top-1 accuracy", per_example=False),
+)
+
+
+# ------------------------------------------------------------------------------ prompts
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Prompts and the class of each; ``classnames[c]`` names class c."""
+
+    prompts: tuple[str, ...]
+    classidx: tuple[int, ...]
+    classnames: tuple[str, ...]
+    source: str  # "shipped:cifar10.csv", "user:FILE", "objectnet mappings", "folder names"
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classnames)
+
+    def sha256(self) -> str:
+        rows = [[p, self.classnames[c], c] for p, c in zip(self.prompts, self.classidx)]
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def parse_prompts(text: str, where: str) -> Prompts:
+    """A ``prompt,classname,classidx`` CSV; DataError with file:line for anything wrong."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header] != ["prompt", "classname", "classidx"]:
+        raise DataError(f"{where}:1: the header must be 'prompt,classname,classidx' (got {header!r})")
+    prompts, classidx, names = [], [], {}
+    for line, row in enumerate(reader, 2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 3:
+            raise DataError(f"{where}:{line}: expected 3 fields (prompt,classname,classidx), got {len(row)}: {row!r}")
+        prompt, name, idx = row
+        try:
+            c = int(idx)
+        except ValueError:
+            raise DataError(f"{where}:{line}: classidx {idx!r} is not an integer") from None
+        if c < 0:
+            raise DataError(f"{where}:{line}: classidx {c} is negative")
+        if not prompt.strip():
+            raise DataError(f"{where}:{line}: empty prompt")
+        if names.setdefault(c, name) != name:
+            raise DataError(f"{where}:{line}: class {c} is named {name!r} here but {names[c]!r} above")
+        prompts.append(prompt)
+        classidx.append(c)
+    if not prompts:
+        raise DataError(f"{where}: no prompts")
+    n = max(names) + 1
+    gaps = [c for c in range(n) if c not in names]
+    if gaps:
+        raise DataError(f"{where}: classidx must cover 0..{n - 1}; no prompt for class(es) {', '.join(map(str, gaps[:10]))}")
+    return Prompts(tuple(prompts), tuple(classidx), tuple(names[c] for c in range(n)), where)
+
+
+def shipped_prompts(dataset: str) -> Prompts:
+    text = resources.files(PROMPTS_PACKAGE).joinpath("prompts", f"{dataset}.csv").read_text(encoding="utf-8")
+    p = parse_prompts(text, f"data_manifests/prompts/{dataset}.csv")
+    return Prompts(p.prompts, p.classidx, p.classnames, f"shipped:{dataset}.csv")
+
+
+def user_prompts(path: str) -> Prompts:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"-t prompts={path}: cannot read it ({exc}); give a CSV with columns prompt,classname,classidx") from exc
+    p = parse_prompts(text, path)
+    return Prompts(p.prompts, p.classidx, p.classnames, f"user:{Path(path).name}")
+
+
+def from_template(names: Sequence[str], template: str, source: str) -> Prompts:
+    if "{}" not in template:
+        raise DataError(f"template {template!r} has no '{{}}' for the class name")
+    return Prompts(tuple(template.format(n) for n in names), tuple(range(len(names))), tuple(names), source)
+
+
+def ensemble(base: Prompts, templates: Sequence[str]) -> Prompts:
+    """Every template x class, class-major; class names from ``base``."""
+    prompts, idx = [], []
+    for c, name in enumerate(base.classnames):
+        for t in templates:
+            prompts.append(t.replace("{c}", name))
+            idx.append(c)
+    return Prompts(tuple(prompts), tuple(idx), base.classnames, base.source + "+ensemble")
+
+
+def ensemble_templates(dataset: str) -> list[str]:
+    key = ENSEMBLE_KEY.get(dataset, dataset)
+    table = json.loads(resources.files(PROMPTS_PACKAGE).joinpath("prompts", "templates.json").read_text(encoding="utf-8"))
+    if key is None or key not in table["templates"]:
+        raise DataError(f"{dataset}: no template list for -t templates=ensemble; give your own prompts (-t prompts=FILE)")
+    return list(table["templates"][key])
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", " ").strip()
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def class_scores(row: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> np.ndarray:
+    """Per-class scores from one image's prompt scores: max (or mean) over each class's prompts."""
+    if combine == "mean":
+        return np.bincount(classidx, weights=row, minlength=n_classes) / np.bincount(classidx, minlength=n_classes)
+    out = np.full(n_classes, -np.inf)
+    np.maximum.at(out, classidx, row)
+    return out
+
+
+def decide(scores: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> tuple[int, bool]:
+    """(predicted class, tied): the first class with the top score, and whether another shares it."""
+    cs = class_scores(np.asarray(scores, dtype=np.float64).reshape(-1), classidx, n_classes, combine)
+    winners = np.flatnonzero(cs == cs.max())
+    return int(winners[0]), len(winners) > 1
+
+
+def mean_per_class(labels: np.ndarray, correct: np.ndarray, n_classes: int) -> float:
+    n = np.bincount(labels, minlength=n_classes)
+    hit = np.bincount(labels, weights=correct, minlength=n_classes)
+    present = n > 0
+    return float(np.mean(hit[present] / n[present])) if present.any() else float("nan")
+
+
+def mean_per_class_ci(labels: np.ndarray, correct: np.ndarray, n_classes: int, *, confidence: float = 0.95) -> list[float] | None:
+    """Seeded percentile bootstrap over images of mean_per_class (classes absent from a
+    resample are left out of its mean)."""
+    m = len(labels)
+    if m < 2:
+        return None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    stats = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = max(1, min(BOOTSTRAP_RESAMPLES, 2_000_000 // m))
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        b = min(chunk, BOOTSTRAP_RESAMPLES - start)
+        draw = rng.integers(0, m, size=(b, m))
+        offs = (np.arange(b)[:, None] * n_classes + labels[draw]).ravel()
+        n = np.bincount(offs, minlength=b * n_classes).reshape(b, n_classes)
+        hit = np.bincount(offs, weights=correct[draw].ravel(), minlength=b * n_classes).reshape(b, n_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats[start : start + b] = np.nanmean(np.where(n > 0, hit / np.maximum(n, 1), np.nan), axis=1)
+    alpha = (1 - confidence) / 2
+    return [float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))]
+
+
+# ------------------------------------------------------------------------------- task
+
+
+class ClassificationTask:
+    """One image x every prompt per example; top-1 and mean per-class accuracy."""
+
+    version = VERSION
+    metric_specs = METRIC_SPECS
+
+    def __init__(
+        self,
+        name: str,
+        indexed: data.Indexed,
+        prompts: Prompts,
+        *,
+        info: Mapping[str, Any],
+        combine: Literal["max", "mean"] = "max",
+        scorer_defaults: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        subset: str | None = None,
+        per_class: int | None = None,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise DataError(f"--limit {limit}: give a positive number of examples")
+        if prompts.n_classes != indexed.n_classes:
+            raise DataError(
+                f"{name}: the prompts ({prompts.source}) name {prompts.n_classes} classes but the data has {indexed.n_classes}; "
+                "classidx must cover 0..C-1 for the dataset's C classes"
+            )
+        self.name = name
+        self.indexed = indexed
+        self.prompts = prompts
+        self.combine = combine
+        self.scorer_defaults = dict(scorer_defaults or {})
+        self._classidx = np.asarray(prompts.classidx, dtype=np.int64)
+        positions = list(range(len(indexed.ids)))
+        if subset is not None:
+            positions = _read_subset(subset, len(positions))
+        if per_class is not None:
+            if per_class < 1:
+                raise DataError(f"-t per_class={per_class}: give a positive number of images per class")
+            seen: dict[int, int] = {}
+            kept = []
+            for p in positions:
+                y = indexed.labels[p]
+                if seen.get(y, 0) < per_class:
+                    seen[y] = seen.get(y, 0) + 1
+                    kept.append(p)
+            positions = kept
+        if limit is not None:
+            positions = positions[:limit]
+        self.positions = positions
+        self._label = {indexed.ids[p]: indexed.labels[p] for p in positions}
+        self._position = {indexed.ids[p]: p for p in positions}
+        self._info = {
+            "name": name,
+            "version": VERSION,
+            **dict(info),
+            "n_classes": prompts.n_classes,
+            "n_prompts": len(prompts.prompts),
+            "prompts": prompts.source,
+            "prompts_sha256": prompts.sha256()[:16],
+            "combine": combine,
+            **({"subset": Path(subset).name, "subset_sha256": _file_sha(subset)[:16]} if subset else {}),
+            **({"per_class": per_class} if per_class else {}),
+            **indexed.extra,
+            "data_fingerprint": hashlib.sha256((indexed.fingerprint + prompts.sha256()).encode()).hexdigest()[:16],
+        }
+
+    # -- Task protocol
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def metadata(self) -> dict[str, Mapping[str, Any]]:
+        return {i: self._tags(i) for i in self._label}
+
+    def _tags(self, example_id: str) -> dict[str, Any]:
+        y = self._label[example_id]
+        tags: dict[str, Any] = {"label": y, "classname": self.prompts.classnames[y]}
+        if self.indexed.files is not None:
+            tags["file"] = self.indexed.files[self._position[example_id]]
+        return tags
+
+    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
+        skip = set(skip)
+        captions = self.prompts.prompts
+        for ex_id, p in self._position.items():
+            if ex_id in skip:
+                continue
+            try:
+                image = self.indexed.load(p)
+            except DataError as exc:
+                if on_error is None:
+                    raise DataError(f"example {ex_id}: {exc}") from exc
+                on_error(ex_id, exc)
+                continue
+            yield Example(ex_id, (image,), captions, self._tags(ex_id))
+
+    def label(self, example_id: str) -> int:
+        return self._label[example_id]
+
+    def _decide(self, example_id: str, scores: np.ndarray) -> tuple[int, bool]:
+        s = check_matrix(example_id, scores, (1, len(self.prompts.prompts)))
+        return decide(s[0], self._classidx, self.prompts.n_classes, self.combine)
+
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        pred, tied = self._decide(example_id, scores)
+        return {"top1": float(not tied and pred == self._label[example_id])}
+
+    def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
+        pred, tied = self._decide(example_id, scores)
+        return {"pred": pred, **({"tie": True} if tied else {})}
+
+    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        ids = list(scores)
+        outcomes, ties, preds = {}, [], {}
+        for i in ids:
+            pred, tied = self._decide(i, scores[i])
+            preds[i] = pred
+            outcomes[i] = {"top1": float(not tied and pred == self._label[i])}
+            if tied:
+                ties.append(i)
+        labels = np.asarray([self._label[i] for i in ids], dtype=np.int64)
+        correct = np.asarray([outcomes[i]["top1"] for i in ids], dtype=np.float64)
+        C = self.prompts.n_classes
+        result = summarize(METRIC_SPECS, outcomes, tie_ids=ties, aggregates={"mean_per_class": mean_per_class(labels, correct, C)})
+        result["ci95"]["mean_per_class"] = mean_per_class_ci(labels, correct, C)
+        per_class = []
+        for c in range(C):
+            members = labels == c
+            if members.any():
+                per_class.append({"classidx": c, "classname": self.prompts.classnames[c], "n": int(members.sum()),
+                                  "top1": float(correct[members].mean())})
+        confusion: dict[str, dict[str, int]] = {}
+        for i in ids:
+            row = confusion.setdefault(str(self._label[i]), {})
+            row[str(preds[i])] = row.get(str(preds[i]), 0) + 1
+        result["per_class"] = per_class
+        result["confusion"] = confusion
+        return result
+
+
+def _file_sha(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read_subset(path: str, n: int) -> list[int]:
+    """Dataset indices from a .npy array (the reference's --subset_path) or a text file, one per line."""
+    try:
+        if path.endswith(".npy"):
+            values = np.load(path, allow_pickle=False).reshape(-1).tolist()
+        else:
+            values = [int(line) for line in Path(path).read_text().split() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"-t subset={path}: cannot read dataset indices from it ({exc}); give a .npy array or one index per line") from exc
+    bad = [v for v in values if not 0 <= int(v) < n]
+    if bad:
+        raise DataError(f"-t subset={path}: indices {bad[:5]} are outside 0..{n - 1}")
+    return [int(v) for v in values]
+
+
+# -------------------------------------------------------------------------- factories
+
+
+def _build(
+    dataset: str,
+    *,
+    data_dir: str | None,
+    split: str | None,
+    limit: int | None,
+    prompts: str | None,
+    templates: str,
+    download: bool,
+    subset: str | None,
+    per_class: int | None,
+) -> ClassificationTask:
+    split = split or SPLITS[dataset][0]
+    if split not in SPLITS[dataset]:
+        raise DataError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
+    if templates not in ("reference", "ensemble"):
+        raise DataError(f"-t templates={templates}: choose reference or ensemble")
+    if data_dir is None:
+        raise DataError(
+            f"{dataset} reads a local copy: give --data-dir DIR (torchvision's layout; "
+            + ("add -t download=true to fetch it there)" if dataset not in ("imagenet", "objectnet") else "see docs/classification.md)")
+        )
+    root = Path(data_dir).expanduser()
+    if download:
+        data.download(dataset, root, split)
+    names_from_data: list[str] | None = None
+    if dataset == "objectnet":
+        indexed, names_from_data = data.read_objectnet(root, split)
+    else:
+        reader = getattr(data, f"read_{dataset}")
+        indexed = reader(root, split)
+    if prompts is not None:
+        chosen = user_prompts(prompts)
+    elif names_from_data is not None:
+        chosen = from_template(names_from_data, "a photo of a {}.", "objectnet mappings")
+    else:
+        chosen = shipped_prompts(dataset)
+        _check_names(dataset, chosen, indexed)
+    if templates == "ensemble":
+        chosen = ensemble(chosen, ensemble_templates(dataset))
+    info = {"source": f"torchvision layout ({indexed.layout})", "dataset": dataset, "split": split, "templates": templates}
+    return ClassificationTask(
+        dataset, indexed, chosen, info=info, combine="mean" if templates == "ensemble" else "max",
+        scorer_defaults=SCORER_DEFAULTS[dataset], limit=limit, subset=subset, per_class=per_class,
+    )
+
+
+def _check_names(dataset: str, prompts: Prompts, indexed: data.Indexed) -> None:
+    """The shipped prompts' class order must be the data's own (where the data names its classes)."""
+    if indexed.class_names is None or dataset == "objectnet":
+        return
+    ours = [_norm(n) for n in prompts.classnames]
+    theirs = [_norm(n) for n in indexed.class_names]
+    # pets: our names add the species word ("Abyssinian cat" for the data's "Abyssinian")
+    same = (lambda o, t: o.startswith(t)) if dataset == "pets" else (lambda o, t: o == t)
+    bad = [k for k, (o, t) in enumerate(zip(ours, theirs)) if not same(o, t)]
+    if len(ours) != len(theirs) or bad:
+        k = bad[0] if bad else min(len(ours), len(theirs))
+        raise DataError(
+            f"{dataset}: class {k} of the data ({indexed.layout}) is {indexed.class_names[k] if k < len(theirs) else None!r} "
+            f"but the shipped prompts name it {prompts.classnames[k] if k < len(ours) else None!r}; the copy is not the "
+            "standard dataset (or a different version): give your own prompts with -t prompts=FILE"
+        )
+
+
+def cifar10(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
+            prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+            subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """CIFAR-10 test (10,000 images, 10 classes), torchvision's CIFAR10 layout."""
+    return _build("cifar10", **_kw(locals()))
+
+
+def stl10(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
+          prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+          subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """STL-10 test (8,000 images, 10 classes), torchvision's STL10 layout."""
+    return _build("stl10", **_kw(locals()))
+
+
+def pets(*, data_dir: str | None = None, split: Literal["test", "trainval"] = "test", limit: int | None = None,
+         prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+         subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """Oxford-IIIT Pet test (3,669 images, 37 breeds), torchvision's OxfordIIITPet layout."""
+    return _build("pets", **_kw(locals()))
+
+
+def flowers(*, data_dir: str | None = None, split: Literal["test", "val", "train"] = "test", limit: int | None = None,
+            prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+            subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """Flowers-102 test (6,149 images, 102 classes), torchvision's Flowers102 layout."""
+    return _build("flowers", **_kw(locals()))
+
+
+def food(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
+         prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+         subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """Food-101 test (25,250 images, 101 classes), torchvision's Food101 layout."""
+    return _build("food", **_kw(locals()))
+
+
+def aircraft(*, data_dir: str | None = None, split: Literal["test", "val", "train", "trainval"] = "test",
+             limit: int | None = None, prompts: str | None = None, templates: Templates = "reference",
+             download: bool = False, subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """FGVC Aircraft test (3,333 images, 100 variants), torchvision's FGVCAircraft layout."""
+    return _build("aircraft", **_kw(locals()))
+
+
+def imagenet(*, data_dir: str | None = None, split: Literal["val"] = "val", limit: int | None = None,
+             prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+             subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """ImageNet-1k val (50,000 images, 1000 classes): DIR/val/<wnid>/ (torchvision's ImageNet) or DIR/imagenet/val/."""
+    return _build("imagenet", **_kw(locals()))
+
+
+def objectnet(*, data_dir: str | None = None, split: Literal["test"] = "test", limit: int | None = None,
+              prompts: str | None = None, templates: Templates = "reference", download: bool = False,
+              subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+    """ObjectNet, the 113 classes it shares with ImageNet (as the reference maps them): DIR/objectnet-1.0/."""
+    return _build("objectnet", **_kw(locals()))
+
+
+def _kw(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: args[k] for k in ("data_dir", "split", "limit", "prompts", "templates", "download", "subset", "per_class")}
+
+
+def imagefolder(path: str, *, prompts: str | None = None, template: str = "a photo of a {}.", limit: int | None = None) -> ClassificationTask:
+    """Any folder of class subfolders (``--task imagefolder:DIR``): class names from the
+    folder names with ``_`` read as a space, classidx in sorted folder order (as
+    torchvision's ImageFolder), an image's id its path relative to DIR."""
+    root = Path(path).expanduser()
+    indexed = data.read_imagefolder(root)
+    if prompts is not None:
+        chosen = user_prompts(prompts)
+    else:
+        names = [c.replace("_", " ") for c in indexed.class_names or []]
+        chosen = from_template(names, template, "folder names")
+    info = {"source": "imagefolder", "folder": root.name, "template": template if prompts is None else None}
+    return ClassificationTask("imagefolder", indexed, chosen, info=info, scorer_defaults=SCORER_DEFAULTS["imagefolder"], limit=limit)
+
+
+for _name, _factory in (("cifar10", cifar10), ("stl10", stl10), ("pets", pets), ("flowers", flowers), ("food", food),
+                        ("aircraft", aircraft), ("imagenet", imagenet), ("objectnet", objectnet), ("imagefolder", imagefolder)):
+    _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is
+
+
+def offline_fixture(tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
+    """tests/test_contract_all.py's hook: a tiny copy of dataset ``name`` in its layout."""
+    from .classification_fixtures import offline_fixture as write
+
+    return write(tmp_path, name)
