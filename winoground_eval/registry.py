@@ -31,6 +31,10 @@ TASKS: dict[str, Entry] = {
         "winoground_eval.tasks.shapes:ShapesTask",
         "synthetic Winoground-style shapes (PIL, 32 px, offline); --split test (300) | heldout | val",
     ),
+    "digits": Entry(
+        "winoground_eval.tasks.digits:DigitsTask",
+        "scikit-learn's 1,797 real handwritten 8x8 digits, 10-way (offline); --split test (300) | val (300) | train (1,197)",
+    ),
 }
 
 SCORERS: dict[str, Entry] = {
@@ -70,6 +74,15 @@ SCORERS: dict[str, Entry] = {
         "winoground_eval.diffusion.presets:sd2_1", "Diffusion Classifier, stabilityai/stable-diffusion-2-1-base (SD 2.1, 512 px)"
     ),
     "sd1.5": Entry("winoground_eval.diffusion.presets:sd1_5", "Diffusion Classifier, stable-diffusion-v1-5/stable-diffusion-v1-5 (SD 1.5, 512 px)"),
+    "dit-xl-2-256": Entry(
+        "winoground_eval.diffusion.dit:dit_xl_2_256",
+        "class-conditional DiT-XL/2 (facebook/DiT-XL-2-256) as an ImageNet classifier; 250 timesteps, every class, l2",
+    ),
+    "dit-xl-2-512": Entry("winoground_eval.diffusion.dit:dit_xl_2_512", "class-conditional DiT-XL/2 at 512 px (facebook/DiT-XL-2-512)"),
+    "tiny-dit": Entry(
+        "winoground_eval.diffusion.dit:tiny_dit",
+        "the shipped tiny class-conditional pixel-space DiT trained on digits train (digits only); grid chosen on digits val",
+    ),
     "sd1.4": Entry("winoground_eval.diffusion.presets:sd1_4", "Diffusion Classifier, CompVis/stable-diffusion-v1-4 (SD 1.4, 512 px)"),
 }
 
@@ -80,6 +93,10 @@ SCORER_PREFIXES: dict[str, Entry] = {
         "open_clip:ARCH/TAG (a pretrained tag) or open_clip:ARCH/PATH (a local checkpoint file)",
     ),
     "hf-hub:": Entry("winoground_eval.baselines.clip:from_hf_hub", "hf-hub:ORG/NAME, an open_clip model on the Hugging Face Hub"),
+    "dit:": Entry(
+        "winoground_eval.diffusion.dit:from_dit_spec",
+        "dit:ID_OR_PATH, any class-conditional diffusers DiT (learned sigma) repository or local folder",
+    ),
     "diffusers:": Entry(
         "winoground_eval.diffusion.presets:from_diffusers_spec",
         "diffusers:ID_OR_PATH, any Stable-Diffusion-layout diffusers repository or local folder",

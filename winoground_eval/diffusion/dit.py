@@ -651,3 +651,30 @@ def save_dit_folder(out: str | Path, transformer: Any, scheduler: Any, *, vae: A
     }
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+# --------------------------------------------------------------------------- the shipped tiny model
+
+TINY_DIT_LABEL = "winoground_eval/weights/tiny-dit"
+# Chosen on the digits VAL split only (never test) by `python -m training.train_tiny_dit --choose-grid`;
+# see docs/dit.md for the table it printed.
+TINY_DIT_N_TIMESTEPS = 50
+TINY_DIT_T_RANGE: tuple[int, int] | None = None
+
+
+def _tiny_dit_folder() -> str:
+    from ..tiny_models import weights_dir
+
+    return str(weights_dir("tiny-dit"))
+
+
+tiny_dit = dit_preset(
+    "tiny_dit",
+    "The shipped tiny class-conditional pixel-space DiT (8x8 grey digits only), grid chosen on digits val",
+    _tiny_dit_folder,
+    TINY_DIT_LABEL,
+    hide=("revision",),
+    batch_size=500,
+    n_timesteps=TINY_DIT_N_TIMESTEPS,
+    t_range=TINY_DIT_T_RANGE,
+)
