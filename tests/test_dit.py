@@ -234,3 +234,36 @@ def test_presets_are_registered():
         params = inspect.signature(factory).parameters
         assert "loss" in params and "n_timesteps" in params
     assert inspect.signature(resolve_scorer("dit-xl-2-256")).parameters["n_timesteps"].default == 250
+
+
+# --------------------------------------------------------------------------- benchmark smoke test
+
+
+def _bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dit.py"
+    spec = importlib.util.spec_from_file_location("bench_dit", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_dit"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_dit_runs_at_tiny_settings(folder, monkeypatch, capsys):
+    bench = _bench()
+    rows = bench.main(["--model", f"dit:{folder}", "--timesteps", "8", "4", "--images", "1", "--batch-sizes", "16",
+                       "--measure-calls", "20"])
+    assert [r["n_timesteps"] for r in rows] == [8, 4]
+    assert rows[0]["calls_per_image"] == 8 * N_CLASSES and rows[0]["extrapolated"]  # 20 calls: 2 of 5 classes
+    assert rows[1]["calls_per_image"] == 4 * N_CLASSES and not rows[1]["extrapolated"]  # 20 calls: all 5 classes
+    assert "calls/image" in capsys.readouterr().out
+    # the full-size path, with the architecture shrunk so it runs here
+    monkeypatch.setattr(bench, "DIT_XL_2", dict(bench.DIT_XL_2, num_layers=1, num_attention_heads=2, attention_head_dim=8))
+    monkeypatch.setattr(bench, "SD_VAE", dict(bench.SD_VAE, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4))
+    monkeypatch.setattr(bench, "images_for", lambda scorer, n: [Image.new("RGB", (256, 256), (120, 30, 200))] * n)
+    rows = bench.main(["--model", "dit-xl-2-256", "--random-weights", "--timesteps", "2", "--images", "1",
+                       "--measure-calls", "4", "--json"])
+    assert rows[0]["classes"] == 1000 and rows[0]["calls_per_image"] == 2000 and rows[0]["extrapolated"]
