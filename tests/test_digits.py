@@ -99,3 +99,50 @@ def test_run_with_dummy(tmp_path):
     assert result["n_examples"] == 12 and "top1" in result["metrics"]
     on_disk = json.loads(next(tmp_path.rglob("result.json")).read_text())
     assert on_disk["metrics"]["top1"] == result["metrics"]["top1"]
+
+
+# --------------------------------------------------------------------------- ImageNet-V2 / ImageNet-A from --data-dir
+
+
+def _jpeg(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.new("RGB", (10, 12), colour).save(path)
+
+
+def test_imagenet_a_maps_sorted_wnids_to_its_200_indices(tmp_path):
+    from winoground_eval.tasks.imagenet_variants import IMAGENET_A_INDICES
+
+    root = tmp_path / "imagenet-a"
+    wnids = sorted(f"n{1000000 + 37 * k:08d}" for k in range(200))
+    for k, wnid in enumerate(wnids[:3]):
+        _jpeg(root / wnid / f"img{k}.jpg", (k, 0, 0))
+    for wnid in wnids[3:]:
+        (root / wnid).mkdir(parents=True)
+    with pytest.raises(DataError, match="7500|7,500|the dataset has"):
+        resolve_task("imagenet-a")(data_dir=str(tmp_path))
+    task = resolve_task("imagenet-a")(data_dir=str(tmp_path), limit=3)
+    examples = list(task.examples())
+    assert len(examples) == 3 and len(examples[0].captions) == 200
+    assert [e.tags["class"] for e in examples] == [[str(IMAGENET_A_INDICES[k])] for k in range(3)]
+    assert examples[1].captions[1] == str(IMAGENET_A_INDICES[1])
+    s = np.zeros((1, 200))
+    s[0, 1] = 1.0
+    assert task.outcomes(examples[1].id, s) == {"top1": 1.0} and task.outcomes(examples[0].id, s) == {"top1": 0.0}
+    assert task.example_info(examples[0].id, s) == {"pred": IMAGENET_A_INDICES[1]}
+    (root / "extra").mkdir()
+    with pytest.raises(DataError):
+        resolve_task("imagenet-a")(data_dir=str(tmp_path), limit=3)
+
+
+def test_imagenet_v2_labels_are_folder_indices(tmp_path):
+    root = tmp_path / "imagenetv2-matched-frequency-format-val"
+    _jpeg(root / "0" / "a.jpeg", (1, 2, 3))
+    _jpeg(root / "207" / "b.jpeg", (4, 5, 6))
+    task = resolve_task("imagenet-v2")(data_dir=str(tmp_path), limit=2)
+    examples = list(task.examples())
+    assert [e.tags["class"] for e in examples] == [["0"], ["207"]]
+    assert len(examples[0].captions) == 1000 and task.info()["data_fingerprint"]
+    with pytest.raises(DataError, match="--data-dir"):
+        resolve_task("imagenet-v2")()

@@ -35,6 +35,14 @@ TASKS: dict[str, Entry] = {
         "winoground_eval.tasks.digits:DigitsTask",
         "scikit-learn's 1,797 real handwritten 8x8 digits, 10-way (offline); --split test (300) | val (300) | train (1,197)",
     ),
+    "imagenet-v2": Entry(
+        "winoground_eval.tasks.imagenet_variants:ImageNetV2Task",
+        "ImageNet-V2 matched-frequency (10,000 images, 1,000 classes; captions are class indices) from --data-dir",
+    ),
+    "imagenet-a": Entry(
+        "winoground_eval.tasks.imagenet_variants:ImageNetATask",
+        "ImageNet-A (7,500 images, its 200 ImageNet classes; captions are class indices) from --data-dir",
+    ),
 }
 
 SCORERS: dict[str, Entry] = {
