@@ -658,8 +658,8 @@ def save_dit_folder(out: str | Path, transformer: Any, scheduler: Any, *, vae: A
 TINY_DIT_LABEL = "winoground_eval/weights/tiny-dit"
 # Chosen on the digits VAL split only (never test) by `python -m training.train_tiny_dit --choose-grid`;
 # see docs/dit.md for the table it printed.
-TINY_DIT_N_TIMESTEPS = 50
-TINY_DIT_T_RANGE: tuple[int, int] | None = None
+TINY_DIT_N_TIMESTEPS = 20
+TINY_DIT_T_RANGE: tuple[int, int] | None = (100, 500)
 
 
 def _tiny_dit_folder() -> str:
