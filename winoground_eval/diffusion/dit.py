@@ -352,7 +352,10 @@ def load_dit(model: str, *, revision: str | None = None, torch_dtype: Any = None
     ``model`` is a local folder (``transformer/``, ``scheduler/``, optional ``vae/``, as
     DiTPipeline's ``save_pretrained`` writes) or a Hub id such as facebook/DiT-XL-2-256.
     """
-    from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+    try:
+        from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+    except ImportError:
+        raise ModelLoadError("DiT scorers need diffusers >= 0.29 (DiTTransformer2DModel): pip install -U diffusers") from None
 
     folder = local_folder(model)
     if folder is not None and revision is not None:
