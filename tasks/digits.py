@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -88,7 +89,7 @@ def build_manifest() -> dict[str, Any]:
         "name": "digits",
         "version": VERSION,
         "source": SOURCE,
-        "n_images": int(len(labels)),
+        "n_images": len(labels),
         "split_rule": f"per class: numpy.random.RandomState({SPLIT_SEED}) permutation; first {PER_CLASS['test']} test, "
         f"next {PER_CLASS['val']} val, rest train",
         "seed": SPLIT_SEED,

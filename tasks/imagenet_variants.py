@@ -29,8 +29,9 @@ error unless ``--limit`` is given.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -91,15 +92,14 @@ class _FolderClassification:
         self.column = {k: i for i, k in enumerate(self.classes)}
         self.labels = {self.example_id(p): y for p, y in self.items}
 
-    # subclasses: where(), _root(), class_indices(), label_of(folder)
+    # subclasses define where(), class_indices() and label_of()
     def where(self) -> str:
         raise NotImplementedError
 
     def _root(self, data_dir: Path) -> Path:
-        for candidate in (data_dir / self.folder_names[0], data_dir):
+        for candidate in (data_dir / self.folder_names[0], data_dir):  # the dataset's own folder, or DIR itself
             if candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()):
-                if candidate == data_dir or candidate.name in self.folder_names:
-                    return candidate
+                return candidate
         raise DataError(f"{self.name}: {data_dir} is not a folder of class folders ({self.where()})")
 
     def class_indices(self) -> tuple[int, ...]:

@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from winoground_eval.errors import DataError  # noqa: E402
-from winoground_eval.registry import resolve_task  # noqa: E402
-from winoground_eval.tasks import digits  # noqa: E402
+from winoground_eval.tasks import digits
+
+from winoground_eval.errors import DataError
+from winoground_eval.registry import resolve_task
 
 
 def test_split_sizes_disjoint_and_stratified():

@@ -10,7 +10,6 @@ the module under test.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -20,9 +19,9 @@ from winoground_eval.errors import ConfigError, DataError
 
 diffusers = pytest.importorskip("diffusers")
 
-from winoground_eval.diffusion.dit import DiTScorer, combine_terms, save_dit_folder  # noqa: E402
-from winoground_eval.diffusion.scorer import noise_bank, timestep_grid  # noqa: E402
-from winoground_eval.registry import resolve_scorer  # noqa: E402
+from winoground_eval.diffusion.dit import combine_terms, save_dit_folder
+from winoground_eval.diffusion.scorer import noise_bank, timestep_grid
+from winoground_eval.registry import resolve_scorer
 
 N_CLASSES = 5
 

@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 import torch
+from winoground_eval.tasks import digits
 
 from winoground_eval.diffusion.dit import DiTScorer, combine_terms
 from winoground_eval.diffusion.scorer import scores_from_errors
-from winoground_eval.tasks import digits
 from winoground_eval.tiny_models import weights_dir
 
 
@@ -56,7 +56,7 @@ def main() -> None:
                 right = (s[np.arange(len(s)), labels] == top[:, 0]) & ((s == top).sum(axis=1) == 1)
                 row[loss] = round(float(right.mean()), 4)
             rows.append(row)
-    best = sorted(rows, key=lambda r: (-r["l2"], r["n_timesteps"], r["t_range"][0]))[0]
+    best = min(rows, key=lambda r: (-r["l2"], r["n_timesteps"], r["t_range"][0]))
     whole = next(r for r in rows if r["t_range"] == [0, 1000])
     print(f"val: {len(examples)} images, dense grid of {args.grid} timesteps scored in {minutes:.1f} min")
     print("t_range      n    l2     l1     vlb    l2+vlb")

@@ -15,7 +15,6 @@ import argparse
 
 import numpy as np
 import torch
-
 from winoground_eval.tasks import digits
 
 

@@ -28,10 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from winoground_eval.tasks import digits
 
 from training.common import Budget, seed_everything, training_parser, warmup_cosine
-from winoground_eval.diffusion.dit import GaussianTerms, DiTOptions, DiTScorer, betas_from_config, discretized_gaussian_nll, gaussian_kl, save_dit_folder
-from winoground_eval.tasks import digits
+from winoground_eval.diffusion.dit import (
+    DiTOptions,
+    DiTScorer,
+    GaussianTerms,
+    betas_from_config,
+    discretized_gaussian_nll,
+    gaussian_kl,
+    save_dit_folder,
+)
 
 ARCH = dict(num_attention_heads=4, attention_head_dim=16, in_channels=1, out_channels=2, num_layers=4,
             sample_size=8, patch_size=2, num_embeds_ada_norm=10)

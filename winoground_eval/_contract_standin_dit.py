@@ -8,8 +8,9 @@ task runs on the ``dit`` branch before the merge. The coordinator deletes it and
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -58,9 +58,10 @@ import json
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -69,7 +70,16 @@ from PIL import Image
 from ..contracts import Example, Scored
 from ..errors import ConfigError, DataError, ModelLoadError, ScoreError
 from .loading import Source, folder_fingerprint, local_folder, quiet_progress_bars
-from .scorer import _cast, DEFAULT_NOISE_BANK_SIZE, DEFAULT_NOISE_SEED, noise_bank, resolve_device, resolve_t_range, scores_from_errors, timestep_grid
+from .scorer import (
+    DEFAULT_NOISE_BANK_SIZE,
+    DEFAULT_NOISE_SEED,
+    _cast,
+    noise_bank,
+    resolve_device,
+    resolve_t_range,
+    scores_from_errors,
+    timestep_grid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -474,7 +484,7 @@ class DiTScorer:
         self._noise_on_device: torch.Tensor | None = None
 
     @classmethod
-    def from_pretrained(cls, model: str, *, revision: str | None = None, device: str | None = None, batch_size: int = 32, **options: Any) -> "DiTScorer":
+    def from_pretrained(cls, model: str, *, revision: str | None = None, device: str | None = None, batch_size: int = 32, **options: Any) -> DiTScorer:
         opts = DiTOptions(**options)
         opts.check()
         parts, source = load_dit(model, revision=revision)
