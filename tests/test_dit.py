@@ -166,6 +166,8 @@ def test_conditioning_reads_captions(folder):
     # permuting captions permutes columns; duplicates give equal columns
     perm = ["4", "2", "0", "3", "1"]
     np.testing.assert_array_equal(scorer.score(im, perm), s[:, [4, 2, 0, 3, 1]])
+    dup = scorer.score(im, ["2", "2", "4"])
+    assert dup[0, 0] == dup[0, 1] == s[0, 2] and dup[0, 2] == s[0, 4]
     with pytest.raises(DataError, match="names no class"):
         scorer.score(im, ["a photo of a cat"])
     with pytest.raises(DataError, match="classes 0..4"):
