@@ -42,3 +42,7 @@ train-tiny: setup
 	$(BIN)/python -m training.train_tiny_clip --steps 2000 --minutes 9 --out winoground_eval/weights/tiny-clip
 	$(BIN)/python -m training.choose_t_range --n 300 --grid 20
 	$(BIN)/python -m training.report_scores --splits test heldout
+# tiny-dit (digits): 2,000 steps (about 9 minutes on 1 thread), its grid chosen on val, the discriminative baselines
+	$(BIN)/python -m training.train_tiny_dit --steps 2000 --minutes 40 --out winoground_eval/weights/tiny-dit
+	$(BIN)/python -m training.choose_tiny_dit_grid --val-n 300 --grid 50
+	$(BIN)/python -m training.digits_baseline

@@ -52,6 +52,18 @@ TASKS: dict[str, Entry] = {
     "imagenet": Entry("winoground_eval.tasks.classification:imagenet", "zero-shot classification, ImageNet-1k val (1000 classes); --data-dir with val/<wnid>/"),
     "objectnet": Entry("winoground_eval.tasks.classification:objectnet", "zero-shot classification, ObjectNet's 113 ImageNet classes; --data-dir with objectnet-1.0/"),
     "shapes-classify": Entry("winoground_eval.tasks.shapes_classify:ShapesClassifyTask", "zero-shot classification view of shapes (offline): each image vs 10 colour-pair classes; --split test | heldout | val"),
+    "digits": Entry(
+        "winoground_eval.tasks.digits:DigitsTask",
+        "scikit-learn's 1,797 real handwritten 8x8 digits, 10-way (offline); --split test (300) | val (300) | train (1,197)",
+    ),
+    "imagenet-v2": Entry(
+        "winoground_eval.tasks.imagenet_variants:ImageNetV2Task",
+        "ImageNet-V2 matched-frequency (10,000 images, 1,000 classes; captions are class indices) from --data-dir",
+    ),
+    "imagenet-a": Entry(
+        "winoground_eval.tasks.imagenet_variants:ImageNetATask",
+        "ImageNet-A (7,500 images, its 200 ImageNet classes; captions are class indices) from --data-dir",
+    ),
 }
 
 # Task names with a free-form part after the prefix; the factory gets it as first argument.
@@ -109,6 +121,15 @@ SCORERS: dict[str, Entry] = {
         "winoground_eval.diffusion.presets:sd2_1", "Diffusion Classifier, stabilityai/stable-diffusion-2-1-base (SD 2.1, 512 px)"
     ),
     "sd1.5": Entry("winoground_eval.diffusion.presets:sd1_5", "Diffusion Classifier, stable-diffusion-v1-5/stable-diffusion-v1-5 (SD 1.5, 512 px)"),
+    "dit-xl-2-256": Entry(
+        "winoground_eval.diffusion.dit:dit_xl_2_256",
+        "class-conditional DiT-XL/2 (facebook/DiT-XL-2-256) as an ImageNet classifier; 250 timesteps, every class, l2",
+    ),
+    "dit-xl-2-512": Entry("winoground_eval.diffusion.dit:dit_xl_2_512", "class-conditional DiT-XL/2 at 512 px (facebook/DiT-XL-2-512)"),
+    "tiny-dit": Entry(
+        "winoground_eval.diffusion.dit:tiny_dit",
+        "the shipped tiny class-conditional pixel-space DiT trained on digits train (digits only); grid chosen on digits val",
+    ),
     "sd1.4": Entry("winoground_eval.diffusion.presets:sd1_4", "Diffusion Classifier, CompVis/stable-diffusion-v1-4 (SD 1.4, 512 px)"),
 }
 
@@ -119,6 +140,10 @@ SCORER_PREFIXES: dict[str, Entry] = {
         "open_clip:ARCH/TAG (a pretrained tag) or open_clip:ARCH/PATH (a local checkpoint file)",
     ),
     "hf-hub:": Entry("winoground_eval.baselines.clip:from_hf_hub", "hf-hub:ORG/NAME, an open_clip model on the Hugging Face Hub"),
+    "dit:": Entry(
+        "winoground_eval.diffusion.dit:from_dit_spec",
+        "dit:ID_OR_PATH, any class-conditional diffusers DiT (learned sigma) repository or local folder",
+    ),
     "diffusers:": Entry(
         "winoground_eval.diffusion.presets:from_diffusers_spec",
         "diffusers:ID_OR_PATH, any Stable-Diffusion-layout diffusers repository or local folder",
