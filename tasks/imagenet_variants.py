@@ -209,3 +209,22 @@ class ImageNetATask(_FolderClassification):
         if not (folder.startswith("n") and folder[1:].isdigit()):
             raise DataError(f"imagenet-a: folder {folder!r} is not a WordNet id such as n01498041 ({self.where()})")
         return IMAGENET_A_INDICES[folders.index(folder)]
+
+
+def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+    """tests/test_contract_all.py's hook: a tiny copy in the dataset's folder layout, PIL-drawn."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(tmp_path) / name
+    if name == "imagenet-v2":
+        folders = [root / "imagenetv2-matched-frequency-format-val" / str(k) for k in (0, 207, 999)]
+    else:  # imagenet-a: 200 WordNet-id folders, three of them with an image
+        wnids = sorted(f"n{1000000 + 37 * k:08d}" for k in range(200))
+        folders = [root / "imagenet-a" / w for w in wnids]
+    for k, folder in enumerate(folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        if k < 3:
+            Image.new("RGB", (10, 12), (40 * k, 90, 200 - 40 * k)).save(folder / f"img{k}.jpg")
+    return name, {"data_dir": str(root), "limit": 3}

@@ -33,7 +33,7 @@ class Metric:
 
 @dataclass(frozen=True)
 class Example:
-    """One benchmark item: images (PIL RGB), captions, and its tags/metadata.
+    """One benchmark item: images (PIL, in any mode: the scorer owns its preprocessing, RGB conversion included), captions, and its tags/metadata.
 
     ``comparisons`` declares which cells of the score matrix the task's metrics compare,
     as ``(metric, (j, k), (j2, k2))`` triples: cell (image j, caption k) against cell
