@@ -207,3 +207,53 @@ def test_palette_image_is_converted_after_resize_and_crop():
     assert not torch.equal(ours, converted_first)  # the order matters for such an image
     rgba = image.convert("RGBA")
     torch.testing.assert_close(preprocess_image(rgba, 16), _transform(16)(rgba), rtol=0, atol=0)
+
+
+def test_sequential_elimination_through_evaluate(folder, image):
+    scorer = from_diffusers_spec(str(folder), device="cpu", n_timesteps=40, stopping="sequential", min_timesteps=8,
+                                 round_size=8, batch_size=64)
+    calls = []
+    unet = scorer._unet
+    scorer._unet = lambda sample, *a, **k: (calls.append(len(sample)), unet(sample, *a, **k))[1]
+    [scored] = scorer.evaluate([Example("x", (image,), tuple(PROMPTS[:5]))])
+    stop = scored.info["stopping"]
+    assert stop["rule"] == "elimination" and sum(calls) == scored.info["unet_calls"] == sum(stop["timesteps"])
+    survived = np.asarray(stop["survived"])
+    best = int(np.argmax(scored.scores[0]))
+    assert survived[best] == survived.max()
+    errors = scored.arrays["errors"][0]
+    assert [int((~np.isnan(row)).sum()) for row in errors] == stop["timesteps"]
+    # a full budget (no look before the end) equals the plain scorer's errors
+    full = from_diffusers_spec(str(folder), device="cpu", n_timesteps=16, stopping="sequential", min_timesteps=16)
+    [all_of_it] = full.evaluate([Example("x", (image,), tuple(PROMPTS[:5]))])
+    plain = from_diffusers_spec(str(folder), device="cpu", n_timesteps=16).errors([image], PROMPTS[:5])
+    np.testing.assert_allclose(all_of_it.arrays["errors"], plain, rtol=1e-6, atol=1e-7)
+    assert int(np.argmax(all_of_it.scores[0])) == int(np.argmin(plain[0].mean(axis=1)))
+
+
+def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tmp_path):
+    import open_clip
+
+    from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+    from winoground_eval.registry import resolve_scorer
+
+    config_path, ckpt = write_tiny_clip(tmp_path, seed=0)
+    open_clip.add_model_config(str(config_path))
+    name = f"open_clip:{TINY_ARCH}/{ckpt}"
+    clip = resolve_scorer(name)(device="cpu", arch_config=str(config_path))
+    coarse = clip.score([image], PROMPTS)[0]
+    top = sorted(np.argsort(-coarse, kind="stable")[:3].tolist())
+    for extra in ({"n_timesteps": 4}, {"n_samples": (2, 4), "to_keep": (2, 1)}):
+        scorer = from_diffusers_spec(str(folder), device="cpu", prefilter=name, prefilter_k=3, **extra)
+        [scored] = scorer.evaluate([Example("x", (image,), tuple(PROMPTS))])
+        assert scored.info["prefilter"]["kept"] == top
+        s = scored.scores[0]
+        pruned = [i for i in range(len(PROMPTS)) if i not in top]
+        assert s[pruned].max() < s[top].min()
+        assert list(np.argsort(-s[pruned])) == list(np.argsort(-coarse[pruned], kind="stable"))
+        assert np.isnan(scored.arrays["errors"][0, pruned]).all()
+        config = scorer.config()["prefilter"]
+        assert config["scorer"] == name and config["k"] == 3 and config["config"] == clip.config()
+    assert scored.info["unet_calls"] == 3 * 2 + 2 * 2
+    with pytest.raises(ConfigError, match="prefilter"):
+        from_diffusers_spec(str(folder), device="cpu", prefilter_k=3)
