@@ -257,3 +257,8 @@ def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tmp_
     assert scored.info["unet_calls"] == 3 * 2 + 2 * 2
     with pytest.raises(ConfigError, match="prefilter"):
         from_diffusers_spec(str(folder), device="cpu", prefilter_k=3)
+
+
+def test_a_grid_too_large_for_the_window_names_n_samples(folder):
+    with pytest.raises(ConfigError, match="n_samples=50,500.*num_train_timesteps"):
+        from_diffusers_spec(str(folder), device="cpu", n_samples=(50, 500), to_keep=(5, 1), t_range=(250, 650))

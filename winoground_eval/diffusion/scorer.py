@@ -290,8 +290,16 @@ class DiffusionScorer:
 
         self.t_range = resolve_t_range(opts.t_range, self.num_train_timesteps)
         self.n_timesteps = opts.grid_size  # max(n_samples) with adaptive stages
-        self.timesteps = timestep_grid(self.n_timesteps, self.num_train_timesteps, self.t_range)
-        check_noise_bank(self.n_timesteps, opts.noise_bank_size)
+        try:
+            self.timesteps = timestep_grid(self.n_timesteps, self.num_train_timesteps, self.t_range)
+            check_noise_bank(self.n_timesteps, opts.noise_bank_size)
+        except ConfigError as exc:
+            if not opts.n_samples:
+                raise
+            raise ConfigError(
+                f"option n_samples={','.join(map(str, opts.n_samples))}: the adaptive grid has max(n_samples) = "
+                f"{self.n_timesteps} timesteps; {exc}"
+            ) from None
         self.stages = adaptive_plan(opts.n_samples, opts.to_keep)[1] if opts.n_samples else None
         self.noise_seed = opts.noise_seed
         self.noise_bank_size = opts.noise_bank_size
