@@ -39,7 +39,6 @@ from PIL import Image
 
 from ..contracts import Example, Scored
 from ..errors import ConfigError, DataError, ScoreError
-from . import grid as grid_mod
 from . import sequential
 from .conditioning import Conditioning, TextConditioning
 from .grid import (  # re-exported: report.py and timestep_select.py import them from here
