@@ -262,3 +262,60 @@ def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tmp_
 def test_a_grid_too_large_for_the_window_names_n_samples(folder):
     with pytest.raises(ConfigError, match="n_samples=50,500.*num_train_timesteps"):
         from_diffusers_spec(str(folder), device="cpu", n_samples=(50, 500), to_keep=(5, 1), t_range=(250, 650))
+
+
+class _TableConditioning:
+    """A stand-in for a class-label conditioning: a fixed random table of embeddings, one per
+    class name (the Conditioning protocol, nothing else)."""
+
+    uncond_key = "<null>"
+
+    def __init__(self, names, width=32, length=77):
+        self.names = [*names, self.uncond_key]
+        self.table = torch.randn(len(self.names), length, width, generator=torch.Generator().manual_seed(0))
+
+    def embed(self, keys):
+        from winoground_eval.errors import DataError
+
+        missing = [k for k in keys if k not in self.names]
+        if missing:
+            raise DataError(f"not a class name: {missing[0]!r}")
+        return self.table[[self.names.index(k) for k in keys]]
+
+    def model_kwargs(self, embeddings):
+        return {"encoder_hidden_states": embeddings}
+
+    def to(self, device, dtype):
+        self.table = self.table.to(device=device, dtype=dtype)
+
+    def clear(self):
+        pass
+
+    def config(self):
+        return {"classes": len(self.names) - 1}
+
+    def components(self):
+        return {"classes": None}
+
+
+def test_any_conditioning_serves_every_mode(folder, image):
+    from winoground_eval.diffusion.conditioning import Conditioning
+    from winoground_eval.diffusion.loading import load_components
+    from winoground_eval.diffusion.scorer import DiffusionScorer
+
+    components, source = load_components(str(folder))
+    names = ["cat", "dog", "bird", "fish"]
+    conditioning = _TableConditioning(names)
+    assert isinstance(conditioning, Conditioning)
+    base = dict(unet=components["unet"], scheduler=components["scheduler"], vae=components["vae"],
+                conditioning=conditioning, source=source, device="cpu")
+    ex = Example("x", (image,), tuple(names))
+    for options in ({"n_timesteps": 4, "normalize": "uncond"}, {"n_samples": (2, 4), "to_keep": (2, 1)},
+                    {"n_timesteps": 16, "stopping": "sequential", "min_timesteps": 4, "round_size": 4}):
+        scorer = DiffusionScorer(**base, **options)
+        [scored] = scorer.evaluate([ex])
+        assert scored.scores.shape == (1, 4) and np.isfinite(scored.scores).all()
+        assert scorer.config()["classes"] == 4 and "max_length" not in scorer.config()
+    plain = DiffusionScorer(**base, n_timesteps=4)
+    errors = plain.errors([image], names)
+    assert errors.shape == (1, 4, 4) and not np.allclose(errors[0, 0], errors[0, 1])
