@@ -119,7 +119,7 @@ def make_scorer(model: str, device: torch.device, **options: Any) -> DiffusionSc
     if model == "random":
         return DiffusionScorer(**tiny_components(seed=0), device=str(device), **options)
     if model == "shipped":
-        from winoground_eval.tiny_models import weights_dir
+        from winoground_eval.baselines.tiny_models import weights_dir
 
         model = str(weights_dir("tiny-diffusion"))
     return DiffusionScorer.from_pretrained(model, device=str(device), **options)

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.run_dir is None:
         if args.model is None:
-            from winoground_eval.tiny_models import weights_dir
+            from winoground_eval.baselines.tiny_models import weights_dir
 
             args.model = str(weights_dir("tiny-diffusion"))
         run_dir = full_budget_run(args)

@@ -66,3 +66,22 @@ def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
     text = report["results"]["text"]
     assert text["n_examples"] == 2 and text["calls_full_needed"] == 4 * 40
     assert 0 < text["calls_stopping"] <= text["calls_full_needed"]
+
+
+def test_bench_classify_runs_at_tiny_settings(capsys):
+    bench_c = _load("bench_classify")
+    argv = ["--limit", "2", "--schedule", "2,4/2,1", "--sequential", "8", "--min-timesteps", "4", "--round-size", "2", "--json"]
+    assert bench_c.main(argv) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    fixed, seq = report["rows"]
+    n = report["n_candidates_mean"]
+    assert fixed["unet_calls_per_image"] == n * 2 + 2 * 2  # the plan: all candidates at 2, two of them at 2 more
+    assert 4 * 2 <= seq["unet_calls_per_image"] <= 8 * n
+    assert all(0 <= r["accuracy"] <= 1 and r["n_images"] == 2 for r in report["rows"])
+    from winoground_eval.tasks.shapes import make_spec
+
+    spec = make_spec("test", 0)
+    cands = bench_c.candidates(spec)
+    assert cands[0] == spec.captions()[0] and spec.captions()[1] in cands and len(set(cands)) == len(cands) >= 5

@@ -436,7 +436,7 @@ def test_shapes_classify_manifest_guards(monkeypatch):
 def test_tiny_clip_on_shapes_classify_beats_chance_by_far():
     """Guard: the shipped tiny-clip on the first 100 val images (measured 0.70; chance 0.10)."""
     from winoground_eval.contracts import evaluate_examples
-    from winoground_eval.tiny_models import tiny_clip
+    from winoground_eval.baselines.tiny_models import tiny_clip
     from winoground_eval.tasks import shapes_classify as sc
 
     task = sc.ShapesClassifyTask(split="val", limit=100)

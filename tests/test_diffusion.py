@@ -312,27 +312,7 @@ def test_unavailable_weights_fail_fast_with_the_model_id(tmp_path, monkeypatch, 
         from_diffusers_spec(str(broken), device="cpu")
 
 
-# ---------------------------------------------------------------- adaptive many-caption mode
-
-
-def test_adaptive_keeps_the_best_captions_and_reuses_timesteps(loaded, images):
-    scorer = make(loaded, n_timesteps=4, batch_size=16)
-    captions = [*CAPTIONS, "a red square", "two birds"]
-    result = scorer.adaptive(images[0], captions, stages=[(2, 2), (4, 1)])
-    assert len(result.ranking) == 1 and result.best == result.ranking[0]
-    assert result.timesteps.tolist() == scorer.timesteps.tolist()
-    # stage 1: grid positions 1 and 3 for all 5 captions; stage 2: positions 0 and 2 for 2
-    assert result.unet_calls == 5 * 2 + 2 * 2
-    evaluated = ~np.isnan(result.errors)
-    assert evaluated[:, [1, 3]].all() and evaluated.sum() == 14
-    # noise draw i belongs to grid timestep i, so the errors equal the full-grid ones
-    full = scorer.errors([images[0]], captions)[0]
-    np.testing.assert_allclose(result.errors[evaluated], full[evaluated], rtol=1e-5, atol=1e-6)
-    first_stage = np.argsort(full[:, [1, 3]].astype(np.float64).mean(1), kind="stable")[:2]
-    assert set(np.flatnonzero(evaluated.all(axis=1))) == set(first_stage)
-    assert result.best == first_stage[np.argmin(full[first_stage].astype(np.float64).mean(1))]
-    with pytest.raises(ConfigError):
-        scorer.adaptive(images[0], captions, stages=[(2, 6)])
+# adaptive stages: tests/test_diffusion_adaptive.py
 
 
 def test_components_constructor_matches_from_pretrained(models, images, scorer):

@@ -199,3 +199,46 @@ def test_a_cap_stops_open_comparisons_there():
     assert (~np.isnan(r.errors)).sum(-1).max() <= 40
     assert r.unet_calls <= 4 * 40 and "cap" in {o.stop for o in r.outcomes}
     assert np.isfinite(r.scores).all()
+
+
+# ---------------------------------------------------------------- sequential elimination (1 x N)
+
+
+def test_elimination_drops_clearly_worse_candidates_early_and_keeps_the_best():
+    from winoground_eval.diffusion.grid import adaptive_scores
+    from winoground_eval.diffusion.sequential import Plan, run_elimination
+
+    rng = np.random.default_rng(0)
+    n_grid = 200
+    t = np.linspace(0, 1, n_grid)
+    base = 1.0 + np.sin(3 * t)  # shared by all candidates (a timestep effect), cancels in paired differences
+    offsets = np.array([0.0, 0.002, 0.3, 0.5, 0.8])  # candidate 0 best, 1 nearly tied, 2..4 clearly worse
+    errors = base[None] + offsets[:, None] + 0.01 * rng.standard_normal((5, n_grid))
+    asked = []
+
+    def evaluate(alive, idx):
+        asked.append((list(alive), len(idx)))
+        return errors[np.asarray(alive)][:, idx]
+
+    plan = Plan(n_grid, confidence=0.99, min_timesteps=10, round_size=10)
+    result = run_elimination(plan, 5, evaluate)
+    assert result.unet_calls == sum(len(a) * n for a, n in asked)
+    assert set(asked[1][0]) <= {0, 1}  # the clearly worse ones were gone after the first look
+    assert result.n_evaluated[2:].max() == plan.looks[0]
+    assert result.unet_calls < 5 * n_grid / 2
+    scores = adaptive_scores(result.survived, result.mean_errors)
+    assert int(np.argmax(scores)) in result.remaining and np.argmax(scores) == 0
+    assert list(np.argsort(-scores)[2:]) == [2, 3, 4]  # dropped together: ordered by their mean error
+    # evaluated entries are the errors given; the rest NaN
+    ok = ~np.isnan(result.errors)
+    np.testing.assert_array_equal(result.errors[ok], errors.astype(np.float32)[ok])
+
+
+def test_elimination_with_equal_candidates_runs_the_full_budget():
+    from winoground_eval.diffusion.sequential import Plan, run_elimination
+
+    n_grid = 40
+    errors = np.tile(np.linspace(1, 2, n_grid), (3, 1))
+    plan = Plan(n_grid, min_timesteps=10, round_size=10)
+    result = run_elimination(plan, 3, lambda alive, idx: errors[np.asarray(alive)][:, idx])
+    assert result.unet_calls == 3 * n_grid and sorted(result.remaining) == [0, 1, 2]

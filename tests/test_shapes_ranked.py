@@ -111,7 +111,7 @@ def test_through_the_runner(tmp_path):
 
 def test_the_shipped_tiny_clip_answers_it(tmp_path):
     """Guard: the shipped tiny-clip on 100 test examples (measured 99% on all 300)."""
-    from winoground_eval.tiny_models import tiny_clip
+    from winoground_eval.baselines.tiny_models import tiny_clip
 
     task, scorer = ShapesRankedTask(limit=100), tiny_clip(device="cpu")
     spec = RunSpec("shapes-ranked", "tiny-clip", tmp_path, limit=100)
@@ -125,7 +125,7 @@ def test_the_shipped_tiny_diffusion_answers_it(tmp_path):
 
     Over all 300 it beats the colour negative on 98.7% and the shape negative on 100%
     (and the relation / order negatives on only 56% / 55%: its known order weakness)."""
-    from winoground_eval.tiny_models import tiny_diffusion
+    from winoground_eval.baselines.tiny_models import tiny_diffusion
 
     task, scorer = ShapesRankedTask(limit=12), tiny_diffusion(device="cpu")
     spec = RunSpec("shapes-ranked", "tiny-diffusion", tmp_path, limit=12)

@@ -15,7 +15,7 @@ import pytest
 
 from winoground_eval.contracts import evaluate_examples
 from winoground_eval.tasks.shapes import ShapesTask
-from winoground_eval.tiny_models import TINY_CLIP_ARCH, tiny_clip, tiny_diffusion, weights_dir
+from winoground_eval.baselines.tiny_models import TINY_CLIP_ARCH, tiny_clip, tiny_diffusion, weights_dir
 
 N_EXAMPLES = 48  # the first 48 test examples: 16 of each kind
 
@@ -83,3 +83,25 @@ def test_swapping_the_captions_swaps_the_decision():
             s = scorer.score(ex.images, ex.captions)
             s_swapped = scorer.score(ex.images, ex.captions[::-1])
             assert s_swapped == pytest.approx(s[:, ::-1], rel=1e-5, abs=1e-7)
+
+
+def test_run_configs_do_not_depend_on_where_the_weights_are(tmp_path, monkeypatch):
+    """Two copies of the package weights in two folders give the same configs (issue 15)."""
+    import shutil
+
+    from winoground_eval.baselines import tiny_models
+
+    configs = []
+    for copy in ("a", "b"):
+        root = tmp_path / copy / "winoground_eval" / "weights"
+        for name in ("tiny-clip", "tiny-diffusion"):
+            shutil.copytree(weights_dir(name), root / name)
+        monkeypatch.setattr(tiny_models, "weights_dir", lambda name, root=root: root / name)
+        clip_config = tiny_clip(device="cpu").config()
+        diffusion_config = tiny_diffusion(device="cpu").config()
+        assert str(tmp_path) not in json.dumps(clip_config) + json.dumps(diffusion_config)
+        configs.append((clip_config, diffusion_config))
+    assert configs[0] == configs[1]
+    clip_config = configs[0][0]
+    assert clip_config["weights"]["checkpoint"] == f"winoground_eval/weights/tiny-clip/{TINY_CLIP_ARCH}.safetensors"
+    assert len(clip_config["weights"]["sha256"]) == 64

@@ -25,7 +25,7 @@ from winoground_eval.tasks import digits
 
 from winoground_eval.diffusion.dit import DiTScorer, combine_terms
 from winoground_eval.diffusion.scorer import scores_from_errors
-from winoground_eval.tiny_models import weights_dir
+from winoground_eval.baselines.tiny_models import weights_dir
 
 
 def main() -> None:

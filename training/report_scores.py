@@ -28,7 +28,7 @@ def _table(m: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from winoground_eval.diffusion.scorer import scores_from_errors
-    from winoground_eval.tiny_models import tiny_clip, tiny_diffusion
+    from winoground_eval.baselines.tiny_models import tiny_clip, tiny_diffusion
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--splits", nargs="+", default=["test", "heldout"])

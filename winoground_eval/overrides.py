@@ -59,7 +59,9 @@ def coerce(key: str, raw: str, annotation: Any) -> Any:
             try:
                 return coerce(key, raw, arg)
             except ConfigError as exc:
-                errors.append(str(exc))
+                errors.append(str(exc).removeprefix(f"option {key}={raw!r}: "))  # the prefix once
+        if type(None) in args:
+            errors.append("or none")
         raise ConfigError(f"option {key}={raw!r}: " + "; ".join(errors))
     if origin is Literal:
         choices = [str(a) for a in args]

@@ -90,11 +90,11 @@ SCORERS: dict[str, Entry] = {
         "chance baseline for tests and plumbing: deterministic pseudo-random scores (SHA-256 of image and caption), no ties",
     ),
     "tiny-diffusion": Entry(
-        "winoground_eval.tiny_models:tiny_diffusion",
+        "winoground_eval.baselines.tiny_models:tiny_diffusion",
         "the shipped tiny trained pixel-space diffusion model (shapes only), t_range chosen on shapes val",
     ),
     "tiny-clip": Entry(
-        "winoground_eval.tiny_models:tiny_clip", "the shipped tiny trained open_clip model (shapes only)"
+        "winoground_eval.baselines.tiny_models:tiny_clip", "the shipped tiny trained open_clip model (shapes only)"
     ),
     "clip-vit-b32": Entry("winoground_eval.baselines.clip:clip_vit_b32", "CLIP ViT-B/32, OpenAI weights (open_clip ViT-B-32/openai)"),
     "clip-vit-l14": Entry(

@@ -3,25 +3,31 @@
 :class:`DiffusionScorer` is built from diffusers/transformers components or loaded with
 :meth:`DiffusionScorer.from_pretrained`; the registry's factories live in
 :mod:`.presets`, tiny random components for tests and benchmarks in :mod:`.tiny`.
-Names are imported lazily, so that the numpy-only :mod:`.grid` (used by the results
-commands) does not load torch.
+Its options are the fields of :class:`.options.DiffusionOptions`. The numpy-only parts
+(:mod:`.grid`, :mod:`.sequential`, :mod:`.options`) import no torch; the names below are
+loaded lazily, so ``from winoground_eval.diffusion import scores_from_errors`` stays light.
 """
 
-import importlib
+from __future__ import annotations
 
-_LAZY = {
-    "AdaptiveResult": ".scorer",
-    "DiffusionScorer": ".scorer",
-    "noise_bank": ".scorer",
-    "preprocess_image": ".scorer",
-    "scores_from_errors": ".grid",
-    "timestep_grid": ".grid",
+import importlib
+from typing import Any
+
+_WHERE = {
+    "AdaptiveResult": "scorer",
+    "DiffusionScorer": "scorer",
+    "noise_bank": "scorer",
+    "preprocess_image": "scorer",
+    "scores_from_errors": "grid",
+    "timestep_grid": "grid",
+    "resolve_t_range": "grid",
+    "DiffusionOptions": "options",
 }
 
-__all__ = list(_LAZY)
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -676,7 +676,7 @@ TINY_DIT_T_RANGE: tuple[int, int] | None = (100, 500)
 
 
 def _tiny_dit_folder() -> str:
-    from ..tiny_models import weights_dir
+    from ..baselines.tiny_models import weights_dir
 
     return str(weights_dir("tiny-dit"))
 

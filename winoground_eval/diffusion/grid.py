@@ -1,8 +1,11 @@
-"""The timestep grid and scores from stored per-timestep errors: numpy only, so that
-results commands (report, choose-timesteps) re-aggregate diffusion runs without torch."""
+"""The timestep grid, the adaptive stages' plan, and scores from stored errors (numpy only).
+
+Nothing here imports torch, so reading and re-aggregating finished runs stays light.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +20,10 @@ def resolve_t_range(t_range: tuple[int, int] | None, num_train_timesteps: int = 
         return (0, num_train_timesteps)
     lo, hi = (int(t) for t in t_range)
     if not 0 <= lo < hi <= num_train_timesteps:
-        raise ConfigError(f"option t_range={lo},{hi}: need 0 <= lo < hi <= {num_train_timesteps} (the window [lo, hi))")
+        raise ConfigError(
+            f"option t_range={lo},{hi}: need 0 <= lo < hi <= {num_train_timesteps} "
+            f"(the window [lo, hi) of the model's {num_train_timesteps}-step schedule), e.g. t_range=250,650"
+        )
     return (lo, hi)
 
 
@@ -25,13 +31,107 @@ def timestep_grid(n_timesteps: int, num_train_timesteps: int = 1000, t_range: tu
     """The reference grid: ``t_i = lo + interval // 2 + i * interval``, ``interval = (hi - lo) // n``.
 
     ``t_range = (lo, hi)`` restricts the grid to the window ``[lo, hi)``; None is the whole
-    schedule ``(0, T)``, which gives the reference code's ``range(interval // 2, T, interval)``.
+    schedule ``(0, T)``, which gives the reference code's
+    ``list(range(T // n // 2, T, T // n))[:n]`` (``eval_prob_adaptive``'s ``t_to_eval``).
     """
     lo, hi = resolve_t_range(t_range, num_train_timesteps)
     if not 1 <= n_timesteps <= hi - lo:
-        raise ConfigError(f"option n_timesteps={n_timesteps}: choose 1..{hi - lo} (the timesteps in [{lo}, {hi}))")
+        window = "the model's schedule" if (lo, hi) == (0, num_train_timesteps) else f"t_range [{lo}, {hi})"
+        raise ConfigError(
+            f"option n_timesteps={n_timesteps}: the grid cannot have more timesteps than {window} holds "
+            f"({hi - lo}; num_train_timesteps={num_train_timesteps}); choose 1..{hi - lo}"
+        )
     interval = (hi - lo) // n_timesteps
     return lo + interval // 2 + interval * np.arange(n_timesteps, dtype=np.int64)
+
+
+def check_noise_bank(n_grid: int, noise_bank_size: int) -> None:
+    """ConfigError when the grid has more timesteps than the bank has draws."""
+    if noise_bank_size < n_grid:
+        raise ConfigError(
+            f"option noise_bank_size={noise_bank_size} is smaller than the grid ({n_grid} timesteps); "
+            f"each grid timestep needs its own noise draw: use noise_bank_size={n_grid} or more, or fewer timesteps"
+        )
+
+
+# --------------------------------------------------------------------------- adaptive stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One adaptive stage: the grid positions it evaluates that no earlier stage did (in
+    grid order), and how many candidates it keeps."""
+
+    positions: tuple[int, ...]
+    keep: int
+
+
+def stage_positions(n_grid: int, n_samples: int) -> list[int]:
+    """The reference's evenly spaced subset of ``n_samples`` of a grid of ``n_grid``:
+    ``t_to_eval[step // 2 :: step][:n_samples]`` with ``step = n_grid // n_samples``."""
+    if not 1 <= n_samples <= n_grid:
+        raise ConfigError(f"option n_samples: each stage needs 1..{n_grid} timesteps, not {n_samples}")
+    step = n_grid // n_samples
+    return list(range(step // 2, n_grid, step))[:n_samples]
+
+
+def adaptive_plan(n_samples: Sequence[int], to_keep: Sequence[int]) -> tuple[int, list[Stage]]:
+    """(grid size = max(n_samples), the stages), as ``eval_prob_adaptive`` runs them.
+
+    Positions already evaluated by an earlier stage are skipped (their errors are reused).
+    """
+    if len(n_samples) != len(to_keep) or not n_samples:
+        raise ConfigError("options n_samples and to_keep need one value per stage (equal lengths)")
+    n_grid = max(n_samples)
+    seen: set[int] = set()
+    stages = []
+    for n, keep in zip(n_samples, to_keep):
+        new = [p for p in stage_positions(n_grid, n) if p not in seen]
+        seen.update(new)
+        stages.append(Stage(tuple(new), int(keep)))
+    return n_grid, stages
+
+
+def noise_draws(stages: Sequence[Stage], n_grid: int) -> np.ndarray:
+    """(n_grid,) the noise draw index of each grid position: the reference's ``noise_idx``
+    counts timesteps in the order they are first evaluated (stage by stage, in grid order
+    within a stage); -1 for positions no stage evaluates."""
+    draws = np.full(n_grid, -1, dtype=np.int64)
+    count = 0
+    for stage in stages:
+        for p in stage.positions:
+            draws[p] = count
+            count += 1
+    return draws
+
+
+def planned_unet_calls(stages: Sequence[Stage], n_candidates: int) -> int:
+    """UNet evaluations the stages spend on ``n_candidates`` (one image)."""
+    alive, calls = n_candidates, 0
+    for stage in stages:
+        calls += alive * len(stage.positions)
+        alive = min(alive, stage.keep)
+    return calls
+
+
+def adaptive_scores(level: np.ndarray, mean_error: np.ndarray) -> np.ndarray:
+    """(n,) scores that order candidates as the adaptive stages ranked them.
+
+    ``level``: how many stages the candidate survived (0 = pruned after the first; -1 =
+    removed by a prefilter before any stage); ``mean_error``: its mean error over the
+    timesteps it was evaluated at (NaN for prefiltered ones). The score is
+    ``level + 1 / (1 + mean_error)``: a candidate that survived more stages ranks higher,
+    and among those pruned at the same stage (evaluated at the same timesteps), the lower
+    mean error ranks higher; errors are non-negative, so the second term lies in (0, 1].
+    Prefiltered candidates score ``-1 - rank / n`` with their prefilter rank.
+    """
+    level = np.asarray(level, dtype=np.float64)
+    m = np.asarray(mean_error, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return level + 1.0 / (1.0 + m)
+
+
+# --------------------------------------------------------------------------- scores
 
 
 def scores_from_errors(

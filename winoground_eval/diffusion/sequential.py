@@ -492,6 +492,81 @@ def run_sequential(
     return SequentialResult(errors, tuple(outcomes[i] for i in sorted(outcomes)), evaluated, calls)
 
 
+# --------------------------------------------------------------------------- elimination (1 x N)
+
+
+@dataclass(frozen=True)
+class EliminationResult:
+    """Sequential elimination of one image's candidates.
+
+    ``errors``: (n, N) float32, NaN where not evaluated; ``survived``: per candidate, the
+    looks it survived (len(looks) for the ones left at the end); ``mean_errors``: its
+    stratified mean error over the positions it has; ``n_evaluated``: grid points evaluated.
+    """
+
+    errors: np.ndarray
+    survived: np.ndarray
+    mean_errors: np.ndarray
+    n_evaluated: np.ndarray
+    unet_calls: int
+
+    @property
+    def remaining(self) -> list[int]:
+        top = self.survived.max()
+        return [int(c) for c in np.flatnonzero(self.survived == top)]
+
+
+def run_elimination(
+    plan: Plan, n_candidates: int, evaluate: Callable[[Sequence[int], np.ndarray], np.ndarray]
+) -> EliminationResult:
+    """Evaluate the live candidates of one image round by round along ``plan.order``; at each
+    look drop every candidate confidently worse than the current best.
+
+    The current best is the live candidate with the lowest estimated mean error. For each
+    other live candidate c the paired differences ``d_i = error_c(i) - error_best(i)`` (the
+    same timesteps and noise draws: live candidates share the evaluated prefix) give the
+    :class:`Estimate` of the full-budget difference, and c is dropped when
+    ``plan.verdict`` settles it (``settled``, or ``futile`` with futility on): the
+    same rule, boundary and confidence as the pairwise comparisons. It stops when one
+    candidate is left or at the cap. ``evaluate(candidates, grid_indices)`` returns their
+    (len(candidates), len(grid_indices)) errors.
+    """
+    n_grid = plan.n_grid
+    errors = np.full((n_candidates, n_grid), np.nan, dtype=np.float32)
+    survived = np.zeros(n_candidates, dtype=np.int64)
+    n_evaluated = np.zeros(n_candidates, dtype=np.int64)
+    alive = list(range(n_candidates))
+    calls, prev = 0, 0
+    for look_i, look in enumerate(plan.looks):
+        grid_idx = plan.order[prev:look]
+        if len(grid_idx):
+            values = np.asarray(evaluate(alive, grid_idx), dtype=np.float32).reshape(len(alive), len(grid_idx))
+            for c, row in zip(alive, values):
+                errors[c, grid_idx] = row
+            n_evaluated[alive] = look
+            calls += len(alive) * len(grid_idx)
+        prev = look
+        positions = plan.order[:look]
+        means = stratified_mean(errors[alive].astype(np.float64))
+        best = alive[int(np.argmin(means))]
+        dropped = []
+        if look < n_grid:
+            for c in alive:
+                if c == best:
+                    continue
+                d = errors[c, positions].astype(np.float64) - errors[best, positions].astype(np.float64)
+                est = estimate(positions, d, n_grid)
+                if est.mean > 0 and plan.verdict(est) in ("settled", "futile"):
+                    dropped.append(c)
+        survived[dropped] = look_i
+        alive = [c for c in alive if c not in dropped]
+        survived[alive] = look_i + 1
+        if len(alive) == 1:
+            break
+    mean_errors = stratified_mean(errors.astype(np.float64))
+    return EliminationResult(errors, survived, mean_errors, n_evaluated, calls)
+
+
 # --------------------------------------------------------------------------- replaying stored errors
 
 

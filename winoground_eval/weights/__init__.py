@@ -1,1 +1,1 @@
-"""The shipped tiny trained models (data only): one folder per model, read by winoground_eval.tiny_models."""
+"""The shipped tiny trained models (data only): one folder per model, read by winoground_eval.baselines.tiny_models."""

@@ -8,6 +8,9 @@ Their weights live in ``winoground_eval/weights/`` (written by ``training/``; se
 - ``tiny-clip``: an open_clip architecture JSON plus a safetensors checkpoint, loaded by
   :func:`winoground_eval.baselines.clip.from_open_clip_spec`.
 
+Both record the shipped weights by their place in the package plus a content fingerprint
+(never this checkout's absolute path), so run ids are the same in every clone.
+
 They know only the shapes world; on anything else their scores mean nothing.
 """
 
@@ -17,8 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from .diffusion.presets import with_defaults
-from .errors import ModelLoadError
+from ..diffusion.presets import with_defaults
+from ..errors import ModelLoadError
 
 DType = Literal["float32", "float16", "bfloat16"]
 
@@ -27,6 +30,7 @@ TINY_CLIP_ARCH = "tiny-clip-shapes"
 TINY_DIFFUSION_T_RANGE: tuple[int, int] = (250, 650)
 TINY_DIFFUSION_N_TIMESTEPS = 10
 TINY_DIFFUSION_LABEL = "winoground_eval/weights/tiny-diffusion"
+TINY_CLIP_LABEL = f"winoground_eval/weights/tiny-clip/{TINY_CLIP_ARCH}.safetensors"
 
 
 def weights_dir(name: str) -> Path:
@@ -78,15 +82,23 @@ run config like every other scorer option; ``t_range=None`` uses the whole sched
 
 
 def tiny_clip(*, device: str | None = None, dtype: DType | None = None, batch_size: int = 256) -> Any:
-    """The shipped tiny open_clip model (ViT 32 px, 4 layers; text 2 layers), trained contrastively on shapes."""
-    from .baselines.clip import from_open_clip_spec
+    """The shipped tiny open_clip model (ViT 32 px, 4 layers; text 2 layers), trained contrastively on shapes.
+
+    Its config records the checkpoint as ``winoground_eval/weights/tiny-clip/...`` with the
+    file's sha256, not the absolute path of this checkout."""
+    from .clip import from_open_clip_spec
 
     root = weights_dir("tiny-clip")
     checkpoint = root / f"{TINY_CLIP_ARCH}.safetensors"
-    return from_open_clip_spec(
+    scorer = from_open_clip_spec(
         f"{TINY_CLIP_ARCH}/{checkpoint}",
         arch_config=str(root / f"{TINY_CLIP_ARCH}.json"),
         device=device,
         dtype=dtype,
         batch_size=batch_size,
     )
+    weights = dict(scorer.source.get("weights") or {})
+    if "sha256" not in weights:  # the content fingerprint stands in for the path; never drop both
+        raise ModelLoadError(f"the open_clip loader recorded no sha256 for {checkpoint}; cannot identify the shipped tiny-clip")
+    scorer.source = {**scorer.source, "weights": {**weights, "checkpoint": TINY_CLIP_LABEL}}
+    return scorer

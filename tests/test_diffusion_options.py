@@ -1,0 +1,123 @@
+"""The options dataclass is the single statement of the diffusion scorer's options: run
+configs are unchanged by it, factories' signatures come from it, numpy parts import no torch."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from winoground_eval import registry
+from winoground_eval.diffusion.options import DiffusionOptions, option_fields
+from winoground_eval.errors import ConfigError
+from winoground_eval.overrides import options_of, parse_overrides
+
+DATA = Path(__file__).parent / "data" / "diffusion_configs.json"
+
+# The configs recorded before the options moved into DiffusionOptions (tests/data/diffusion_configs.json,
+# written by the pre-refactor code): run ids hash these, so they must not change.
+CASES = {
+    "defaults": {},
+    "sequential": {"stopping": "sequential", "n_timesteps": 100},
+    "options": {"n_timesteps": 50, "t_range": (100, 900), "loss": "l1", "normalize": "uncond", "interpolation": "bilinear",
+                "noise_seed": 3, "noise_bank_size": 2000, "resolution": 32},
+    "seq2": {"stopping": "sequential", "n_timesteps": 200, "confidence": 0.95, "max_timesteps": 100, "futility": False,
+             "decide": "text", "round_size": 10, "min_timesteps": 10},
+}
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return json.loads(DATA.read_text())
+
+
+def test_configs_equal_the_recorded_ones(tmp_path, recorded):
+    from winoground_eval.diffusion.presets import from_diffusers_spec
+    from winoground_eval.diffusion.tiny import write_tiny_sd
+
+    folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
+    for name, options in CASES.items():
+        config = from_diffusers_spec(str(folder), device="cpu", **options).config()
+        assert config["model"] == str(folder)
+        assert {**config, "model": "<folder>"} == recorded[f"tiny_sd:{name}"], name
+    tiny = registry.resolve_scorer("tiny-diffusion")
+    assert tiny(device="cpu").config() == recorded["tiny-diffusion"]
+    assert tiny(device="cpu", stopping="sequential").config() == recorded["tiny-diffusion:seq"]
+
+
+def test_factories_take_every_option_with_its_type():
+    fields = {f.name for f in dataclasses.fields(DiffusionOptions)}
+    hints = typing.get_type_hints(DiffusionOptions)
+    for name in ("sd2", "sd2-fast", "tiny-diffusion", "diffusers:some/model"):
+        factory = registry.resolve_scorer(name)
+        options = options_of(factory)
+        assert fields <= set(options), name
+        for field in fields:
+            assert options[field].annotation == hints[field]
+    assert options_of(registry.resolve_scorer("sd2-fast"))["stopping"].default == "sequential"
+    assert options_of(registry.resolve_scorer("tiny-diffusion"))["n_timesteps"].default == 10
+    assert "revision" not in options_of(registry.resolve_scorer("tiny-diffusion"))
+    parsed = parse_overrides(
+        registry.resolve_scorer("sd2"),
+        ["n_samples=50,500", "to_keep=5,1", "reference_fp16=true", "prefilter=open_clip:RN50/openai", "prefilter_k=20"],
+        what="scorer",
+    )
+    assert parsed == {"n_samples": (50, 500), "to_keep": (5, 1), "reference_fp16": True,
+                      "prefilter": "open_clip:RN50/openai", "prefilter_k": 20}
+
+
+def test_options_are_checked_naming_the_option():
+    for bad, word in [
+        ({"loss": "l3"}, "loss"), ({"batch_size": 0}, "batch_size"), ({"n_samples": (50, 500)}, "to_keep"),
+        ({"n_samples": (50, 500), "to_keep": (5,)}, "equal lengths"), ({"n_samples": (5, 50), "to_keep": (1, 5)}, "grow"),
+        ({"confidence": 0.9}, "stopping=sequential"), ({"prefilter_k": 5}, "prefilter"),
+        ({"reference_fp16": True, "dtype": "float32"}, "float16"),
+        ({"n_samples": (5,), "to_keep": (1,), "stopping": "sequential"}, "exclude"),
+    ]:
+        with pytest.raises(ConfigError, match=word):
+            DiffusionOptions(**bad)
+    assert {f.name for f in option_fields("stopping")} == {
+        "confidence", "min_timesteps", "max_timesteps", "round_size", "futility", "decide"}
+
+
+def test_numpy_parts_import_no_torch():
+    code = (
+        "import sys\n"
+        "from winoground_eval.diffusion.grid import timestep_grid, resolve_t_range, scores_from_errors\n"
+        "from winoground_eval.diffusion import sequential, options\n"
+        "from winoground_eval.diffusion import scores_from_errors as s2\n"
+        "import numpy as np\n"
+        "assert timestep_grid(4).tolist() == [125, 375, 625, 875]\n"
+        "assert s2(np.ones((1, 2, 3))).shape == (1, 2)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_messages_of_issue_14():
+    from winoground_eval.diffusion.grid import check_noise_bank, timestep_grid
+
+    with pytest.raises(ConfigError) as info:  # the prefix once
+        parse_overrides(registry.resolve_scorer("tiny-diffusion"), ["t_range=300"], what="scorer")
+    assert str(info.value).count("t_range=") == 1 and "2 comma-separated values" in str(info.value)
+    with pytest.raises(ConfigError, match="num_train_timesteps=1000") as info:  # the schedule, not the noise bank
+        timestep_grid(5000, 1000)
+    assert "noise" not in str(info.value)
+    with pytest.raises(ConfigError, match="noise_bank_size=10 is smaller"):
+        check_noise_bank(20, 10)
+
+
+def test_device_without_cuda_is_a_config_error(monkeypatch):
+    import torch
+
+    from winoground_eval.diffusion.scorer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="--device cuda.*--device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="--device cuda"):
+        registry.resolve_scorer("sd2")(device="cuda")  # before anything is downloaded
+    assert resolve_device("cpu").type == "cpu" and resolve_device(None).type == "cpu"
