@@ -466,7 +466,7 @@ def test_cuda_without_cuda_is_a_config_error(monkeypatch):
     from winoground_eval.diffusion.scorer import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match="--device cuda: this machine has no usable CUDA device"):
         resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
 
@@ -477,7 +477,7 @@ def test_cuda_without_cuda_through_the_cli(sample_dir, tmp_path, monkeypatch, ca
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code = main([a if a != "dummy" else "tiny-diffusion" for a in _args(sample_dir, tmp_path, "--device", "cuda")])
     err = capsys.readouterr().err
-    assert code == 2 and "CUDA is not available" in err and "Traceback" not in err
+    assert code == 2 and "no usable CUDA device" in err and "--device cpu" in err and "Traceback" not in err
 
 
 # --- a Hub that accepts connections and never answers ---------------------------------------------
