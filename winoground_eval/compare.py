@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from .errors import WgEvalError
+from .errors import EXIT_USAGE, WgEvalError
 from .metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -38,6 +38,8 @@ from .metrics import (
 
 class CompareError(WgEvalError):
     """Two runs that cannot be compared (other task or data, no common examples)."""
+
+    exit_code = EXIT_USAGE
 
 
 def natural_key(example_id: str) -> tuple:

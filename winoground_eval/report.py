@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .compare import natural_key
-from .errors import ConfigError, WgEvalError
+from .errors import EXIT_RUNS, ConfigError, WgEvalError
 from .export import published_rows
 from .metrics import shape_rule
 from .runs import RunRecord
@@ -52,6 +52,8 @@ MAX_SUBSETS = 16
 
 class ReportError(WgEvalError):
     """A report that cannot be built or written."""
+
+    exit_code = EXIT_RUNS
 
 
 @dataclass
