@@ -315,6 +315,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
             factory = factories[name]
             if isinstance(factory, Exception):
                 status[name] = f"skipped: cannot be loaded ({type(factory).__name__}: {factory})"
+                codes.append(ConfigError.exit_code)
                 err.print(f"[yellow]skipping {name}[/yellow]: {escape(status[name][9:])}", soft_wrap=True)
                 continue
             try:
@@ -363,7 +364,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
         out.print(table)
     if any(v == "done" for v in status.values()):
         return 0
-    return codes[0] if codes and len(set(codes)) == 1 else EXIT_FAILURE if codes else ConfigError.exit_code
+    return codes[0] if codes else EXIT_FAILURE  # no task finished: the status of the first failure
 
 
 def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> tuple[int, dict[str, Any] | None, Path]:
