@@ -504,9 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int)
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
-                   help="scorer option, type-checked (repeatable); see the scorer's options")
+                   help="scorer option, type-checked (repeatable); list them with `wg-eval ls scorers --options NAME`")
     p.add_argument("-t", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
-                   help="task option, type-checked (repeatable); in a suite -t TASK.KEY=VALUE for one task")
+                   help="task option, type-checked (repeatable); in a suite -t TASK.KEY=VALUE for one task; "
+                        "list them with `wg-eval ls tasks --options NAME`")
     p.add_argument("--no-resume", action="store_true", help="set an earlier run of the same config aside and start afresh")
     p.add_argument("--skip-bad", action="store_true",
                    help="record bad examples (unreadable image, missing caption) as skipped instead of stopping")
