@@ -7,6 +7,11 @@ re-aggregates them on candidate windows ``t_range = [lo, hi)`` (and coarser grid
 reports for each the task's per-example metrics (as the run's result.json declares them)
 and the UNet calls per example a run with that setting would spend. No UNet call is made.
 
+Every candidate is compared with the run's own grid on the same examples (per metric: the
+mean per-example difference and its 95% paired-bootstrap interval), and :func:`choose`
+keeps a window over the grid only when its gain is significant and it loses significantly
+on no metric; otherwise the cheapest setting at least as good, else the grid itself.
+
 The outcomes of the re-aggregated score matrices come from the built-in rule of their
 shape when it computes the run's metrics (2x2: text / image / group; 1 x N with the
 correct caption first: accuracy); otherwise the task is rebuilt through the registry by
