@@ -273,3 +273,14 @@ def test_choose_timesteps_on_a_run_without_a_method_does_not_print_none(tmp_path
     assert main(["choose-timesteps", str(run_dir)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "not a Diffusion Classifier run" in err and "None" not in err
+
+
+def test_json_of_a_suite_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(registry.SUITES, "two-shapes", ("shapes", "shapes-ranked"))
+    assert main(["run", "--task", "two-shapes", "--scorer", "dummy", "--limit", "2", "--out", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["suite"] == "two-shapes" and doc["scorer"] == "dummy"
+    for name in ("shapes", "shapes-ranked"):
+        entry = doc["tasks"][name]
+        assert entry["status"] == "done" and entry["result"]["n_examples"] == 2
+        assert json.loads((Path(entry["run_dir"]) / "result.json").read_text()) == entry["result"]
