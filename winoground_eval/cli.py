@@ -114,7 +114,7 @@ def _ls_options(args: argparse.Namespace) -> int:
     kind = args.what[:-1]
     doc = describe(kind, args.options)
     if args.json:
-        print(json.dumps(doc.as_dict(), indent=2))
+        _print_json(doc.as_dict())
         return 0
     flag = "-o" if kind == "scorer" else "-t"
     flags = _SCORER_FLAGS if kind == "scorer" else _TASK_FLAGS
@@ -122,11 +122,8 @@ def _ls_options(args: argparse.Namespace) -> int:
     for col in ("option", "type", "default"):
         table.add_column(col)
     for o in doc.options:
-        default = "(required)" if o.required else "none" if o.default is None else (
-            ",".join(map(str, o.default)) if isinstance(o.default, list) else str(o.default).lower()
-            if isinstance(o.default, bool) else str(o.default))
         also = f" (or {_flag(o.name)})" if o.name in flags else ""
-        table.add_row(escape(o.name) + also, escape(o.type), escape(default))
+        table.add_row(escape(o.name) + also, escape(o.type), escape("(required)" if o.required else _as_typed(o.default)))
     out.print(table)
     if doc.bound:
         out.print(f"the part after {escape(doc.name)} is the first argument: {escape(doc.bound)}", soft_wrap=True)
@@ -139,11 +136,20 @@ def _ls_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_typed(value: Any) -> str:
+    """A default as one would type it after -o/-t: none, true, 400,800."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.options:
         return _ls_options(args)
     if args.json:
-        print(json.dumps(_listing(args.what), indent=2))
+        _print_json(_listing(args.what))
         return 0
     table = Table(show_header=True)
     table.add_column(args.what[:-1])
