@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -151,13 +152,22 @@ def test_output_file_missing_or_given_twice_is_a_usage_error(finished, tmp_path,
 
 
 # ---------------------------------------------------------------- ls --options
+def never_called(*, width: int = 3, mode: Literal["fast", "exact"] = "exact", window: tuple[int, int] | None = None,
+                 weights: str):
+    """A scorer whose factory must not run: listing its options loads nothing."""
+    raise AssertionError("the factory was called")
+
+
 def test_ls_scorer_options_from_the_signature_without_loading_weights(capsys, monkeypatch):
-    from winoground_eval import tiny_models
-
-    def must_not_load(*a, **k):
-        raise AssertionError("weights loaded")
-
-    monkeypatch.setattr(tiny_models, "weights_dir", must_not_load)
+    monkeypatch.setitem(registry.SCORERS, "never-called", registry.Entry("test_cli_conventions:never_called", "test"))
+    assert main(["ls", "scorers", "--options", "never-called", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["options"] == [
+        {"name": "width", "type": "int", "default": 3, "required": False},
+        {"name": "mode", "type": "fast | exact", "default": "exact", "required": False},
+        {"name": "window", "type": "int,int or none", "default": None, "required": False},
+        {"name": "weights", "type": "str", "default": None, "required": True},
+    ]
     assert main(["ls", "scorers", "--options", "tiny-clip", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["name"] == "tiny-clip" and doc["kind"] == "scorer"
