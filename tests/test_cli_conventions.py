@@ -274,6 +274,9 @@ def test_imported_run_without_metadata_is_named_not_none(tmp_path, capsys):
     assert main(["compare", str(imported), str(other), "--no-hub"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "not recorded vs 'abc123'" in err and "None" not in err
+    assert main(["report", str(imported), "-O", str(tmp_path / "r.html"), "--no-hub"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "without a recorded fingerprint" in err and "None" not in err
 
 
 def test_choose_timesteps_on_a_run_without_a_method_does_not_print_none(tmp_path, capsys):

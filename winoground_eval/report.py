@@ -336,7 +336,7 @@ def build_report(
             examples = {i: {"captions": None, "images": None, "tags": {}} for i in ids}
             note = f"images, captions and tags are not shown: {why}"
         if note:
-            notes.append(f"{ds['task']} (data {ds['fingerprint']}): {note}")
+            notes.append(f"{ds['task']} (data {ds['fingerprint'] or 'without a recorded fingerprint'}): {note}")
         n_images += sum(1 for e in examples.values() if e["images"])
         out_datasets[ds["key"]] = {
             "task": ds["task"], "version": ds["version"], "fingerprint": ds["fingerprint"], "runs": ds["runs"],
