@@ -22,7 +22,7 @@ SHAPES = ["run", "--task", "shapes", "--scorer", "dummy", "--limit", "4"]
 
 def _wg(*argv: str, stdin=None, env_extra=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], capture_output=True, text=True, check=False, env=env,
                           timeout=300)
 
 
@@ -103,7 +103,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     """`wg-eval ... --json | head -1`: no BrokenPipeError traceback, exit status 141."""
     script = (f"{sys.executable} -m winoground_eval ls scorers --json | head -1; "
               "exit ${PIPESTATUS[0]}")
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300,
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     # ls is small enough to fit the pipe buffer: then nothing breaks and the status is 0
     assert done.returncode in (0, 141) and "Traceback" not in done.stderr and done.stdout.strip() == "["
@@ -114,7 +114,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
         "sys.exit(cli.main(['ls', 'scorers', '--json']))\n"
     )
     done = subprocess.run(["bash", "-c", f"{sys.executable} {big} | head -1; exit ${{PIPESTATUS[0]}}"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          capture_output=True, text=True, check=False, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == errors.EXIT_BROKEN_PIPE, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr and done.stdout.strip() == "["
 

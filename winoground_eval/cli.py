@@ -585,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WgEvalError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on request
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: one line, the traceback on request
         if args.verbose:
             err.print(escape(traceback.format_exc()), highlight=False, soft_wrap=True)
         detail = str(exc).strip().splitlines()
