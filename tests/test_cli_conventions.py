@@ -20,7 +20,7 @@ REF = Path(__file__).parent / "data" / "reference_scores"
 SHAPES = ["run", "--task", "shapes", "--scorer", "dummy", "--limit", "4"]
 
 
-def _wg(*argv: str, stdin=None, env_extra=None) -> subprocess.CompletedProcess:
+def _wg(*argv: str, env_extra=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], capture_output=True, text=True, check=False, env=env,
                           timeout=300)
