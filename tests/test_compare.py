@@ -122,5 +122,5 @@ def test_compare_refuses_runs_on_other_data(runs, capsys):
     assert wg(["compare", runs["model-a"], runs["other"]]) == 2
     err = capsys.readouterr().err
     assert "different data" in err and "only runs on the same task" in err
-    assert wg(["compare", runs["model-a"], runs["data"]]) == 2
+    assert wg(["compare", runs["model-a"], runs["data"]]) == 4
     assert "not a run directory" in capsys.readouterr().err

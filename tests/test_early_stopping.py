@@ -145,4 +145,4 @@ def test_run_records_calls_and_choose_timesteps(model, sample_dir, tmp_path, cap
         timestep_select.evaluate_candidates(timestep_select.load_run(fast_dir), [(0, 1000)])
     args = parser.parse_args(["choose-timesteps", str(plain_dir), "--window", "0,500", "--window", "500,1000"])
     assert args.func(args) == 0
-    assert "best by text: -o t_range=" in capsys.readouterr().out
+    assert "chosen by text: -o t_range=" in capsys.readouterr().out

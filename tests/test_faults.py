@@ -71,7 +71,7 @@ def test_no_resume_refuses_while_another_process_writes_the_run(sample_dir, fini
     try:
         assert holder.stdout.readline().strip() == "locked"
         code = main(_args(sample_dir, tmp_path / "runs", "--no-resume"))
-        assert code == 2
+        assert code == 4
         assert "in use by another process" in capsys.readouterr().err
         # nothing moved: the writer's directory is where it was, whole
         assert not list(finished_run.parent.glob("*.set-aside-*"))
@@ -157,7 +157,7 @@ def test_full_disk_at_each_write_point_is_a_clean_error_with_the_resume_command(
             mp.setattr(runstore, "write_json", lambda p, o: _enospc())
         code = main(args)
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == 4, err
     assert "No space left on device" in err and "Traceback" not in err
     assert "Resume with" in err or point == "run.json"
     run_dir = _run_dir(out) if point != "run.json" else None
@@ -185,7 +185,7 @@ def test_run_json_not_an_object_or_without_task_is_a_clean_error(finished_run, c
 
 def test_show_on_a_corrupt_result_is_one_line(finished_run, capsys):
     (finished_run / "result.json").write_text('{"metrics": {"text": 0.5')
-    assert main(["show", str(finished_run)]) == 2
+    assert main(["show", str(finished_run)]) == 4
     err = capsys.readouterr().err
     assert "result.json is damaged" in err and "Traceback" not in err
 
@@ -227,7 +227,7 @@ def test_corrupt_middle_line_names_the_line_and_offers_repair(sample_dir, finish
     lines.insert(4, json.dumps(nan))
     lines.insert(2, lines[3])  # a duplicate of example 3 after the first
     path.write_text("\n".join(lines))
-    assert main(_args(sample_dir, tmp_path / "runs")) == 2
+    assert main(_args(sample_dir, tmp_path / "runs")) == 4
     err = capsys.readouterr().err
     assert "scores.jsonl:2 is corrupt" in err and f"wg-eval repair {finished_run}" in err.replace("\n", "")
     assert len(err) < 2000  # the 10 MiB line is cut
@@ -340,7 +340,7 @@ def test_num_main_preds_two_through_metrics_metadata(sample_dir, tmp_path, capsy
     write_score_file(scores, {str(i): np.eye(2) for i in range(6)})
     code = main(["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl")])
     err = capsys.readouterr().err
-    assert code == 2 and "num_main_preds 'two'" in err and "Traceback" not in err
+    assert code == 3 and "num_main_preds 'two'" in err and "Traceback" not in err
 
 
 def test_an_integer_caption_says_it_is_not_a_string(sample_dir):
@@ -370,7 +370,7 @@ def test_a_decompression_bomb_is_a_data_error_and_skip_bad_skips_it(sample_dir, 
     with pytest.raises(DataError, match="example 2: .*too large to decode safely"):
         list(_task(sample_dir).examples())
     out = tmp_path / "runs"
-    assert main(_args(sample_dir, out)) == 2
+    assert main(_args(sample_dir, out)) == 3
     assert "too large to decode safely" in capsys.readouterr().err
     assert main(_args(sample_dir, out, "--skip-bad")) == 0
     result = json.loads((_run_dir(out) / "result.json").read_text())
@@ -422,7 +422,7 @@ def test_score_file_faults_are_one_short_line(tmp_path, line, match):
 def test_score_file_faults_through_the_cli(tmp_path, capsys):
     p = tmp_path / "s.jsonl"
     p.write_bytes(b"x" * (10 * 2**20) + b"\n")
-    assert main(["metrics", "--task", "winoground", "--scores", str(p)]) == 2
+    assert main(["metrics", "--task", "winoground", "--scores", str(p)]) == 3
     err = capsys.readouterr().err
     assert "not valid JSON" in err and len(err) < 2000
 
@@ -541,7 +541,7 @@ def test_silent_hub_through_the_cli(silent_hub, sample_dir, tmp_path, capsys):
     code = main(["run", "--task", "winoground", "--scorer", "sd2", "--data-dir", str(sample_dir), "--device", "cpu",
                  "--out", str(tmp_path / "runs"), "-q"])
     err = capsys.readouterr().err
-    assert code == 2 and "cannot be reached" in err and "Traceback" not in err
+    assert code == 5 and "cannot be reached" in err and "Traceback" not in err
     assert time.monotonic() - t0 < 15
 
 

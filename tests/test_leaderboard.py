@@ -233,17 +233,17 @@ def test_task_lookup_says_why_data_is_missing(world, monkeypatch):
 
 
 def test_export_errors(world, tmp_path, capsys):
-    assert wg(["export", tmp_path / "missing", "-o", tmp_path / "x.json"]) == 2
+    assert wg(["export", tmp_path / "missing", "-o", tmp_path / "x.json"]) == 4
     assert "does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty"
     (empty / "half").mkdir(parents=True)
     (empty / "half" / "run.json").write_text("{}")
-    assert wg(["export", empty, "-o", tmp_path / "x.json"]) == 2
+    assert wg(["export", empty, "-o", tmp_path / "x.json"]) == 4
     err = capsys.readouterr().err
     assert "no finished runs" in err
-    assert wg(["export", world["runs"], "-o", tmp_path / "x.json", "--baseline", "dummy"]) == 2
+    assert wg(["export", world["runs"], "-o", tmp_path / "x.json", "--baseline", "dummy"]) == 4
     assert "names 2 runs" in capsys.readouterr().err
-    assert wg(["export", world["runs"], "-o", tmp_path / "x.json", "--baseline", "nope"]) == 2
+    assert wg(["export", world["runs"], "-o", tmp_path / "x.json", "--baseline", "nope"]) == 4
     assert "names none of the exported runs" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 

@@ -37,11 +37,11 @@ def test_metrics_with_metadata_breakdown(tmp_path, capsys):
 def test_metrics_rejects_bad_file_and_mismatched_metadata(tmp_path, capsys):
     bad = tmp_path / "s.jsonl"
     bad.write_text('{"label": "0_c0_i0", "score": 1}\n{"label": "0_c0_i0", "score": 1}\n')
-    assert main(["metrics", "--task", "winoground", "--scores", str(bad)]) == 2
+    assert main(["metrics", "--task", "winoground", "--scores", str(bad)]) == 3
     assert "duplicate label '0_c0_i0'" in capsys.readouterr().err
     meta = tmp_path / "examples.jsonl"
     meta.write_text(json.dumps({"id": 0, "collapsed_tag": "Object"}) + "\n")
-    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "ofa_medium.jsonl"), "--metadata", str(meta)]) == 2
+    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "ofa_medium.jsonl"), "--metadata", str(meta)]) == 3
     assert "disagree" in capsys.readouterr().err
 
 

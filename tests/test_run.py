@@ -112,7 +112,7 @@ def test_second_writer_is_refused(sample_dir, tmp_path, capsys):
     assert main(args) == 0
     store = RunStore(_run_dir(tmp_path))
     with store:
-        assert main(args) == 2
+        assert main(args) == 4
     assert "in use by another process" in capsys.readouterr().err
 
 
@@ -128,7 +128,7 @@ def test_corrupt_middle_line_is_an_error(sample_dir, tmp_path):
 
 def test_nan_scores_are_an_error_naming_the_example(sample_dir, tmp_path, capsys):
     code = main(["run", "--task", "winoground", "--scorer", "nan", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"])
-    assert code == 2
+    assert code == 1
     assert "example 0" in capsys.readouterr().err
 
 
@@ -136,7 +136,7 @@ def test_unwritable_out_dir_fails_before_compute(sample_dir, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code = main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(blocker), "-q"])
-    assert code == 2
+    assert code == 4
     assert "--out" in capsys.readouterr().err
 
 
@@ -187,7 +187,7 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
     rows[4]["caption_1"] = ""
     (sample_dir / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
-    assert main(args) == 2
+    assert main(args) == 3
     assert "example 2" in capsys.readouterr().err
     run_dir = _run_dir(tmp_path)
     assert [l["id"] for l in _lines(run_dir)] == ["0", "1"]  # finished work kept
@@ -212,7 +212,7 @@ def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys,
 
     monkeypatch.setattr(runstore, "MIN_FREE_BYTES", 2**62)
     args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
-    assert main(args) == 2
+    assert main(args) == 4
     assert "MiB free" in capsys.readouterr().err
     assert not list(tmp_path.glob("*/*/*/scores.jsonl"))
 

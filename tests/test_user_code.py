@@ -134,7 +134,7 @@ def test_user_task_and_scorer_run_and_record_their_files(tmp_path, user_files, c
     task_file, scorer_file = user_files
     out = tmp_path / "runs"
     argv = ["--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:make_scorer", "-t", "limit=3", "--device", "cpu"]
-    assert _run(out, *argv) == 0
+    assert main(["run", "--out", str(out), *argv]) == 0  # without -q: the info lines below are wanted
     (run_dir,) = _run_dirs(out)
     assert run_dir.parent.parent.name == "my-shapes" and run_dir.parent.name == "my_scorer.py_make_scorer"
     run = json.loads((run_dir / "run.json").read_text())
@@ -254,7 +254,7 @@ def test_suite_runs_each_task_once_with_one_scorer_and_skips_missing_data(tmp_pa
 
 def test_suite_fails_only_when_every_task_failed(tmp_path, suite, capsys):
     out = tmp_path / "runs"
-    assert _run(out, "--task", "hopeless", "--scorer", "counting") == 2
+    assert _run(out, "--task", "hopeless", "--scorer", "counting") == 3
     assert N_SCORERS == []  # no task to score: the scorer is never loaded
     assert "skipping missing" in capsys.readouterr().err
 

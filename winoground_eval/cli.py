@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,10 +17,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import registry, results_cli, timestep_select
+from . import __version__, registry, results_cli, timestep_select
 from .console import err, out
 from .env import set_threads
-from .errors import ConfigError, WgEvalError
+from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
 
 log = logging.getLogger("winoground_eval")
@@ -68,7 +70,12 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     note = " (partial)" if result.get("partial") else ""
     out.print(result_table(result, title=f"{task} / {scorer}{note}"))
     compute = result.get("compute") or {}
-    extra = [f"{result.get('n_examples')} of {result.get('n_expected', '?')} examples"]
+    extra = [f"{result.get('n_examples', 0)} of {result.get('n_expected', '?')} examples"]
+    limit = result.get("limit")
+    if result.get("partial") and isinstance(limit, int) and result.get("n_examples", 0) <= limit:
+        extra[0] += f" (limited by --limit {limit})"
+    elif result.get("partial"):
+        extra[0] += " (partial: run the same command again to finish)"
     if result.get("n_ties"):
         extra.append(f"{result['n_ties']} with tied scores (counted wrong)")
     if result.get("n_skipped"):
@@ -83,24 +90,73 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
 
 
 # --- commands ---------------------------------------------------------------------------
+def _listing(what: str) -> list[dict[str, str]]:
+    """``wg-eval ls tasks|scorers`` as rows of {name, kind, summary}."""
+    rows = []
+    if what == "tasks":
+        rows += [{"name": n, "kind": "task", "summary": e.summary} for n, e in registry.TASKS.items()]
+        rows += [{"name": p + "...", "kind": "prefix", "summary": e.summary} for p, e in registry.TASK_PREFIXES.items()]
+        rows += [{"name": n, "kind": "suite", "summary": f"suite: {', '.join(m)} with one scorer, one run directory each"}
+                 for n, m in registry.SUITES.items()]
+        rows.append({"name": "PATH.py:NAME", "kind": "user file",
+                     "summary": "the task factory NAME in your own Python file (see docs/extending.md)"})
+    else:
+        rows += [{"name": n, "kind": "scorer", "summary": e.summary} for n, e in registry.SCORERS.items()]
+        rows += [{"name": p + "...", "kind": "prefix", "summary": e.summary} for p, e in registry.SCORER_PREFIXES.items()]
+        rows.append({"name": "PATH.py:NAME", "kind": "user file",
+                     "summary": "the scorer factory NAME in your own Python file (see docs/extending.md)"})
+    return rows
+
+
+def _ls_options(args: argparse.Namespace) -> int:
+    """``ls scorers --options NAME``: the factory's options, types and defaults (no weights loaded)."""
+    from .optionsdoc import describe
+
+    kind = args.what[:-1]
+    doc = describe(kind, args.options)
+    if args.json:
+        _print_json(doc.as_dict())
+        return 0
+    flag = "-o" if kind == "scorer" else "-t"
+    flags = _SCORER_FLAGS if kind == "scorer" else _TASK_FLAGS
+    table = Table(title=f"{kind} {escape(doc.name)}: {escape(doc.summary)}", title_justify="left")
+    for col in ("option", "type", "default"):
+        table.add_column(col)
+    for o in doc.options:
+        also = f" (or {_flag(o.name)})" if o.name in flags else ""
+        table.add_row(escape(o.name) + also, escape(o.type), escape("(required)" if o.required else _as_typed(o.default)))
+    out.print(table)
+    if doc.bound:
+        out.print(f"the part after {escape(doc.name)} is the first argument: {escape(doc.bound)}", soft_wrap=True)
+    if not doc.options:
+        out.print(f"{kind} {escape(doc.name)} takes no options")
+    else:
+        example = doc.options[0]
+        out.print(f"set one with {flag} KEY=VALUE, e.g. {flag} {example.name}=...; tuples are comma separated",
+                  soft_wrap=True, highlight=False)
+    return 0
+
+
+def _as_typed(value: Any) -> str:
+    """A default as one would type it after -o/-t: none, true, 400,800."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.options:
+        return _ls_options(args)
+    if args.json:
+        _print_json(_listing(args.what))
+        return 0
     table = Table(show_header=True)
     table.add_column(args.what[:-1])
     table.add_column("what it is")
-    if args.what == "tasks":
-        for name, entry in registry.TASKS.items():
-            table.add_row(name, escape(entry.summary))  # summaries may hold [brackets]
-        for prefix, entry in registry.TASK_PREFIXES.items():
-            table.add_row(prefix + "...", escape(entry.summary))
-        for name, members in registry.SUITES.items():
-            table.add_row(name, f"suite: {', '.join(members)} with one scorer, one run directory each")
-        table.add_row("PATH.py:NAME", "the task factory NAME in your own Python file (see docs/extending.md)")
-    else:
-        for name, entry in registry.SCORERS.items():
-            table.add_row(name, entry.summary)
-        for prefix, entry in registry.SCORER_PREFIXES.items():
-            table.add_row(prefix + "...", entry.summary)
-        table.add_row("PATH.py:NAME", "the scorer factory NAME in your own Python file (see docs/extending.md)")
+    for row in _listing(args.what):
+        table.add_row(escape(row["name"]), escape(row["summary"]))  # summaries may hold [brackets]
     out.print(table)
     return 0
 
@@ -211,9 +267,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     task, scorer, task_kwargs = _build(args, world)
     distributed.init(world, str(getattr(scorer, "device", "cpu")))
     try:
-        return _run_with(_named(args, args.task, task_kwargs), task, scorer, world)
+        code, result, run_dir = _run_with(_named(args, args.task, task_kwargs), task, scorer, world)
     finally:
         distributed.finish(world)
+    if result is not None:
+        if args.json:
+            _print_json(result)
+        else:
+            _print_summary(result, run_dir)
+    return code
+
+
+def _print_json(doc: Any) -> None:
+    """A JSON document on stdout (``--json``): the only thing a command writes there."""
+    print(json.dumps(doc, indent=2))
 
 
 def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]) -> argparse.Namespace:
@@ -247,6 +314,8 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
     scorer_factory = registry.resolve_scorer(args.scorer)
     scorers: dict[str, Any] = {}
     status: dict[str, str] = {}
+    results: dict[str, dict[str, Any]] = {}
+    codes: list[int] = []
     code = 0
     started = False
     try:
@@ -254,6 +323,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
             factory = factories[name]
             if isinstance(factory, Exception):
                 status[name] = f"skipped: cannot be loaded ({type(factory).__name__}: {factory})"
+                codes.append(ConfigError.exit_code)
                 err.print(f"[yellow]skipping {name}[/yellow]: {escape(status[name][9:])}", soft_wrap=True)
                 continue
             try:
@@ -261,6 +331,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
                 task = factory(**kwargs[name])
             except DataError as exc:
                 status[name] = f"skipped: {exc}"
+                codes.append(exc.exit_code)
                 err.print(f"[yellow]skipping {name}[/yellow]: {escape(str(exc))}", soft_wrap=True)
                 continue
             scorer_kwargs = _scorer_kwargs(args, scorer_factory, task, world)
@@ -273,28 +344,39 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
                 distributed.init(world, str(getattr(scorer, "device", "cpu")))
                 started = True
             try:
-                code = _run_with(_named(args, name, kwargs[name]), task, scorer, world)
+                code, result, run_dir = _run_with(_named(args, name, kwargs[name]), task, scorer, world)
             except WgEvalError as exc:
                 status[name] = f"failed: {exc}"
+                codes.append(exc.exit_code)
                 err.print(f"[bold red]{name} failed:[/bold red] {escape(str(exc))}", soft_wrap=True)
                 continue
-            if code == 130:  # interrupted: the resume command is printed; stop the suite
+            if code == EXIT_INTERRUPTED:  # the resume command is printed; stop the suite
                 return code
             status[name] = "done"
+            if result is not None:
+                results[name] = {"run_dir": str(run_dir), "result": result}
+                if not args.json:
+                    _print_summary(result, run_dir)
     finally:
         if started:
             distributed.finish(world)
-    if world.is_main:
+    if world.is_main and args.json:
+        _print_json({"suite": args.task, "scorer": args.scorer,
+                     "tasks": {n: {"status": status.get(n, "not run"), **results.get(n, {})} for n in names}})
+    elif world.is_main:
         table = Table(title=f"{args.task} / {args.scorer}", title_justify="left")
         table.add_column("task")
         table.add_column("status")
         for name in names:
             table.add_row(name, escape(status.get(name, "not run")))
         out.print(table)
-    return 0 if any(v == "done" for v in status.values()) else 2
+    if any(v == "done" for v in status.values()):
+        return 0
+    return codes[0] if codes else EXIT_FAILURE  # no task finished: the status of the first failure
 
 
-def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> int:
+def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> tuple[int, dict[str, Any] | None, Path]:
+    """Run one task into its run directory: (exit status, result.json or None on other ranks, run directory)."""
     from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
 
@@ -305,7 +387,7 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> i
         if aside is not None:
             err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
-    if world.is_main:
+    if world.is_main and not args.quiet:
         err.print(f"run directory: {store.path}", soft_wrap=True)
     launcher = "wg-eval " if not world.distributed else f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
     resume_cmd = launcher + shlex.join(args.argv)
@@ -334,10 +416,8 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> i
                 f"Resume with:\n  {resume_cmd}",
                 soft_wrap=True,
             )
-            return 130
-    if result is not None:
-        _print_summary(result, store.path)
-    return 0
+            return EXIT_INTERRUPTED, None, store.path
+    return 0, result, store.path
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -353,9 +433,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         from .scoreimport import save_score_file_run
 
         run_dir = save_score_file_run(args.task, args.scores, args.out, args.save_run, metadata=args.metadata)
-        err.print(f"saved as a run: {run_dir}", soft_wrap=True)
+        if not args.quiet:
+            err.print(f"saved as a run: {run_dir}", soft_wrap=True)
+        if args.metadata is None:
+            err.print(
+                f"[yellow]warning[/yellow]: the run {escape(args.save_run)} was saved without --metadata, so it records "
+                "no data fingerprint: `compare` refuses it against measured runs and nothing checks that it scored "
+                f"the same examples. Save it again with --metadata (the dataset's examples.jsonl) to make it "
+                "comparable; the same run directory is reused.", soft_wrap=True, highlight=False,
+            )
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
     else:
         out.print(result_table(result, title=f"{args.task}: {args.scores}"))
         if result.get("n_ties"):
@@ -367,18 +455,46 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .runs import read_run
 
     run = read_run(args.run_dir)
+    if args.json:
+        _print_json(dict(run.result))
+        return 0
     _print_summary(dict(run.result), run.path)
     return 0
 
 
 # --- parser -------------------------------------------------------------------------------
+def _add_common_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="debug logs, and the traceback of an unexpected error")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or info logs (warnings and errors are still shown)")
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand (wherever it is registered) takes the global -v/-q after its name too."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        common = argparse.ArgumentParser(add_help=False)
+        _add_common_flags(common, argparse.SUPPRESS)  # not given after the command: the global value stays
+        kwargs["parents"] = [*kwargs.get("parents", ()), common]
+        return super().add_parser(name, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wg-eval", description="Compositional vision-language evaluation.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="wg-eval", description="Compositional vision-language evaluation.",
+                                     epilog="Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error, "
+                                            "3 data error, 4 run-store error, 5 model cannot be loaded, "
+                                            "130 interrupted, 141 output pipe closed (docs/cli.md).")
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("--version", action="version", version=f"wg-eval {__version__}")
+    _add_common_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ls", help="list registered tasks or scorers")
     p.add_argument("what", choices=("tasks", "scorers"))
+    p.add_argument("--options", metavar="NAME",
+                   help="the options of one scorer (-o) or task (-t) with their types and defaults; loads no weights")
+    p.add_argument("--json", action="store_true", help="print JSON (names with summaries, or the options)")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
@@ -399,13 +515,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores not already "
                         "busy); recorded in sessions.jsonl, not in the run id")
     p.add_argument("-o", dest="override", action="append", default=[], metavar="KEY=VALUE",
-                   help="scorer option, type-checked (repeatable); see the scorer's options")
+                   help="scorer option, type-checked (repeatable); list them with `wg-eval ls scorers --options NAME`")
     p.add_argument("-t", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
-                   help="task option, type-checked (repeatable); in a suite -t TASK.KEY=VALUE for one task")
+                   help="task option, type-checked (repeatable); in a suite -t TASK.KEY=VALUE for one task; "
+                        "list them with `wg-eval ls tasks --options NAME`")
     p.add_argument("--no-resume", action="store_true", help="set an earlier run of the same config aside and start afresh")
     p.add_argument("--skip-bad", action="store_true",
                    help="record bad examples (unreadable image, missing caption) as skipped instead of stopping")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print the final result (result.json; for a suite, every task's) as JSON on stdout; "
+                        "progress and notes stay on stderr")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("metrics", help="metrics from a per-example score file in the official format")
@@ -420,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a finished run's summary")
     p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print the run's result.json")
     p.set_defaults(func=cmd_show)
 
     from . import repair
@@ -430,16 +550,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
+def _setup_logging(args: argparse.Namespace) -> None:
     if not any(isinstance(h, RichHandler) for h in log.handlers):
         log.addHandler(RichHandler(console=err, show_path=False, rich_tracebacks=False))
         log.propagate = False
-    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (``wg-eval compare --json | head -1``): stop quietly.
+
+    Python's recipe: point stdout at /dev/null so that the flush at exit does not raise again."""
     try:
-        return args.func(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``wg-eval`` command; the exit status says what kind of failure ended it (docs/cli.md)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.verbose and args.quiet:
+        args.quiet = False  # the more talkative wins
+    _setup_logging(args)
+    try:
+        try:
+            return args.func(args)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+    except BrokenPipeError:
+        return _stdout_closed()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]", highlight=False)
+        return EXIT_INTERRUPTED
     except WgEvalError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: one line, the traceback on request
+        if args.verbose:
+            err.print(escape(traceback.format_exc()), highlight=False, soft_wrap=True)
+        detail = str(exc).strip().splitlines()
+        err.print(
+            f"[bold red]error:[/bold red] unexpected {type(exc).__name__}"
+            + (f": {escape(detail[0])}" if detail else "")
+            + ("" if args.verbose else " (run with -v for the traceback)"),
+            highlight=False, soft_wrap=True,
+        )
+        return EXIT_FAILURE

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from .errors import WgEvalError
+from .errors import EXIT_USAGE, WgEvalError
 from .metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -38,6 +38,8 @@ from .metrics import (
 
 class CompareError(WgEvalError):
     """Two runs that cannot be compared (other task or data, no common examples)."""
+
+    exit_code = EXIT_USAGE
 
 
 def natural_key(example_id: str) -> tuple:
@@ -82,13 +84,17 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return out
 
 
+def _shown(value: Any) -> str:
+    return "not recorded" if value is None else repr(value)
+
+
 def check_comparable(task_a: Mapping[str, Any], task_b: Mapping[str, Any], what_a: str = "A", what_b: str = "B") -> None:
     """CompareError unless both runs scored the same task version on the same data."""
     for key, what in (("name", "tasks"), ("version", "task versions"), ("data_fingerprint", "data (fingerprints)")):
         va, vb = task_a.get(key), task_b.get(key)
         if va != vb:
             raise CompareError(
-                f"{what_a} and {what_b} ran on different {what}: {va!r} vs {vb!r}; "
+                f"{what_a} and {what_b} ran on different {what}: {_shown(va)} vs {_shown(vb)}; "
                 "only runs on the same task and the same examples can be compared"
             )
     if not task_a.get("data_fingerprint"):

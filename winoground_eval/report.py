@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .compare import natural_key
-from .errors import ConfigError, WgEvalError
+from .errors import EXIT_RUNS, ConfigError, WgEvalError
 from .export import published_rows
 from .metrics import shape_rule
 from .runs import RunRecord
@@ -52,6 +52,8 @@ MAX_SUBSETS = 16
 
 class ReportError(WgEvalError):
     """A report that cannot be built or written."""
+
+    exit_code = EXIT_RUNS
 
 
 @dataclass
@@ -334,7 +336,7 @@ def build_report(
             examples = {i: {"captions": None, "images": None, "tags": {}} for i in ids}
             note = f"images, captions and tags are not shown: {why}"
         if note:
-            notes.append(f"{ds['task']} (data {ds['fingerprint']}): {note}")
+            notes.append(f"{ds['task']} (data {ds['fingerprint'] or 'without a recorded fingerprint'}): {note}")
         n_images += sum(1 for e in examples.values() if e["images"])
         out_datasets[ds["key"]] = {
             "task": ds["task"], "version": ds["version"], "fingerprint": ds["fingerprint"], "runs": ds["runs"],

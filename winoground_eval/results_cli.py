@@ -50,6 +50,29 @@ def _finder(args: argparse.Namespace):
     return TaskFinder(args.data_dir or (), hub=not args.no_hub)
 
 
+def _output_file(args: argparse.Namespace, err) -> str:
+    """The file to write: ``--output FILE`` (``-O``); ``-o FILE``, its old spelling, still works for
+    this release with a warning (``-o`` means a scorer option everywhere else)."""
+    from .errors import ConfigError
+
+    old = getattr(args, "output_old", None)
+    if old is not None and args.output is not None:
+        raise ConfigError(f"{args.command}: give the output file once, as --output FILE (-O FILE), not with -o as well")
+    if old is not None:
+        err.print(f"[yellow]warning[/yellow]: `{args.command} -o FILE` is deprecated and will be removed in the next "
+                  "release; write `-O FILE` or `--output FILE` (-o is the scorer option everywhere)",
+                  soft_wrap=True, highlight=False)
+        return old
+    if args.output is None:
+        raise ConfigError(f"{args.command}: give the file to write with --output FILE (short -O FILE)")
+    return args.output
+
+
+def _output_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-O", "--output", metavar="FILE", help=f"{what} to write (required)")
+    p.add_argument("-o", dest="output_old", metavar="FILE", help=argparse.SUPPRESS)  # deprecated spelling of -O
+
+
 def _report_problems(problems, err) -> None:
     for path, why in problems:
         err.print(f"[yellow]skipped[/yellow] {escape(str(path))}: {escape(why)}", soft_wrap=True, highlight=False)
@@ -88,6 +111,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import build_leaderboard, write_leaderboard
 
     out, err = _consoles()
+    output = _output_file(args, err)
     board = build_leaderboard(args.paths, include_partial=args.include_partial, with_published=args.with_published)
     if args.baseline is not None:
         from .baseline import add_baseline
@@ -97,7 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _report_selection(board.selection, err)
     for note in board.notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
-    path = write_leaderboard(args.output, board.data)
+    path = write_leaderboard(output, board.data)
     entries = board.data["entries"]
     names = _metric_names(entries)
     table = Table(title=f"leaderboard: {len(entries)} entries (ranked by each task's primary metric, marked *)",
@@ -201,6 +225,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .runs import RunsError, find_runs, select_runs
 
     out, err = _consoles()
+    output = _output_file(args, err)
     found = find_runs(args.paths)
     _report_problems(found.problems, err)
     selection = select_runs(found.runs, include_partial=args.include_partial)
@@ -214,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     for note in report.notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
-    path = write_report(args.output, report.html)
+    path = write_report(output, report.html)
     out.print(
         f"wrote [bold]{escape(str(path))}[/bold] ({len(report.html) / 2**20:.1f} MiB, {len(selection.kept)} runs, "
         f"{report.n_examples} examples{', with images' if report.n_images else ''})",
@@ -237,7 +262,7 @@ def register(sub: Any) -> None:
     """Add ``export``, ``compare`` and ``report`` to ``wg-eval``'s subparsers."""
     p = sub.add_parser("export", help="collect finished runs into a leaderboard JSON")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the leaderboard JSON to write")
+    _output_args(p, "the leaderboard JSON")
     p.add_argument("--include-partial", action="store_true", help="also list partial runs (marked \"partial\": true)")
     p.add_argument("--with-published", action="store_true", help="add the published reference rows (kept apart, marked published)")
     p.add_argument("--baseline", metavar="RUN_ID_OR_SCORER",
@@ -255,7 +280,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("report", help="one self-contained HTML report of runs (table, tags, examples)")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    _output_args(p, "the HTML file")
     p.add_argument("--include-partial", action="store_true", help="also show partial runs (marked partial)")
     p.add_argument("--with-published", action="store_true", help="add a table of published reference numbers")
     p.add_argument("--thumb-size", type=int, default=160, metavar="PX", help="longest side of embedded thumbnails (default 160)")

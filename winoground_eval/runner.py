@@ -85,8 +85,10 @@ def run(
     if world.is_main:
         store.log_session({"event": "start", "environment": environment(), "done": len(done), "todo": len(todo),
                            "world_size": world.world_size, "device": str(getattr(scorer, "device", "cpu"))})
-    log.info("run %s: %d of %d examples already done, %d to go (%d on this rank)",
-             store.path, len(done), len(target), len(todo), len(mine))
+    left = len(set(target) - done)
+    to_go = f"{len(todo)} to go" if len(todo) == left else f"{len(todo)} of the {left} left to go (limited by --limit {spec.limit})"
+    rank = f", {len(mine)} of them on rank {world.rank} of {world.world_size}" if world.world_size > 1 else ""
+    log.info("run %s: %d of %d examples already done, %s%s", store.path, len(done), len(target), to_go, rank)
     total = len(done) + len(mine)
     if progress:
         progress(len(done), total)

@@ -21,12 +21,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .contracts import Metric
-from .errors import WgEvalError
+from .errors import EXIT_RUNS, WgEvalError
 from .metrics import WINOGROUND_METRICS, outcomes_by_shape, shape_rule, specs_from_json
 
 
 class RunsError(WgEvalError):
     """Run directories that cannot be read or collected, or a name that names no run."""
+
+    exit_code = EXIT_RUNS
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,7 +37,7 @@ class TaskFinder:
     def _find(self, task_info: Mapping[str, Any]) -> tuple[Any, str | None]:
         from . import registry
 
-        name = str(task_info.get("name"))
+        name = str(task_info.get("name") or "unknown")
         fingerprint = task_info.get("data_fingerprint")
         try:
             factory = registry.resolve_task(name)
@@ -52,7 +52,7 @@ class TaskFinder:
             source = str(task_info.get("source", ""))
             revision = task_info.get("revision_resolved") or task_info.get("revision")
             if self.hub and source.startswith("hf:") and "revision" in params:
-                attempts.append((f"the Hub ({source} @ {revision})", {**base, "revision": revision}))
+                attempts.append((f"the Hub ({source}" + (f" @ {revision})" if revision else ")"), {**base, "revision": revision}))
         else:
             attempts.append((f"task {name!r}", base))
         reasons = []
@@ -71,10 +71,11 @@ class TaskFinder:
                 continue
             got = task.info().get("data_fingerprint")
             if fingerprint and got != fingerprint:
-                reasons.append(f"{where} holds other data (fingerprint {got}, the run has {fingerprint})")
+                reasons.append(f"{where} holds other data (fingerprint {got or 'not recorded'}, the run has {fingerprint})")
                 continue
             if str(task.info().get("version")) != str(task_info.get("version")):
-                reasons.append(f"{where}: task version {task.info().get('version')}, the run has {task_info.get('version')}")
+                reasons.append(f"{where}: task version {task.info().get('version') or 'unknown'}, "
+                               f"the run has {task_info.get('version') or 'unknown'}")
                 continue
             return task, None
         hint = ""
@@ -83,7 +84,8 @@ class TaskFinder:
             if str(task_info.get("source", "")).startswith("hf:") and not self.hub:
                 hint += " (or drop --no-hub)"
         if not reasons:
-            return None, f"the run's data ({name}, fingerprint {fingerprint}) is not reachable: {hint}"
+            shown = f"{name}, fingerprint {fingerprint}" if fingerprint else f"{name}, no data fingerprint recorded"
+            return None, f"the run's data ({shown}) is not reachable: {hint}"
         return None, "; ".join(reasons + ([hint] if hint else []))
 
 

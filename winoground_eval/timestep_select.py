@@ -7,6 +7,11 @@ re-aggregates them on candidate windows ``t_range = [lo, hi)`` (and coarser grid
 reports for each the task's per-example metrics (as the run's result.json declares them)
 and the UNet calls per example a run with that setting would spend. No UNet call is made.
 
+Every candidate is compared with the run's own grid on the same examples (per metric: the
+mean per-example difference and its 95% paired-bootstrap interval), and :func:`choose`
+keeps a window over the grid only when its gain is significant and it loses significantly
+on no metric; otherwise the cheapest setting at least as good, else the grid itself.
+
 The outcomes of the re-aggregated score matrices come from the built-in rule of their
 shape when it computes the run's metrics (2x2: text / image / group; 1 x N with the
 correct caption first: accuracy); otherwise the task is rebuilt through the registry by
@@ -62,7 +67,9 @@ def run_grid(config: dict[str, Any]) -> np.ndarray:
     from .diffusion.grid import timestep_grid
 
     if config.get("method") != "diffusion_classifier":
-        raise ConfigError(f"not a Diffusion Classifier run (scorer method {config.get('method')!r})")
+        method = config.get("method")
+        raise ConfigError(f"not a Diffusion Classifier run (its scorer's method is {method!r})" if method else
+                          "not a Diffusion Classifier run (its scorer records no method); give a run of a diffusion scorer")
     t_range = config.get("t_range")
     return timestep_grid(int(config["n_timesteps"]), int(config.get("num_train_timesteps", 1000)),
                          tuple(t_range) if t_range else None)
@@ -129,14 +136,12 @@ def outcome_rule(run: StoredRun, finder: Any = None) -> OutcomesFn:
     raise ConfigError(
         f"{run.path}: the built-in rules (2x2: text/image/group; 1xN: accuracy) do not give this run's metrics "
         f"({', '.join(sorted(wanted)) or 'none'}) for {shown} score matrices, and its task "
-        f"{task_info.get('name')!r} could not be rebuilt for its own outcomes ({why}); pass --data-dir DIR"
+        f"{task_info.get('name') or 'unknown'!r} could not be rebuilt for its own outcomes ({why}); pass --data-dir DIR"
     )
 
 
-def metrics_of(
-    matrices: Sequence[np.ndarray], ids: Sequence[str], specs: Sequence[Metric] = (), rule: OutcomesFn | None = None
-) -> dict[str, float]:
-    """The per-example metrics of score matrices (through ``rule``, default the shape rule)."""
+def outcomes_of(matrices: Sequence[np.ndarray], ids: Sequence[str], rule: OutcomesFn | None = None) -> dict[str, dict]:
+    """``{id: {metric: outcome}}`` of score matrices (through ``rule``, default the shape rule)."""
     outcomes = {}
     for i, m in zip(ids, matrices):
         if rule is not None:
@@ -146,6 +151,17 @@ def metrics_of(
         if found is None:
             raise ConfigError(f"example {i} has a {m.shape[0]}x{m.shape[1]} score matrix and no outcome rule was given")
         outcomes[i] = found[1](m)
+    return outcomes
+
+
+def metrics_of(
+    matrices: Sequence[np.ndarray], ids: Sequence[str], specs: Sequence[Metric] = (), rule: OutcomesFn | None = None,
+    outcomes: dict[str, dict] | None = None,
+) -> dict[str, float]:
+    """The per-example metrics of score matrices (through ``rule``, default the shape rule), or of
+    their ``outcomes`` when already computed."""
+    if outcomes is None:
+        outcomes = outcomes_of(matrices, ids, rule)
     if not specs:
         first = shape_rule(matrices[0].shape) if matrices else None
         specs = first[0] if first else ()
@@ -178,6 +194,14 @@ def evaluate_candidates(
     rule: OutcomesFn | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (window, grid size) the stored grid supports: metrics and UNet calls per example."""
+    return [row for row, _ in _evaluate(run, windows, n_timesteps, rule)]
+
+
+def _evaluate(
+    run: StoredRun, windows: Sequence[tuple[int, int]], n_timesteps: Sequence[int | None] = (None,),
+    rule: OutcomesFn | None = None,
+) -> list[tuple[dict[str, Any], dict[str, dict]]]:
+    """:func:`evaluate_candidates` with each row's per-example outcomes."""
     from .diffusion.grid import scores_from_errors
 
     rule = rule or outcome_rule(run)
@@ -200,13 +224,90 @@ def evaluate_candidates(
                 c * len(pos) / n_grid if c is not None else (e.shape[0] * e.shape[1] + (e.shape[0] if uncond else 0)) * len(pos)
                 for c, e in zip(run.unet_calls, run.errors)
             ]
-            rows.append({
+            outcomes = outcomes_of(matrices, run.ids, rule)
+            rows.append(({
                 "t_range": list(window),
                 "n_timesteps": int(len(pos)),
-                **metrics_of(matrices, run.ids, run.specs, rule),
+                **metrics_of(matrices, run.ids, run.specs, outcomes=outcomes),
                 "unet_calls_per_example": float(np.mean(calls)),
-            })
+            }, outcomes))
     return rows
+
+
+def paired_differences(
+    outcomes: dict[str, dict], reference: dict[str, dict], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per metric, a candidate's mean per-example difference from the reference (the run's own
+    grid) on the same examples, with its 95% paired-bootstrap interval."""
+    from .metrics import bootstrap_ci
+
+    out = {}
+    for m in names:
+        d = np.array([float(outcomes[i][m]) - float(reference[i][m]) for i in reference], dtype=np.float64)
+        ci = bootstrap_ci(d)
+        out[m] = {"diff": float(d.mean()) if d.size else 0.0, "ci95": ci,
+                  "significant": ci is not None and (ci[0] > 0 or ci[1] < 0)}
+    return out
+
+
+def choose(rows: Sequence[dict[str, Any]], full: dict[str, Any], metric: str, names: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """The setting to use, and why. Each row carries ``vs_full`` (:func:`paired_differences`).
+
+    1. The best by ``metric`` among the candidates significantly better than the run's grid on it
+       (the 95% CI of the paired difference above 0) and significantly worse on no metric.
+    2. Otherwise the cheapest candidate at least as good on ``metric`` (difference >= 0) and
+       significantly worse on no metric, when it costs fewer UNet calls than the grid.
+    3. Otherwise the run's own grid.
+    Ties: the higher ``metric``, then the cheaper, then the wider window."""
+    def loses(r):
+        return [m for m in names if r["vs_full"][m]["significant"] and r["vs_full"][m]["diff"] < 0]
+
+    def width(r):
+        return r["t_range"][1] - r["t_range"][0]
+
+    top = best_row(rows, metric)
+    gains = [r for r in rows if r is not full and r["vs_full"][metric]["significant"] and r["vs_full"][metric]["diff"] > 0]
+    clean = [r for r in gains if not loses(r)]
+    if clean:
+        pick = best_row(clean, metric)
+        others = [m for m in names if m != metric]
+        return pick, (
+            f"{_setting(pick)} is significantly better than the run's grid on {metric} "
+            f"({_delta(pick['vs_full'][metric])}; the 95% CI excludes 0)"
+            + (f" and significantly worse on none of {', '.join(others)}" if others else "")
+        )
+    why_not = ""
+    if gains:
+        r = best_row(gains, metric)
+        worse = ", ".join(f"{m} ({_delta(r['vs_full'][m])})" for m in loses(r))
+        why_not = (f"{_setting(r)} is significantly better on {metric} ({_delta(r['vs_full'][metric])}) but significantly "
+                   f"worse on {worse}")
+    elif top is not full:
+        why_not = (f"the highest {metric}, {_setting(top)} ({_delta(top['vs_full'][metric])}), is not significantly better "
+                   "than the run's grid (its 95% CI includes 0)")
+    else:
+        why_not = f"no candidate has a higher {metric} than the run's grid"
+    cheaper = [r for r in rows if r is not full and r["unet_calls_per_example"] < full["unet_calls_per_example"]
+               and r["vs_full"][metric]["diff"] >= 0 and not loses(r)]
+    if cheaper:
+        pick = min(cheaper, key=lambda r: (r["unet_calls_per_example"], -r[metric], -width(r)))
+        return pick, (
+            f"{why_not}; {_setting(pick)} costs {pick['unet_calls_per_example']:.0f} UNet calls per example instead of "
+            f"{full['unet_calls_per_example']:.0f} and is as good on {metric} ({_delta(pick['vs_full'][metric])}) and "
+            "significantly worse on no metric, so the cheaper setting"
+        )
+    return full, f"{why_not}; no cheaper setting is as good on {metric}, so the run's own grid"
+
+
+def _setting(r: dict[str, Any]) -> str:
+    return f"t_range={r['t_range'][0]},{r['t_range'][1]} n_timesteps={r['n_timesteps']}"
+
+
+def _delta(d: dict[str, Any]) -> str:
+    """A difference in percentage points with its interval: '+0.33 points [-1.00, +1.67]'."""
+    ci = d.get("ci95")
+    shown = f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else " [no interval: too few examples]"
+    return f"{100 * d['diff']:+.2f} points{shown}"
 
 
 def best_row(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
@@ -239,7 +340,7 @@ def cmd_choose(args: argparse.Namespace) -> int:
     task = run.info.get("task", {})
     if ids is None and str(task.get("split", "")).lower() == "test":
         err.print(
-            f"[yellow]warning[/yellow]: {escape(str(args.run_dir))} is a run on the TEST split of {escape(str(task.get('name')))}; "
+            f"[yellow]warning[/yellow]: {escape(str(args.run_dir))} is a run on the TEST split of {escape(str(task.get('name') or 'unknown'))}; "
             "choose timesteps on a validation split (or --val-ids) and report the test split with the chosen setting",
             soft_wrap=True, highlight=False,
         )
@@ -247,29 +348,45 @@ def cmd_choose(args: argparse.Namespace) -> int:
     lo, hi = config.get("t_range") or (0, int(config.get("num_train_timesteps", 1000)))
     windows = args.window or candidate_windows(int(lo), int(hi), steps=args.steps)
     sizes: list[int | None] = [None, *args.n_timesteps]
-    rows = evaluate_candidates(run, windows, sizes, rule)
-    if not rows:
+    full_window = (int(lo), int(hi))
+    if full_window not in windows:  # the reference every candidate is compared with
+        windows = [*windows, full_window]
+    evaluated = _evaluate(run, windows, sizes, rule)
+    if not evaluated:
         raise ConfigError("no candidate window holds any of the run's grid timesteps")
+    rows = [row for row, _ in evaluated]
+    full = max((r for r in rows if r["t_range"] == list(full_window)), key=lambda r: r["n_timesteps"])
+    reference = next(o for r, o in evaluated if r is full)
+    for row, outcomes in evaluated:
+        row["vs_full"] = paired_differences(outcomes, reference, names)
     best = best_row(rows, metric)
-    full = next((r for r in rows if r["t_range"] == [int(lo), int(hi)] and r["n_timesteps"] == len(run.timesteps)), None)
+    chosen, reason = choose(rows, full, metric, names)
     if args.json:
         print(json.dumps({"run": str(run.path), "n_examples": len(run.ids), "metric": metric, "metrics": names, "rows": rows,
-                          "best": best, "full": full}, indent=2))
+                          "best": best, "full": full, "chosen": chosen, "reason": reason}, indent=2))
         return 0
     shown = sorted(rows, key=lambda r: -r[metric])[: args.top]
-    if full is not None and full not in shown:
-        shown.append(full)
-    table = Table(title=f"{len(run.ids)} examples of {escape(str(run.path))}; candidates by {escape(metric)} (top {args.top})",
+    for extra in (chosen, full):
+        if not any(r is extra for r in shown):
+            shown.append(extra)
+    table = Table(title=f"{len(run.ids)} examples of {escape(str(run.path))}; candidates by {escape(metric)} (top {args.top}); "
+                        "Δ: percentage points against the run's grid on the same examples, 95% CI: paired bootstrap",
                   title_justify="left")
-    for col in ("t_range", "n_timesteps", *names, "UNet calls/example"):
-        table.add_column(col, justify="left" if col == "t_range" else "right")
+    for col in ("t_range", "n_timesteps", *names, *(f"Δ {m} [95% CI]" for m in names), "UNet calls/example"):
+        table.add_column(escape(col), justify="left" if col == "t_range" else "right")
     for r in shown:
-        mark = " (best)" if r is best else " (the run's grid)" if r is full else ""
+        marks = ["chosen"] if r is chosen else []
+        marks += ["highest"] if r is best and r is not chosen else []
+        marks += ["the run's grid"] if r is full else []
+        mark = f" ({'; '.join(marks)})" if marks else ""
+        deltas = ["-" if r is full else escape(_delta(r["vs_full"][m]).replace(" points", "")) for m in names]
         table.add_row(f"{r['t_range'][0]},{r['t_range'][1]}{mark}", str(r["n_timesteps"]),
-                      *(f"{100 * r[m]:.2f}" for m in names), f"{r['unet_calls_per_example']:.0f}")
+                      *(f"{100 * r[m]:.2f}" for m in names), *deltas, f"{r['unet_calls_per_example']:.0f}")
     out.print(table)
-    out.print(f"best by {metric}: -o t_range={best['t_range'][0]},{best['t_range'][1]} -o n_timesteps={best['n_timesteps']}"
-              " (chosen on these examples: use it on another split)", soft_wrap=True, highlight=False)
+    out.print(f"why: {escape(reason)}", soft_wrap=True, highlight=False)
+    out.print(f"chosen by {escape(metric)}: -o t_range={chosen['t_range'][0]},{chosen['t_range'][1]} "
+              f"-o n_timesteps={chosen['n_timesteps']} (chosen on these examples: use it on another split)",
+              soft_wrap=True, highlight=False)
     return 0
 
 
