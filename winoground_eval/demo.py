@@ -2,7 +2,9 @@
 
 Runs the shipped tiny TRAINED models on the synthetic ``shapes`` task (300 test examples):
 a CLIP-style model, and a diffusion model as a Diffusion Classifier, each through
-``wg-eval run`` exactly as CLIP and Stable Diffusion run on Winoground. Rerun it and every
+``wg-eval run`` exactly as CLIP and Stable Diffusion run on Winoground; then the same two
+on ``shapes-ranked`` (1 image x a caption and 4 hard negatives), and a tiny class-conditional
+DiT classifying real handwritten ``digits``, each on a subset that keeps the demo short. Rerun it and every
 run resumes from its finished run directory at once.
 
     python -m winoground_eval.demo [OUT] [--threads N] [--limit N]
@@ -30,12 +32,19 @@ STEPS: list[tuple[str, list[str]]] = [
      ["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-clip"]),
     ("tiny diffusion model as a Diffusion Classifier on shapes (300 test pairs)",
      ["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-diffusion"]),
+    ("tiny CLIP on shapes-ranked: 1 image x [caption, 4 hard negatives] (300 test images)",
+     ["run", "--task", "shapes-ranked", "--split", "test", "--scorer", "tiny-clip"]),
+    ("tiny diffusion model on shapes-ranked (the first 60 test images)",
+     ["run", "--task", "shapes-ranked", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "60"]),
+    ("tiny class-conditional DiT as a classifier of real handwritten digits (the first 100 of 300 test images)",
+     ["run", "--task", "digits", "--split", "test", "--scorer", "tiny-dit", "--limit", "100"]),
 ]
 
 INTRO = (
     "The shapes task is synthetic (drawn in code; captions of a pair are the same words in another order). "
     "The models are tiny models trained on its training split by `make train-tiny` and shipped with the suite. "
-    "Random scores get 25% text, 25% image and 16.7% group; ties count as wrong. "
+    "Random scores get 25% text, 25% image and 16.7% group on shapes, 20% on shapes-ranked, 10% on digits; "
+    "ties count as wrong. "
     "For Winoground itself: `wg-eval run --task winoground --scorer sd2` (network, an HF token, a GPU)."
 )
 
