@@ -62,10 +62,16 @@ def result_table(result: dict[str, Any], title: str | None = None) -> Table:
 
 
 def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
-    scorer = result.get("scorer", {}).get("name", "?")
-    task = result.get("task", {}).get("name", "?")
+    from .labels import label_of
+
+    info: dict[str, Any] = dict(result)
+    if run_dir is not None and (Path(run_dir) / "run.json").exists():
+        from .runstore import RunStore
+
+        info = {**info, **RunStore(Path(run_dir)).run_info()}  # run.json records the options given
     note = " (partial)" if result.get("partial") else ""
-    out.print(result_table(result, title=f"{task} / {scorer}{note}"))
+    title = f"{escape(label_of(info) + note)}  [dim]run {escape(str(result.get('run_id', '')))}[/dim]"
+    out.print(result_table(result, title=title))
     compute = result.get("compute") or {}
     extra = [f"{result.get('n_examples')} of {result.get('n_expected', '?')} examples"]
     if result.get("n_ties"):
@@ -218,7 +224,21 @@ def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]
     """``args`` for one task of the run: the names its run directory is filed under, and its
     limit (--limit or -t limit=N, which marks the run partial)."""
     return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
-                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit")})
+                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit"),
+                                 "task_options": task_kwargs})
+
+
+_UNLABELLED = ("data_dir", "limit", "revision", "token")  # task options that never name a run
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user gave (``-o``, --dtype; ``-t``, --split), recorded in a new run's
+    run.json for its label (:mod:`.labels`)."""
+    scorer = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in args.override)}
+    if getattr(args, "dtype", None):
+        scorer["dtype"] = args.dtype
+    task = {k: v for k, v in (getattr(args, "task_options", None) or {}).items() if k not in _UNLABELLED}
+    return json.loads(json.dumps({"scorer": scorer, "task": task}, default=str))
 
 
 def _run_suite(args: argparse.Namespace, world: Any) -> int:
@@ -296,7 +316,7 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> i
     from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
 
-    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
+    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args))
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there

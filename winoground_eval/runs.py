@@ -70,9 +70,17 @@ class RunRecord:
         return bool(self.result.get("partial"))
 
     @property
+    def overrides(self) -> Mapping[str, Any] | None:
+        """The options the user gave when the run was created (run.json; None for older runs)."""
+        return self.info.get("overrides")
+
+    @property
     def label(self) -> str:
-        """A short human name: the scorer and the first characters of the run id."""
-        return f"{self.scorer_name} ({self.run_id[:7]})"
+        """The run's human name (:func:`winoground_eval.labels.run_label`): scorer, task with
+        its split or subsets, and the options the user gave."""
+        from .labels import run_label
+
+        return run_label(self.task, self.scorer_name, self.overrides)
 
     @property
     def metrics(self) -> Mapping[str, Any]:
