@@ -89,6 +89,8 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.what == "runs":
+        return results_cli.cmd_ls_runs(args)
     table = Table(show_header=True)
     table.add_column(args.what[:-1])
     table.add_column("what it is")
@@ -382,9 +384,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .runs import read_run
+    from .runs import read_run, resolve_run
 
-    run = read_run(args.run_dir)
+    run = read_run(resolve_run(args.run_dir, args.out))
     _print_summary(dict(run.result), run.path)
     return 0
 
@@ -395,8 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ls", help="list registered tasks or scorers")
-    p.add_argument("what", choices=("tasks", "scorers"))
+    p = sub.add_parser("ls", help="list registered tasks or scorers, or the runs under --out")
+    p.add_argument("what", choices=("tasks", "scorers", "runs"))
+    p.add_argument("--out", default="runs", help="with `ls runs`: the folder of run directories (default: ./runs)")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
@@ -434,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("show", help="print a finished run's summary")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN", help="a run directory, or a unique prefix of a run id under --out")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.set_defaults(func=cmd_show)
 
     from . import repair

@@ -171,10 +171,10 @@ def compare_table(result: dict[str, Any]) -> Table:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
-    from .runs import read_run
+    from .runs import read_run, resolve_run
 
     out, err = _consoles()
-    a, b = read_run(args.run_a), read_run(args.run_b)
+    a, b = read_run(resolve_run(args.run_a, args.out)), read_run(resolve_run(args.run_b, args.out))
     result = compare_runs(a, b, _finder(args))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -198,10 +198,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # --- report -----------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report, write_report
-    from .runs import RunsError, find_runs, select_runs
+    from .runs import RunsError, find_runs, resolve_run, select_runs
 
     out, err = _consoles()
-    found = find_runs(args.paths)
+    found = find_runs([resolve_run(p, args.out) for p in args.paths])
     _report_problems(found.problems, err)
     selection = select_runs(found.runs, include_partial=args.include_partial)
     _report_selection(selection, err)
@@ -222,6 +222,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     if report.n_images:
         out.print("It embeds dataset images: do not publish it beyond what the dataset's license allows.")
+    return 0
+
+
+# --- ls runs ----------------------------------------------------------------------------------
+def cmd_ls_runs(args: argparse.Namespace) -> int:
+    """`wg-eval ls runs [--out DIR]`: every run directory there, its label, size, state and dates."""
+    from .runs import survey
+
+    out, err = _consoles()
+    rows = survey(args.out)
+    if not rows:
+        err.print(f"no run directories under {escape(str(args.out))}", soft_wrap=True, highlight=False)
+        return 0
+    table = Table(title=f"{len(rows)} run(s) under {escape(str(args.out))}", title_justify="left")
+    for col in ("run id", "label", "examples", "status", "created", "finished"):
+        table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
+                         ratio=1 if col == "label" else None)
+    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
+    for r in rows:
+        size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
+        table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
+                      r.created.replace("T", " ")[:16], r.finished.replace("T", " ")[:16])
+    out.print(table)
+    for r in rows:
+        if r.problem:
+            err.print(f"[red]damaged[/red] {escape(str(r.path))}: {escape(r.problem)}", soft_wrap=True, highlight=False)
     return 0
 
 
@@ -246,16 +272,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="paired comparison of two runs: differences, bootstrap CIs, McNemar tests")
-    p.add_argument("run_a", metavar="RUN_A", help="run directory A")
-    p.add_argument("run_b", metavar="RUN_B", help="run directory B")
+    p.add_argument("run_a", metavar="RUN_A", help="run directory A, or a unique prefix of its run id under --out")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory B, or a unique prefix of its run id under --out")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.add_argument("--json", action="store_true", help="print JSON (every disagreeing id)")
     p.add_argument("--show-ids", type=int, default=20, metavar="N", help="disagreeing ids listed per metric (default 20)")
     _task_lookup_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one self-contained HTML report of runs (table, tags, examples)")
-    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT",
+                   help="run directories, folders holding them, or unique prefixes of run ids under --out")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.add_argument("--include-partial", action="store_true", help="also show partial runs (marked partial)")
     p.add_argument("--with-published", action="store_true", help="add a table of published reference numbers")
     p.add_argument("--thumb-size", type=int, default=160, metavar="PX", help="longest side of embedded thumbnails (default 160)")
