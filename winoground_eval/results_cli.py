@@ -227,7 +227,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- ls runs ----------------------------------------------------------------------------------
 def cmd_ls_runs(args: argparse.Namespace) -> int:
-    """`wg-eval ls runs [--out DIR]`: every run directory there, its label, size, state and dates."""
+    """`wg-eval ls runs [--out DIR]`: every run directory there, its label, size, state and date
+    (when it finished; when it was created for one in progress or damaged)."""
     from .runs import survey
 
     out, err = _consoles()
@@ -236,14 +237,14 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
         err.print(f"no run directories under {escape(str(args.out))}", soft_wrap=True, highlight=False)
         return 0
     table = Table(title=f"{len(rows)} run(s) under {escape(str(args.out))}", title_justify="left")
-    for col in ("run id", "label", "examples", "status", "created", "finished"):
+    for col in ("run id", "label", "examples", "status", "date"):
         table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
                          min_width=24 if col == "label" else None)
     styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
     for r in rows:
         size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
         table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
-                      r.created.replace("T", " ")[:16], r.finished.replace("T", " ")[:16])
+                      (r.finished or r.created).replace("T", " ")[:16])
     out.print(table)
     for r in rows:
         if r.problem:
