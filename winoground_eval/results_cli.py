@@ -239,7 +239,7 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     table = Table(title=f"{len(rows)} run(s) under {escape(str(args.out))}", title_justify="left")
     for col in ("run id", "label", "examples", "status", "date"):
         table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
-                         min_width=24 if col == "label" else None)
+                         min_width=16 if col == "label" else None)
     styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
     for r in rows:
         size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
