@@ -99,21 +99,39 @@ def cmd_export(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(args.output, board.data)
     entries = board.data["entries"]
+    by_id = {e["run_id"]: e for e in entries}
+    out.print(f"leaderboard: {len(entries)} entries in {len(board.data['groups'])} group(s), "
+              "each ranked by its task's primary metric (marked *)")
+    for group in board.data["groups"]:
+        members = [by_id[i] for i in group["entries"]]
+        out.print(_export_table(group["heading"], members, board.data["baseline"]))
+    for row in board.data.get("published", []):
+        out.print(
+            f"published: {escape(row['model'])} ({escape(row['task'])}): "
+            + " / ".join(f"{escape(m)} {_pct(v)}" for m, v in row["metrics"].items())
+            + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
+        )
+    out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
+    return 0
+
+
+def _export_table(heading: str, entries: list[dict[str, Any]], baseline: Any) -> Table:
+    """One group of the export: its heading as the title, a row per entry in rank order."""
     names = _metric_names(entries)
-    table = Table(title=f"leaderboard: {len(entries)} entries (ranked by each task's primary metric, marked *)",
-                  title_justify="left")
-    for col in ("#", "scorer", "task", "n"):
+    table = Table(title=f"[bold]{escape(heading)}[/bold]", title_justify="left")
+    for col in ("#", "run", "n"):
         table.add_column(col, justify="right" if col in ("#", "n") else "left")
     for m in names:
         table.add_column(escape(m), justify="right")
-    table.add_column("run id")
-    if board.data["baseline"]:
+    table.add_column("run id", no_wrap=True)
+    if baseline:
         table.add_column("primary vs baseline", justify="right")
     for e in entries:
-        name = e["scorer"]["name"] + (" (partial)" if e["partial"] else "")
+        name = e.get("label") or e["scorer"]["name"]
+        name += " (partial)" if e["partial"] else ""
         cells = [(_pct(e["metrics"][m]) + ("*" if m == e["primary"] else "")) if m in e["metrics"] else "" for m in names]
-        row = [str(e["rank"]), escape(name), escape(f"{e['task']['name']}"), str(e["n_examples"]), *cells, e["run_id"]]
-        if board.data["baseline"]:
+        row = [str(e["rank"]), escape(name), str(e["n_examples"]), *cells, e["run_id"]]
+        if baseline:
             c = e.get("comparison")
             if c is None:
                 row.append("baseline")
@@ -125,15 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             else:
                 row.append("-")
         table.add_row(*row)
-    out.print(table)
-    for row in board.data.get("published", []):
-        out.print(
-            f"published: {escape(row['model'])} ({escape(row['task'])}): "
-            + " / ".join(f"{escape(m)} {_pct(v)}" for m, v in row["metrics"].items())
-            + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
-        )
-    out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
-    return 0
+    return table
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -142,7 +152,8 @@ def compare_table(result: dict[str, Any]) -> Table:
     a, b = result["a"], result["b"]
     metrics = result["metrics"]
     title = (
-        f"A = {escape(a['scorer'])} ({a['run_id']})\nB = {escape(b['scorer'])} ({b['run_id']})\n"
+        f"A = {escape(a.get('label') or a['scorer'])} (run {a['run_id']})\n"
+        f"B = {escape(b.get('label') or b['scorer'])} (run {b['run_id']})\n"
         f"{result['n_common']} common examples; % and percentage points; 95% CI: paired bootstrap; "
         "p: exact McNemar on the discordant examples"
     )

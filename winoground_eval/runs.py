@@ -265,6 +265,21 @@ def dataset_key(run: RunRecord) -> tuple[str, str, str]:
     return (str(t.get("name")), str(t.get("version")), str(t.get("data_fingerprint")))
 
 
+def subsets_of(task: Mapping[str, Any]) -> list[str] | None:
+    """The task's subsets as recorded in its info (a list), or None."""
+    subsets = task.get("subsets")
+    if subsets in (None, "", []):
+        return None
+    return [str(subsets)] if isinstance(subsets, str) else [str(s) for s in subsets]
+
+
+def group_key(run: RunRecord) -> tuple[str, str, str, str, str]:
+    """The heading a run is listed and ranked under: task, version, split (and subsets), data."""
+    t = run.task
+    split = "" if t.get("split") is None else str(t.get("split"))
+    return (str(t.get("name")), str(t.get("version")), split, "+".join(subsets_of(t) or ()), str(t.get("data_fingerprint")))
+
+
 def rank_key(run: RunRecord) -> tuple:
     """Within a task and its data: the primary metric descending, then the task's other
     metrics in their declared order, then scorer name and run id."""
@@ -274,7 +289,7 @@ def rank_key(run: RunRecord) -> tuple:
         return -float(x) if isinstance(x, (int, float)) and x == x else float("inf")
 
     order = [run.primary] + [n for n in run.metric_names if n != run.primary]
-    return (*dataset_key(run), tuple(neg(m.get(n)) for n in order), run.scorer_name, run.run_id)
+    return (*group_key(run), tuple(neg(m.get(n)) for n in order), run.scorer_name, run.run_id)
 
 
 # --- listing run directories and naming one by its id --------------------------------------------
