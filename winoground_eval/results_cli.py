@@ -231,8 +231,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{report.n_examples} examples{', with images' if report.n_images else ''})",
         soft_wrap=True,
     )
-    if report.n_images:
-        out.print("It embeds dataset images: do not publish it beyond what the dataset's license allows.")
+    for note in report.license_notes:
+        out.print(f"[yellow]licence[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
+    if report.n_images and not report.license_notes:
+        out.print("It embeds dataset images: share it only as far as the datasets' licences allow.")
     return 0
 
 
