@@ -95,6 +95,8 @@
       { field: "shown", type: "nominal", title: o.xTitle }, { field: "ci_text", type: "nominal", title: "95% interval" },
       { field: "n", type: "quantitative", title: "n" },
     ];
+    const color = { field: "series", type: "nominal", sort: o.series, scale: { domain: o.series, range: o.colors },
+                    legend: o.series.length > 1 ? { orient: "bottom", direction: "vertical", title: null } : null };
     return {
       title: o.title,
       width: o.width || 400,
@@ -104,14 +106,12 @@
         y: { field: "cat", type: "nominal", sort: o.cats, title: null,
              axis: { labelLimit: 260, labelPadding: 6, ticks: false, domain: false } },
         yOffset: { field: "series", type: "nominal", sort: o.series, scale: { paddingInner: 0.1 } },
-        color: { field: "series", type: "nominal", sort: o.series, scale: { domain: o.series, range: o.colors },
-                 legend: o.series.length > 1 ? { orient: "bottom", direction: "vertical", title: null } : null },
         tooltip: tooltip,
       },
       layer: [
-        { transform: [{ filter: { field: "has", equal: true } }], mark: { type: "bar", cornerRadiusEnd: 2 }, encoding: { x: x } },
+        { transform: [{ filter: { field: "has", equal: true } }], mark: { type: "bar", cornerRadiusEnd: 2 }, encoding: { x: x, color: color } },
         { transform: [{ filter: { field: "zero", equal: true } }], mark: { type: "tick", thickness: 2, orient: "vertical" },
-          encoding: { x: x } },
+          encoding: { x: x, color: color } },
         { transform: [{ filter: { field: "hasci", equal: true } }], mark: { type: "rule", color: "#1d2230", strokeWidth: 1.2 },
           encoding: { x: { field: "lo", type: "quantitative" }, x2: { field: "hi" } } },
         { mark: { type: "text", align: "left", baseline: "middle", dx: 4, fontSize: 10 },
@@ -142,7 +142,7 @@
         color: { field: "series", type: "nominal", sort: names, scale: { domain: names, range: o.series.map(function (se) { return se.color; }) },
                  legend: { orient: "bottom", direction: "vertical", title: null } },
         strokeDash: o.dashed ? { field: "series", type: "nominal", sort: names,
-                                 scale: { domain: names, range: o.series.map(function (se) { return se.dash ? [4, 3] : [1, 0]; }) }, legend: null } : undefined,
+                                 scale: { domain: names, range: o.series.map(function (se) { return se.dash ? [4, 3] : [1, 0]; }) } } : undefined,
         tooltip: [{ field: "series", type: "nominal" }, { field: "x", type: "quantitative", title: o.xTitle },
                   { field: "y", type: "quantitative", title: o.yTitle, format: o.yFormat || ".4~g" }],
       },
