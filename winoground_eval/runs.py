@@ -360,11 +360,13 @@ def survey(root: str | Path) -> list[RunStatus]:
 def resolve_run(ref: str | Path, out: str | Path = "runs") -> Path:
     """The run directory ``ref`` names: a path, or a unique prefix of a run id searched under
     ``out``. RunsError when it names none, or several (listing them)."""
+    text = str(ref)
+    if not text:
+        raise RunsError("an empty run name; give a run directory or (a prefix of) a run id")
     path = Path(ref)
     if path.exists():
         return path
-    text = str(ref)
-    if not text or "/" in text or "\\" in text:
+    if "/" in text or "\\" in text:
         raise RunsError(f"{text} does not exist; give a run directory or (a prefix of) a run id under --out {out}")
     root = Path(out)
     if not root.is_dir():
