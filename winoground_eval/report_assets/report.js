@@ -137,10 +137,11 @@
       mark: { type: "line", point: !!o.points, strokeWidth: 1.8 },
       encoding: {
         x: { field: "x", type: "quantitative", title: o.xTitle,
-             scale: o.xlog ? { type: "log", base: 2 } : { zero: false }, axis: { format: "~d", tickCount: 6, labelOverlap: true } },
+             scale: o.xlog ? { type: "log", base: 2, nice: false } : { zero: false, nice: false },
+             axis: { format: "~d", tickCount: 6, labelOverlap: true } },
         y: y,
         color: { field: "series", type: "nominal", sort: names, scale: { domain: names, range: o.series.map(function (se) { return se.color; }) },
-                 legend: { orient: "bottom", direction: "vertical", title: null } },
+                 legend: { orient: "bottom", direction: "vertical", title: null, symbolType: "stroke", symbolStrokeWidth: 2 } },
         strokeDash: o.dashed ? { field: "series", type: "nominal", sort: names,
                                  scale: { domain: names, range: o.series.map(function (se) { return se.dash ? [4, 3] : [1, 0]; }) } } : undefined,
         tooltip: [{ field: "series", type: "nominal" }, { field: "x", type: "quantitative", title: o.xTitle },
