@@ -81,6 +81,8 @@ def test_report_content(world):
     assert report.n_images == 8 and report.notes == []
     html = report.html
     assert "Content-Security-Policy" in html and "unsafe-eval" not in html
+    assert "Redistribution and use in source and binary forms" in html  # the charting libraries' notice
+    assert html.count("<script") == 6  # the data, vega, vega-lite, vega-embed, the interpreter, the page's script
     assert report.license_notes == []  # a synthetic sample: no licence note
     assert HOSTILE not in html and "</script><b" not in html  # the caption travels escaped
     data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])

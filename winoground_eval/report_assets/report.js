@@ -233,7 +233,7 @@
     if (c.key === "seconds") text = isNum(v) ? v.toFixed(3) : "-";
     if (c.key === "unet") text = isNum(v) ? String(Math.round(v)) : "-";
     if (c.key === "date") text = String(v).replace("T", " ").slice(0, 16);
-    return el("td", { class: c.num ? "num" : "", "data-value": v === null || v === undefined ? "" : v }, text);
+    return el("td", { class: c.num ? "num" : c.key, "data-value": v === null || v === undefined ? "" : v }, text);
   }
   function renderBoardBody() {
     const col = COLUMNS.filter(function (c) { return c.key === sortState.key; })[0];
