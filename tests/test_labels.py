@@ -96,7 +96,7 @@ def test_run_id_prefixes(world, capsys):
     assert wg(["compare", run.run_id[:8], other.run_id[:8], "--out", runs]) == 0
     out = capsys.readouterr().out
     assert "A = dummy \u00b7 shapes/test \u00b7 seed=7" in out and "B = dummy \u00b7 shapes/test" in out
-    assert wg(["report", run.run_id[:8], "-o", world["root"] / "one.html", "--out", runs]) == 0
+    assert wg(["report", run.run_id[:8], "--output", world["root"] / "one.html", "--out", runs]) == 0
     assert wg(["show", "zzz", "--out", runs]) == 2
 
 

@@ -167,7 +167,7 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
     from playwright.sync_api import sync_playwright
 
     out = tmp_path / "report.html"
-    assert wg(["report", world["runs"], "-o", out, "--data-dir", world["data"], "--with-published"]) == 0
+    assert wg(["report", world["runs"], "--output", out, "--data-dir", world["data"], "--with-published"]) == 0
     runs = select_runs(find_runs([world["runs"]]).runs).kept
     by_scorer = {r.scorer_name: r for r in runs}
     a_ok = correctness(world["scores"]["model-a"])
