@@ -167,8 +167,9 @@ def build_leaderboard(
         "entries": entries,
         "groups": list(groups.values()),
     }
-    if with_published:
-        data["published"] = published_rows()
+    if with_published:  # reference numbers only for the tasks of the exported runs
+        tasks = {run.task_name for run in selection.kept}
+        data["published"] = [row for row in published_rows() if row.get("task") in tasks]
     return Leaderboard(data, selection, found.problems, notes)
 
 
