@@ -233,6 +233,9 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
     assert sorted(ranked["a_right"].values()) == sorted(right.values())
     assert square["examples"] == 4 and square["decisions"] == 4 and square["ranked_lists"] == 0
     assert square["metric_options"] == ["text", "image", "group"]
+    for summary in (ranked, square):  # every chart goes through vega-embed with the CSP-safe interpreter
+        assert summary["charts"] >= 2 and summary["charts_safe"] is True
+        assert summary["hash"].startswith("#a=")
 
 
 def test_ranked_view_in_a_headless_browser(world, tmp_path):

@@ -14,7 +14,7 @@ from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.runs import find_runs, read_run, select_runs
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.taskfinder import TaskFinder
-from winoground_eval.report import LICENSE_NOTE, build_report, script_json, subset_positions, subset_sizes
+from winoground_eval.report import build_report, license_note, script_json, subset_positions, subset_sizes, wilson
 from winoground_eval.scorefile import write_score_file
 from winoground_eval.tasks.sample import write_winoground_sample
 
@@ -80,7 +80,10 @@ def test_report_content(world):
     report = build_report(runs, finder=TaskFinder([world["data"]]))
     assert report.n_images == 8 and report.notes == []
     html = report.html
-    assert LICENSE_NOTE.split(":")[0] in html and "Content-Security-Policy" in html
+    assert "Content-Security-Policy" in html and "unsafe-eval" not in html
+    assert "Redistribution and use in source and binary forms" in html  # the charting libraries' notice
+    assert html.count("<script") == 6  # the data, vega, vega-lite, vega-embed, the interpreter, the page's script
+    assert report.license_notes == []  # a synthetic sample: no licence note
     assert HOSTILE not in html and "</script><b" not in html  # the caption travels escaped
     data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])
     assert [r["run_id"] for r in data["runs"]] == [r.run_id for r in runs]
@@ -94,7 +97,38 @@ def test_report_content(world):
     assert len(d["example_errors"]["0"]) == 4 and len(d["example_errors"]["0"][0]) == 8
     ds = next(iter(data["datasets"].values()))
     assert ds["examples"]["1"]["captions"][0] == HOSTILE
-    assert ds["examples"]["0"]["images"][0].startswith("data:image/jpeg;base64,")
+    assert ds["examples"]["0"]["images"][0].startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
+    assert ds["heading"] == "winoground v1" and ds["license_note"] is None
+
+
+def test_wilson_interval():
+    lo, hi = wilson(0.0, 20)
+    assert lo == 0.0 and 0.1 < hi < 0.2  # a 0% score still has an upper bound
+    lo, hi = wilson(1.0, 20)
+    assert hi == 1.0 and 0.8 < lo < 0.9
+    lo, hi = wilson(0.5, 100)
+    assert lo == pytest.approx(0.404, abs=1e-3) and hi == pytest.approx(0.596, abs=1e-3)
+    assert wilson(0.5, 0) is None
+
+
+def test_licence_note_only_for_data_whose_manifest_carries_one(world, tmp_path):
+    """The banner comes from the packaged manifest a run records, never from a task name in
+    the report: a run recording the real dataset's manifest gets it, the synthetic sample not."""
+    assert license_note({"manifest": "shapes.json"}) is None and license_note({"manifest": "winoground-sample"}) is None
+    assert license_note({"manifest": "../winoground"}) is None and license_note({}) is None
+    real = license_note({"manifest": "winoground"})
+    assert real and "redistribution" in real
+    dummy = next(p for p in (world["runs"] / "winoground" / "dummy").iterdir())
+    copy = tmp_path / "runs" / "winoground" / "dummy" / dummy.name
+    shutil.copytree(dummy, copy)
+    for name in ("run.json", "result.json"):
+        info = json.loads((copy / name).read_text())
+        info["task"]["manifest"] = "winoground"
+        (copy / name).write_text(json.dumps(info))
+    report = build_report([read_run(copy)])
+    assert report.license_notes == [real] and "redistribution" in report.html
+    plain = build_report([read_run(dummy)])
+    assert plain.license_notes == [] and "redistribution" not in plain.html
 
 
 def test_report_without_data_says_so(world, tmp_path, capsys):
@@ -106,7 +140,7 @@ def test_report_without_data_says_so(world, tmp_path, capsys):
     data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])
     ds = next(iter(data["datasets"].values()))
     assert all(e["images"] is None and e["captions"] is None for e in ds["examples"].values())
-    assert "not reachable" in ds["note"] and len(data["published"]) == 4
+    assert "not reachable" in ds["note"] and len(data["published"]) == 4  # rows of the runs' own task
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +167,7 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
     from playwright.sync_api import sync_playwright
 
     out = tmp_path / "report.html"
-    assert wg(["report", world["runs"], "-o", out, "--data-dir", world["data"], "--with-published"]) == 0
+    assert wg(["report", world["runs"], "--output", out, "--data-dir", world["data"], "--with-published"]) == 0
     runs = select_runs(find_runs([world["runs"]]).runs).kept
     by_scorer = {r.scorer_name: r for r in runs}
     a_ok = correctness(world["scores"]["model-a"])
@@ -144,17 +178,26 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(out.as_uri())
-            page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
 
-            # the table: one row per run, sortable
+            # every chart drawn by Vega (an svg inside each chart container), none failed
+            charts = page.locator(".chart")
+            assert charts.count() >= 3 and page.locator(".chart[data-chart='failed']").count() == 0
+            assert page.locator(".chart[data-chart='ok'] svg").count() == charts.count()
+            assert page.locator("#tag-charts .chart[data-group='collapsed_tag'] svg").count() == 1
+            assert page.locator(".license").count() == 0  # synthetic data: no licence banner
+
+            # the table: one row per run, named by its label, sortable
             rows = page.locator("#leaderboard tbody tr")
             assert rows.count() == len(runs) == 4
             assert page.locator("#published tbody tr").count() == 4
+            labels = page.locator("#leaderboard tbody td.name .label").all_text_contents()
+            assert sorted(labels) == sorted(r.label for r in runs)
 
             def column(key):
                 idx = page.locator("#leaderboard thead th").evaluate_all(
@@ -166,11 +209,12 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             assert page.get_attribute("#leaderboard th[data-key='image']", "aria-sort") == "descending"
             values = [float(v) for v in column("image")]
             assert values == sorted(values, reverse=True) and values[0] > values[-1]
+            assert "sort=image%3Adescending" in page.evaluate("location.hash")
             page.click("#leaderboard th[data-key='image']")
             values = [float(v) for v in column("image")]
             assert values == sorted(values)
-            page.click("#leaderboard th[data-key='scorer']")
-            assert column("scorer") == sorted(r.scorer_name for r in runs)
+            page.click("#leaderboard th[data-key='run']")
+            assert column("run") == sorted((r.label for r in runs), key=str.lower)
 
             # the example browser: "A right, B wrong" on the image score, then a tag
             page.select_option("#run-a", label=by_scorer["model-a"].label)
@@ -180,6 +224,27 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             count = page.get_attribute("#example-count", "data-count")
             ids = page.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)")
             assert count == str(len(image_a_right_b_wrong)) and ids == image_a_right_b_wrong
+
+            # the filtered ids download as JSON
+            with page.expect_download() as info:
+                page.click("#download")
+            saved = tmp_path / "ids.json"
+            info.value.save_as(saved)
+            payload = json.loads(saved.read_text())
+            assert payload["ids"] == image_a_right_b_wrong and payload["run_a"]["run_id"] == by_scorer["model-a"].run_id
+
+            # the view lives in the URL: a fresh page at that address shows the same examples
+            view = page.evaluate("location.hash")
+            assert f"a={by_scorer['model-a'].run_id}" in view and "show=a-right-b-wrong" in view and "metric=image" in view
+            again = browser.new_page(viewport={"width": 1280, "height": 900})
+            again.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            again.goto(out.as_uri() + view)
+            again.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert again.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)") == image_a_right_b_wrong
+            assert again.input_value("#filter-relation") == "a-right-b-wrong" and again.evaluate("location.hash") == view
+            assert again.get_attribute("#leaderboard th[data-key='run']", "aria-sort") == "ascending"
+            again.close()
+
             page.select_option("#filter-relation", "all")
             page.select_option("#filter-tag", label="collapsed_tag: Object")
             objects = [str(r["id"]) for r in world["rows"] if r["collapsed_tag"] == "Object"]
@@ -189,18 +254,27 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             assert card.locator("img").count() == 2
             assert card.locator(".matrix").count() == 2 and card.locator(".decisions .ok").count() == 4  # model-a: RIGHT
 
-            # a caption is text, never markup
+            # search by id or by caption text
             page.select_option("#filter-tag", "")
+            page.fill("#search", world["rows"][3]["caption_1"][:12])
+            found = page.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)")
+            assert "3" in found and len(found) < 8
+            page.fill("#search", "7")
+            assert page.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)") == ["7"]
+            assert "q=7" in page.evaluate("location.hash")
+            page.fill("#search", "")
+
+            # a caption is text, never markup
             assert page.locator("#pwned").count() == 0
             captions = page.locator("#examples .example[data-id='1'] .caption").all_text_contents()
             assert any("</script>" in c and 'onerror="document.title=1"' in c for c in captions)
             assert page.title() == "winoground-eval report"
 
-            # diffusion plots
+            # diffusion plots, drawn by Vega
             page.select_option("#run-a", label=by_scorer[read_run(world["diffusion"]).scorer_name].label)
             assert page.locator("#diffusion-section").is_visible()
-            assert page.locator("#diffusion-charts .chart svg polyline").count() >= 5
-            assert page.locator("#examples .example-curve").count() == 8
+            assert page.locator("#diffusion-charts .chart svg").count() == 2
+            page.wait_for_function("document.querySelectorAll('#examples .example-curve[data-chart=ok] svg').length === 8")
 
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -208,4 +282,4 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
         finally:
             browser.close()
     assert problems == []
-    assert all(url == out.as_uri() or url.startswith("data:") for url in requests), requests
+    assert all(url.startswith((out.as_uri(), "data:", "blob:")) for url in requests), requests

@@ -65,10 +65,16 @@ def result_table(result: dict[str, Any], title: str | None = None) -> Table:
 
 
 def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
-    scorer = result.get("scorer", {}).get("name", "?")
-    task = result.get("task", {}).get("name", "?")
+    from .labels import label_of
+
+    info: dict[str, Any] = dict(result)
+    if run_dir is not None and (Path(run_dir) / "run.json").exists():
+        from .runstore import RunStore
+
+        info = {**info, **RunStore(Path(run_dir)).run_info()}  # run.json records the options given
     note = " (partial)" if result.get("partial") else ""
-    out.print(result_table(result, title=f"{task} / {scorer}{note}"))
+    title = f"{escape(label_of(info) + note)}  [dim]run {escape(str(result.get('run_id', '')))}[/dim]"
+    out.print(result_table(result, title=title))
     compute = result.get("compute") or {}
     extra = [f"{result.get('n_examples', 0)} of {result.get('n_expected', '?')} examples"]
     limit = result.get("limit")
@@ -147,6 +153,8 @@ def _as_typed(value: Any) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.what == "runs":
+        return results_cli.cmd_ls_runs(args)
     if args.options:
         return _ls_options(args)
     if args.json:
@@ -287,7 +295,21 @@ def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]
     """``args`` for one task of the run: the names its run directory is filed under, and its
     limit (--limit or -t limit=N, which marks the run partial)."""
     return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
-                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit")})
+                                 "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit"),
+                                 "task_options": task_kwargs})
+
+
+_UNLABELLED = ("data_dir", "limit", "revision", "token")  # task options that never name a run
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user gave (``-o``, --dtype; ``-t``, --split), recorded in a new run's
+    run.json for its label (:mod:`.labels`)."""
+    scorer = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in args.override)}
+    if getattr(args, "dtype", None):
+        scorer["dtype"] = args.dtype
+    task = {k: v for k, v in (getattr(args, "task_options", None) or {}).items() if k not in _UNLABELLED}
+    return json.loads(json.dumps({"scorer": scorer, "task": task}, default=str))
 
 
 def _run_suite(args: argparse.Namespace, world: Any) -> int:
@@ -380,7 +402,7 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
     from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
 
-    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad)
+    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args))
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there
@@ -452,9 +474,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .runs import read_run
+    from .runs import read_run, resolve_run
 
-    run = read_run(args.run_dir)
+    run = read_run(resolve_run(args.run_dir, args.out))
     if args.json:
         _print_json(dict(run.result))
         return 0
@@ -490,11 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ls", help="list registered tasks or scorers")
-    p.add_argument("what", choices=("tasks", "scorers"))
+    p = sub.add_parser("ls", help="list registered tasks or scorers, or the runs under --out")
+    p.add_argument("what", choices=("tasks", "scorers", "runs"))
     p.add_argument("--options", metavar="NAME",
                    help="the options of one scorer (-o) or task (-t) with their types and defaults; loads no weights")
-    p.add_argument("--json", action="store_true", help="print JSON (names with summaries, or the options)")
+    p.add_argument("--json", action="store_true", help="print JSON (names with summaries, the options, or the runs)")
+    p.add_argument("--out", default="runs", help="with `ls runs`: the folder of run directories (default: ./runs)")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
@@ -538,8 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("show", help="print a finished run's summary")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN", help="a run directory, or a unique prefix of a run id under --out")
     p.add_argument("--json", action="store_true", help="print the run's result.json")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.set_defaults(func=cmd_show)
 
     from . import repair

@@ -19,6 +19,8 @@ task versions or data fingerprints are not compared.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -43,8 +45,10 @@ class CompareError(WgEvalError):
 
 
 def natural_key(example_id: str) -> tuple:
-    """Numeric ids in numeric order, then the others as text."""
-    return (0, int(example_id), "") if example_id.isdigit() else (1, 0, example_id)
+    """Natural order: runs of digits compare as numbers (``test-2`` before ``test-10``,
+    ``9`` before ``10``), the rest as text."""
+    parts = re.split(r"(\d+)", str(example_id))
+    return tuple((1, int(p), "") if i % 2 else (0, 0, p) for i, p in enumerate(parts) if p != "" or i == 0)
 
 
 def correctness(scores: Mapping[str, Any]) -> dict[str, tuple[bool, bool, bool]]:
@@ -182,6 +186,7 @@ def _ref(run: Any) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
         "scorer": run.scorer_name,
+        "label": run.label,
         "run_dir": str(run.path),
         "partial": run.partial,
         "n_examples": int(run.result.get("n_examples", 0)),

@@ -3,8 +3,9 @@
 Runs are found and selected by :mod:`.runs` (one run per task and scorer config: a complete
 run beats a partial one, then the newest). Each entry carries its task's own metrics
 (``metric_specs`` and ``metrics`` keyed by the task's metric names, as result.json records
-them), and is ranked among the entries on the same task version and data by the task's
-primary metric. Published reference numbers (``data_manifests/published.json``) are kept
+them) and its ``label`` (:mod:`.labels`), and is ranked among the entries of its group (the
+same task, version, split or subsets and data) by the task's primary metric; ``groups`` lists
+the groups with their headings and their entries' run ids in rank order. Published reference numbers (``data_manifests/published.json``) are kept
 apart, in the top-level ``published`` list, never ranked with measured runs. Comparisons
 with a baseline run are added by :mod:`.baseline` (so that this module and
 :mod:`.compare` never import each other). Nothing here prints: the CLI
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import __version__
-from .runs import RunRecord, RunsError, Selection, collect_runs, dataset_key
+from .runs import RunRecord, RunsError, Selection, collect_runs, group_key, subsets_of
 
 LEADERBOARD_SCHEMA_VERSION = 2
 SCHEMA_RESOURCES = {1: "schemas/leaderboard.schema.json", 2: "schemas/leaderboard.v2.schema.json"}
@@ -34,6 +35,7 @@ def _task_entry(task: Mapping[str, Any]) -> dict[str, Any]:
         "manifest": task.get("manifest"),
         "source": task.get("source"),
         "split": task.get("split"),
+        "subsets": subsets_of(task),
         "revision": task.get("revision"),
         "revision_resolved": task.get("revision_resolved"),
         "data_fingerprint": task.get("data_fingerprint"),
@@ -71,6 +73,7 @@ def entry_of(run: RunRecord, superseded: Sequence[RunRecord] = ()) -> dict[str, 
     return {
         "published": False,
         "rank": None,
+        "label": run.label,
         "task": _task_entry(run.task),
         "scorer": {"name": run.scorer_name, "config": dict(run.scorer_config)},
         "run_id": run.run_id,
@@ -97,6 +100,21 @@ def entry_of(run: RunRecord, superseded: Sequence[RunRecord] = ()) -> dict[str, 
         "date": run.finished or None,
         "superseded": [_run_ref(s) for s in superseded],
     }
+
+
+def group_heading(task: Mapping[str, Any]) -> str:
+    """``shapes v1 / test`` (``/ add_att+swap_obj`` for subsets): the heading of a group of entries."""
+    head = f"{task.get('name')}" + (f" v{task['version']}" if task.get("version") not in (None, "") else "")
+    for part in (task.get("split"), "+".join(task.get("subsets") or ()) or None):
+        if part:
+            head += f" / {part}"
+    return head
+
+
+def _group_of(task: Mapping[str, Any]) -> dict[str, Any]:
+    return {"heading": group_heading(task), "task": task.get("name"), "version": task.get("version"),
+            "split": task.get("split"), "subsets": task.get("subsets"), "data_fingerprint": task.get("data_fingerprint"),
+            "entries": []}
 
 
 def published_rows() -> list[dict[str, Any]]:
@@ -133,10 +151,12 @@ def build_leaderboard(
     found, selection = collect_runs(paths, include_partial=include_partial)
     notes: list[str] = []
     entries = []
-    ranks: dict[tuple, int] = {}
-    for run in selection.kept:
+    groups: dict[tuple, dict[str, Any]] = {}
+    for run in selection.kept:  # in rank order within each group (runs.rank_key)
         entry = entry_of(run, selection.superseded.get(str(run.path), ()))
-        entry["rank"] = ranks[dataset_key(run)] = ranks.get(dataset_key(run), 0) + 1
+        group = groups.setdefault(group_key(run), _group_of(entry["task"]))
+        group["entries"].append(run.run_id)
+        entry["rank"] = len(group["entries"])
         entries.append(entry)
     data: dict[str, Any] = {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
@@ -145,9 +165,11 @@ def build_leaderboard(
         "include_partial": include_partial,
         "baseline": None,
         "entries": entries,
+        "groups": list(groups.values()),
     }
-    if with_published:
-        data["published"] = published_rows()
+    if with_published:  # reference numbers only for the tasks of the exported runs
+        tasks = {run.task_name for run in selection.kept}
+        data["published"] = [row for row in published_rows() if row.get("task") in tasks]
     return Leaderboard(data, selection, found.problems, notes)
 
 

@@ -1,22 +1,33 @@
 """One self-contained static HTML report of runs.
 
 Everything the page needs is inlined into one file: the CSS, the script (vanilla JS), the
-data as JSON, charts drawn as inline SVG by the script, and the images as downscaled JPEG
-``data:`` URIs. A Content-Security-Policy forbids every network request, so the file opens
-the same anywhere, offline.
+data as JSON, the charting libraries (Vega, Vega-Lite, Vega-Embed and Vega's CSP-safe
+expression interpreter, BSD-3-Clause, ``report_assets/NOTICE.vega.txt``) that draw every
+chart from Vega-Lite specs the script builds, and the images as ``data:`` URIs (small images
+as PNG at their own size, scaled up with crisp pixels by the page; larger ones downscaled
+JPEG). A Content-Security-Policy forbids every network request and any ``eval`` (the charts
+evaluate their expressions with the interpreter), so the file opens the same anywhere,
+offline.
 
 Text from runs and datasets (captions, tags, scorer names) is user data: it travels as
 JSON inside a ``<script type="application/json">`` element with ``<``, ``>`` and ``&``
 escaped, and the script puts it into the page with ``textContent`` and
 ``setAttribute`` only, never as markup.
 
+Runs are named by their labels (:mod:`.labels`). A dataset's licence note (``license_note``
+in the packaged data manifest its runs record) is shown only when one of its runs is; the
+published reference numbers only next to runs of their task.
+
 Sections: the leaderboard table (sortable; each task's own metrics, from result.json's
-``metric_specs``; percentages; 95% intervals drawn as bars), per-tag breakdown charts, for
+``metric_specs``; percentages with 95% intervals) and a chart of it, per-tag breakdown
+charts (95% Wilson intervals and each run's own ``n`` per tag), for
 diffusion runs the mean error per timestep and the scores recomputed on evenly spaced
 subsets of the stored timesteps, and a per-example browser (thumbnails, captions; for a
 Winoground-style 2x2 example each run's score matrix with the four decisions, for a
 1 x N example the captions ranked by each run's score with the correct one marked;
-filters by tag and by "A right, B wrong" on any per-example metric).
+examples in natural id order; search by id or caption; filters by tag and by "A right, B
+wrong" on any per-example metric; the view's state in the URL's hash, so a link opens the
+same view; the filtered ids downloadable as JSON).
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ import base64
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,16 +47,16 @@ import numpy as np
 from . import __version__
 from .compare import natural_key
 from .errors import EXIT_RUNS, ConfigError, WgEvalError
-from .export import published_rows
+from .export import group_heading, published_rows
 from .metrics import shape_rule
 from .runs import RunRecord
 from .taskfinder import TaskFinder, example_tags
 
 ASSETS = "report_assets"
-LICENSE_NOTE = (
-    "Winoground's license forbids redistributing its images and captions: a report built from Winoground "
-    "must not be published or shared beyond what that license allows."
-)
+# the charting libraries, inlined in this order (vega-interpreter extends the global `vega`)
+LIBRARIES = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-interpreter.min.js")
+LIBRARY_NOTICE = "NOTICE.vega.txt"
+LICENSE_SUFFIX = "A report that shows these examples must not be published or shared beyond what that license allows."
 MAX_CURVE_POINTS = 48  # per-example error curves are subsampled to at most this many timesteps
 MAX_MEAN_POINTS = 250  # run-level mean error curves likewise
 MAX_SUBSETS = 16
@@ -62,6 +74,7 @@ class Report:
     notes: list[str]
     n_examples: int
     n_images: int
+    license_notes: list[str] = field(default_factory=list)  # of the datasets shown, when their licence limits sharing
 
 
 # --- diffusion: re-aggregating stored per-timestep errors ----------------------------------------
@@ -178,14 +191,63 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
     }
 
 
+# --- intervals --------------------------------------------------------------------------------
+def wilson(p: float, n: int, z: float = 1.959964) -> list[float] | None:
+    """The 95% Wilson score interval of a proportion ``p`` of ``n`` 0/1 outcomes (an interval
+    that stays inside [0, 1] and is not empty at 0% or 100%); None without examples."""
+    if not n or p is None or not math.isfinite(p):
+        return None
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def breakdown_ci(breakdown: Mapping[str, Any], binary: set[str]) -> dict[str, Any]:
+    """``{group: {label: {metric: [lo, hi]}}}``: Wilson intervals of the breakdown's
+    per-example metrics whose outcomes are all 0 or 1 (``binary``)."""
+    out: dict[str, Any] = {}
+    for group, labels in (breakdown or {}).items():
+        if not isinstance(labels, Mapping):
+            continue
+        for label, row in labels.items():
+            if not isinstance(row, Mapping):
+                continue
+            n = row.get("n")
+            cis = {m: wilson(float(row[m]), int(n)) for m in binary
+                   if isinstance(row.get(m), (int, float)) and isinstance(n, int)}
+            out.setdefault(group, {})[label] = cis
+    return out
+
+
+def license_note(task: Mapping[str, Any]) -> str | None:
+    """The licence note of the packaged data manifest a run's task records (``manifest``), if
+    it carries one: data whose licence limits sharing a report says so. None otherwise."""
+    name = task.get("manifest")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        return None
+    file = name if name.endswith(".json") else f"{name}.json"
+    try:
+        text = resources.files("winoground_eval.data_manifests").joinpath(file).read_text(encoding="utf-8")
+        note = json.loads(text).get("license_note")
+    except (OSError, ValueError, AttributeError, ModuleNotFoundError):
+        return None
+    return f"{note} {LICENSE_SUFFIX}" if isinstance(note, str) and note.strip() else None
+
+
 # --- images ----------------------------------------------------------------------------------
 def thumbnail_uri(image: Any, size: int) -> str:
-    """A downscaled JPEG ``data:`` URI of a PIL image (longest side ``size``)."""
+    """A ``data:`` URI of a PIL image for the page: an image no larger than ``size`` as a
+    lossless PNG at its own size (the page scales it up with crisp pixels); a larger one
+    downscaled to ``size`` (longest side) as JPEG."""
     from PIL import Image
 
     img = image.convert("RGB").copy()
-    img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
+    if max(img.size) <= size:
+        img.save(buf, format="PNG", optimize=True)
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
     img.save(buf, format="JPEG", quality=80, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -241,14 +303,35 @@ def _asset(name: str) -> str:
     return resources.files("winoground_eval").joinpath(f"{ASSETS}/{name}").read_text(encoding="utf-8")
 
 
+def _library(name: str) -> str:
+    """A charting library's text, checked to be safe inside an inline ``<script>``."""
+    text = _asset(name)
+    low = text.lower()
+    if "</script" in low or "<!--" in low or "<script" in low:
+        raise ReportError(f"internal: {ASSETS}/{name} holds '</script', '<script' or '<!--', which breaks its inline element")
+    return text
+
+
 def render_html(data: Mapping[str, Any]) -> str:
-    """The page: the template with the CSS, the script and the data inlined."""
+    """The page: the template with the CSS, the charting libraries (and their notice), the
+    script and the data inlined. Each placeholder is replaced once, in one pass, so no
+    inlined text is searched for placeholders again."""
     css, js = _asset("report.css"), _asset("report.js")
     for name, text in (("report.css", css), ("report.js", js)):
         if "</" in text.replace("<\\/", ""):
             raise ReportError(f"internal: {ASSETS}/{name} holds '</', which would end its inline element")
+    notice = _asset(LIBRARY_NOTICE)
+    if "--" in notice:
+        raise ReportError(f"internal: {ASSETS}/{LIBRARY_NOTICE} holds '--', which would end its HTML comment")
+    parts = {
+        "/*@CSS@*/": css,
+        "/*@JS@*/": js,
+        "@DATA@": script_json(data),
+        "@LIBRARY_NOTICE@": notice,
+        "/*@LIBRARIES@*/": "\n</script>\n<script>\n".join(_library(n) for n in LIBRARIES),
+    }
     page = _asset("report.html")
-    return page.replace("/*@CSS@*/", css).replace("/*@JS@*/", js).replace("@DATA@", script_json(data))
+    return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], page)
 
 
 def _decisions(s: np.ndarray) -> list[int] | None:
@@ -265,6 +348,7 @@ def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunR
     return {
         "key": key,
         "label": run.label,
+        "overrides": run.overrides,
         "run_id": run.run_id,
         "run_dir": str(run.path),
         "scorer": run.scorer_name,
@@ -317,6 +401,9 @@ def build_report(
             raise ReportError(f"{run.path}: {exc}") from None
         entry = _run_entry(f"r{n}", run, ds["key"], (superseded or {}).get(str(run.path), ()))
         entry["outcomes"] = {i: outcomes[i] for i in scores if i in outcomes}
+        binary = {m.name for m in run.metric_specs if m.per_example and entry["outcomes"]
+                  and all(o.get(m.name) in (0, 1, 0.0, 1.0) for o in entry["outcomes"].values())}
+        entry["breakdown_ci"] = breakdown_ci(entry["breakdown"], binary)
         entry["decisions"] = {i: _decisions(m) for i, m in scores.items()}  # exact, not from the rounded display
         entry["scores"] = {i: [_round(row, 6) for row in s] for i, s in scores.items()}
         entry["diffusion"] = diffusion_summary(run, store, list(scores)) if any(
@@ -340,21 +427,24 @@ def build_report(
         n_images += sum(1 for e in examples.values() if e["images"])
         out_datasets[ds["key"]] = {
             "task": ds["task"], "version": ds["version"], "fingerprint": ds["fingerprint"], "runs": ds["runs"],
+            "heading": group_heading(first.task), "license_note": license_note(first.task),
             "order": ids, "examples": examples, "note": note,
             "images": any(e["images"] for e in examples.values()),
         }
+    shown_tasks = {r.task_name for r in runs}
     data = {
         "title": title,
         "generated": _now(),
         "generator": {"name": "winoground-eval", "version": __version__},
-        "license_note": LICENSE_NOTE,
         "notes": notes,
         "runs": run_entries,
         "datasets": out_datasets,
-        "published": published_rows() if with_published else [],
+        # reference numbers only next to runs of their own task
+        "published": [p for p in published_rows() if p.get("task") in shown_tasks] if with_published else [],
     }
     html = render_html(data)
-    return Report(html, notes, sum(len(d["order"]) for d in out_datasets.values()), n_images)
+    licences = sorted({d["license_note"] for d in out_datasets.values() if d["license_note"]})
+    return Report(html, notes, sum(len(d["order"]) for d in out_datasets.values()), n_images, licences)
 
 
 def write_report(path: str | Path, html: str) -> Path:

@@ -123,21 +123,39 @@ def cmd_export(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(output, board.data)
     entries = board.data["entries"]
+    by_id = {e["run_id"]: e for e in entries}
+    out.print(f"leaderboard: {len(entries)} entries in {len(board.data['groups'])} group(s), "
+              "each ranked by its task's primary metric (marked *)")
+    for group in board.data["groups"]:
+        members = [by_id[i] for i in group["entries"]]
+        out.print(_export_table(group["heading"], members, board.data["baseline"]))
+    for row in board.data.get("published", []):
+        out.print(
+            f"published: {escape(row['model'])} ({escape(row['task'])}): "
+            + " / ".join(f"{escape(m)} {_pct(v)}" for m, v in row["metrics"].items())
+            + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
+        )
+    out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
+    return 0
+
+
+def _export_table(heading: str, entries: list[dict[str, Any]], baseline: Any) -> Table:
+    """One group of the export: its heading as the title, a row per entry in rank order."""
     names = _metric_names(entries)
-    table = Table(title=f"leaderboard: {len(entries)} entries (ranked by each task's primary metric, marked *)",
-                  title_justify="left")
-    for col in ("#", "scorer", "task", "n"):
+    table = Table(title=f"[bold]{escape(heading)}[/bold]", title_justify="left")
+    for col in ("#", "run", "n"):
         table.add_column(col, justify="right" if col in ("#", "n") else "left")
     for m in names:
         table.add_column(escape(m), justify="right")
-    table.add_column("run id")
-    if board.data["baseline"]:
+    table.add_column("run id", no_wrap=True)
+    if baseline:
         table.add_column("primary vs baseline", justify="right")
     for e in entries:
-        name = e["scorer"]["name"] + (" (partial)" if e["partial"] else "")
+        name = e.get("label") or e["scorer"]["name"]
+        name += " (partial)" if e["partial"] else ""
         cells = [(_pct(e["metrics"][m]) + ("*" if m == e["primary"] else "")) if m in e["metrics"] else "" for m in names]
-        row = [str(e["rank"]), escape(name), escape(f"{e['task']['name']}"), str(e["n_examples"]), *cells, e["run_id"]]
-        if board.data["baseline"]:
+        row = [str(e["rank"]), escape(name), str(e["n_examples"]), *cells, e["run_id"]]
+        if baseline:
             c = e.get("comparison")
             if c is None:
                 row.append("baseline")
@@ -149,15 +167,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             else:
                 row.append("-")
         table.add_row(*row)
-    out.print(table)
-    for row in board.data.get("published", []):
-        out.print(
-            f"published: {escape(row['model'])} ({escape(row['task'])}): "
-            + " / ".join(f"{escape(m)} {_pct(v)}" for m, v in row["metrics"].items())
-            + f" ({escape(row['source']['citation'])})", soft_wrap=True, highlight=False,
-        )
-    out.print(f"wrote [bold]{escape(str(path))}[/bold]", soft_wrap=True)
-    return 0
+    return table
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -166,7 +176,8 @@ def compare_table(result: dict[str, Any]) -> Table:
     a, b = result["a"], result["b"]
     metrics = result["metrics"]
     title = (
-        f"A = {escape(a['scorer'])} ({a['run_id']})\nB = {escape(b['scorer'])} ({b['run_id']})\n"
+        f"A = {escape(a.get('label') or a['scorer'])} (run {a['run_id']})\n"
+        f"B = {escape(b.get('label') or b['scorer'])} (run {b['run_id']})\n"
         f"{result['n_common']} common examples; % and percentage points; 95% CI: paired bootstrap; "
         "p: exact McNemar on the discordant examples"
     )
@@ -195,10 +206,10 @@ def compare_table(result: dict[str, Any]) -> Table:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
-    from .runs import read_run
+    from .runs import read_run, resolve_run
 
     out, err = _consoles()
-    a, b = read_run(args.run_a), read_run(args.run_b)
+    a, b = read_run(resolve_run(args.run_a, args.out)), read_run(resolve_run(args.run_b, args.out))
     result = compare_runs(a, b, _finder(args))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -222,11 +233,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # --- report -----------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report, write_report
-    from .runs import RunsError, find_runs, select_runs
+    from .runs import RunsError, find_runs, resolve_run, select_runs
 
     out, err = _consoles()
     output = _output_file(args, err)
-    found = find_runs(args.paths)
+    found = find_runs([resolve_run(p, args.out) for p in args.paths])
     _report_problems(found.problems, err)
     selection = select_runs(found.runs, include_partial=args.include_partial)
     _report_selection(selection, err)
@@ -245,8 +256,42 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{report.n_examples} examples{', with images' if report.n_images else ''})",
         soft_wrap=True,
     )
-    if report.n_images:
-        out.print("It embeds dataset images: do not publish it beyond what the dataset's license allows.")
+    for note in report.license_notes:
+        out.print(f"[yellow]licence[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
+    if report.n_images and not report.license_notes:
+        out.print("It embeds dataset images: share it only as far as the datasets' licences allow.")
+    return 0
+
+
+# --- ls runs ----------------------------------------------------------------------------------
+def cmd_ls_runs(args: argparse.Namespace) -> int:
+    """`wg-eval ls runs [--out DIR]`: every run directory there, its label, size, state and date
+    (when it finished; when it was created for one in progress or damaged)."""
+    from .runs import survey
+
+    out, err = _consoles()
+    rows = survey(args.out)
+    if getattr(args, "json", False):
+        print(json.dumps([{"run_id": r.run_id, "label": r.label, "path": str(r.path), "status": r.status,
+                           "n_examples": r.n_examples, "n_expected": r.n_expected, "finished": r.finished,
+                           "created": r.created, "problem": r.problem} for r in rows], indent=2))
+        return 0
+    if not rows:
+        err.print(f"no run directories under {escape(str(args.out))}", soft_wrap=True, highlight=False)
+        return 0
+    table = Table(title=f"{len(rows)} run(s) under {escape(str(args.out))}", title_justify="left")
+    for col in ("run id", "label", "examples", "status", "date"):
+        table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
+                         min_width=16 if col == "label" else None)
+    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
+    for r in rows:
+        size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
+        table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
+                      (r.finished or r.created).replace("T", " ")[:16])
+    out.print(table)
+    for r in rows:
+        if r.problem:
+            err.print(f"[red]damaged[/red] {escape(str(r.path))}: {escape(r.problem)}", soft_wrap=True, highlight=False)
     return 0
 
 
@@ -271,16 +316,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="paired comparison of two runs: differences, bootstrap CIs, McNemar tests")
-    p.add_argument("run_a", metavar="RUN_A", help="run directory A")
-    p.add_argument("run_b", metavar="RUN_B", help="run directory B")
+    p.add_argument("run_a", metavar="RUN_A", help="run directory A, or a unique prefix of its run id under --out")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory B, or a unique prefix of its run id under --out")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.add_argument("--json", action="store_true", help="print JSON (every disagreeing id)")
     p.add_argument("--show-ids", type=int, default=20, metavar="N", help="disagreeing ids listed per metric (default 20)")
     _task_lookup_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one self-contained HTML report of runs (table, tags, examples)")
-    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT", help="run directories or folders holding them")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_PARENT",
+                   help="run directories, folders holding them, or unique prefixes of run ids under --out")
     _output_args(p, "the HTML file")
+    p.add_argument("--out", default="runs", help="where run ids are looked up (default: ./runs)")
     p.add_argument("--include-partial", action="store_true", help="also show partial runs (marked partial)")
     p.add_argument("--with-published", action="store_true", help="add a table of published reference numbers")
     p.add_argument("--thumb-size", type=int, default=160, metavar="PX", help="longest side of embedded thumbnails (default 160)")

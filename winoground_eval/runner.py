@@ -34,6 +34,7 @@ class RunSpec:
     out_dir: Path
     limit: int | None = None
     skip_bad: bool = False
+    overrides: dict[str, Any] | None = None  # the options the user gave (run.json, for the run's label)
 
 
 def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()) -> RunStore:
@@ -41,7 +42,7 @@ def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()
     identity = run_identity(task.info(), spec.scorer_name, scorer.config())
     store = None
     if world.is_main:
-        store = RunStore.create_or_open(spec.out_dir, identity, environment(), rank=0)
+        store = RunStore.create_or_open(spec.out_dir, identity, environment(), rank=0, overrides=spec.overrides)
     barrier(world)
     return store or RunStore.create_or_open(spec.out_dir, identity, environment(), rank=world.rank)
 

@@ -72,9 +72,17 @@ class RunRecord:
         return bool(self.result.get("partial"))
 
     @property
+    def overrides(self) -> Mapping[str, Any] | None:
+        """The options the user gave when the run was created (run.json; None for older runs)."""
+        return self.info.get("overrides")
+
+    @property
     def label(self) -> str:
-        """A short human name: the scorer and the first characters of the run id."""
-        return f"{self.scorer_name} ({self.run_id[:7]})"
+        """The run's human name (:func:`winoground_eval.labels.run_label`): scorer, task with
+        its split or subsets, and the options the user gave."""
+        from .labels import run_label
+
+        return run_label(self.task, self.scorer_name, self.overrides)
 
     @property
     def metrics(self) -> Mapping[str, Any]:
@@ -259,6 +267,21 @@ def dataset_key(run: RunRecord) -> tuple[str, str, str]:
     return (str(t.get("name")), str(t.get("version")), str(t.get("data_fingerprint")))
 
 
+def subsets_of(task: Mapping[str, Any]) -> list[str] | None:
+    """The task's subsets as recorded in its info (a list), or None."""
+    subsets = task.get("subsets")
+    if subsets in (None, "", []):
+        return None
+    return [str(subsets)] if isinstance(subsets, str) else [str(s) for s in subsets]
+
+
+def group_key(run: RunRecord) -> tuple[str, str, str, str, str]:
+    """The heading a run is listed and ranked under: task, version, split (and subsets), data."""
+    t = run.task
+    split = "" if t.get("split") is None else str(t.get("split"))
+    return (str(t.get("name")), str(t.get("version")), split, "+".join(subsets_of(t) or ()), str(t.get("data_fingerprint")))
+
+
 def rank_key(run: RunRecord) -> tuple:
     """Within a task and its data: the primary metric descending, then the task's other
     metrics in their declared order, then scorer name and run id."""
@@ -268,4 +291,94 @@ def rank_key(run: RunRecord) -> tuple:
         return -float(x) if isinstance(x, (int, float)) and x == x else float("inf")
 
     order = [run.primary] + [n for n in run.metric_names if n != run.primary]
-    return (*dataset_key(run), tuple(neg(m.get(n)) for n in order), run.scorer_name, run.run_id)
+    return (*group_key(run), tuple(neg(m.get(n)) for n in order), run.scorer_name, run.run_id)
+
+
+# --- listing run directories and naming one by its id --------------------------------------------
+@dataclass(frozen=True)
+class RunStatus:
+    """One run directory as ``wg-eval ls runs`` shows it, whatever state it is in."""
+
+    path: Path
+    run_id: str
+    label: str
+    status: str  # "complete", "partial", "in progress" (no result.json yet) or "damaged"
+    n_examples: int | None
+    n_expected: int | None
+    created: str
+    finished: str
+    problem: str = ""
+
+
+def run_dirs(root: str | Path) -> list[Path]:
+    """Every folder at or below ``root`` that holds a ``run.json``, in path order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RunsError(f"{root} is not a directory of runs; give the --out folder of `wg-eval run` (default ./runs)")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        if "run.json" in filenames:
+            dirnames[:] = []
+            found.append(Path(dirpath))
+    return found
+
+
+def status_of(path: Path) -> RunStatus:
+    """The state of the run directory ``path`` (never raises for a damaged one)."""
+    from .errors import RunStoreError
+    from .labels import label_of
+    from .runstore import RunStore
+
+    store = RunStore(path)
+    try:
+        info = store.run_info()
+    except RunStoreError as exc:
+        return RunStatus(path, path.name, "?", "damaged", None, None, "", "", str(exc))
+    label = label_of(info)
+    run_id = str(info.get("run_id") or path.name)
+    created = str(info.get("created") or "")
+    try:
+        result = store.result()
+    except RunStoreError as exc:
+        return RunStatus(path, run_id, label, "damaged", None, None, created, "", str(exc))
+    if result is None:
+        try:
+            done = len(store.load())
+        except RunStoreError as exc:
+            return RunStatus(path, run_id, label, "damaged", None, None, created, "", str(exc))
+        return RunStatus(path, run_id, label, "in progress", done, None, created, "")
+    n, expected = result.get("n_examples"), result.get("n_expected")
+    return RunStatus(path, run_id, label, "partial" if result.get("partial") else "complete",
+                     int(n) if isinstance(n, int) else None, int(expected) if isinstance(expected, int) else None,
+                     created, str(result.get("finished") or ""))
+
+
+def survey(root: str | Path) -> list[RunStatus]:
+    """The state of every run directory below ``root``."""
+    return [status_of(p) for p in run_dirs(root)]
+
+
+def resolve_run(ref: str | Path, out: str | Path = "runs") -> Path:
+    """The run directory ``ref`` names: a path, or a unique prefix of a run id searched under
+    ``out``. RunsError when it names none, or several (listing them)."""
+    text = str(ref)
+    if not text:
+        raise RunsError("an empty run name; give a run directory or (a prefix of) a run id")
+    path = Path(ref)
+    if path.exists():
+        return path
+    if "/" in text or "\\" in text:
+        raise RunsError(f"{text} does not exist; give a run directory or (a prefix of) a run id under --out {out}")
+    root = Path(out)
+    if not root.is_dir():
+        raise RunsError(f"{text} is neither a path nor, as a run id, findable: --out {out} is not a directory of runs")
+    matches = [p for p in run_dirs(root) if p.name.startswith(text)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunsError(f"no run directory or run id starting with {text!r} under {root}; `wg-eval ls runs --out {root}` "
+                        "lists the runs there")
+    listed = "; ".join(f"{p.name} ({status_of(p).label})" for p in matches[:10])
+    more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+    raise RunsError(f"run id prefix {text!r} matches {len(matches)} runs under {root}: {listed}{more}; give more characters")

@@ -164,7 +164,11 @@ class RunStore:
 
     # --- creation and opening -------------------------------------------------------
     @classmethod
-    def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any], rank: int = 0) -> "RunStore":
+    def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any], rank: int = 0,
+                       overrides: Mapping[str, Any] | None = None) -> "RunStore":
+        """The run directory of ``identity`` (created with its run.json when new). ``overrides``
+        (the options the user gave, for the run's label) is recorded in a new run.json only:
+        it is no part of the run's identity."""
         run_id = run_id_of(identity)
         task_name = identity["task"]["name"]
         scorer_name = identity["scorer"]["name"]
@@ -192,8 +196,9 @@ class RunStore:
             if run_id_of({"task": existing["task"], "scorer": existing["scorer"]}) != run_id:
                 raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
         else:
+            extra = {"overrides": dict(overrides)} if overrides is not None else {}
             _write_json_or_fail(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
-                                           "environment": dict(environment), "created": now()})
+                                           "environment": dict(environment), "created": now(), **extra})
         return store
 
     def run_info(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 const fs = require("fs");
 const html = fs.readFileSync(process.argv[2], "utf8");
 const dataText = html.split('id="report-data">')[1].split("</script>")[0];
-const js = html.split("<script>\n")[1].split("</script>")[0];
+const js = html.split('<script id="report-script">\n')[1].split("</script>")[0];
 class Node_ {
   constructor(tag) { this.tagName = tag; this.children = []; this.attrs = {}; this._text = ""; this.listeners = {};
     this.style = {}; this.hidden = false; this.value = ""; this.disabled = false;
@@ -31,6 +31,7 @@ function byId(id) {
     let tag = "div";
     if (["leaderboard", "published"].includes(id)) tag = "table";
     if (["run-a", "run-b", "filter-tag", "filter-relation", "filter-metric", "tag-metric"].includes(id)) tag = "select";
+    if (id === "search") tag = "input";
     ids[id] = new Node_(tag);
     if (id === "report-data") ids[id]._text = dataText;
     if (id === "filter-relation") ids[id].value = "all";
@@ -45,7 +46,17 @@ global.document = {
   body: new Node_("body"),
   title: "",
 };
+// the charting library is not run here: vegaEmbed records each spec it is given
+const charts = [];
+global.vega = { expressionInterpreter: {} };
+global.vegaEmbed = (box, spec, opts) => { charts.push({ spec, opts }); return Promise.resolve({}); };
+global.window = { location: { hash: "" }, history: { replaceState: (s, t, url) => { global.window.location.hash = url; } },
+                  addEventListener: () => {} };
+global.Blob = class { constructor(parts) { this.parts = parts; } };
+global.URL = { createObjectURL: () => "blob:fake", revokeObjectURL: () => {} };
 eval(js);
+setTimeout(summarize, 0);
+function summarize() {
 function count(node, pred) { return (pred(node) ? 1 : 0) + node.children.reduce((s, c) => s + count(c, pred), 0); }
 const ex = byId("examples");
 const summary = {
@@ -57,6 +68,9 @@ const summary = {
   metric_options: byId("filter-metric").children.map((c) => c.attrs.value),
   board_columns: byId("leaderboard").tHead.children[0].children.map((c) => c.attrs["data-key"]),
   a_right: {},
+  charts: charts.length,
+  charts_safe: charts.every((c) => c.opts.ast === true && c.opts.expr === global.vega.expressionInterpreter),
+  hash: global.window.location.hash,
 };
 const a = byId("run-a");
 a.children.forEach((o) => {
@@ -68,3 +82,4 @@ a.children.forEach((o) => {
 byId("leaderboard").tHead.children[0].children.forEach((th) => th.fire("click"));
 byId("tag-metric").fire("change");
 console.log(JSON.stringify(summary));
+}

@@ -1,14 +1,15 @@
 "use strict";
 // The report's script. Every piece of data goes into the page through textContent or
-// setAttribute, never as markup: captions, tags and names are user data.
+// setAttribute, never as markup: captions, tags and names are user data. Charts are
+// Vega-Lite specs drawn by vega-embed (inlined above this script) with Vega's expression
+// interpreter, so nothing needs eval under the page's Content-Security-Policy.
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
   const COLORS = ["#2f5bd3", "#d1495b", "#2a9d8f", "#e9a03b", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1", "#8d6e63", "#707a8a"];
-  const SVGNS = "http://www.w3.org/2000/svg";
   const PAGE = 40;
   const runs = DATA.runs;
-  const runByKey = {};
-  runs.forEach(function (r, i) { r.color = COLORS[i % COLORS.length]; runByKey[r.key] = r; });
+  const runByKey = {}, runById = {};
+  runs.forEach(function (r, i) { r.color = COLORS[i % COLORS.length]; runByKey[r.key] = r; runById[r.run_id] = r; });
   // The metrics come from the runs (each task declares its own, in result.json); none is named here.
   function union(lists) {
     const out = [];
@@ -23,6 +24,7 @@
     const o = run.outcomes[id];
     return !!o && isNum(o[metric]) && o[metric] >= 1;
   }
+  const DATASET_KEYS = Object.keys(DATA.datasets);
 
   // --- helpers ---------------------------------------------------------------------------
   function el(tag, attrs, text) {
@@ -31,31 +33,121 @@
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
-  function sv(tag, attrs, parent) {
-    const e = document.createElementNS(SVGNS, tag);
-    if (attrs) Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-  function svText(parent, x, y, text, attrs) {
-    const t = sv("text", Object.assign({ x: x, y: y }, attrs || {}), parent);
-    t.textContent = String(text);
-    return t;
-  }
   function isNum(x) { return typeof x === "number" && isFinite(x); }
   function pct(x) { return isNum(x) ? (100 * x).toFixed(2) : "-"; }
+  function pct1(x) { return isNum(x) ? (100 * x).toFixed(1) + "%" : "n/a"; }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-  function legend(items) {
-    const box = el("div", { class: "legend" });
-    items.forEach(function (it) {
-      const s = el("span");
-      const sw = el("span", { class: "swatch" });
-      sw.style.background = it.color;
-      s.appendChild(sw);
-      s.appendChild(document.createTextNode(it.name));
-      box.appendChild(s);
-    });
+  function naturalCompare(a, b) { return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: "base" }); }
+
+  // --- charts: Vega-Lite specs, drawn by vega-embed -------------------------------------------
+  const pending = [];
+  const CHART_CONFIG = {
+    font: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
+    view: { stroke: null },
+    axis: { labelFontSize: 11, titleFontSize: 11, titleFontWeight: 500, labelColor: "#1d2230", titleColor: "#5d6475",
+            gridColor: "#eceef3", domainColor: "#9aa1b1", tickColor: "#9aa1b1" },
+    legend: { labelFontSize: 11, titleFontSize: 11, labelLimit: 480, symbolType: "square" },
+    title: { fontSize: 13, anchor: "start", fontWeight: 600, color: "#1d2230" },
+  };
+  function draw(box, spec) {
+    const vl = Object.assign({ config: CHART_CONFIG }, spec);
+    box.setAttribute("data-chart", "pending");
+    if (typeof vegaEmbed !== "function" || typeof vega === "undefined" || !vega.expressionInterpreter) {
+      box.setAttribute("data-chart", "failed");
+      box.appendChild(el("p", { class: "hint" }, "chart library missing: the report file is incomplete"));
+      return;
+    }
+    const p = vegaEmbed(box, vl, { mode: "vega-lite", renderer: "svg", actions: false, ast: true,
+                                   expr: vega.expressionInterpreter, tooltip: true })
+      .then(function () { box.setAttribute("data-chart", "ok"); })
+      .catch(function (err) {
+        box.setAttribute("data-chart", "failed");
+        box.appendChild(el("p", { class: "hint" }, "chart failed: " + err));
+        console.error("chart failed", err);
+      });
+    pending.push(p);
+  }
+  function chartBox(cls, attrs) {
+    const box = el("div", Object.assign({ class: "chart " + (cls || "") }, attrs || {}));
     return box;
+  }
+
+  // Horizontal grouped bars: one band per category, one bar per series (a run) with its 95%
+  // interval as a whisker and a text label (score and n). A score of 0 is a thin mark with
+  // "0.0%"; a missing score is no bar with "n/a".
+  function barSpec(o) {
+    const rows = o.rows.map(function (r) {
+      const has = isNum(r.value);
+      const ci = r.ci && isNum(r.ci[0]) && isNum(r.ci[1]) ? r.ci : null;
+      return {
+        cat: r.cat, series: r.series, value: has ? r.value : 0, has: has, zero: has && r.value === 0,
+        lo: ci ? ci[0] : null, hi: ci ? ci[1] : null, hasci: !!ci,
+        textx: ci ? Math.max(ci[1], has ? r.value : 0) : (has ? r.value : 0),
+        text: (has ? pct1(r.value) : "n/a") + (isNum(r.n) ? "  n=" + r.n : ""),
+        shown: has ? pct1(r.value) : "no data", ci_text: ci ? pct1(ci[0]) + " \u2013 " + pct1(ci[1]) : "-",
+        n: isNum(r.n) ? r.n : null,
+      };
+    });
+    const x = { field: "value", type: "quantitative", scale: { domain: [0, 1], nice: false, clamp: true },
+                axis: { format: ".0%", tickCount: 5, grid: true, title: o.xTitle, labelFlush: true } };
+    const tooltip = [
+      { field: "series", type: "nominal", title: "run" }, { field: "cat", type: "nominal", title: o.catTitle },
+      { field: "shown", type: "nominal", title: o.xTitle }, { field: "ci_text", type: "nominal", title: "95% interval" },
+      { field: "n", type: "quantitative", title: "n" },
+    ];
+    const color = { field: "series", type: "nominal", sort: o.series, scale: { domain: o.series, range: o.colors },
+                    legend: o.series.length > 1 ? { orient: "bottom", direction: "vertical", title: null } : null };
+    return {
+      title: o.title,
+      width: o.width || 400,
+      height: { step: 15 },
+      data: { values: rows },
+      encoding: {
+        y: { field: "cat", type: "nominal", sort: o.cats, title: null,
+             axis: { labelLimit: 260, labelPadding: 6, ticks: false, domain: false } },
+        yOffset: { field: "series", type: "nominal", sort: o.series, scale: { paddingInner: 0.1 } },
+        tooltip: tooltip,
+      },
+      layer: [
+        { transform: [{ filter: { field: "has", equal: true } }], mark: { type: "bar", cornerRadiusEnd: 2 }, encoding: { x: x, color: color } },
+        { transform: [{ filter: { field: "zero", equal: true } }], mark: { type: "tick", thickness: 2, orient: "vertical" },
+          encoding: { x: x, color: color } },
+        { transform: [{ filter: { field: "hasci", equal: true } }], mark: { type: "rule", color: "#1d2230", strokeWidth: 1.2 },
+          encoding: { x: { field: "lo", type: "quantitative" }, x2: { field: "hi" } } },
+        { mark: { type: "text", align: "left", baseline: "middle", dx: 4, fontSize: 10 },
+          encoding: { x: { field: "textx", type: "quantitative" }, text: { field: "text" },
+                      color: { condition: { test: { field: "has", equal: true }, value: "#1d2230" }, value: "#8a909c" } } },
+      ],
+    };
+  }
+
+  function lineSpec(o) {
+    const rows = [];
+    o.series.forEach(function (se) {
+      se.xs.forEach(function (x, i) { if (isNum(se.ys[i])) rows.push({ x: x, y: se.ys[i], series: se.name }); });
+    });
+    const names = o.series.map(function (se) { return se.name; });
+    const y = { field: "y", type: "quantitative", title: o.yTitle, scale: o.yDomain ? { domain: o.yDomain, zero: false } : { zero: false },
+                axis: { format: o.yFormat || "~s", tickCount: 5 } };
+    return {
+      title: o.title,
+      width: o.width || 400,
+      height: o.height || 200,
+      data: { values: rows },
+      mark: { type: "line", point: !!o.points, strokeWidth: 1.8 },
+      encoding: {
+        x: { field: "x", type: "quantitative", title: o.xTitle,
+             scale: o.xlog ? { type: "log", base: 2, nice: false } : { zero: false, nice: false },
+             axis: { format: "~d", tickCount: 6, labelOverlap: true } },
+        y: y,
+        color: { field: "series", type: "nominal", sort: names, scale: { domain: names, range: o.series.map(function (se) { return se.color; }) },
+                 legend: { orient: "bottom", direction: "vertical", title: null, symbolType: "stroke", symbolStrokeWidth: 2 } },
+        strokeDash: o.dashed ? { field: "series", type: "nominal", sort: names,
+                                 scale: { domain: names, range: o.series.map(function (se) { return se.dash ? [4, 3] : [1, 0]; }) } } : undefined,
+        tooltip: [{ field: "series", type: "nominal" }, { field: "x", type: "quantitative", title: o.xTitle },
+                  { field: "y", type: "quantitative", title: o.yTitle, format: o.yFormat || ".4~g" }],
+      },
+    };
   }
 
   // --- header -------------------------------------------------------------------------------
@@ -63,31 +155,22 @@
   document.title = DATA.title;
   document.getElementById("meta").textContent =
     "Generated " + DATA.generated + " by " + DATA.generator.name + " " + DATA.generator.version + "; " + runs.length + " run(s).";
-  document.getElementById("license-note").textContent = DATA.license_note;
+  // a dataset's licence note (from its packaged manifest), only for the datasets shown
+  const licenceBox = document.getElementById("license-notes");
+  const licences = union(DATASET_KEYS.map(function (k) { return DATA.datasets[k].license_note ? [DATA.datasets[k].license_note] : []; }));
+  licences.forEach(function (t) { licenceBox.appendChild(el("p", { class: "license", role: "note" }, t)); });
   const notes = document.getElementById("notes");
   DATA.notes.forEach(function (n) { notes.appendChild(el("li", null, n)); });
 
   // --- leaderboard ---------------------------------------------------------------------------
-  function ciBar(value, ci) {
-    const w = 110, h = 12, pad = 4, span = w - 2 * pad;
-    const s = sv("svg", { width: w, height: h, viewBox: "0 0 " + w + " " + h, role: "img" });
-    const label = "score " + pct(value) + (ci ? ", 95% CI " + pct(ci[0]) + " to " + pct(ci[1]) : "");
-    const title = sv("title", null, s);
-    title.textContent = label;
-    sv("line", { x1: pad, y1: h / 2, x2: w - pad, y2: h / 2, stroke: "#d8dce5", "stroke-width": 2 }, s);
-    if (ci && isNum(ci[0]) && isNum(ci[1])) {
-      sv("rect", { class: "ci", x: pad + ci[0] * span, y: 2, width: Math.max(1, (ci[1] - ci[0]) * span), height: h - 4,
-                   fill: "#9db4f0", rx: 2 }, s);
-    }
-    if (isNum(value)) sv("circle", { cx: pad + value * span, cy: h / 2, r: 3, fill: "#1d2230" }, s);
-    return s;
-  }
-
-  const FIXED = ["rank", "scorer", "task", "n", "seconds", "unet", "date"];
+  // rank within the run's dataset (the runs arrive ranked, dataset by dataset)
+  const rankInData = {}, seenInData = {};
+  runs.forEach(function (r) { seenInData[r.dataset] = (seenInData[r.dataset] || 0) + 1; rankInData[r.key] = seenInData[r.dataset]; });
+  const FIXED = ["rank", "run", "task", "n", "seconds", "unet", "date"];
   const COLUMNS = [
-    { key: "rank", label: "#", num: true, value: function (r, i) { return i + 1; } },
-    { key: "scorer", label: "scorer", value: function (r) { return r.scorer; } },
-    { key: "task", label: "task", value: function (r) { return r.task.name || ""; } },
+    { key: "rank", label: "#", num: true, value: function (r) { return rankOf[r.key]; } },
+    { key: "run", label: "run", value: function (r) { return r.label; } },
+    { key: "task", label: "task / data", value: function (r) { return DATA.datasets[r.dataset].heading || r.task.name || ""; } },
     { key: "n", label: "n", num: true, value: function (r) { return r.n_examples; } },
   ].concat(METRICS.map(function (m) {
     return { key: FIXED.indexOf(m) < 0 ? m : "metric-" + m, metric: m, label: m, num: true, score: true,
@@ -105,7 +188,7 @@
   function renderBoardHead() {
     const tr = el("tr");
     COLUMNS.forEach(function (c) {
-      const th = el("th", { class: "sortable", "data-key": c.key, scope: "col", tabindex: 0 }, c.label);
+      const th = el("th", { class: "sortable" + (c.num ? " num" : ""), "data-key": c.key, scope: "col", tabindex: 0 }, c.label);
       if (sortState.key === c.key) th.setAttribute("aria-sort", sortState.dir);
       th.addEventListener("click", function () { sortBy(c.key); });
       th.addEventListener("keydown", function (ev) { if (ev.key === "Enter") sortBy(c.key); });
@@ -115,19 +198,22 @@
     board.tHead.appendChild(tr);
   }
   function cellFor(c, r) {
-    const v = c.value(r, rankOf[r.key]);
+    const v = c.value(r);
     if (c.score) {
       const td = el("td", { class: "score", "data-value": isNum(v) ? v : "" });
       if (metricNames(r).indexOf(c.metric) < 0) { td.appendChild(el("span", { class: "v" }, "")); return td; }
       td.appendChild(el("span", { class: "v" + (r.primary === c.metric ? " primary" : "") }, pct(v)));
       const ci = r.ci95 ? r.ci95[c.metric] : null;
-      td.appendChild(ciBar(v, ci));
       td.appendChild(el("span", { class: "ci" }, ci ? "95% CI " + pct(ci[0]) + "\u2013" + pct(ci[1]) : "no interval"));
       return td;
     }
-    if (c.key === "scorer") {
+    if (c.key === "rank") return el("td", { class: "num", "data-value": v }, rankInData[r.key]);
+    if (c.key === "run") {
       const td = el("td", { class: "name", "data-value": v });
-      td.appendChild(el("span", null, v));
+      const sw = el("span", { class: "swatch" });
+      sw.style.background = r.color;
+      td.appendChild(sw);
+      td.appendChild(el("span", { class: "label" }, v));
       if (r.partial) td.appendChild(el("span", { class: "badge partial" }, "partial"));
       if (r.imported) td.appendChild(el("span", { class: "badge" }, "imported"));
       td.appendChild(el("div", { class: "small" }, "run " + r.run_id + (r.superseded.length ? " (supersedes " + r.superseded.join(", ") + ")" : "")));
@@ -139,22 +225,25 @@
       td.appendChild(el("div", { class: "small" }, "data " + (r.task.data_fingerprint || "?")));
       return td;
     }
+    if (c.key === "n") {
+      const partial = isNum(r.n_expected) && r.n_expected !== r.n_examples;
+      return el("td", { class: "num", "data-value": v }, partial ? v + " of " + r.n_expected : v);
+    }
     let text = v;
     if (c.key === "seconds") text = isNum(v) ? v.toFixed(3) : "-";
     if (c.key === "unet") text = isNum(v) ? String(Math.round(v)) : "-";
     if (c.key === "date") text = String(v).replace("T", " ").slice(0, 16);
-    return el("td", { class: c.num ? "num" : "", "data-value": v === null || v === undefined ? "" : v }, text);
+    return el("td", { class: c.num ? "num" : c.key, "data-value": v === null || v === undefined ? "" : v }, text);
   }
   function renderBoardBody() {
     const col = COLUMNS.filter(function (c) { return c.key === sortState.key; })[0];
     const sign = sortState.dir === "ascending" ? 1 : -1;
     const ordered = runs.slice().sort(function (a, b) {
-      const va = col.value(a, rankOf[a.key]), vb = col.value(b, rankOf[b.key]);
+      const va = col.value(a), vb = col.value(b);
       const na = va === null || va === undefined || va === "", nb = vb === null || vb === undefined || vb === "";
       if (na || nb) return na === nb ? rankOf[a.key] - rankOf[b.key] : (na ? 1 : -1);
-      if (va < vb) return -sign;
-      if (va > vb) return sign;
-      return rankOf[a.key] - rankOf[b.key];
+      const cmp = typeof va === "string" || typeof vb === "string" ? naturalCompare(va, vb) : (va < vb ? -1 : va > vb ? 1 : 0);
+      return cmp ? sign * cmp : rankOf[a.key] - rankOf[b.key];
     });
     const body = board.tBodies[0];
     clear(body);
@@ -164,15 +253,38 @@
       body.appendChild(tr);
     });
   }
-  function sortBy(key) {
+  function sortBy(key, dir) {
     const col = COLUMNS.filter(function (c) { return c.key === key; })[0];
-    if (sortState.key === key) sortState.dir = sortState.dir === "ascending" ? "descending" : "ascending";
+    if (!col) return;
+    if (dir) sortState = { key: key, dir: dir };
+    else if (sortState.key === key) sortState.dir = sortState.dir === "ascending" ? "descending" : "ascending";
     else sortState = { key: key, dir: col.num && key !== "rank" ? "descending" : "ascending" };
     renderBoardHead();
     renderBoardBody();
+    writeHash();
   }
-  renderBoardHead();
-  renderBoardBody();
+
+  // one chart per dataset: its metrics, a bar per run with its 95% interval
+  function runsOf(dkey) { return DATA.datasets[dkey].runs.map(function (k) { return runByKey[k]; }); }
+  function renderOverallCharts() {
+    const box = document.getElementById("overall-charts");
+    clear(box);
+    DATASET_KEYS.forEach(function (dkey) {
+      const ds = DATA.datasets[dkey], rs = runsOf(dkey);
+      const metrics = union(rs.map(metricNames));
+      const rows = [];
+      metrics.forEach(function (m) {
+        rs.forEach(function (r) {
+          const has = metricNames(r).indexOf(m) >= 0;
+          rows.push({ cat: m, series: r.label, value: has ? r.metrics[m] : null, ci: has && r.ci95 ? r.ci95[m] : null, n: r.n_examples });
+        });
+      });
+      const chart = chartBox("overall", { "data-dataset": dkey });
+      box.appendChild(chart);
+      draw(chart, barSpec({ title: ds.heading + ": overall", rows: rows, cats: metrics, catTitle: "metric", xTitle: "score",
+                            series: rs.map(function (r) { return r.label; }), colors: rs.map(function (r) { return r.color; }) }));
+    });
+  }
 
   if (DATA.published.length) {
     document.getElementById("published-block").hidden = false;
@@ -193,125 +305,53 @@
     });
   }
 
-  // --- charts ------------------------------------------------------------------------------------
-  function barChart(title, categories, series) {
-    const box = el("div", { class: "chart" });
-    const bw = 14, gap = 18, left = 40, top = 24, height = 170;
-    const groupW = Math.max(1, series.length) * bw + gap;
-    const width = left + categories.length * groupW + 10;
-    const s = sv("svg", { width: width, height: top + height + 40, role: "img" }, null);
-    svText(s, 4, 14, title, { "font-weight": "600" });
-    [0, 0.25, 0.5, 0.75, 1].forEach(function (v) {
-      const y = top + height * (1 - v);
-      sv("line", { class: "grid", x1: left, x2: width - 6, y1: y, y2: y }, s);
-      svText(s, left - 4, y + 4, Math.round(100 * v), { "text-anchor": "end" });
-    });
-    categories.forEach(function (cat, ci) {
-      const x0 = left + ci * groupW + gap / 2;
-      series.forEach(function (se, si) {
-        const v = se.values[ci];
-        if (!isNum(v)) return;
-        const r = sv("rect", { x: x0 + si * bw, y: top + height * (1 - v), width: bw - 2, height: Math.max(0.5, height * v), fill: se.color }, s);
-        const t = sv("title", null, r);
-        t.textContent = se.name + ", " + cat.label + ": " + pct(v) + (se.n && se.n[ci] !== undefined ? " (n=" + se.n[ci] + ")" : "");
-      });
-      svText(s, x0 + (series.length * bw) / 2, top + height + 14, cat.label, { "text-anchor": "middle" });
-      if (cat.n !== undefined) svText(s, x0 + (series.length * bw) / 2, top + height + 28, "n=" + cat.n, { "text-anchor": "middle", fill: "#5d6475" });
-    });
-    sv("line", { class: "axis", x1: left, x2: left, y1: top, y2: top + height }, s);
-    sv("line", { class: "axis", x1: left, x2: width - 6, y1: top + height, y2: top + height }, s);
-    box.appendChild(s);
-    return box;
-  }
-
-  function lineChart(opts) {
-    const box = el("div", { class: "chart" });
-    const W = opts.width || 420, H = opts.height || 240, L = 56, R = 12, T = 24, B = 40;
-    const s = sv("svg", { width: W, height: H, role: "img" }, null);
-    svText(s, 4, 14, opts.title, { "font-weight": "600" });
-    let xs = [], ys = [];
-    opts.series.forEach(function (se) { xs = xs.concat(se.xs); ys = ys.concat(se.ys.filter(isNum)); });
-    if (!xs.length || !ys.length) { box.appendChild(el("p", { class: "hint" }, "no data")); return box; }
-    const fx = opts.xlog ? function (x) { return Math.log(Math.max(x, 1e-9)); } : function (x) { return x; };
-    let x0 = Math.min.apply(null, xs.map(fx)), x1 = Math.max.apply(null, xs.map(fx));
-    if (x1 === x0) { x0 -= 1; x1 += 1; }
-    let y0 = opts.ymin !== undefined ? opts.ymin : Math.min.apply(null, ys);
-    let y1 = opts.ymax !== undefined ? opts.ymax : Math.max.apply(null, ys);
-    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-    const px = function (x) { return L + (W - L - R) * (fx(x) - x0) / (x1 - x0); };
-    const py = function (y) { return T + (H - T - B) * (1 - (y - y0) / (y1 - y0)); };
-    for (let i = 0; i <= 4; i++) {
-      const v = y0 + (y1 - y0) * i / 4;
-      sv("line", { class: "grid", x1: L, x2: W - R, y1: py(v), y2: py(v) }, s);
-      svText(s, L - 4, py(v) + 4, opts.yfmt ? opts.yfmt(v) : v.toPrecision(3), { "text-anchor": "end" });
-    }
-    const ticks = opts.xticks || [];
-    ticks.forEach(function (v) { svText(s, px(v), H - B + 14, v, { "text-anchor": "middle" }); });
-    svText(s, (L + W - R) / 2, H - 6, opts.xlabel, { "text-anchor": "middle", fill: "#5d6475" });
-    sv("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }, s);
-    sv("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }, s);
-    opts.series.forEach(function (se) {
-      const pts = [];
-      se.xs.forEach(function (x, i) { if (isNum(se.ys[i])) pts.push(px(x).toFixed(1) + "," + py(se.ys[i]).toFixed(1)); });
-      const line = sv("polyline", { points: pts.join(" "), fill: "none", stroke: se.color, "stroke-width": 1.8 }, s);
-      if (se.dash) line.setAttribute("stroke-dasharray", "4 3");
-      const t = sv("title", null, line);
-      t.textContent = se.name;
-      if (opts.markers) se.xs.forEach(function (x, i) { if (isNum(se.ys[i])) sv("circle", { cx: px(x), cy: py(se.ys[i]), r: 2.5, fill: se.color }, s); });
-    });
-    box.appendChild(s);
-    box.appendChild(legend(opts.series));
-    return box;
-  }
-  function someTicks(xs, n) {
-    if (xs.length <= n) return xs.slice();
-    const out = [];
-    for (let i = 0; i < n; i++) out.push(xs[Math.round(i * (xs.length - 1) / (n - 1))]);
-    return out;
-  }
-
   // --- per-tag charts -----------------------------------------------------------------------
   function fillMetricSelect(sel, names) {
     clear(sel);
     names.forEach(function (m) { sel.appendChild(el("option", { value: m }, m)); });
     sel.disabled = names.length === 0;
   }
-  fillMetricSelect(document.getElementById("tag-metric"), PER_EXAMPLE);
+  function hasOption(sel, value) { return Array.prototype.some.call(sel.options, function (o) { return o.value === value; }); }
+  const selTagMetric = document.getElementById("tag-metric");
+  fillMetricSelect(selTagMetric, PER_EXAMPLE);
   function renderTagCharts() {
-    const metric = document.getElementById("tag-metric").value;
+    const metric = selTagMetric.value;
     const box = document.getElementById("tag-charts");
     clear(box);
-    const groups = [];
-    runs.forEach(function (r) { Object.keys(r.breakdown || {}).forEach(function (g) { if (groups.indexOf(g) < 0) groups.push(g); }); });
-    if (!groups.length) { box.appendChild(el("p", { class: "hint" }, "No per-tag breakdown in these runs.")); return; }
-    groups.forEach(function (g) {
-      const labels = [];
-      runs.forEach(function (r) { Object.keys((r.breakdown || {})[g] || {}).forEach(function (l) { if (labels.indexOf(l) < 0) labels.push(l); }); });
-      const cats = labels.map(function (l) {
-        const r0 = runs.filter(function (r) { return r.breakdown[g] && r.breakdown[g][l]; })[0];
-        return { label: l, n: r0 ? r0.breakdown[g][l].n : undefined };
+    let any = false;
+    DATASET_KEYS.forEach(function (dkey) {
+      const ds = DATA.datasets[dkey], rs = runsOf(dkey);
+      const groups = union(rs.map(function (r) { return Object.keys(r.breakdown || {}); }));
+      if (!groups.length) return;
+      any = true;
+      if (DATASET_KEYS.length > 1) box.appendChild(el("h3", null, ds.heading));
+      const row = el("div", { class: "charts" });
+      box.appendChild(row);
+      groups.forEach(function (g) {
+        const labels = union(rs.map(function (r) { return Object.keys((r.breakdown || {})[g] || {}); })).sort(naturalCompare);
+        const rows = [];
+        labels.forEach(function (l) {
+          rs.forEach(function (r) {
+            const b = ((r.breakdown || {})[g] || {})[l];
+            const ci = (((r.breakdown_ci || {})[g] || {})[l] || {})[metric];
+            rows.push({ cat: l, series: r.label, value: b ? b[metric] : null, ci: ci || null, n: b ? b.n : null });
+          });
+        });
+        const chart = chartBox("tags", { "data-group": g, "data-dataset": dkey });
+        row.appendChild(chart);
+        draw(chart, barSpec({ title: g + " (" + metric + ")", rows: rows, cats: labels, catTitle: g, xTitle: metric,
+                              series: rs.map(function (r) { return r.label; }), colors: rs.map(function (r) { return r.color; }) }));
       });
-      const series = runs.map(function (r) {
-        return {
-          name: r.label, color: r.color,
-          values: labels.map(function (l) { const row = (r.breakdown[g] || {})[l]; return row ? row[metric] : null; }),
-          n: labels.map(function (l) { const row = (r.breakdown[g] || {})[l]; return row ? row.n : undefined; }),
-        };
-      });
-      const chart = barChart(g + " (" + metric + ", %)", cats, series);
-      chart.setAttribute("data-group", g);
-      chart.appendChild(legend(series));
-      box.appendChild(chart);
     });
+    if (!any) box.appendChild(el("p", { class: "hint" }, "No per-tag breakdown in these runs."));
   }
-  document.getElementById("tag-metric").addEventListener("change", renderTagCharts);
-  renderTagCharts();
+  selTagMetric.addEventListener("change", function () { renderTagCharts(); writeHash(); });
 
   // --- diffusion charts ----------------------------------------------------------------------
-  const diffRuns = runs.filter(function (r) { return r.diffusion; });
-  if (diffRuns.length) {
-    const sec = document.getElementById("diffusion-section");
-    sec.hidden = false;
+  function renderDiffusionCharts() {
+    const diffRuns = runs.filter(function (r) { return r.diffusion; });
+    if (!diffRuns.length) return;
+    document.getElementById("diffusion-section").hidden = false;
     const box = document.getElementById("diffusion-charts");
     diffRuns.forEach(function (r) {
       const d = r.diffusion;
@@ -325,15 +365,19 @@
         { name: "mismatched pairs", xs: ts, ys: d.mean_error.mismatched, color: "#d1495b" },
       ];
       if (d.mean_error.unconditional) series.push({ name: "unconditional", xs: ts, ys: d.mean_error.unconditional, color: "#707a8a", dash: true });
-      row.appendChild(lineChart({ title: "mean error vs timestep", xlabel: "timestep", series: series, xticks: someTicks(ts, 5) }));
+      const c1 = chartBox("diffusion-mean"), c2 = chartBox("diffusion-k");
+      row.appendChild(c1);
+      row.appendChild(c2);
+      wrap.appendChild(row);
+      box.appendChild(wrap);
+      draw(c1, lineSpec({ title: "mean error vs timestep", xTitle: "timestep", yTitle: "mean error", yFormat: ".3~g",
+                          series: series, dashed: true }));
       const ks = d.by_k.map(function (p) { return p.k; });
       const ser2 = d.metrics.map(function (m, i) {
         return { name: m, xs: ks, ys: d.by_k.map(function (p) { return p[m]; }), color: ["#2f5bd3", "#2a9d8f", "#e9a03b", "#7b4fbf"][i % 4] };
       });
-      row.appendChild(lineChart({ title: "score vs number of timesteps used", xlabel: "timesteps (evenly spaced subset, log scale)",
-        series: ser2, xlog: true, xticks: someTicks(ks, 6), ymin: 0, ymax: 1, yfmt: function (v) { return Math.round(100 * v) + "%"; }, markers: true }));
-      wrap.appendChild(row);
-      box.appendChild(wrap);
+      draw(c2, lineSpec({ title: "score vs number of timesteps used", xTitle: "timesteps (evenly spaced subset, log scale)",
+                          yTitle: "score", yFormat: ".0%", yDomain: [0, 1], xlog: true, points: true, series: ser2 }));
     });
   }
 
@@ -342,6 +386,8 @@
   const selTag = document.getElementById("filter-tag"), selRel = document.getElementById("filter-relation");
   const selMetric = document.getElementById("filter-metric");
   const list = document.getElementById("examples"), more = document.getElementById("more");
+  const search = document.getElementById("search");
+  const THUMB_PX = 120;  // displayed size of an image's longest side (small ones: the largest whole multiple below)
   let shown = PAGE, current = [];
   runs.forEach(function (r) { selA.appendChild(el("option", { value: r.key }, r.label)); });
   function fillMetric() {
@@ -394,13 +440,13 @@
     if (!(run.diffusion && run.diffusion.example_errors[id])) return;
     const e = run.diffusion.example_errors[id], ts = run.diffusion.curve_timesteps, cells = run.diffusion.cells;
     const cols = ["#2f5bd3", "#d1495b", "#e9a03b", "#2a9d8f", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1"];
-    const ch = lineChart({ title: run.label + ": error vs timestep", xlabel: "timestep", xticks: someTicks(ts, 4), width: 320, height: 180,
+    const ch = chartBox("example-curve");
+    box.appendChild(ch);
+    draw(ch, lineSpec({ title: "error vs timestep", xTitle: "timestep", yTitle: "error", yFormat: ".3~g", width: 300, height: 140, dashed: true,
       series: e.map(function (ys, i) {
         const c = cells[i];
         return { name: "(i" + c[0] + ",c" + c[1] + ")", xs: ts, ys: ys, color: cols[i % cols.length], dash: c[0] !== c[1] };
-      }) });
-    ch.classList.add("example-curve");
-    box.appendChild(ch);
+      }) }));
   }
   // Winoground-style 2x2: the matrix and the four decisions behind text and image.
   function matrix2x2(run, id, s, box) {
@@ -489,7 +535,17 @@
     for (let k = 0; k < nImages; k++) {
       const uri = ex.images ? ex.images[k] : null;
       if (typeof uri === "string" && uri.indexOf("data:image/") === 0) {
-        pair.appendChild(el("img", { src: uri, alt: "image " + k + " of example " + id }));
+        const png = uri.indexOf("data:image/png") === 0;
+        const img = el("img", { src: uri, alt: "image " + k + " of example " + id, class: png ? "thumb pixelated" : "thumb" });
+        // a small image is shown at a whole multiple of its size, so every pixel stays square and crisp
+        img.addEventListener("load", function () {
+          const w = img.naturalWidth, h = img.naturalHeight;
+          if (!w || !h) return;
+          const scale = Math.max(1, Math.floor(THUMB_PX / Math.max(w, h)));
+          img.style.width = (w * scale) + "px";
+          img.style.height = (h * scale) + "px";
+        });
+        pair.appendChild(img);
       } else {
         pair.appendChild(el("div", { class: "noimg" }, "image " + k + " not available"));
       }
@@ -508,14 +564,22 @@
     return c;
   }
 
+  // search: the id or any caption holds the text (case-insensitive)
+  function matches(ds, id, q) {
+    if (String(id).toLowerCase().indexOf(q) >= 0) return true;
+    const caps = ds.examples[id].captions || [];
+    return caps.some(function (c) { return String(c).toLowerCase().indexOf(q) >= 0; });
+  }
   function filtered() {
     const a = runByKey[selA.value], b = selB.value ? runByKey[selB.value] : null;
     const ds = DATA.datasets[a.dataset];
     const metric = selMetric.value;
     const rel = selRel.value;
     const tag = selTag.value ? JSON.parse(selTag.value) : null;
+    const q = search.value.trim().toLowerCase();
     return ds.order.filter(function (id) {
       if (!a.outcomes[id]) return false;
+      if (q && !matches(ds, id, q)) return false;
       if (tag) {
         const labels = (ds.examples[id].tags || {})[tag[0]] || [];
         if (labels.indexOf(tag[1]) < 0) return false;
@@ -547,16 +611,103 @@
     clear(list);
     current.slice(0, shown).forEach(function (id) { list.appendChild(card(id, ds, a, b)); });
     more.hidden = current.length <= shown;
+    writeHash();
   }
   more.addEventListener("click", function () { shown += PAGE; renderExamples(false); });
   selA.addEventListener("change", function () { fillB(); fillMetric(); fillTags(); renderExamples(true); });
   [selB, selTag, selRel, selMetric].forEach(function (s) { s.addEventListener("change", function () { renderExamples(true); }); });
+  search.addEventListener("input", function () { renderExamples(true); });
+
+  // --- the view's state lives in the URL's hash, so a link opens the same view ----------------
+  let applying = false;
+  function viewState() {
+    const p = new URLSearchParams();
+    const a = runByKey[selA.value], b = selB.value ? runByKey[selB.value] : null;
+    if (a) p.set("a", a.run_id);
+    p.set("b", b ? b.run_id : "");
+    if (selMetric.value) p.set("metric", selMetric.value);
+    if (selRel.value !== "all") p.set("show", selRel.value);
+    if (selTag.value) p.set("tag", selTag.value);
+    if (search.value) p.set("q", search.value);
+    if (selTagMetric.value) p.set("tags", selTagMetric.value);
+    if (sortState.key !== "rank" || sortState.dir !== "ascending") p.set("sort", sortState.key + ":" + sortState.dir);
+    return p.toString();
+  }
+  function writeHash() {
+    if (applying || !ready) return;
+    const text = viewState();
+    document.getElementById("view-link").setAttribute("href", "#" + text);
+    if (window.location.hash.replace(/^#/, "") === text) return;
+    try {
+      window.history.replaceState(null, "", "#" + text);
+    } catch (err) {
+      window.location.hash = text;
+    }
+  }
+  function setIf(sel, value) { if (value !== null && hasOption(sel, value)) { sel.value = value; return true; } return false; }
+  function applyHash() {
+    const p = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    applying = true;
+    try {
+      const a = runById[p.get("a")];
+      if (a) selA.value = a.key;
+      fillB();
+      fillMetric();
+      fillTags();
+      if (p.has("b")) {
+        const b = runById[p.get("b")];
+        selB.value = b && hasOption(selB, b.key) ? b.key : "";
+      }
+      setIf(selMetric, p.get("metric"));
+      if (!setIf(selRel, p.get("show"))) selRel.value = "all";
+      if (!setIf(selTag, p.get("tag"))) selTag.value = "";
+      search.value = p.get("q") || "";
+      if (setIf(selTagMetric, p.get("tags"))) renderTagCharts();
+      const sort = (p.get("sort") || "").split(":");
+      if (sort.length === 2 && (sort[1] === "ascending" || sort[1] === "descending")) sortBy(sort[0], sort[1]);
+      renderExamples(true);
+    } finally {
+      applying = false;
+    }
+  }
+  window.addEventListener("hashchange", function () { if (window.location.hash.replace(/^#/, "") !== viewState()) { applyHash(); writeHash(); } });
+
+  // --- the filtered ids as a JSON file ----------------------------------------------------------
+  document.getElementById("download").addEventListener("click", function () {
+    const a = runByKey[selA.value], b = selB.value ? runByKey[selB.value] : null;
+    const payload = {
+      report: DATA.title, generated: DATA.generated, task: DATA.datasets[a.dataset].heading,
+      run_a: { run_id: a.run_id, label: a.label }, run_b: b ? { run_id: b.run_id, label: b.label } : null,
+      metric: selMetric.value || null, show: selRel.value, tag: selTag.value ? JSON.parse(selTag.value) : null,
+      search: search.value || null, view: "#" + viewState(), n: current.length, ids: current.slice(),
+    };
+    const blob = new Blob([JSON.stringify(payload, null, 2) + "\n"], { type: "application/json" });
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: "examples-" + a.run_id + (b ? "-vs-" + b.run_id : "") + "-" + selRel.value + ".json" });
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    document.body.removeChild(link);
+    setTimeout(function () { URL.revokeObjectURL(url); }, 5000);
+  });
+
+  // --- start --------------------------------------------------------------------------------------
+  let ready = false;
+  renderBoardHead();
+  renderBoardBody();
+  renderOverallCharts();
+  renderTagCharts();
+  renderDiffusionCharts();
   if (runs.length) {
     fillB();
     fillMetric();
     if (selB.options.length > 1) selB.selectedIndex = 1;
     fillTags();
-    renderExamples(true);
+    if (window.location.hash.length > 1) applyHash();
+    else renderExamples(true);
   }
-  document.body.setAttribute("data-ready", "1");
+  ready = true;
+  writeHash();
+  // ready once every chart drawn so far has been drawn (or has failed, which logs an error)
+  Promise.all(pending.slice()).then(function () { document.body.setAttribute("data-ready", "1"); });
 })();
