@@ -249,8 +249,11 @@ def test_usage_data_and_run_store_errors(tmp_path, capsys):
     assert "Did you mean 'dummy'" in capsys.readouterr().err
     assert main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(tmp_path / "none"),
                  "--out", str(tmp_path)]) == 3
-    assert main(["show", str(tmp_path / "no-run")]) == 4
-    assert "not a run directory" in capsys.readouterr().err
+    assert main(["show", str(tmp_path / "no-run")]) == 2  # names no run: a usage error
+    (tmp_path / "empty-run").mkdir()
+    (tmp_path / "empty-run" / "run.json").write_text("[]")
+    assert main(["show", str(tmp_path / "empty-run")]) == 4  # a damaged run directory
+    assert "the run directory was damaged" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # argparse's own usage errors
         main(["run", "--task", "shapes"])
     assert exc.value.code == 2

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .contracts import Metric
-from .errors import EXIT_RUNS, WgEvalError
+from .errors import EXIT_RUNS, EXIT_USAGE, WgEvalError
 from .metrics import WINOGROUND_METRICS, outcomes_by_shape, shape_rule, specs_from_json
 
 
@@ -29,6 +29,13 @@ class RunsError(WgEvalError):
     """Run directories that cannot be read or collected, or a name that names no run."""
 
     exit_code = EXIT_RUNS
+
+
+class RunNameError(RunsError):
+    """A run named on the command line (a path or a run-id prefix) that names no single run:
+    a usage error (exit 2), not a damaged run directory."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True, eq=False)
@@ -364,21 +371,21 @@ def resolve_run(ref: str | Path, out: str | Path = "runs") -> Path:
     ``out``. RunsError when it names none, or several (listing them)."""
     text = str(ref)
     if not text:
-        raise RunsError("an empty run name; give a run directory or (a prefix of) a run id")
+        raise RunNameError("an empty run name; give a run directory or (a prefix of) a run id")
     path = Path(ref)
     if path.exists():
         return path
     if "/" in text or "\\" in text:
-        raise RunsError(f"{text} does not exist; give a run directory or (a prefix of) a run id under --out {out}")
+        raise RunNameError(f"{text} does not exist; give a run directory or (a prefix of) a run id under --out {out}")
     root = Path(out)
     if not root.is_dir():
-        raise RunsError(f"{text} is neither a path nor, as a run id, findable: --out {out} is not a directory of runs")
+        raise RunNameError(f"{text} is neither a path nor, as a run id, findable: --out {out} is not a directory of runs")
     matches = [p for p in run_dirs(root) if p.name.startswith(text)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RunsError(f"no run directory or run id starting with {text!r} under {root}; `wg-eval ls runs --out {root}` "
+        raise RunNameError(f"no run directory or run id starting with {text!r} under {root}; `wg-eval ls runs --out {root}` "
                         "lists the runs there")
     listed = "; ".join(f"{p.name} ({status_of(p).label})" for p in matches[:10])
     more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-    raise RunsError(f"run id prefix {text!r} matches {len(matches)} runs under {root}: {listed}{more}; give more characters")
+    raise RunNameError(f"run id prefix {text!r} matches {len(matches)} runs under {root}: {listed}{more}; give more characters")
