@@ -72,6 +72,8 @@ __all__ = [
     "scores_from_errors", "timestep_grid",
 ]
 
+# Arrays of a Scored whose axis 1 is the candidate (caption): the prefilter widens them.
+PER_CANDIDATE_ARRAYS = ("errors", "terms")
 ALGORITHM_VERSION = 1  # bump when a change alters the numbers for the same options
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -311,14 +313,7 @@ class DiffusionScorer:
         self.stopping = opts.stopping
         self.decide = opts.decide
         self.reference_fp16 = opts.reference_fp16
-        self.plan = (
-            sequential.Plan(
-                self.n_timesteps, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
-                max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
-            )
-            if opts.stopping == "sequential"
-            else None
-        )
+        self.plan = stopping_plan(opts, self.n_timesteps)
         self.source = source or Source(model="<in-memory components>")
 
         for module in (unet, vae):
@@ -393,6 +388,13 @@ class DiffusionScorer:
         for f in option_fields("when_set"):
             if getattr(self.options, f.name) != f.default:
                 config[f.name] = getattr(self.options, f.name)
+        config.update(self.mode_config())
+        return config
+
+    def mode_config(self) -> dict[str, Any]:
+        """The ``stopping``, ``adaptive`` and ``prefilter`` blocks of ``config()``, each only when in use
+        (shared by every scorer built on this class, so run ids without them do not change)."""
+        config: dict[str, Any] = {}
         if self.plan is not None:
             config["stopping"] = self.stopping_config()
         if self.stages is not None:
@@ -610,8 +612,8 @@ class DiffusionScorer:
             scores[int(i)] = floor - rank / n
         arrays = {}
         for name, value in inner.arrays.items():
-            if name == "errors":
-                full = np.full((1, n, value.shape[-1]), np.nan, dtype=np.float32)
+            if name in PER_CANDIDATE_ARRAYS:  # (1, kept, ...): NaN rows for the candidates left out
+                full = np.full((1, n, *value.shape[2:]), np.nan, dtype=np.float32)
                 full[0, kept] = value[0]
                 arrays[name] = full
             else:
@@ -751,6 +753,16 @@ class DiffusionScorer:
             f"DiffusionScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, dtype={self.dtype}, "
             f"device={self.device}, normalize={self.normalize!r}, stopping={self.stopping!r})"
         )
+
+
+def stopping_plan(opts: Any, n_grid: int) -> sequential.Plan | None:
+    """The sequential stopping plan of options with the ``stopping`` fields (None unless stopping=sequential)."""
+    if opts.stopping != "sequential":
+        return None
+    return sequential.Plan(
+        n_grid, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
+        max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
+    )
 
 
 def _make_options(options: DiffusionOptions | None, kwargs: dict[str, Any]) -> DiffusionOptions:
