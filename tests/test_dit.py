@@ -384,3 +384,17 @@ def test_prefilter_on_dit_widens_terms(folder):
     assert res.arrays["terms"].shape == (1, 5, 4, 4) and res.arrays["errors"].shape == (1, 5, 4)
     assert np.isfinite(res.arrays["terms"][0, kept]).all() and np.isnan(np.delete(res.arrays["terms"][0], kept, axis=0)).all()
     assert scorer.config()["prefilter"]["k"] == 2
+
+
+def test_shared_option_defaults_are_the_diffusion_scorers():
+    import inspect
+
+    from winoground_eval.diffusion.dit import SHARED_OPTIONS, DiTOptions, from_dit_spec
+    from winoground_eval.diffusion.options import DiffusionOptions
+
+    params = inspect.signature(from_dit_spec).parameters
+    for name in SHARED_OPTIONS:
+        default = DiffusionOptions.__dataclass_fields__[name].default
+        assert params[name].default == default == DiTOptions.__dataclass_fields__[name].default, name
+    with pytest.raises(ConfigError, match="stopping=sequential"):
+        DiTOptions(min_timesteps=5).check()  # the shared checks apply
