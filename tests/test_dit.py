@@ -398,3 +398,25 @@ def test_shared_option_defaults_are_the_diffusion_scorers():
         assert params[name].default == default == DiTOptions.__dataclass_fields__[name].default, name
     with pytest.raises(ConfigError, match="stopping=sequential"):
         DiTOptions(min_timesteps=5).check()  # the shared checks apply
+
+
+def test_oom_halves_the_batch_on_dit(folder):
+    """The shared batching: out of device memory halves the batch and scores the same items again."""
+
+    class OOMAbove:
+        def __init__(self, model, limit):
+            self.model, self.limit, self.ooms = model, limit, 0
+
+        def __call__(self, x, **kw):
+            if x.shape[0] > self.limit:
+                self.ooms += 1
+                raise torch.OutOfMemoryError("out of memory (simulated)")
+            return self.model(x, **kw)
+
+    im, captions = [_image(7), _image(8)], ["1", "3"]
+    ref = resolve_scorer(f"dit:{folder}")(n_timesteps=6, batch_size=6)
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=6, batch_size=24)
+    scorer._unet = wrapper = OOMAbove(scorer._unet, limit=6)
+    terms, calls = scorer.terms_for(im, captions)
+    assert wrapper.ooms == 2 and scorer.batch_size == 6 and calls == 2 * 2 * 6
+    np.testing.assert_allclose(terms, ref.terms_for(im, captions)[0], rtol=1e-5, atol=1e-6)

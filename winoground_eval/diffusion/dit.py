@@ -494,9 +494,9 @@ class DiTScorer(DiffusionScorer):
 
     A :class:`~.scorer.DiffusionScorer` with its own components: :class:`ClassConditioning`,
     the ADM preprocessing (:meth:`encode_image`) and the DiT error function
-    (:meth:`_unet_terms`: IDDPM's noising and the four terms of :data:`TERMS`, reduced to
-    the chosen ``loss``). Everything else, the shared noise bank and grid, batching and
-    out-of-memory halving, the adaptive stages (``n_samples``/``to_keep``), sequential
+    (:meth:`_batch_terms`: IDDPM's noising and the four terms of :data:`TERMS`;
+    :meth:`_reduce_terms`: the chosen ``loss`` of them). Everything else, the shared noise
+    bank and grid, batching and out-of-memory halving, the adaptive stages (``n_samples``/``to_keep``), sequential
     stopping and elimination (``stopping=sequential``) and the prefilter, is the
     Stable Diffusion scorer's own code. A plain run (every grid timestep for every class)
     also stores each example's raw ``terms``.
@@ -617,7 +617,7 @@ class DiTScorer(DiffusionScorer):
         n_t = len(self.timesteps)
         items = [(j, k, i) for i in range(n_t) for j in range(len(images)) for k in range(len(classes))]
         with torch.inference_mode():
-            flat = self._unet_terms(x0, cond, items, self.timesteps)
+            flat = self._item_terms(x0, cond, items, self.timesteps)
         grid = flat.reshape(n_t, len(images), len(classes), 4).transpose(1, 2, 0, 3)
         columns = [classes.index(k) for k in keys]
         return np.ascontiguousarray(grid[:, columns]), len(items)
@@ -646,42 +646,17 @@ class DiTScorer(DiffusionScorer):
     def _encode_image(self, image: Image.Image) -> torch.Tensor:
         return self.encode_image(image)
 
-    def _unet_errors(
-        self, latents: torch.Tensor, embeddings: torch.Tensor, items: Sequence[tuple[int, int, int]], grid: np.ndarray,
-        draws: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """The error function: the chosen ``loss`` of each item (the shared modes' entry point)."""
-        terms = self._unet_terms(latents, embeddings, items, grid, draws)
-        positions = np.asarray(items, dtype=np.int64).reshape(-1, 3)[:, 2]
-        return combine_terms(terms, np.asarray(grid)[positions], self.options.loss).astype(np.float32)
+    n_terms = len(TERMS)
 
-    def _unet_terms(
-        self, x0: torch.Tensor, cond: torch.Tensor, items: Sequence[tuple[int, int, int]], grid: np.ndarray,
-        draws: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """(n_items, 4) float32 terms of ``items`` = (x0 index, class row, grid position), in batches.
+    def _batch_terms(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The DiT error function: IDDPM's q_sample, the learned-sigma output, the four :data:`TERMS`."""
+        xt = self.terms.q_sample(x0, eps, t)
+        output = self._unet(xt.to(_TORCH_DTYPES[self.options.dtype]), timestep=t, **self.conditioning.model_kwargs(cond)).sample
+        return error_terms(self.terms, x0, eps, t, output)
 
-        Grid position i means timestep ``grid[i]`` with noise draw ``draws[i]`` (default: i)."""
-        if self._noise_on_device is None:
-            self._noise_on_device = self.noise.to(self.device)
-        index = torch.as_tensor(np.asarray(items, dtype=np.int64).reshape(-1, 3), device=self.device)
-        timesteps = torch.as_tensor(grid, dtype=torch.long, device=self.device)
-        draw_of = torch.as_tensor(np.arange(len(grid)) if draws is None else np.asarray(draws), dtype=torch.long, device=self.device)
-        model_dtype = _TORCH_DTYPES[self.options.dtype]
-        out = torch.empty((len(index), 4), dtype=torch.float32, device=self.device)
-        start = 0
-        while start < len(index):
-            j, k, i = index[start : start + self.batch_size].unbind(dim=1)
-            x, eps, t = x0[j], self._noise_on_device[draw_of[i]], timesteps[i]
-            xt = self.terms.q_sample(x, eps, t)
-            try:
-                output = self.transformer(xt.to(model_dtype), timestep=t, **self.conditioning.model_kwargs(cond[k])).sample
-            except torch.OutOfMemoryError:
-                self._shrink_batch()
-                continue  # the same items again, in smaller batches
-            out[start : start + len(t)] = error_terms(self.terms, x, eps, t, output)
-            start += len(t)
-        return out.cpu().numpy()
+    def _reduce_terms(self, terms: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
+        """The chosen ``loss`` per item (``vlb`` takes the decoder NLL where t = 0)."""
+        return combine_terms(terms, timesteps, self.options.loss).astype(np.float32)
 
     def __repr__(self) -> str:
         o = self.options
