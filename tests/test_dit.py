@@ -420,3 +420,26 @@ def test_oom_halves_the_batch_on_dit(folder):
     terms, calls = scorer.terms_for(im, captions)
     assert wrapper.ooms == 2 and scorer.batch_size == 6 and calls == 2 * 2 * 6
     np.testing.assert_allclose(terms, ref.terms_for(im, captions)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_stopping_on_a_2x2_dit_example(folder):
+    """stopping=sequential on 2 images x 2 classes (not 1 x N): DiffusionScorer's pairwise rule."""
+    im, captions = [_image(9), _image(10)], ["2", "4"]
+    plain = resolve_scorer(f"dit:{folder}")(n_timesteps=30).errors(im, captions)
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=30, stopping="sequential", min_timesteps=6, round_size=6)
+    (res,) = scorer.evaluate([_example(im, captions)])
+    assert "comparisons" in res.info["stopping"] and res.scores.shape == (2, 2)
+    seen = np.isfinite(res.arrays["errors"])
+    assert seen.any()
+    np.testing.assert_allclose(res.arrays["errors"][seen], plain[seen], rtol=1e-5, atol=1e-6)
+
+
+def test_position_condition_in_the_shared_modes(folder):
+    im, texts = _image(11), ["x", "y", "z", "w", "v"]
+    by_caption = resolve_scorer(f"dit:{folder}")(n_samples=(2, 6), to_keep=(2, 1))
+    by_position = resolve_scorer(f"dit:{folder}")(n_samples=(2, 6), to_keep=(2, 1), condition="position")
+    expect = by_caption.adaptive(im, ["0", "1", "2", "3", "4"])
+    got = by_position.adaptive(im, texts)
+    assert got.ranking == expect.ranking and np.array_equal(got.errors, expect.errors, equal_nan=True)
+    (res,) = by_position.evaluate([_example([im], texts)])
+    np.testing.assert_array_equal(res.scores[0], expect.scores)

@@ -76,6 +76,7 @@ from .grid import adaptive_plan
 from .options import Decide, DiffusionOptions, Stopping
 from .scorer import (
     DEFAULT_NOISE_BANK_SIZE,
+    AdaptiveResult,
     DEFAULT_NOISE_SEED,
     DiffusionScorer,
     _cast,
@@ -631,8 +632,7 @@ class DiTScorer(DiffusionScorer):
 
     def _score(self, images: Sequence[Image.Image], captions: Sequence[str], declared: Any) -> Scored:
         """One example: a plain run keeps every raw term; the other modes are DiffusionScorer's."""
-        if self.options.condition == "position":
-            captions = [str(k) for k in range(len(captions))]
+        captions = self._keys(captions)
         prefiltered = self.prefilter is not None and len(images) == 1 and len(captions) > self.options.prefilter_k
         if self.stages is not None or self.plan is not None or prefiltered:
             return super()._score(images, captions, declared)
@@ -642,6 +642,16 @@ class DiTScorer(DiffusionScorer):
         if not np.isfinite(scores).all():
             raise ScoreError(f"{self.source.model} gave non-finite errors; try dtype=float32")
         return Scored(scores=scores, arrays={"errors": errors, "terms": terms}, info={"unet_calls": calls})
+
+    def adaptive(self, image: Image.Image, captions: Sequence[str], stages: Sequence[tuple[int, int]] | None = None) -> AdaptiveResult:
+        return super().adaptive(image, self._keys(captions), stages)
+
+    def _keys(self, captions: Sequence[str]) -> list[str]:
+        """The keys the shared code hands the conditioning: the captions, or with
+        ``condition=position`` caption k's index k (so caption k is class k)."""
+        if self.options.condition == "position":
+            return [str(k) for k in range(len(captions))]
+        return list(captions)
 
     def _encode_image(self, image: Image.Image) -> torch.Tensor:
         return self.encode_image(image)
