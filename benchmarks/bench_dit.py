@@ -37,7 +37,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from winoground_eval.diffusion.dit import TINY_DIT_N_TIMESTEPS, TINY_DIT_T_RANGE, DiTOptions, DiTScorer
+from winoground_eval.diffusion.dit import (
+    TINY_DIT_N_TIMESTEPS,
+    TINY_DIT_T_RANGE,
+    DiTOptions,
+    DiTScorer,
+)
 
 # facebook/DiT-XL-2-256 transformer/config.json, in code.
 DIT_XL_2 = dict(

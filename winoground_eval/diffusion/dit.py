@@ -52,8 +52,8 @@ permutes columns); the digits task's captions are "0".."9", so both readings agr
 
 from __future__ import annotations
 
-import importlib.util
 import dataclasses
+import importlib.util
 import inspect
 import json
 import logging
@@ -68,16 +68,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..contracts import Example, Scored
+from ..contracts import Scored
 from ..errors import ConfigError, DataError, ModelLoadError, ScoreError
-from .loading import Source, folder_fingerprint, local_folder, quiet_progress_bars
 from .conditioning import CACHE_SIZE
 from .grid import adaptive_plan
+from .loading import Source, folder_fingerprint, local_folder, quiet_progress_bars
 from .options import Decide, DiffusionOptions, Stopping
 from .scorer import (
     DEFAULT_NOISE_BANK_SIZE,
-    AdaptiveResult,
     DEFAULT_NOISE_SEED,
+    AdaptiveResult,
     DiffusionScorer,
     _cast,
     _load_prefilter,
