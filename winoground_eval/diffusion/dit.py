@@ -515,6 +515,10 @@ class DiTScorer(DiffusionScorer):
         batch_size: int = 32,
         source: Source | None = None,
     ) -> None:
+        # DiffusionScorer.__init__ is not called (it builds a scheduler, UNet and text encoder);
+        # this sets the state its shared modes read: options, device, dtype, batch_size, source,
+        # conditioning, _unet, num_train_timesteps, t_range, n_timesteps, timesteps, noise,
+        # noise_bank_size, stages, plan, stopping, decide, normalize, prefilter, resolution.
         options.check()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"option batch_size={batch_size!r}: must be a positive integer")
