@@ -11,6 +11,15 @@ else extrapolated from the measured throughput and marked so).
     python benchmarks/bench_dit.py --model dit-xl-2-256 --random-weights --device cuda --dtype float16 \\
         --batch-sizes 64 256 --timesteps 250 50 10 --measure-calls 2048
 
+Accuracy rows (``--accuracy N``): the shipped tiny-dit (or any 8x8 grey digits DiT) on the
+first N digits test images, three settings through the scorer's ``evaluate`` (the code a
+run uses): ``reference`` (every class x the preset grid), ``adaptive`` (the adaptive stages
+``--n-samples``/``--to-keep``) and ``elimination`` (``stopping=sequential`` on the 1 x 10
+examples: sequential elimination of classes), each with transformer calls per image,
+seconds per image and top-1:
+
+    python benchmarks/bench_dit.py --accuracy 100 --n-samples 5 20 --to-keep 3 1 --min-timesteps 5 --round-size 5
+
 ``--random-weights`` builds the full-size DiT-XL/2 (28 layers, width 1152, 256 px, VAE
 as stabilityai/sd-vae-ft-ema) from its configuration with random weights, so no download
 is needed; speed does not depend on the weights.
@@ -28,7 +37,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from winoground_eval.diffusion.dit import DiTOptions, DiTScorer
+from winoground_eval.diffusion.dit import (
+    TINY_DIT_N_TIMESTEPS,
+    TINY_DIT_T_RANGE,
+    DiTOptions,
+    DiTScorer,
+)
 
 # facebook/DiT-XL-2-256 transformer/config.json, in code.
 DIT_XL_2 = dict(
@@ -45,7 +59,7 @@ SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0
 
 def build(model: str, random_weights: bool, options: DiTOptions, device: str, batch_size: int) -> DiTScorer:
     if model == "tiny-dit":
-        from winoground_eval.tiny_models import weights_dir
+        from winoground_eval.baselines.tiny_models import weights_dir
 
         return DiTScorer.from_pretrained(str(weights_dir("tiny-dit")), device=device, batch_size=batch_size, **vars_of(options))
     if model in ("dit-xl-2-256", "dit-xl-2-512") and random_weights:
@@ -95,6 +109,42 @@ def measure(scorer: DiTScorer, images: list[Image.Image], n_classes: int) -> tup
     return time.perf_counter() - t0, calls
 
 
+def accuracy_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """reference / adaptive / elimination on the first ``args.accuracy`` digits test images."""
+    from winoground_eval.tasks.digits import DigitsTask
+
+    task = DigitsTask(split="test", limit=args.accuracy)
+    examples = list(task.examples())
+    preset = {"n_timesteps": TINY_DIT_N_TIMESTEPS, "t_range": TINY_DIT_T_RANGE} if args.model == "tiny-dit" else {}
+    grid = {**preset, **({"n_timesteps": args.grid} if args.grid else {})}
+    settings = {
+        "reference": dict(grid),
+        "adaptive": {"t_range": grid.get("t_range"), "n_samples": tuple(args.n_samples), "to_keep": tuple(args.to_keep)},
+        "elimination": {**grid, "stopping": "sequential", "confidence": args.confidence,
+                        "min_timesteps": args.min_timesteps, "round_size": args.round_size},
+    }
+    rows = []
+    for name in args.settings:
+        options = DiTOptions(dtype=args.dtype, **{k: v for k, v in settings[name].items() if v is not None})
+        scorer = build(args.model, False, options, args.device, args.batch_sizes[0])
+        scorer.evaluate(examples[:1])  # warm-up
+        _sync(scorer.device)
+        t0 = time.perf_counter()
+        scored = scorer.evaluate(examples)
+        _sync(scorer.device)
+        seconds = time.perf_counter() - t0
+        top1 = float(np.mean([task.outcomes(ex.id, s.scores)["top1"] for ex, s in zip(examples, scored)]))
+        calls = sum(s.info["unet_calls"] for s in scored)
+        rows.append({
+            "model": args.model, "setting": name, "options": {k: v for k, v in settings[name].items() if v is not None},
+            "device": str(scorer.device), "threads": args.threads, "images": len(examples),
+            "calls_per_image": round(calls / len(examples), 1), "s_per_image": round(seconds / len(examples), 4),
+            "top1": round(top1, 4),
+        })
+        del scorer
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny-dit", help="tiny-dit | dit-xl-2-256 | dit-xl-2-512 | dit:PATH")
@@ -109,8 +159,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    "a measurement on as many classes as fit")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--accuracy", type=int, default=0, metavar="N",
+                   help="instead of throughput: reference / adaptive / elimination rows on the first N digits test images")
+    p.add_argument("--settings", nargs="+", default=["reference", "adaptive", "elimination"],
+                   choices=["reference", "adaptive", "elimination"])
+    p.add_argument("--grid", type=int, default=0, help="accuracy rows: grid timesteps (0 = the preset's)")
+    p.add_argument("--n-samples", type=int, nargs="+", default=[5, 20], help="adaptive: timesteps per stage")
+    p.add_argument("--to-keep", type=int, nargs="+", default=[3, 1], help="adaptive: classes kept after each stage")
+    p.add_argument("--confidence", type=float, default=0.99, help="elimination: 1 - error rate per comparison")
+    p.add_argument("--min-timesteps", type=int, default=5, help="elimination: timesteps before the first look")
+    p.add_argument("--round-size", type=int, default=5, help="elimination: timesteps per round")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.accuracy:
+        rows = accuracy_rows(args)
+        for r in rows:
+            if args.json:
+                print(json.dumps(r))
+            else:
+                opts = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in r["options"].items())
+                print(f"{r['model']} {r['setting']:<11} ({opts}) {r['device']}, {r['threads']} thread(s), {r['images']} images: "
+                      f"{r['calls_per_image']} calls/image, {r['s_per_image']} s/image, top-1 {100 * r['top1']:.1f}%")
+        return rows
     rows = []
     for batch_size in args.batch_sizes:
         for n_t in args.timesteps:

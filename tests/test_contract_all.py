@@ -246,7 +246,27 @@ def models(tmp_path_factory) -> dict[str, Any]:
         "clip_ckpt": ckpt,
         "sd": write_tiny_sd(root / "sd", prediction_type="epsilon", seed=0),
         "sd_v": write_tiny_sd(root / "sdv", prediction_type="v_prediction", pixel_space=True, seed=1),
+        "dit": _write_tiny_dit(root / "dit"),
     }
+
+
+def _write_tiny_dit(out: Path) -> Path:
+    """A tiny random learned-sigma pixel-space DiT (1 channel, 8 px, 5 classes), saved as a diffusers DiT folder."""
+    import diffusers
+    import torch
+
+    from winoground_eval.diffusion.dit import save_dit_folder
+
+    torch.manual_seed(0)
+    model = diffusers.DiTTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=1, out_channels=2, num_layers=1, sample_size=8,
+        patch_size=2, num_embeds_ada_norm=5,
+    )
+    with torch.no_grad():  # DiT zero-initialises its output layers: randomise so the class matters
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape) * 0.2)
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02)
+    return save_dit_folder(out, model, sched, id2label={k: f"class {k}" for k in range(5)})
 
 
 def _call(factory: Callable[..., Any], **options: Any) -> Any:
@@ -349,6 +369,26 @@ def _hf_hub_prefix(models, **options):
         clip._fetch_from_hub = real
 
 
+def _dit_hub_preset(name: str) -> Callable[..., Any]:
+    """A DiT preset of a Hub id, loaded from a local folder of the same name holding the tiny DiT."""
+
+    def build(models, **options):
+        from winoground_eval.diffusion.dit import MODEL_IDS
+
+        hub = models["root"] / "hub"
+        for model_id in MODEL_IDS.values():
+            link = hub / model_id
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(models["dit"], target_is_directory=True)
+        with _chdir(hub):
+            scorer = _call(registry.resolve_scorer(name), **options)
+        assert scorer.config()["model"] in MODEL_IDS.values()
+        return scorer
+
+    return build
+
+
 def _diffusers_prefix(key: str) -> Callable[..., Any]:
     return lambda models, **options: _call(registry.resolve_scorer(f"diffusers:{models[key]}"), **options)
 
@@ -370,10 +410,24 @@ SCORER_FIXTURES: dict[str, Callable[..., Any]] = {
     "open_clip:": _open_clip_prefix,
     "hf-hub:": _hf_hub_prefix,
     "diffusers:": _diffusers_prefix("sd"),
+    "dit-xl-2-256": _dit_hub_preset("dit-xl-2-256"),
+    "dit-xl-2-512": _dit_hub_preset("dit-xl-2-512"),
+    "tiny-dit": _registered("tiny-dit"),
+    "dit:": lambda models, **options: _call(registry.resolve_scorer(f"dit:{models['dit']}"), **options),
 }
 # A second variant of a family, through the same factory: pixel space, v-prediction.
 SCORER_VARIANTS: dict[str, Callable[..., Any]] = {"diffusers:pixel-v": _diffusers_prefix("sd_v")}
 VARIANT_OF = {"diffusers:pixel-v": "diffusers:"}
+
+# Class-conditional scorers read a caption as a class id: the captions they are checked on
+# (default: CAPTIONS). Three distinct classes, so permutations and duplicates mean the same.
+CLASS_CAPTIONS = ["0", "1", "2"]
+SCORER_CAPTIONS: dict[str, list[str]] = {name: CLASS_CAPTIONS for name in ("dit-xl-2-256", "dit-xl-2-512", "tiny-dit", "dit:")}
+
+
+def _captions_for(name: str) -> list[str]:
+    return SCORER_CAPTIONS.get(VARIANT_OF.get(name, name), CAPTIONS)
+
 
 SCORER_NAMES = sorted(registry.SCORERS) + sorted(registry.SCORER_PREFIXES)
 ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
@@ -421,19 +475,20 @@ def test_every_registered_target_exists():
 def test_scorer_shape_and_permutations(build_scorer, name):
     scorer = build_scorer(name)
     assert not missing_members(scorer, Scorer) and isinstance(scorer, Scorer)
-    images = _images()
-    s = np.asarray(scorer.score(images, CAPTIONS))
+    images, captions = _images(), _captions_for(name)
+    s = np.asarray(scorer.score(images, captions))
     assert s.shape == (3, 3) and np.all(np.isfinite(s))
     perm = [2, 0, 1]
-    s_cap = np.asarray(scorer.score(images, [CAPTIONS[p] for p in perm]))
+    s_cap = np.asarray(scorer.score(images, [captions[p] for p in perm]))
     np.testing.assert_allclose(s_cap, s[:, perm], rtol=1e-5, atol=1e-6)
-    s_img = np.asarray(scorer.score([images[p] for p in perm], CAPTIONS))
+    s_img = np.asarray(scorer.score([images[p] for p in perm], captions))
     np.testing.assert_allclose(s_img, s[perm, :], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ALL_SCORERS)
 def test_duplicate_captions_give_equal_columns(build_scorer, name):
-    s = np.asarray(build_scorer(name).score(_images()[:2], [CAPTIONS[0], CAPTIONS[1], CAPTIONS[0]]))
+    captions = _captions_for(name)
+    s = np.asarray(build_scorer(name).score(_images()[:2], [captions[0], captions[1], captions[0]]))
     np.testing.assert_array_equal(s[:, 0], s[:, 2])
 
 
@@ -441,9 +496,9 @@ def test_duplicate_captions_give_equal_columns(build_scorer, name):
 def test_batch_size_does_not_change_scores(build_scorer, name):
     if not _takes_batch_size(name):
         pytest.skip(f"{name} has no batch_size option")
-    images = _images()[:2]
-    a = np.asarray(build_scorer(name, batch_size=1).score(images, CAPTIONS[:2]))
-    b = np.asarray(build_scorer(name, batch_size=7).score(images, CAPTIONS[:2]))
+    images, captions = _images()[:2], _captions_for(name)
+    a = np.asarray(build_scorer(name, batch_size=1).score(images, captions[:2]))
+    b = np.asarray(build_scorer(name, batch_size=7).score(images, captions[:2]))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.array_equal(np.argsort(a, axis=1), np.argsort(b, axis=1))
 
@@ -451,9 +506,9 @@ def test_batch_size_does_not_change_scores(build_scorer, name):
 @pytest.mark.parametrize("name", ALL_SCORERS)
 def test_batched_evaluate_equals_score_and_config_is_stable_json(build_scorer, name):
     scorer = build_scorer(name)
-    images = _images()
-    examples = [Example(str(i), (images[i], images[(i + 1) % 3]), (CAPTIONS[i], CAPTIONS[(i + 1) % 3])) for i in range(3)]
-    examples.append(Example("1xN", (images[0],), tuple(CAPTIONS), comparisons=(("accuracy", (0, 0), (0, 1)), ("accuracy", (0, 0), (0, 2)))))
+    images, captions = _images(), _captions_for(name)
+    examples = [Example(str(i), (images[i], images[(i + 1) % 3]), (captions[i], captions[(i + 1) % 3])) for i in range(3)]
+    examples.append(Example("1xN", (images[0],), tuple(captions), comparisons=(("accuracy", (0, 0), (0, 1)), ("accuracy", (0, 0), (0, 2)))))
     results = evaluate_examples(scorer, examples)
     assert len(results) == len(examples)
     for ex, res in zip(examples, results):

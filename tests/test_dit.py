@@ -270,6 +270,21 @@ def test_bench_dit_runs_at_tiny_settings(folder, monkeypatch, capsys):
     assert rows[0]["classes"] == 1000 and rows[0]["calls_per_image"] == 2000 and rows[0]["extrapolated"]
 
 
+def test_bench_dit_accuracy_rows_at_tiny_settings(capsys):
+    """reference / adaptive / elimination rows on 3 digits: the adaptive stages spend exactly
+    their plan's calls, elimination no more than the reference."""
+    bench = _bench()
+    rows = bench.main(["--accuracy", "3", "--grid", "8", "--n-samples", "2", "8", "--to-keep", "2", "1",
+                       "--min-timesteps", "2", "--round-size", "2"])
+    by = {r["setting"]: r for r in rows}
+    assert set(by) == {"reference", "adaptive", "elimination"} and all(r["images"] == 3 for r in rows)
+    assert by["reference"]["calls_per_image"] == 8 * 10
+    assert by["adaptive"]["calls_per_image"] == 2 * 10 + 6 * 2
+    assert by["elimination"]["calls_per_image"] <= 8 * 10
+    assert all(0.0 <= r["top1"] <= 1.0 for r in rows)
+    assert "calls/image" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- guard: the shipped tiny-dit
 
 
@@ -292,3 +307,139 @@ def test_shipped_tiny_dit_classifies_digits():
     # the class is read from the caption: reversed captions give reversed columns
     ex = examples[0]
     np.testing.assert_array_equal(scorer.score(ex.images, ex.captions[::-1]), scored[0].scores[:, ::-1])
+
+
+# --------------------------------------------------------------------------- the shared modes (DiffusionScorer's code)
+
+
+def test_dit_runs_through_the_diffusion_scorer(folder):
+    from winoground_eval.diffusion.conditioning import Conditioning
+    from winoground_eval.diffusion.scorer import DiffusionScorer
+
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=4)
+    assert isinstance(scorer, DiffusionScorer) and isinstance(scorer.conditioning, Conditioning)
+    cfg = scorer.config()
+    assert not {"stopping", "adaptive", "prefilter"} & set(cfg)  # plain runs: the config (run id) as before
+    # the embedding rows do not depend on what else is embedded
+    c = scorer.conditioning
+    assert c.embed(["one", "3"]).tolist() == [1, 3] and c.embed(["3"]).tolist() == [3]
+    assert c.embed([c.uncond_key]).tolist() == [N_CLASSES]  # DiT's null class
+    with pytest.raises(DataError, match="names no class"):
+        c.embed(["a photo of a cat"])
+
+
+@pytest.mark.parametrize("loss", ["l2", "vlb", "l2+vlb"])
+def test_adaptive_stages_on_dit(folder, loss):
+    """One stage over the whole grid is the plain run (noise draw i = grid position i); two
+    stages evaluate the survivors only, with the error function of the chosen loss."""
+    im, captions = [_image(4)], ["0", "1", "2", "3", "4"]
+    plain = resolve_scorer(f"dit:{folder}")(n_timesteps=8, loss=loss)
+    full = plain.errors(im, captions)[0]
+    one = resolve_scorer(f"dit:{folder}")(loss=loss, n_samples=(8,), to_keep=(1,))
+    assert one.config()["adaptive"] == {"n_samples": [8], "to_keep": [1], "noise": "first_evaluated"}
+    np.testing.assert_array_equal(one.timesteps, plain.timesteps)
+    (res,) = one.evaluate([_example(im, captions)])
+    np.testing.assert_allclose(res.arrays["errors"][0], full, rtol=1e-5, atol=1e-6)
+    assert res.info["unet_calls"] == 8 * 5 and res.info["adaptive"]["pred"] == int(np.argmin(full.mean(axis=1)))
+    two = resolve_scorer(f"dit:{folder}")(loss=loss, n_samples=(2, 8), to_keep=(2, 1))
+    (res,) = two.evaluate([_example(im, captions)])
+    assert res.info["unet_calls"] == 2 * 5 + 6 * 2
+    survived = res.info["adaptive"]["survived"]
+    survivors = [k for k, s in enumerate(survived) if s >= 1]  # kept after stage 1; the winner survives both
+    assert len(survivors) == 2 and survived.count(2) == 1
+    assert int(np.argmax(res.scores[0])) == res.info["adaptive"]["pred"] == survived.index(2)
+    errors = res.arrays["errors"][0]
+    assert np.isfinite(errors[survivors]).all() and np.isnan(errors).sum() == 3 * 6
+    with pytest.raises(ConfigError, match="noise_bank_size"):
+        resolve_scorer(f"dit:{folder}")(n_samples=(4, 20), to_keep=(2, 1), noise_bank_size=10)
+
+
+def _example(images, captions):
+    from winoground_eval.contracts import Example
+
+    return Example("x", tuple(images), tuple(captions))
+
+
+def test_sequential_elimination_on_dit(folder):
+    """stopping=sequential on one image x 5 classes: DiffusionScorer's elimination; every error
+    it evaluated is the plain run's (grid in van der Corput order, draw i for position i)."""
+    im, captions = [_image(5)], ["4", "2", "0", "3", "1"]
+    plain = resolve_scorer(f"dit:{folder}")(n_timesteps=40).errors(im, captions)[0]
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=40, stopping="sequential", min_timesteps=8, round_size=8, confidence=0.9)
+    assert scorer.config()["stopping"]["rule"] == "sequential"
+    (res,) = scorer.evaluate([_example(im, captions)])
+    assert res.info["stopping"]["rule"] == "elimination" and res.info["unet_calls"] <= 40 * 5
+    errors = res.arrays["errors"][0]
+    seen = np.isfinite(errors)
+    assert seen.sum() == res.info["unet_calls"]
+    np.testing.assert_allclose(errors[seen], plain[seen], rtol=1e-5, atol=1e-6)
+    assert res.scores.shape == (1, 5) and np.isfinite(res.scores).all()
+
+
+def test_prefilter_on_dit_widens_terms(folder):
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=4, prefilter="dummy", prefilter_k=2)
+    (res,) = scorer.evaluate([_example([_image(6)], ["0", "1", "2", "3", "4"])])
+    kept = res.info["prefilter"]["kept"]
+    assert len(kept) == 2 and res.info["unet_calls"] == 2 * 4
+    assert res.arrays["terms"].shape == (1, 5, 4, 4) and res.arrays["errors"].shape == (1, 5, 4)
+    assert np.isfinite(res.arrays["terms"][0, kept]).all() and np.isnan(np.delete(res.arrays["terms"][0], kept, axis=0)).all()
+    assert scorer.config()["prefilter"]["k"] == 2
+
+
+def test_shared_option_defaults_are_the_diffusion_scorers():
+    import inspect
+
+    from winoground_eval.diffusion.dit import SHARED_OPTIONS, DiTOptions, from_dit_spec
+    from winoground_eval.diffusion.options import DiffusionOptions
+
+    params = inspect.signature(from_dit_spec).parameters
+    for name in SHARED_OPTIONS:
+        default = DiffusionOptions.__dataclass_fields__[name].default
+        assert params[name].default == default == DiTOptions.__dataclass_fields__[name].default, name
+    with pytest.raises(ConfigError, match="stopping=sequential"):
+        DiTOptions(min_timesteps=5).check()  # the shared checks apply
+
+
+def test_oom_halves_the_batch_on_dit(folder):
+    """The shared batching: out of device memory halves the batch and scores the same items again."""
+
+    class OOMAbove:
+        def __init__(self, model, limit):
+            self.model, self.limit, self.ooms = model, limit, 0
+
+        def __call__(self, x, **kw):
+            if x.shape[0] > self.limit:
+                self.ooms += 1
+                raise torch.OutOfMemoryError("out of memory (simulated)")
+            return self.model(x, **kw)
+
+    im, captions = [_image(7), _image(8)], ["1", "3"]
+    ref = resolve_scorer(f"dit:{folder}")(n_timesteps=6, batch_size=6)
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=6, batch_size=24)
+    scorer._unet = wrapper = OOMAbove(scorer._unet, limit=6)
+    terms, calls = scorer.terms_for(im, captions)
+    assert wrapper.ooms == 2 and scorer.batch_size == 6 and calls == 2 * 2 * 6
+    np.testing.assert_allclose(terms, ref.terms_for(im, captions)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_stopping_on_a_2x2_dit_example(folder):
+    """stopping=sequential on 2 images x 2 classes (not 1 x N): DiffusionScorer's pairwise rule."""
+    im, captions = [_image(9), _image(10)], ["2", "4"]
+    plain = resolve_scorer(f"dit:{folder}")(n_timesteps=30).errors(im, captions)
+    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=30, stopping="sequential", min_timesteps=6, round_size=6)
+    (res,) = scorer.evaluate([_example(im, captions)])
+    assert "comparisons" in res.info["stopping"] and res.scores.shape == (2, 2)
+    seen = np.isfinite(res.arrays["errors"])
+    assert seen.any()
+    np.testing.assert_allclose(res.arrays["errors"][seen], plain[seen], rtol=1e-5, atol=1e-6)
+
+
+def test_position_condition_in_the_shared_modes(folder):
+    im, texts = _image(11), ["x", "y", "z", "w", "v"]
+    by_caption = resolve_scorer(f"dit:{folder}")(n_samples=(2, 6), to_keep=(2, 1))
+    by_position = resolve_scorer(f"dit:{folder}")(n_samples=(2, 6), to_keep=(2, 1), condition="position")
+    expect = by_caption.adaptive(im, ["0", "1", "2", "3", "4"])
+    got = by_position.adaptive(im, texts)
+    assert got.ranking == expect.ranking and np.array_equal(got.errors, expect.errors, equal_nan=True)
+    (res,) = by_position.evaluate([_example([im], texts)])
+    np.testing.assert_array_equal(res.scores[0], expect.scores)

@@ -52,6 +52,7 @@ permutes columns); the digits task's captions are "0".."9", so both readings agr
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import json
@@ -67,17 +68,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..contracts import Example, Scored
+from ..contracts import Scored
 from ..errors import ConfigError, DataError, ModelLoadError, ScoreError
+from .conditioning import CACHE_SIZE
+from .grid import adaptive_plan
 from .loading import Source, folder_fingerprint, local_folder, quiet_progress_bars
+from .options import Decide, DiffusionOptions, Stopping
 from .scorer import (
     DEFAULT_NOISE_BANK_SIZE,
     DEFAULT_NOISE_SEED,
+    AdaptiveResult,
+    DiffusionScorer,
     _cast,
+    _load_prefilter,
     noise_bank,
     resolve_device,
     resolve_t_range,
     scores_from_errors,
+    stopping_plan,
     timestep_grid,
 )
 
@@ -278,14 +286,17 @@ def image_tensor(image: Image.Image, size: int, channels: int) -> torch.Tensor:
 
 
 class ClassConditioning:
-    """The conditioning component of a class-conditional model: keys are class indices.
+    """The :class:`~.conditioning.Conditioning` component of a class-conditional model.
 
-    Shaped like the text conditioning of the Stable Diffusion scorer: ``key(caption)``
-    maps a caption to its key (here a class index, see the module docstring),
-    ``encode(keys)`` gives the model's conditioning input for a batch of keys (a long
-    tensor of labels, cached per key), ``model_kwargs(cond)`` the keyword the model takes
-    it as, and ``config()`` what changes the numbers.
+    Keys are captions; each names a class (a decimal index or an ``id2label`` label, see the
+    module docstring), and :meth:`embed` gives the model's conditioning input for them: a
+    long tensor of class labels, cached per key, passed as ``class_labels``. The
+    unconditional key is DiT's null class (index ``num_classes``, the classifier-free
+    guidance label). ``mode="position"`` (caption k = class k) is applied by the scorer,
+    which hands this component the captions ``"0", "1", ...`` instead.
     """
+
+    uncond_key = "<null class>"
 
     def __init__(self, num_classes: int, id2label: dict[int, str] | None = None, *, mode: Condition = "caption", device: Any = "cpu") -> None:
         _choice("condition", mode, Condition)
@@ -296,39 +307,59 @@ class ClassConditioning:
         for idx, names in sorted((id2label or {}).items()):
             for name in str(names).split(","):
                 self.labels.setdefault(name.strip().lower(), int(idx))
-        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def key(self, caption: str, position: int) -> int:
         """The class index of caption number ``position`` of an example."""
-        if self.mode == "position":
-            idx = position
+        return position if self.mode == "position" else self.class_of(caption, position)
+
+    def class_of(self, caption: str, position: int | None = None) -> int:
+        """The class a caption names (DataError naming the caption if none)."""
+        if caption == self.uncond_key:
+            return self.num_classes
+        text = caption.strip()
+        if text.lstrip("-").isdigit():
+            idx = int(text)
+        elif text.lower() in self.labels:
+            idx = self.labels[text.lower()]
         else:
-            text = caption.strip()
-            if text.lstrip("-").isdigit():
-                idx = int(text)
-            elif text.lower() in self.labels:
-                idx = self.labels[text.lower()]
-            else:
-                raise DataError(
-                    f"caption {caption!r} names no class of this model: give a class index (0..{self.num_classes - 1}) "
-                    "or a label of its id2label table, or use -o condition=position (caption k = class k)"
-                )
+            raise DataError(
+                f"caption {caption!r} names no class of this model: give a class index (0..{self.num_classes - 1}) "
+                "or a label of its id2label table, or use -o condition=position (caption k = class k)"
+            )
         if not 0 <= idx < self.num_classes:
-            raise DataError(f"caption {caption!r} (position {position}) is class {idx}, but the model has classes 0..{self.num_classes - 1}")
+            where = "" if position is None else f" (position {position})"
+            raise DataError(f"caption {caption!r}{where} is class {idx}, but the model has classes 0..{self.num_classes - 1}")
         return idx
 
-    def encode(self, keys: Sequence[int]) -> torch.Tensor:
+    def encode(self, classes: Sequence[int]) -> torch.Tensor:
+        """Class indices as the model's (n,) long label tensor on the device."""
+        return torch.tensor([int(k) for k in classes], dtype=torch.long, device=self.device)
+
+    def embed(self, keys: Sequence[str]) -> torch.Tensor:
         for k in keys:
             if k not in self._cache:
-                self._cache[k] = torch.tensor(int(k), dtype=torch.long, device=self.device)
+                self._cache[k] = torch.tensor(self.class_of(k), dtype=torch.long, device=self.device)
+                if len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return torch.stack([self._cache[k] for k in keys])
 
     @staticmethod
     def model_kwargs(cond: torch.Tensor) -> dict[str, Any]:
         return {"class_labels": cond}
 
+    def to(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = torch.device(device)
+        self._cache.clear()
+
+    def clear(self) -> None:
+        self._cache.clear()
+
     def config(self) -> dict[str, Any]:
         return {"kind": "class", "num_classes": self.num_classes, "condition": self.mode}
+
+    def components(self) -> dict[str, Any]:
+        return {}
 
 
 # --------------------------------------------------------------------------- loading
@@ -400,9 +431,21 @@ def load_dit(model: str, *, revision: str | None = None, torch_dtype: Any = None
 # --------------------------------------------------------------------------- scorer
 
 
+_SHARED_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DiffusionOptions)}
+# The options a DiT scorer shares with the Stable Diffusion scorer, checked by DiffusionOptions.
+SHARED_OPTIONS = (
+    "stopping", "confidence", "min_timesteps", "max_timesteps", "round_size", "futility", "decide",
+    "n_samples", "to_keep", "prefilter", "prefilter_k",
+)
+
+
 @dataclass(frozen=True)
 class DiTOptions:
-    """Every option that changes a DiT scorer's numbers (besides the weights)."""
+    """Every option that changes a DiT scorer's numbers (besides the weights).
+
+    The fields after ``dtype`` are the Stable Diffusion scorer's stopping, adaptive-stage
+    and prefilter options (:class:`~.options.DiffusionOptions`, same names, defaults and checks).
+    """
 
     n_timesteps: int = REFERENCE_N_TIMESTEPS
     t_range: tuple[int, int] | None = None
@@ -411,6 +454,22 @@ class DiTOptions:
     noise_bank_size: int = DEFAULT_NOISE_BANK_SIZE
     condition: Condition = "caption"
     dtype: DType = "float32"
+    stopping: Stopping = _SHARED_DEFAULTS["stopping"]
+    confidence: float = _SHARED_DEFAULTS["confidence"]
+    min_timesteps: int = _SHARED_DEFAULTS["min_timesteps"]
+    max_timesteps: int | None = _SHARED_DEFAULTS["max_timesteps"]
+    round_size: int = _SHARED_DEFAULTS["round_size"]
+    futility: bool = _SHARED_DEFAULTS["futility"]
+    decide: Decide = _SHARED_DEFAULTS["decide"]
+    n_samples: tuple[int, ...] | None = _SHARED_DEFAULTS["n_samples"]
+    to_keep: tuple[int, ...] | None = _SHARED_DEFAULTS["to_keep"]
+    prefilter: str | None = _SHARED_DEFAULTS["prefilter"]
+    prefilter_k: int = _SHARED_DEFAULTS["prefilter_k"]
+
+    @property
+    def grid_size(self) -> int:
+        """Timesteps in the grid: max(n_samples) with adaptive stages, else n_timesteps."""
+        return max(self.n_samples) if self.n_samples else self.n_timesteps
 
     def check(self) -> None:
         _choice("loss", self.loss, DiTLoss)
@@ -420,15 +479,29 @@ class DiTOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"option {name}={value!r}: must be a positive integer")
-        if self.noise_bank_size < self.n_timesteps:
+        DiffusionOptions(**{name: getattr(self, name) for name in SHARED_OPTIONS})  # the shared checks
+        if self.noise_bank_size < self.grid_size:
+            what = f"max(n_samples)={self.grid_size}" if self.n_samples else f"n_timesteps={self.n_timesteps}"
             raise ConfigError(
-                f"option noise_bank_size={self.noise_bank_size} is smaller than n_timesteps={self.n_timesteps}; "
+                f"option noise_bank_size={self.noise_bank_size} is smaller than {what}; "
                 "each grid timestep needs its own noise draw"
             )
+        if self.condition == "position" and self.prefilter is not None:
+            raise ConfigError("option condition=position cannot go with a prefilter (it reads the caption text); use condition=caption")
 
 
-class DiTScorer:
-    """Scores (image, class caption) pairs by minus a DiT's mean error over a timestep grid."""
+class DiTScorer(DiffusionScorer):
+    """Scores (image, class caption) pairs by minus a DiT's mean error over a timestep grid.
+
+    A :class:`~.scorer.DiffusionScorer` with its own components: :class:`ClassConditioning`,
+    the ADM preprocessing (:meth:`encode_image`) and the DiT error function
+    (:meth:`_batch_terms`: IDDPM's noising and the four terms of :data:`TERMS`;
+    :meth:`_reduce_terms`: the chosen ``loss`` of them). Everything else, the shared noise
+    bank and grid, batching and out-of-memory halving, the adaptive stages (``n_samples``/``to_keep``), sequential
+    stopping and elimination (``stopping=sequential``) and the prefilter, is the
+    Stable Diffusion scorer's own code. A plain run (every grid timestep for every class)
+    also stores each example's raw ``terms``.
+    """
 
     def __init__(
         self,
@@ -442,11 +515,16 @@ class DiTScorer:
         batch_size: int = 32,
         source: Source | None = None,
     ) -> None:
+        # DiffusionScorer.__init__ is not called (it builds a scheduler, UNet and text encoder);
+        # this sets the state its shared modes read: options, device, dtype, batch_size, source,
+        # conditioning, _unet, num_train_timesteps, t_range, n_timesteps, timesteps, noise,
+        # noise_bank_size, stages, plan, stopping, decide, normalize, prefilter, resolution.
         options.check()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"option batch_size={batch_size!r}: must be a positive integer")
-        self.options = options
+        self.options = options  # type: ignore[assignment]  # the shared code reads the SHARED_OPTIONS fields
         self.device = resolve_device(device)
+        self.dtype = options.dtype
         self.batch_size = batch_size
         self.source = source or Source(model=type(transformer).__name__)
         self.terms = GaussianTerms(betas_from_config(scheduler_config))
@@ -472,19 +550,30 @@ class DiTScorer:
                 torch.nn.Module.to(module, self.device)
                 module.eval()
         self.transformer, self.vae = transformer, vae
+        self.unet = self._unet = transformer
         if self.vae is None:
             self.image_size, self.image_channels = self.latent_size, self.channels
         else:
             self.image_size = self.latent_size * 2 ** (len(self.vae.config.block_out_channels) - 1)
             self.image_channels = int(self.vae.config.in_channels)
+        self.resolution = self.image_size
         self.conditioning = ClassConditioning(num_classes, id2label, mode=options.condition, device=self.device)
-        self.timesteps = timestep_grid(options.n_timesteps, self.terms.num_timesteps, options.t_range)
+        # the shared state of DiffusionScorer's modes
+        self.num_train_timesteps = self.terms.num_timesteps
+        self.t_range = resolve_t_range(options.t_range, self.num_train_timesteps)
+        self.n_timesteps = options.grid_size
+        self.timesteps = timestep_grid(self.n_timesteps, self.num_train_timesteps, options.t_range)
+        self.noise_seed, self.noise_bank_size = options.noise_seed, options.noise_bank_size
         shape = (self.channels, self.latent_size, self.latent_size)
         self.noise = noise_bank(shape, options.noise_bank_size, options.noise_seed)[: len(self.timesteps)]
         self._noise_on_device: torch.Tensor | None = None
+        self.stages = adaptive_plan(options.n_samples, options.to_keep)[1] if options.n_samples else None
+        self.stopping, self.decide, self.normalize = options.stopping, options.decide, "none"
+        self.plan = stopping_plan(options, self.n_timesteps)
+        self.prefilter = _load_prefilter(options.prefilter, self.device) if options.prefilter else None
 
     @classmethod
-    def from_pretrained(cls, model: str, *, revision: str | None = None, device: str | None = None, batch_size: int = 32, **options: Any) -> DiTScorer:
+    def from_pretrained(cls, model: str, *, revision: str | None = None, device: str | None = None, batch_size: int = 32, **options: Any) -> DiTScorer:  # type: ignore[override]
         opts = DiTOptions(**options)
         opts.check()
         parts, source = load_dit(model, revision=revision)
@@ -497,7 +586,7 @@ class DiTScorer:
             "kind": "dit",
             "algorithm_version": DIT_ALGORITHM_VERSION,
             **self.source.as_config(),
-            "n_timesteps": o.n_timesteps,
+            "n_timesteps": self.n_timesteps,
             "t_range": list(resolve_t_range(o.t_range, self.terms.num_timesteps)) if o.t_range is not None else None,
             "loss": o.loss,
             "noise_seed": o.noise_seed,
@@ -508,6 +597,7 @@ class DiTScorer:
             "latent": self.vae is not None,
             "preprocessing": "adm_center_crop",
             "schedule": {k: self.scheduler_config.get(k) for k in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end")},
+            **self.mode_config(),
         }
 
     # ------------------------------------------------------------------ public
@@ -522,7 +612,7 @@ class DiTScorer:
         return (latent.float() * self.vae.config.scaling_factor)[0]
 
     def terms_for(self, images: Sequence[Image.Image], captions: Sequence[str]) -> tuple[np.ndarray, int]:
-        """(n_images, n_captions, n_grid, 4) float32 error terms (:data:`TERMS`) and the model calls spent."""
+        """(n_images, n_captions, n_grid, 4) float32 error terms (:data:`TERMS`) on the whole grid and the model calls spent."""
         if not images or not captions:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
         keys = [self.conditioning.key(c, k) for k, c in enumerate(captions)]
@@ -531,51 +621,60 @@ class DiTScorer:
         cond = self.conditioning.encode(classes)
         n_t = len(self.timesteps)
         items = [(j, k, i) for i in range(n_t) for j in range(len(images)) for k in range(len(classes))]
-        flat = self._run(x0, cond, items)
+        with torch.inference_mode():
+            flat = self._item_terms(x0, cond, items, self.timesteps)
         grid = flat.reshape(n_t, len(images), len(classes), 4).transpose(1, 2, 0, 3)
         columns = [classes.index(k) for k in keys]
         return np.ascontiguousarray(grid[:, columns]), len(items)
 
     def errors(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
-        """(n_images, n_captions, n_grid) float32 errors of the chosen loss."""
+        """(n_images, n_captions, n_grid) float32 errors of the chosen loss on the whole grid."""
         terms, _ = self.terms_for(images, captions)
         return combine_terms(terms, self.timesteps, self.options.loss)
 
-    def score(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
-        return scores_from_errors(self.errors(images, captions))
+    # ------------------------------------------------------------------ the hooks of DiffusionScorer
 
-    def evaluate(self, examples: Sequence[Example]) -> list[Scored]:
-        out = []
-        for ex in examples:
-            terms, calls = self.terms_for(ex.images, ex.captions)
-            errors = combine_terms(terms, self.timesteps, self.options.loss)
-            scores = scores_from_errors(errors)
-            if not np.isfinite(scores).all():
-                raise ScoreError(f"example {ex.id}: the DiT gave non-finite errors; try dtype=float32")
-            out.append(Scored(scores=scores, arrays={"errors": errors.astype(np.float32), "terms": terms}, info={"unet_calls": calls}))
-        return out
+    def _score(self, images: Sequence[Image.Image], captions: Sequence[str], declared: Any) -> Scored:
+        """One example: a plain run keeps every raw term; the other modes are DiffusionScorer's."""
+        captions = self._keys(captions)
+        prefiltered = self.prefilter is not None and len(images) == 1 and len(captions) > self.options.prefilter_k
+        if self.stages is not None or self.plan is not None or prefiltered:
+            return super()._score(images, captions, declared)
+        terms, calls = self.terms_for(images, captions)
+        errors = combine_terms(terms, self.timesteps, self.options.loss).astype(np.float32)
+        scores = scores_from_errors(errors)
+        if not np.isfinite(scores).all():
+            raise ScoreError(f"{self.source.model} gave non-finite errors; try dtype=float32")
+        return Scored(scores=scores, arrays={"errors": errors, "terms": terms}, info={"unet_calls": calls})
 
-    # ------------------------------------------------------------------ internals
+    def adaptive(self, image: Image.Image, captions: Sequence[str], stages: Sequence[tuple[int, int]] | None = None) -> AdaptiveResult:
+        return super().adaptive(image, self._keys(captions), stages)
 
-    def _run(self, x0: torch.Tensor, cond: torch.Tensor, items: Sequence[tuple[int, int, int]]) -> np.ndarray:
-        if self._noise_on_device is None:
-            self._noise_on_device = self.noise.to(self.device)
-        index = torch.as_tensor(np.asarray(items, dtype=np.int64).reshape(-1, 3), device=self.device)
-        grid = torch.as_tensor(self.timesteps, dtype=torch.long, device=self.device)
-        model_dtype = _TORCH_DTYPES[self.options.dtype]
-        out = torch.empty((len(index), 4), dtype=torch.float32, device=self.device)
-        with torch.inference_mode():
-            for start in range(0, len(index), self.batch_size):
-                j, k, i = index[start : start + self.batch_size].unbind(dim=1)
-                x, eps, t = x0[j], self._noise_on_device[i], grid[i]
-                xt = self.terms.q_sample(x, eps, t)
-                output = self.transformer(xt.to(model_dtype), timestep=t, **self.conditioning.model_kwargs(cond[k])).sample
-                out[start : start + len(t)] = error_terms(self.terms, x, eps, t, output)
-        return out.cpu().numpy()
+    def _keys(self, captions: Sequence[str]) -> list[str]:
+        """The keys the shared code hands the conditioning: the captions, or with
+        ``condition=position`` caption k's index k (so caption k is class k)."""
+        if self.options.condition == "position":
+            return [str(k) for k in range(len(captions))]
+        return list(captions)
+
+    def _encode_image(self, image: Image.Image) -> torch.Tensor:
+        return self.encode_image(image)
+
+    n_terms = len(TERMS)
+
+    def _batch_terms(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The DiT error function: IDDPM's q_sample, the learned-sigma output, the four :data:`TERMS`."""
+        xt = self.terms.q_sample(x0, eps, t)
+        output = self._unet(xt.to(_TORCH_DTYPES[self.options.dtype]), timestep=t, **self.conditioning.model_kwargs(cond)).sample
+        return error_terms(self.terms, x0, eps, t, output)
+
+    def _reduce_terms(self, terms: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
+        """The chosen ``loss`` per item (``vlb`` takes the decoder NLL where t = 0)."""
+        return combine_terms(terms, timesteps, self.options.loss).astype(np.float32)
 
     def __repr__(self) -> str:
         o = self.options
-        return f"DiTScorer({self.source.model!r}, n_timesteps={o.n_timesteps}, loss={o.loss!r}, device={self.device})"
+        return f"DiTScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, loss={o.loss!r}, device={self.device})"
 
 
 # --------------------------------------------------------------------------- factories (registry targets)
@@ -594,6 +693,17 @@ def from_dit_spec(
     noise_seed: int = DEFAULT_NOISE_SEED,
     noise_bank_size: int = DEFAULT_NOISE_BANK_SIZE,
     condition: Condition = "caption",
+    stopping: Stopping = "none",
+    confidence: float = 0.99,
+    min_timesteps: int = 20,
+    max_timesteps: int | None = None,
+    round_size: int = 20,
+    futility: bool = True,
+    decide: Decide = "all",
+    n_samples: tuple[int, ...] | None = None,
+    to_keep: tuple[int, ...] | None = None,
+    prefilter: str | None = None,
+    prefilter_k: int = 20,
 ) -> DiTScorer:
     """A class-conditional diffusers DiT (``dit:ID_OR_PATH``) as a classifier scorer.
 
@@ -602,10 +712,17 @@ def from_dit_spec(
     loss: l2 | l1 | vlb | l2+vlb (see winoground_eval.diffusion.dit).
     condition: caption (each caption is a class id or an id2label label) | position (caption k = class k).
     dtype: float32 (the reference's) | float16 | bfloat16. batch_size: model samples per forward pass (speed only).
+    stopping, confidence, min_timesteps, max_timesteps, round_size, futility, decide: sequential stopping
+    (on a 1 x N example: sequential elimination of classes), as the Stable Diffusion scorer's.
+    n_samples, to_keep: the adaptive stages (grid = max(n_samples)), as the Stable Diffusion scorer's.
+    prefilter, prefilter_k: another scorer keeps the prefilter_k best classes first.
     """
     return DiTScorer.from_pretrained(
         spec, revision=revision, device=device, batch_size=batch_size, n_timesteps=n_timesteps, t_range=t_range,
         loss=loss, noise_seed=noise_seed, noise_bank_size=noise_bank_size, condition=condition, dtype=dtype,
+        stopping=stopping, confidence=confidence, min_timesteps=min_timesteps, max_timesteps=max_timesteps,
+        round_size=round_size, futility=futility, decide=decide, n_samples=n_samples, to_keep=to_keep,
+        prefilter=prefilter, prefilter_k=prefilter_k,
     )
 
 

@@ -72,6 +72,8 @@ __all__ = [
     "scores_from_errors", "timestep_grid",
 ]
 
+# Arrays of a Scored whose axis 1 is the candidate (caption): the prefilter widens them.
+PER_CANDIDATE_ARRAYS = ("errors", "terms")
 ALGORITHM_VERSION = 1  # bump when a change alters the numbers for the same options
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -311,14 +313,7 @@ class DiffusionScorer:
         self.stopping = opts.stopping
         self.decide = opts.decide
         self.reference_fp16 = opts.reference_fp16
-        self.plan = (
-            sequential.Plan(
-                self.n_timesteps, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
-                max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
-            )
-            if opts.stopping == "sequential"
-            else None
-        )
+        self.plan = stopping_plan(opts, self.n_timesteps)
         self.source = source or Source(model="<in-memory components>")
 
         for module in (unet, vae):
@@ -393,6 +388,13 @@ class DiffusionScorer:
         for f in option_fields("when_set"):
             if getattr(self.options, f.name) != f.default:
                 config[f.name] = getattr(self.options, f.name)
+        config.update(self.mode_config())
+        return config
+
+    def mode_config(self) -> dict[str, Any]:
+        """The ``stopping``, ``adaptive`` and ``prefilter`` blocks of ``config()``, each only when in use
+        (shared by every scorer built on this class, so run ids without them do not change)."""
+        config: dict[str, Any] = {}
         if self.plan is not None:
             config["stopping"] = self.stopping_config()
         if self.stages is not None:
@@ -610,8 +612,8 @@ class DiffusionScorer:
             scores[int(i)] = floor - rank / n
         arrays = {}
         for name, value in inner.arrays.items():
-            if name == "errors":
-                full = np.full((1, n, value.shape[-1]), np.nan, dtype=np.float32)
+            if name in PER_CANDIDATE_ARRAYS:  # (1, kept, ...): NaN rows for the candidates left out
+                full = np.full((1, n, *value.shape[2:]), np.nan, dtype=np.float32)
                 full[0, kept] = value[0]
                 arrays[name] = full
             else:
@@ -685,43 +687,69 @@ class DiffusionScorer:
         """Float32 errors of ``items`` = (latent index, embedding index, grid position), in batches.
 
         Grid position i means timestep ``grid[i]`` with noise draw ``draws[i]`` (default: i).
-        With ``reference_fp16`` the noising and the loss are the reference's float16 arithmetic.
-        """
+        The error function is :meth:`_batch_terms` (the terms of one batch) and
+        :meth:`_reduce_terms` (the error of the scorer's ``loss`` from them)."""
+        terms = self._item_terms(latents, embeddings, items, grid, draws)
+        positions = np.asarray(items, dtype=np.int64).reshape(-1, 3)[:, 2]
+        return self._reduce_terms(terms, np.asarray(grid)[positions])
+
+    def _item_terms(
+        self,
+        latents: torch.Tensor,
+        embeddings: torch.Tensor,
+        items: Sequence[tuple[int, int, int]],
+        grid: np.ndarray,
+        draws: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(n_items, n_terms) float32 terms of ``items`` (see :meth:`_unet_errors`), in batches of
+        ``batch_size``, halving it after running out of device memory."""
         if self._noise_on_device is None:
             self._noise_on_device = self.noise.to(self.device)
         index = torch.as_tensor(np.asarray(items, dtype=np.int64).reshape(-1, 3), device=self.device)
         timesteps = torch.as_tensor(grid, dtype=torch.long, device=self.device)
         draw_of = torch.as_tensor(np.arange(len(grid)) if draws is None else np.asarray(draws), dtype=torch.long, device=self.device)
-        model_dtype = _TORCH_DTYPES[self.dtype]
-        out = torch.empty(len(index), dtype=torch.float32, device=self.device)
+        out = torch.empty((len(index), self.n_terms), dtype=torch.float32, device=self.device)
         start = 0
         while start < len(index):
             j, k, i = index[start : start + self.batch_size].unbind(dim=1)
-            x0, eps, t = latents[j], self._noise_on_device[draw_of[i]], timesteps[i]
-            if self.reference_fp16:
-                noisy, target, t_in = self._reference_fp16_noising(x0, eps, t)
-            else:
-                noisy = self.noise_scheduler.add_noise(x0, eps, t).to(model_dtype)
-                t_in = t
-                if self.prediction_type == "epsilon":
-                    target = eps
-                elif self.prediction_type == "v_prediction":
-                    target = self.noise_scheduler.get_velocity(x0, eps, t)
-                else:
-                    target = x0
             try:
-                pred = self._unet(noisy, t_in, **self.conditioning.model_kwargs(embeddings[k])).sample
+                terms = self._batch_terms(latents[j], self._noise_on_device[draw_of[i]], timesteps[i], embeddings[k])
             except torch.OutOfMemoryError:
                 self._shrink_batch()
                 continue  # the same items again, in smaller batches
-            if pred.shape[1] == 2 * target.shape[1]:  # a learned-variance model (e.g. DiT): the mean half
-                pred = pred[:, : target.shape[1]]
-            if self.reference_fp16:
-                out[start : start + len(t)] = _loss(pred, target, self.loss).float()  # float16 loss, as the reference
-            else:
-                out[start : start + len(t)] = _loss(pred.float(), target, self.loss)
-            start += len(t)
+            out[start : start + len(j)] = terms.reshape(len(j), self.n_terms)
+            start += len(j)
         return out.cpu().numpy()
+
+    n_terms = 1  # columns of _batch_terms
+
+    def _batch_terms(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """(B, n_terms) float32 error terms of one batch: x0 noised with eps at t, the model
+        conditioned on ``cond`` (rows of ``conditioning.embed``). Here the one term is the
+        ``loss`` against the scheduler's target (noising and loss in float32, or the
+        reference's float16 arithmetic with ``reference_fp16``)."""
+        model_dtype = _TORCH_DTYPES[self.dtype]
+        if self.reference_fp16:
+            noisy, target, t_in = self._reference_fp16_noising(x0, eps, t)
+        else:
+            noisy = self.noise_scheduler.add_noise(x0, eps, t).to(model_dtype)
+            t_in = t
+            if self.prediction_type == "epsilon":
+                target = eps
+            elif self.prediction_type == "v_prediction":
+                target = self.noise_scheduler.get_velocity(x0, eps, t)
+            else:
+                target = x0
+        pred = self._unet(noisy, t_in, **self.conditioning.model_kwargs(cond)).sample
+        if pred.shape[1] == 2 * target.shape[1]:  # a learned-variance model (e.g. DiT): the mean half
+            pred = pred[:, : target.shape[1]]
+        if self.reference_fp16:
+            return _loss(pred, target, self.loss).float()[:, None]  # float16 loss, as the reference
+        return _loss(pred.float(), target, self.loss)[:, None]
+
+    def _reduce_terms(self, terms: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
+        """(n_items,) float32 errors from (n_items, n_terms) terms at ``timesteps`` (n_items,)."""
+        return np.ascontiguousarray(terms[:, 0])
 
     def _reference_fp16_noising(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The reference ``eval_error``'s float16 noising: ``alphas_cumprod`` cast to float16 and
@@ -751,6 +779,16 @@ class DiffusionScorer:
             f"DiffusionScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, dtype={self.dtype}, "
             f"device={self.device}, normalize={self.normalize!r}, stopping={self.stopping!r})"
         )
+
+
+def stopping_plan(opts: Any, n_grid: int) -> sequential.Plan | None:
+    """The sequential stopping plan of options with the ``stopping`` fields (None unless stopping=sequential)."""
+    if opts.stopping != "sequential":
+        return None
+    return sequential.Plan(
+        n_grid, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
+        max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
+    )
 
 
 def _make_options(options: DiffusionOptions | None, kwargs: dict[str, Any]) -> DiffusionOptions:
