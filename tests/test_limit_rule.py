@@ -53,6 +53,15 @@ def test_a_limit_bounds_examples_never_metadata(name, tmp_path):
     assert [ex.id for ex in limited.examples(skip={target[0]})] == target[1:2]
 
 
+def test_the_documented_user_task_follows_the_rule():
+    """docs/examples/my_task.py (the template users copy) keeps the rule too."""
+    factory = registry.resolve_task(str(Path(__file__).resolve().parents[1] / "docs/examples/my_task.py") + ":make_task")
+    full, limited = factory(n_examples=5), factory(n_examples=5, limit=2)
+    assert list(limited.metadata()) == list(full.metadata()) and len(full.metadata()) == 5
+    assert limited.info() == full.info()
+    assert [ex.id for ex in limited.examples()] == list(full.metadata())[:2]
+
+
 # ------------------------------------------------------------------- through the CLI
 
 
