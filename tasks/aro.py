@@ -182,10 +182,8 @@ class AroTask:
                 self.items[f"{subset}-{i}"] = item
                 self._tags[f"{subset}-{i}"] = tags
         self.counts = counts
-        if limit is not None:
-            keep = list(self.items)[:limit]
-            self.items = {i: self.items[i] for i in keep}
-            self._tags = {i: self._tags[i] for i in keep}
+        # metadata() (and the fingerprint) is every test case of the selected subsets, the run's full target;
+        # limit bounds examples() only
         excluded = self.manifest["vg_relation_macro"]["excluded_relations"]
         self._excluded_relations = frozenset(excluded)
         self._min_pair = int(self.manifest["vg_attribution_macro"]["min_count"])
@@ -226,7 +224,7 @@ class AroTask:
         self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
     ) -> Iterator[Example]:
         skip = set(skip)
-        for ex_id, item in self.items.items():
+        for ex_id, item in list(self.items.items())[: self.limit]:
             if ex_id in skip:
                 continue
             try:

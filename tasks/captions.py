@@ -110,8 +110,8 @@ def _parse(path: Path, lineno: int, text: str, root: Path) -> Row:
     return Row(lineno, ex_id, tuple(root / p for p in images), tuple(captions), tags)
 
 
-def read_captions_file(path: Path, limit: int | None = None) -> tuple[list[Row], str]:
-    """Parsed rows (first ``limit``) and the file's shape (``2x2`` or ``1xN``); DataError at the first bad line."""
+def read_captions_file(path: Path) -> tuple[list[Row], str]:
+    """Parsed rows and the file's shape (``2x2`` or ``1xN``); DataError at the first bad line."""
     if not path.is_file():
         raise DataError(
             f"captions file {path} not found; --task captions:FILE takes a JSONL file, one example per line: "
@@ -138,8 +138,7 @@ def read_captions_file(path: Path, limit: int | None = None) -> tuple[list[Row],
                     f"example {row.id!r} is {kind} but the file's first example (line {first_line}) is {shape}; "
                     "a file holds one kind (2 images x 2 captions, or 1 image x N captions): split it in two files",
                 )
-            if limit is None or len(rows) < limit:
-                rows.append(row)
+            rows.append(row)
     if not rows:
         raise DataError(f"captions file {path} holds no examples")
     return rows, shape  # type: ignore[return-value]
@@ -156,7 +155,8 @@ class CaptionsTask:
             raise DataError(f"--limit {limit}: give a positive number of examples")
         self.path = Path(path)
         self.limit = limit
-        self.rows, self.shape = read_captions_file(self.path, limit)
+        # metadata() is every example of the file (the run's full target); limit bounds examples() only
+        self.rows, self.shape = read_captions_file(self.path)
         self._by_id = {r.id: r for r in self.rows}
         self.metric_specs = PAIRED_SPECS if self.shape == PAIRED else RANKED_SPECS
         self._fingerprint = self._hash()
@@ -186,7 +186,7 @@ class CaptionsTask:
         self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
     ) -> Iterator[Example]:
         skip = set(skip)
-        for r in self.rows:
+        for r in self.rows[: self.limit]:
             if r.id in skip:
                 continue
             try:

@@ -271,8 +271,8 @@ class ClassificationTask:
                     seen[y] = seen.get(y, 0) + 1
                     kept.append(p)
             positions = kept
-        if limit is not None:
-            positions = positions[:limit]
+        # metadata() is every selected image (the run's full target); limit bounds examples() only
+        self.limit = limit
         self.positions = positions
         self._label = {indexed.ids[p]: indexed.labels[p] for p in positions}
         self._position = {indexed.ids[p]: p for p in positions}
@@ -308,7 +308,7 @@ class ClassificationTask:
     def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
         skip = set(skip)
         captions = self.prompts.prompts
-        for ex_id, p in self._position.items():
+        for ex_id, p in list(self._position.items())[: self.limit]:
             if ex_id in skip:
                 continue
             try:

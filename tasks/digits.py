@@ -146,9 +146,8 @@ class DigitsTask:
             raise DataError(f"--limit {limit}: give a positive number of examples")
         self.split = split
         self.limit = limit
+        # metadata() is the whole split (the run's full target); limit bounds examples() only
         indices, images, labels = load_split(split)
-        if limit is not None:
-            indices, images, labels = indices[:limit], images[:limit], labels[:limit]
         self.indices = indices
         self.images = images
         self.labels = {example_id(i): int(y) for i, y in zip(indices, labels)}
@@ -170,7 +169,7 @@ class DigitsTask:
     def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
         """Examples in index order. Images come from arrays checked at load, so ``on_error`` is never called."""
         skip = set(skip)
-        for idx, pixels in zip(self.indices, self.images):
+        for idx, pixels in zip(self.indices[: self.limit], self.images[: self.limit]):
             ex_id = example_id(idx)
             if ex_id in skip:
                 continue

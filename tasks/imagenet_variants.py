@@ -68,6 +68,8 @@ class _FolderClassification:
     )
 
     def __init__(self, *, data_dir: str | None = None, limit: int | None = None):
+        if limit is not None and limit < 1:
+            raise DataError(f"--limit {limit}: give a positive number of examples")
         if data_dir is None:
             raise DataError(f"{self.name} is read from a local copy: pass --data-dir DIR ({self.where()})")
         root = self._root(Path(data_dir).expanduser())
@@ -80,7 +82,7 @@ class _FolderClassification:
                 f"{self.name}: {len(self.items)} images under {root}, the dataset has {self.expected_images}; "
                 f"pass a complete copy ({self.where()}) or --limit N for a partial run"
             )
-        self.items = self.items[:limit] if limit else self.items
+        # metadata() is every image present (the run's full target); limit bounds examples() only
         self.limit = limit
         self.root = root
         digest = hashlib.sha256()
@@ -130,7 +132,7 @@ class _FolderClassification:
 
     def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
         skip = set(skip)
-        for path, label in self.items:
+        for path, label in self.items[: self.limit]:
             ex_id = self.example_id(path)
             if ex_id in skip:
                 continue

@@ -177,8 +177,8 @@ class ShapesRankedTask:
         self.limit = limit
         self.manifest = packaged_manifest()
         self._check()
-        n = SPLIT_SIZES[split] if limit is None else min(limit, SPLIT_SIZES[split])
-        self.specs = [make_spec(split, i) for i in range(n)]
+        # metadata() is the whole split (the run's full target); limit bounds examples() only
+        self.specs = [make_spec(split, i) for i in range(SPLIT_SIZES[split])]
         self._tags = {s.id: s.tags(split) for s in self.specs}
 
     def _check(self) -> None:
@@ -221,7 +221,7 @@ class ShapesRankedTask:
     ) -> Iterator[Example]:
         """Drawn on the fly; drawing valid specs cannot fail, so ``on_error`` is never called."""
         skip = set(skip)
-        for spec in self.specs:
+        for spec in self.specs[: self.limit]:
             if spec.id not in skip:
                 yield Example(spec.id, (image_of(spec),), spec.captions(), self._tags[spec.id], comparisons=COMPARISONS)
 

@@ -118,10 +118,8 @@ class SugarCrepeTask:
                 self.items[ex_id] = item
                 # no pooled "category" breakdown: it would differ from the paper's macro add/replace/swap
                 self._tags[ex_id] = {"subset": [subset]}
-        if limit is not None:
-            keep = list(self.items)[:limit]
-            self.items = {i: self.items[i] for i in keep}
-            self._tags = {i: self._tags[i] for i in keep}
+        # metadata() (and the fingerprint) is every example of the selected subsets, the run's full target;
+        # limit bounds examples() only
         self._fingerprint = self._hash()
 
     @property
@@ -160,7 +158,7 @@ class SugarCrepeTask:
         self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
     ) -> Iterator[Example]:
         skip = set(skip)
-        for ex_id, item in self.items.items():
+        for ex_id, item in list(self.items.items())[: self.limit]:
             if ex_id in skip:
                 continue
             try:

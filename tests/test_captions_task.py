@@ -137,13 +137,15 @@ def test_missing_image_fails_with_line_or_is_skipped(folder, tmp_path):
     assert "cannot be read" in result["skipped"]["r3"]
 
 
-def test_fingerprint_covers_image_bytes_captions_and_limit(folder):
+def test_fingerprint_covers_image_bytes_and_captions_whatever_the_limit(folder):
     path = _write(folder / "f.jsonl", _ranked_rows())
     first = from_captions_spec(str(path)).info()["data_fingerprint"]
     assert from_captions_spec(str(path)).info()["data_fingerprint"] == first
     _img(folder / "a.png", (254, 0, 0))
     assert from_captions_spec(str(path)).info()["data_fingerprint"] != first
-    limited = from_captions_spec(str(path), limit=2)
-    assert list(limited.metadata()) == ["r1", "r2"]
+    limited = from_captions_spec(str(path), limit=2)  # the whole file is the target; examples() the first 2
+    assert list(limited.metadata()) == ["r1", "r2", "r3"]
+    assert [ex.id for ex in limited.examples()] == ["r1", "r2"]
+    assert limited.info() == from_captions_spec(str(path)).info()
     with pytest.raises(DataError, match="not found"):
         from_captions_spec(str(folder / "absent.jsonl"))

@@ -76,7 +76,9 @@ def test_cifar10_reads_torchvision_layout(tmp_path):
 
 def test_cifar10_limit_subset_per_class(tmp_path):
     write_cifar10(tmp_path, n=30)
-    assert list(cls.cifar10(data_dir=str(tmp_path), limit=4).metadata()) == [f"test-{i}" for i in range(4)]
+    limited = cls.cifar10(data_dir=str(tmp_path), limit=4)  # metadata() stays the whole split; examples() the first 4
+    assert list(limited.metadata()) == [f"test-{i}" for i in range(30)]
+    assert [ex.id for ex in limited.examples()] == [f"test-{i}" for i in range(4)]
     per = cls.cifar10(data_dir=str(tmp_path), per_class=2)
     assert len(per.metadata()) == 20 and per.info()["per_class"] == 2
     np.save(tmp_path / "subset.npy", np.array([5, 2, 29]))
@@ -412,7 +414,7 @@ def test_shapes_classify_labels_are_the_colour_pair():
     from winoground_eval.tasks import shapes_classify as sc
 
     task = sc.ShapesClassifyTask(split="val", limit=40)
-    assert task.info()["n_classes"] == 10 and task.info()["n_prompts"] == 20 and len(task.metadata()) == 40
+    assert task.info()["n_classes"] == 10 and task.info()["n_prompts"] == 20 and len(task.metadata()) == 600
     for ex_id, tags in task.metadata().items():
         split, i, k = ex_id.rsplit("-", 2)
         scene = shapes.make_spec(split, int(i)).scenes[int(k)]

@@ -79,9 +79,9 @@ def val_top1(model, n: int, n_timesteps: int) -> float:
     task = digits.DigitsTask(split="val", limit=n)
     scorer = DiTScorer(copy.deepcopy(model), dict(scheduler().config), options=DiTOptions(n_timesteps=n_timesteps),
                        device="cpu", batch_size=500)
-    scored = scorer.evaluate(list(task.examples()))
-    ids = [example_id for example_id in task.labels]
-    return float(np.mean([task.outcomes(i, s.scores)["top1"] for i, s in zip(ids, scored)]))
+    examples = list(task.examples())
+    scored = scorer.evaluate(examples)
+    return float(np.mean([task.outcomes(ex.id, s.scores)["top1"] for ex, s in zip(examples, scored)]))
 
 
 def main() -> None:

@@ -36,10 +36,10 @@ class SquaresTask:
     def __init__(self, *, n_examples: int = 20, n_negatives: int = 2, seed: int = 0, limit: int | None = None):
         if not 1 <= n_negatives < len(COLOURS):
             raise ConfigError(f"-t n_negatives={n_negatives}: choose 1 to {len(COLOURS) - 1}")
-        self.n_negatives, self.seed = n_negatives, seed
+        self.n_negatives, self.seed, self.limit = n_negatives, seed, limit
         rng = random.Random(seed)
-        self.rows = []  # (id, colour, wrong colours, square size)
-        for i in range(n_examples if limit is None else min(limit, n_examples)):
+        self.rows = []  # (id, colour, wrong colours, square size): all of them, whatever the limit
+        for i in range(n_examples):
             colour, *wrong = rng.sample(sorted(COLOURS), 1 + n_negatives)
             self.rows.append((f"sq-{i}", colour, wrong, rng.randint(8, 24)))
 
@@ -69,7 +69,7 @@ class SquaresTask:
 
     def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
         skip = set(skip)
-        for row in self.rows:
+        for row in self.rows[: self.limit]:  # --limit bounds what is yielded, never metadata()
             if row[0] not in skip:
                 yield self._example(row)
 
