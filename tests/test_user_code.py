@@ -2,7 +2,6 @@
 task-declared scorer defaults, and suites (`--task compositional`)."""
 
 import json
-import textwrap
 
 import pytest
 
