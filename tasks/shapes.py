@@ -223,8 +223,38 @@ def write_manifest(path: str) -> dict[str, Any]:
     return manifest
 
 
-def packaged_manifest() -> dict[str, Any]:
-    return json.loads(resources.files("winoground_eval.data_manifests").joinpath(MANIFEST).read_text())
+def packaged_manifest(name: str = MANIFEST) -> dict[str, Any]:
+    return json.loads(resources.files("winoground_eval.data_manifests").joinpath(name).read_text())
+
+
+def check_split_args(task: str, split: str, sizes: Mapping[str, int], limit: int | None) -> None:
+    """DataError for an unknown split or a non-positive limit of a generated task."""
+    if split not in sizes:
+        raise DataError(f"{task} has no split {split!r}; choose one of {', '.join(sizes)}")
+    if limit is not None and limit < 1:
+        raise DataError(f"--limit {limit}: give a positive number of examples")
+
+
+def check_generated_split(
+    task: str, manifest_name: str, manifest: Mapping[str, Any], *, version: str, split: str, seed: int, n: int,
+    checksum: Callable[[], str], fix: str,
+) -> None:
+    """A generated split must be what its packaged manifest records: the generator version,
+    the seed and size, and the sha256 of its ids, captions, tags and pixels (``checksum()``)."""
+    entry = manifest.get("splits", {}).get(split, {})
+    if manifest.get("generator_version") != version:
+        raise DataError(
+            f"{task} generator version {version} but data_manifests/{manifest_name} records "
+            f"{manifest.get('generator_version')}; {fix}"
+        )
+    if entry.get("seed") != seed or entry.get("n_examples") != n:
+        raise DataError(f"{task} split {split!r}: seed/size differ from data_manifests/{manifest_name}; {fix}")
+    got = checksum()
+    if got != entry.get("sha256"):
+        raise DataError(
+            f"{task} split {split!r} (generator version {version}) has checksum {got[:16]}... "
+            f"but data_manifests/{manifest_name} records {str(entry.get('sha256'))[:16]}...; {fix}"
+        )
 
 
 class ShapesTask:
@@ -235,10 +265,7 @@ class ShapesTask:
     metric_specs = WINOGROUND_METRICS
 
     def __init__(self, *, split: Split = "test", limit: int | None = None):
-        if split not in SPLIT_SIZES:
-            raise DataError(f"shapes has no split {split!r}; choose one of {', '.join(SPLIT_SIZES)}")
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_split_args("shapes", split, SPLIT_SIZES, limit)
         self.split = split
         self.limit = limit
         self.manifest = packaged_manifest()
@@ -248,26 +275,15 @@ class ShapesTask:
         self._tags = {s.id: s.tags(split) for s in self.specs}
 
     def _check(self) -> None:
-        m = self.manifest
-        entry = m.get("splits", {}).get(self.split, {})
         fix = (
             "the generator in winoground_eval/tasks/shapes.py changed without a version bump (or the Pillow "
             "drawing code changed); bump GENERATOR_VERSION and run "
             "`python -m winoground_eval.tasks.shapes --write-manifest data_manifests/shapes.json`"
         )
-        if m.get("generator_version") != GENERATOR_VERSION:
-            raise DataError(
-                f"shapes generator version {GENERATOR_VERSION} but data_manifests/{MANIFEST} records "
-                f"{m.get('generator_version')}; {fix}"
-            )
-        if entry.get("seed") != SPLIT_SEEDS[self.split] or entry.get("n_examples") != SPLIT_SIZES[self.split]:
-            raise DataError(f"shapes split {self.split!r}: seed/size differ from data_manifests/{MANIFEST}; {fix}")
-        got = split_checksum(self.split, SPLIT_SIZES[self.split])
-        if got != entry.get("sha256"):
-            raise DataError(
-                f"shapes split {self.split!r} (generator version {GENERATOR_VERSION}) has checksum {got[:16]}... "
-                f"but data_manifests/{MANIFEST} records {str(entry.get('sha256'))[:16]}...; {fix}"
-            )
+        check_generated_split(
+            "shapes", MANIFEST, self.manifest, version=GENERATOR_VERSION, split=self.split, seed=SPLIT_SEEDS[self.split],
+            n=SPLIT_SIZES[self.split], checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
+        )
 
     def info(self) -> dict[str, Any]:
         entry = self.manifest["splits"][self.split]

@@ -32,7 +32,6 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
@@ -158,7 +157,7 @@ def write_manifest(path: str) -> dict[str, Any]:
 
 
 def packaged_manifest() -> dict[str, Any]:
-    return json.loads(resources.files("winoground_eval.data_manifests").joinpath(MANIFEST).read_text())
+    return shapes.packaged_manifest(MANIFEST)
 
 
 class ShapesRankedTask:
@@ -169,10 +168,7 @@ class ShapesRankedTask:
     metric_specs = SPECS
 
     def __init__(self, *, split: Split = "test", limit: int | None = None):
-        if split not in SPLIT_SIZES:
-            raise DataError(f"shapes-ranked has no split {split!r}; choose one of {', '.join(SPLIT_SIZES)}")
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        shapes.check_split_args("shapes-ranked", split, SPLIT_SIZES, limit)
         self.split = split
         self.limit = limit
         self.manifest = packaged_manifest()
@@ -182,26 +178,16 @@ class ShapesRankedTask:
         self._tags = {s.id: s.tags(split) for s in self.specs}
 
     def _check(self) -> None:
-        m = self.manifest
-        entry = m.get("splits", {}).get(self.split, {})
         fix = (
             "the generator (tasks/shapes_ranked.py, or the drawing in tasks/shapes.py) changed; bump "
             "GENERATOR_VERSION and run `python -m winoground_eval.tasks.shapes_ranked --write-manifest "
             "data_manifests/shapes_ranked.json`"
         )
-        if m.get("generator_version") != GENERATOR_VERSION:
-            raise DataError(
-                f"shapes-ranked generator version {GENERATOR_VERSION} but data_manifests/{MANIFEST} records "
-                f"{m.get('generator_version')}; {fix}"
-            )
-        if entry.get("seed") != SPLIT_SEEDS[self.split] or entry.get("n_examples") != SPLIT_SIZES[self.split]:
-            raise DataError(f"shapes-ranked split {self.split!r}: seed/size differ from data_manifests/{MANIFEST}; {fix}")
-        got = split_checksum(self.split, SPLIT_SIZES[self.split])
-        if got != entry.get("sha256"):
-            raise DataError(
-                f"shapes-ranked split {self.split!r} has checksum {got[:16]}... but data_manifests/{MANIFEST} "
-                f"records {str(entry.get('sha256'))[:16]}...; {fix}"
-            )
+        shapes.check_generated_split(
+            "shapes-ranked", MANIFEST, self.manifest, version=GENERATOR_VERSION, split=self.split,
+            seed=SPLIT_SEEDS[self.split], n=SPLIT_SIZES[self.split],
+            checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
+        )
 
     def info(self) -> dict[str, Any]:
         return {
