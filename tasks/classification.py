@@ -331,6 +331,10 @@ class ClassificationTask:
         pred, tied = self._decide(example_id, scores)
         return {"top1": float(not tied and pred == self._label[example_id])}
 
+    def correct_captions(self, example_id: str) -> list[int]:
+        """The prompts of the image's own class (for the report's ranked-captions view)."""
+        return [int(k) for k in np.flatnonzero(self._classidx == self._label[example_id])]
+
     def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
         pred, tied = self._decide(example_id, scores)
         return {"pred": pred, **({"tie": True} if tied else {})}

@@ -185,6 +185,10 @@ class DigitsTask:
         y = self.labels[example_id]
         return {"top1": float(bool(s[y] > np.delete(s, y).max()))}
 
+    def correct_captions(self, example_id: str) -> list[int]:
+        """Caption k is digit k (for the report's ranked-captions view)."""
+        return [int(self.labels[example_id])]
+
     def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
         return {"pred": int(np.argmax(np.asarray(scores)[0]))}
 

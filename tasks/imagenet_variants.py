@@ -157,6 +157,10 @@ class _FolderClassification:
         col = self.column[self._label(example_id)]
         return {"top1": float(bool(s[col] > np.delete(s, col).max()))}
 
+    def correct_captions(self, example_id: str) -> list[int]:
+        """The caption of the image's class (for the report's ranked-captions view)."""
+        return [int(self.column[self._label(example_id)])]
+
     def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
         return {"pred": int(self.classes[int(np.argmax(np.asarray(scores)[0]))])}
 

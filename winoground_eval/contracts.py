@@ -106,6 +106,10 @@ class Task(Protocol):
         0.0 wrong."""
         ...
 
+    # Optional: ``correct_captions(example_id) -> list[int]``, the captions that are right for a
+    # 1 x N example when that is not caption 0 (a classification image's class prompts); the
+    # report's ranked-captions view marks them.
+
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Reduce per-example score matrices to the task's metrics (result.json layout,
         built with :func:`winoground_eval.metrics.summarize`).

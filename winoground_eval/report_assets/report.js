@@ -478,15 +478,17 @@
     });
     box.appendChild(dec);
   }
-  // 1 x N: the captions sorted by this run's score, the correct one (caption 0) marked.
+  // 1 x N: the captions sorted by this run's score, the correct one marked (caption 0, or the
+  // task's own correct captions, e.g. a classification image's class prompts).
   function rankedCaptions(run, id, s, ex, box) {
     const row = s[0];
+    const right = ex && ex.correct ? ex.correct : [0];
     const order = row.map(function (v, k) { return k; }).sort(function (x, y) { return row[y] - row[x] || x - y; });
     const ol = el("ol", { class: "ranked" });
     order.forEach(function (k) {
-      const li = el("li", { class: k === 0 ? "correct" : "", "data-caption": k });
+      const li = el("li", { class: right.indexOf(k) >= 0 ? "correct" : "", "data-caption": k });
       li.appendChild(el("span", { class: "score" }, Number(row[k]).toPrecision(4)));
-      li.appendChild(el("span", { class: "mark" }, k === 0 ? "\u2713 correct" : "c" + k));
+      li.appendChild(el("span", { class: "mark" }, right.indexOf(k) >= 0 ? "\u2713 correct" : "c" + k));
       li.appendChild(document.createTextNode(ex && ex.captions ? ex.captions[k] : "caption " + k));
       ol.appendChild(li);
     });
