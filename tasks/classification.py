@@ -194,6 +194,35 @@ def decide(scores: np.ndarray, classidx: np.ndarray, n_classes: int, combine: st
     return int(winners[0]), len(winners) > 1
 
 
+def classification_result(
+    ids: Sequence[str], labels: Mapping[str, int], preds: Mapping[str, int], tied: Iterable[str],
+    classnames: Mapping[int, str], *, groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> dict[str, Any]:
+    """result.json of a classification task, the same layout for every one (the paper's
+    datasets, imagefolder, shapes-classify, digits, ImageNet-V2/-A): ``top1`` per image (a tie
+    at the top is wrong), ``mean_per_class`` with its bootstrap CI, a ``per_class`` table and
+    sparse ``confusion`` counts ``{true: {pred: n}}``; classes are ids (``classnames`` keys)."""
+    tied = set(tied)
+    outcomes = {i: {"top1": float(i not in tied and preds[i] == labels[i])} for i in ids}
+    lab = np.asarray([labels[i] for i in ids], dtype=np.int64)
+    correct = np.asarray([outcomes[i]["top1"] for i in ids], dtype=np.float64)
+    n_classes = max([*classnames, *lab.tolist(), -1]) + 1
+    result = summarize(METRIC_SPECS, outcomes, groups=groups, tie_ids=[i for i in ids if i in tied],
+                       aggregates={"mean_per_class": mean_per_class(lab, correct, n_classes) if len(ids) else None})
+    result["ci95"]["mean_per_class"] = mean_per_class_ci(lab, correct, n_classes) if len(ids) else None
+    result["per_class"] = [
+        {"classidx": int(c), "classname": classnames.get(int(c), str(c)), "n": int((lab == c).sum()),
+         "top1": float(correct[lab == c].mean())}
+        for c in sorted(set(lab.tolist()))
+    ]
+    confusion: dict[str, dict[str, int]] = {}
+    for i in ids:
+        row = confusion.setdefault(str(labels[i]), {})
+        row[str(preds[i])] = row.get(str(preds[i]), 0) + 1
+    result["confusion"] = confusion
+    return result
+
+
 def mean_per_class(labels: np.ndarray, correct: np.ndarray, n_classes: int) -> float:
     n = np.bincount(labels, minlength=n_classes)
     hit = np.bincount(labels, weights=correct, minlength=n_classes)
@@ -340,32 +369,13 @@ class ClassificationTask:
         return {"pred": pred, **({"tie": True} if tied else {})}
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        ids = list(scores)
-        outcomes, ties, preds = {}, [], {}
-        for i in ids:
-            pred, tied = self._decide(i, scores[i])
-            preds[i] = pred
-            outcomes[i] = {"top1": float(not tied and pred == self._label[i])}
-            if tied:
-                ties.append(i)
-        labels = np.asarray([self._label[i] for i in ids], dtype=np.int64)
-        correct = np.asarray([outcomes[i]["top1"] for i in ids], dtype=np.float64)
-        C = self.prompts.n_classes
-        result = summarize(METRIC_SPECS, outcomes, tie_ids=ties, aggregates={"mean_per_class": mean_per_class(labels, correct, C)})
-        result["ci95"]["mean_per_class"] = mean_per_class_ci(labels, correct, C)
-        per_class = []
-        for c in range(C):
-            members = labels == c
-            if members.any():
-                per_class.append({"classidx": c, "classname": self.prompts.classnames[c], "n": int(members.sum()),
-                                  "top1": float(correct[members].mean())})
-        confusion: dict[str, dict[str, int]] = {}
-        for i in ids:
-            row = confusion.setdefault(str(self._label[i]), {})
-            row[str(preds[i])] = row.get(str(preds[i]), 0) + 1
-        result["per_class"] = per_class
-        result["confusion"] = confusion
-        return result
+        preds, tied = {}, set()
+        for i in scores:
+            preds[i], tie = self._decide(i, scores[i])
+            if tie:
+                tied.add(i)
+        names = dict(enumerate(self.prompts.classnames))
+        return classification_result(list(scores), self._label, preds, tied, names)
 
 
 def _file_sha(path: str) -> str:

@@ -34,7 +34,7 @@ from PIL import Image
 
 from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix, summarize
+from winoground_eval.metrics import check_matrix
 
 VERSION = "1"
 SPLIT_SEED = 0
@@ -193,25 +193,13 @@ class DigitsTask:
         return {"pred": int(np.argmax(np.asarray(scores)[0]))}
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        outcomes = {i: self.outcomes(i, scores[i]) for i in scores}
-        ties = [i for i in scores if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1]
-        per_class: dict[str, dict[str, Any]] = {}
-        confusion = np.zeros((10, 10), dtype=np.int64)
-        for i in scores:
-            y = self.labels[i]
-            pred = self.example_info(i, scores[i])["pred"]
-            confusion[y, pred] += 1
-            row = per_class.setdefault(CLASSES[y], {"correct": 0, "n": 0})
-            row["correct"] += int(outcomes[i]["top1"])
-            row["n"] += 1
-        for row in per_class.values():
-            row["top1"] = row["correct"] / row["n"]
-        mean_per_class = float(np.mean([r["top1"] for r in per_class.values()])) if per_class else float("nan")
-        groups = {"class": {i: [CLASSES[self.labels[i]]] for i in scores}}
-        out = summarize(self.metric_specs, outcomes, groups=groups, tie_ids=ties, aggregates={"mean_per_class": mean_per_class})
-        out["per_class"] = {c: per_class[c] for c in CLASSES if c in per_class}
-        out["confusion"] = {"labels": list(CLASSES), "counts": confusion.tolist()}
-        return out
+        from .classification import classification_result
+
+        ids = list(scores)
+        tied = {i for i in ids if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1}
+        preds = {i: self.example_info(i, scores[i])["pred"] for i in ids}
+        groups = {"class": {i: [CLASSES[self.labels[i]]] for i in ids}}
+        return classification_result(ids, self.labels, preds, tied, dict(enumerate(CLASSES)), groups=groups)
 
 
 def training_arrays(split: Split = "train") -> tuple[np.ndarray, np.ndarray]:

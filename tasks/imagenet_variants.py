@@ -38,7 +38,7 @@ from PIL import Image
 
 from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix, summarize
+from winoground_eval.metrics import check_matrix
 
 IMAGENET_A_INDICES = (
     6, 11, 13, 15, 17, 22, 23, 27, 30, 37, 39, 42, 47, 50, 57, 70, 71, 76, 79, 89, 90, 94, 96, 97, 99, 105, 107, 108,
@@ -165,14 +165,14 @@ class _FolderClassification:
         return {"pred": int(self.classes[int(np.argmax(np.asarray(scores)[0]))])}
 
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        outcomes = {i: self.outcomes(i, scores[i]) for i in scores}
-        ties = [i for i in scores if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1]
-        by_class: dict[int, list[float]] = {}
-        for i in scores:
-            by_class.setdefault(self._label(i), []).append(outcomes[i]["top1"])
-        mean_per_class = float(np.mean([np.mean(v) for v in by_class.values()])) if by_class else float("nan")
-        groups = {"class": {i: [str(self._label(i))] for i in scores}}
-        return summarize(self.metric_specs, outcomes, groups=groups, tie_ids=ties, aggregates={"mean_per_class": mean_per_class})
+        from .classification import classification_result
+
+        ids = list(scores)
+        tied = {i for i in ids if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1}
+        preds = {i: self.example_info(i, scores[i])["pred"] for i in ids}
+        labels = {i: self._label(i) for i in ids}
+        groups = {"class": {i: [str(labels[i])] for i in ids}}
+        return classification_result(ids, labels, preds, tied, {int(k): str(k) for k in self.classes}, groups=groups)
 
 
 class ImageNetV2Task(_FolderClassification):
