@@ -54,13 +54,22 @@ IMAGENET_A_INDICES = (
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".JPEG", ".JPG"}
 
 
+def manifest_entry(name: str) -> dict[str, Any]:
+    """The dataset's entry in data_manifests/classification.json (source, size, terms)."""
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("winoground_eval.data_manifests").joinpath("classification.json").read_text())
+    return doc["datasets"][name]
+
+
 class _FolderClassification:
     """One image per example, all of the task's classes as captions; labels from folder names."""
 
     name = ""
     version = "1"
     source = ""
-    expected_images = 0
+    archive = ""  # the file to fetch, from the source data_manifests/classification.json names
     folder_names: tuple[str, ...] = ()
     metric_specs = (
         Metric("top1", "true class strictly above every other class (a tie is wrong)", primary=True),
@@ -93,9 +102,14 @@ class _FolderClassification:
         self.column = {k: i for i, k in enumerate(self.classes)}
         self.labels = {self.example_id(p): y for p, y in self.items}
 
-    # subclasses define where(), class_indices() and label_of()
+    @property
+    def expected_images(self) -> int:
+        return int(manifest_entry(self.name)["n_images"])
+
     def where(self) -> str:
-        raise NotImplementedError
+        return f"get {self.archive} from {manifest_entry(self.name)['get']} (data_manifests/classification.json)"
+
+    # subclasses define class_indices() and label_of()
 
     def _root(self, data_dir: Path) -> Path:
         for candidate in (data_dir / self.folder_names[0], data_dir):  # the dataset's own folder, or DIR itself
@@ -180,11 +194,8 @@ class ImageNetV2Task(_FolderClassification):
 
     name = "imagenet-v2"
     source = "ImageNetV2 matched-frequency (Recht et al. 2019), local copy"
-    expected_images = 10_000
+    archive = "imagenetv2-matched-frequency.tar.gz"
     folder_names = ("imagenetv2-matched-frequency-format-val",)
-
-    def where(self) -> str:
-        return "get imagenetv2-matched-frequency.tar.gz from https://github.com/modestyachts/ImageNetV2"
 
     def class_indices(self) -> tuple[int, ...]:
         return tuple(range(1000))
@@ -200,11 +211,8 @@ class ImageNetATask(_FolderClassification):
 
     name = "imagenet-a"
     source = "ImageNet-A (Hendrycks et al. 2021), local copy"
-    expected_images = 7_500
+    archive = "imagenet-a.tar"
     folder_names = ("imagenet-a",)
-
-    def where(self) -> str:
-        return "get imagenet-a.tar from https://github.com/hendrycks/natural-adv-examples"
 
     def class_indices(self) -> tuple[int, ...]:
         return IMAGENET_A_INDICES
