@@ -29,6 +29,7 @@ import numpy as np
 
 from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import DataError
+from winoground_eval.jsonl import text_lines
 from winoground_eval.metrics import (
     WINOGROUND_COMPARISONS,
     check_matrix,
@@ -121,24 +122,24 @@ def read_captions_file(path: Path) -> tuple[list[Row], str]:
     seen: dict[str, int] = {}
     shape = None
     first_line = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip() or text.lstrip().startswith("#"):
-                continue
-            row = _parse(path, lineno, text, path.parent)
-            if row.id in seen:
-                raise _fail(f"{path}:{lineno}", f"duplicate id {row.id!r} (first on line {seen[row.id]})")
-            seen[row.id] = lineno
-            kind = PAIRED if len(row.images) == 2 else RANKED
-            if shape is None:
-                shape, first_line = kind, lineno
-            elif kind != shape:
-                raise _fail(
-                    f"{path}:{lineno}",
-                    f"example {row.id!r} is {kind} but the file's first example (line {first_line}) is {shape}; "
-                    "a file holds one kind (2 images x 2 captions, or 1 image x N captions): split it in two files",
-                )
-            rows.append(row)
+    # one reader of JSON-lines files: "\n"-only lines, a BOM accepted, non-UTF-8 named
+    for lineno, text in text_lines(path, DataError):
+        if text.lstrip().startswith("#"):
+            continue
+        row = _parse(path, lineno, text, path.parent)
+        if row.id in seen:
+            raise _fail(f"{path}:{lineno}", f"duplicate id {row.id!r} (first on line {seen[row.id]})")
+        seen[row.id] = lineno
+        kind = PAIRED if len(row.images) == 2 else RANKED
+        if shape is None:
+            shape, first_line = kind, lineno
+        elif kind != shape:
+            raise _fail(
+                f"{path}:{lineno}",
+                f"example {row.id!r} is {kind} but the file's first example (line {first_line}) is {shape}; "
+                "a file holds one kind (2 images x 2 captions, or 1 image x N captions): split it in two files",
+            )
+        rows.append(row)
     if not rows:
         raise DataError(f"captions file {path} holds no examples")
     return rows, shape  # type: ignore[return-value]

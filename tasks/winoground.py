@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError, ScoreFileError
+from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
     WINOGROUND_COMPARISONS,
     WINOGROUND_METRICS,
@@ -52,12 +53,6 @@ GROUPS = ("collapsed_tag", "secondary_tag", "num_main_preds", "why_hard")
 WHY_HARD_RENAME = {"Non Minimal": "NonCompositional"}
 CONNECT_TIMEOUT_S = 5.0
 HASH_CACHE_MAX = 20_000  # entries kept in the image hash cache (the most recently used)
-MAX_SHOWN = 200  # characters of a bad line or value quoted in a message
-
-
-def _cut(text: Any, limit: int = MAX_SHOWN) -> str:
-    text = text if isinstance(text, str) else repr(text)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def hub_timeout() -> float:
@@ -103,7 +98,7 @@ def _num_main_preds(value: Any, where: str) -> list[str]:
     else:
         ok = float(value).is_integer() if isinstance(value, float) else True
     if not ok:
-        raise DataError(f"{where}: num_main_preds {_cut(repr(value), 80)} is not a whole number (e.g. 1 or 2); fix the file")
+        raise DataError(f"{where}: num_main_preds {cut(repr(value), 80)} is not a whole number (e.g. 1 or 2); fix the file")
     return [str(int(float(value)) if not isinstance(value, str) else int(value))]
 
 
@@ -167,28 +162,17 @@ def read_examples_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
     Lines end at "\\n" only (U+2028, U+2029 and U+0085 are ordinary characters inside JSON
     strings); a UTF-8 byte-order mark is accepted; blank lines are skipped."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{lineno} is not UTF-8 text (byte {exc.start + 1} is "
-                            f"{raw[exc.start:exc.start + 1]!r}); save the file as UTF-8") from None
-        if not line.strip():
-            continue
+    for lineno, line in text_lines(path, DataError):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}): {_cut(line)}") from None
+            raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}): {cut(line)}") from None
         if not isinstance(row, dict) or "id" not in row:
             raise DataError(f"{path}:{lineno}: example lacks field id")
         if not _valid_id(row["id"]):
-            raise DataError(f"{path}:{lineno}: example at line {lineno} has an invalid id {_cut(row['id'], 80)} "
+            raise DataError(f"{path}:{lineno}: example at line {lineno} has an invalid id {cut(row['id'], 80)} "
                             "(ids are whole numbers or non-empty strings)")
-        _num_main_preds(row.get("num_main_preds"), f"{path}:{lineno}: example {_cut(row['id'], 80)}")
+        _num_main_preds(row.get("num_main_preds"), f"{path}:{lineno}: example {cut(row['id'], 80)}")
         yield lineno, row
 
 
@@ -326,7 +310,7 @@ class LocalSource:
                 try:
                     return json.loads(p.read_bytes().decode("utf-8-sig"))
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise DataError(f"{p} is not valid JSON ({_cut(str(exc))}); fix or remove it") from None
+                    raise DataError(f"{p} is not valid JSON ({cut(str(exc))}); fix or remove it") from None
         return None
 
     def rows(self) -> list[dict[str, Any]]:
@@ -393,7 +377,12 @@ def _auth_error(detail: str) -> DataError:
 class HubSource:
     def __init__(self, revision: str | None, token: str | None):
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
 
         self.token = token or os.environ.get("HF_TOKEN") or None
         self.revision = revision
@@ -425,7 +414,7 @@ class HubSource:
                 what = f"{type(exc).__name__}: {_scrub(str(exc), self.token)}".strip().rstrip(":")
                 if "timeout" in what.lower() or "timed out" in what.lower():
                     what = f"no answer within {timeout:g} s (HF_HUB_ETAG_TIMEOUT); a stalled proxy or Hub? {what}"
-                raise _offline_error(endpoint, _cut(what)) from None
+                raise _offline_error(endpoint, cut(what)) from None
             self.resolved = info.sha
 
     @cached_property
@@ -488,7 +477,7 @@ class HubSource:
         out = []
         for lineno, row in enumerate(meta, start=1):
             if not _valid_id(row.get("id")):
-                raise DataError(f"{HF_REPO}: example at row {lineno} has an invalid id {_cut(row.get('id'), 80)}")
+                raise DataError(f"{HF_REPO}: example at row {lineno} has an invalid id {cut(row.get('id'), 80)}")
             out.append({**row, "id": str(row["id"])})
         return out
 
@@ -504,7 +493,7 @@ def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
     for k, c in enumerate(captions):
         if c is not None and not isinstance(c, str):
             raise DataError(f"example {row['id']}: caption_{k} must be a string, got {type(c).__name__} "
-                            f"({_cut(c, 80)}); fix the dataset or use --skip-bad")
+                            f"({cut(c, 80)}); fix the dataset or use --skip-bad")
         if c is None or not c.strip():
             raise DataError(f"example {row['id']}: caption_{k} is missing or empty; fix the dataset or use --skip-bad")
     return captions  # type: ignore[return-value]

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .errors import RunStoreError
-from .runstore import RunStore, atomic_write, cut, now
+from .jsonl import cut
+from .runstore import RunStore, atomic_write, now
 
 
 @dataclass

@@ -41,20 +41,14 @@ import numpy as np
 from .contracts import Scored
 from .env import stable_hash
 from .errors import RunStoreError
+from .jsonl import cut, split_lines
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 64 * 2**20  # refuse to start a run with less free space than this
-MAX_SHOWN = 200  # characters of a bad line or value quoted in a message
 RESUME_HINT = ("finished examples are safe; free some space (or fix the directory) "
                "and rerun the same command to resume")
-
-
-def cut(text: Any, limit: int = MAX_SHOWN) -> str:
-    """``text`` (or its repr for non-strings) cut to ``limit`` characters for a message."""
-    text = text if isinstance(text, str) else repr(text)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def write_failed(path: Path, exc: OSError) -> RunStoreError:
@@ -127,13 +121,6 @@ def _append_bytes(path: Path, data: bytes) -> None:
             except OSError:
                 pass
             raise write_failed(path, exc) from None
-
-
-def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of a JSON-lines file, split on "\\n" only: U+2028, U+2029 and
-    U+0085 are ordinary characters inside JSON strings, not line ends."""
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        yield lineno, raw
 
 
 def _finite_matrix(value: Any) -> np.ndarray:

@@ -14,33 +14,18 @@ import jsonlines
 import numpy as np
 
 from .errors import ScoreFileError
+from .jsonl import cut, text_lines
 
 _LABEL = re.compile(r"^(?P<id>.+)_c(?P<c>\d+)_i(?P<i>\d+)$")
 
 
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
 def _records(path: Path):
-    """(line number, object) per non-blank line. Lines end at "\\n" only (U+2028, U+2029 and
-    U+0085 may sit inside JSON strings); a UTF-8 byte-order mark is accepted."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ScoreFileError(f"cannot read score file {path}: {exc.strerror or exc}") from None
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise ScoreFileError(f"{path}:{lineno} is not UTF-8 text (byte {exc.start + 1} is "
-                                 f"{raw[exc.start:exc.start + 1]!r}); save the file as UTF-8") from None
-        if not line.strip():
-            continue
+    """(line number, object) per non-blank line (see :mod:`winoground_eval.jsonl`)."""
+    for lineno, line in text_lines(path, ScoreFileError, what="score file "):
         try:
             yield lineno, json.loads(line)
         except ValueError as exc:
-            raise ScoreFileError(f"{path}: line {lineno} is not valid JSON ({exc}): {_cut(line)!r}") from None
+            raise ScoreFileError(f"{path}: line {lineno} is not valid JSON ({exc}): {cut(line)!r}") from None
 
 
 def read_score_file(path: str | Path, *, n_images: int = 2, n_captions: int = 2) -> dict[str, np.ndarray]:
@@ -51,29 +36,29 @@ def read_score_file(path: str | Path, *, n_images: int = 2, n_captions: int = 2)
     cells: dict[str, dict[tuple[int, int], float]] = {}
     for lineno, obj in _records(path):
         if not isinstance(obj, dict) or "label" not in obj or "score" not in obj:
-            raise ScoreFileError(f"{path}:{lineno}: expected {{\"label\": ..., \"score\": ...}}, got {_cut(repr(obj))}")
+            raise ScoreFileError(f"{path}:{lineno}: expected {{\"label\": ..., \"score\": ...}}, got {cut(repr(obj))}")
         label = str(obj["label"])
         m = _LABEL.match(label)
         if not m:
-            raise ScoreFileError(f"{path}:{lineno}: label {_cut(label)!r} is not of the form ID_cK_iJ")
+            raise ScoreFileError(f"{path}:{lineno}: label {cut(label)!r} is not of the form ID_cK_iJ")
         k, j = int(m["c"]), int(m["i"])
         if k >= n_captions or j >= n_images:
-            raise ScoreFileError(f"{path}:{lineno}: label {_cut(label)!r} is out of range (c<{n_captions}, i<{n_images})")
+            raise ScoreFileError(f"{path}:{lineno}: label {cut(label)!r} is out of range (c<{n_captions}, i<{n_images})")
         raw_score = obj["score"]
         try:
             if isinstance(raw_score, bool):
                 raise TypeError("a boolean")
             value = float(raw_score)
         except OverflowError:
-            raise ScoreFileError(f"{path}:{lineno}: label {_cut(label)!r} has a score too large for a float "
-                                 f"({_cut(str(raw_score), 40)})") from None
+            raise ScoreFileError(f"{path}:{lineno}: label {cut(label)!r} has a score too large for a float "
+                                 f"({cut(str(raw_score), 40)})") from None
         except (TypeError, ValueError):
-            raise ScoreFileError(f"{path}:{lineno}: label {_cut(label)!r} has non-numeric score {_cut(repr(raw_score))}") from None
+            raise ScoreFileError(f"{path}:{lineno}: label {cut(label)!r} has non-numeric score {cut(repr(raw_score))}") from None
         if not math.isfinite(value):
-            raise ScoreFileError(f"{path}:{lineno}: label {_cut(label)!r} has non-finite score {value}")
+            raise ScoreFileError(f"{path}:{lineno}: label {cut(label)!r} has non-finite score {value}")
         per_id = cells.setdefault(m["id"], {})
         if (j, k) in per_id:
-            raise ScoreFileError(f"{path}:{lineno}: duplicate label {_cut(label)!r}")
+            raise ScoreFileError(f"{path}:{lineno}: duplicate label {cut(label)!r}")
         per_id[(j, k)] = value
     out: dict[str, np.ndarray] = {}
     for ex_id, per_id in cells.items():
