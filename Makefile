@@ -3,11 +3,17 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch 2.14.1 + torchvision 0.29.1: the CUDA builds (they run on CPU too) that this
-# workplace's pip takes from local disk; elsewhere pip downloads them.
-TORCH := torch==2.14.1 torchvision==0.29.1
+# Every install (set-up, demo, tests, CI) comes from LOCK: exact versions with their sha256
+# hashes, so a fresh clone installs today what it installed the day the lock was written.
+# `make lock` rewrites it from pyproject.toml's ranges plus LOCK_IN (torch 2.14.1 and
+# torchvision 0.29.1, the CUDA builds that run on CPU too and that this workplace's pip
+# takes from local disk); `make test-latest` first runs the tests on the newest versions
+# the ranges allow, in a separate venv, which is what to check before refreshing the lock.
+LOCK := requirements-lock.txt
+LOCK_IN := requirements-lock.in
+PIP_TOOLS := pip-tools==7.7.0
 
-.PHONY: setup test demo clean-demo train-tiny
+.PHONY: setup test test-latest lock demo clean-demo train-tiny
 
 setup: $(STAMP)
 
@@ -15,17 +21,32 @@ setup: $(STAMP)
 # collected, download bars) during it, and its wall time after it; no `pip --quiet` silence.
 step = t0=$$(date +%s); echo "==> setup $(1)"; $(2) && echo "    ($(1): $$(( $$(date +%s) - t0 )) s)"
 
-$(STAMP): pyproject.toml
-	@echo "==> setup: creating $(VENV) and installing torch and this package (a few minutes the first time; later runs skip it)"
-	@$(call step,1/4 virtual environment,test -x $(BIN)/python || $(PY) -m venv $(VENV))
-	@$(call step,2/4 pip and setuptools,$(BIN)/python -m pip install --upgrade --progress-bar on pip 'setuptools>=77')
-	@$(call step,3/4 $(TORCH),$(BIN)/python -m pip install --progress-bar on $(TORCH))
-	@$(call step,4/4 winoground-eval (editable) and its dependencies,$(BIN)/python -m pip install --progress-bar on -e '.[dev]')
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "==> setup: creating $(VENV) and installing the locked dependencies and this package (a few minutes the first time; later runs skip it)"
+	@$(call step,1/3 virtual environment,test -x $(BIN)/python || $(PY) -m venv $(VENV))
+	@$(call step,2/3 locked dependencies ($(LOCK): exact versions and hashes; torch is the bulk),$(BIN)/python -m pip install --progress-bar on --require-hashes -r $(LOCK))
+	@$(call step,3/3 winoground-eval (editable; no dependency resolution),$(BIN)/python -m pip install --progress-bar on --no-deps --no-build-isolation -e .)
 	@touch $(STAMP)
 	@echo "==> setup done: $(BIN)/wg-eval"
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The newest versions pyproject.toml allows, today, in a venv of their own (.venv-latest):
+# run it before `make lock`, so a refreshed lock is one the tests already passed on.
+test-latest:
+	test -x .venv-latest/bin/python || $(PY) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --upgrade --upgrade-strategy eager -r $(LOCK_IN) -e '.[dev]'
+	.venv-latest/bin/python -m pip list --format=freeze > .venv-latest/versions.txt
+	.venv-latest/bin/python -m pytest -q
+
+# Rewrite the lock from pyproject.toml's ranges (the newest versions they allow today) and
+# LOCK_IN, with hashes; pip-tools runs from a venv of its own (.venv-lock).
+lock:
+	test -x .venv-lock/bin/python || $(PY) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet $(PIP_TOOLS)
+	.venv-lock/bin/pip-compile --upgrade --generate-hashes --allow-unsafe --extra dev --strip-extras \
+	    --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml $(LOCK_IN)
 
 demo: setup
 	$(BIN)/python -m winoground_eval.demo

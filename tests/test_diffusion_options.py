@@ -42,7 +42,11 @@ def test_configs_equal_the_recorded_ones(tmp_path, recorded):
     for name, options in CASES.items():
         config = from_diffusers_spec(str(folder), device="cpu", **options).config()
         assert config["model"] == str(folder)
-        assert {**config, "model": "<folder>"} == recorded[f"tiny_sd:{name}"], name
+        # A folder written today by the installed diffusers / transformers: its fingerprint
+        # hashes files those libraries write (tokenizer files among them), so it is compared
+        # by the fingerprint tests below, not against a number recorded on another day.
+        expected = {**recorded[f"tiny_sd:{name}"], "fingerprint": config["fingerprint"]}
+        assert {**config, "model": "<folder>"} == expected, name
     tiny = registry.resolve_scorer("tiny-diffusion")
     assert tiny(device="cpu").config() == recorded["tiny-diffusion"]
     assert tiny(device="cpu", stopping="sequential").config() == recorded["tiny-diffusion:seq"]
@@ -121,3 +125,50 @@ def test_device_without_cuda_is_a_config_error(monkeypatch):
     with pytest.raises(ConfigError, match="--device cuda"):
         registry.resolve_scorer("sd2")(device="cuda")  # before anything is downloaded
     assert resolve_device("cpu").type == "cpu" and resolve_device(None).type == "cpu"
+
+
+def _rewrite_json(path, edit):
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=7))  # another writer's layout: indent and key order
+
+
+def test_fingerprint_ignores_the_writers_version_keys(tmp_path):
+    """The same weights saved by another diffusers / transformers keep their fingerprint."""
+    from winoground_eval.diffusion.loading import folder_fingerprint
+    from winoground_eval.diffusion.tiny import write_tiny_sd
+
+    folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
+    parts = ["unet", "scheduler", "text_encoder", "tokenizer"]
+    before = folder_fingerprint(folder, parts)
+    configs = sorted(folder.rglob("*.json"))
+    assert any("_diffusers_version" in p.read_text() for p in configs)
+    assert any("transformers_version" in p.read_text() for p in configs)
+
+    def other_writer(data):
+        if isinstance(data, dict):
+            for key in ("_diffusers_version", "transformers_version"):
+                if key in data:
+                    data[key] = "99.0.0.dev0"
+            data["_name_or_path"] = "/somewhere/else"
+            for key in reversed(list(data)):  # another key order
+                data[key] = data.pop(key)
+
+    for path in configs:
+        _rewrite_json(path, other_writer)
+    assert folder_fingerprint(folder, parts) == before
+
+    # a value that changes a number does change it
+    _rewrite_json(folder / "scheduler" / "scheduler_config.json", lambda d: d.update(beta_end=0.03))
+    assert folder_fingerprint(folder, parts) != before
+
+
+def test_fingerprint_sees_the_weights(tmp_path):
+    from winoground_eval.diffusion.loading import folder_fingerprint
+    from winoground_eval.diffusion.tiny import write_tiny_sd
+
+    a = write_tiny_sd(tmp_path / "a", seed=0)
+    b = write_tiny_sd(tmp_path / "b", seed=1)
+    parts = ["unet", "scheduler", "text_encoder", "tokenizer"]
+    assert folder_fingerprint(a, parts) != folder_fingerprint(b, parts)
+    assert folder_fingerprint(a, parts) == folder_fingerprint(write_tiny_sd(tmp_path / "c", seed=0), parts)

@@ -78,10 +78,40 @@ def local_folder(spec: str) -> Path | None:
     return None
 
 
+# Keys that only say which library version wrote a config, or where it was read from: they
+# change when the same weights are saved again by another diffusers / transformers, so the
+# fingerprint leaves them out. Every other key (anything that can change a number) stays in.
+BOOKKEEPING_KEYS = frozenset({"_diffusers_version", "transformers_version", "_name_or_path", "_commit_hash", "_use_default_values"})
+
+
+def without_bookkeeping(value: Any) -> Any:
+    """``value`` (parsed JSON) with :data:`BOOKKEEPING_KEYS` removed at every depth."""
+    if isinstance(value, dict):
+        return {k: without_bookkeeping(v) for k, v in value.items() if k not in BOOKKEEPING_KEYS}
+    if isinstance(value, list):
+        return [without_bookkeeping(v) for v in value]
+    return value
+
+
+def _content(path: Path) -> bytes:
+    """What a small file contributes to the fingerprint: JSON canonically, bookkeeping removed."""
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return data
+        return json.dumps(without_bookkeeping(parsed), sort_keys=True, separators=(",", ":")).encode()
+    return data
+
+
 def folder_fingerprint(root: Path, names: list[str]) -> str:
     """A content fingerprint of model_index.json and the named subfolders (16 hex digits).
 
-    Small files are hashed whole; large weight files by size plus their first and last MiB,
+    JSON files count by their parsed content, keys sorted, without the library-version and
+    provenance keys of :data:`BOOKKEEPING_KEYS`, so the same weights saved by another
+    diffusers or transformers keep their fingerprint (and their runs their id). Other small
+    files are hashed whole; large weight files by size plus their first and last MiB,
     which is cheap and changes with any retraining in practice.
     """
     files = [root / "model_index.json"] if (root / "model_index.json").is_file() else []
@@ -90,14 +120,17 @@ def folder_fingerprint(root: Path, names: list[str]) -> str:
     digest = hashlib.sha256()
     for path in files:
         size = path.stat().st_size
-        digest.update(f"{path.relative_to(root).as_posix()}\0{size}\0".encode())
+        name = path.relative_to(root).as_posix()
+        if size <= _WHOLE_FILE_LIMIT:
+            content = _content(path)
+            digest.update(f"{name}\0{len(content)}\0".encode())
+            digest.update(content)
+            continue
+        digest.update(f"{name}\0{size}\0".encode())
         with open(path, "rb") as f:
-            if size <= _WHOLE_FILE_LIMIT:
-                digest.update(f.read())
-            else:
-                digest.update(f.read(_SAMPLE))
-                f.seek(size - _SAMPLE)
-                digest.update(f.read(_SAMPLE))
+            digest.update(f.read(_SAMPLE))
+            f.seek(size - _SAMPLE)
+            digest.update(f.read(_SAMPLE))
     return digest.hexdigest()[:16]
 
 
