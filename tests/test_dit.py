@@ -161,19 +161,23 @@ def test_conditioning_reads_captions(folder):
     im = [_image(3)]
     s = scorer.score(im, ["0", "1", "2", "3", "4"])
     assert len(set(s[0].tolist())) == 5  # the class changes the prediction
-    # labels of id2label (comma-separated synonyms) name the same classes as their ids
-    np.testing.assert_array_equal(scorer.score(im, ["nought", "one", "Zero"]), s[:, [0, 1, 0]])
+    # labels of id2label (comma-separated synonyms) name the same classes as their ids. Across
+    # calls the batches differ in composition, which may change float rounding (a few ulp with
+    # some CPU kernels), so columns from another call are compared to 1e-6, not bit for bit.
+    same = dict(rtol=1e-6, atol=0)
+    np.testing.assert_allclose(scorer.score(im, ["nought", "one", "Zero"]), s[:, [0, 1, 0]], **same)
     # permuting captions permutes columns; duplicates give equal columns
     perm = ["4", "2", "0", "3", "1"]
-    np.testing.assert_array_equal(scorer.score(im, perm), s[:, [4, 2, 0, 3, 1]])
+    np.testing.assert_allclose(scorer.score(im, perm), s[:, [4, 2, 0, 3, 1]], **same)
     dup = scorer.score(im, ["2", "2", "4"])
-    assert dup[0, 0] == dup[0, 1] == s[0, 2] and dup[0, 2] == s[0, 4]
+    assert dup[0, 0] == dup[0, 1]
+    np.testing.assert_allclose(dup[0, [0, 2]], s[0, [2, 4]], **same)
     with pytest.raises(DataError, match="names no class"):
         scorer.score(im, ["a photo of a cat"])
     with pytest.raises(DataError, match="classes 0..4"):
         scorer.score(im, ["7"])
     by_position = resolve_scorer(f"dit:{folder}")(n_timesteps=4, condition="position")
-    np.testing.assert_array_equal(by_position.score(im, ["x", "y", "z", "w", "v"]), s)
+    np.testing.assert_allclose(by_position.score(im, ["x", "y", "z", "w", "v"]), s, **same)
 
 
 def test_config_and_options(folder):
