@@ -24,18 +24,22 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
+from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_class_ci: importable from here too)
+    CLASSIFICATION_METRICS,
     check_matrix,
-    summarize,
+    class_scores,
+    classification_result,
+    decide,
+    mean_per_class,
+    mean_per_class_ci,
 )
+from winoground_eval.taskbase import ClassTask, Row, check_limit
 
 from . import classification_data as data
 
@@ -71,10 +75,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
 # The key of each dataset in templates.json (CLIP_benchmark's lists), for templates=ensemble.
 ENSEMBLE_KEY = {"objectnet": "imagenet", "imagefolder": None}
 
-METRIC_SPECS = (
-    Metric("top1", "top-1 accuracy: the best-scoring class is the label (a tie at the top is wrong)", primary=True),
-    Metric("mean_per_class", "mean over classes of each class's top-1 accuracy", per_example=False),
-)
+METRIC_SPECS = CLASSIFICATION_METRICS
 
 
 # ------------------------------------------------------------------------------ prompts
@@ -175,86 +176,10 @@ def _norm(name: str) -> str:
     return name.lower().replace("_", " ").strip()
 
 
-# ---------------------------------------------------------------------------- metrics
-
-
-def class_scores(row: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> np.ndarray:
-    """Per-class scores from one image's prompt scores: max (or mean) over each class's prompts."""
-    if combine == "mean":
-        return np.bincount(classidx, weights=row, minlength=n_classes) / np.bincount(classidx, minlength=n_classes)
-    out = np.full(n_classes, -np.inf)
-    np.maximum.at(out, classidx, row)
-    return out
-
-
-def decide(scores: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> tuple[int, bool]:
-    """(predicted class, tied): the first class with the top score, and whether another shares it."""
-    cs = class_scores(np.asarray(scores, dtype=np.float64).reshape(-1), classidx, n_classes, combine)
-    winners = np.flatnonzero(cs == cs.max())
-    return int(winners[0]), len(winners) > 1
-
-
-def classification_result(
-    ids: Sequence[str], labels: Mapping[str, int], preds: Mapping[str, int], tied: Iterable[str],
-    classnames: Mapping[int, str], *, groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-) -> dict[str, Any]:
-    """result.json of a classification task, the same layout for every one (the paper's
-    datasets, imagefolder, shapes-classify, digits, ImageNet-V2/-A): ``top1`` per image (a tie
-    at the top is wrong), ``mean_per_class`` with its bootstrap CI, a ``per_class`` table and
-    sparse ``confusion`` counts ``{true: {pred: n}}``; classes are ids (``classnames`` keys)."""
-    tied = set(tied)
-    outcomes = {i: {"top1": float(i not in tied and preds[i] == labels[i])} for i in ids}
-    lab = np.asarray([labels[i] for i in ids], dtype=np.int64)
-    correct = np.asarray([outcomes[i]["top1"] for i in ids], dtype=np.float64)
-    n_classes = max([*classnames, *lab.tolist(), -1]) + 1
-    result = summarize(METRIC_SPECS, outcomes, groups=groups, tie_ids=[i for i in ids if i in tied],
-                       aggregates={"mean_per_class": mean_per_class(lab, correct, n_classes) if len(ids) else None})
-    result["ci95"]["mean_per_class"] = mean_per_class_ci(lab, correct, n_classes) if len(ids) else None
-    result["per_class"] = [
-        {"classidx": int(c), "classname": classnames.get(int(c), str(c)), "n": int((lab == c).sum()),
-         "top1": float(correct[lab == c].mean())}
-        for c in sorted(set(lab.tolist()))
-    ]
-    confusion: dict[str, dict[str, int]] = {}
-    for i in ids:
-        row = confusion.setdefault(str(labels[i]), {})
-        row[str(preds[i])] = row.get(str(preds[i]), 0) + 1
-    result["confusion"] = confusion
-    return result
-
-
-def mean_per_class(labels: np.ndarray, correct: np.ndarray, n_classes: int) -> float:
-    n = np.bincount(labels, minlength=n_classes)
-    hit = np.bincount(labels, weights=correct, minlength=n_classes)
-    present = n > 0
-    return float(np.mean(hit[present] / n[present])) if present.any() else float("nan")
-
-
-def mean_per_class_ci(labels: np.ndarray, correct: np.ndarray, n_classes: int, *, confidence: float = 0.95) -> list[float] | None:
-    """Seeded percentile bootstrap over images of mean_per_class (classes absent from a
-    resample are left out of its mean)."""
-    m = len(labels)
-    if m < 2:
-        return None
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    stats = np.empty(BOOTSTRAP_RESAMPLES)
-    chunk = max(1, min(BOOTSTRAP_RESAMPLES, 2_000_000 // m))
-    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
-        b = min(chunk, BOOTSTRAP_RESAMPLES - start)
-        draw = rng.integers(0, m, size=(b, m))
-        offs = (np.arange(b)[:, None] * n_classes + labels[draw]).ravel()
-        n = np.bincount(offs, minlength=b * n_classes).reshape(b, n_classes)
-        hit = np.bincount(offs, weights=correct[draw].ravel(), minlength=b * n_classes).reshape(b, n_classes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stats[start : start + b] = np.nanmean(np.where(n > 0, hit / np.maximum(n, 1), np.nan), axis=1)
-    alpha = (1 - confidence) / 2
-    return [float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))]
-
-
 # ------------------------------------------------------------------------------- task
 
 
-class ClassificationTask:
+class ClassificationTask(ClassTask):
     """One image x every prompt per example; top-1 and mean per-class accuracy."""
 
     version = VERSION
@@ -273,8 +198,7 @@ class ClassificationTask:
         subset: str | None = None,
         per_class: int | None = None,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_limit(limit)
         if prompts.n_classes != indexed.n_classes:
             raise DataError(
                 f"{name}: the prompts ({prompts.source}) name {prompts.n_classes} classes but the data has {indexed.n_classes}; "
@@ -283,7 +207,6 @@ class ClassificationTask:
         self.name = name
         self.indexed = indexed
         self.prompts = prompts
-        self.combine = combine
         self.scorer_defaults = dict(scorer_defaults or {})
         self._classidx = np.asarray(prompts.classidx, dtype=np.int64)
         positions = list(range(len(indexed.ids)))
@@ -301,10 +224,11 @@ class ClassificationTask:
                     kept.append(p)
             positions = kept
         # metadata() is every selected image (the run's full target); limit bounds examples() only
-        self.limit = limit
         self.positions = positions
         self._label = {indexed.ids[p]: indexed.labels[p] for p in positions}
-        self._position = {indexed.ids[p]: p for p in positions}
+        rows = [Row(indexed.ids[p], prompts.prompts, (p,), self._tags(p), label=indexed.labels[p]) for p in positions]
+        super().__init__(rows, prompt_class=prompts.classidx, class_names=dict(enumerate(prompts.classnames)),
+                         combine=combine, limit=limit)
         self._info = {
             "name": name,
             "version": VERSION,
@@ -317,65 +241,35 @@ class ClassificationTask:
             **({"subset": Path(subset).name, "subset_sha256": _file_sha(subset)[:16]} if subset else {}),
             **({"per_class": per_class} if per_class else {}),
             **indexed.extra,
-            "data_fingerprint": hashlib.sha256((indexed.fingerprint + prompts.sha256()).encode()).hexdigest()[:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    # -- Task protocol
+    def _tags(self, position: int) -> dict[str, Any]:
+        y = self.indexed.labels[position]
+        tags: dict[str, Any] = {"label": y, "classname": self.prompts.classnames[y]}
+        if self.indexed.files is not None:
+            tags["file"] = self.indexed.files[position]
+        return tags
+
+    def fingerprint(self) -> str:
+        """The data's own fingerprint (its reader's) with the prompts'."""
+        return hashlib.sha256((self.indexed.fingerprint + self.prompts.sha256()).encode()).hexdigest()
+
     def info(self) -> dict[str, Any]:
         return dict(self._info)
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {i: self._tags(i) for i in self._label}
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        try:
+            return (self.indexed.load(row.images[0]),)
+        except DataError as exc:
+            raise DataError(f"example {row.id}: {exc}") from exc
 
-    def _tags(self, example_id: str) -> dict[str, Any]:
-        y = self._label[example_id]
-        tags: dict[str, Any] = {"label": y, "classname": self.prompts.classnames[y]}
-        if self.indexed.files is not None:
-            tags["file"] = self.indexed.files[self._position[example_id]]
-        return tags
+    @classmethod
+    def offline_fixture(cls, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]] | None:
+        """A tiny copy of dataset ``name`` in its layout (tasks/classification_fixtures.py)."""
+        from .classification_fixtures import offline_fixture as write
 
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
-        skip = set(skip)
-        captions = self.prompts.prompts
-        for ex_id, p in list(self._position.items())[: self.limit]:
-            if ex_id in skip:
-                continue
-            try:
-                image = self.indexed.load(p)
-            except DataError as exc:
-                if on_error is None:
-                    raise DataError(f"example {ex_id}: {exc}") from exc
-                on_error(ex_id, exc)
-                continue
-            yield Example(ex_id, (image,), captions, self._tags(ex_id))
-
-    def label(self, example_id: str) -> int:
-        return self._label[example_id]
-
-    def _decide(self, example_id: str, scores: np.ndarray) -> tuple[int, bool]:
-        s = check_matrix(example_id, scores, (1, len(self.prompts.prompts)))
-        return decide(s[0], self._classidx, self.prompts.n_classes, self.combine)
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        pred, tied = self._decide(example_id, scores)
-        return {"top1": float(not tied and pred == self._label[example_id])}
-
-    def correct_captions(self, example_id: str) -> list[int]:
-        """The prompts of the image's own class (for the report's ranked-captions view)."""
-        return [int(k) for k in np.flatnonzero(self._classidx == self._label[example_id])]
-
-    def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
-        pred, tied = self._decide(example_id, scores)
-        return {"pred": pred, **({"tie": True} if tied else {})}
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        preds, tied = {}, set()
-        for i in scores:
-            preds[i], tie = self._decide(i, scores[i])
-            if tie:
-                tied.add(i)
-        names = dict(enumerate(self.prompts.classnames))
-        return classification_result(list(scores), self._label, preds, tied, names)
+        return write(tmp_path, name)
 
 
 def _file_sha(path: str) -> str:
@@ -543,10 +437,3 @@ def imagefolder(path: str, *, prompts: str | None = None, template: str = "a pho
 for _name, _factory in (("cifar10", cifar10), ("stl10", stl10), ("pets", pets), ("flowers", flowers), ("food", food),
                         ("aircraft", aircraft), ("imagenet", imagenet), ("objectnet", objectnet), ("imagefolder", imagefolder)):
     _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is
-
-
-def offline_fixture(tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
-    """tests/test_contract_all.py's hook: a tiny copy of dataset ``name`` in its layout."""
-    from .classification_fixtures import offline_fixture as write
-
-    return write(tmp_path, name)

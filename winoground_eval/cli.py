@@ -83,7 +83,9 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     elif result.get("partial"):
         extra[0] += " (partial: run the same command again to finish)"
     if result.get("n_ties"):
-        extra.append(f"{result['n_ties']} with tied scores (counted wrong)")
+        right = result.get("n_ties_counted_correct") or 0  # a benchmark whose own code counts ties right (ARO Order)
+        how = f"{right} counted right as the benchmark's code counts them, the rest wrong" if right else "counted wrong"
+        extra.append(f"{result['n_ties']} with tied scores ({how})")
     if result.get("n_skipped"):
         extra.append(f"{result['n_skipped']} bad examples skipped (not counted)")
     if compute.get("wall_time_s") is not None:
@@ -239,7 +241,9 @@ def _scorer_kwargs(args: argparse.Namespace, factory: Any, task: Any, world: Any
     accepts = options_of(factory)
     if world is not None and world.distributed and "device" not in kwargs and "device" in accepts:
         kwargs["device"] = world.default_device()  # each rank owns its device
-    defaults = dict(getattr(task, "scorer_defaults", None) or {})
+    from .taskbase import as_task
+
+    defaults = dict(as_task(task).scorer_defaults or {})
     applied = {k: v for k, v in defaults.items() if k in accepts and k not in kwargs}
     if applied:
         log.info("task %s sets scorer options %s (override with -o KEY=VALUE)", task.name,
@@ -444,13 +448,13 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from .scorefile import read_score_file
+    from .taskbase import task_class
 
-    task_cls = registry.resolve_task(args.task)
-    metrics_fn = getattr(task_cls, "metrics_for_score_file", None)
-    if metrics_fn is None:
+    task_cls = task_class(registry.resolve_task(args.task))
+    if task_cls is None:
         raise ConfigError(f"task {args.task!r} cannot compute metrics from a score file")
     scores = read_score_file(args.scores)
-    result = metrics_fn(scores, args.metadata)
+    result = task_cls.metrics_for_score_file(scores, args.metadata)
     if args.save_run:
         from .scoreimport import save_score_file_run
 
