@@ -1,0 +1,54 @@
+"""``colorswap``: ColorSwap (Burapacheep et al., 2024), examples of 2 images x 2 captions whose
+captions hold the same words with the colour words swapped between objects.
+
+Source: the gated ``stanfordnlp/colorswap`` (accept its terms on the Hub and log in; split
+``test`` by default, ``--split`` for another) at the revision in ``data_manifests/colorswap.json``,
+or ``--data-dir`` a local copy (parquet files of the repository or a ``save_to_disk`` folder).
+Metrics: Winoground's text / image / group with strict ``>`` (the paper's ITM scores);
+breakdown by ``image_source`` (the generator of the images) where the data has it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from . import _hub
+from ._bench import PAIR, BenchTask, Row, image_tile
+
+
+class ColorSwapTask(BenchTask):
+    name = "colorswap"
+    MANIFEST = "colorswap.json"
+    SHAPE = PAIR
+
+    def rows(self) -> Iterable[Row]:
+        ds, self.source = _hub.load_split(self.name, self.manifest, data_dir=self.data_dir, split=self.split,
+                                          revision=self.revision, token=self.token)
+        ds = _hub.raw_images(ds, ("image_1", "image_2"))
+        for i, r in enumerate(ds):
+            tags = {"image_source": [str(r["image_source"])]} if r.get("image_source") else {}
+            yield Row(str(r.get("id", i)), (r["image_1"], r["image_2"]), (r["caption_1"], r["caption_2"]), tags)
+
+
+def write_fixture(root: Any, n: int = 4) -> Any:
+    """A small ColorSwap as parquet in the Hub layout: ``root/data/test-00000-of-00001.parquet``."""
+    from datasets import Dataset, Features, Image, Value
+
+    feats = Features({"id": Value("int64"), "image_1": Image(), "image_2": Image(), "caption_1": Value("string"),
+                      "caption_2": Value("string"), "image_source": Value("string"), "caption_source": Value("string")})
+    rows: dict[str, list] = {k: [] for k in feats}
+    for i in range(n):
+        rows["id"].append(i)
+        rows["image_1"].append({"bytes": image_tile((220, 20, 20), i), "path": None})
+        rows["image_2"].append({"bytes": image_tile((20, 20, 220), i), "path": None})
+        rows["caption_1"].append(f"a red chair and a blue table {i}")
+        rows["caption_2"].append(f"a blue chair and a red table {i}")
+        rows["image_source"].append(("midjourney", "dalle3")[i % 2])
+        rows["caption_source"].append("human")
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict(rows, features=feats).to_parquet(str(root / "data" / "test-00000-of-00001.parquet"))
+    return root
+
+
+def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+    return name, {"data_dir": str(write_fixture(tmp_path / "colorswap"))}

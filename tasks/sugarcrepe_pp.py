@@ -1,0 +1,103 @@
+"""``sugarcrepe-pp``: SugarCrepe++ (Dumpala et al., NeurIPS 2024 D&B), one COCO 2017 val image x
+[positive caption, a second positive worded differently, the SugarCrepe hard negative].
+
+Subsets: ``replace_att``, ``replace_obj``, ``replace_rel``, ``swap_att``, ``swap_obj`` (788 /
+1652 / 1406 / 666 / 245). Captions: ``data/<subset>.json`` of the Hub repository
+``Aman-J/SugarCrepe_pp`` at the revision in ``data_manifests/sugarcrepe_pp.json``, or
+``-t captions_dir=DIR`` with those files; images: ``--data-dir`` the COCO 2017 val folder, as
+for ``sugarcrepe``. As the authors' ``VLMs/test_*.py``: ``itt`` (primary; the image-to-text
+task) is right when both positives score strictly above the negative; ``itt_p1`` / ``itt_p2``
+each positive alone. The text-only task (TOT) compares caption embeddings with one another,
+which the scorer contract (image x caption scores) does not give: it is not computed here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from winoground_eval.contracts import Metric
+from winoground_eval.errors import DataError
+
+from . import _hub
+from ._bench import RANKED, BenchTask, Row, image_tile
+from .sugarcrepe import image_folder
+
+SPECS = (Metric("itt", "both positives strictly above the negative (the paper's ITT)", primary=True),
+         Metric("itt_p1", "positive 1 strictly above the negative"),
+         Metric("itt_p2", "positive 2 strictly above the negative"))
+COMPARISONS = (("itt", (0, 0), (0, 2)), ("itt", (0, 1), (0, 2)))
+
+
+class SugarCrepePPTask(BenchTask):
+    name = "sugarcrepe-pp"
+    MANIFEST = "sugarcrepe_pp.json"
+    SHAPE = RANKED
+    SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
+
+    def __init__(self, *, captions_dir: str | None = None, **kwargs: Any):
+        self.captions_dir = captions_dir
+        super().__init__(**kwargs)
+
+    @property
+    def metric_specs(self) -> tuple[Metric, ...]:
+        return SPECS
+
+    def comparisons(self, n_captions: int) -> tuple:
+        return COMPARISONS
+
+    def outcome(self, s: np.ndarray) -> dict[str, float]:
+        p1, p2 = bool(s[0, 0] > s[0, 2]), bool(s[0, 1] > s[0, 2])
+        return {"itt": float(p1 and p2), "itt_p1": float(p1), "itt_p2": float(p2)}
+
+    def is_tie(self, s: np.ndarray) -> bool:
+        return bool(s[0, 0] == s[0, 2] or s[0, 1] == s[0, 2])
+
+    def _with_derived_tags(self, r: Row) -> dict[str, list[str]]:
+        same = r.captions[2].strip() in (r.captions[0].strip(), r.captions[1].strip())
+        return {**{k: list(v) for k, v in r.tags.items()}, "identical_negative": ["yes" if same else "no"]}
+
+    def rows(self) -> Iterable[Row]:
+        images = image_folder(self.data_dir)
+        if self.captions_dir is not None:
+            root = Path(self.captions_dir).expanduser()
+            self.source = {"source": f"local copy of hf:{self.manifest['hf_repo']} caption files + COCO 2017 val"}
+        else:
+            root = _hub.hub_files(self.name, self.manifest, self.revision, self.token, ["data/*.json"])
+            self.source = {"source": f"hf:{self.manifest['hf_repo']} + COCO 2017 val", "revision": self.revision,
+                           "revision_resolved": _hub.resolved_sha(self.manifest["hf_repo"], self.revision, self.token)}
+        for subset in self.subsets:
+            path = next((p for p in (root / "data" / f"{subset}.json", root / f"{subset}.json") if p.is_file()), None)
+            if path is None:
+                raise DataError(f"sugarcrepe-pp: no {subset}.json in {root} or {root / 'data'}. Get: {self.manifest['get']}")
+            try:
+                for case in json.loads(path.read_text(encoding="utf-8")):
+                    yield Row(f"{subset}-{case['id']}", (images / case["filename"],),
+                              (case["caption"], case["caption2"], case["negative_caption"]), {"subset": [subset]})
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"sugarcrepe-pp: {path} is not a list of {{id, filename, caption, caption2, "
+                                f"negative_caption}} ({exc!r})") from None
+
+
+def write_fixture(root: Any, n: int = 3) -> tuple[Any, Any]:
+    """A small SugarCrepe++: caption files as in the Hub repository (``data/<subset>.json``) and a val2017 folder."""
+    (root / "captions" / "data").mkdir(parents=True, exist_ok=True)
+    (root / "coco" / "val2017").mkdir(parents=True, exist_ok=True)
+    for subset in SugarCrepePPTask.SUBSETS:
+        cases = []
+        for i in range(n):
+            fname = f"{500000 + i:012d}.jpg"
+            (root / "coco" / "val2017" / fname).write_bytes(image_tile((150, 150, 30 * i), i))
+            neg = f"A plant swats at a cat {i}." if i else f"A cat swats at a plant {i}."
+            cases.append({"id": i, "filename": fname, "caption": f"A cat swats at a plant {i}.",
+                          "caption2": f"The plant is swatted at by a cat {i}.", "negative_caption": neg})
+        (root / "captions" / "data" / f"{subset}.json").write_text(json.dumps(cases, indent=1))
+    return root / "captions", root / "coco"
+
+
+def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+    captions, coco = write_fixture(tmp_path / "scpp")
+    return name, {"data_dir": str(coco), "captions_dir": str(captions), "subsets": ("swap_obj", "swap_att")}
