@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlparse
 
 from winoground_eval.errors import DataError
 
+CONNECT_TIMEOUT_S = 5.0
 GATED_WORDS = ("gated", "401", "403", "unauthorized", "access to", "accept")
 
 
@@ -48,10 +51,32 @@ def hub_error(task: str, m: Mapping[str, Any], exc: BaseException, token: str | 
                      f"in the same layout ({m.get('layout', 'see docs/benchmarks.md')}).")
 
 
+def offline() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def check_reachable(task: str, m: Mapping[str, Any]) -> None:
+    """Fail fast (a few seconds, not minutes of retries) when the Hub cannot be reached; offline mode
+    (HF_HUB_OFFLINE=1) skips the check and reads the Hugging Face cache."""
+    if offline():
+        return
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    parsed = urlparse(endpoint)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
+                                 timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise DataError(f"{task}: cannot reach the Hugging Face Hub at {endpoint} to load {m['hf_repo']} ({exc}). "
+                        f"Pass --data-dir DIR with a local copy ({m.get('layout', 'the Hub layout')}); get it where "
+                        f"there is network: {m['get']}; or set HF_HUB_OFFLINE=1 to use the Hugging Face cache.") from None
+
+
 def resolved_sha(repo: str, revision: str, token: str | None) -> str | None:
     """The commit a revision names on the Hub, or None when it cannot be asked (offline)."""
     if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
         return revision
+    if offline():
+        return None
     try:
         from huggingface_hub import HfApi
 
@@ -64,6 +89,7 @@ def hub_split(task: str, m: Mapping[str, Any], split: str, revision: str, token:
     """``datasets.load_dataset(hf_repo, split=..., revision=...)``."""
     from datasets import load_dataset
 
+    check_reachable(task, m)
     try:
         return load_dataset(m["hf_repo"], split=split, revision=revision, token=token)
     except Exception as exc:  # datasets wraps hub errors in many types
@@ -74,6 +100,7 @@ def hub_files(task: str, m: Mapping[str, Any], revision: str, token: str | None,
     """A local snapshot of the Hub repository's files (``snapshot_download``), cached by huggingface_hub."""
     from huggingface_hub import snapshot_download
 
+    check_reachable(task, m)
     try:
         return Path(snapshot_download(m["hf_repo"], repo_type="dataset", revision=revision, token=token,
                                       allow_patterns=patterns))

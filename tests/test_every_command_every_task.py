@@ -46,7 +46,10 @@ def _run_dirs(out: Path) -> list[Path]:
     return sorted(p.parent for p in out.rglob("result.json"))
 
 
-@pytest.mark.parametrize("name", ["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file"])
+NEW_TASKS = ["whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe-pp", "colorswap"]
+
+
+@pytest.mark.parametrize("name", ["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS])
 def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     task = _task_args(name, tmp_path / "data")
@@ -80,7 +83,7 @@ def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     assert a.name in html and b.name in html and primary in html
 
 
-@pytest.mark.parametrize("name", ["captions:", "winoground"])
+@pytest.mark.parametrize("name", ["captions:", "winoground", *NEW_TASKS])
 def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     model = write_tiny_sd(tmp_path / "tiny-sd", seed=0)

@@ -97,7 +97,10 @@ TASK_PREFIXES: dict[str, Entry] = {
 # Several tasks run with one scorer (`wg-eval run --task compositional`): one run directory
 # per task; a task whose data is missing is skipped with a line saying how to get it.
 SUITES: dict[str, tuple[str, ...]] = {
-    "compositional": ("winoground", "sugarcrepe", "aro"),
+    "compositional": (
+        "winoground", "sugarcrepe", "aro", "whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench",
+        "sugarcrepe-pp", "colorswap",
+    ),
 }
 
 SCORERS: dict[str, Entry] = {
