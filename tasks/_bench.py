@@ -146,6 +146,11 @@ class BenchTask:
         return (Metric("accuracy", rule, primary=True),
                 Metric("accuracy_strict", "the correct caption strictly above every negative (a tie is wrong)"))
 
+    @property
+    def TIES_RIGHT(self) -> tuple[str, ...]:  # noqa: N802 - read by the contract tests as a declaration
+        """The metrics whose paper's rule counts a tie as right (the contract tests check the declaration)."""
+        return ("accuracy",) if self.SHAPE == RANKED and self.ARGMAX_TIES_CORRECT else ()
+
     def comparisons(self, n_captions: int) -> tuple:
         return WINOGROUND_COMPARISONS if self.SHAPE == PAIR else ranked_comparisons(n_captions)
 

@@ -36,6 +36,7 @@ class SugarCrepePPTask(BenchTask):
     name = "sugarcrepe-pp"
     MANIFEST = "sugarcrepe_pp.json"
     SHAPE = RANKED
+    TIES_RIGHT = ()
     SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
     def __init__(self, *, captions_dir: str | None = None, **kwargs: Any):
