@@ -30,9 +30,10 @@ class EqBenTask(BenchTask):
     MANIFEST = "eqben.json"
     SHAPE = PAIR
 
-    def __init__(self, *, annotation: str | None = None, **kwargs: Any):
+    def __init__(self, *, annotation: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
+                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
         self.annotation = annotation
-        super().__init__(**kwargs)
+        super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
     def rows(self) -> Iterable[Row]:
         if self.data_dir is None:

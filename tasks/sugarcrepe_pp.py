@@ -4,7 +4,7 @@
 Subsets: ``replace_att``, ``replace_obj``, ``replace_rel``, ``swap_att``, ``swap_obj`` (788 /
 1652 / 1406 / 666 / 245). Captions: ``data/<subset>.json`` of the Hub repository
 ``Aman-J/SugarCrepe_pp`` at the revision in ``data_manifests/sugarcrepe_pp.json``, or
-``-t captions_dir=DIR`` with those files; images: ``--data-dir`` the COCO 2017 val folder, as
+``-t captions_dir=DIR`` with those files (or those files in ``--data-dir`` itself); images: ``--data-dir`` the COCO 2017 val folder, as
 for ``sugarcrepe``. As the authors' ``VLMs/test_*.py``: ``itt`` (primary; the image-to-text
 task) is right when both positives score strictly above the negative; ``itt_p1`` / ``itt_p2``
 each positive alone. The text-only task (TOT) compares caption embeddings with one another,
@@ -39,9 +39,10 @@ class SugarCrepePPTask(BenchTask):
     TIES_RIGHT = ()
     SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
-    def __init__(self, *, captions_dir: str | None = None, **kwargs: Any):
+    def __init__(self, *, captions_dir: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
+                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
         self.captions_dir = captions_dir
-        super().__init__(**kwargs)
+        super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
     @property
     def metric_specs(self) -> tuple[Metric, ...]:
@@ -63,6 +64,10 @@ class SugarCrepePPTask(BenchTask):
 
     def rows(self) -> Iterable[Row]:
         images = image_folder(self.data_dir)
+        beside = Path(self.data_dir).expanduser() if self.data_dir else None
+        if self.captions_dir is None and beside is not None and any(
+                (beside / d / f"{s}.json").is_file() for s in self.subsets for d in ("data", ".")):
+            self.captions_dir = str(beside)  # the caption files laid beside the COCO folder
         if self.captions_dir is not None:
             root = Path(self.captions_dir).expanduser()
             self.source = {"source": f"local copy of hf:{self.manifest['hf_repo']} caption files + COCO 2017 val"}
@@ -83,22 +88,21 @@ class SugarCrepePPTask(BenchTask):
                                 f"negative_caption}} ({exc!r})") from None
 
 
-def write_fixture(root: Any, n: int = 3) -> tuple[Any, Any]:
-    """A small SugarCrepe++: caption files as in the Hub repository (``data/<subset>.json``) and a val2017 folder."""
-    (root / "captions" / "data").mkdir(parents=True, exist_ok=True)
-    (root / "coco" / "val2017").mkdir(parents=True, exist_ok=True)
+def write_fixture(root: Any, n: int = 3) -> Any:
+    """A small SugarCrepe++: ``root/val2017/`` and the caption files as in the Hub repository (``root/data/<subset>.json``)."""
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "val2017").mkdir(parents=True, exist_ok=True)
     for subset in SugarCrepePPTask.SUBSETS:
         cases = []
         for i in range(n):
             fname = f"{500000 + i:012d}.jpg"
-            (root / "coco" / "val2017" / fname).write_bytes(image_tile((150, 150, 30 * i), i))
+            (root / "val2017" / fname).write_bytes(image_tile((150, 150, 30 * i), i))
             neg = f"A plant swats at a cat {i}." if i else f"A cat swats at a plant {i}."
             cases.append({"id": i, "filename": fname, "caption": f"A cat swats at a plant {i}.",
                           "caption2": f"The plant is swatted at by a cat {i}.", "negative_caption": neg})
-        (root / "captions" / "data" / f"{subset}.json").write_text(json.dumps(cases, indent=1))
-    return root / "captions", root / "coco"
+        (root / "data" / f"{subset}.json").write_text(json.dumps(cases, indent=1))
+    return root
 
 
 def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
-    captions, coco = write_fixture(tmp_path / "scpp")
-    return name, {"data_dir": str(coco), "captions_dir": str(captions), "subsets": ("swap_obj", "swap_att")}
+    return name, {"data_dir": str(write_fixture(tmp_path / "scpp")), "subsets": ("swap_obj", "swap_att")}

@@ -43,14 +43,15 @@ class WhatsUpTask(BenchTask):
     SHAPE = RANKED
     SUBSETS = tuple(FILES)
 
-    def __init__(self, *, source: str | None = None, subsets: tuple[str, ...] | None = None, **kwargs: Any):
-        self.from_hub = (source or ("files" if kwargs.get("data_dir") else "hub")) == "hub"
+    def __init__(self, *, source: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
+                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
         if source not in (None, "hub", "files"):
             raise DataError(f"whatsup source {source!r}: give 'files' (the authors' layout) or 'hub' (the mirror)")
-        if not subsets and not self.from_hub and kwargs.get("data_dir"):
-            root = Path(kwargs["data_dir"]).expanduser()
+        self.from_hub = (source or ("files" if data_dir else "hub")) == "hub"
+        if not subsets and not self.from_hub and data_dir:
+            root = Path(data_dir).expanduser()
             subsets = tuple(s for s, (f, _, _) in FILES.items() if (root / f).is_file()) or None
-        super().__init__(subsets=subsets, **kwargs)
+        super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
     def rows(self) -> Iterable[Row]:
         for subset in self.subsets:

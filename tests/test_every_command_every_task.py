@@ -92,6 +92,8 @@ def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys)
                "--out", out, "-q"]) == 0
     [run] = _run_dirs(out)
     capsys.readouterr()
-    assert wg(["choose-timesteps", run, "--json", "--no-hub"]) == 0
+    _, kwargs = _fixture_of(name)(tmp_path / "data") if name in NEW_TASKS else (None, {})
+    where = ["--data-dir", kwargs["data_dir"]] if "data_dir" in kwargs else []  # tasks with metrics of their own
+    assert wg(["choose-timesteps", run, "--json", "--no-hub", *where]) == 0
     chosen = json.loads(capsys.readouterr().out)
     assert chosen["rows"] and "chosen" in chosen

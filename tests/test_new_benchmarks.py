@@ -1,0 +1,151 @@
+"""The issue-20 benchmarks (tasks/_bench.py and its tasks): each one's convention as its paper's
+code counts, loading from the Hub (mocked: no network) and from --data-dir in the published
+layouts, and the errors that say where to get missing data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from winoground_eval import registry
+from winoground_eval.errors import DataError
+from winoground_eval.tasks import _hub, bivlc, eqben, mmvp_vlm, naturalbench, sugarcrepe_pp, vismin, whatsup
+
+
+def _task(module, tmp_path, name):
+    resolvable, kwargs = module.offline_fixture(tmp_path, name)
+    return registry.resolve_task(resolvable)(**kwargs)
+
+
+def test_whatsup_counts_a_tie_right_as_the_authors_argmax_and_keeps_the_strict_figure(tmp_path):
+    task = _task(whatsup, tmp_path, "whatsup")
+    assert task.subsets == ("controlled_a", "coco_one")  # the files present
+    sizes = {ex.id: len(ex.captions) for ex in task.examples()}
+    assert sizes["controlled_a-0"] == 4 and sizes["coco_one-0"] == 2
+    assert task.outcomes("coco_one-0", np.array([[0.5, 0.5]])) == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    assert task.outcomes("coco_one-0", np.array([[0.4, 0.5]])) == {"accuracy": 0.0, "accuracy_strict": 0.0}
+    assert task.outcomes("controlled_a-1", np.array([[0.9, 0.1, 0.9, 0.2]])) == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    scores = {i: np.zeros((1, n)) for i, n in sizes.items()}
+    result = task.metrics(scores)
+    assert result["metrics"] == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    assert result["n_ties"] == len(sizes)
+    # the repeated caption of the fixture's last COCO case is counted apart
+    assert result["breakdown"]["identical_negative"]["yes"]["n"] == 1
+
+
+def test_mmvp_vlm_follows_the_authors_pair_rule_and_prefix(tmp_path):
+    task = _task(mmvp_vlm, tmp_path, "mmvp-vlm")
+    ex = next(iter(task.examples()))
+    assert ex.id == "1" and all(c.startswith("a photo of the dog is facing") for c in ex.captions)
+    # statement 1 strictly prefers image 1; statement 2 ties: the code's "img1 if p > 0.5 else img2" picks img2
+    assert task.outcomes("1", np.array([[1.0, 0.0], [0.0, 0.0]])) == {"pair": 1.0, "pair_strict": 0.0}
+    assert task.outcomes("1", np.array([[0.0, 0.0], [0.0, 1.0]])) == {"pair": 0.0, "pair_strict": 0.0}
+    assert task.outcomes("1", np.array([[1.0, 0.0], [0.0, 1.0]])) == {"pair": 1.0, "pair_strict": 1.0}
+    assert set(task.metrics({"1": np.eye(2)})["breakdown"]["pattern"]) == {"Orientation"}
+
+
+def test_mmvp_vlm_rejects_rows_that_are_not_pairs(tmp_path):
+    root = mmvp_vlm.write_fixture(tmp_path / "m")
+    (root / mmvp_vlm.CSV).write_text("Question ID,Question Type,Statement\n2,Color,a\n3,Color,b\n")
+    with pytest.raises(DataError, match="odd qid"):
+        mmvp_vlm.MMVPVLMTask(data_dir=str(root))
+
+
+def test_sugarcrepe_pp_itt_needs_both_positives_strictly_above_the_negative(tmp_path):
+    task = _task(sugarcrepe_pp, tmp_path, "sugarcrepe-pp")
+    assert task.subsets == ("swap_att", "swap_obj")
+    assert task.outcomes("swap_obj-0", np.array([[2.0, 1.0, 0.5]])) == {"itt": 1.0, "itt_p1": 1.0, "itt_p2": 1.0}
+    assert task.outcomes("swap_obj-0", np.array([[2.0, 0.5, 0.5]])) == {"itt": 0.0, "itt_p1": 1.0, "itt_p2": 0.0}
+    result = task.metrics({ex.id: np.array([[1.0, 1.0, 1.0]]) for ex in task.examples()})
+    assert result["metrics"]["itt"] == 0.0 and result["n_ties"] == 6
+    assert result["breakdown"]["identical_negative"]["yes"]["n"] == 2  # id 0 of each subset repeats caption 1
+
+
+@pytest.mark.parametrize("module,name", [(bivlc, "bivlc"), (vismin, "vismin"), (naturalbench, "naturalbench"),
+                                         (eqben, "eqben")])
+def test_pair_tasks_score_text_image_group_strictly(module, name, tmp_path):
+    task = _task(module, tmp_path, name)
+    ids = [ex.id for ex in task.examples()]
+    good = task.metrics({i: np.eye(2) for i in ids})["metrics"]
+    assert good == {"text": 1.0, "image": 1.0, "group": 1.0}
+    tied = task.metrics({i: np.ones((2, 2)) for i in ids})
+    assert tied["metrics"] == {"text": 0.0, "image": 0.0, "group": 0.0} and tied["n_ties"] == len(ids)
+
+
+def test_the_fingerprint_follows_the_image_bytes(tmp_path):
+    first = _task(eqben, tmp_path / "a", "eqben")
+    root = tmp_path / "b" / "eqben"
+    eqben.write_fixture(root)
+    (root / "images" / "eqbenag" / "0_0.png").write_bytes(bivlc.image_tile((1, 2, 3), 7))
+    second = eqben.EqBenTask(data_dir=str(root))
+    assert first.info()["data_fingerprint"] != second.info()["data_fingerprint"]
+    assert first.metadata() == second.metadata()
+
+
+def test_naturalbench_reads_the_published_zip(tmp_path):
+    zipped = naturalbench.write_fixture(tmp_path / "nb", as_zip=True)
+    task = naturalbench.NaturalBenchTask(data_dir=str(zipped))
+    assert len(list(task.examples())) == 4
+
+
+def test_bivlc_from_the_hub_loads_the_pinned_revision_and_records_it(tmp_path, monkeypatch):
+    import datasets
+
+    local = _hub.local_split("bivlc", _hub.manifest("bivlc.json"), bivlc.write_fixture(tmp_path / "b"), "test")
+    calls = []
+
+    def fake_load(repo, **kwargs):
+        calls.append((repo, kwargs))
+        return local
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(_hub, "check_reachable", lambda task, m: None)
+    task = bivlc.BiVLCTask()
+    pinned = _hub.manifest("bivlc.json")["revision"]
+    assert calls == [("imirandam/BiVLC", {"split": "test", "revision": pinned, "token": None})]
+    assert task.info()["revision"] == task.info()["revision_resolved"] == pinned
+    assert task.info()["source"] == "hf:imirandam/BiVLC"
+
+
+def test_vismin_from_the_hub_reads_the_save_to_disk_folder_of_the_repository(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    root = vismin.write_fixture(tmp_path / "v")
+    seen = {}
+
+    def fake_snapshot(repo, **kwargs):
+        seen.update(kwargs, repo=repo)
+        return str(root)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    monkeypatch.setattr(_hub, "check_reachable", lambda task, m: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no revision lookup
+    task = vismin.VisMinTask(revision="abc")
+    assert seen["repo"] == "mair-lab/vismin-bench" and seen["revision"] == "abc" and seen["repo_type"] == "dataset"
+    assert task.info()["revision"] == "abc" and len(list(task.examples())) == 4
+
+
+def test_missing_or_gated_data_says_where_to_get_it(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="needs --data-dir.*storage.googleapis.com/eqben-data"):
+        eqben.EqBenTask()
+    with pytest.raises(DataError, match="no 'test' split"):
+        bivlc.BiVLCTask(data_dir=str(tmp_path))
+    m = _hub.manifest("colorswap.json")
+    err = _hub.hub_error("colorswap", m, RuntimeError("403 Client Error: access to dataset is restricted"), None)
+    assert "accept its terms at https://huggingface.co/datasets/stanfordnlp/colorswap" in str(err)
+    assert "hf auth login" in str(err) and "--data-dir" in str(err)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    err = _hub.hub_error("colorswap", m, RuntimeError("401 for token hf_secret"), "hf_secret")
+    assert "hf_secret" not in str(err)
+
+
+def test_every_new_task_has_a_manifest_with_source_licence_and_where_to_get_it():
+    for name in ("whatsup", "eqben", "mmvp_vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe_pp", "colorswap"):
+        m = _hub.manifest(f"{name}.json")
+        assert m["source"] and m["license"] and m["get"] and m["layout"] and m.get("revision"), name
+        if m.get("revision") == "main":
+            assert "revision_resolved" in m["revision_note"], name
+    published = json.loads((_hub.resources.files("winoground_eval.data_manifests") / "published.json").read_text())
+    assert {"whatsup", "mmvp-vlm", "sugarcrepe-pp"} & {r["task"] for r in published["rows"]}
