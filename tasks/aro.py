@@ -50,6 +50,7 @@ from winoground_eval.metrics import (
     summarize,
 )
 
+from ._bench import open_image, source_digest
 from ._ranked import FileHasher, open_rgb, ranked_tie, tag_groups
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ REPO = "https://github.com/mertyg/vision-language-models-are-bows"
 
 @dataclass(frozen=True)
 class Item:
-    image: Path
+    image: Any  # a Path (the authors' files) or an undecoded Hub image cell (-t source=hub)
     box: tuple[float, float, float, float] | None  # (left, upper, right, lower) for PIL's crop
     captions: tuple[str, ...]
 
@@ -140,16 +141,53 @@ def read_order(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tup
     return out
 
 
+HUB = {  # the Hub mirrors and the revisions MTEB pins (data_manifests/aro.json "hub")
+    "vg_relation": ("gowitheflow/ARO-Visual-Relation", "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"),
+    "vg_attribution": ("gowitheflow/ARO-Visual-Attribution", "18f7e01358d91df599d723f00e16a18640e19398"),
+    "coco_order": ("gowitheflow/ARO-COCO-order", "853ec8757226585a38a80886c51fe0f3f268787c"),
+    "flickr30k_order": ("gowitheflow/ARO-Flickr-Order", "1f9485f69c87947812378a1aedf86410c86a0aa8"),
+}
+ORDER_COLUMNS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
+
+
+def read_hub(subset: str, token: str | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
+    """A subset from its Hub mirror (``-t source=hub``): VG rows hold the image already cut out
+    (the mirror's ``image``), Order rows ``images`` with the true caption and 4 hard texts."""
+    from . import _hub
+
+    repo, revision = HUB[subset]
+    m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
+         "layout": "the mirror's parquet files"}
+    ds = _hub.hub_split(f"aro {subset}", m, "test", revision, token)
+    image_col = "image" if subset in VG_FILES else "images"
+    out = []
+    for r in _hub.raw_images(ds, (image_col,)):
+        if subset in VG_FILES:
+            captions = (str(r["true_caption"]), str(r["false_caption"]))
+            label = {"relation": [str(r["relation_name"])]} if subset == "vg_relation" and r.get("relation_name") else {}
+        else:
+            captions, label = tuple(str(r[c]) for c in ORDER_COLUMNS), {}
+        out.append((Item(r[image_col], None, captions), {"subset": [subset], **label}))
+    return out
+
+
 class AroTask:
     """ARO's VG-Relation, VG-Attribution, COCO-Order and Flickr30k-Order, 1 image x [true, perturbed...]."""
 
     name = "aro"
     version = VERSION
 
-    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None):
+    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None,
+                 source: str = "files"):
         if limit is not None and limit < 1:
             raise DataError(f"--limit {limit}: give a positive number of examples")
+        if source not in ("files", "hub"):
+            raise DataError(f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)")
+        self.source = source
         self.manifest = packaged_manifest()
+        if source == "hub":
+            data_dir = data_dir or "."
+            subsets = subsets or SUBSETS
         if data_dir is None:
             raise DataError(
                 "aro needs --data-dir DIR holding the ARO files: DIR/visual_genome_relation.json, "
@@ -173,7 +211,10 @@ class AroTask:
         self._tags: dict[str, dict[str, list[str]]] = {}
         counts = {}
         for subset in chosen:
-            rows = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
+            if source == "hub":
+                rows = read_hub(subset)
+            else:
+                rows = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
             counts[subset] = len(rows)
             expected = self.manifest["expected_counts_from_paper"][subset]
             if len(rows) != expected:
@@ -202,10 +243,14 @@ class AroTask:
         files = FileHasher()
         for ex_id, item in self.items.items():
             h.update(json.dumps([ex_id, item.captions, item.box]).encode())
-            h.update(files.digest(item.image).encode())
+            h.update((files.digest(item.image) if isinstance(item.image, Path) else source_digest(item.image)).encode())
         return h.hexdigest()
 
     def info(self) -> dict[str, Any]:
+        if self.source == "hub":
+            return {"name": self.name, "version": self.version, "source": "hf mirrors (gowitheflow/ARO-*)",
+                    "revision": {s: HUB[s][1] for s in self.subsets}, "subsets": list(self.subsets),
+                    "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self._fingerprint[:16]}
         return {
             "name": self.name,
             "version": self.version,
@@ -228,7 +273,8 @@ class AroTask:
             if ex_id in skip:
                 continue
             try:
-                image = open_rgb(item.image, f"aro example {ex_id} ({item.image})")
+                image = (open_rgb(item.image, f"aro example {ex_id} ({item.image})") if isinstance(item.image, Path)
+                         else open_image(item.image, f"aro example {ex_id}"))
                 if item.box is not None:
                     image = image.crop(item.box)
             except DataError as exc:

@@ -145,3 +145,25 @@ def test_every_new_task_has_a_manifest_with_source_licence_and_where_to_get_it()
         assert m["source"] and m["license"] and m["get"] and m["layout"] and m.get("revision"), name
         if m.get("revision") == "main":
             assert "revision_resolved" in m["revision_note"], name
+
+
+def test_aro_from_its_hub_mirrors_at_the_revisions_mteb_pins(tmp_path, monkeypatch):
+    import datasets
+    from datasets import Dataset, Features, Image, Value
+
+    from winoground_eval.tasks import aro
+
+    feats = Features({"image": Image(), "true_caption": Value("string"), "false_caption": Value("string"),
+                      "relation_name": Value("string")})
+    rel = Dataset.from_dict({"image": [{"bytes": bivlc.image_tile((9, 9, 9), i), "path": None} for i in range(3)],
+                             "true_caption": ["the cat is on the mat"] * 3, "false_caption": ["the mat is on the cat"] * 3,
+                             "relation_name": ["on", "on", "under"]}, features=feats)
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, **kw: calls.append((repo, kw["revision"])) or rel)
+    monkeypatch.setattr(_hub, "check_reachable", lambda task, m: None)
+    task = aro.AroTask(source="hub", subsets=("vg_relation",))
+    assert calls == [("gowitheflow/ARO-Visual-Relation", "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209")]
+    examples = list(task.examples())
+    assert len(examples) == 3 and examples[0].images[0].size == (24, 24)
+    assert task.info()["revision"] == {"vg_relation": "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"}
+    assert task.metadata()["vg_relation-2"]["relation"] == ["under"]
