@@ -300,7 +300,7 @@ class AroTask:
             if subset == "vg_relation":
                 accs = [np.mean(v) for label, v in groups.items() if label not in self._excluded_relations]
             elif subset == "vg_attribution":
-                accs = [np.mean(v) for v in groups.values() if len(v) >= self._min_pair]
+                accs = [np.mean(v) for label, v in groups.items() if label and len(v) >= self._min_pair]
             else:
                 accs = [np.mean(v) for v in groups.values()] if groups else []
             if accs:
