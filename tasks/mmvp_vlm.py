@@ -1,4 +1,4 @@
-"""``mmvp-vlm``: MMVP-VLM (Tong et al., "Eyes Wide Shut?", CVPR 2024), 150 CLIP-blind pairs in
+"""``mmvp-vlm``: MMVP-VLM (Tong et al., "Eyes Wide Shut?", CVPR 2024), 135 CLIP-blind pairs in
 9 visual patterns (15 each): 2 images x 2 statements, each statement true of one image.
 
 Source: the files of the Hub repository ``MMVP/MMVP_VLM`` (``Questions.csv`` and

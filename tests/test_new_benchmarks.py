@@ -167,3 +167,26 @@ def test_aro_from_its_hub_mirrors_at_the_revisions_mteb_pins(tmp_path, monkeypat
     assert len(examples) == 3 and examples[0].images[0].size == (24, 24)
     assert task.info()["revision"] == {"vg_relation": "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"}
     assert task.metadata()["vg_relation-2"]["relation"] == ["under"]
+
+
+def test_export_places_a_run_among_the_published_rows_of_its_task(tmp_path, capsys):
+    import json
+
+    import jsonschema
+
+    from winoground_eval import cli
+    from winoground_eval.export import published_rows, schema
+
+    rows = {r["id"]: r for r in published_rows()}
+    assert rows["bivlc-results/clip-vit-b32"]["metrics"]["group"] == pytest.approx(1439 / 2933, abs=1e-6)
+    assert rows["mmvp-paper/openai-vit-l14-224"]["metrics"]["pair"] == 0.193
+    for r in rows.values():  # every breakdown label carries its n, every value is a fraction or null
+        for labels in r["breakdown"].values():
+            assert all("n" in v and all(x is None or 0 <= x <= 1 for k, x in v.items() if k != "n") for v in labels.values())
+    _, kwargs = bivlc.offline_fixture(tmp_path / "data", "bivlc")
+    out, board = tmp_path / "runs", tmp_path / "board.json"
+    assert cli.main(["run", "--task", "bivlc", "--data-dir", kwargs["data_dir"], "--scorer", "dummy", "--out", str(out), "-q"]) == 0
+    assert cli.main(["export", str(out), "-O", str(board), "--with-published"]) == 0
+    doc = json.loads(board.read_text())
+    jsonschema.Draft202012Validator(schema(2)).validate(doc)
+    assert [p["id"] for p in doc["published"]] == ["bivlc-results/clip-vit-b32"]

@@ -70,7 +70,7 @@ TASKS: dict[str, Entry] = {
         "two objects (1 x 2); the authors' files via --data-dir or a Hub mirror; -t subsets=controlled_a,...",
     ),
     "eqben": Entry("winoground_eval.tasks.eqben:EqBenTask", "EqBen (Wang et al., ICCV 2023): visual-minimal-change 2 x 2 pairs; the authors' Winoground-format files via --data-dir"),
-    "mmvp-vlm": Entry("winoground_eval.tasks.mmvp_vlm:MMVPVLMTask", "MMVP-VLM (Tong et al., CVPR 2024): 150 CLIP-blind 2 x 2 pairs, 9 visual patterns; HF MMVP/MMVP_VLM or --data-dir"),
+    "mmvp-vlm": Entry("winoground_eval.tasks.mmvp_vlm:MMVPVLMTask", "MMVP-VLM (Tong et al., CVPR 2024): 135 CLIP-blind 2 x 2 pairs, 9 visual patterns; HF MMVP/MMVP_VLM or --data-dir"),
     "vismin": Entry("winoground_eval.tasks.vismin:VisMinTask", "VisMin (Awal et al., NeurIPS 2024): 2,084 minimal-change 2 x 2 examples (object, attribute, counting, relation); HF mair-lab/vismin-bench or --data-dir"),
     "bivlc": Entry("winoground_eval.tasks.bivlc:BiVLCTask", "BiVLC (Miranda et al., NeurIPS 2024): 2,933 COCO 2 x 2 examples with generated negative images; HF imirandam/BiVLC or --data-dir"),
     "naturalbench": Entry("winoground_eval.tasks.naturalbench:NaturalBenchTask", "NaturalBench, retrieval form (Li et al., NeurIPS 2024): 2 natural images x 2 captions, text / image / group; HF BaiqiL/NaturalBench or --data-dir"),
