@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
+from winoground_eval.taskbase import PairTask
 from winoground_eval.errors import DataError, ScoreFileError
 from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
@@ -500,7 +501,7 @@ def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
 
 
 # --- the task ---------------------------------------------------------------------------
-class WinogroundTask:
+class WinogroundTask(PairTask):
     """Winoground: 400 examples of 2 images x 2 captions; text, image and group scores."""
 
     name = "winoground"

@@ -244,7 +244,9 @@ def _scorer_kwargs(args: argparse.Namespace, factory: Any, task: Any, world: Any
     accepts = options_of(factory)
     if world is not None and world.distributed and "device" not in kwargs and "device" in accepts:
         kwargs["device"] = world.default_device()  # each rank owns its device
-    defaults = dict(getattr(task, "scorer_defaults", None) or {})
+    from .taskbase import as_task
+
+    defaults = dict(as_task(task).scorer_defaults or {})
     applied = {k: v for k, v in defaults.items() if k in accepts and k not in kwargs}
     if applied:
         log.info("task %s sets scorer options %s (override with -o KEY=VALUE)", task.name,
@@ -449,13 +451,13 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from .scorefile import read_score_file
+    from .taskbase import task_class
 
-    task_cls = registry.resolve_task(args.task)
-    metrics_fn = getattr(task_cls, "metrics_for_score_file", None)
-    if metrics_fn is None:
+    task_cls = task_class(registry.resolve_task(args.task))
+    if task_cls is None:
         raise ConfigError(f"task {args.task!r} cannot compute metrics from a score file")
     scores = read_score_file(args.scores)
-    result = metrics_fn(scores, args.metadata)
+    result = task_cls.metrics_for_score_file(scores, args.metadata)
     if args.save_run:
         from .scoreimport import save_score_file_run
 

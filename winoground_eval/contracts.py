@@ -106,16 +106,14 @@ class Task(Protocol):
         0.0 wrong."""
         ...
 
-    # Optional: ``correct_captions(example_id) -> list[int]``, the captions that are right for a
-    # 1 x N example when that is not caption 0 (a classification image's class prompts); the
-    # report's ranked-captions view marks them.
-
     def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Reduce per-example score matrices to the task's metrics (result.json layout,
         built with :func:`winoground_eval.metrics.summarize`).
 
-        A task may also define ``example_info(example_id, scores) -> dict``; the runner
-        merges its result into that example's ``info`` in scores.jsonl."""
+        The optional hooks (``scorer_defaults``, ``example_info``, ``correct_captions``,
+        ``metrics_for_score_file``, ``score_file_examples``, ``offline_fixture``) are methods
+        with defaults on :class:`winoground_eval.taskbase.TaskBase`, documented there; a task
+        built on one of its shapes (PairTask, RankedTask, ClassTask) has them all."""
         ...
 
 

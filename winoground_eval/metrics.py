@@ -24,6 +24,10 @@ WINOGROUND_METRICS = (
     Metric("image", "both captions prefer their own image"),
     Metric("group", "text and image both right", primary=True),
 )
+CLASSIFICATION_METRICS = (
+    Metric("top1", "top-1 accuracy: the best-scoring class is the label (a tie at the top is wrong)", primary=True),
+    Metric("mean_per_class", "mean over classes of each class's top-1 accuracy", per_example=False),
+)
 RANKED_METRICS = (Metric("accuracy", "the correct caption (column 0) strictly above every negative", primary=True),)
 # What the text and image scores compare, as (metric, cell a, cell b) with cells (image, caption):
 # text = c0 vs c1 on i0 and on i1, image = i0 vs i1 on c0 and on c1. Tasks put these on their
@@ -298,3 +302,79 @@ def winoground_metrics(
         groups=groups,
         tie_ids=[i for i, m in matrices.items() if has_tie(m)],
     )
+
+
+# --- classification: one image against every prompt of its classes ------------------------------
+
+
+def class_scores(row: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> np.ndarray:
+    """Per-class scores from one image's prompt scores: max (or mean) over each class's prompts."""
+    if combine == "mean":
+        return np.bincount(classidx, weights=row, minlength=n_classes) / np.bincount(classidx, minlength=n_classes)
+    out = np.full(n_classes, -np.inf)
+    np.maximum.at(out, classidx, row)
+    return out
+
+
+def decide(scores: np.ndarray, classidx: np.ndarray, n_classes: int, combine: str) -> tuple[int, bool]:
+    """(predicted class, tied): the first class with the top score, and whether another shares it."""
+    cs = class_scores(np.asarray(scores, dtype=np.float64).reshape(-1), classidx, n_classes, combine)
+    winners = np.flatnonzero(cs == cs.max())
+    return int(winners[0]), len(winners) > 1
+
+
+def classification_result(
+    ids: Sequence[str], labels: Mapping[str, int], preds: Mapping[str, int], tied: Iterable[str],
+    classnames: Mapping[int, str], *, groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> dict[str, Any]:
+    """result.json of a classification task, the same layout for every one (the paper's
+    datasets, imagefolder, shapes-classify, digits, ImageNet-V2/-A): ``top1`` per image (a tie
+    at the top is wrong), ``mean_per_class`` with its bootstrap CI, a ``per_class`` table and
+    sparse ``confusion`` counts ``{true: {pred: n}}``; classes are ids (``classnames`` keys)."""
+    tied = set(tied)
+    outcomes = {i: {"top1": float(i not in tied and preds[i] == labels[i])} for i in ids}
+    lab = np.asarray([labels[i] for i in ids], dtype=np.int64)
+    correct = np.asarray([outcomes[i]["top1"] for i in ids], dtype=np.float64)
+    n_classes = max([*classnames, *lab.tolist(), -1]) + 1
+    result = summarize(CLASSIFICATION_METRICS, outcomes, groups=groups, tie_ids=[i for i in ids if i in tied],
+                       aggregates={"mean_per_class": mean_per_class(lab, correct, n_classes) if len(ids) else None})
+    result["ci95"]["mean_per_class"] = mean_per_class_ci(lab, correct, n_classes) if len(ids) else None
+    result["per_class"] = [
+        {"classidx": int(c), "classname": classnames.get(int(c), str(c)), "n": int((lab == c).sum()),
+         "top1": float(correct[lab == c].mean())}
+        for c in sorted(set(lab.tolist()))
+    ]
+    confusion: dict[str, dict[str, int]] = {}
+    for i in ids:
+        row = confusion.setdefault(str(labels[i]), {})
+        row[str(preds[i])] = row.get(str(preds[i]), 0) + 1
+    result["confusion"] = confusion
+    return result
+
+
+def mean_per_class(labels: np.ndarray, correct: np.ndarray, n_classes: int) -> float:
+    n = np.bincount(labels, minlength=n_classes)
+    hit = np.bincount(labels, weights=correct, minlength=n_classes)
+    present = n > 0
+    return float(np.mean(hit[present] / n[present])) if present.any() else float("nan")
+
+
+def mean_per_class_ci(labels: np.ndarray, correct: np.ndarray, n_classes: int, *, confidence: float = 0.95) -> list[float] | None:
+    """Seeded percentile bootstrap over images of mean_per_class (classes absent from a
+    resample are left out of its mean)."""
+    m = len(labels)
+    if m < 2:
+        return None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    stats = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = max(1, min(BOOTSTRAP_RESAMPLES, 2_000_000 // m))
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        b = min(chunk, BOOTSTRAP_RESAMPLES - start)
+        draw = rng.integers(0, m, size=(b, m))
+        offs = (np.arange(b)[:, None] * n_classes + labels[draw]).ravel()
+        n = np.bincount(offs, minlength=b * n_classes).reshape(b, n_classes)
+        hit = np.bincount(offs, weights=correct[draw].ravel(), minlength=b * n_classes).reshape(b, n_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats[start : start + b] = np.nanmean(np.where(n > 0, hit / np.maximum(n, 1), np.nan), axis=1)
+    alpha = (1 - confidence) / 2
+    return [float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))]

@@ -256,10 +256,13 @@ def _dataset_examples(task: Any, ids: Sequence[str], thumb_size: int) -> tuple[d
     """Captions, tags and thumbnails of ``ids`` from a rebuilt task; a note when images fail."""
     tags = example_tags(task, ids)
     out: dict[str, Any] = {i: {"captions": None, "images": None, "tags": tags.get(i, {})} for i in ids}
-    correct = getattr(task, "correct_captions", None)  # optional: a 1 x N task whose right caption is not column 0
-    if correct is not None:
-        for i in ids:
-            out[i]["correct"] = [int(k) for k in correct(i)]
+    from .taskbase import as_task
+
+    hooks = as_task(task)  # correct_captions: a 1 x N task whose right captions are not column 0
+    for i in ids:
+        right = hooks.correct_captions(i)
+        if right is not None:
+            out[i]["correct"] = [int(k) for k in right]
     wanted = set(ids)
     skip = [i for i in task.metadata() if i not in wanted]
     problems: list[str] = []

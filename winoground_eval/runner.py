@@ -16,6 +16,7 @@ from .env import device_description, environment
 from .errors import ScoreError
 from .metrics import check_matrix, check_specs
 from .runstore import RunStore, now, run_identity
+from .taskbase import as_task
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def run(
         if progress:
             progress(finished, total)
 
-    example_info = getattr(task, "example_info", None)
+    hooks = as_task(task)  # example_info: facts the task adds to each example's info
     skip = set(target) - set(mine)
     examples = task.examples(skip=skip, on_error=skip_bad) if spec.skip_bad else task.examples(skip=skip)
     for chunk in _chunks(examples, chunk_size):
@@ -114,8 +115,9 @@ def run(
             raise ScoreError(f"scorer returned {len(results)} results for {len(chunk)} examples")
         for ex, scored in zip(chunk, results):
             check_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
-            if example_info is not None:
-                scored = replace(scored, info={**scored.info, **example_info(ex.id, scored.scores)})
+            extra = hooks.example_info(ex.id, scored.scores)
+            if extra:
+                scored = replace(scored, info={**scored.info, **extra})
             store.append(ex.id, scored, seconds)
             finished += 1
             if progress:

@@ -1,10 +1,10 @@
 """`wg-eval metrics --save-run`: a per-example score file saved as a run directory, so that
 a model scored elsewhere joins export, compare and report.
 
-The task class (from the registry) supplies everything task-specific through two optional
-hooks: ``metrics_for_score_file(scores, metadata)`` (checks the file against the metadata
-and returns the result.json metrics) and ``score_file_examples(metadata) -> (ids, tags,
-data_fingerprint)``. The metrics of the saved run come from the task's declared
+The task class (from the registry, a :class:`~.taskbase.TaskBase`) supplies everything
+task-specific through two of its hooks: ``metrics_for_score_file(scores, metadata)`` (checks
+the file against the metadata and returns the result.json metrics) and
+``score_file_examples(metadata) -> (ids, tags, data_fingerprint)``. The metrics of the saved run come from the task's declared
 ``metric_specs`` and the built-in rule of the score matrices' shape (2x2: text / image /
 group; 1 x N: accuracy); nothing here names a task.
 """
@@ -74,32 +74,29 @@ def save_score_file_run(
     from .runner import build_result
     from .runstore import RunStore, run_identity
     from .scorefile import read_score_file
+    from .taskbase import task_class
 
     if not name or not name.strip():
         raise ConfigError("give the imported model a name (the scorer name its run is saved under)")
-    task_cls = registry.resolve_task(task_name)
-    metrics_fn = getattr(task_cls, "metrics_for_score_file", None)
-    if metrics_fn is None:
+    task_cls = task_class(registry.resolve_task(task_name))
+    if task_cls is None:
         raise ConfigError(f"task {task_name!r} cannot compute metrics from a score file")
-    specs = check_specs(getattr(task_cls, "metric_specs", ()), f"task {task_name!r}")
+    specs = check_specs(task_cls.metric_specs, f"task {task_name!r}")
     scores_path = Path(scores_path)
     scores = read_score_file(scores_path)
-    metrics_fn(scores, metadata)  # rejects a file that disagrees with the metadata, naming the ids
+    task_cls.metrics_for_score_file(scores, metadata)  # rejects a file that disagrees with the metadata, naming the ids
     tags: dict[str, Any] | None = None
     ids: list[str] = list(scores)
     fingerprint = None
     if metadata is not None:
-        examples_of = getattr(task_cls, "score_file_examples", None)
-        if examples_of is None:
-            raise ConfigError(f"task {task_name!r} cannot read --metadata for a saved run; save it without --metadata")
-        meta_ids, tags, fingerprint = examples_of(metadata)
+        meta_ids, tags, fingerprint = task_cls.score_file_examples(metadata)
         ids = meta_ids or ids
     missing = [i for i in ids if i not in scores]
     if missing:
         raise ConfigError(f"the score file has no scores for {len(missing)} example(s) (first: {', '.join(missing[:5])})")
     task_info = {
-        "name": getattr(task_cls, "name", task_name),
-        "version": str(getattr(task_cls, "version", "")),
+        "name": task_cls.name or task_name,
+        "version": str(task_cls.version),
         "source": "score-file",
         "data_fingerprint": fingerprint,
     }
