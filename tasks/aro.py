@@ -50,7 +50,7 @@ from winoground_eval.metrics import (
     summarize,
 )
 
-from ._bench import open_image, source_digest
+from ._bench import HubImage, hub_images
 from ._ranked import FileHasher, open_rgb, ranked_tie, tag_groups
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ REPO = "https://github.com/mertyg/vision-language-models-are-bows"
 
 @dataclass(frozen=True)
 class Item:
-    image: Any  # a Path (the authors' files) or an undecoded Hub image cell (-t source=hub)
+    image: Any  # a Path (the authors' files) or a HubImage (-t source=hub)
     box: tuple[float, float, float, float] | None  # (left, upper, right, lower) for PIL's crop
     captions: tuple[str, ...]
 
@@ -158,16 +158,16 @@ def read_hub(subset: str, token: str | None = None) -> list[tuple[Item, dict[str
     repo, revision = HUB[subset]
     m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
          "layout": "the mirror's parquet files"}
-    ds = _hub.hub_split(f"aro {subset}", m, "test", revision, token)
     image_col = "image" if subset in VG_FILES else "images"
+    ds, images = hub_images(_hub.hub_split(f"aro {subset}", m, "test", revision, token), (image_col,))
     out = []
-    for r in _hub.raw_images(ds, (image_col,)):
+    for i, r in enumerate(ds.remove_columns([image_col])):
         if subset in VG_FILES:
             captions = (str(r["true_caption"]), str(r["false_caption"]))
             label = {"relation": [str(r["relation_name"])]} if subset == "vg_relation" and r.get("relation_name") else {}
         else:
             captions, label = tuple(str(r[c]) for c in ORDER_COLUMNS), {}
-        out.append((Item(r[image_col], None, captions), {"subset": [subset], **label}))
+        out.append((Item(images[i][0], None, captions), {"subset": [subset], **label}))
     return out
 
 
@@ -243,7 +243,8 @@ class AroTask:
         files = FileHasher()
         for ex_id, item in self.items.items():
             h.update(json.dumps([ex_id, item.captions, item.box]).encode())
-            h.update((files.digest(item.image) if isinstance(item.image, Path) else source_digest(item.image)).encode())
+            h.update((hashlib.sha256(item.image.read()).hexdigest() if isinstance(item.image, HubImage)
+                      else files.digest(item.image)).encode())
         return h.hexdigest()
 
     def info(self) -> dict[str, Any]:
@@ -273,8 +274,8 @@ class AroTask:
             if ex_id in skip:
                 continue
             try:
-                image = (open_rgb(item.image, f"aro example {ex_id} ({item.image})") if isinstance(item.image, Path)
-                         else open_image(item.image, f"aro example {ex_id}"))
+                image = open_rgb(item.image.read() if isinstance(item.image, HubImage) else item.image,
+                                 f"aro example {ex_id} ({item.image})")
                 if item.box is not None:
                     image = image.crop(item.box)
             except DataError as exc:

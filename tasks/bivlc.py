@@ -12,24 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from winoground_eval.taskbase import PairTask, Row
 
-COLUMNS = ("image", "negative_image")
+from ._bench import Published, hub_images, image_tile
 
 
-class BiVLCTask(BenchTask):
+class BiVLCTask(Published, PairTask):
     name = "bivlc"
     MANIFEST = "bivlc.json"
-    SHAPE = PAIR
 
-    def rows(self) -> Iterable[Row]:
-        ds, self.source = _hub.load_split(self.name, self.manifest, data_dir=self.data_dir, split=self.split,
-                                          revision=self.revision, token=self.token)
-        ds = _hub.raw_images(ds, COLUMNS)
-        for i, r in enumerate(ds):
+    def read_rows(self) -> Iterable[Row]:
+        ds, images = hub_images(self.hub_split(), ("image", "negative_image"))
+        for i, r in enumerate(ds.remove_columns(["image", "negative_image"])):
             tags = {k: [str(r[k])] for k in ("type", "subtype") if r.get(k)}
-            yield Row(str(i), (r["image"], r["negative_image"]), (r["caption"], r["negative_caption"]), tags)
+            yield Row(id=str(i), images=images[i], captions=(r["caption"], r["negative_caption"]), tags=tags)
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:

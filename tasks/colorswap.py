@@ -12,22 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from winoground_eval.taskbase import PairTask, Row
+
+from ._bench import Published, hub_images, image_tile
 
 
-class ColorSwapTask(BenchTask):
+class ColorSwapTask(Published, PairTask):
     name = "colorswap"
     MANIFEST = "colorswap.json"
-    SHAPE = PAIR
 
-    def rows(self) -> Iterable[Row]:
-        ds, self.source = _hub.load_split(self.name, self.manifest, data_dir=self.data_dir, split=self.split,
-                                          revision=self.revision, token=self.token)
-        ds = _hub.raw_images(ds, ("image_1", "image_2"))
-        for i, r in enumerate(ds):
+    def read_rows(self) -> Iterable[Row]:
+        ds, images = hub_images(self.hub_split(), ("image_1", "image_2"))
+        for i, r in enumerate(ds.remove_columns(["image_1", "image_2"])):
             tags = {"image_source": [str(r["image_source"])]} if r.get("image_source") else {}
-            yield Row(str(r.get("id", i)), (r["image_1"], r["image_2"]), (r["caption_1"], r["caption_2"]), tags)
+            yield Row(id=str(r.get("id", i)), images=images[i], captions=(r["caption_1"], r["caption_2"]), tags=tags)
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:

@@ -19,23 +19,23 @@ from typing import Any, Iterable
 
 from winoground_eval.errors import DataError
 
-from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from winoground_eval.taskbase import PairTask, Row
+
+from ._bench import Published, image_tile
 
 ANNOTATIONS = ("all_select.json", "eqben_subset_10percent_final.json")
 
 
-class EqBenTask(BenchTask):
+class EqBenTask(Published, PairTask):
     name = "eqben"
     MANIFEST = "eqben.json"
-    SHAPE = PAIR
 
     def __init__(self, *, annotation: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
                  subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
         self.annotation = annotation
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
-    def rows(self) -> Iterable[Row]:
+    def read_rows(self) -> Iterable[Row]:
         if self.data_dir is None:
             raise DataError(f"eqben needs --data-dir DIR ({self.manifest['layout']}). Get the data: {self.manifest['get']}")
         root = Path(self.data_dir).expanduser()
@@ -45,12 +45,12 @@ class EqBenTask(BenchTask):
             raise DataError(f"eqben: none of {', '.join(names)} in {root} ({self.manifest['layout']}). "
                             f"Get the data: {self.manifest['get']}")
         images = root / "images" if (root / "images").is_dir() else root
-        self.source = {"source": f"local EqBen annotation {path.name}"}
+        self.source_info = {"source": f"local EqBen annotation {path.name}"}
         try:
             for i, r in enumerate(json.loads(path.read_text(encoding="utf-8"))):
                 sub = str(r["image0"]).replace("\\", "/").split("/")[0]
-                yield Row(str(i), (images / r["image0"], images / r["image1"]), (str(r["caption0"]), str(r["caption1"])),
-                          {"subset": [sub]})
+                yield Row(id=str(i), images=(images / r["image0"], images / r["image1"]),
+                          captions=(str(r["caption0"]), str(r["caption1"])), tags={"subset": [sub]})
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"eqben: {path} is not a list of {{image0, image1, caption0, caption1}} ({exc!r})") from None
 

@@ -15,16 +15,16 @@ averaged over equal-size patterns) with ``pair_strict`` (both picks strict) besi
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
+from winoground_eval.metrics import check_matrix
+from winoground_eval.taskbase import PairTask, Row
 
-from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from ._bench import Published, image_tile
 
 IMAGES, CSV, PREFIX = "MLLM_VLM Images", "Questions.csv", "a photo of "
 SPECS = (Metric("pair", "both statements pick their own image, as the MMVP code (prob > 0.5 for img1)", primary=True),
@@ -32,33 +32,24 @@ SPECS = (Metric("pair", "both statements pick their own image, as the MMVP code 
 COMPARISONS = (("pair", (0, 0), (1, 0)), ("pair", (1, 1), (0, 1)))
 
 
-class MMVPVLMTask(BenchTask):
+class MMVPVLMTask(Published, PairTask):
     name = "mmvp-vlm"
     MANIFEST = "mmvp_vlm.json"
-    SHAPE = PAIR
+    metric_specs = SPECS
 
-    @property
-    def metric_specs(self) -> tuple[Metric, ...]:
-        return SPECS
-
-    def comparisons(self, n_captions: int) -> tuple:
+    def comparisons(self, row: Row) -> tuple:
         return COMPARISONS
 
-    def outcome(self, s: np.ndarray) -> dict[str, float]:
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        s = check_matrix(example_id, scores, (2, 2))
         first, second = s[0, 0] > s[1, 0], not (s[0, 1] > s[1, 1])
         return {"pair": float(first and second), "pair_strict": float(s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1])}
 
-    def is_tie(self, s: np.ndarray) -> bool:
-        return bool(s[0, 0] == s[1, 0] or s[1, 1] == s[0, 1])
+    def tie(self, example_id: str, scores: np.ndarray) -> bool:
+        return bool(scores[0, 0] == scores[1, 0] or scores[1, 1] == scores[0, 1])
 
-    def rows(self) -> Iterable[Row]:
-        if self.data_dir is not None:
-            root = Path(self.data_dir).expanduser()
-            self.source = {"source": f"local copy of hf:{self.manifest['hf_repo']} files"}
-        else:
-            root = _hub.hub_files(self.name, self.manifest, self.revision, self.token, [CSV, f"{IMAGES}/**"])
-            self.source = {"source": f"hf:{self.manifest['hf_repo']} files", "revision": self.revision,
-                           "revision_resolved": _hub.resolved_sha(self.manifest["hf_repo"], self.revision, self.token)}
+    def read_rows(self) -> Iterable[Row]:
+        root = self.hub_folder([CSV, f"{IMAGES}/**"])
         if not (root / CSV).is_file() or not (root / IMAGES).is_dir():
             raise DataError(f"mmvp-vlm: {root} lacks {CSV} or '{IMAGES}/' ({self.manifest['layout']}). "
                             f"Get the data: {self.manifest['get']}")
@@ -75,7 +66,8 @@ class MMVPVLMTask(BenchTask):
             if q1 % 2 != 1 or q2 != q1 + 1:
                 raise DataError(f"mmvp-vlm: rows {q1}, {q2} are not a published pair (odd qid, then qid + 1)")
             folder = root / IMAGES / kind
-            yield Row(str(q1), (folder / f"{q1}.jpg", folder / f"{q2}.jpg"), (PREFIX + s1, PREFIX + s2), {"pattern": [kind]})
+            yield Row(id=str(q1), images=(folder / f"{q1}.jpg", folder / f"{q2}.jpg"), captions=(PREFIX + s1, PREFIX + s2),
+                      tags={"pattern": [kind]})
 
 
 def write_fixture(root: Any, n_pairs: int = 3) -> Any:

@@ -17,8 +17,10 @@ from typing import Any, Iterable
 
 from winoground_eval.errors import DataError
 
+from winoground_eval.taskbase import PairTask, Row
+
 from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from ._bench import Published, image_tile
 
 FOLDER, ZIP = "NaturalBench-Retrieval", "NaturalBench-Retrieval.zip"
 
@@ -41,25 +43,18 @@ def find_folder(root: Path, what: str) -> Path:
                     f"(or {ZIP}). Get the data: {_hub.manifest('naturalbench.json')['get']}")
 
 
-class NaturalBenchTask(BenchTask):
+class NaturalBenchTask(Published, PairTask):
     name = "naturalbench"
     MANIFEST = "naturalbench.json"
-    SHAPE = PAIR
 
-    def rows(self) -> Iterable[Row]:
-        if self.data_dir is not None:
-            root = Path(self.data_dir).expanduser()
-            self.source = {"source": f"local copy of {ZIP} (hf:{self.manifest['hf_repo']})"}
-        else:
-            root = _hub.hub_files(self.name, self.manifest, self.revision, self.token, [ZIP])
-            self.source = {"source": f"hf:{self.manifest['hf_repo']}/{ZIP}", "revision": self.revision,
-                           "revision_resolved": _hub.resolved_sha(self.manifest["hf_repo"], self.revision, self.token)}
+    def read_rows(self) -> Iterable[Row]:
+        root = self.hub_folder([ZIP])
         folder = find_folder(root, str(root))
         try:
             meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
             for r in meta:
-                yield Row(str(r["index"]), (folder / "images" / r["image_0"], folder / "images" / r["image_1"]),
-                          (str(r["caption_0"]), str(r["caption_1"])))
+                yield Row(id=str(r["index"]), images=(folder / "images" / r["image_0"], folder / "images" / r["image_1"]),
+                          captions=(str(r["caption_0"]), str(r["caption_1"])))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"naturalbench: {folder / 'metadata.json'} is not the published list of "
                             f"{{index, image_0, image_1, caption_0, caption_1}} ({exc!r})") from None

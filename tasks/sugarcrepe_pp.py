@@ -21,9 +21,10 @@ import numpy as np
 
 from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
+from winoground_eval.metrics import check_matrix
+from winoground_eval.taskbase import RankedTask, Row
 
-from . import _hub
-from ._bench import RANKED, BenchTask, Row, image_tile
+from ._bench import Published, image_tile
 from .sugarcrepe import image_folder
 
 SPECS = (Metric("itt", "both positives strictly above the negative (the paper's ITT)", primary=True),
@@ -32,11 +33,10 @@ SPECS = (Metric("itt", "both positives strictly above the negative (the paper's 
 COMPARISONS = (("itt", (0, 0), (0, 2)), ("itt", (0, 1), (0, 2)))
 
 
-class SugarCrepePPTask(BenchTask):
+class SugarCrepePPTask(Published, RankedTask):
     name = "sugarcrepe-pp"
     MANIFEST = "sugarcrepe_pp.json"
-    SHAPE = RANKED
-    TIES_RIGHT = ()
+    metric_specs = SPECS  # type: ignore[assignment]
     SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
     def __init__(self, *, captions_dir: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
@@ -44,25 +44,18 @@ class SugarCrepePPTask(BenchTask):
         self.captions_dir = captions_dir
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
-    @property
-    def metric_specs(self) -> tuple[Metric, ...]:
-        return SPECS
-
-    def comparisons(self, n_captions: int) -> tuple:
+    def comparisons(self, row: Row) -> tuple:
         return COMPARISONS
 
-    def outcome(self, s: np.ndarray) -> dict[str, float]:
+    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
+        s = check_matrix(example_id, scores, (1, 3))
         p1, p2 = bool(s[0, 0] > s[0, 2]), bool(s[0, 1] > s[0, 2])
         return {"itt": float(p1 and p2), "itt_p1": float(p1), "itt_p2": float(p2)}
 
-    def is_tie(self, s: np.ndarray) -> bool:
-        return bool(s[0, 0] == s[0, 2] or s[0, 1] == s[0, 2])
+    def tie(self, example_id: str, scores: np.ndarray) -> bool:
+        return bool(scores[0, 0] == scores[0, 2] or scores[0, 1] == scores[0, 2])
 
-    def _with_derived_tags(self, r: Row) -> dict[str, list[str]]:
-        same = r.captions[2].strip() in (r.captions[0].strip(), r.captions[1].strip())
-        return {**{k: list(v) for k, v in r.tags.items()}, "identical_negative": ["yes" if same else "no"]}
-
-    def rows(self) -> Iterable[Row]:
+    def read_rows(self) -> Iterable[Row]:
         images = image_folder(self.data_dir)
         beside = Path(self.data_dir).expanduser() if self.data_dir else None
         if self.captions_dir is None and beside is not None and any(
@@ -70,19 +63,21 @@ class SugarCrepePPTask(BenchTask):
             self.captions_dir = str(beside)  # the caption files laid beside the COCO folder
         if self.captions_dir is not None:
             root = Path(self.captions_dir).expanduser()
-            self.source = {"source": f"local copy of hf:{self.manifest['hf_repo']} caption files + COCO 2017 val"}
+            self.source_info = {"source": f"local copy of hf:{self.manifest['hf_repo']} caption files + COCO 2017 val"}
         else:
-            root = _hub.hub_files(self.name, self.manifest, self.revision, self.token, ["data/*.json"])
-            self.source = {"source": f"hf:{self.manifest['hf_repo']} + COCO 2017 val", "revision": self.revision,
-                           "revision_resolved": _hub.resolved_sha(self.manifest["hf_repo"], self.revision, self.token)}
+            data_dir, self.data_dir = self.data_dir, None  # the Hub for the captions; the COCO folder stays
+            root = self.hub_folder(["data/*.json"])
+            self.data_dir = data_dir
+            self.source_info["source"] += " + COCO 2017 val"
         for subset in self.subsets:
             path = next((p for p in (root / "data" / f"{subset}.json", root / f"{subset}.json") if p.is_file()), None)
             if path is None:
                 raise DataError(f"sugarcrepe-pp: no {subset}.json in {root} or {root / 'data'}. Get: {self.manifest['get']}")
             try:
                 for case in json.loads(path.read_text(encoding="utf-8")):
-                    yield Row(f"{subset}-{case['id']}", (images / case["filename"],),
-                              (case["caption"], case["caption2"], case["negative_caption"]), {"subset": [subset]})
+                    yield Row(id=f"{subset}-{case['id']}", images=(images / case["filename"],),
+                              captions=(case["caption"], case["caption2"], case["negative_caption"]),
+                              tags={"subset": [subset]}, correct=(0, 1))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise DataError(f"sugarcrepe-pp: {path} is not a list of {{id, filename, caption, caption2, "
                                 f"negative_caption}} ({exc!r})") from None

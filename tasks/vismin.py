@@ -11,29 +11,24 @@ Revisions before that update shuffle the pairs and need the old ``sim_solution.c
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
+from winoground_eval.taskbase import PairTask, Row
+
 from . import _hub
-from ._bench import PAIR, BenchTask, Row, image_tile
+from ._bench import Published, hub_images, image_tile
 
 
-class VisMinTask(BenchTask):
+class VisMinTask(Published, PairTask):
     name = "vismin"
     MANIFEST = "vismin.json"
-    SHAPE = PAIR
 
-    def rows(self) -> Iterable[Row]:
-        if self.data_dir is not None:
-            root = Path(self.data_dir).expanduser()
-            self.source = {"source": f"local copy of hf:{self.manifest['hf_repo']}"}
-        else:
-            root = _hub.hub_files(self.name, self.manifest, self.revision, self.token, ["data/*", "data/**"])
-            self.source = {"source": f"hf:{self.manifest['hf_repo']}", "revision": self.revision,
-                           "revision_resolved": _hub.resolved_sha(self.manifest["hf_repo"], self.revision, self.token)}
-        ds = _hub.raw_images(_hub.local_split(self.name, self.manifest, root, self.split), ("image_0", "image_1"))
-        for r in ds:
-            yield Row(str(r["id"]), (r["image_0"], r["image_1"]), (r["text_0"], r["text_1"]), {"category": [str(r["category"])]})
+    def read_rows(self) -> Iterable[Row]:
+        root = self.hub_folder(["data/*", "data/**"])
+        ds, images = hub_images(_hub.local_split(self.name, self.manifest, root, self.split), ("image_0", "image_1"))
+        for i, r in enumerate(ds.remove_columns(["image_0", "image_1"])):
+            yield Row(id=str(r["id"]), images=images[i], captions=(r["text_0"], r["text_1"]),
+                      tags={"category": [str(r["category"])]})
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from winoground_eval.errors import DataError
+from winoground_eval.taskbase import RankedTask, Row
 
-from . import _hub
-from ._bench import RANKED, BenchTask, Row, image_tile
+from ._bench import Published, hub_images, image_tile
 
 # subset -> (annotation file, image folder, Hub mirror split)
 FILES = {
@@ -37,11 +37,11 @@ FILES = {
 }
 
 
-class WhatsUpTask(BenchTask):
+class WhatsUpTask(Published, RankedTask):
     name = "whatsup"
     MANIFEST = "whatsup.json"
-    SHAPE = RANKED
     SUBSETS = tuple(FILES)
+    ties = "first"  # the authors' np.argmax with the true caption first
 
     def __init__(self, *, source: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
                  subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
@@ -53,7 +53,7 @@ class WhatsUpTask(BenchTask):
             subsets = tuple(s for s, (f, _, _) in FILES.items() if (root / f).is_file()) or None
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
-    def rows(self) -> Iterable[Row]:
+    def read_rows(self) -> Iterable[Row]:
         for subset in self.subsets:
             yield from (self._hub_rows(subset) if self.from_hub else self._file_rows(subset))
 
@@ -62,7 +62,7 @@ class WhatsUpTask(BenchTask):
             raise DataError(f"whatsup -t source=files needs --data-dir ({self.manifest['layout']}). Get: {self.manifest['get']}")
         root = Path(self.data_dir).expanduser()
         name, folder, _ = FILES[subset]
-        self.source = {"source": "the authors' files (amitakamath/whatsup_vlms layout)"}
+        self.source_info = {"source": "the authors' files (amitakamath/whatsup_vlms layout)"}
         try:
             data = json.loads((root / name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -77,13 +77,12 @@ class WhatsUpTask(BenchTask):
                     image, captions = root / folder / f"{case[0]}.jpg", case[1:3]
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise DataError(f"whatsup {subset}: test case {i} of {root / name} is not as published ({exc!r})") from None
-            yield Row(f"{subset}-{i}", (image,), tuple(str(c) for c in captions), {"subset": [subset]})
+            yield Row(id=f"{subset}-{i}", images=(image,), captions=tuple(str(c) for c in captions), tags={"subset": [subset]})
 
     def _hub_rows(self, subset: str) -> Iterable[Row]:
-        ds, self.source = _hub.load_split(self.name, self.manifest, data_dir=self.data_dir, split=FILES[subset][2],
-                                          revision=self.revision, token=self.token)
-        for i, r in enumerate(_hub.raw_images(ds, ("image_options",))):
-            yield Row(f"{subset}-{i}", (r["image_options"],), tuple(r["caption_options"]), {"subset": [subset]})
+        ds, images = hub_images(self.hub_split(FILES[subset][2]), ("image_options",))
+        for i, r in enumerate(ds.remove_columns(["image_options"])):
+            yield Row(id=f"{subset}-{i}", images=images[i], captions=tuple(r["caption_options"]), tags={"subset": [subset]})
 
 
 def write_fixture(root: Any, n: int = 3) -> Any:

@@ -30,7 +30,8 @@ def test_whatsup_counts_a_tie_right_as_the_authors_argmax_and_keeps_the_strict_f
     assert result["metrics"] == {"accuracy": 1.0, "accuracy_strict": 0.0}
     assert result["n_ties"] == len(sizes)
     # the repeated caption of the fixture's last COCO case is counted apart
-    assert result["breakdown"]["identical_negative"]["yes"]["n"] == 1
+    assert result["n_identical_negatives"] == 1 and result["identical_negative_ids"] == ["coco_one-3"]
+    assert result["n_ties_counted_correct"] == len(sizes)
 
 
 def test_mmvp_vlm_follows_the_authors_pair_rule_and_prefix(tmp_path):
@@ -58,7 +59,7 @@ def test_sugarcrepe_pp_itt_needs_both_positives_strictly_above_the_negative(tmp_
     assert task.outcomes("swap_obj-0", np.array([[2.0, 0.5, 0.5]])) == {"itt": 0.0, "itt_p1": 1.0, "itt_p2": 0.0}
     result = task.metrics({ex.id: np.array([[1.0, 1.0, 1.0]]) for ex in task.examples()})
     assert result["metrics"]["itt"] == 0.0 and result["n_ties"] == 6
-    assert result["breakdown"]["identical_negative"]["yes"]["n"] == 2  # id 0 of each subset repeats caption 1
+    assert result["n_identical_negatives"] == 2  # id 0 of each subset repeats caption 1 as its negative
 
 
 @pytest.mark.parametrize("module,name", [(bivlc, "bivlc"), (vismin, "vismin"), (naturalbench, "naturalbench"),
