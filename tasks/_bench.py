@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -93,6 +94,12 @@ class Published:
         self.source_info = {"source": f"hf:{repo}", "revision": self.revision,
                             "revision_resolved": _hub.resolved_sha(repo, self.revision, self.token)}
         return folder
+
+    @classmethod
+    def offline_fixture(cls, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]] | None:
+        """The base's hook: the task module's ``offline_fixture`` (small data in the published format)."""
+        hook = getattr(sys.modules[cls.__module__], "offline_fixture", None)
+        return hook(tmp_path, name) if hook is not None else None
 
     # --- the base's image hooks, taught HubImage ------------------------------------------------
     def load(self, row: Row) -> tuple[Image.Image, ...]:
