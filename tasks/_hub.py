@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from winoground_eval.errors import DataError
 
 CONNECT_TIMEOUT_S = 5.0
+OFFLINE_WORDS = ("offlinemodeisenabled", "outgoing traffic has been disabled", "offline mode")
 GATED_WORDS = ("gated", "401", "403", "unauthorized", "access to", "accept")
 
 
@@ -40,13 +41,17 @@ def hub_error(task: str, m: Mapping[str, Any], exc: BaseException, token: str | 
     """The error for a failed Hub load: gated terms, a missing revision or no network, each with the way out."""
     text = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, token)
     low = text.lower()
-    if any(w in low for w in GATED_WORDS):
+    gated = any(w in low for w in GATED_WORDS)
+    if any(w in low for w in OFFLINE_WORDS) or (offline() and not gated):
+        why = (f"HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set and the Hugging Face cache lacks {m['hf_repo']} at "
+               f"{m.get('revision')!r}: load it once where there is network (unset HF_HUB_OFFLINE)")
+    elif gated:
         why = (f"{m['hf_repo']} is gated or needs a token: accept its terms at https://huggingface.co/datasets/"
                f"{m['hf_repo']} and log in (`hf auth login`) or set HF_TOKEN")
     elif "revision" in low or "not found" in low:
         why = f"revision {m.get('revision')!r} of {m['hf_repo']} was not found (pass --revision SHA, or check the manifest)"
     else:
-        why = "the Hub could not be reached (no network, or HF_HUB_OFFLINE=1 without a cached copy)"
+        why = "the Hub could not be reached"
     return DataError(f"{task}: {why} ({text}). Get the data: {m['get']}; or pass --data-dir DIR with a local copy "
                      f"in the same layout ({m.get('layout', 'see docs/benchmarks.md')}).")
 

@@ -56,7 +56,10 @@ class SugarCrepePPTask(Published, RankedTask):
         return bool(scores[0, 0] == scores[0, 2] or scores[0, 1] == scores[0, 2])
 
     def read_rows(self) -> Iterable[Row]:
-        images = image_folder(self.data_dir)
+        try:
+            images = image_folder(self.data_dir)
+        except DataError as exc:  # sugarcrepe's message, told of this task
+            raise DataError(f"sugarcrepe-pp: {exc}".replace("sugarcrepe needs", "it needs")) from None
         beside = Path(self.data_dir).expanduser() if self.data_dir else None
         if self.captions_dir is None and beside is not None and any(
                 (beside / d / f"{s}.json").is_file() for s in self.subsets for d in ("data", ".")):

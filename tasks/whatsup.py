@@ -11,8 +11,8 @@ Sources: ``--data-dir DIR`` in the layout of the authors' repository (amitakamat
 without ``--data-dir``), the third-party Hub mirror in ``data_manifests/whatsup.json`` at its
 pinned revision (``--data-dir`` then a local copy of it). Without ``subsets`` every subset whose
 file is there runs. ``accuracy`` (primary) counts as the authors' ``np.argmax`` with the true
-caption first (a tie is right); ``accuracy_strict`` beside it; breakdown by ``subset`` and by
-``identical_negative``.
+caption first (a tie is right); ``accuracy_strict`` beside it; breakdown by ``subset``;
+``controlled`` / ``coco`` / ``gqa``: the paper's Table 1 means of two subsets, where both run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from winoground_eval.errors import DataError
-from winoground_eval.taskbase import RankedTask, Row
+from winoground_eval.contracts import Metric
+from winoground_eval.taskbase import RANKED_FIRST, RANKED_STRICT, RankedTask, Row
 
 from ._bench import Published, hub_images, image_tile
 
@@ -35,6 +36,9 @@ FILES = {
     "gqa_one": ("vg_qa_one_obj.json", "vg_images", "VG_QA_one_obj"),
     "gqa_two": ("vg_qa_two_obj.json", "vg_images", "VG_QA_two_obj"),
 }
+
+# the paper's Table 1: each the unweighted mean of its two subsets' accuracies (argmax convention)
+MACROS = {"controlled": ("controlled_a", "controlled_b"), "coco": ("coco_one", "coco_two"), "gqa": ("gqa_one", "gqa_two")}
 
 
 class WhatsUpTask(Published, RankedTask):
@@ -52,6 +56,18 @@ class WhatsUpTask(Published, RankedTask):
             root = Path(data_dir).expanduser()
             subsets = tuple(s for s, (f, _, _) in FILES.items() if (root / f).is_file()) or None
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
+
+    @property
+    def metric_specs(self) -> tuple[Metric, ...]:  # type: ignore[override]
+        macros = tuple(Metric(m, f"mean of the {' and '.join(subs)} accuracies (the paper's Table 1)", per_example=False)
+                       for m, subs in MACROS.items() if all(x in self.subsets for x in subs))
+        return (RANKED_FIRST, RANKED_STRICT, *macros)
+
+    def aggregates(self, outcomes) -> dict[str, float]:
+        by: dict[str, list[float]] = {}
+        for i, out in outcomes.items():
+            by.setdefault(self.row(i).tags["subset"][0], []).append(out["accuracy"])
+        return {m: sum(sum(by[x]) / len(by[x]) for x in subs) / 2 for m, subs in MACROS.items() if all(x in by for x in subs)}
 
     def read_rows(self) -> Iterable[Row]:
         for subset in self.subsets:

@@ -4,6 +4,8 @@ layouts, and the errors that say where to get missing data."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ def test_whatsup_counts_a_tie_right_as_the_authors_argmax_and_keeps_the_strict_f
     assert task.outcomes("controlled_a-1", np.array([[0.9, 0.1, 0.9, 0.2]])) == {"accuracy": 1.0, "accuracy_strict": 0.0}
     scores = {i: np.zeros((1, n)) for i, n in sizes.items()}
     result = task.metrics(scores)
-    assert result["metrics"] == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    assert result["metrics"] == {"accuracy": 1.0, "accuracy_strict": 0.0}  # no macro: one subset of each pair runs
     assert result["n_ties"] == len(sizes)
     # the repeated caption of the fixture's last COCO case is counted apart
     assert result["n_identical_negatives"] == 1 and result["identical_negative_ids"] == ["coco_one-3"]
@@ -191,3 +193,46 @@ def test_export_places_a_run_among_the_published_rows_of_its_task(tmp_path, caps
     doc = json.loads(board.read_text())
     jsonschema.Draft202012Validator(schema(2)).validate(doc)
     assert [p["id"] for p in doc["published"]] == ["bivlc-results/clip-vit-b32"]
+
+
+def test_whatsup_reports_the_papers_two_subset_means(tmp_path):
+    root = whatsup.write_fixture(tmp_path / "w")
+    (root / "controlled_clevr").mkdir()
+    cases = []
+    for i in range(2):
+        (root / "controlled_clevr" / f"cube_behind_sphere_{i}.jpeg").write_bytes(bivlc.image_tile((5, 5, 5), i))
+        cases.append({"image_path": f"data/controlled_clevr/cube_behind_sphere_{i}.jpeg",
+                      "caption_options": ["a cube behind a sphere", "a cube in front of a sphere", "a", "b"]})
+    (root / "controlled_clevr_dataset.json").write_text(json.dumps(cases))
+    task = whatsup.WhatsUpTask(data_dir=str(root))
+    assert task.subsets == ("controlled_a", "controlled_b", "coco_one")
+    # Controlled-A all right (3 of 3), Controlled-B half (1 of 2): the macro is 0.75, the pooled accuracy 0.8
+    scores = {ex.id: np.array([[1.0] + [0.0] * (len(ex.captions) - 1)]) for ex in task.examples()
+              if ex.id.startswith("controlled")}
+    scores["controlled_b-1"] = np.array([[0.0, 1.0, 0.0, 0.0]])
+    result = task.metrics(scores)
+    assert result["metrics"]["controlled"] == pytest.approx(0.75) and result["metrics"]["accuracy"] == pytest.approx(0.8)
+    assert "coco" not in result["metrics"]
+
+
+def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_path, capsys, monkeypatch):
+    from winoground_eval import cli
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, and no reaching for the Hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _, kwargs = bivlc.offline_fixture(tmp_path / "data", "bivlc")
+    out = tmp_path / "runs"
+    code = cli.main(["run", "--suite", "compositional", "--scorer", "dummy", "--data-dir", f"bivlc={kwargs['data_dir']}",
+                     "--out", str(out), "-q"])
+    assert code == 0
+    assert [p.relative_to(out).parts[0] for p in out.rglob("result.json")] == ["bivlc"]
+    err = " ".join(capsys.readouterr().err.split())
+    for name in ("winoground", "whatsup", "eqben", "mmvp-vlm", "vismin", "naturalbench", "sugarcrepe-pp", "colorswap"):
+        assert f"skipping {name}" in err, name
+    assert "needs --data-dir" in err and "HF_HUB_OFFLINE" in err  # each says why and the way out
+    assert cli.main(["ls", "tasks", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["bivlc"]["data"].startswith("imirandam/BiVLC: Hub") and listed["shapes"]["data"] == "built in (offline)"
+    (tmp_path / "hf" / "hub" / "datasets--imirandam--BiVLC").mkdir(parents=True)
+    assert cli.main(["ls", "tasks", "--json"]) == 0
+    assert "in the HF cache" in {r["name"]: r for r in json.loads(capsys.readouterr().out)}["bivlc"]["data"]
