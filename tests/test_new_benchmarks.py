@@ -236,3 +236,23 @@ def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_p
     (tmp_path / "hf" / "hub" / "datasets--imirandam--BiVLC").mkdir(parents=True)
     assert cli.main(["ls", "tasks", "--json"]) == 0
     assert "in the HF cache" in {r["name"]: r for r in json.loads(capsys.readouterr().out)}["bivlc"]["data"]
+
+
+def test_colorswap_reads_the_authors_download_layout(tmp_path):
+    import zipfile
+
+    from winoground_eval.tasks import colorswap
+
+    data = tmp_path / "cs" / "data"
+    data.mkdir(parents=True)
+    rows = []
+    with zipfile.ZipFile(data / "images.zip", "w") as zf:
+        for i in range(2):
+            for k in (1, 2):
+                zf.writestr(f"images/img_{i}_{k}.png", bivlc.image_tile((30 * k, 90, 90), i))
+            rows.append({"id": i, "caption_1": "a yellow umbrella and a white dress", "caption_2": "a white umbrella and a "
+                         "yellow dress", "image_1": f"images/img_{i}_1.png", "image_2": f"images/img_{i}_2.png",
+                         "image_source": "midjourney", "caption_source": "human"})
+    (data / "test.json").write_text(json.dumps(rows))
+    task = colorswap.ColorSwapTask(data_dir=str(tmp_path / "cs"))
+    assert [ex.id for ex in task.examples()] == ["0", "1"] and task.info()["source"].startswith("the authors' test.json")
