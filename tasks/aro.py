@@ -150,16 +150,22 @@ HUB = {  # the Hub mirrors and the revisions MTEB pins (data_manifests/aro.json 
 ORDER_COLUMNS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
 
 
-def read_hub(subset: str, token: str | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
-    """A subset from its Hub mirror (``-t source=hub``): VG rows hold the image already cut out
-    (the mirror's ``image``), Order rows ``images`` with the true caption and 4 hard texts."""
+def read_hub(subset: str, token: str | None = None, root: Path | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
+    """A subset from its Hub mirror (``-t source=hub``), or from a local copy of the mirror under
+    ``root`` (``root/<repository name>/data/test-*.parquet``): VG rows hold the mirror's ``image``,
+    Order rows ``images`` with the true caption and 4 hard texts."""
     from . import _hub
 
     repo, revision = HUB[subset]
     m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
          "layout": "the mirror's parquet files"}
     image_col = "image" if subset in VG_FILES else "images"
-    ds, images = hub_images(_hub.hub_split(f"aro {subset}", m, "test", revision, token), (image_col,))
+    if root is not None:
+        folder = root / repo.split("/")[1]
+        ds = _hub.local_split(f"aro {subset}", m, folder if folder.is_dir() else root, "test")
+    else:
+        ds = _hub.hub_split(f"aro {subset}", m, "test", revision, token)
+    ds, images = hub_images(ds, (image_col,))
     out = []
     for i, r in enumerate(ds.remove_columns([image_col])):
         if subset in VG_FILES:
@@ -184,7 +190,9 @@ class AroTask:
         if source not in ("files", "hub"):
             raise DataError(f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)")
         self.source = source
+        self._hub_local = source == "hub" and data_dir is not None
         self.manifest = packaged_manifest()
+        hub_root = Path(data_dir).expanduser() if source == "hub" and data_dir else None
         if source == "hub":
             data_dir = data_dir or "."
             subsets = subsets or SUBSETS
@@ -212,7 +220,7 @@ class AroTask:
         counts = {}
         for subset in chosen:
             if source == "hub":
-                rows = read_hub(subset)
+                rows = read_hub(subset, root=hub_root)
             else:
                 rows = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
             counts[subset] = len(rows)
@@ -249,7 +257,8 @@ class AroTask:
 
     def info(self) -> dict[str, Any]:
         if self.source == "hub":
-            return {"name": self.name, "version": self.version, "source": "hf mirrors (gowitheflow/ARO-*)",
+            where = "local copy of the hf mirrors" if self._hub_local else "hf mirrors"
+            return {"name": self.name, "version": self.version, "source": f"{where} (gowitheflow/ARO-*)",
                     "revision": {s: HUB[s][1] for s in self.subsets}, "subsets": list(self.subsets),
                     "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self._fingerprint[:16]}
         return {

@@ -256,3 +256,19 @@ def test_colorswap_reads_the_authors_download_layout(tmp_path):
     (data / "test.json").write_text(json.dumps(rows))
     task = colorswap.ColorSwapTask(data_dir=str(tmp_path / "cs"))
     assert [ex.id for ex in task.examples()] == ["0", "1"] and task.info()["source"].startswith("the authors' test.json")
+
+
+def test_aro_reads_a_local_copy_of_a_hub_mirror(tmp_path):
+    from datasets import Dataset, Features, Image, Value
+
+    from winoground_eval.tasks import aro
+
+    cols = aro.ORDER_COLUMNS
+    feats = Features({"images": Image(), **{c: Value("string") for c in cols}})
+    rows = {"images": [{"bytes": bivlc.image_tile((7, 7, 7), i), "path": None} for i in range(2)],
+            **{c: [f"{c} {i}" for i in range(2)] for c in cols}}
+    (tmp_path / "ARO-COCO-order" / "data").mkdir(parents=True)
+    Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "ARO-COCO-order" / "data" / "test-00000-of-00001.parquet"))
+    task = aro.AroTask(source="hub", subsets=("coco_order",), data_dir=str(tmp_path))
+    [first, _] = list(task.examples())
+    assert first.captions == tuple(f"{c} 0" for c in cols) and task.info()["source"].startswith("local copy")
