@@ -19,14 +19,27 @@ caption, its perturbations] (caption 0 is the true one):
   ``COCO_Order(...).test_cases``), ``PATH`` relative to the JSON file's real folder.
   Reported as the accuracy (the paper's Precision@1).
 
-Without ``subsets`` the task runs both VG subsets and each Order subset whose file is
-there. An example is right when the true caption scores strictly above every other one
-(a tie is wrong; the ARO code's ``argmax`` counts a tie for the first option).
+``-t source=hub`` reads the Hub mirrors instead (``gowitheflow/ARO-*`` at the revisions MTEB
+pins, ``data_manifests/aro.json`` "hub"; ``--data-dir`` then a local copy of them): every
+subset unless ``subsets`` says otherwise; the VG image is used as stored, and VG-Attribution has
+no attribute pairs there, so its macro is not reported.
 
-Metrics: ``accuracy`` (per example, over every selected example: the figure with a
-confidence interval and paired tests) and one aggregate per selected subset (named as the
-subset). Primary: ``vg_relation`` when selected (ARO's headline figure), else the first
-selected subset's figure. Breakdowns: ``subset``, ``relation`` (VG-Relation).
+Without ``subsets`` the task runs both VG subsets and each Order subset whose file is
+there. Ties are counted as ARO's code counts them (its ``argmax`` gives a tie to the first
+option): VG lists ``[false, true]`` and counts ``argmax == 1``, so a tie is wrong; Order lists
+``[true, perturbed...]`` and counts ``argmax == 0``, so a tie with the true caption is right.
+ARO's shuffles often leave a caption unchanged (a swap of two equal nouns, a shuffle of a
+short caption), so Order ties are frequent.
+
+Metrics: ``accuracy`` (per example, over every selected example, each under its subset's
+convention: the figure with a confidence interval and paired tests); with an Order subset
+selected also ``accuracy_strict`` (a tie wrong everywhere). One aggregate per selected
+subset (named as the subset), and for each Order subset ``<subset>_strict`` beside it.
+Primary: ``vg_relation`` when selected (ARO's headline figure), else the first selected
+subset's figure (an Order subset's: ARO's convention). Counts: ``n_ties``,
+``n_ties_counted_correct`` (the Order ties) and ``n_identical_negatives`` (test cases where
+a perturbation is the true caption's text, case and spacing ignored; ``tie_ids`` and
+``identical_negative_ids`` name them). Breakdowns: ``subset``, ``relation`` (VG-Relation).
 """
 
 from __future__ import annotations
@@ -37,21 +50,16 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
+from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
+from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import (
-    check_matrix,
-    ranked_comparisons,
-    ranked_outcome,
-    summarize,
-)
+from winoground_eval.taskbase import RankedTask, Row, Ties, check_limit, open_rgb
 
 from ._bench import HubImage, hub_images
-from ._ranked import FileHasher, open_rgb, ranked_tie, tag_groups
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +71,30 @@ ORDER_FILES = {"coco_order": "coco_order.json", "flickr30k_order": "flickr30k_or
 AGGREGATE_TEXT = {
     "vg_relation": "VG-Relation: macro accuracy over relations (the ARO paper's figure)",
     "vg_attribution": "VG-Attribution: macro accuracy over attribute pairs with >= 25 examples",
-    "coco_order": "COCO-Order: true caption above all 4 perturbations (Precision@1)",
-    "flickr30k_order": "Flickr30k-Order: true caption above all 4 perturbations (Precision@1)",
+    "coco_order": "COCO-Order: true caption at or above all 4 perturbations, a tie right as ARO's argmax "
+    "with the true caption first (Precision@1 as ARO's code computes it)",
+    "flickr30k_order": "Flickr30k-Order: true caption at or above all 4 perturbations, a tie right as ARO's argmax "
+    "with the true caption first (Precision@1 as ARO's code computes it)",
+}
+STRICT_TEXT = {
+    "coco_order": "COCO-Order with a tie counted wrong: true caption strictly above all 4 perturbations",
+    "flickr30k_order": "Flickr30k-Order with a tie counted wrong: true caption strictly above all 4 perturbations",
+}
+ACCURACY_TEXT = {
+    False: "true caption strictly above every perturbation, over all selected examples",
+    True: "as ARO's code counts, over all selected examples: VG true caption strictly above the false one, "
+    "Order true caption at or above every perturbation (a tie right)",
 }
 REPO = "https://github.com/mertyg/vision-language-models-are-bows"
+
+
+HUB = {  # -t source=hub: the Hub mirrors and the revisions MTEB pins (data_manifests/aro.json "hub")
+    "vg_relation": ("gowitheflow/ARO-Visual-Relation", "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"),
+    "vg_attribution": ("gowitheflow/ARO-Visual-Attribution", "18f7e01358d91df599d723f00e16a18640e19398"),
+    "coco_order": ("gowitheflow/ARO-COCO-order", "853ec8757226585a38a80886c51fe0f3f268787c"),
+    "flickr30k_order": ("gowitheflow/ARO-Flickr-Order", "1f9485f69c87947812378a1aedf86410c86a0aa8"),
+}
+ORDER_COLUMNS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
 
 
 @dataclass(frozen=True)
@@ -141,24 +169,15 @@ def read_order(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tup
     return out
 
 
-HUB = {  # the Hub mirrors and the revisions MTEB pins (data_manifests/aro.json "hub")
-    "vg_relation": ("gowitheflow/ARO-Visual-Relation", "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"),
-    "vg_attribution": ("gowitheflow/ARO-Visual-Attribution", "18f7e01358d91df599d723f00e16a18640e19398"),
-    "coco_order": ("gowitheflow/ARO-COCO-order", "853ec8757226585a38a80886c51fe0f3f268787c"),
-    "flickr30k_order": ("gowitheflow/ARO-Flickr-Order", "1f9485f69c87947812378a1aedf86410c86a0aa8"),
-}
-ORDER_COLUMNS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
-
-
 def read_hub(subset: str, token: str | None = None, root: Path | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
     """A subset from its Hub mirror (``-t source=hub``), or from a local copy of the mirror under
-    ``root`` (``root/<repository name>/data/test-*.parquet``): VG rows hold the mirror's ``image``,
-    Order rows ``images`` with the true caption and 4 hard texts."""
+    ``root`` (``root/<repository name>/data/test-*.parquet``): VG rows hold the mirror's ``image``
+    (used as stored), Order rows ``images`` with the true caption and 4 hard texts."""
     from . import _hub
 
     repo, revision = HUB[subset]
     m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
-         "layout": "the mirror's parquet files"}
+         "layout": "DIR/<repository name>/data/test-*.parquet"}
     image_col = "image" if subset in VG_FILES else "images"
     if root is not None:
         folder = root / repo.split("/")[1]
@@ -177,7 +196,7 @@ def read_hub(subset: str, token: str | None = None, root: Path | None = None) ->
     return out
 
 
-class AroTask:
+class AroTask(RankedTask):
     """ARO's VG-Relation, VG-Attribution, COCO-Order and Flickr30k-Order, 1 image x [true, perturbed...]."""
 
     name = "aro"
@@ -185,17 +204,15 @@ class AroTask:
 
     def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None,
                  source: str = "files"):
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_limit(limit)
         if source not in ("files", "hub"):
             raise DataError(f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)")
         self.source = source
-        self._hub_local = source == "hub" and data_dir is not None
-        self.manifest = packaged_manifest()
         hub_root = Path(data_dir).expanduser() if source == "hub" and data_dir else None
+        self._hub_local = hub_root is not None
         if source == "hub":
-            data_dir = data_dir or "."
-            subsets = subsets or SUBSETS
+            data_dir, subsets = data_dir or ".", subsets or SUBSETS
+        self.manifest = packaged_manifest()
         if data_dir is None:
             raise DataError(
                 "aro needs --data-dir DIR holding the ARO files: DIR/visual_genome_relation.json, "
@@ -214,53 +231,51 @@ class AroTask:
                 log.info("aro: %s left out (no %s in %s)", s, ORDER_FILES[s], root)
             chosen = tuple(s for s in SUBSETS if s not in missing)
         self.subsets = chosen
-        self.limit = limit
-        self.items: dict[str, Item] = {}
-        self._tags: dict[str, dict[str, list[str]]] = {}
+        rows: list[Row] = []
         counts = {}
         for subset in chosen:
             if source == "hub":
-                rows = read_hub(subset, root=hub_root)
+                found = read_hub(subset, root=hub_root)
             else:
-                rows = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
-            counts[subset] = len(rows)
+                found = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
+            counts[subset] = len(found)
             expected = self.manifest["expected_counts_from_paper"][subset]
-            if len(rows) != expected:
-                log.warning("aro %s: %d test cases; the ARO paper reports %d", subset, len(rows), expected)
-            for i, (item, tags) in enumerate(rows):
-                self.items[f"{subset}-{i}"] = item
-                self._tags[f"{subset}-{i}"] = tags
+            if len(found) != expected:
+                log.warning("aro %s: %d test cases; the ARO paper reports %d", subset, len(found), expected)
+            rows += [Row(f"{subset}-{i}", item.captions, (item.image,), tags, key=item.box)
+                     for i, (item, tags) in enumerate(found)]
         self.counts = counts
-        # metadata() (and the fingerprint) is every test case of the selected subsets, the run's full target;
-        # limit bounds examples() only
-        excluded = self.manifest["vg_relation_macro"]["excluded_relations"]
-        self._excluded_relations = frozenset(excluded)
+        super().__init__(rows, limit=limit)
+        self._excluded_relations = frozenset(self.manifest["vg_relation_macro"]["excluded_relations"])
         self._min_pair = int(self.manifest["vg_attribution_macro"]["min_count"])
-        self._fingerprint = self._hash()
+        self.fingerprint()
+
+    def tie_rule(self, row: Row) -> Ties:
+        """ARO's code: VG lists [false, true] and counts argmax == 1 (a tie is wrong); Order lists
+        [true, perturbed...] and counts argmax == 0 (a tie is right)."""
+        return "first" if row.tags["subset"][0] in ORDER_FILES else "strict"
 
     @property
-    def metric_specs(self) -> tuple[Metric, ...]:
+    def metric_specs(self) -> tuple[Metric, ...]:  # type: ignore[override]
         primary = self.subsets[0]  # vg_relation when selected (SUBSETS order)
-        return (
-            Metric("accuracy", "true caption strictly above every perturbation, over all selected examples"),
-            *(Metric(s, AGGREGATE_TEXT[s], primary=(s == primary), per_example=False) for s in self.subsets),
-        )
+        per_example = super().metric_specs  # accuracy, and accuracy_strict where an Order subset counts ties right
+        first = Metric("accuracy", ACCURACY_TEXT[len(per_example) > 1])
+        aggregates = []
+        for s in self.subsets:
+            aggregates.append(Metric(s, AGGREGATE_TEXT[s], primary=(s == primary), per_example=False))
+            if s in ORDER_FILES:
+                aggregates.append(Metric(f"{s}_strict", STRICT_TEXT[s], per_example=False))
+        return (first, *per_example[1:], *aggregates)
 
-    def _hash(self) -> str:
-        h = hashlib.sha256()
-        files = FileHasher()
-        for ex_id, item in self.items.items():
-            h.update(json.dumps([ex_id, item.captions, item.box]).encode())
-            h.update((hashlib.sha256(item.image.read()).hexdigest() if isinstance(item.image, HubImage)
-                      else files.digest(item.image)).encode())
-        return h.hexdigest()
+    def fingerprint_key(self, row: Row) -> Any:
+        return [row.id, list(row.captions), row.key]
 
     def info(self) -> dict[str, Any]:
         if self.source == "hub":
             where = "local copy of the hf mirrors" if self._hub_local else "hf mirrors"
             return {"name": self.name, "version": self.version, "source": f"{where} (gowitheflow/ARO-*)",
                     "revision": {s: HUB[s][1] for s in self.subsets}, "subsets": list(self.subsets),
-                    "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self._fingerprint[:16]}
+                    "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self.fingerprint()[:16]}
         return {
             "name": self.name,
             "version": self.version,
@@ -269,60 +284,44 @@ class AroTask:
             "subsets": list(self.subsets),
             "counts": self.counts,
             "manifest": MANIFEST,
-            "data_fingerprint": self._fingerprint[:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self._tags)
+    def image_digest(self, source: Any) -> str:
+        if isinstance(source, HubImage):
+            return hashlib.sha256(source.read()).hexdigest()
+        return super().image_digest(source)
 
-    def examples(
-        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
-    ) -> Iterator[Example]:
-        skip = set(skip)
-        for ex_id, item in list(self.items.items())[: self.limit]:
-            if ex_id in skip:
-                continue
-            try:
-                image = open_rgb(item.image.read() if isinstance(item.image, HubImage) else item.image,
-                                 f"aro example {ex_id} ({item.image})")
-                if item.box is not None:
-                    image = image.crop(item.box)
-            except DataError as exc:
-                if on_error is None:
-                    raise
-                on_error(ex_id, exc)
-                continue
-            yield Example(ex_id, (image,), item.captions, self._tags[ex_id], comparisons=ranked_comparisons(len(item.captions)))
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        src = row.images[0]
+        image = open_rgb(src.read() if isinstance(src, HubImage) else src, f"aro example {row.id} ({src})")
+        return (image.crop(row.key) if row.key is not None else image,)
 
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        return ranked_outcome(check_matrix(example_id, scores, (1, len(self.items[example_id].captions))))
+    def groups(self, ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+        """``subset`` and ``relation`` (attribute pairs are too many and too small to list)."""
+        groups = super().groups(ids)
+        groups.pop("attribute_pair", None)
+        return groups
 
-    def _aggregates(self, outcomes: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-        by_key: dict[tuple[str, str], list[float]] = {}
+    def aggregates(self, outcomes: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+        by_key: dict[tuple[str, str], list[Mapping[str, float]]] = {}
         for ex_id, out in outcomes.items():
-            tags = self._tags[ex_id]
-            subset = tags["subset"][0]
+            tags = self.row(ex_id).tags
             label = (tags.get("relation") or tags.get("attribute_pair") or [""])[0]
-            by_key.setdefault((subset, label), []).append(out["accuracy"])
+            by_key.setdefault((tags["subset"][0], label), []).append(out)
         aggregates: dict[str, float] = {}
         for subset in self.subsets:
             groups = {label: v for (s, label), v in by_key.items() if s == subset}
+            if not groups:
+                continue
             if subset == "vg_relation":
-                accs = [np.mean(v) for label, v in groups.items() if label not in self._excluded_relations]
+                kept = [v for label, v in groups.items() if label not in self._excluded_relations]
             elif subset == "vg_attribution":
-                accs = [np.mean(v) for label, v in groups.items() if label and len(v) >= self._min_pair]
+                kept = [v for label, v in groups.items() if label and len(v) >= self._min_pair]  # none from the mirror
             else:
-                accs = [np.mean(v) for v in groups.values()] if groups else []
-            if accs:
-                aggregates[subset] = float(np.mean(accs))
+                kept = list(groups.values())
+            if kept:
+                aggregates[subset] = float(np.mean([np.mean([o["accuracy"] for o in v]) for v in kept]))
+                if subset in ORDER_FILES:
+                    aggregates[f"{subset}_strict"] = float(np.mean([np.mean([o["accuracy_strict"] for o in v]) for v in kept]))
         return aggregates
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        outcomes = {i: self.outcomes(i, s) for i, s in scores.items()}
-        ties = [i for i, s in scores.items() if ranked_tie(s)]
-        aggregates = self._aggregates(outcomes)
-        specs = tuple(m for m in self.metric_specs if m.per_example or m.name in aggregates)
-        if not any(m.primary for m in specs):  # a partial run that has not reached the primary subset
-            specs = tuple(Metric(m.name, m.description, primary=(m.name == "accuracy"), per_example=m.per_example) for m in specs)
-        groups = tag_groups({i: {k: v for k, v in t.items() if k != "attribute_pair"} for i, t in self._tags.items()}, scores)
-        return summarize(specs, outcomes, groups=groups, tie_ids=ties, aggregates=aggregates)

@@ -19,28 +19,18 @@ ignored. The data fingerprint hashes ids, captions, tags and the images' bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Mapping
 
-import numpy as np
+from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
+from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
 from winoground_eval.jsonl import text_lines
-from winoground_eval.metrics import (
-    WINOGROUND_COMPARISONS,
-    check_matrix,
-    has_tie,
-    ranked_comparisons,
-    ranked_outcome,
-    summarize,
-    winoground_outcomes,
-)
-
-from ._ranked import FileHasher, open_rgb, ranked_tie, tag_groups
+from winoground_eval.taskbase import PairTask, RankedTask, TaskBase, check_limit, open_rgb
+from winoground_eval.taskbase import Row as TaskRow
 
 VERSION = "1"
 PAIRED = "2x2"
@@ -145,31 +135,21 @@ def read_captions_file(path: Path) -> tuple[list[Row], str]:
     return rows, shape  # type: ignore[return-value]
 
 
-class CaptionsTask:
-    """Examples from a user's JSONL file; metrics by the file's shape, breakdowns by its tags."""
+class CaptionsTask(TaskBase):
+    """Examples from a user's JSONL file: the file, its rows and its fingerprint. A file holds
+    one shape, so the task is a :class:`PairCaptionsTask` or a :class:`RankedCaptionsTask`
+    (:func:`from_captions_spec` picks); breakdowns by the file's tags."""
 
     name = "captions"
     version = VERSION
 
-    def __init__(self, path: str | Path, *, limit: int | None = None):
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
-        self.path = Path(path)
-        self.limit = limit
+    def __init__(self, path: Path, rows: list[Row], shape: str, *, limit: int | None = None):
+        self.path = path
+        self.shape = shape
+        self._line = {r.id: r.line for r in rows}
         # metadata() is every example of the file (the run's full target); limit bounds examples() only
-        self.rows, self.shape = read_captions_file(self.path)
-        self._by_id = {r.id: r for r in self.rows}
-        self.metric_specs = PAIRED_SPECS if self.shape == PAIRED else RANKED_SPECS
-        self._fingerprint = self._hash()
-
-    def _hash(self) -> str:
-        h = hashlib.sha256()
-        files = FileHasher()
-        for r in self.rows:
-            h.update(json.dumps([r.id, r.captions, r.tags], sort_keys=True).encode())
-            for p in r.images:
-                h.update(files.digest(p).encode())
-        return h.hexdigest()
+        super().__init__([TaskRow(r.id, r.captions, r.images, r.tags) for r in rows], limit=limit)
+        self.fingerprint()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -177,44 +157,30 @@ class CaptionsTask:
             "version": self.version,
             "source": f"captions:{self.path.name}",
             "shape": self.shape,
-            "data_fingerprint": self._fingerprint[:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {r.id: r.tags for r in self.rows}
+    def load(self, row: TaskRow) -> tuple[Image.Image, ...]:
+        return tuple(open_rgb(p, f"{self.path}:{self._line[row.id]} (example {row.id!r}, {p.name})") for p in row.images)
 
-    def examples(
-        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
-    ) -> Iterator[Example]:
-        skip = set(skip)
-        for r in self.rows[: self.limit]:
-            if r.id in skip:
-                continue
-            try:
-                images = tuple(open_rgb(p, f"{self.path}:{r.line} (example {r.id!r}, {p.name})") for p in r.images)
-            except DataError as exc:
-                if on_error is None:
-                    raise
-                on_error(r.id, exc)
-                continue
-            comparisons = WINOGROUND_COMPARISONS if self.shape == PAIRED else ranked_comparisons(len(r.captions))
-            yield Example(r.id, images, r.captions, r.tags, comparisons=comparisons)
 
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        r = self._by_id[example_id]
-        s = check_matrix(example_id, scores, (len(r.images), len(r.captions)))
-        return winoground_outcomes(s) if self.shape == PAIRED else ranked_outcome(s)
+class PairCaptionsTask(CaptionsTask, PairTask):
+    """A captions file of 2 images x 2 captions: text / image / group."""
 
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        outcomes = {i: self.outcomes(i, s) for i, s in scores.items()}
-        tie = has_tie if self.shape == PAIRED else ranked_tie
-        ties = [i for i, s in scores.items() if tie(np.asarray(s, dtype=np.float64))]
-        groups = tag_groups(self.metadata(), scores)
-        return summarize(self.metric_specs, outcomes, groups=groups, tie_ids=ties)
+    metric_specs = PAIRED_SPECS
+
+
+class RankedCaptionsTask(CaptionsTask, RankedTask):
+    """A captions file of 1 image x N captions: accuracy."""
+
+    metric_specs = RANKED_SPECS
 
 
 def from_captions_spec(path: str, *, limit: int | None = None) -> CaptionsTask:
     """The factory behind ``--task captions:FILE``."""
     if not path:
         raise DataError("captions: names no file; use --task captions:PATH/TO/FILE.jsonl")
-    return CaptionsTask(Path(path).expanduser(), limit=limit)
+    check_limit(limit)
+    file = Path(path).expanduser()
+    rows, shape = read_captions_file(file)
+    return (PairCaptionsTask if shape == PAIRED else RankedCaptionsTask)(file, rows, shape, limit=limit)

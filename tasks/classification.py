@@ -24,11 +24,11 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import DataError
 from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_class_ci: importable from here too)
     CLASSIFICATION_METRICS,
@@ -39,6 +39,7 @@ from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_
     mean_per_class,
     mean_per_class_ci,
 )
+from winoground_eval.taskbase import ClassTask, Row, check_limit
 
 from . import classification_data as data
 
@@ -178,7 +179,7 @@ def _norm(name: str) -> str:
 # ------------------------------------------------------------------------------- task
 
 
-class ClassificationTask:
+class ClassificationTask(ClassTask):
     """One image x every prompt per example; top-1 and mean per-class accuracy."""
 
     version = VERSION
@@ -197,8 +198,7 @@ class ClassificationTask:
         subset: str | None = None,
         per_class: int | None = None,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_limit(limit)
         if prompts.n_classes != indexed.n_classes:
             raise DataError(
                 f"{name}: the prompts ({prompts.source}) name {prompts.n_classes} classes but the data has {indexed.n_classes}; "
@@ -207,7 +207,6 @@ class ClassificationTask:
         self.name = name
         self.indexed = indexed
         self.prompts = prompts
-        self.combine = combine
         self.scorer_defaults = dict(scorer_defaults or {})
         self._classidx = np.asarray(prompts.classidx, dtype=np.int64)
         positions = list(range(len(indexed.ids)))
@@ -225,10 +224,11 @@ class ClassificationTask:
                     kept.append(p)
             positions = kept
         # metadata() is every selected image (the run's full target); limit bounds examples() only
-        self.limit = limit
         self.positions = positions
         self._label = {indexed.ids[p]: indexed.labels[p] for p in positions}
-        self._position = {indexed.ids[p]: p for p in positions}
+        rows = [Row(indexed.ids[p], prompts.prompts, (p,), self._tags(p), label=indexed.labels[p]) for p in positions]
+        super().__init__(rows, prompt_class=prompts.classidx, class_names=dict(enumerate(prompts.classnames)),
+                         combine=combine, limit=limit)
         self._info = {
             "name": name,
             "version": VERSION,
@@ -241,65 +241,35 @@ class ClassificationTask:
             **({"subset": Path(subset).name, "subset_sha256": _file_sha(subset)[:16]} if subset else {}),
             **({"per_class": per_class} if per_class else {}),
             **indexed.extra,
-            "data_fingerprint": hashlib.sha256((indexed.fingerprint + prompts.sha256()).encode()).hexdigest()[:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    # -- Task protocol
+    def _tags(self, position: int) -> dict[str, Any]:
+        y = self.indexed.labels[position]
+        tags: dict[str, Any] = {"label": y, "classname": self.prompts.classnames[y]}
+        if self.indexed.files is not None:
+            tags["file"] = self.indexed.files[position]
+        return tags
+
+    def fingerprint(self) -> str:
+        """The data's own fingerprint (its reader's) with the prompts'."""
+        return hashlib.sha256((self.indexed.fingerprint + self.prompts.sha256()).encode()).hexdigest()
+
     def info(self) -> dict[str, Any]:
         return dict(self._info)
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {i: self._tags(i) for i in self._label}
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        try:
+            return (self.indexed.load(row.images[0]),)
+        except DataError as exc:
+            raise DataError(f"example {row.id}: {exc}") from exc
 
-    def _tags(self, example_id: str) -> dict[str, Any]:
-        y = self._label[example_id]
-        tags: dict[str, Any] = {"label": y, "classname": self.prompts.classnames[y]}
-        if self.indexed.files is not None:
-            tags["file"] = self.indexed.files[self._position[example_id]]
-        return tags
+    @classmethod
+    def offline_fixture(cls, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]] | None:
+        """A tiny copy of dataset ``name`` in its layout (tasks/classification_fixtures.py)."""
+        from .classification_fixtures import offline_fixture as write
 
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
-        skip = set(skip)
-        captions = self.prompts.prompts
-        for ex_id, p in list(self._position.items())[: self.limit]:
-            if ex_id in skip:
-                continue
-            try:
-                image = self.indexed.load(p)
-            except DataError as exc:
-                if on_error is None:
-                    raise DataError(f"example {ex_id}: {exc}") from exc
-                on_error(ex_id, exc)
-                continue
-            yield Example(ex_id, (image,), captions, self._tags(ex_id))
-
-    def label(self, example_id: str) -> int:
-        return self._label[example_id]
-
-    def _decide(self, example_id: str, scores: np.ndarray) -> tuple[int, bool]:
-        s = check_matrix(example_id, scores, (1, len(self.prompts.prompts)))
-        return decide(s[0], self._classidx, self.prompts.n_classes, self.combine)
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        pred, tied = self._decide(example_id, scores)
-        return {"top1": float(not tied and pred == self._label[example_id])}
-
-    def correct_captions(self, example_id: str) -> list[int]:
-        """The prompts of the image's own class (for the report's ranked-captions view)."""
-        return [int(k) for k in np.flatnonzero(self._classidx == self._label[example_id])]
-
-    def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
-        pred, tied = self._decide(example_id, scores)
-        return {"pred": pred, **({"tie": True} if tied else {})}
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        preds, tied = {}, set()
-        for i in scores:
-            preds[i], tie = self._decide(i, scores[i])
-            if tie:
-                tied.add(i)
-        names = dict(enumerate(self.prompts.classnames))
-        return classification_result(list(scores), self._label, preds, tied, names)
+        return write(tmp_path, name)
 
 
 def _file_sha(path: str) -> str:
@@ -467,10 +437,3 @@ def imagefolder(path: str, *, prompts: str | None = None, template: str = "a pho
 for _name, _factory in (("cifar10", cifar10), ("stl10", stl10), ("pets", pets), ("flowers", flowers), ("food", food),
                         ("aircraft", aircraft), ("imagenet", imagenet), ("objectnet", objectnet), ("imagefolder", imagefolder)):
     _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is
-
-
-def offline_fixture(tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
-    """tests/test_contract_all.py's hook: a tiny copy of dataset ``name`` in its layout."""
-    from .classification_fixtures import offline_fixture as write
-
-    return write(tmp_path, name)

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
+from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix
+from winoground_eval.taskbase import ClassTask, Row, check_limit
 
 VERSION = "1"
 SPLIT_SEED = 0
@@ -131,7 +130,7 @@ def example_id(index: int) -> str:
     return f"digits-{index:04d}"
 
 
-class DigitsTask:
+class DigitsTask(ClassTask):
     """Ten-way classification of scikit-learn's 8x8 handwritten digits; top-1 and mean per-class accuracy."""
 
     name = "digits"
@@ -142,16 +141,20 @@ class DigitsTask:
     )
 
     def __init__(self, *, split: Split = "test", limit: int | None = None):
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_limit(limit)
         self.split = split
-        self.limit = limit
         # metadata() is the whole split (the run's full target); limit bounds examples() only
         indices, images, labels = load_split(split)
         self.indices = indices
-        self.images = images
         self.labels = {example_id(i): int(y) for i, y in zip(indices, labels)}
         self.manifest_entry = packaged_manifest()["splits"][split]
+        rows = [Row(example_id(i), CLASSES, (pixels,), {"class": [CLASSES[int(y)]]}, label=int(y))
+                for i, pixels, y in zip(indices, images, labels)]
+        super().__init__(rows, prompt_class=range(10), class_names=dict(enumerate(CLASSES)), limit=limit)
+
+    def fingerprint(self) -> str:
+        """The split's checksum (indices, labels, pixels), checked against the manifest at load."""
+        return self.manifest_entry["sha256"]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -160,46 +163,20 @@ class DigitsTask:
             "source": SOURCE,
             "split": self.split,
             "manifest": MANIFEST,
-            "data_fingerprint": self.manifest_entry["sha256"][:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {ex_id: {"class": [CLASSES[y]]} for ex_id, y in self.labels.items()}
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        """From arrays checked at load: cannot fail."""
+        return (Image.fromarray(row.images[0], mode="L"),)
 
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
-        """Examples in index order. Images come from arrays checked at load, so ``on_error`` is never called."""
-        skip = set(skip)
-        for idx, pixels in zip(self.indices[: self.limit], self.images[: self.limit]):
-            ex_id = example_id(idx)
-            if ex_id in skip:
-                continue
-            y = self.labels[ex_id]
-            comparisons = tuple(("top1", (0, y), (0, k)) for k in range(10) if k != y)
-            yield Example(ex_id, (Image.fromarray(pixels, mode="L"),), CLASSES, {"class": [CLASSES[y]]}, comparisons)
+    def comparisons(self, row: Row) -> tuple[tuple[str, tuple[int, int], tuple[int, int]], ...]:
+        return tuple(("top1", (0, row.label), (0, k)) for k in range(10) if k != row.label)
 
-    def label(self, example_id: str) -> int:
-        return self.labels[example_id]
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        s = check_matrix(example_id, scores, (1, 10))[0]
-        y = self.labels[example_id]
-        return {"top1": float(bool(s[y] > np.delete(s, y).max()))}
-
-    def correct_captions(self, example_id: str) -> list[int]:
-        """Caption k is digit k (for the report's ranked-captions view)."""
-        return [int(self.labels[example_id])]
-
-    def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
-        return {"pred": int(np.argmax(np.asarray(scores)[0]))}
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        from .classification import classification_result
-
-        ids = list(scores)
-        tied = {i for i in ids if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1}
-        preds = {i: self.example_info(i, scores[i])["pred"] for i in ids}
-        groups = {"class": {i: [CLASSES[self.labels[i]]] for i in ids}}
-        return classification_result(ids, self.labels, preds, tied, dict(enumerate(CLASSES)), groups=groups)
+    @classmethod
+    def offline_fixture(cls, tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+        """The shipped data needs no fixture, only a small limit."""
+        return name, {"split": "test", "limit": 12}
 
 
 def training_arrays(split: Split = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -218,8 +195,3 @@ if __name__ == "__main__":
     with open(args.write_manifest, "w", encoding="utf-8") as f:
         f.write(json.dumps(manifest) + "\n")
     print({k: {"n": v["n_examples"], "sha256": v["sha256"][:16]} for k, v in manifest["splits"].items()})
-
-
-def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
-    """tests/test_contract_all.py's hook: the shipped data needs no fixture, only a small limit."""
-    return name, {"split": "test", "limit": 12}

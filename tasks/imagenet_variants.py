@@ -29,16 +29,14 @@ error unless ``--limit`` is given.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
+from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix
+from winoground_eval.taskbase import ClassTask, Row, check_limit
 
 IMAGENET_A_INDICES = (
     6, 11, 13, 15, 17, 22, 23, 27, 30, 37, 39, 42, 47, 50, 57, 70, 71, 76, 79, 89, 90, 94, 96, 97, 99, 105, 107, 108,
@@ -63,7 +61,7 @@ def manifest_entry(name: str) -> dict[str, Any]:
     return doc["datasets"][name]
 
 
-class _FolderClassification:
+class _FolderClassification(ClassTask):
     """One image per example, all of the task's classes as captions; labels from folder names."""
 
     name = ""
@@ -77,8 +75,7 @@ class _FolderClassification:
     )
 
     def __init__(self, *, data_dir: str | None = None, limit: int | None = None):
-        if limit is not None and limit < 1:
-            raise DataError(f"--limit {limit}: give a positive number of examples")
+        check_limit(limit)
         if data_dir is None:
             raise DataError(f"{self.name} is read from a local copy: pass --data-dir DIR ({self.where()})")
         root = self._root(Path(data_dir).expanduser())
@@ -92,15 +89,16 @@ class _FolderClassification:
                 f"pass a complete copy ({self.where()}) or --limit N for a partial run"
             )
         # metadata() is every image present (the run's full target); limit bounds examples() only
-        self.limit = limit
         self.root = root
         digest = hashlib.sha256()
         for path, label in self.items:
             digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0{label}\n".encode())
-        self.fingerprint = digest.hexdigest()[:16]
+        self._digest = digest.hexdigest()
         self.captions = tuple(str(k) for k in self.classes)
-        self.column = {k: i for i, k in enumerate(self.classes)}
         self.labels = {self.example_id(p): y for p, y in self.items}
+        rows = [Row(self.example_id(p), self.captions, (p,), {"class": [str(y)]}, label=y) for p, y in self.items]
+        super().__init__(rows, prompt_class=self.classes, class_names={int(k): str(k) for k in self.classes}, limit=limit)
+        self.column = {k: i for i, k in enumerate(self.classes)}
 
     @property
     def expected_images(self) -> int:
@@ -137,56 +135,40 @@ class _FolderClassification:
     def example_id(path: Path) -> str:
         return f"{path.parent.name}/{path.stem}"
 
+    def fingerprint(self) -> str:
+        """Each image's path under the dataset folder, size and label (not its bytes: 10,000 files)."""
+        return self._digest
+
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source, "n_classes": len(self.classes),
-                "data_fingerprint": self.fingerprint}
+                "data_fingerprint": self.fingerprint()[:16]}
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {self.example_id(p): {"class": [str(y)]} for p, y in self.items}
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        path = row.images[0]
+        try:
+            with Image.open(path) as im:
+                return (im.convert("RGB"),)
+        except OSError as exc:
+            raise DataError(f"{self.name} example {row.id}: cannot read {path} ({exc})") from None
 
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
-        skip = set(skip)
-        for path, label in self.items[: self.limit]:
-            ex_id = self.example_id(path)
-            if ex_id in skip:
-                continue
-            try:
-                with Image.open(path) as im:
-                    image = im.convert("RGB")
-            except OSError as exc:
-                err = DataError(f"{self.name} example {ex_id}: cannot read {path} ({exc})")
-                if on_error is None:
-                    raise err from None
-                on_error(ex_id, err)
-                continue
-            col = self.column[label]
-            comparisons = tuple(("top1", (0, col), (0, k)) for k in range(len(self.classes)) if k != col)
-            yield Example(ex_id, (image,), self.captions, {"class": [str(label)]}, comparisons)
+    def comparisons(self, row: Row) -> tuple[tuple[str, tuple[int, int], tuple[int, int]], ...]:
+        col = self.column[row.label]
+        return tuple(("top1", (0, col), (0, k)) for k in range(len(self.classes)) if k != col)
 
-    def _label(self, example_id: str) -> int:
-        return self.labels[example_id]
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        s = check_matrix(example_id, scores, (1, len(self.classes)))[0]
-        col = self.column[self._label(example_id)]
-        return {"top1": float(bool(s[col] > np.delete(s, col).max()))}
-
-    def correct_captions(self, example_id: str) -> list[int]:
-        """The caption of the image's class (for the report's ranked-captions view)."""
-        return [int(self.column[self._label(example_id)])]
-
-    def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
-        return {"pred": int(self.classes[int(np.argmax(np.asarray(scores)[0]))])}
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        from .classification import classification_result
-
-        ids = list(scores)
-        tied = {i for i in ids if (np.asarray(scores[i])[0] == np.asarray(scores[i])[0].max()).sum() > 1}
-        preds = {i: self.example_info(i, scores[i])["pred"] for i in ids}
-        labels = {i: self._label(i) for i in ids}
-        groups = {"class": {i: [str(labels[i])] for i in ids}}
-        return classification_result(ids, labels, preds, tied, {int(k): str(k) for k in self.classes}, groups=groups)
+    @classmethod
+    def offline_fixture(cls, tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+        """A tiny copy in the dataset's folder layout, PIL-drawn."""
+        root = Path(tmp_path) / name
+        if name == "imagenet-v2":
+            folders = [root / "imagenetv2-matched-frequency-format-val" / str(k) for k in (0, 207, 999)]
+        else:  # imagenet-a: 200 WordNet-id folders, three of them with an image
+            wnids = sorted(f"n{1000000 + 37 * k:08d}" for k in range(200))
+            folders = [root / "imagenet-a" / w for w in wnids]
+        for k, folder in enumerate(folders):
+            folder.mkdir(parents=True, exist_ok=True)
+            if k < 3:
+                Image.new("RGB", (10, 12), (40 * k, 90, 200 - 40 * k)).save(folder / f"img{k}.jpg")
+        return name, {"data_dir": str(root), "limit": 3}
 
 
 class ImageNetV2Task(_FolderClassification):
@@ -223,22 +205,3 @@ class ImageNetATask(_FolderClassification):
         if not (folder.startswith("n") and folder[1:].isdigit()):
             raise DataError(f"imagenet-a: folder {folder!r} is not a WordNet id such as n01498041 ({self.where()})")
         return IMAGENET_A_INDICES[folders.index(folder)]
-
-
-def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
-    """tests/test_contract_all.py's hook: a tiny copy in the dataset's folder layout, PIL-drawn."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    root = Path(tmp_path) / name
-    if name == "imagenet-v2":
-        folders = [root / "imagenetv2-matched-frequency-format-val" / str(k) for k in (0, 207, 999)]
-    else:  # imagenet-a: 200 WordNet-id folders, three of them with an image
-        wnids = sorted(f"n{1000000 + 37 * k:08d}" for k in range(200))
-        folders = [root / "imagenet-a" / w for w in wnids]
-    for k, folder in enumerate(folders):
-        folder.mkdir(parents=True, exist_ok=True)
-        if k < 3:
-            Image.new("RGB", (10, 12), (40 * k, 90, 200 - 40 * k)).save(folder / f"img{k}.jpg")
-    return name, {"data_dir": str(root), "limit": 3}

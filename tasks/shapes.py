@@ -28,21 +28,12 @@ import json
 import random
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
-import numpy as np
 from PIL import Image, ImageDraw
 
-from winoground_eval.contracts import Example
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import (
-    WINOGROUND_COMPARISONS,
-    WINOGROUND_METRICS,
-    breakdown_groups,
-    check_matrix,
-    winoground_metrics,
-    winoground_outcomes,
-)
+from winoground_eval.taskbase import PairTask, Row
 
 GENERATOR_VERSION = "1"
 IMAGE_SIZE = 32
@@ -257,22 +248,20 @@ def check_generated_split(
         )
 
 
-class ShapesTask:
+class ShapesTask(PairTask):
     """Procedural 2x2 examples (colour/size binding, order, both); text, image and group scores."""
 
     name = "shapes"
     version = GENERATOR_VERSION
-    metric_specs = WINOGROUND_METRICS
 
     def __init__(self, *, split: Split = "test", limit: int | None = None):
         check_split_args("shapes", split, SPLIT_SIZES, limit)
         self.split = split
-        self.limit = limit
         self.manifest = packaged_manifest()
         self._check()
         # metadata() is the whole split (the run's full target); limit bounds examples() only
         self.specs = [make_spec(split, i) for i in range(SPLIT_SIZES[split])]
-        self._tags = {s.id: s.tags(split) for s in self.specs}
+        super().__init__([Row(s.id, s.captions(), (s,), s.tags(split)) for s in self.specs], limit=limit)
 
     def _check(self) -> None:
         fix = (
@@ -285,35 +274,23 @@ class ShapesTask:
             n=SPLIT_SIZES[self.split], checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
         )
 
+    def fingerprint(self) -> str:
+        """The split's checksum (ids, captions, tags, pixels), checked against the manifest at load."""
+        return self.manifest["splits"][self.split]["sha256"]
+
     def info(self) -> dict[str, Any]:
-        entry = self.manifest["splits"][self.split]
         return {
             "name": self.name,
             "version": self.version,
             "source": "procedural (winoground_eval.tasks.shapes)",
             "split": self.split,
             "manifest": MANIFEST,
-            "data_fingerprint": entry["sha256"][:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self._tags)
-
-    def examples(
-        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
-    ) -> Iterator[Example]:
-        """Examples in index order, drawn on the fly. Drawing cannot fail on valid specs, so
-        ``on_error`` (the contract's ``--skip-bad`` hook) is accepted and never called."""
-        skip = set(skip)
-        for spec in self.specs[: self.limit]:
-            if spec.id not in skip:
-                yield Example(spec.id, images_of(spec), spec.captions(), self._tags[spec.id], comparisons=WINOGROUND_COMPARISONS)
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        return winoground_outcomes(check_matrix(example_id, scores, (2, 2)))
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        return winoground_metrics(scores, breakdown_groups(self._tags, [i for i in scores if i in self._tags]))
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        """Drawn on the fly; drawing a valid spec cannot fail."""
+        return images_of(row.images[0])
 
 
 def training_batch(start: int, n: int) -> tuple[list[Image.Image], list[str], list[str]]:

@@ -142,10 +142,10 @@ class ShapesClassifyTask(ClassificationTask):
         self.version = VERSION
         self._info["version"] = VERSION
 
-
-def offline_fixture(tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
-    """tests/test_contract_all.py's hook: the generated val split, first 12 images."""
-    return name, {"split": "val", "limit": 12}
+    @classmethod
+    def offline_fixture(cls, tmp_path: Any, name: str) -> tuple[str, dict[str, Any]]:
+        """The generated val split, first 12 images."""
+        return name, {"split": "val", "limit": 12}
 
 
 if __name__ == "__main__":

@@ -32,22 +32,16 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
+from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import (
-    check_matrix,
-    ranked_comparisons,
-    ranked_outcome,
-    summarize,
-)
+from winoground_eval.taskbase import RankedTask, Row
 
 from . import shapes
-from ._ranked import ranked_tie, tag_groups
 from .shapes import HELDOUT_COMBOS, Scene, Thing
 
 GENERATOR_VERSION = "1"
@@ -61,7 +55,6 @@ SPECS = (
     Metric("accuracy", "correct caption strictly above all 4 hard negatives", primary=True),
     *(Metric(f"vs_{k}", f"correct caption strictly above the {k} negative") for k in NEGATIVE_KINDS),
 )
-COMPARISONS = ranked_comparisons(1 + len(NEGATIVE_KINDS))
 
 
 @dataclass(frozen=True)
@@ -160,7 +153,7 @@ def packaged_manifest() -> dict[str, Any]:
     return shapes.packaged_manifest(MANIFEST)
 
 
-class ShapesRankedTask:
+class ShapesRankedTask(RankedTask):
     """Procedural 1 x 5 examples: one shapes image, its caption and 4 hard negatives."""
 
     name = "shapes-ranked"
@@ -170,12 +163,10 @@ class ShapesRankedTask:
     def __init__(self, *, split: Split = "test", limit: int | None = None):
         shapes.check_split_args("shapes-ranked", split, SPLIT_SIZES, limit)
         self.split = split
-        self.limit = limit
         self.manifest = packaged_manifest()
         self._check()
-        # metadata() is the whole split (the run's full target); limit bounds examples() only
         self.specs = [make_spec(split, i) for i in range(SPLIT_SIZES[split])]
-        self._tags = {s.id: s.tags(split) for s in self.specs}
+        super().__init__([Row(s.id, s.captions(), (s,), s.tags(split)) for s in self.specs], limit=limit)
 
     def _check(self) -> None:
         fix = (
@@ -189,6 +180,10 @@ class ShapesRankedTask:
             checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
         )
 
+    def fingerprint(self) -> str:
+        """The split's checksum, checked against the manifest at load (ids, captions, tags, pixels)."""
+        return self.manifest["splits"][self.split]["sha256"]
+
     def info(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -196,32 +191,19 @@ class ShapesRankedTask:
             "source": "procedural (winoground_eval.tasks.shapes_ranked, drawn by tasks.shapes)",
             "split": self.split,
             "manifest": MANIFEST,
-            "data_fingerprint": self.manifest["splits"][self.split]["sha256"][:16],
+            "data_fingerprint": self.fingerprint()[:16],
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self._tags)
-
-    def examples(
-        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
-    ) -> Iterator[Example]:
-        """Drawn on the fly; drawing valid specs cannot fail, so ``on_error`` is never called."""
-        skip = set(skip)
-        for spec in self.specs[: self.limit]:
-            if spec.id not in skip:
-                yield Example(spec.id, (image_of(spec),), spec.captions(), self._tags[spec.id], comparisons=COMPARISONS)
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        """Drawn on the fly; drawing a valid spec cannot fail."""
+        return (image_of(row.images[0]),)
 
     def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        s = check_matrix(example_id, scores, (1, 1 + len(NEGATIVE_KINDS)))
-        out = ranked_outcome(s)
+        out = super().outcomes(example_id, scores)
+        s = np.asarray(scores, dtype=np.float64)
         for k, kind in enumerate(NEGATIVE_KINDS, start=1):
             out[f"vs_{kind}"] = float(s[0, 0] > s[0, k])
         return out
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        outcomes = {i: self.outcomes(i, s) for i, s in scores.items()}
-        ties = [i for i, s in scores.items() if ranked_tie(s)]
-        return summarize(self.metric_specs, outcomes, groups=tag_groups(self._tags, scores), tie_ids=ties)
 
 
 if __name__ == "__main__":

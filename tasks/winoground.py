@@ -33,16 +33,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
-from winoground_eval.taskbase import PairTask
 from winoground_eval.errors import DataError, ScoreFileError
 from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
-    WINOGROUND_COMPARISONS,
     WINOGROUND_METRICS,
-    check_matrix,
     winoground_metrics,
-    winoground_outcomes,
 )
+from winoground_eval.taskbase import PairTask, Row
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +483,6 @@ class HubSource:
         return {"source": f"hf:{HF_REPO}", "revision": self.revision, "revision_resolved": self.resolved}
 
 
-OnError = Callable[[str, Exception], None]
 
 
 def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -524,10 +520,11 @@ class WinogroundTask(PairTask):
         self._check(rows)
         # metadata() is every example (the run's full target); ``limit`` relaxes the manifest
         # check and bounds examples() only, so a limited run never hides finished examples
-        self.rows = rows
+        self.dataset_rows = rows
         why_hard = _why_hard_tags(manifest)
-        self._tags = {row["id"]: tags_of(row, why_hard) for row in self.rows}
-        self._fingerprint = data_fingerprint(rows, self.source.image_digests(rows))
+        # a row's image sources are its position in the dataset; its captions are checked when loaded
+        super().__init__([Row(row["id"], (), (i,), tags_of(row, why_hard)) for i, row in enumerate(rows)], limit=limit)
+        self._data_fingerprint = data_fingerprint(rows, self.source.image_digests(rows))
 
     def _check(self, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
@@ -550,44 +547,30 @@ class WinogroundTask(PairTask):
             if got != counts:
                 raise DataError(f"the dataset's {group} counts are {got} but its manifest expects {counts}; {fix}")
 
+    def fingerprint(self) -> str:
+        """Ids, captions and both images' bytes of every example (:func:`data_fingerprint`)."""
+        return self._data_fingerprint
+
     def info(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
             "manifest": self.manifest.get("name", MANIFEST),
             **self.source.describe(),
-            "data_fingerprint": self._fingerprint,
+            "data_fingerprint": self.fingerprint(),
         }
 
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self._tags)
+    def load(self, row: Row) -> tuple[Image.Image, ...]:
+        i = row.images[0]
+        data = self.dataset_rows[i]
+        if isinstance(self.source, HubSource):
+            return tuple(self.source.image(i, data, k) for k in range(2))
+        return tuple(self.source.image(data, k) for k in range(2))
 
-    def examples(self, skip: Iterable[str] = (), on_error: OnError | None = None) -> Iterator[Example]:
-        """Examples in dataset order. A bad one (unreadable image, missing caption) raises
-        DataError naming it, or, with ``on_error``, is reported there and passed over."""
-        skip = set(skip)
-        rows = self.rows[: self.limit] if self.limit is not None else self.rows
-        index = [i for i, r in enumerate(rows) if r["id"] not in skip]
-        for i in index:
-            row = self.rows[i]
-            try:
-                captions = _captions(row)
-                if isinstance(self.source, HubSource):
-                    images = tuple(self.source.image(i, row, k) for k in range(2))
-                else:
-                    images = tuple(self.source.image(row, k) for k in range(2))
-            except DataError as exc:
-                if on_error is None:
-                    raise
-                on_error(row["id"], exc)
-                continue
-            yield Example(row["id"], images, captions, self._tags[row["id"]], comparisons=WINOGROUND_COMPARISONS)
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        return winoground_outcomes(check_matrix(example_id, scores, (2, 2)))
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        return metrics_with_tags(scores, self._tags)
+    def example(self, row: Row) -> Example:
+        """The example with its captions checked (a missing one is a bad example) and its images."""
+        captions = _captions(self.dataset_rows[row.images[0]])
+        return Example(row.id, self.load(row), captions, row.tags, comparisons=self.comparisons(row))
 
     @staticmethod
     def score_file_examples(metadata: str | Path) -> tuple[list[str], dict[str, dict[str, Any]], str | None]:

@@ -147,3 +147,34 @@ def test_through_the_runner_with_skip_bad_and_fingerprint(tmp_path):
         result = run(spec, task, scorer, store)
     assert result["n_examples"] == 2 and list(result["skipped"]) == ["vg_relation-1"]
     json.dumps(result)
+
+
+def test_order_ties_count_as_aro_counts_them_with_the_strict_figure_beside(tmp_path):
+    """ARO's argmax with the true caption first: an Order tie is right (primary), wrong in *_strict;
+    a VG tie stays wrong (its true caption is second in ARO's list). Identical perturbations are counted."""
+    root = _fake_aro(tmp_path / "aro", relations=["on", "under"], pairs=[("red", "wooden")], order=True)
+    cases = json.loads((tmp_path / "coco2014" / "coco_order.json").read_text())
+    cases[2]["caption_options"][3] = " A dog on  grass 2"  # a shuffle that left the caption unchanged
+    (tmp_path / "coco2014" / "coco_order.json").write_text(json.dumps(cases))
+    task = AroTask(data_dir=str(root))
+    names = [(m.name, m.primary, m.per_example) for m in task.metric_specs]
+    assert names == [("accuracy", False, True), ("accuracy_strict", False, True), ("vg_relation", True, False),
+                     ("vg_attribution", False, False), ("coco_order", False, False), ("coco_order_strict", False, False)]
+    tie5 = np.array([[1.0, 1.0, 0.0, 0.0, 0.0]])
+    scores = {"vg_relation-0": np.array([[1.0, 1.0]]), "vg_relation-1": np.array([[2.0, 1.0]]),
+              "vg_attribution-0": np.array([[2.0, 1.0]]),
+              "coco_order-0": tie5, "coco_order-1": np.array([[0.0, 1.0, 0.0, 0.0, 0.0]]),
+              "coco_order-2": np.array([[3.0, 0.0, 0.0, 3.0, 0.0]])}
+    result = task.metrics(scores)
+    assert result["metrics"]["coco_order"] == pytest.approx(2 / 3)  # two ties, right as ARO counts them
+    assert result["metrics"]["coco_order_strict"] == 0.0
+    assert result["metrics"]["vg_relation"] == pytest.approx(0.5)  # the VG tie is wrong, as in ARO's code
+    assert result["per_example"]["vg_relation-0"] == {"accuracy": 0.0, "accuracy_strict": 0.0}
+    assert result["per_example"]["coco_order-0"] == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    assert result["metrics"]["accuracy"] == pytest.approx(4 / 6) and result["metrics"]["accuracy_strict"] == pytest.approx(2 / 6)
+    assert result["tie_ids"] == ["vg_relation-0", "coco_order-0", "coco_order-2"] and result["n_ties_counted_correct"] == 2
+    assert result["identical_negative_ids"] == ["coco_order-2"] and result["n_identical_negatives"] == 1
+    only = AroTask(data_dir=str(root), subsets=("coco_order",))
+    assert [m.name for m in only.metric_specs if m.primary] == ["coco_order"]
+    vg = AroTask(data_dir=str(root), subsets=("vg_relation",))
+    assert [m.name for m in vg.metric_specs] == ["accuracy", "vg_relation"]  # no tie convention to report

@@ -517,7 +517,9 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["cifar10", "stl10", "pets", "flowers", "food", "aircraft", "imagenet", "objectnet", "imagefolder"])
 def test_offline_fixtures_build_and_score(tmp_path, name):
     """The contract tests' fixtures: each dataset's tiny copy builds, rebuilds to the same identity, and reduces."""
-    from winoground_eval.tasks.classification import offline_fixture
+    from winoground_eval.tasks.classification import ClassificationTask
+
+    offline_fixture = ClassificationTask.offline_fixture
     from winoground_eval import registry
 
     def build(where):

@@ -7,10 +7,11 @@ how to build each one offline, and a registered name without a way to build it f
 that a new plugin cannot be forgotten.
 
 How to give a new TASK its offline fixture (either):
-- a function ``offline_fixture(tmp_path, name) -> (name_to_resolve, kwargs)`` in the task's
-  module (the module of its registry target): it writes whatever small data the task needs
-  under ``tmp_path`` and returns the name to resolve (``name`` itself, or ``PREFIX + SPEC``
-  for a prefix such as ``captions:``) and the keyword arguments for the factory; or
+- the classmethod ``offline_fixture(tmp_path, name) -> (name_to_resolve, kwargs)`` of the task's
+  class (a :class:`winoground_eval.taskbase.TaskBase`: the registry target, or the return type
+  its factory function declares): it writes whatever small data the task needs under
+  ``tmp_path`` and returns the name to resolve (``name`` itself, or ``PREFIX + SPEC`` for a
+  prefix such as ``captions:``) and the keyword arguments for the factory; or
 - an entry ``name: builder`` in :data:`TASK_FIXTURES` below, with the same signature less
   ``name``.
 A fixture must be offline (no hub, no network) and small (a few to a few dozen examples).
@@ -25,7 +26,6 @@ for diffusers ids, the open_clip loader pointed at a tiny checkpoint).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 from pathlib import Path
@@ -38,6 +38,7 @@ from PIL import Image
 from winoground_eval import registry
 from winoground_eval.contracts import Example, Scorer, Task, evaluate_examples
 from winoground_eval.overrides import options_of
+from winoground_eval.taskbase import TaskBase, task_class
 from winoground_eval.userfile import missing_members
 
 RESULTS_BRANCH = "needs the results branch (Task.metric_specs / outcomes)"
@@ -88,7 +89,7 @@ def _aro(tmp_path: Path) -> tuple[str, dict[str, Any]]:
 
 
 # Registry name -> builder(tmp_path) -> (name to resolve, factory kwargs). Tasks may instead
-# carry an `offline_fixture(tmp_path, name)` hook in their module (see the module docstring).
+# override TaskBase.offline_fixture (see the module docstring).
 TASK_FIXTURES: dict[str, Callable[[Path], tuple[str, dict[str, Any]]]] = {
     "winoground": _winoground,
     "shapes": _shapes,
@@ -108,19 +109,19 @@ def _entry(name: str) -> registry.Entry:
 def _fixture_of(name: str) -> Callable[[Path], tuple[str, dict[str, Any]]] | None:
     if name in TASK_FIXTURES:
         return TASK_FIXTURES[name]
-    module_name = _entry(name).target.partition(":")[0]
     try:
-        module = importlib.import_module(module_name)
+        cls = task_class(registry.load_target(_entry(name).target))
     except ImportError as exc:
-        pytest.fail(f"task {name!r}: its module {module_name} cannot be imported ({exc})")
-    hook = getattr(module, "offline_fixture", None)
-    return None if hook is None else (lambda tmp_path: hook(tmp_path, name))
+        pytest.fail(f"task {name!r}: its module cannot be imported ({exc})")
+    if cls is None or cls.offline_fixture.__func__ is TaskBase.offline_fixture.__func__:
+        return None
+    return lambda tmp_path: cls.offline_fixture(tmp_path, name)
 
 
 def _build_task(name: str, tmp_path: Path) -> Any:
     builder = _fixture_of(name)
     if builder is None:
-        pytest.fail(f"task {name!r} has no offline fixture: add offline_fixture(tmp_path, name) to its module "
+        pytest.fail(f"task {name!r} has no offline fixture: override offline_fixture(tmp_path, name) in its TaskBase class "
                     f"or an entry to TASK_FIXTURES in {__file__}")
     resolvable, kwargs = builder(tmp_path)
     return registry.resolve_task(resolvable)(**kwargs)
@@ -134,8 +135,8 @@ def _random_scores(task: Any, seed: int = 0) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_every_task_has_an_offline_fixture(name):
     assert _fixture_of(name) is not None, (
-        f"task {name!r} is registered but has no offline fixture: add offline_fixture(tmp_path, name) -> "
-        f"(name, kwargs) to {_entry(name).target.partition(':')[0]} or an entry to TASK_FIXTURES in {__file__}"
+        f"task {name!r} is registered but has no offline fixture: override offline_fixture(tmp_path, name) -> "
+        f"(name, kwargs) in its class ({_entry(name).target}) or an entry to TASK_FIXTURES in {__file__}"
     )
 
 
@@ -241,6 +242,7 @@ FAST = {"device": "cpu", "n_timesteps": 5}  # given to every factory that takes 
 def models(tmp_path_factory) -> dict[str, Any]:
     """Tiny random models, written once: open_clip (config, checkpoint), SD latent epsilon, SD pixel v."""
     from winoground_eval.baselines.tiny_clip import write_tiny_clip
+
     from winoground_eval.diffusion.tiny import write_tiny_sd
 
     root = tmp_path_factory.mktemp("contract-models")
@@ -352,7 +354,6 @@ def _open_clip_prefix(models, **options):
 def _hf_hub_prefix(models, **options):
     """hf-hub:ORG/NAME with the download swapped for a local folder holding the repository's two files."""
     from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
-
     from winoground_eval.baselines import clip
     from winoground_eval.baselines.tiny_clip import TINY_MODEL_CFG
 

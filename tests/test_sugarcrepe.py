@@ -69,7 +69,8 @@ def test_examples_ids_tags_and_both_folder_layouts(tmp_path):
         assert [e.id for e in exs] == ["swap_obj-0", "swap_obj-1", "swap_obj-2"]
         assert exs[0].captions == ("A cat sits on its hind legs, and swats at the plant.",
                                    "A cat sits on the plant, and swats at its hind legs.")
-        assert exs[0].tags == {"subset": ["swap_obj"]} and exs[0].images[0].mode == "RGB"
+        assert exs[0].tags == {"subset": ["swap_obj"], "words": ["same words as the positive"]}
+        assert exs[0].images[0].mode == "RGB"
         assert exs[0].comparisons == (("accuracy", (0, 0), (0, 1)),)
         assert task.info()["subsets"] == ["swap_obj"]
 
@@ -102,7 +103,7 @@ def test_metrics_per_subset_and_the_papers_category_macro(tmp_path):
 
 
 def test_all_subsets_declare_the_three_categories(tmp_path, monkeypatch):
-    monkeypatch.setattr(SugarCrepeTask, "_hash", lambda self: "0" * 64)  # no images needed to list specs
+    monkeypatch.setattr(SugarCrepeTask, "fingerprint", lambda self: "0" * 64)  # no images needed to list specs
     task = SugarCrepeTask(data_dir=str(_fake_coco(tmp_path, ("swap_obj",))))
     assert [m.name for m in task.metric_specs] == ["accuracy", "add", "replace", "swap"]
     assert len(task.metadata()) == 7511
@@ -114,7 +115,7 @@ def test_through_the_runner_and_skip_bad(tmp_path):
     root = _fake_coco(tmp_path / "coco", ("swap_obj",))
     task = SugarCrepeTask(data_dir=str(root), subsets=("swap_obj",), limit=6)
     fingerprint = task.info()["data_fingerprint"]
-    missing = root / "val2017" / task.items["swap_obj-2"]["filename"]
+    missing = task.row("swap_obj-2").images[0]
     missing.unlink()
     task = SugarCrepeTask(data_dir=str(root), subsets=("swap_obj",), limit=6)
     assert task.info()["data_fingerprint"] != fingerprint
@@ -125,3 +126,25 @@ def test_through_the_runner_and_skip_bad(tmp_path):
     assert result["n_examples"] == 5 and list(result["skipped"]) == ["swap_obj-2"]
     assert result["breakdown"]["subset"]["swap_obj"]["n"] == 5
     json.dumps(result)
+
+
+def test_same_words_breakdown_reproduces_the_issue_count(tmp_path, monkeypatch):
+    """572 of 7,511 negatives use exactly the positive's words (408 swap_att, 164 swap_obj)."""
+    assert sugarcrepe.same_words("A woman's hat on a dog.", "a dog's hat on a woman") is False  # possessives are words
+    assert sugarcrepe.same_words("two men on four-wheelers", "four men on two-wheelers")
+    assert not sugarcrepe.same_words("a red ball", "a red red ball")  # a multiset: counts matter
+    monkeypatch.setattr(SugarCrepeTask, "fingerprint", lambda self: "0" * 64)
+    task = SugarCrepeTask(data_dir=str(_fake_coco(tmp_path, ("swap_obj",))))
+    words = {}
+    for ex_id, tags in task.metadata().items():
+        words.setdefault((tags["subset"][0], tags["words"][0]), []).append(ex_id)
+    same = {k[0]: len(v) for k, v in words.items() if k[1] == sugarcrepe.SAME_WORDS}
+    assert same == {"swap_att": 408, "swap_obj": 164} and sum(len(v) for v in words.values()) == 7511
+    scores = {i: np.array([[1.0, 0.0]]) if t["words"] == [sugarcrepe.SAME_WORDS] else np.array([[0.0, 1.0]])
+              for i, t in task.metadata().items()}
+    result = task.metrics(scores)
+    assert result["breakdown"]["words"] == {
+        sugarcrepe.OTHER_WORDS: {"accuracy": 0.0, "n": 7511 - 572},
+        sugarcrepe.SAME_WORDS: {"accuracy": 1.0, "n": 572},
+    }
+    assert result["n_identical_negatives"] == 0

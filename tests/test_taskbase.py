@@ -138,3 +138,13 @@ def test_task_class_from_classes_and_factory_annotations():
     assert task_class(Ranked) is Ranked and task_class(SimpleNamespace) is None
     assert task_class(make) is Ranked and task_class(functools.partial(make, "x.jsonl")) is Ranked
     assert task_class(lambda: None) is None
+
+
+def test_every_registered_task_is_built_on_a_base():
+    """Registry targets resolve to a TaskBase class (the class, or what its factory declares it returns)."""
+    from winoground_eval import registry
+
+    for name, entry in {**registry.TASKS, **registry.TASK_PREFIXES}.items():
+        cls = task_class(registry.load_target(entry.target))
+        shapes = cls.__subclasses__() if cls is not None and name == "captions:" else [cls]  # one class per file shape
+        assert cls is not None and all(issubclass(c, (PairTask, RankedTask, ClassTask)) for c in shapes), name

@@ -14,74 +14,42 @@ winoground_eval/registry.py:
 
 from __future__ import annotations
 
-import hashlib
 import random
-from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Example, Metric
 from winoground_eval.errors import ConfigError
-from winoground_eval.metrics import ranked_comparisons, ranked_outcome, summarize
+from winoground_eval.taskbase import RankedTask, Row
 
 COLOURS = {"red": (215, 35, 35), "green": (35, 160, 55), "blue": (35, 70, 215), "yellow": (230, 195, 20)}
 
 
-class SquaresTask:
+def square(colour: str, side: int) -> Image.Image:
+    image = Image.new("RGB", (32, 32), (235, 235, 235))
+    image.paste(COLOURS[colour], (16 - side // 2, 16 - side // 2, 16 + side // 2, 16 + side // 2))
+    return image
+
+
+class SquaresTask(RankedTask):
+    """Its rows are all it gives; RankedTask adds examples, --limit, the accuracy (caption 0
+    strictly above every negative), ties, the `colour` breakdown and the data fingerprint."""
+
     name = "squares"
     version = "1"
-    metric_specs = (Metric("accuracy", "the right colour scores above every wrong one", primary=True),)
+    source = "procedural (docs/examples/my_task.py)"
 
     def __init__(self, *, n_examples: int = 20, n_negatives: int = 2, seed: int = 0, limit: int | None = None):
         if not 1 <= n_negatives < len(COLOURS):
             raise ConfigError(f"-t n_negatives={n_negatives}: choose 1 to {len(COLOURS) - 1}")
-        self.n_negatives, self.seed, self.limit = n_negatives, seed, limit
         rng = random.Random(seed)
-        self.rows = []  # (id, colour, wrong colours, square size): all of them, whatever the limit
+        rows = []  # every example, whatever the limit: --limit bounds examples(), never metadata()
         for i in range(n_examples):
             colour, *wrong = rng.sample(sorted(COLOURS), 1 + n_negatives)
-            self.rows.append((f"sq-{i}", colour, wrong, rng.randint(8, 24)))
-
-    def _image(self, colour: str, side: int) -> Image.Image:
-        image = Image.new("RGB", (32, 32), (235, 235, 235))
-        image.paste(COLOURS[colour], (16 - side // 2, 16 - side // 2, 16 + side // 2, 16 + side // 2))
-        return image
-
-    def _example(self, row) -> Example:
-        ex_id, colour, wrong, side = row
-        captions = tuple(f"a {c} square" for c in (colour, *wrong))
-        return Example(ex_id, (self._image(colour, side),), captions, self.metadata()[ex_id],
-                       comparisons=ranked_comparisons(len(captions)))
-
-    def info(self) -> dict[str, Any]:
-        digest = hashlib.sha256()
-        for row in self.rows:  # ids, captions and pixels: the data's identity
-            ex = self._example(row)
-            digest.update(repr((ex.id, ex.captions)).encode())
-            digest.update(ex.images[0].tobytes())
-        return {"name": self.name, "version": self.version, "source": "procedural (docs/examples/my_task.py)",
-                "n_examples": len(self.rows), "n_negatives": self.n_negatives, "seed": self.seed,
-                "data_fingerprint": digest.hexdigest()[:16]}
-
-    def metadata(self) -> dict[str, Mapping[str, Any]]:
-        return {ex_id: {"colour": [colour]} for ex_id, colour, _, _ in self.rows}
-
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
-        skip = set(skip)
-        for row in self.rows[: self.limit]:  # --limit bounds what is yielded, never metadata()
-            if row[0] not in skip:
-                yield self._example(row)
-
-    def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
-        return ranked_outcome(scores)
-
-    def metrics(self, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        tags = self.metadata()
-        outcomes = {i: self.outcomes(i, s) for i, s in scores.items()}
-        ties = [i for i, s in scores.items() if np.any(s[0, 1:] == s[0, 0])]
-        return summarize(self.metric_specs, outcomes, groups={"colour": {i: tags[i]["colour"] for i in scores}},
-                         tie_ids=ties)
+            captions = tuple(f"a {c} square" for c in (colour, *wrong))
+            # the image: a PIL image here; a file path or encoded bytes for a benchmark on disk (opened
+            # when the example is loaded; override load(row) for anything else)
+            rows.append(Row(f"sq-{i}", captions, (square(colour, rng.randint(8, 24)),), {"colour": [colour]}))
+        super().__init__(rows, limit=limit)
 
 
 def make_task(*, n_examples: int = 20, n_negatives: int = 2, seed: int = 0, limit: int | None = None) -> SquaresTask:
