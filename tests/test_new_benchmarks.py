@@ -193,6 +193,9 @@ def test_export_places_a_run_among_the_published_rows_of_its_task(tmp_path, caps
     doc = json.loads(board.read_text())
     jsonschema.Draft202012Validator(schema(2)).validate(doc)
     assert [p["id"] for p in doc["published"]] == ["bivlc-results/clip-vit-b32"]
+    page = tmp_path / "report.html"
+    assert cli.main(["report", str(out), "-O", str(page), "--with-published", "--no-hub"]) == 0
+    assert "CLIP ViT-B/32 (open_clip ViT-B-32, openai)" in page.read_text()
 
 
 def test_whatsup_reports_the_papers_two_subset_means(tmp_path):
