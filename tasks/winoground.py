@@ -483,8 +483,6 @@ class HubSource:
         return {"source": f"hf:{HF_REPO}", "revision": self.revision, "revision_resolved": self.resolved}
 
 
-
-
 def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
     captions = tuple(row.get(f"caption_{k}") for k in range(2))
     for k, c in enumerate(captions):

@@ -83,7 +83,9 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     elif result.get("partial"):
         extra[0] += " (partial: run the same command again to finish)"
     if result.get("n_ties"):
-        extra.append(f"{result['n_ties']} with tied scores (counted wrong)")
+        right = result.get("n_ties_counted_correct") or 0  # a benchmark whose own code counts ties right (ARO Order)
+        how = f"{right} counted right as the benchmark's code counts them, the rest wrong" if right else "counted wrong"
+        extra.append(f"{result['n_ties']} with tied scores ({how})")
     if result.get("n_skipped"):
         extra.append(f"{result['n_skipped']} bad examples skipped (not counted)")
     if compute.get("wall_time_s") is not None:

@@ -54,6 +54,7 @@ import json
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
@@ -149,7 +150,7 @@ class TaskBase:
     version: str = "1"
     source: str = ""
     metric_specs: tuple[Metric, ...] = ()
-    scorer_defaults: Mapping[str, Any] = {}  # hook: scorer options this task's paper uses
+    scorer_defaults: Mapping[str, Any] = MappingProxyType({})  # hook: scorer options this task's paper uses
 
     def __init__(self, rows: Iterable[Row] = (), *, limit: int | None = None) -> None:
         check_limit(limit)
