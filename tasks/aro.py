@@ -19,6 +19,11 @@ caption, its perturbations] (caption 0 is the true one):
   ``COCO_Order(...).test_cases``), ``PATH`` relative to the JSON file's real folder.
   Reported as the accuracy (the paper's Precision@1).
 
+``-t source=hub`` reads the Hub mirrors instead (``gowitheflow/ARO-*`` at the revisions MTEB
+pins, ``data_manifests/aro.json`` "hub"; ``--data-dir`` then a local copy of them): every
+subset unless ``subsets`` says otherwise; the VG image is used as stored, and VG-Attribution has
+no attribute pairs there, so its macro is not reported.
+
 Without ``subsets`` the task runs both VG subsets and each Order subset whose file is
 there. Ties are counted as ARO's code counts them (its ``argmax`` gives a tie to the first
 option): VG lists ``[false, true]`` and counts ``argmax == 1``, so a tie is wrong; Order lists
@@ -39,6 +44,7 @@ a perturbation is the true caption's text, case and spacing ignored; ``tie_ids``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -52,6 +58,8 @@ from PIL import Image
 from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
 from winoground_eval.taskbase import RankedTask, Row, Ties, check_limit, open_rgb
+
+from ._bench import HubImage, hub_images
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +88,18 @@ ACCURACY_TEXT = {
 REPO = "https://github.com/mertyg/vision-language-models-are-bows"
 
 
+HUB = {  # -t source=hub: the Hub mirrors and the revisions MTEB pins (data_manifests/aro.json "hub")
+    "vg_relation": ("gowitheflow/ARO-Visual-Relation", "3867ad4f46a1ac2e63be034d1fc77dd8c2ef7209"),
+    "vg_attribution": ("gowitheflow/ARO-Visual-Attribution", "18f7e01358d91df599d723f00e16a18640e19398"),
+    "coco_order": ("gowitheflow/ARO-COCO-order", "853ec8757226585a38a80886c51fe0f3f268787c"),
+    "flickr30k_order": ("gowitheflow/ARO-Flickr-Order", "1f9485f69c87947812378a1aedf86410c86a0aa8"),
+}
+ORDER_COLUMNS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
+
+
 @dataclass(frozen=True)
 class Item:
-    image: Path
+    image: Any  # a Path (the authors' files) or a HubImage (-t source=hub)
     box: tuple[float, float, float, float] | None  # (left, upper, right, lower) for PIL's crop
     captions: tuple[str, ...]
 
@@ -152,14 +169,49 @@ def read_order(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tup
     return out
 
 
+def read_hub(subset: str, token: str | None = None, root: Path | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
+    """A subset from its Hub mirror (``-t source=hub``), or from a local copy of the mirror under
+    ``root`` (``root/<repository name>/data/test-*.parquet``): VG rows hold the mirror's ``image``
+    (used as stored), Order rows ``images`` with the true caption and 4 hard texts."""
+    from . import _hub
+
+    repo, revision = HUB[subset]
+    m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
+         "layout": "DIR/<repository name>/data/test-*.parquet"}
+    image_col = "image" if subset in VG_FILES else "images"
+    if root is not None:
+        folder = root / repo.split("/")[1]
+        ds = _hub.local_split(f"aro {subset}", m, folder if folder.is_dir() else root, "test")
+    else:
+        ds = _hub.hub_split(f"aro {subset}", m, "test", revision, token)
+    ds, images = hub_images(ds, (image_col,))
+    out = []
+    for i, r in enumerate(ds.remove_columns([image_col])):
+        if subset in VG_FILES:
+            captions = (str(r["true_caption"]), str(r["false_caption"]))
+            label = {"relation": [str(r["relation_name"])]} if subset == "vg_relation" and r.get("relation_name") else {}
+        else:
+            captions, label = tuple(str(r[c]) for c in ORDER_COLUMNS), {}
+        out.append((Item(images[i][0], None, captions), {"subset": [subset], **label}))
+    return out
+
+
 class AroTask(RankedTask):
     """ARO's VG-Relation, VG-Attribution, COCO-Order and Flickr30k-Order, 1 image x [true, perturbed...]."""
 
     name = "aro"
     version = VERSION
 
-    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None):
+    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None,
+                 source: str = "files"):
         check_limit(limit)
+        if source not in ("files", "hub"):
+            raise DataError(f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)")
+        self.source = source
+        hub_root = Path(data_dir).expanduser() if source == "hub" and data_dir else None
+        self._hub_local = hub_root is not None
+        if source == "hub":
+            data_dir, subsets = data_dir or ".", subsets or SUBSETS
         self.manifest = packaged_manifest()
         if data_dir is None:
             raise DataError(
@@ -182,7 +234,10 @@ class AroTask(RankedTask):
         rows: list[Row] = []
         counts = {}
         for subset in chosen:
-            found = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
+            if source == "hub":
+                found = read_hub(subset, root=hub_root)
+            else:
+                found = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
             counts[subset] = len(found)
             expected = self.manifest["expected_counts_from_paper"][subset]
             if len(found) != expected:
@@ -216,6 +271,11 @@ class AroTask(RankedTask):
         return [row.id, list(row.captions), row.key]
 
     def info(self) -> dict[str, Any]:
+        if self.source == "hub":
+            where = "local copy of the hf mirrors" if self._hub_local else "hf mirrors"
+            return {"name": self.name, "version": self.version, "source": f"{where} (gowitheflow/ARO-*)",
+                    "revision": {s: HUB[s][1] for s in self.subsets}, "subsets": list(self.subsets),
+                    "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self.fingerprint()[:16]}
         return {
             "name": self.name,
             "version": self.version,
@@ -227,8 +287,14 @@ class AroTask(RankedTask):
             "data_fingerprint": self.fingerprint()[:16],
         }
 
+    def image_digest(self, source: Any) -> str:
+        if isinstance(source, HubImage):
+            return hashlib.sha256(source.read()).hexdigest()
+        return super().image_digest(source)
+
     def load(self, row: Row) -> tuple[Image.Image, ...]:
-        image = open_rgb(row.images[0], f"aro example {row.id} ({row.images[0]})")
+        src = row.images[0]
+        image = open_rgb(src.read() if isinstance(src, HubImage) else src, f"aro example {row.id} ({src})")
         return (image.crop(row.key) if row.key is not None else image,)
 
     def groups(self, ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
@@ -251,7 +317,7 @@ class AroTask(RankedTask):
             if subset == "vg_relation":
                 kept = [v for label, v in groups.items() if label not in self._excluded_relations]
             elif subset == "vg_attribution":
-                kept = [v for v in groups.values() if len(v) >= self._min_pair]
+                kept = [v for label, v in groups.items() if label and len(v) >= self._min_pair]  # none from the mirror
             else:
                 kept = list(groups.values())
             if kept:

@@ -216,7 +216,12 @@ def test_task_declares_its_metrics(name, tmp_path):
         assert all(0.0 <= v <= 1.0 for v in outcome.values())
         assert result["per_example"][ex_id] == pytest.approx(outcome)
         tied = task.outcomes(ex_id, np.zeros_like(s))
-        assert all(v == 0.0 for v in tied.values()), f"{ex_id}: a tie must count as wrong: {tied}"
+        # a metric whose paper counts a tie as right says so (a RankedTask with ties="first": What'sUp, ARO);
+        # every other one counts a tie wrong, and a task that counts ties right also reports a strict figure
+        ties_right = {"accuracy"} if getattr(task, "ties_count", lambda: False)() else set()  # RankedTask ties="first"
+        assert all(v == 0.0 for k, v in tied.items() if k not in ties_right), f"{ex_id}: a tie must count as wrong: {tied}"
+        assert all(tied[k] == 1.0 for k in ties_right & set(tied)), f"{ex_id}: declared ties-right but counts wrong: {tied}"
+        assert not ties_right or any(tied[k] == 0.0 for k in tied), f"{ex_id}: no strict figure beside {ties_right}"
     for ex in task.examples():  # comparisons name declared metrics
         assert {m for m, _, _ in ex.comparisons} <= set(names), ex.id
 

@@ -46,7 +46,10 @@ def _run_dirs(out: Path) -> list[Path]:
     return sorted(p.parent for p in out.rglob("result.json"))
 
 
-@pytest.mark.parametrize("name", ["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file"])
+NEW_TASKS = ["whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe-pp", "colorswap"]
+
+
+@pytest.mark.parametrize("name", ["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS])
 def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     task = _task_args(name, tmp_path / "data")
@@ -80,7 +83,7 @@ def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     assert a.name in html and b.name in html and primary in html
 
 
-@pytest.mark.parametrize("name", ["captions:", "winoground"])
+@pytest.mark.parametrize("name", ["captions:", "winoground", *NEW_TASKS])
 def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     model = write_tiny_sd(tmp_path / "tiny-sd", seed=0)
@@ -89,6 +92,8 @@ def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys)
                "--out", out, "-q"]) == 0
     [run] = _run_dirs(out)
     capsys.readouterr()
-    assert wg(["choose-timesteps", run, "--json", "--no-hub"]) == 0
+    _, kwargs = _fixture_of(name)(tmp_path / "data") if name in NEW_TASKS else (None, {})
+    where = ["--data-dir", kwargs["data_dir"]] if "data_dir" in kwargs else []  # tasks with metrics of their own
+    assert wg(["choose-timesteps", run, "--json", "--no-hub", *where]) == 0
     chosen = json.loads(capsys.readouterr().out)
     assert chosen["rows"] and "chosen" in chosen

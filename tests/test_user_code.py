@@ -276,7 +276,9 @@ def test_suite_options_are_checked_first(tmp_path, suite, capsys, argv, message)
 
 
 def test_compositional_suite_is_registered():
-    assert registry.SUITES["compositional"] == ("winoground", "sugarcrepe", "aro")
+    assert registry.SUITES["compositional"][:3] == ("winoground", "sugarcrepe", "aro")
+    assert {"whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe-pp", "colorswap"} <= set(
+        registry.SUITES["compositional"])
     for name in registry.SUITES["compositional"]:
         assert name in registry.TASKS
     assert not set(registry.SUITES) & set(registry.TASKS)
@@ -291,6 +293,7 @@ def test_compositional_skips_what_is_missing(tmp_path, sample_dir, capsys):
     assert run_dir.parent.parent.name == "winoground"
     err = " ".join(capsys.readouterr().err.split())
     assert "skipping sugarcrepe" in err and "skipping aro" in err
+    assert "skipping eqben" in err and "needs --data-dir" in err  # each skip says why
 
 
 def test_scorer_defaults_apply_only_where_the_user_left_the_option():

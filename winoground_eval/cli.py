@@ -102,7 +102,9 @@ def _listing(what: str) -> list[dict[str, str]]:
     """``wg-eval ls tasks|scorers`` as rows of {name, kind, summary}."""
     rows = []
     if what == "tasks":
-        rows += [{"name": n, "kind": "task", "summary": e.summary} for n, e in registry.TASKS.items()]
+        from .datastatus import data_status
+
+        rows += [{"name": n, "kind": "task", "summary": e.summary, "data": data_status(n)} for n, e in registry.TASKS.items()]
         rows += [{"name": p + "...", "kind": "prefix", "summary": e.summary} for p, e in registry.TASK_PREFIXES.items()]
         rows += [{"name": n, "kind": "suite", "summary": f"suite: {', '.join(m)} with one scorer, one run directory each"}
                  for n, m in registry.SUITES.items()]
@@ -165,8 +167,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
     table = Table(show_header=True)
     table.add_column(args.what[:-1])
     table.add_column("what it is")
-    for row in _listing(args.what):
-        table.add_row(escape(row["name"]), escape(row["summary"]))  # summaries may hold [brackets]
+    if args.what == "tasks":
+        table.add_column("data")
+    for row in _listing(args.what):  # summaries may hold [brackets]
+        cells = [escape(row["name"]), escape(row["summary"])]
+        table.add_row(*cells, *([escape(row.get("data", ""))] if args.what == "tasks" else []))
     out.print(table)
     return 0
 
@@ -525,7 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
-    p.add_argument("--task", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task")
+    which.add_argument("--suite", dest="task", metavar="SUITE",
+                       help="several tasks with one scorer (e.g. compositional); says which it skipped and why")
     p.add_argument("--scorer", required=True)
     p.add_argument("--data-dir", action="append", metavar="[TASK=]DIR",
                    help="local copy of the dataset (instead of the Hugging Face Hub); for a suite, repeat as "

@@ -64,6 +64,22 @@ TASKS: dict[str, Entry] = {
         "winoground_eval.tasks.imagenet_variants:ImageNetATask",
         "ImageNet-A (7,500 images, its 200 ImageNet classes; captions are class indices) from --data-dir",
     ),
+    "whatsup": Entry(
+        "winoground_eval.tasks.whatsup:WhatsUpTask",
+        "What'sUp (Kamath et al., EMNLP 2023): spatial prepositions, Controlled-A/B (1 x 4), COCO-/GQA-spatial one and "
+        "two objects (1 x 2); the authors' files via --data-dir or a Hub mirror; -t subsets=controlled_a,...",
+    ),
+    "eqben": Entry("winoground_eval.tasks.eqben:EqBenTask", "EqBen (Wang et al., ICCV 2023): visual-minimal-change 2 x 2 pairs; the authors' Winoground-format files via --data-dir"),
+    "mmvp-vlm": Entry("winoground_eval.tasks.mmvp_vlm:MMVPVLMTask", "MMVP-VLM (Tong et al., CVPR 2024): 135 CLIP-blind 2 x 2 pairs, 9 visual patterns; HF MMVP/MMVP_VLM or --data-dir"),
+    "vismin": Entry("winoground_eval.tasks.vismin:VisMinTask", "VisMin (Awal et al., NeurIPS 2024): 2,084 minimal-change 2 x 2 examples (object, attribute, counting, relation); HF mair-lab/vismin-bench or --data-dir"),
+    "bivlc": Entry("winoground_eval.tasks.bivlc:BiVLCTask", "BiVLC (Miranda et al., NeurIPS 2024): 2,933 COCO 2 x 2 examples with generated negative images; HF imirandam/BiVLC or --data-dir"),
+    "naturalbench": Entry("winoground_eval.tasks.naturalbench:NaturalBenchTask", "NaturalBench, retrieval form (Li et al., NeurIPS 2024): 2 natural images x 2 captions, text / image / group; HF BaiqiL/NaturalBench or --data-dir"),
+    "sugarcrepe-pp": Entry(
+        "winoground_eval.tasks.sugarcrepe_pp:SugarCrepePPTask",
+        "SugarCrepe++ (Dumpala et al., NeurIPS 2024): 1 COCO image x [2 positives, 1 negative], 5 subsets; captions from HF "
+        "Aman-J/SugarCrepe_pp (or -t captions_dir=), COCO 2017 val via --data-dir",
+    ),
+    "colorswap": Entry("winoground_eval.tasks.colorswap:ColorSwapTask", "ColorSwap (Burapacheep et al., 2024): colour-word swaps, 2 x 2; gated HF stanfordnlp/colorswap or --data-dir"),
 }
 
 # Task names with a free-form part after the prefix; the factory gets it as first argument.
@@ -81,7 +97,10 @@ TASK_PREFIXES: dict[str, Entry] = {
 # Several tasks run with one scorer (`wg-eval run --task compositional`): one run directory
 # per task; a task whose data is missing is skipped with a line saying how to get it.
 SUITES: dict[str, tuple[str, ...]] = {
-    "compositional": ("winoground", "sugarcrepe", "aro"),
+    "compositional": (
+        "winoground", "sugarcrepe", "aro", "whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench",
+        "sugarcrepe-pp", "colorswap",
+    ),
 }
 
 SCORERS: dict[str, Entry] = {
