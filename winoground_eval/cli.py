@@ -296,7 +296,7 @@ def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]
     limit (--limit or -t limit=N, which marks the run partial)."""
     return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
                                  "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit"),
-                                 "task_options": task_kwargs})
+                                 "task_options": task_kwargs, "task_spec": task_name})
 
 
 _UNLABELLED = ("data_dir", "limit", "revision", "token")  # task options that never name a run
@@ -402,7 +402,11 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
     from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
 
-    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args))
+    from .datasource import data_source
+
+    source = data_source(getattr(args, "task_spec", args.task), getattr(args, "task_options", None) or {}, task.info())
+    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args),
+                   data_source=source)
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there

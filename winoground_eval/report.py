@@ -420,7 +420,7 @@ def build_report(
     for dkey, ds in datasets.items():
         ids = sorted(ds["ids"], key=natural_key)
         first = next(r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"])
-        task, why = finder.task_for(first.task) if finder is not None else (None, "no data lookup requested")
+        task, why = finder.task_for(first.task, first.info.get("data_source")) if finder is not None else (None, "no data lookup requested")
         if task is not None:
             examples, note = _dataset_examples(task, ids, thumb_size)
         else:

@@ -274,7 +274,7 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps([{"run_id": r.run_id, "label": r.label, "path": str(r.path), "status": r.status,
                            "n_examples": r.n_examples, "n_expected": r.n_expected, "finished": r.finished,
-                           "created": r.created, "problem": r.problem} for r in rows], indent=2))
+                           "created": r.created, "problem": r.problem, "resume": r.resume or None} for r in rows], indent=2))
         return 0
     if not rows:
         err.print(f"no run directories under {escape(str(args.out))}", soft_wrap=True, highlight=False)
@@ -283,7 +283,7 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     for col in ("run id", "label", "examples", "status", "date"):
         table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
                          min_width=16 if col == "label" else None)
-    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
+    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "interrupted": "magenta", "damaged": "bold red"}
     for r in rows:
         size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
         table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
@@ -292,6 +292,11 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     for r in rows:
         if r.problem:
             err.print(f"[red]damaged[/red] {escape(str(r.path))}: {escape(r.problem)}", soft_wrap=True, highlight=False)
+        if r.status == "interrupted":
+            err.print(f"[magenta]interrupted[/magenta] {escape(r.run_id)} ({escape(r.label)}): its process ended before "
+                      f"result.json; {r.n_examples} finished example(s) are kept. Continue it with:\n  {escape(r.resume)}\n"
+                      f"(if that stops on a damaged line: wg-eval repair {escape(str(r.path))}, then the same command)",
+                      soft_wrap=True, highlight=False)
     return 0
 
 
