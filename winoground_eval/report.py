@@ -48,7 +48,7 @@ from . import __version__
 from .compare import natural_key
 from .errors import EXIT_RUNS, ConfigError, WgEvalError
 from .export import group_heading, published_rows
-from .metrics import shape_rule
+from .metrics import shape_rule, wilson
 from .runs import RunRecord
 from .taskfinder import TaskFinder, example_tags
 
@@ -192,17 +192,6 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
 
 
 # --- intervals --------------------------------------------------------------------------------
-def wilson(p: float, n: int, z: float = 1.959964) -> list[float] | None:
-    """The 95% Wilson score interval of a proportion ``p`` of ``n`` 0/1 outcomes (an interval
-    that stays inside [0, 1] and is not empty at 0% or 100%); None without examples."""
-    if not n or p is None or not math.isfinite(p):
-        return None
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
 def breakdown_ci(breakdown: Mapping[str, Any], binary: set[str]) -> dict[str, Any]:
     """``{group: {label: {metric: [lo, hi]}}}``: Wilson intervals of the breakdown's
     per-example metrics whose outcomes are all 0 or 1 (``binary``)."""
