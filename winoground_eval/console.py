@@ -20,7 +20,16 @@ from rich.table import Table
 PIPED_WIDTH = 1000  # columns when the output is not a terminal: a table's natural width, in practice
 
 
-class WideWhenPiped(Console):
+class _Console(Console):
+    """rich's Console, except that a closed pipe raises BrokenPipeError to the CLI (which exits
+    141, docs/cli.md) instead of rich's own silent ``SystemExit(1)``."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("output pipe closed")
+
+
+class WideWhenPiped(_Console):
     """A rich Console that is ``PIPED_WIDTH`` columns wide when its file is not a terminal."""
 
     def _get_size(self) -> ConsoleDimensions:
@@ -54,4 +63,4 @@ def _widest(column) -> int:
 
 
 out = WideWhenPiped(emoji=False)
-err = Console(stderr=True, emoji=False)
+err = _Console(stderr=True, emoji=False)

@@ -122,6 +122,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in board.notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(output, board.data)
+    if getattr(args, "json", False):  # the leaderboard itself on stdout, as written to the file
+        print(json.dumps(board.data, indent=2, default=str))
+        return 0
     entries = board.data["entries"]
     by_id = {e["run_id"]: e for e in entries}
     out.print(f"leaderboard: {len(entries)} entries in {len(board.data['groups'])} group(s), "
@@ -315,6 +318,7 @@ def register(sub: Any) -> None:
     _output_args(p, "the leaderboard JSON")
     p.add_argument("--include-partial", action="store_true", help="also list partial runs (marked \"partial\": true)")
     p.add_argument("--with-published", action="store_true", help="add the published reference rows (kept apart, marked published)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard JSON on stdout instead of its tables")
     p.add_argument("--baseline", metavar="RUN_ID_OR_SCORER",
                    help="compare every entry with this run (a run id, its prefix, or a scorer name)")
     _task_lookup_args(p)
