@@ -336,10 +336,38 @@ def _decisions(s: np.ndarray) -> list[int] | None:
     return [int(s[0, 0] > s[0, 1]), int(s[1, 1] > s[1, 0]), int(s[0, 0] > s[1, 0]), int(s[1, 1] > s[0, 1])]
 
 
+def run_colour(run_id: str) -> str:
+    """A run's colour in every report, from its run id (not its place in the list): a hue from
+    the id's hash, at a saturation and lightness that read on white."""
+    import colorsys
+    import hashlib
+
+    hue = int(hashlib.sha256(str(run_id).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    r, g, b = colorsys.hls_to_rgb(hue, 0.45, 0.62)
+    return "#{:02x}{:02x}{:02x}".format(round(255 * r), round(255 * g), round(255 * b))
+
+
+def _per_class(rows: Any) -> list[dict[str, Any]] | None:
+    """A classification result's ``per_class`` rows, each with its 95% Wilson interval."""
+    if not isinstance(rows, list) or not rows:
+        return None
+    out = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        n, top1 = row.get("n"), row.get("top1")
+        ci = wilson(float(top1), int(n)) if isinstance(n, int) and isinstance(top1, (int, float)) else None
+        out.append({**row, "ci95": ci})
+    return out
+
+
 def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunRecord]) -> dict[str, Any]:
     r = run.result
     return {
         "key": key,
+        "color": run_colour(run.run_id),
+        "per_class": _per_class(r.get("per_class")),
+        "confusion": r.get("confusion") if isinstance(r.get("confusion"), Mapping) else None,
         "label": run.label,
         "overrides": run.overrides,
         "run_id": run.run_id,
@@ -398,7 +426,9 @@ def build_report(
                   and all(o.get(m.name) in (0, 1, 0.0, 1.0) for o in entry["outcomes"].values())}
         entry["breakdown_ci"] = breakdown_ci(entry["breakdown"], binary)
         entry["decisions"] = {i: _decisions(m) for i, m in scores.items()}  # exact, not from the rounded display
-        entry["scores"] = {i: [_round(row, 6) for row in s] for i, s in scores.items()}
+        # 10 significant digits: the deciding difference of two close scores stays visible (the
+        # page prints each matrix with as many digits as its values need to read apart)
+        entry["scores"] = {i: [_round(row, 10) for row in s] for i, s in scores.items()}
         entry["diffusion"] = diffusion_summary(run, store, list(scores)) if any(
             "arrays" in rec for rec in store.records.values()) else None
         ds["runs"].append(entry["key"])
