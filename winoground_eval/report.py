@@ -336,15 +336,40 @@ def _decisions(s: np.ndarray) -> list[int] | None:
     return [int(s[0, 0] > s[0, 1]), int(s[1, 1] > s[1, 0]), int(s[0, 0] > s[1, 0]), int(s[1, 1] > s[0, 1])]
 
 
-def run_colour(run_id: str) -> str:
-    """A run's colour in every report, from its run id (not its place in the list): a hue from
-    the id's hash, at a saturation and lightness that read on white."""
-    import colorsys
+# well-separated colours; a run's slot comes from its run id (so a run keeps its colour from
+# report to report), and a run whose slot another run of the same report already took (in run-id
+# order) takes the next free one
+PALETTE = ("#2f5bd3", "#d1495b", "#2a9d8f", "#e9a03b", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1",
+           "#8d6e63", "#707a8a", "#b8860b", "#1f7a7a")
+
+
+def colour_slot(run_id: str) -> int:
     import hashlib
 
-    hue = int(hashlib.sha256(str(run_id).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    r, g, b = colorsys.hls_to_rgb(hue, 0.45, 0.62)
-    return "#{:02x}{:02x}{:02x}".format(round(255 * r), round(255 * g), round(255 * b))
+    return int(hashlib.sha256(str(run_id).encode("utf-8")).hexdigest()[:8], 16) % len(PALETTE)
+
+
+def run_colour(run_id: str) -> str:
+    """A run's own colour, from its run id (not its place in the list)."""
+    return PALETTE[colour_slot(run_id)]
+
+
+def run_colours(run_ids: Sequence[str]) -> dict[str, str]:
+    """Each run's colour in one report: its own (:func:`run_colour`) unless an earlier run id (in
+    sorted order) took that slot, then the next free slot; past len(PALETTE) runs, colours repeat."""
+    taken: set[int] = set()
+    out = {}
+    for rid in sorted(set(run_ids)):
+        slot = colour_slot(rid)
+        for step in range(len(PALETTE)):
+            if (slot + step) % len(PALETTE) not in taken:
+                slot = (slot + step) % len(PALETTE)
+                break
+        taken.add(slot)
+        if len(taken) == len(PALETTE):
+            taken.clear()
+        out[rid] = PALETTE[slot]
+    return out
 
 
 def _per_class(rows: Any) -> list[dict[str, Any]] | None:
@@ -365,7 +390,6 @@ def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunR
     r = run.result
     return {
         "key": key,
-        "color": run_colour(run.run_id),
         "per_class": _per_class(r.get("per_class")),
         "confusion": r.get("confusion") if isinstance(r.get("confusion"), Mapping) else None,
         "label": run.label,
@@ -454,6 +478,9 @@ def build_report(
             "order": ids, "examples": examples, "note": note,
             "images": any(e["images"] for e in examples.values()),
         }
+    colours = run_colours([e["run_id"] for e in run_entries])
+    for e in run_entries:
+        e["color"] = colours[e["run_id"]]
     shown_tasks = {r.task_name for r in runs}
     data = {
         "title": title,

@@ -307,7 +307,7 @@
           rows.push({ cat: l, series: r.label, value: b ? b[metric] : null, ci: ci || null, n: b ? b.n : null });
         });
       });
-      const chart = chartBox("tags", { "data-group": g, "data-dataset": dkey });
+      const chart = chartBox("tags", { "data-group": g, "data-dataset": dkey, "data-metric": metric });
       box.appendChild(chart);
       draw(chart, barSpec(Object.assign({ title: g + " (" + metric + ")", rows: rows, cats: labels, catTitle: g, xTitle: metric }, seriesOf(rs))));
     });
