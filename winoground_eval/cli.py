@@ -85,7 +85,8 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
         info = {**info, **RunStore(Path(run_dir)).run_info()}  # run.json records the options given
     note = " (partial)" if result.get("partial") else ""
     title = f"{escape(label_of(info) + note)}  [dim]run {escape(str(result.get('run_id', '')))}[/dim]"
-    out.print(result_table(result, title=title))
+    out.print(title, soft_wrap=True, highlight=False)  # a line of its own: a table title wraps at the table's width
+    out.print(result_table(result))
     compute = result.get("compute") or {}
     extra = [f"{result.get('n_examples', 0)} of {result.get('n_expected', '?')} examples"]
     limit = result.get("limit")
