@@ -76,6 +76,13 @@ def test_demo_then_every_command_it_prints(clone):
     assert all("--out demo_out/runs" in c or " demo_out/runs " in c for c in commands)  # issue 22.2: the demo's folder
     ids = sorted(p.name for p in (where / "demo_out" / "runs" / "shapes").glob("*/*"))
     assert len(ids) == 2 and all(i in commands[1] for i in ids)  # this clone's run ids, computed
+    # the README's "After the demo" block is the same three commands, ids aside
+    readme = (where / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### After the demo\n.*?```bash\n(.*?)```", readme, flags=re.S).group(1)
+    documented = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    clip_id = next(p.name for p in (where / "demo_out" / "runs" / "shapes" / "tiny-clip").iterdir())
+    diffusion_id = next(p.name for p in (where / "demo_out" / "runs" / "shapes" / "tiny-diffusion").iterdir())
+    assert [c.replace("ID_TINY_CLIP", clip_id).replace("ID_TINY_DIFFUSION", diffusion_id) for c in documented] == commands
     outputs = []
     for command in commands:
         done = subprocess.run(shlex.split(command), cwd=where, capture_output=True, text=True, env=env, timeout=120)
