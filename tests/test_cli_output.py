@@ -114,3 +114,21 @@ def test_classification_runs_show_per_class_rows(tmp_path, capsys):
     assert result["per_class"]
     for row in result["per_class"]:
         assert f"class: {row['classname']}" in printed
+
+
+def test_a_narrow_terminal_wraps_labels_and_keeps_numbers_whole():
+    """22.5 on a terminal: the label column folds, numbers are never cut."""
+    import io
+
+    from rich.console import Console
+
+    from winoground_eval.cli import result_table
+
+    result = {"metric_specs": [{"name": n, "primary": n == "group"} for n in ("text", "image", "group")],
+              "metrics": {"text": 1.0, "image": 0.123456, "group": 0.5}, "n_examples": 300,
+              "ci95": {"text": [0.987, 1.0], "image": [0.1, 0.15], "group": [0.45, 0.55]},
+              "breakdown": {"a rather long breakdown group name": {"an even longer label of one tag": {"n": 300, "text": 1.0}}}}
+    buf = io.StringIO()
+    Console(file=buf, width=60, force_terminal=True, color_system=None).print(result_table(result))
+    text = buf.getvalue()
+    assert "\u2026" not in text and "100.00" in text and "12.35" in text and "98.70-100.00" in text

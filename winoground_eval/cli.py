@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__, registry, results_cli, timestep_select
-from .console import err, out
+from .console import err, keep_numbers, out
 from .env import set_threads
 from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
@@ -69,7 +69,7 @@ def result_table(result: dict[str, Any], title: str | None = None) -> Table:
                           *(_pct(row.get(m)) if m in row else "" for m in names))
         if len(per_class) > MAX_CLASS_ROWS:
             table.add_row(f"... {len(per_class) - MAX_CLASS_ROWS} more classes (--json lists all)", "", *("" for _ in names))
-    return table
+    return keep_numbers(table)
 
 
 MAX_CLASS_ROWS = 40  # per-class rows a terminal table shows

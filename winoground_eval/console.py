@@ -41,11 +41,11 @@ class WideWhenPiped(_Console):
     size = property(_get_size, Console.size.fset)
 
 
-def keep_numbers(table: Table, label_columns: int = 1) -> Table:
-    """Every column after the first ``label_columns`` never wraps or ellipsises (numbers stay
-    whole); the label columns fold instead when the terminal is narrow."""
+def keep_numbers(table: Table, labels: tuple[int, ...] = (0,)) -> Table:
+    """Every column but the ``labels`` columns never wraps or ellipsises (numbers stay whole);
+    the label columns fold instead when the terminal is narrow. Call it once the rows are in."""
     for i, column in enumerate(table.columns):
-        if i < label_columns:
+        if i in labels:
             column.overflow = "fold"
         else:
             column.no_wrap = True

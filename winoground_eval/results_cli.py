@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import err as _err
+from .console import keep_numbers
 from .console import out as _out
 
 
@@ -170,7 +171,7 @@ def _export_table(heading: str, entries: list[dict[str, Any]], baseline: Any) ->
             else:
                 row.append("-")
         table.add_row(*row)
-    return table
+    return keep_numbers(table, labels=(1,))
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def compare_table(result: dict[str, Any]) -> Table:
                 _signed_pct(r["diff"]), escape(_ci(r["ci95"])), count(r["a_right_b_wrong"]), count(r["a_wrong_b_right"]),
                 _p(r["p_mcnemar"]),
             )
-    return table
+    return keep_numbers(table, labels=(0, 2))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -291,7 +292,7 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
         size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
         table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
                       (r.finished or r.created).replace("T", " ")[:16])
-    out.print(table)
+    out.print(keep_numbers(table, labels=(1,)))
     for r in rows:
         if r.problem:
             err.print(f"[red]damaged[/red] {escape(str(r.path))}: {escape(r.problem)}", soft_wrap=True, highlight=False)
