@@ -132,3 +132,16 @@ def test_a_narrow_terminal_wraps_labels_and_keeps_numbers_whole():
     Console(file=buf, width=60, force_terminal=True, color_system=None).print(result_table(result))
     text = buf.getvalue()
     assert "\u2026" not in text and "100.00" in text and "12.35" in text and "98.70-100.00" in text
+
+
+def test_repair_says_the_command_that_continues_the_run(tmp_path, capsys):
+    """22.8: repair and resume say how to continue, as a command."""
+    out = tmp_path / "runs"
+    assert main(["run", "--task", "shapes", "--scorer", "dummy", "--limit", "3", "-o", "seed=4", "--out", str(out), "-q"]) == 0
+    (run_dir,) = out.glob("shapes/dummy/*")
+    shard = run_dir / "scores.jsonl"
+    shard.write_text(shard.read_text() + "garbage\n")
+    capsys.readouterr()
+    assert main(["repair", str(run_dir)]) == 0
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert f"wg-eval run --task shapes --scorer dummy -o seed=4 --out {out}" in err
