@@ -45,8 +45,8 @@ class TaskFinder:
 
         spec = source.get("task")
         options = source.get("options") if isinstance(source.get("options"), Mapping) else {}
-        if not isinstance(spec, str) or not spec:
-            return None
+        if not isinstance(spec, str) or not spec or not local_paths(spec, options):
+            return None  # nothing local recorded (procedural or Hub data): the usual lookup, which honours --no-hub
         for path in local_paths(spec, options):
             if not path.exists():
                 return None, (f"its data {path} (recorded in run.json) is no longer there: it was moved or deleted; "
