@@ -133,7 +133,13 @@ def test_licence_note_only_for_data_whose_manifest_carries_one(world, tmp_path):
 
 def test_report_without_data_says_so(world, tmp_path, capsys):
     out = tmp_path / "r.html"
-    assert wg(["report", world["runs"], "-o", out, "--with-published"]) == 0
+    runs = tmp_path / "runs"  # runs that recorded no data source (made before run.json kept one)
+    shutil.copytree(world["runs"], runs)
+    for path in runs.rglob("run.json"):
+        info = json.loads(path.read_text())
+        info.pop("data_source", None)
+        path.write_text(json.dumps(info))
+    assert wg(["report", runs, "-o", out, "--with-published"]) == 0
     captured = capsys.readouterr()
     assert "--data-dir" in captured.err and "with images" not in captured.out
     html = out.read_text()
@@ -141,6 +147,15 @@ def test_report_without_data_says_so(world, tmp_path, capsys):
     ds = next(iter(data["datasets"].values()))
     assert all(e["images"] is None and e["captions"] is None for e in ds["examples"].values())
     assert "not reachable" in ds["note"] and len(data["published"]) == 4  # rows of the runs' own task
+
+
+def test_report_finds_a_local_copy_the_run_recorded(world, tmp_path):
+    """issue 22.3: a run made with --data-dir records the folder, absolute; no --data-dir needed later."""
+    out = tmp_path / "r.html"
+    assert wg(["report", world["runs"], "-o", out]) == 0
+    data = json.loads(out.read_text().split('id="report-data">')[1].split("</script>")[0])
+    ds = next(iter(data["datasets"].values()))
+    assert ds["note"] is None and all(e["images"] for e in ds["examples"].values())
 
 
 @pytest.fixture(scope="module")

@@ -463,7 +463,9 @@ def build_report(
     for dkey, ds in datasets.items():
         ids = sorted(ds["ids"], key=natural_key)
         first = next(r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"])
-        task, why = finder.task_for(first.task, first.info.get("data_source")) if finder is not None else (None, "no data lookup requested")
+        members = [r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"]]
+        source = next((r.info.get("data_source") for r in members if r.info.get("data_source")), None)  # any run's record
+        task, why = finder.task_for(first.task, source) if finder is not None else (None, "no data lookup requested")
         if task is not None:
             examples, note = _dataset_examples(task, ids, thumb_size)
         else:
