@@ -49,7 +49,7 @@ def keep_numbers(table: Table, labels: tuple[int, ...] = (0,)) -> Table:
             column.overflow = "fold"
         else:
             column.no_wrap = True
-            column.overflow = "ignore"
+            column.overflow = "fold"  # never reached: min_width holds the widest cell
             column.min_width = max(column.min_width or 0, _widest(column))
     return table
 

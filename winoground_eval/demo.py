@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     timings = []
     for title, step in STEPS:
-        err.rule(escape(title))
+        err.rule()
+        err.print(escape(title), style="bold", soft_wrap=True, highlight=False)  # a line of its own: a rule title is cut
         t_step = time.perf_counter()
         code = cli_main(step_argv(step, out, args.threads, args.limit))
         if code:
