@@ -145,3 +145,11 @@ def test_repair_says_the_command_that_continues_the_run(tmp_path, capsys):
     assert main(["repair", str(run_dir)]) == 0
     err = capsys.readouterr().err.replace("\n", " ")
     assert f"wg-eval run --task shapes --scorer dummy -o seed=4 --out {out}" in err
+
+
+def test_paths_with_brackets_print_as_written(tmp_path, capsys):
+    """22.9: a folder named like rich markup (`[bold]`) is text."""
+    out = tmp_path / "[bold]runs[/bold]"
+    assert main(["run", "--task", "shapes", "--scorer", "dummy", "--limit", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"run directory: {out}" in captured.err.replace("\n", "") and "[bold]runs[/bold]" in captured.out.replace("\n", "")

@@ -104,7 +104,7 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
         extra.append(f"{compute['unet_calls_per_example']:.0f} UNet calls/example")
     out.print(", ".join(extra))
     if run_dir is not None:
-        out.print(f"run directory: [bold]{run_dir}[/bold]", soft_wrap=True)
+        out.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]", soft_wrap=True)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def _ls_options(args: argparse.Namespace) -> int:
         out.print(f"{kind} {escape(doc.name)} takes no options")
     else:
         example = doc.options[0]
-        out.print(f"set one with {flag} KEY=VALUE, e.g. {flag} {example.name}=...; tuples are comma separated",
+        out.print(f"set one with {flag} KEY=VALUE, e.g. {flag} {escape(example.name)}=...; tuples are comma separated",
                   soft_wrap=True, highlight=False)
     return 0
 
@@ -497,10 +497,10 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
     if args.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there
         if aside is not None:
-            err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
+            err.print(f"--no-resume: the earlier run was moved to {escape(str(aside))} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
     if world.is_main and not args.quiet:
-        err.print(f"run directory: {store.path}", soft_wrap=True)
+        err.print(f"run directory: {escape(str(store.path))}", soft_wrap=True)
     launcher = "wg-eval " if not world.distributed else f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
     resume_cmd = launcher + shlex.join(args.argv)
     with store, Progress(
@@ -516,7 +516,7 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
         try:
             result = run(spec, task, scorer, store, world=world, progress=on_progress)
         except RunStoreError as exc:  # e.g. a full disk: say how to resume
-            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None
+            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None  # printed escaped by main
         except KeyboardInterrupt:
             progress.stop()
             store.load()
@@ -524,8 +524,8 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
             if world.is_main:
                 store.write_result(result)
             err.print(
-                f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in {store.path}.\n"
-                f"Resume with:\n  {resume_cmd}",
+                f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in "
+                f"{escape(str(store.path))}.\nResume with:\n  {escape(resume_cmd)}",
                 soft_wrap=True,
             )
             return EXIT_INTERRUPTED, None, store.path
@@ -546,7 +546,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
         run_dir = save_score_file_run(args.task, args.scores, args.out, args.save_run, metadata=args.metadata)
         if not args.quiet:
-            err.print(f"saved as a run: {run_dir}", soft_wrap=True)
+            err.print(f"saved as a run: {escape(str(run_dir))}", soft_wrap=True)
         if args.metadata is None:
             err.print(
                 f"[yellow]warning[/yellow]: the run {escape(args.save_run)} was saved without --metadata, so it records "
