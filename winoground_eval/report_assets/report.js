@@ -330,9 +330,14 @@
     box.appendChild(el("h3", null, "Per class" + (ids.length > shown.length ? " (the first " + shown.length + " of " + ids.length + " classes)" : "")));
     const row = el("div", { class: "charts" });
     box.appendChild(row);
+    // a task whose tags already are its classes (digits: "class") has these bars under "By tag"
+    const classNames = ids.map(function (id) { return names[id]; }).sort().join("\u0000");
+    const asTags = union(runsOf(dkey).map(function (r) { return Object.keys(r.breakdown || {}); })).some(function (g) {
+      return union(runsOf(dkey).map(function (r) { return Object.keys((r.breakdown || {})[g] || {}); })).sort().join("\u0000") === classNames;
+    });
     const chart = chartBox("per-class", { "data-dataset": dkey });
-    row.appendChild(chart);
-    draw(chart, barSpec(Object.assign({ title: "top-1 per class", rows: rows, cats: shown.map(function (id) { return names[id]; }),
+    if (!asTags) row.appendChild(chart);
+    if (!asTags) draw(chart, barSpec(Object.assign({ title: "top-1 per class", rows: rows, cats: shown.map(function (id) { return names[id]; }),
                                         catTitle: "class", xTitle: "top1" }, seriesOf(rs))));
     rs.forEach(function (r) {
       if (!r.confusion) return;
