@@ -54,7 +54,7 @@ CAPTION_CACHE_SIZE = 100_000
 _PATH_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _PROBE_TIMEOUT_S = 10.0  # one HEAD request, no retries: how long an unreachable Hub may take
 _NETWORK_FIX = (
-    "Check the network connection and HF_TOKEN (or `huggingface-cli login`); "
+    "Check the network connection and HF_TOKEN (or `hf auth login`); "
     "or fetch the weights on a machine that has network and pass the local file as {local}."
 )
 
@@ -408,7 +408,10 @@ def _check_tag(arch: str, tag: str) -> dict[str, Any]:
 
 def _fetch_tag(arch: str, tag: str, tag_cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
     """The local file of a tag's weights (cache or download) and its description for config()."""
-    fix = _NETWORK_FIX.format(local=f"open_clip:{arch}/PATH")
+    # OpenAI weights need QuickGELU: a local copy must name the -quickgelu architecture, or it
+    # would load with GELU and change the numbers
+    local_arch = f"{arch}-quickgelu" if tag_cfg.get("quick_gelu") and not arch.endswith("-quickgelu") else arch
+    fix = _NETWORK_FIX.format(local=f"open_clip:{local_arch}/PATH")
     what = f"the weights of open_clip {arch}/{tag}"
     if tag_cfg.get("hf_hub"):
         # open_clip's convention: 'org/name/' means its default file, 'org/name/file' that file.
@@ -471,7 +474,7 @@ def _fetch_from_hub(repo_id: str, filenames: Sequence[str], *, what: str, fix: s
         except GatedRepoError as exc:
             raise ModelLoadError(
                 f"could not fetch {what}: {repo_id} is gated. Accept its terms at https://huggingface.co/{repo_id} "
-                f"and set HF_TOKEN (or run `huggingface-cli login`). ({type(exc).__name__})"
+                f"and set HF_TOKEN (or run `hf auth login`). ({type(exc).__name__})"
             ) from exc
         except RepositoryNotFoundError as exc:
             raise ModelLoadError(

@@ -391,6 +391,14 @@ def test_weights_that_cannot_be_fetched_offline_fail_fast(empty_hub_cache, monke
     assert time.perf_counter() - start < 10
 
 
+def test_an_openai_checkpoint_offline_names_the_quickgelu_architecture(empty_hub_cache, monkeypatch):
+    """issue 22.12: following the error must load QuickGELU, as the OpenAI weights need."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as caught:
+        registry.resolve_scorer("clip-vit-l14")(device="cpu")
+    assert "open_clip:ViT-L-14-quickgelu/PATH" in str(caught.value) and "`hf auth login`" in str(caught.value)
+
+
 @pytest.mark.parametrize("name", ["clip-vit-l14", "hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K"])
 def test_weights_from_an_unreachable_hub_fail_fast(empty_hub_cache, monkeypatch, name):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused at once

@@ -63,23 +63,36 @@ def test_ls_runs_lists_labels_sizes_and_states(world, tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(world["runs"], runs)
     found = {r.label: r for r in find_runs([runs]).runs}
-    # a run in progress (no result.json yet) and a damaged one (result.json torn)
+    # a run in progress (no result.json yet, its lock held by a writer), one whose process died
+    # (no result.json, no lock held: interrupted) and a damaged one (result.json torn)
+    from winoground_eval.runstore import RunStore
+
     progress = runs / "shapes" / "dummy" / "aaaaaaaaaaaa"
-    shutil.copytree(found["dummy \u00b7 shapes/test"].path, progress)
-    (progress / "result.json").unlink()
+    dead = runs / "shapes" / "dummy" / "bbbbbbbbbbbb"
+    for path in (progress, dead):
+        shutil.copytree(found["dummy \u00b7 shapes/test"].path, path)
+        (path / "result.json").unlink()
     damaged = found["dummy \u00b7 shapes/test \u00b7 seed=7"].path
     (damaged / "result.json").write_text("{\"metrics\": ")
-    states = {(s.label, s.status, s.n_examples, s.n_expected) for s in survey(runs)}
-    assert ("dummy \u00b7 shapes/heldout", "partial", 5, 300) in states
-    assert ("dummy \u00b7 shapes/test", "complete", 300, 300) in states
-    assert ("dummy \u00b7 shapes/test", "in progress", 300, None) in states
-    assert ("dummy \u00b7 shapes/test \u00b7 seed=7", "damaged", None, None) in states
-    capsys.readouterr()
-    assert wg(["ls", "runs", "--out", runs]) == 0
+    with RunStore(progress):  # a writer holds its lock
+        statuses = survey(runs)
+        states = {(s.label, s.status, s.n_examples, s.n_expected) for s in statuses}
+        assert ("dummy \u00b7 shapes/heldout", "partial", 5, 300) in states
+        assert ("dummy \u00b7 shapes/test", "complete", 300, 300) in states
+        assert ("dummy \u00b7 shapes/test", "in progress", 300, None) in states
+        assert ("dummy \u00b7 shapes/test", "interrupted", 300, None) in states
+        assert ("dummy \u00b7 shapes/test \u00b7 seed=7", "damaged", None, None) in states
+        interrupted = next(s for s in statuses if s.status == "interrupted")
+        assert interrupted.path == dead
+        assert interrupted.resume.startswith("wg-eval run --task shapes --scorer dummy") and f"--out {runs}" in interrupted.resume
+        capsys.readouterr()
+        assert wg(["ls", "runs", "--out", runs]) == 0
     captured = capsys.readouterr()
-    for word in ("complete", "partial", "in progress", "damaged", "5 of 300", found["dummy \u00b7 shapes/heldout"].run_id):
+    for word in ("complete", "partial", "in progress", "interrupted", "damaged", "5 of 300",
+                 found["dummy \u00b7 shapes/heldout"].run_id):
         assert word in captured.out
     assert "result.json" in captured.err  # why the damaged one is damaged
+    assert "Continue it with:" in captured.err and "wg-eval repair" in captured.err
 
 
 def test_run_id_prefixes(world, capsys):
@@ -144,3 +157,15 @@ def test_report_shows_published_numbers_only_next_to_their_task(world):
     order = next(iter(data["datasets"].values()))["order"]
     assert order.index("test-2") < order.index("test-10")  # natural order
     assert read_run(runs[0].path).label == runs[0].label
+
+
+def test_labels_name_the_users_data_file_or_folder():
+    """issue 22.8: two runs on different captions files (or image folders) never share a label."""
+    from winoground_eval.labels import run_label
+
+    a = run_label({"name": "captions", "source": "captions:pairs.jsonl"}, "tiny-clip")
+    b = run_label({"name": "captions", "source": "captions:other.jsonl"}, "tiny-clip")
+    assert a == "tiny-clip \u00b7 captions:pairs.jsonl" and b == "tiny-clip \u00b7 captions:other.jsonl"
+    folder = run_label({"name": "imagefolder", "source": "imagefolder", "folder": "pets"}, "clip-vit-b32")
+    assert folder == "clip-vit-b32 \u00b7 imagefolder:pets"
+    assert run_label({"name": "shapes", "source": "procedural (x)", "split": "test"}, "dummy") == "dummy \u00b7 shapes/test"

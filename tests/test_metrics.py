@@ -118,3 +118,19 @@ def _write(tmp_path, lines):
 def test_bad_score_files_name_the_label(tmp_path, lines, match):
     with pytest.raises(ScoreFileError, match=match):
         read_score_file(_write(tmp_path, lines))
+
+
+def test_small_n_proportions_get_wilson_intervals_not_a_collapsed_bootstrap():
+    """issue 22.11: 4 right of 4 read '95% CI 100.00-100.00'; a Wilson interval is about 51-100."""
+    from winoground_eval.metrics import metric_ci, wilson
+
+    assert metric_ci([1.0] * 4) == wilson(1.0, 4)
+    lo, hi = metric_ci([1.0] * 4)
+    assert 0.45 < lo < 0.55 and hi == 1.0
+    lo, hi = metric_ci([0.0] * 4)
+    assert lo == 0.0 and 0.45 < hi < 0.55
+    assert metric_ci([1.0] * 300)[0] < 1.0  # all equal at any n: Wilson, never a zero-width interval
+    large = np.r_[np.ones(120), np.zeros(80)]
+    assert metric_ci(large) == bootstrap_ci(large)  # larger runs keep the seeded bootstrap
+    scores = {k: m(2, 1, 1, 2) for k in "abcd"}
+    assert winoground_metrics(scores)["ci95"]["text"] == wilson(1.0, 4)

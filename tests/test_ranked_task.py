@@ -265,8 +265,8 @@ def test_ranked_view_in_a_headless_browser(world, tmp_path):
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(page_path.as_uri())
             page.wait_for_selector("body[data-ready='1']", timeout=10_000)
-            assert page.locator("#leaderboard th[data-key='accuracy']").count() == 1
-            assert page.locator("#leaderboard th[data-key='text']").count() == 0
+            assert page.locator("#task-d0 table.board th[data-key='accuracy']").count() == 1
+            assert page.locator("#task-d0 table.board th[data-key='text']").count() == 0
             card = page.locator("#examples .example[data-id='0']")
             assert card.get_attribute("data-shape") == "1x3" and card.locator("img").count() == 1
             box = card.locator(".matrix").first

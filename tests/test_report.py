@@ -133,7 +133,13 @@ def test_licence_note_only_for_data_whose_manifest_carries_one(world, tmp_path):
 
 def test_report_without_data_says_so(world, tmp_path, capsys):
     out = tmp_path / "r.html"
-    assert wg(["report", world["runs"], "-o", out, "--with-published"]) == 0
+    runs = tmp_path / "runs"  # runs that recorded no data source (made before run.json kept one)
+    shutil.copytree(world["runs"], runs)
+    for path in runs.rglob("run.json"):
+        info = json.loads(path.read_text())
+        info.pop("data_source", None)
+        path.write_text(json.dumps(info))
+    assert wg(["report", runs, "-o", out, "--with-published"]) == 0
     captured = capsys.readouterr()
     assert "--data-dir" in captured.err and "with images" not in captured.out
     html = out.read_text()
@@ -141,6 +147,15 @@ def test_report_without_data_says_so(world, tmp_path, capsys):
     ds = next(iter(data["datasets"].values()))
     assert all(e["images"] is None and e["captions"] is None for e in ds["examples"].values())
     assert "not reachable" in ds["note"] and len(data["published"]) == 4  # rows of the runs' own task
+
+
+def test_report_finds_a_local_copy_the_run_recorded(world, tmp_path):
+    """issue 22.3: a run made with --data-dir records the folder, absolute; no --data-dir needed later."""
+    out = tmp_path / "r.html"
+    assert wg(["report", world["runs"], "-o", out]) == 0
+    data = json.loads(out.read_text().split('id="report-data">')[1].split("</script>")[0])
+    ds = next(iter(data["datasets"].values()))
+    assert ds["note"] is None and all(e["images"] for e in ds["examples"].values())
 
 
 @pytest.fixture(scope="module")
@@ -189,31 +204,31 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             charts = page.locator(".chart")
             assert charts.count() >= 3 and page.locator(".chart[data-chart='failed']").count() == 0
             assert page.locator(".chart[data-chart='ok'] svg").count() == charts.count()
-            assert page.locator("#tag-charts .chart[data-group='collapsed_tag'] svg").count() == 1
+            assert page.locator(".tag-charts .chart[data-group='collapsed_tag'] svg").count() == 1
             assert page.locator(".license").count() == 0  # synthetic data: no licence banner
 
             # the table: one row per run, named by its label, sortable
-            rows = page.locator("#leaderboard tbody tr")
+            rows = page.locator("#task-d0 table.board tbody tr")
             assert rows.count() == len(runs) == 4
             assert page.locator("#published tbody tr").count() == 4
-            labels = page.locator("#leaderboard tbody td.name .label").all_text_contents()
+            labels = page.locator("#task-d0 table.board tbody td.name .label").all_text_contents()
             assert sorted(labels) == sorted(r.label for r in runs)
 
             def column(key):
-                idx = page.locator("#leaderboard thead th").evaluate_all(
+                idx = page.locator("#task-d0 table.board thead th").evaluate_all(
                     f"(ths) => ths.findIndex((th) => th.dataset.key === {json.dumps(key)})")
-                return page.locator(f"#leaderboard tbody tr td:nth-child({idx + 1})").evaluate_all(
+                return page.locator(f"#task-d0 table.board tbody tr td:nth-child({idx + 1})").evaluate_all(
                     "(tds) => tds.map((td) => td.dataset.value)")
 
-            page.click("#leaderboard th[data-key='image']")
-            assert page.get_attribute("#leaderboard th[data-key='image']", "aria-sort") == "descending"
+            page.click("#task-d0 table.board th[data-key='image']")
+            assert page.get_attribute("#task-d0 table.board th[data-key='image']", "aria-sort") == "descending"
             values = [float(v) for v in column("image")]
             assert values == sorted(values, reverse=True) and values[0] > values[-1]
             assert "sort=image%3Adescending" in page.evaluate("location.hash")
-            page.click("#leaderboard th[data-key='image']")
+            page.click("#task-d0 table.board th[data-key='image']")
             values = [float(v) for v in column("image")]
             assert values == sorted(values)
-            page.click("#leaderboard th[data-key='run']")
+            page.click("#task-d0 table.board th[data-key='run']")
             assert column("run") == sorted((r.label for r in runs), key=str.lower)
 
             # the example browser: "A right, B wrong" on the image score, then a tag
@@ -242,7 +257,7 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             again.wait_for_selector("body[data-ready='1']", timeout=20_000)
             assert again.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)") == image_a_right_b_wrong
             assert again.input_value("#filter-relation") == "a-right-b-wrong" and again.evaluate("location.hash") == view
-            assert again.get_attribute("#leaderboard th[data-key='run']", "aria-sort") == "ascending"
+            assert again.get_attribute("#task-d0 table.board th[data-key='run']", "aria-sort") == "ascending"
             again.close()
 
             page.select_option("#filter-relation", "all")

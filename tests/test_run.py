@@ -148,6 +148,7 @@ def test_unwritable_out_dir_fails_before_compute(sample_dir, tmp_path, capsys):
         (["-o", "sed=1"], "has no option 'sed'. Did you mean seed"),
         (["-o", "seed=abc"], "seed='abc': expected int"),
         (["-o", "seed"], "is not key=value"),
+        (["-o", "out.json"], "give --out DIR"),  # issue 22.10: -o is not the output file; say what is
         (["--dtype", "float16"], "does not take 'dtype'"),
     ],
 )

@@ -48,6 +48,9 @@ def make_scorer(*, sharpness: float = 1.0, device: str = "cpu"):
 def no_device(*, sharpness: float = 1.0):
     return Mean(sharpness, "cpu")
 
+def anything(**options):
+    return Mean(float(options.get("sharpness", 1.0)), options.get("device", "cpu"))
+
 def no_config():
     class Half:
         def score(self, images, captions):
@@ -168,6 +171,17 @@ def test_device_goes_only_to_factories_that_take_it(tmp_path, user_files, capsys
     assert _run(out, "--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:no_device", "-t", "limit=2") == 0
     assert _run(out, "--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:no_device", "--device", "cpu") == 2
     assert "does not take 'device'" in capsys.readouterr().err
+
+
+def test_a_kwargs_factory_takes_any_option(tmp_path, user_files):
+    """issue 22.13: `def make(**options)` takes --device and any -o KEY=VALUE, as Python would."""
+    task_file, scorer_file = user_files
+    out = tmp_path / "runs"
+    assert _run(out, "--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:anything", "--device", "cpu",
+                "-o", "sharpness=2", "-o", "whatever=x", "-t", "limit=2") == 0
+    (run_dir,) = _run_dirs(out)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["scorer"]["config"]["sharpness"] == 2.0 and info["overrides"]["scorer"] == {"sharpness": "2", "whatever": "x"}
 
 
 def test_user_file_errors_say_what_to_fix(tmp_path, user_files):

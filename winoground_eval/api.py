@@ -139,7 +139,9 @@ def evaluate(
         if name is None:
             raise ConfigError("give scorer_name=... for a scorer object that load_scorer() did not build")
         scorer_obj = scorer
-    spec = RunSpec(task, name, Path(out), limit)
+    from .datasource import data_source
+
+    spec = RunSpec(task, name, Path(out), limit, data_source=data_source(task, task_kwargs, task_obj.info()))
     store = open_store(spec, task_obj, scorer_obj)
     with store:
         result = run(spec, task_obj, scorer_obj, store, progress=progress)

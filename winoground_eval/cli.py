@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__, registry, results_cli, timestep_select
-from .console import err, out
+from .console import err, keep_numbers, out
 from .env import set_threads
 from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, WgEvalError
 from .overrides import check_kwargs, options_of, parse_overrides
@@ -61,7 +61,18 @@ def result_table(result: dict[str, Any], title: str | None = None) -> Table:
         table.add_section()
         for label, row in labels.items():
             table.add_row(escape(f"{group}: {label}"), str(row.get("n", "")), *(_pct(row.get(m)) for m in names))
-    return table
+    per_class = [r for r in result.get("per_class") or [] if isinstance(r, dict)]
+    if per_class:  # a classification task: one row per class (its top-1 in the per-example column)
+        table.add_section()
+        for row in per_class[:MAX_CLASS_ROWS]:
+            table.add_row(escape(f"class: {row.get('classname', row.get('classidx'))}"), str(row.get("n", "")),
+                          *(_pct(row.get(m)) if m in row else "" for m in names))
+        if len(per_class) > MAX_CLASS_ROWS:
+            table.add_row(f"... {len(per_class) - MAX_CLASS_ROWS} more classes (--json lists all)", "", *("" for _ in names))
+    return keep_numbers(table)
+
+
+MAX_CLASS_ROWS = 40  # per-class rows a terminal table shows
 
 
 def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
@@ -74,7 +85,8 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
         info = {**info, **RunStore(Path(run_dir)).run_info()}  # run.json records the options given
     note = " (partial)" if result.get("partial") else ""
     title = f"{escape(label_of(info) + note)}  [dim]run {escape(str(result.get('run_id', '')))}[/dim]"
-    out.print(result_table(result, title=title))
+    out.print(title, soft_wrap=True, highlight=False)  # a line of its own: a table title wraps at the table's width
+    out.print(result_table(result))
     compute = result.get("compute") or {}
     extra = [f"{result.get('n_examples', 0)} of {result.get('n_expected', '?')} examples"]
     limit = result.get("limit")
@@ -94,7 +106,7 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
         extra.append(f"{compute['unet_calls_per_example']:.0f} UNet calls/example")
     out.print(", ".join(extra))
     if run_dir is not None:
-        out.print(f"run directory: [bold]{run_dir}[/bold]", soft_wrap=True)
+        out.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]", soft_wrap=True)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -142,7 +154,7 @@ def _ls_options(args: argparse.Namespace) -> int:
         out.print(f"{kind} {escape(doc.name)} takes no options")
     else:
         example = doc.options[0]
-        out.print(f"set one with {flag} KEY=VALUE, e.g. {flag} {example.name}=...; tuples are comma separated",
+        out.print(f"set one with {flag} KEY=VALUE, e.g. {flag} {escape(example.name)}=...; tuples are comma separated",
                   soft_wrap=True, highlight=False)
     return 0
 
@@ -272,8 +284,77 @@ def _build(args: argparse.Namespace, world: Any = None):
     return task, scorer, task_kwargs
 
 
+def _listed(value: str) -> list[str]:
+    """``a,b`` -> [a, b] (a sweep), unless the whole value names a file or folder that exists."""
+    tail = value.partition(":")[2]
+    if "," not in value or Path(value).exists() or (tail and Path(tail).exists()):
+        return [value]
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _with_value(argv: Sequence[str], flags: Sequence[str], value: str) -> list[str]:
+    """``argv`` with the value of ``flags`` (``--task X`` or ``--task=X``) replaced by ``value``."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        head = a.partition("=")[0]
+        if a in flags and i + 1 < len(argv):
+            out += [a, value]
+            skip = True
+        elif "=" in a and head in flags:
+            out.append(f"{head}={value}")
+        else:
+            out.append(a)
+    return out
+
+
+def _run_sweep(args: argparse.Namespace, tasks: list[str], scorers: list[str]) -> int:
+    """``--task a,b --scorer x,y``: each (task, scorer) pair one run, one after the other; a
+    pair that fails is reported and the sweep goes on; a summary table at the end. The exit
+    status is the first failure's (0 when every pair finished)."""
+    rows, codes = [], []
+    for task in tasks:
+        for scorer in scorers:
+            argv = _with_value(_with_value(args.argv, ("--task",), task), ("--scorer", "--model"), scorer)
+            one = argparse.Namespace(**{**vars(args), "task": task, "scorer": scorer, "argv": argv, "sweep_rows": []})
+            err.rule(escape(f"{task} / {scorer}"))
+            try:
+                code = cmd_run(one)
+            except WgEvalError as exc:
+                err.print(f"[bold red]{escape(task)} / {escape(scorer)} failed:[/bold red] {escape(str(exc))}",
+                          soft_wrap=True, highlight=False)
+                code = exc.exit_code
+                one.sweep_rows.append({"task": task, "scorer": scorer, "status": f"failed: {exc}", "result": None})
+            codes.append(code)
+            rows += one.sweep_rows or [{"task": task, "scorer": scorer, "status": "done" if code == 0 else f"exit {code}",
+                                        "result": None}]
+            if code == EXIT_INTERRUPTED:
+                break
+    if args.json:
+        _print_json([{"task": r["task"], "scorer": r["scorer"], "status": r["status"], "run_dir": r.get("run_dir"),
+                      "result": r["result"]} for r in rows])
+    else:
+        table = Table(title=f"sweep: {len(tasks)} task(s) x {len(scorers)} scorer(s)", title_justify="left")
+        for col in ("task", "scorer", "status", "primary metric", "n", "run id"):
+            table.add_column(col, justify="right" if col == "n" else "left")
+        for r in rows:
+            res = r["result"] or {}
+            primary = next((m["name"] for m in res.get("metric_specs") or [] if m.get("primary")), None)
+            value = f"{primary} {_pct((res.get('metrics') or {}).get(primary))}" if primary else "-"
+            table.add_row(escape(r["task"]), escape(r["scorer"]), escape(r["status"]), value,
+                          str(res.get("n_examples", "")), str(res.get("run_id", "")))
+        out.print(table)
+    return next((c for c in codes if c), 0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
+
+    tasks, scorers = _listed(args.task), _listed(args.scorer)
+    if len(tasks) > 1 or len(scorers) > 1:
+        return _run_sweep(args, tasks, scorers)
 
     world = distributed.World.from_env()
     log.debug("CPU threads: %s", set_threads(args.threads))  # before any model loads
@@ -288,6 +369,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         distributed.finish(world)
     if result is not None:
+        if isinstance(getattr(args, "sweep_rows", None), list):  # one pair of a sweep: summed up at its end
+            args.sweep_rows.append({"task": args.task, "scorer": args.scorer, "status": "done", "result": result,
+                                    "run_dir": str(run_dir)})
+            if args.json:
+                return code
         if args.json:
             _print_json(result)
         else:
@@ -305,7 +391,7 @@ def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]
     limit (--limit or -t limit=N, which marks the run partial)."""
     return argparse.Namespace(**{**vars(args), "task": registry.display_name(task_name),
                                  "scorer": registry.display_name(args.scorer), "limit": task_kwargs.get("limit"),
-                                 "task_options": task_kwargs})
+                                 "task_options": task_kwargs, "task_spec": task_name})
 
 
 _UNLABELLED = ("data_dir", "limit", "revision", "token")  # task options that never name a run
@@ -411,15 +497,19 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
     from .errors import RunStoreError
     from .runner import RunSpec, build_result, open_store, run
 
-    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args))
+    from .datasource import data_source
+
+    source = data_source(getattr(args, "task_spec", args.task), getattr(args, "task_options", None) or {}, task.info())
+    spec = RunSpec(args.task, args.scorer, Path(args.out), args.limit, skip_bad=args.skip_bad, overrides=_overrides(args),
+                   data_source=source)
     store = open_store(spec, task, scorer, world)
     if args.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there
         if aside is not None:
-            err.print(f"--no-resume: the earlier run was moved to {aside} (nothing deleted)", soft_wrap=True)
+            err.print(f"--no-resume: the earlier run was moved to {escape(str(aside))} (nothing deleted)", soft_wrap=True)
         store = open_store(spec, task, scorer)
     if world.is_main and not args.quiet:
-        err.print(f"run directory: {store.path}", soft_wrap=True)
+        err.print(f"run directory: {escape(str(store.path))}", soft_wrap=True)
     launcher = "wg-eval " if not world.distributed else f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
     resume_cmd = launcher + shlex.join(args.argv)
     with store, Progress(
@@ -435,7 +525,7 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
         try:
             result = run(spec, task, scorer, store, world=world, progress=on_progress)
         except RunStoreError as exc:  # e.g. a full disk: say how to resume
-            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None
+            raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None  # printed escaped by main
         except KeyboardInterrupt:
             progress.stop()
             store.load()
@@ -443,8 +533,8 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
             if world.is_main:
                 store.write_result(result)
             err.print(
-                f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in {store.path}.\n"
-                f"Resume with:\n  {resume_cmd}",
+                f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in "
+                f"{escape(str(store.path))}.\nResume with:\n  {escape(resume_cmd)}",
                 soft_wrap=True,
             )
             return EXIT_INTERRUPTED, None, store.path
@@ -465,7 +555,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
         run_dir = save_score_file_run(args.task, args.scores, args.out, args.save_run, metadata=args.metadata)
         if not args.quiet:
-            err.print(f"saved as a run: {run_dir}", soft_wrap=True)
+            err.print(f"saved as a run: {escape(str(run_dir))}", soft_wrap=True)
         if args.metadata is None:
             err.print(
                 f"[yellow]warning[/yellow]: the run {escape(args.save_run)} was saved without --metadata, so it records "
@@ -517,12 +607,14 @@ def build_parser() -> argparse.ArgumentParser:
                                             "3 data error, 4 run-store error, 5 model cannot be loaded, "
                                             "130 interrupted, 141 output pipe closed (docs/cli.md).")
     parser.register("action", "parsers", _SubParsers)
-    parser.add_argument("--version", action="version", version=f"wg-eval {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"wg-eval {__version__}",
+                        help="print the version and exit")
     _add_common_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ls", help="list registered tasks or scorers, or the runs under --out")
-    p.add_argument("what", choices=("tasks", "scorers", "runs"))
+    p.add_argument("what", choices=("tasks", "scorers", "runs"),
+                   help="tasks or scorers (registered names and prefixes), or runs (the run directories under --out)")
     p.add_argument("--options", metavar="NAME",
                    help="the options of one scorer (-o) or task (-t) with their types and defaults; loads no weights")
     p.add_argument("--json", action="store_true", help="print JSON (names with summaries, the options, or the runs)")
@@ -531,10 +623,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="score a task with a scorer into a resumable run directory")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task")
+    which.add_argument("--task", metavar="TASK[,TASK...]",
+                       help="a task (`wg-eval ls tasks`), PREFIX:SPEC (captions:FILE, imagefolder:DIR), PATH.py:NAME, or "
+                            "a suite; a comma list is a sweep: each (task, scorer) pair one run, a summary at the end")
     which.add_argument("--suite", dest="task", metavar="SUITE",
                        help="several tasks with one scorer (e.g. compositional); says which it skipped and why")
-    p.add_argument("--scorer", required=True)
+    p.add_argument("--scorer", "--model", dest="scorer", required=True, metavar="SCORER[,SCORER...]",
+                   help="a scorer (`wg-eval ls scorers`), PREFIX:SPEC (open_clip:ARCH/TAG, diffusers:PATH) or "
+                        "PATH.py:NAME; --model is the same flag; a comma list is a sweep")
     p.add_argument("--data-dir", action="append", metavar="[TASK=]DIR",
                    help="local copy of the dataset (instead of the Hugging Face Hub); for a suite, repeat as "
                         "--data-dir TASK=DIR per task (a plain DIR goes to every task that takes one)")
@@ -544,8 +640,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int,
                    help="compute at most the first N examples in this invocation (result.json covers every finished one)")
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
+                   help="the scorer's weights and compute dtype (default: the scorer's own); recorded in the run config")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="examples per scorer call (memory vs speed; never changes a score, not in the run id)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores not already "
                         "busy); recorded in sessions.jsonl, not in the run id")
@@ -563,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("metrics", help="metrics from a per-example score file in the official format")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help="the task whose metrics to compute (e.g. winoground)")
     p.add_argument("--scores", required=True, help='JSONL: {"label": "{id}_c{k}_i{j}", "score": float} per line')
     p.add_argument("--metadata", help="the dataset's examples.jsonl, for the per-tag breakdown")
     p.add_argument("--json", action="store_true", help="print JSON (the layout of result.json)")

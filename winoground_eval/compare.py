@@ -202,7 +202,7 @@ def _tags_for(run: Any, finder: Any) -> tuple[dict | None, list[str], str | None
         return None, groups, None
     from .taskfinder import example_tags
 
-    task, why = finder.task_for(run.task)
+    task, why = finder.task_for(run.task, run.info.get("data_source"))
     if task is None:
         return None, groups, f"per-group rows left out: {why}"
     return example_tags(task), groups, None

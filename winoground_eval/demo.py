@@ -19,9 +19,14 @@ torch many times slower).
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
+
+from rich.markup import escape
 
 from .cli import err, main as cli_main
 
@@ -57,6 +62,47 @@ def step_argv(step: list[str], out: Path, threads: int, limit: int | None) -> li
     return argv
 
 
+def wg_command() -> str:
+    """How to type ``wg-eval`` here: ``wg-eval`` when that is this environment's script on PATH,
+    else the script's path (``.venv/bin/wg-eval``, relative when below the current folder), else
+    ``python -m winoground_eval`` with this interpreter."""
+    bindir = Path(sys.executable).parent
+    script = bindir / "wg-eval"
+    on_path = shutil.which("wg-eval")
+    if on_path and script.exists() and Path(on_path).resolve() == script.resolve():
+        return "wg-eval"
+    if script.exists():
+        return _shown(script)
+    return f"{_shown(Path(sys.executable))} -m winoground_eval"
+
+
+def _shown(path: Path) -> str:
+    rel = os.path.relpath(path.absolute(), Path.cwd())
+    return rel if not rel.startswith("..") else str(path.absolute())
+
+
+def _run_id(out: Path, task: str, scorer: str) -> str | None:
+    """The run id of the demo's (task, scorer) run under ``out`` (the newest, if several)."""
+    found = sorted((out / task / scorer).glob("*/result.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent.name if found else None
+
+
+def next_commands(out: Path) -> list[tuple[str, str]]:
+    """The three commands to try after the demo, as (what it does, command), with this clone's
+    run ids and folders: list the runs, compare the two shapes runs, write the HTML report."""
+    wg = wg_command()
+    runs = shlex.quote(str(out))
+    report = shlex.quote(str(out.parent / "report.html"))
+    clip, diffusion = _run_id(out, "shapes", "tiny-clip"), _run_id(out, "shapes", "tiny-diffusion")
+    steps = [("every run: label, size, status, id", f"{wg} ls runs --out {runs}")]
+    if clip and diffusion:
+        steps.append(("tiny-clip against tiny-diffusion on the same 300 pairs: differences, paired intervals, McNemar",
+                      f"{wg} compare {clip} {diffusion} --out {runs}"))
+    steps.append(("one offline HTML page of all five runs (the limited ones marked partial), with the examples",
+                  f"{wg} report {runs} --include-partial -O {report}"))
+    return steps
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m winoground_eval.demo", description="The offline demo of `make demo`.")
     p.add_argument("out", nargs="?", default="demo_out", help="demo folder; run directories go to OUT/runs (default: demo_out)")
@@ -69,19 +115,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     out = Path(args.out) / "runs"
     err.rule("[bold]winoground-eval demo[/bold]")
-    err.print(INTRO)
+    err.print(escape(INTRO))
     t0 = time.perf_counter()
     timings = []
     for title, step in STEPS:
-        err.rule(title)
+        err.rule()
+        err.print(escape(title), style="bold", soft_wrap=True, highlight=False)  # a line of its own: a rule title is cut
         t_step = time.perf_counter()
         code = cli_main(step_argv(step, out, args.threads, args.limit))
         if code:
             return code
         timings.append((title, time.perf_counter() - t_step))
     for title, seconds in timings:
-        err.print(f"  {seconds:6.1f} s  {title}")
-    err.print(f"demo finished in {time.perf_counter() - t0:.0f} s; run directories are under [bold]{out}[/bold]", soft_wrap=True)
+        err.print(f"  {seconds:6.1f} s  {escape(title)}", highlight=False)
+    err.print(f"demo finished in {time.perf_counter() - t0:.0f} s; run directories are under [bold]{escape(str(out))}[/bold]",
+              soft_wrap=True)
+    err.rule("next: try these")
+    for what, command in next_commands(out):
+        err.print(f"# {escape(what)}", style="dim", soft_wrap=True, highlight=False)
+        err.print(escape(command), soft_wrap=True, highlight=False)
+    if not wg_command().startswith("wg-eval"):
+        err.print(escape(f"(or `source {_shown(Path(sys.executable).parent / 'activate')}` first, then type wg-eval)"),
+                  soft_wrap=True, highlight=False)
     return 0
 
 

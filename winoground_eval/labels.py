@@ -41,9 +41,23 @@ def _value(value: Any) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "\u2026"
 
 
+def _data_name(task: Mapping[str, Any]) -> str:
+    """The task's name with its data file or folder when the task reads the user's own data:
+    ``captions:pairs.jsonl`` (info ``source``), ``imagefolder:pets`` (info ``folder``), so two
+    runs on different files never share a label."""
+    name = str(task.get("name") or "?")
+    source, folder = task.get("source"), task.get("folder")
+    if ":" not in name and isinstance(source, str) and source.startswith(name + ":") and len(source) > len(name) + 1:
+        return source
+    if ":" not in name and isinstance(folder, str) and folder:
+        return f"{name}:{folder}"
+    return name
+
+
 def task_part(task: Mapping[str, Any]) -> str:
-    """``name``, ``name/split``, or ``name/subset+subset`` (``+N more`` past a few)."""
-    name = short_name(str(task.get("name") or "?"))
+    """``name``, ``name/split``, or ``name/subset+subset`` (``+N more`` past a few); a task
+    on the user's own file or folder names it (``captions:pairs.jsonl``)."""
+    name = short_name(_data_name(task))
     subsets = task.get("subsets")
     if isinstance(subsets, str):
         subsets = [subsets]

@@ -171,6 +171,39 @@ def bootstrap_ci(
     return [float(lo), float(hi)]
 
 
+WILSON_BELOW = 100  # a proportion over fewer examples gets a Wilson interval, not a bootstrap
+
+
+def wilson(p: float, n: int, z: float = 1.959964) -> list[float] | None:
+    """The 95% Wilson score interval of a proportion ``p`` of ``n`` 0/1 outcomes (an interval
+    that stays inside [0, 1] and is not empty at 0% or 100%); None without examples."""
+    import math
+
+    if not n or p is None or not math.isfinite(p):
+        return None
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return [0.0 if p == 0 else lo, 1.0 if p == 1 else hi]  # exact ends where rounding would miss them
+
+
+def metric_ci(values: Sequence[float]) -> list[float] | None:
+    """The 95% interval of a per-example metric's mean, as result.json's ``ci95`` records it.
+
+    A proportion (every outcome 0 or 1) over fewer than :data:`WILSON_BELOW` examples, or one
+    whose outcomes are all equal (0% or 100%, at any n), gets the Wilson score interval: a
+    percentile bootstrap of a proportion collapses there (4 right of 4 would read 100-100;
+    Wilson gives 51-100). Every other case keeps the seeded percentile bootstrap
+    (:func:`bootstrap_ci`), so the intervals of larger runs are what they were.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    n = x.size
+    if n and np.all((x == 0) | (x == 1)) and (n < WILSON_BELOW or np.all(x == x[0])):
+        return wilson(float(x.mean()), int(n))
+    return bootstrap_ci(x)
+
+
 def primary_metric(specs: Sequence[Metric]) -> Metric:
     """The task's primary metric (the first one marked primary, else the first)."""
     return next((m for m in specs if m.primary), specs[0])
@@ -254,7 +287,7 @@ def summarize(
         "metrics": metrics,
         "metric_specs": [asdict(m) for m in specs],
         "breakdown": breakdown,
-        "ci95": {m.name: bootstrap_ci(values[m.name]) if m.per_example else None for m in specs},
+        "ci95": {m.name: metric_ci(values[m.name]) if m.per_example else None for m in specs},
         "n_examples": len(ids),
         "n_ties": len(ties),
         "tie_ids": ties,

@@ -89,11 +89,19 @@ def describe_factory(factory: Callable[..., Any], *, skip_first: bool = False) -
     return tuple(docs)
 
 
+def plain(text: str) -> str:
+    """A docstring's reST as terminal text: ``x`` and :role:`x` become `x` (markdown-style)."""
+    import re
+
+    text = re.sub(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
 def _summary(factory: Any, fallback: str) -> str:
     target = factory.func if isinstance(factory, functools.partial) else factory
     doc = inspect.getdoc(target) or ""
     first = doc.split("\n\n")[0].replace("\n", " ").strip()
-    return first or fallback
+    return plain(first) or fallback
 
 
 def describe(kind: str, name: str) -> FactoryDoc:
@@ -107,8 +115,8 @@ def describe(kind: str, name: str) -> FactoryDoc:
     if bare is not None:  # the prefix alone: its factory, whose first argument is the part after it
         entry = prefixes[bare]
         factory = registry.load_target(entry.target)
-        return FactoryDoc(kind, bare, entry.summary, describe_factory(factory, skip_first=True), bound=entry.summary)
+        return FactoryDoc(kind, bare, plain(entry.summary), describe_factory(factory, skip_first=True), bound=plain(entry.summary))
     resolve = registry.resolve_scorer if kind == "scorer" else registry.resolve_task
     factory = resolve(name)
     entry = table.get(name)
-    return FactoryDoc(kind, name, entry.summary if entry else _summary(factory, name), describe_factory(factory))
+    return FactoryDoc(kind, name, plain(entry.summary) if entry else _summary(factory, name), describe_factory(factory))

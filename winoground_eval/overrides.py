@@ -26,6 +26,15 @@ def options_of(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     }
 
 
+def takes_any(factory: Callable[..., Any]) -> bool:
+    """Whether the factory takes ``**kwargs``: then it takes any option, as Python would."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
     target = factory
     while True:  # through functools.partial and signature-preserving wrappers
@@ -106,7 +115,14 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
         key = key.strip()
         if not sep or not key:
             example = "batch_size=8" if flag == "-o" else "limit=10"
-            raise ConfigError(f"{flag} {pair!r} is not key=value, e.g. {flag} {example}")
+            hint = ""
+            if flag == "-o":
+                hint = ("; -o sets a scorer option. To choose where run directories go, give --out DIR; "
+                        "for the result as JSON, --json > FILE (export and report write a file with -O FILE)")
+            raise ConfigError(f"{flag} {pair!r} is not key=value, e.g. {flag} {example}{hint}")
+        if key not in options and takes_any(factory):
+            out[key] = raw.strip()  # a **kwargs factory: the value as written
+            continue
         if key not in options:
             close = difflib.get_close_matches(key, list(options), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -121,6 +137,8 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
 def check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, what: str) -> None:
     """Refuse keyword arguments a factory does not take, naming the flag."""
     options = options_of(factory)
+    if takes_any(factory):
+        return
     for key in kwargs:
         if key not in options:
             raise ConfigError(f"{what} does not take {key!r} (flag --{key.replace('_', '-')}); its options: {', '.join(options) or '(none)'}")

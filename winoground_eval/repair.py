@@ -114,10 +114,21 @@ def cmd_repair(args: argparse.Namespace) -> int:
         err.print(f"  {escape(name)}:{lineno}: {escape(why)}", soft_wrap=True, highlight=False)
     err.print(
         f"moved {len(report.moved)} bad line(s) to {', '.join(escape(str(p)) for p in report.aside)}; kept "
-        f"{report.kept} good line(s). Rerun the run's command to redo the examples whose lines were moved.",
+        f"{report.kept} good line(s). Rerun the run's command to redo the examples whose lines were moved:\n"
+        f"  {escape(_resume(report.run_dir))}",
         soft_wrap=True,
     )
     return 0
+
+
+def _resume(run_dir: Path) -> str:
+    """The command that continues the run (rebuilt from its run.json), or a description of it."""
+    from .runs import resume_command
+
+    try:
+        return resume_command(RunStore(Path(run_dir)).run_info(), Path(run_dir).parent.parent.parent)
+    except RunStoreError:
+        return "the `wg-eval run` command that made it"
 
 
 def register(sub: Any) -> None:

@@ -48,7 +48,7 @@ from . import __version__
 from .compare import natural_key
 from .errors import EXIT_RUNS, ConfigError, WgEvalError
 from .export import group_heading, published_rows
-from .metrics import shape_rule
+from .metrics import shape_rule, wilson
 from .runs import RunRecord
 from .taskfinder import TaskFinder, example_tags
 
@@ -192,17 +192,6 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
 
 
 # --- intervals --------------------------------------------------------------------------------
-def wilson(p: float, n: int, z: float = 1.959964) -> list[float] | None:
-    """The 95% Wilson score interval of a proportion ``p`` of ``n`` 0/1 outcomes (an interval
-    that stays inside [0, 1] and is not empty at 0% or 100%); None without examples."""
-    if not n or p is None or not math.isfinite(p):
-        return None
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
 def breakdown_ci(breakdown: Mapping[str, Any], binary: set[str]) -> dict[str, Any]:
     """``{group: {label: {metric: [lo, hi]}}}``: Wilson intervals of the breakdown's
     per-example metrics whose outcomes are all 0 or 1 (``binary``)."""
@@ -350,10 +339,62 @@ def _decisions(s: np.ndarray) -> list[int] | None:
     return [int(s[0, 0] > s[0, 1]), int(s[1, 1] > s[1, 0]), int(s[0, 0] > s[1, 0]), int(s[1, 1] > s[0, 1])]
 
 
+# well-separated colours; a run's slot comes from its run id (so a run keeps its colour from
+# report to report), and a run whose slot another run of the same report already took (in run-id
+# order) takes the next free one
+PALETTE = ("#2f5bd3", "#d1495b", "#2a9d8f", "#e9a03b", "#7b4fbf", "#5c946e", "#c45ab3", "#3d8fd1",
+           "#8d6e63", "#707a8a", "#b8860b", "#1f7a7a")
+
+
+def colour_slot(run_id: str) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(str(run_id).encode("utf-8")).hexdigest()[:8], 16) % len(PALETTE)
+
+
+def run_colour(run_id: str) -> str:
+    """A run's own colour, from its run id (not its place in the list)."""
+    return PALETTE[colour_slot(run_id)]
+
+
+def run_colours(run_ids: Sequence[str]) -> dict[str, str]:
+    """Each run's colour in one report: its own (:func:`run_colour`) unless an earlier run id (in
+    sorted order) took that slot, then the next free slot; past len(PALETTE) runs, colours repeat."""
+    taken: set[int] = set()
+    out = {}
+    for rid in sorted(set(run_ids)):
+        slot = colour_slot(rid)
+        for step in range(len(PALETTE)):
+            if (slot + step) % len(PALETTE) not in taken:
+                slot = (slot + step) % len(PALETTE)
+                break
+        taken.add(slot)
+        if len(taken) == len(PALETTE):
+            taken.clear()
+        out[rid] = PALETTE[slot]
+    return out
+
+
+def _per_class(rows: Any) -> list[dict[str, Any]] | None:
+    """A classification result's ``per_class`` rows, each with its 95% Wilson interval."""
+    if not isinstance(rows, list) or not rows:
+        return None
+    out = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        n, top1 = row.get("n"), row.get("top1")
+        ci = wilson(float(top1), int(n)) if isinstance(n, int) and isinstance(top1, (int, float)) else None
+        out.append({**row, "ci95": ci})
+    return out
+
+
 def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunRecord]) -> dict[str, Any]:
     r = run.result
     return {
         "key": key,
+        "per_class": _per_class(r.get("per_class")),
+        "confusion": r.get("confusion") if isinstance(r.get("confusion"), Mapping) else None,
         "label": run.label,
         "overrides": run.overrides,
         "run_id": run.run_id,
@@ -412,7 +453,9 @@ def build_report(
                   and all(o.get(m.name) in (0, 1, 0.0, 1.0) for o in entry["outcomes"].values())}
         entry["breakdown_ci"] = breakdown_ci(entry["breakdown"], binary)
         entry["decisions"] = {i: _decisions(m) for i, m in scores.items()}  # exact, not from the rounded display
-        entry["scores"] = {i: [_round(row, 6) for row in s] for i, s in scores.items()}
+        # 10 significant digits: the deciding difference of two close scores stays visible (the
+        # page prints each matrix with as many digits as its values need to read apart)
+        entry["scores"] = {i: [_round(row, 10) for row in s] for i, s in scores.items()}
         entry["diffusion"] = diffusion_summary(run, store, list(scores)) if any(
             "arrays" in rec for rec in store.records.values()) else None
         ds["runs"].append(entry["key"])
@@ -423,7 +466,9 @@ def build_report(
     for dkey, ds in datasets.items():
         ids = sorted(ds["ids"], key=natural_key)
         first = next(r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"])
-        task, why = finder.task_for(first.task) if finder is not None else (None, "no data lookup requested")
+        members = [r for r, e in zip(runs, run_entries) if e["dataset"] == ds["key"]]
+        source = next((r.info.get("data_source") for r in members if r.info.get("data_source")), None)  # any run's record
+        task, why = finder.task_for(first.task, source) if finder is not None else (None, "no data lookup requested")
         if task is not None:
             examples, note = _dataset_examples(task, ids, thumb_size)
         else:
@@ -438,6 +483,9 @@ def build_report(
             "order": ids, "examples": examples, "note": note,
             "images": any(e["images"] for e in examples.values()),
         }
+    colours = run_colours([e["run_id"] for e in run_entries])
+    for e in run_entries:
+        e["color"] = colours[e["run_id"]]
     shown_tasks = {r.task_name for r in runs}
     data = {
         "title": title,

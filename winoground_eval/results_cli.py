@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import err as _err
+from .console import keep_numbers
 from .console import out as _out
 
 
@@ -122,6 +123,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in board.notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(output, board.data)
+    if getattr(args, "json", False):  # the leaderboard itself on stdout, as written to the file
+        print(json.dumps(board.data, indent=2, default=str))
+        return 0
     entries = board.data["entries"]
     by_id = {e["run_id"]: e for e in entries}
     out.print(f"leaderboard: {len(entries)} entries in {len(board.data['groups'])} group(s), "
@@ -167,7 +171,7 @@ def _export_table(heading: str, entries: list[dict[str, Any]], baseline: Any) ->
             else:
                 row.append("-")
         table.add_row(*row)
-    return table
+    return keep_numbers(table, labels=(1,))
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -201,7 +205,7 @@ def compare_table(result: dict[str, Any]) -> Table:
                 _signed_pct(r["diff"]), escape(_ci(r["ci95"])), count(r["a_right_b_wrong"]), count(r["a_wrong_b_right"]),
                 _p(r["p_mcnemar"]),
             )
-    return table
+    return keep_numbers(table, labels=(0, 2))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -274,7 +278,7 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps([{"run_id": r.run_id, "label": r.label, "path": str(r.path), "status": r.status,
                            "n_examples": r.n_examples, "n_expected": r.n_expected, "finished": r.finished,
-                           "created": r.created, "problem": r.problem} for r in rows], indent=2))
+                           "created": r.created, "problem": r.problem, "resume": r.resume or None} for r in rows], indent=2))
         return 0
     if not rows:
         err.print(f"no run directories under {escape(str(args.out))}", soft_wrap=True, highlight=False)
@@ -283,15 +287,20 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     for col in ("run id", "label", "examples", "status", "date"):
         table.add_column(col, justify="right" if col == "examples" else "left", overflow="fold", no_wrap=col != "label",
                          min_width=16 if col == "label" else None)
-    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "damaged": "bold red"}
+    styles = {"complete": "green", "partial": "yellow", "in progress": "cyan", "interrupted": "magenta", "damaged": "bold red"}
     for r in rows:
         size = "-" if r.n_examples is None else f"{r.n_examples} of {r.n_expected}" if r.n_expected else f"{r.n_examples} so far"
         table.add_row(r.run_id, escape(r.label), size, f"[{styles[r.status]}]{r.status}[/]",
                       (r.finished or r.created).replace("T", " ")[:16])
-    out.print(table)
+    out.print(keep_numbers(table, labels=(1,)))
     for r in rows:
         if r.problem:
             err.print(f"[red]damaged[/red] {escape(str(r.path))}: {escape(r.problem)}", soft_wrap=True, highlight=False)
+        if r.status == "interrupted":
+            err.print(f"[magenta]interrupted[/magenta] {escape(r.run_id)} ({escape(r.label)}): its process ended before "
+                      f"result.json; {r.n_examples} finished example(s) are kept. Continue it with:\n  {escape(r.resume)}\n"
+                      f"(if that stops on a damaged line: wg-eval repair {escape(str(r.path))}, then the same command)",
+                      soft_wrap=True, highlight=False)
     return 0
 
 
@@ -310,6 +319,7 @@ def register(sub: Any) -> None:
     _output_args(p, "the leaderboard JSON")
     p.add_argument("--include-partial", action="store_true", help="also list partial runs (marked \"partial\": true)")
     p.add_argument("--with-published", action="store_true", help="add the published reference rows (kept apart, marked published)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard JSON on stdout instead of its tables")
     p.add_argument("--baseline", metavar="RUN_ID_OR_SCORER",
                    help="compare every entry with this run (a run id, its prefix, or a scorer name)")
     _task_lookup_args(p)

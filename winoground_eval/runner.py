@@ -36,6 +36,7 @@ class RunSpec:
     limit: int | None = None
     skip_bad: bool = False
     overrides: dict[str, Any] | None = None  # the options the user gave (run.json, for the run's label)
+    data_source: dict[str, Any] | None = None  # where the data lies, absolute (run.json; see datasource.py)
 
 
 def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()) -> RunStore:
@@ -43,7 +44,8 @@ def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()
     identity = run_identity(task.info(), spec.scorer_name, scorer.config())
     store = None
     if world.is_main:
-        store = RunStore.create_or_open(spec.out_dir, identity, environment(), rank=0, overrides=spec.overrides)
+        store = RunStore.create_or_open(spec.out_dir, identity, environment(), rank=0, overrides=spec.overrides,
+                                        data_source=spec.data_source)
     barrier(world)
     return store or RunStore.create_or_open(spec.out_dir, identity, environment(), rank=world.rank)
 

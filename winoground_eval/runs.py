@@ -185,8 +185,8 @@ def read_run(path: str | Path) -> RunRecord:
         raise RunsError(str(exc)) from None
     if result is None:
         raise RunsError(
-            f"{path} has no result.json yet (a run in progress, or one that never finished an example); "
-            "finish or resume it with the same `wg-eval run` command"
+            f"{path} has no result.json yet (a run in progress, or an interrupted one: its process ended before "
+            f"writing it); continue it with: {resume_command(info, path.parent.parent.parent)}"
         )
     return RunRecord(path, info, result)
 
@@ -309,12 +309,13 @@ class RunStatus:
     path: Path
     run_id: str
     label: str
-    status: str  # "complete", "partial", "in progress" (no result.json yet) or "damaged"
+    status: str  # "complete", "partial", "in progress" (a process writes there now), "interrupted" or "damaged"
     n_examples: int | None
     n_expected: int | None
     created: str
     finished: str
     problem: str = ""
+    resume: str = ""  # for an interrupted run: the command that continues it
 
 
 def run_dirs(root: str | Path) -> list[Path]:
@@ -354,11 +355,53 @@ def status_of(path: Path) -> RunStatus:
             done = len(store.load())
         except RunStoreError as exc:
             return RunStatus(path, run_id, label, "damaged", None, None, created, "", str(exc))
-        return RunStatus(path, run_id, label, "in progress", done, None, created, "")
+        if being_written(path):
+            return RunStatus(path, run_id, label, "in progress", done, None, created, "")
+        return RunStatus(path, run_id, label, "interrupted", done, None, created, "", "",
+                         resume_command(info, path.parent.parent.parent))
     n, expected = result.get("n_examples"), result.get("n_expected")
     return RunStatus(path, run_id, label, "partial" if result.get("partial") else "complete",
                      int(n) if isinstance(n, int) else None, int(expected) if isinstance(expected, int) else None,
                      created, str(result.get("finished") or ""))
+
+
+def being_written(path: Path) -> bool:
+    """Whether a process holds the run directory's lock now (a run in progress); a run whose
+    process died holds none: it is interrupted."""
+    import fcntl
+
+    for lock in path.glob(".lock*"):
+        try:
+            with open(lock, "a+") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return True
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        except OSError:
+            continue
+    return False
+
+
+def resume_command(info: Mapping[str, Any], out: str | Path) -> str:
+    """The ``wg-eval run`` command that continues a run, from its run.json: the task as recorded
+    (absolute data source when there is one), the scorer, the options the user gave, --out."""
+    import shlex
+
+    source = info.get("data_source") if isinstance(info.get("data_source"), Mapping) else {}
+    task = info.get("task") or {}
+    argv = ["wg-eval", "run", "--task", str(source.get("task") or task.get("name") or "?"),
+            "--scorer", str((info.get("scorer") or {}).get("name") or "?")]
+    overrides = info.get("overrides") if isinstance(info.get("overrides"), Mapping) else {}
+    for key, value in (overrides.get("task") or {}).items():
+        argv += ["--split", str(value)] if key == "split" else ["-t", f"{key}={value}"]
+    for key, value in (overrides.get("scorer") or {}).items():
+        argv += ["-o", f"{key}={value}"]
+    options = source.get("options") or {}
+    if isinstance(options.get("data_dir"), str):
+        argv += ["--data-dir", options["data_dir"]]
+    argv += ["--out", str(out)]
+    return shlex.join(argv)
 
 
 def survey(root: str | Path) -> list[RunStatus]:

@@ -152,10 +152,12 @@ class RunStore:
     # --- creation and opening -------------------------------------------------------
     @classmethod
     def create_or_open(cls, out_dir: Path, identity: Mapping[str, Any], environment: Mapping[str, Any], rank: int = 0,
-                       overrides: Mapping[str, Any] | None = None) -> "RunStore":
+                       overrides: Mapping[str, Any] | None = None,
+                       data_source: Mapping[str, Any] | None = None) -> "RunStore":
         """The run directory of ``identity`` (created with its run.json when new). ``overrides``
         (the options the user gave, for the run's label) is recorded in a new run.json only:
-        it is no part of the run's identity."""
+        it is no part of the run's identity; nor is ``data_source`` (where the data lies, absolute:
+        :mod:`.datasource`), recorded likewise."""
         run_id = run_id_of(identity)
         task_name = identity["task"]["name"]
         scorer_name = identity["scorer"]["name"]
@@ -184,6 +186,8 @@ class RunStore:
                 raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
         else:
             extra = {"overrides": dict(overrides)} if overrides is not None else {}
+            if data_source is not None:
+                extra["data_source"] = json.loads(json.dumps(dict(data_source), default=str))
             _write_json_or_fail(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
                                            "environment": dict(environment), "created": now(), **extra})
         return store

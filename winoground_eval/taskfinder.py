@@ -27,22 +27,53 @@ class TaskFinder:
         self._cache: dict[tuple, tuple[Any, str | None]] = {}
         self._built: dict[tuple, Any] = {}
 
-    def task_for(self, task_info: Mapping[str, Any]) -> tuple[Any, str | None]:
-        """``(task, None)``, or ``(None, why not)`` in words a user can act on."""
-        key = (task_info.get("name"), task_info.get("version"), task_info.get("data_fingerprint"))
+    def task_for(self, task_info: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
+        """``(task, None)``, or ``(None, why not)`` in words a user can act on. ``source`` is the
+        run's recorded ``data_source`` (run.json, :mod:`.datasource`): the task as given with
+        absolute paths, tried first."""
+        key = (task_info.get("name"), task_info.get("version"), task_info.get("data_fingerprint"),
+               json.dumps(source, sort_keys=True, default=str) if source else None)
         if key not in self._cache:
-            self._cache[key] = self._find(task_info)
+            found = self._from_source(task_info, source) if source else None
+            self._cache[key] = found if found is not None and found[0] is not None else self._find(task_info, found)
         return self._cache[key]
 
-    def _find(self, task_info: Mapping[str, Any]) -> tuple[Any, str | None]:
+    def _from_source(self, task_info: Mapping[str, Any], source: Mapping[str, Any]) -> tuple[Any, str | None] | None:
+        """The task rebuilt from the recorded data source; None when it records nothing usable."""
+        from . import registry
+        from .datasource import local_paths
+
+        spec = source.get("task")
+        options = source.get("options") if isinstance(source.get("options"), Mapping) else {}
+        if not isinstance(spec, str) or not spec or not local_paths(spec, options):
+            return None  # nothing local recorded (procedural or Hub data): the usual lookup, which honours --no-hub
+        for path in local_paths(spec, options):
+            if not path.exists():
+                return None, (f"its data {path} (recorded in run.json) is no longer there: it was moved or deleted; "
+                              "put it back, or pass its new place with --data-dir")
+        try:
+            task = registry.resolve_task(spec)(**dict(options))
+        except (WgEvalError, OSError, TypeError) as exc:
+            return None, f"{spec}: {exc}"
+        fingerprint = task_info.get("data_fingerprint")
+        got = task.info().get("data_fingerprint")
+        if fingerprint and got != fingerprint:
+            where = ", ".join(str(p) for p in local_paths(spec, options)) or spec
+            return None, f"{where} changed since the run (fingerprint {got or 'not recorded'}, the run has {fingerprint})"
+        return task, None
+
+    def _find(self, task_info: Mapping[str, Any], tried: tuple[Any, str | None] | None = None) -> tuple[Any, str | None]:
         from . import registry
 
         name = str(task_info.get("name") or "unknown")
         fingerprint = task_info.get("data_fingerprint")
         try:
             factory = registry.resolve_task(name)
-        except WgEvalError as exc:
-            return None, str(exc)
+        except WgEvalError:
+            if tried is not None:
+                return tried
+            return None, (f"the run's data ({task_info.get('source') or name}) is not reachable: the run recorded no "
+                          "absolute data source (a run made before run.json kept one); rerun it to record it")
         params = inspect.signature(factory).parameters
         skip = {"name", "version", "source", "manifest", "data_fingerprint", "revision", "revision_resolved", "data_dir", "limit"}
         base = {k: v for k, v in task_info.items() if k in params and k not in skip}

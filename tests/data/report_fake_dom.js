@@ -29,8 +29,8 @@ const ids = {};
 function byId(id) {
   if (!ids[id]) {
     let tag = "div";
-    if (["leaderboard", "published"].includes(id)) tag = "table";
-    if (["run-a", "run-b", "filter-tag", "filter-relation", "filter-metric", "tag-metric"].includes(id)) tag = "select";
+    if (["published"].includes(id)) tag = "table";
+    if (["run-a", "run-b", "filter-tag", "filter-relation", "filter-metric"].includes(id)) tag = "select";
     if (id === "search") tag = "input";
     ids[id] = new Node_(tag);
     if (id === "report-data") ids[id]._text = dataText;
@@ -57,6 +57,9 @@ global.URL = { createObjectURL: () => "blob:fake", revokeObjectURL: () => {} };
 eval(js);
 setTimeout(summarize, 0);
 function summarize() {
+function find(node, pred) { if (pred(node)) return node; for (const c of node.children) { const f = find(c, pred); if (f) return f; } return null; }
+const board = find(byId("tasks"), (n) => n.tagName === "table");
+const tagMetric = find(byId("tasks"), (n) => n.tagName === "select" && n.attrs.class === "tag-metric");
 function count(node, pred) { return (pred(node) ? 1 : 0) + node.children.reduce((s, c) => s + count(c, pred), 0); }
 const ex = byId("examples");
 const summary = {
@@ -66,7 +69,7 @@ const summary = {
   correct_marked: count(ex, (n) => n.tagName === "li" && n.attrs.class === "correct"),
   decisions: count(ex, (n) => (n.attrs.class || "") === "decisions"),
   metric_options: byId("filter-metric").children.map((c) => c.attrs.value),
-  board_columns: byId("leaderboard").tHead.children[0].children.map((c) => c.attrs["data-key"]),
+  board_columns: board.tHead.children[0].children.map((c) => c.attrs["data-key"]),
   a_right: {},
   charts: charts.length,
   charts_safe: charts.every((c) => c.opts.ast === true && c.opts.expr === global.vega.expressionInterpreter),
@@ -79,7 +82,7 @@ a.children.forEach((o) => {
   summary.a_right[o.attrs.value] = Number(byId("example-count").attrs["data-count"]);
   byId("filter-relation").value = "all"; byId("filter-relation").fire("change");
 });
-byId("leaderboard").tHead.children[0].children.forEach((th) => th.fire("click"));
-byId("tag-metric").fire("change");
+board.tHead.children[0].children.forEach((th) => th.fire("click"));
+tagMetric.fire("change");
 console.log(JSON.stringify(summary));
 }

@@ -9,7 +9,8 @@
   const PAGE = 40;
   const runs = DATA.runs;
   const runByKey = {}, runById = {};
-  runs.forEach(function (r, i) { r.color = COLORS[i % COLORS.length]; runByKey[r.key] = r; runById[r.run_id] = r; });
+  // each run's colour comes with it (derived from its run id in report.py), the same in every report
+  runs.forEach(function (r, i) { r.color = r.color || COLORS[i % COLORS.length]; runByKey[r.key] = r; runById[r.run_id] = r; });
   // The metrics come from the runs (each task declares its own, in result.json); none is named here.
   function union(lists) {
     const out = [];
@@ -18,8 +19,6 @@
   }
   function metricNames(r) { return (r.metric_specs || []).map(function (m) { return m.name; }); }
   function perExample(r) { return (r.metric_specs || []).filter(function (m) { return m.per_example; }).map(function (m) { return m.name; }); }
-  const METRICS = union(runs.map(metricNames));
-  const PER_EXAMPLE = union(runs.map(perExample));
   function isRight(run, id, metric) {
     const o = run.outcomes[id];
     return !!o && isNum(o[metric]) && o[metric] >= 1;
@@ -36,6 +35,19 @@
   function isNum(x) { return typeof x === "number" && isFinite(x); }
   function pct(x) { return isNum(x) ? (100 * x).toFixed(2) : "-"; }
   function pct1(x) { return isNum(x) ? (100 * x).toFixed(1) + "%" : "n/a"; }
+  // score text with as many significant digits as the values shown together need to read apart
+  // (at least 4): -0.004533 and -0.0045334 are not printed alike when one decides against the other
+  function digitsFor(values) {
+    const nums = values.filter(isNum);
+    for (let d = 4; d < 17; d++) {
+      const seen = {};
+      let ok = true;
+      nums.forEach(function (v) { const t = Number(v).toPrecision(d); if (seen[t] !== undefined && seen[t] !== v) ok = false; seen[t] = v; });
+      if (ok) return d;
+    }
+    return 17;
+  }
+  function fmt(v, d) { return isNum(v) ? Number(v).toPrecision(d) : "-"; }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   function naturalCompare(a, b) { return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: "base" }); }
 
@@ -162,40 +174,36 @@
   const notes = document.getElementById("notes");
   DATA.notes.forEach(function (n) { notes.appendChild(el("li", null, n)); });
 
-  // --- leaderboard ---------------------------------------------------------------------------
-  // rank within the run's dataset (the runs arrive ranked, dataset by dataset)
-  const rankInData = {}, seenInData = {};
-  runs.forEach(function (r) { seenInData[r.dataset] = (seenInData[r.dataset] || 0) + 1; rankInData[r.key] = seenInData[r.dataset]; });
-  const FIXED = ["rank", "run", "task", "n", "seconds", "unet", "date"];
-  const COLUMNS = [
-    { key: "rank", label: "#", num: true, value: function (r) { return rankOf[r.key]; } },
-    { key: "run", label: "run", value: function (r) { return r.label; } },
-    { key: "task", label: "task / data", value: function (r) { return DATA.datasets[r.dataset].heading || r.task.name || ""; } },
-    { key: "n", label: "n", num: true, value: function (r) { return r.n_examples; } },
-  ].concat(METRICS.map(function (m) {
-    return { key: FIXED.indexOf(m) < 0 ? m : "metric-" + m, metric: m, label: m, num: true, score: true,
-             value: function (r) { const v = (r.metrics || {})[m]; return isNum(v) ? v : null; } };
-  })).concat([
-    { key: "seconds", label: "s / example", num: true, value: function (r) { return r.compute.seconds_per_example; } },
-    { key: "unet", label: "UNet calls / example", num: true, value: function (r) { return r.compute.unet_calls_per_example; } },
-    { key: "date", label: "finished", value: function (r) { return r.finished || ""; } },
-  ]);
-  const board = document.getElementById("leaderboard");
-  const rankOf = {};
-  runs.forEach(function (r, i) { rankOf[r.key] = i; });
-  let sortState = { key: "rank", dir: "ascending" };
-
-  function renderBoardHead() {
-    const tr = el("tr");
-    COLUMNS.forEach(function (c) {
-      const th = el("th", { class: "sortable" + (c.num ? " num" : ""), "data-key": c.key, scope: "col", tabindex: 0 }, c.label);
-      if (sortState.key === c.key) th.setAttribute("aria-sort", sortState.dir);
-      th.addEventListener("click", function () { sortBy(c.key); });
-      th.addEventListener("keydown", function (ev) { if (ev.key === "Enter") sortBy(c.key); });
-      tr.appendChild(th);
-    });
-    clear(board.tHead);
-    board.tHead.appendChild(tr);
+  // --- one section per task (dataset): its leaderboard, metric notes, charts ------------------
+  // Each task's runs are ranked among themselves, by that task's primary metric (the runs arrive
+  // ranked, dataset by dataset); each section has its own sort, its own tag-metric selector and
+  // its own charts, so a metric of one task never empties another task's panels.
+  function runsOf(dkey) { return DATA.datasets[dkey].runs.map(function (k) { return runByKey[k]; }); }
+  function fillMetricSelect(sel, names) {
+    clear(sel);
+    names.forEach(function (m) { sel.appendChild(el("option", { value: m }, m)); });
+    sel.disabled = names.length === 0;
+  }
+  function hasOption(sel, value) { return Array.prototype.some.call(sel.options, function (o) { return o.value === value; }); }
+  const FIXED = ["rank", "run", "n", "seconds", "unet", "date"];
+  const rankInData = {};
+  DATASET_KEYS.forEach(function (dkey) { runsOf(dkey).forEach(function (r, i) { rankInData[r.key] = i + 1; }); });
+  const sections = {};  // dkey -> {columns, sort, table, tagSelect, tagBox}
+  function columnsFor(dkey) {
+    const rs = runsOf(dkey);
+    const cols = [
+      { key: "rank", label: "#", num: true, value: function (r) { return rankInData[r.key]; } },
+      { key: "run", label: "run", value: function (r) { return r.label; } },
+      { key: "n", label: "n", num: true, value: function (r) { return r.n_examples; } },
+    ].concat(union(rs.map(metricNames)).map(function (m) {
+      return { key: FIXED.indexOf(m) < 0 ? m : "metric-" + m, metric: m, label: m, num: true, score: true,
+               value: function (r) { const v = (r.metrics || {})[m]; return isNum(v) ? v : null; } };
+    })).concat([{ key: "seconds", label: "s / example", num: true, value: function (r) { return r.compute.seconds_per_example; } }]);
+    if (rs.some(function (r) { return isNum(r.compute.unet_calls_per_example); })) {
+      cols.push({ key: "unet", label: "UNet calls / example", num: true, value: function (r) { return r.compute.unet_calls_per_example; } });
+    }
+    cols.push({ key: "date", label: "finished", value: function (r) { return r.finished || ""; } });
+    return cols;
   }
   function cellFor(c, r) {
     const v = c.value(r);
@@ -204,10 +212,10 @@
       if (metricNames(r).indexOf(c.metric) < 0) { td.appendChild(el("span", { class: "v" }, "")); return td; }
       td.appendChild(el("span", { class: "v" + (r.primary === c.metric ? " primary" : "") }, pct(v)));
       const ci = r.ci95 ? r.ci95[c.metric] : null;
-      td.appendChild(el("span", { class: "ci" }, ci ? "95% CI " + pct(ci[0]) + "\u2013" + pct(ci[1]) : "no interval"));
+      td.appendChild(el("span", { class: "ci" }, ci ? pct(ci[0]) + "\u2013" + pct(ci[1]) : "no interval"));
       return td;
     }
-    if (c.key === "rank") return el("td", { class: "num", "data-value": v }, rankInData[r.key]);
+    if (c.key === "rank") return el("td", { class: "num", "data-value": v }, v);
     if (c.key === "run") {
       const td = el("td", { class: "name", "data-value": v });
       const sw = el("span", { class: "swatch" });
@@ -217,12 +225,6 @@
       if (r.partial) td.appendChild(el("span", { class: "badge partial" }, "partial"));
       if (r.imported) td.appendChild(el("span", { class: "badge" }, "imported"));
       td.appendChild(el("div", { class: "small" }, "run " + r.run_id + (r.superseded.length ? " (supersedes " + r.superseded.join(", ") + ")" : "")));
-      return td;
-    }
-    if (c.key === "task") {
-      const td = el("td", { "data-value": v });
-      td.appendChild(el("span", null, v));
-      td.appendChild(el("div", { class: "small" }, "data " + (r.task.data_fingerprint || "?")));
       return td;
     }
     if (c.key === "n") {
@@ -235,56 +237,199 @@
     if (c.key === "date") text = String(v).replace("T", " ").slice(0, 16);
     return el("td", { class: c.num ? "num" : c.key, "data-value": v === null || v === undefined ? "" : v }, text);
   }
-  function renderBoardBody() {
-    const col = COLUMNS.filter(function (c) { return c.key === sortState.key; })[0];
-    const sign = sortState.dir === "ascending" ? 1 : -1;
-    const ordered = runs.slice().sort(function (a, b) {
+  function renderBoard(dkey) {
+    const s = sections[dkey];
+    const tr = el("tr");
+    s.columns.forEach(function (c) {
+      const th = el("th", { class: "sortable" + (c.num ? " num" : ""), "data-key": c.key, scope: "col", tabindex: 0 }, c.label);
+      if (s.sort.key === c.key) th.setAttribute("aria-sort", s.sort.dir);
+      th.addEventListener("click", function () { sortBy(dkey, c.key); });
+      th.addEventListener("keydown", function (ev) { if (ev.key === "Enter") sortBy(dkey, c.key); });
+      tr.appendChild(th);
+    });
+    clear(s.table.tHead);
+    s.table.tHead.appendChild(tr);
+    const col = s.columns.filter(function (c) { return c.key === s.sort.key; })[0];
+    const sign = s.sort.dir === "ascending" ? 1 : -1;
+    const ordered = runsOf(dkey).slice().sort(function (a, b) {
       const va = col.value(a), vb = col.value(b);
       const na = va === null || va === undefined || va === "", nb = vb === null || vb === undefined || vb === "";
-      if (na || nb) return na === nb ? rankOf[a.key] - rankOf[b.key] : (na ? 1 : -1);
+      if (na || nb) return na === nb ? rankInData[a.key] - rankInData[b.key] : (na ? 1 : -1);
       const cmp = typeof va === "string" || typeof vb === "string" ? naturalCompare(va, vb) : (va < vb ? -1 : va > vb ? 1 : 0);
-      return cmp ? sign * cmp : rankOf[a.key] - rankOf[b.key];
+      return cmp ? sign * cmp : rankInData[a.key] - rankInData[b.key];
     });
-    const body = board.tBodies[0];
+    const body = s.table.tBodies[0];
     clear(body);
     ordered.forEach(function (r) {
-      const tr = el("tr", { "data-run": r.key, "data-run-id": r.run_id });
-      COLUMNS.forEach(function (c) { tr.appendChild(cellFor(c, r)); });
-      body.appendChild(tr);
+      const row = el("tr", { "data-run": r.key, "data-run-id": r.run_id });
+      s.columns.forEach(function (c) { row.appendChild(cellFor(c, r)); });
+      body.appendChild(row);
     });
   }
-  function sortBy(key, dir) {
-    const col = COLUMNS.filter(function (c) { return c.key === key; })[0];
+  function sortBy(dkey, key, dir) {
+    const s = sections[dkey];
+    const col = s && s.columns.filter(function (c) { return c.key === key; })[0];
     if (!col) return;
-    if (dir) sortState = { key: key, dir: dir };
-    else if (sortState.key === key) sortState.dir = sortState.dir === "ascending" ? "descending" : "ascending";
-    else sortState = { key: key, dir: col.num && key !== "rank" ? "descending" : "ascending" };
-    renderBoardHead();
-    renderBoardBody();
+    if (dir) s.sort = { key: key, dir: dir };
+    else if (s.sort.key === key) s.sort.dir = s.sort.dir === "ascending" ? "descending" : "ascending";
+    else s.sort = { key: key, dir: col.num && key !== "rank" ? "descending" : "ascending" };
+    renderBoard(dkey);
     writeHash();
   }
-
-  // one chart per dataset: its metrics, a bar per run with its 95% interval
-  function runsOf(dkey) { return DATA.datasets[dkey].runs.map(function (k) { return runByKey[k]; }); }
-  function renderOverallCharts() {
-    const box = document.getElementById("overall-charts");
+  function seriesOf(rs) {
+    return { series: rs.map(function (r) { return r.label; }), colors: rs.map(function (r) { return r.color; }) };
+  }
+  function overallChart(dkey, box) {
+    const ds = DATA.datasets[dkey], rs = runsOf(dkey);
+    const metrics = union(rs.map(metricNames));
+    const rows = [];
+    metrics.forEach(function (m) {
+      rs.forEach(function (r) {
+        const has = metricNames(r).indexOf(m) >= 0;
+        rows.push({ cat: m, series: r.label, value: has ? r.metrics[m] : null, ci: has && r.ci95 ? r.ci95[m] : null, n: r.n_examples });
+      });
+    });
+    const chart = chartBox("overall", { "data-dataset": dkey });
+    box.appendChild(chart);
+    draw(chart, barSpec(Object.assign({ title: "overall", rows: rows, cats: metrics, catTitle: "metric", xTitle: "score" }, seriesOf(rs))));
+  }
+  function renderTagCharts(dkey) {
+    const s = sections[dkey], rs = runsOf(dkey), metric = s.tagSelect.value, box = s.tagBox;
     clear(box);
-    DATASET_KEYS.forEach(function (dkey) {
-      const ds = DATA.datasets[dkey], rs = runsOf(dkey);
-      const metrics = union(rs.map(metricNames));
+    const groups = union(rs.map(function (r) { return Object.keys(r.breakdown || {}); }));
+    groups.forEach(function (g) {
+      const labels = union(rs.map(function (r) { return Object.keys((r.breakdown || {})[g] || {}); })).sort(naturalCompare);
       const rows = [];
-      metrics.forEach(function (m) {
+      labels.forEach(function (l) {
         rs.forEach(function (r) {
-          const has = metricNames(r).indexOf(m) >= 0;
-          rows.push({ cat: m, series: r.label, value: has ? r.metrics[m] : null, ci: has && r.ci95 ? r.ci95[m] : null, n: r.n_examples });
+          const b = ((r.breakdown || {})[g] || {})[l];
+          const ci = (((r.breakdown_ci || {})[g] || {})[l] || {})[metric];
+          rows.push({ cat: l, series: r.label, value: b ? b[metric] : null, ci: ci || null, n: b ? b.n : null });
         });
       });
-      const chart = chartBox("overall", { "data-dataset": dkey });
+      const chart = chartBox("tags", { "data-group": g, "data-dataset": dkey, "data-metric": metric });
       box.appendChild(chart);
-      draw(chart, barSpec({ title: ds.heading + ": overall", rows: rows, cats: metrics, catTitle: "metric", xTitle: "score",
-                            series: rs.map(function (r) { return r.label; }), colors: rs.map(function (r) { return r.color; }) }));
+      draw(chart, barSpec(Object.assign({ title: g + " (" + metric + ")", rows: rows, cats: labels, catTitle: g, xTitle: metric }, seriesOf(rs))));
     });
   }
+  // classification: each class's top-1 per run (Wilson whiskers), and each run's confusions
+  function classCharts(dkey, box) {
+    const rs = runsOf(dkey).filter(function (r) { return r.per_class && r.per_class.length; });
+    if (!rs.length) return;
+    const names = {};
+    rs.forEach(function (r) { r.per_class.forEach(function (c) { names[String(c.classidx)] = String(c.classname); }); });
+    const ids = Object.keys(names).sort(function (a, b) { return Number(a) - Number(b); });
+    const shown = ids.slice(0, MAX_CLASSES);
+    const rows = [];
+    shown.forEach(function (id) {
+      rs.forEach(function (r) {
+        const c = r.per_class.filter(function (x) { return String(x.classidx) === id; })[0];
+        rows.push({ cat: names[id], series: r.label, value: c ? c.top1 : null, ci: c ? c.ci95 : null, n: c ? c.n : null });
+      });
+    });
+    box.appendChild(el("h3", null, "Per class" + (ids.length > shown.length ? " (the first " + shown.length + " of " + ids.length + " classes)" : "")));
+    const row = el("div", { class: "charts" });
+    box.appendChild(row);
+    // a task whose tags already are its classes (digits: "class") has these bars under "By tag"
+    const classNames = ids.map(function (id) { return names[id]; }).sort().join("\u0000");
+    const asTags = union(runsOf(dkey).map(function (r) { return Object.keys(r.breakdown || {}); })).some(function (g) {
+      return union(runsOf(dkey).map(function (r) { return Object.keys((r.breakdown || {})[g] || {}); })).sort().join("\u0000") === classNames;
+    });
+    const chart = chartBox("per-class", { "data-dataset": dkey });
+    if (!asTags) row.appendChild(chart);
+    if (!asTags) draw(chart, barSpec(Object.assign({ title: "top-1 per class", rows: rows, cats: shown.map(function (id) { return names[id]; }),
+                                        catTitle: "class", xTitle: "top1" }, seriesOf(rs))));
+    rs.forEach(function (r) {
+      if (!r.confusion) return;
+      const cells = [];
+      Object.keys(r.confusion).forEach(function (t) {
+        const total = Object.keys(r.confusion[t]).reduce(function (a, p) { return a + r.confusion[t][p]; }, 0);
+        Object.keys(r.confusion[t]).forEach(function (p) {
+          if (shown.indexOf(t) < 0 || shown.indexOf(p) < 0) return;
+          const n = r.confusion[t][p];
+          cells.push({ truth: names[t] || t, pred: names[p] || p, n: n, share: total ? n / total : 0, diag: t === p });
+        });
+      });
+      const c = chartBox("confusion", { "data-dataset": dkey, "data-run": r.key });
+      row.appendChild(c);
+      const order = shown.map(function (id) { return names[id]; });
+      draw(c, {
+        title: "confusion: " + r.label, data: { values: cells },
+        width: { step: Math.max(12, Math.min(28, Math.floor(360 / Math.max(1, order.length)))) },
+        height: { step: Math.max(12, Math.min(28, Math.floor(360 / Math.max(1, order.length)))) },
+        mark: { type: "rect" },
+        encoding: {
+          x: { field: "pred", type: "nominal", sort: order, title: "predicted class", axis: { labelLimit: 120, labelAngle: -45 } },
+          y: { field: "truth", type: "nominal", sort: order, title: "true class", axis: { labelLimit: 160 } },
+          color: { field: "share", type: "quantitative", title: "share of the true class", scale: { domain: [0, 1], scheme: "blues" },
+                   legend: { orient: "bottom", format: ".0%" } },
+          tooltip: [{ field: "truth", title: "true" }, { field: "pred", title: "predicted" }, { field: "n", type: "quantitative" },
+                    { field: "share", type: "quantitative", format: ".1%" }],
+        },
+      });
+    });
+  }
+  const MAX_CLASSES = 40;
+  const tasksBox = document.getElementById("tasks");
+  DATASET_KEYS.forEach(function (dkey) {
+    const ds = DATA.datasets[dkey], rs = runsOf(dkey);
+    const sec = el("section", { class: "task", id: "task-" + dkey, "data-dataset": dkey });
+    sec.appendChild(el("h2", null, ds.heading || ds.task));
+    sec.appendChild(el("p", { class: "hint" }, rs.length + " run(s) of this task, ranked by its primary metric (bold); " +
+      "scores in percent with their 95% interval below; click a column header to sort."));
+    const specs = {};
+    rs.forEach(function (r) { (r.metric_specs || []).forEach(function (m) { if (!specs[m.name]) specs[m.name] = m; }); });
+    const help = el("ul", { class: "metric-help" });
+    Object.keys(specs).forEach(function (name) {
+      const m = specs[name];
+      const li = el("li", { "data-metric": name });
+      li.appendChild(el("b", null, name));
+      li.appendChild(document.createTextNode(": " + (m.description || "(no description recorded)") +
+        (m.primary ? " (primary: ranks the runs)" : "") + (m.per_example ? "" : " (an aggregate: no per-example test)")));
+      help.appendChild(li);
+    });
+    sec.appendChild(help);
+    const wrap = el("div", { class: "board-wrap" });
+    const table = el("table", { class: "board", "data-dataset": dkey });
+    table.appendChild(el("thead"));
+    table.appendChild(el("tbody"));
+    wrap.appendChild(table);
+    sec.appendChild(wrap);
+    const charts = el("div", { class: "charts overall-charts" });
+    sec.appendChild(charts);
+    const tagHead = el("div", { class: "tag-head" });
+    const groups = union(rs.map(function (r) { return Object.keys(r.breakdown || {}); }));
+    const tagSelect = el("select", { class: "tag-metric", "data-dataset": dkey });
+    fillMetricSelect(tagSelect, union(rs.map(perExample)));
+    const tagBox = el("div", { class: "charts tag-charts", "data-dataset": dkey });
+    if (groups.length) {
+      tagHead.appendChild(el("h3", null, "By tag"));
+      const lab = el("label", null, "metric ");
+      lab.appendChild(tagSelect);
+      tagHead.appendChild(lab);
+      tagHead.appendChild(el("p", { class: "hint" }, "Bars: each run's score on the examples with that tag; whiskers: 95% Wilson interval; " +
+        "the label gives the score and that run's own number of examples (\u201cn/a\u201d: the run has none with that tag; a thin mark at 0 is a score of zero)."));
+      sec.appendChild(tagHead);
+      sec.appendChild(tagBox);
+    }
+    const classBox = el("div", { class: "class-charts" });
+    sec.appendChild(classBox);
+    tasksBox.appendChild(sec);
+    sections[dkey] = { columns: columnsFor(dkey), sort: { key: "rank", dir: "ascending" }, table: table, tagSelect: tagSelect, tagBox: tagBox,
+                       charts: charts, classBox: classBox, groups: groups };
+    tagSelect.addEventListener("change", function () { renderTagCharts(dkey); writeHash(); });
+  });
+  function renderTasks() {
+    DATASET_KEYS.forEach(function (dkey) {
+      const s = sections[dkey];
+      renderBoard(dkey);
+      overallChart(dkey, s.charts);
+      if (s.groups.length) renderTagCharts(dkey);
+      classCharts(dkey, s.classBox);
+    });
+  }
+  // the URL's keys of a section: the first task keeps the plain names (sort, tags)
+  function hashKey(base, dkey) { return dkey === DATASET_KEYS[0] ? base : base + "." + dkey; }
 
   if (DATA.published.length) {
     document.getElementById("published-block").hidden = false;
@@ -304,48 +449,6 @@
       t.tBodies[0].appendChild(row);
     });
   }
-
-  // --- per-tag charts -----------------------------------------------------------------------
-  function fillMetricSelect(sel, names) {
-    clear(sel);
-    names.forEach(function (m) { sel.appendChild(el("option", { value: m }, m)); });
-    sel.disabled = names.length === 0;
-  }
-  function hasOption(sel, value) { return Array.prototype.some.call(sel.options, function (o) { return o.value === value; }); }
-  const selTagMetric = document.getElementById("tag-metric");
-  fillMetricSelect(selTagMetric, PER_EXAMPLE);
-  function renderTagCharts() {
-    const metric = selTagMetric.value;
-    const box = document.getElementById("tag-charts");
-    clear(box);
-    let any = false;
-    DATASET_KEYS.forEach(function (dkey) {
-      const ds = DATA.datasets[dkey], rs = runsOf(dkey);
-      const groups = union(rs.map(function (r) { return Object.keys(r.breakdown || {}); }));
-      if (!groups.length) return;
-      any = true;
-      if (DATASET_KEYS.length > 1) box.appendChild(el("h3", null, ds.heading));
-      const row = el("div", { class: "charts" });
-      box.appendChild(row);
-      groups.forEach(function (g) {
-        const labels = union(rs.map(function (r) { return Object.keys((r.breakdown || {})[g] || {}); })).sort(naturalCompare);
-        const rows = [];
-        labels.forEach(function (l) {
-          rs.forEach(function (r) {
-            const b = ((r.breakdown || {})[g] || {})[l];
-            const ci = (((r.breakdown_ci || {})[g] || {})[l] || {})[metric];
-            rows.push({ cat: l, series: r.label, value: b ? b[metric] : null, ci: ci || null, n: b ? b.n : null });
-          });
-        });
-        const chart = chartBox("tags", { "data-group": g, "data-dataset": dkey });
-        row.appendChild(chart);
-        draw(chart, barSpec({ title: g + " (" + metric + ")", rows: rows, cats: labels, catTitle: g, xTitle: metric,
-                              series: rs.map(function (r) { return r.label; }), colors: rs.map(function (r) { return r.color; }) }));
-      });
-    });
-    if (!any) box.appendChild(el("p", { class: "hint" }, "No per-tag breakdown in these runs."));
-  }
-  selTagMetric.addEventListener("change", function () { renderTagCharts(); writeHash(); });
 
   // --- diffusion charts ----------------------------------------------------------------------
   function renderDiffusionCharts() {
@@ -456,11 +559,12 @@
     h.appendChild(el("th", { title: "caption 0" }, "c0"));
     h.appendChild(el("th", { title: "caption 1" }, "c1"));
     t.appendChild(h);
+    const d2 = digitsFor([s[0][0], s[0][1], s[1][0], s[1][1]]);
     [0, 1].forEach(function (j) {
       const tr = el("tr");
       tr.appendChild(el("th", { title: "image " + j }, "i" + j));
       [0, 1].forEach(function (k) {
-        tr.appendChild(el("td", { class: j === k ? "match" : "" }, Number(s[j][k]).toPrecision(4)));
+        tr.appendChild(el("td", { class: j === k ? "match" : "" }, fmt(s[j][k], d2)));
       });
       t.appendChild(tr);
     });
@@ -485,9 +589,10 @@
     const right = ex && ex.correct ? ex.correct : [0];
     const order = row.map(function (v, k) { return k; }).sort(function (x, y) { return row[y] - row[x] || x - y; });
     const ol = el("ol", { class: "ranked" });
+    const dr = digitsFor(row);
     order.forEach(function (k) {
       const li = el("li", { class: right.indexOf(k) >= 0 ? "correct" : "", "data-caption": k });
-      li.appendChild(el("span", { class: "score" }, Number(row[k]).toPrecision(4)));
+      li.appendChild(el("span", { class: "score" }, fmt(row[k], dr)));
       li.appendChild(el("span", { class: "mark" }, right.indexOf(k) >= 0 ? "\u2713 correct" : "c" + k));
       li.appendChild(document.createTextNode(ex && ex.captions ? ex.captions[k] : "caption " + k));
       ol.appendChild(li);
@@ -501,10 +606,11 @@
     h.appendChild(el("th", null, ""));
     s[0].forEach(function (v, k) { h.appendChild(el("th", null, "c" + k)); });
     t.appendChild(h);
+    const dp = digitsFor([].concat.apply([], s));
     s.forEach(function (r, j) {
       const tr = el("tr");
       tr.appendChild(el("th", null, "i" + j));
-      r.forEach(function (v, k) { tr.appendChild(el("td", { class: j === k ? "match" : "" }, Number(v).toPrecision(4))); });
+      r.forEach(function (v, k) { tr.appendChild(el("td", { class: j === k ? "match" : "" }, fmt(v, dp))); });
       t.appendChild(tr);
     });
     box.appendChild(t);
@@ -631,8 +737,11 @@
     if (selRel.value !== "all") p.set("show", selRel.value);
     if (selTag.value) p.set("tag", selTag.value);
     if (search.value) p.set("q", search.value);
-    if (selTagMetric.value) p.set("tags", selTagMetric.value);
-    if (sortState.key !== "rank" || sortState.dir !== "ascending") p.set("sort", sortState.key + ":" + sortState.dir);
+    DATASET_KEYS.forEach(function (dkey) {
+      const s = sections[dkey];
+      if (s.groups.length && s.tagSelect.value && s.tagSelect.selectedIndex > 0) p.set(hashKey("tags", dkey), s.tagSelect.value);
+      if (s.sort.key !== "rank" || s.sort.dir !== "ascending") p.set(hashKey("sort", dkey), s.sort.key + ":" + s.sort.dir);
+    });
     return p.toString();
   }
   function writeHash() {
@@ -664,9 +773,12 @@
       if (!setIf(selRel, p.get("show"))) selRel.value = "all";
       if (!setIf(selTag, p.get("tag"))) selTag.value = "";
       search.value = p.get("q") || "";
-      if (setIf(selTagMetric, p.get("tags"))) renderTagCharts();
-      const sort = (p.get("sort") || "").split(":");
-      if (sort.length === 2 && (sort[1] === "ascending" || sort[1] === "descending")) sortBy(sort[0], sort[1]);
+      DATASET_KEYS.forEach(function (dkey) {
+        const s = sections[dkey];
+        if (s.groups.length && setIf(s.tagSelect, p.get(hashKey("tags", dkey)))) renderTagCharts(dkey);
+        const sort = (p.get(hashKey("sort", dkey)) || "").split(":");
+        if (sort.length === 2 && (sort[1] === "ascending" || sort[1] === "descending")) sortBy(dkey, sort[0], sort[1]);
+      });
       renderExamples(true);
     } finally {
       applying = false;
@@ -695,10 +807,7 @@
 
   // --- start --------------------------------------------------------------------------------------
   let ready = false;
-  renderBoardHead();
-  renderBoardBody();
-  renderOverallCharts();
-  renderTagCharts();
+  renderTasks();
   renderDiffusionCharts();
   if (runs.length) {
     fillB();
