@@ -2,7 +2,7 @@
 
 Two sources: the gated Hugging Face dataset ``facebook/winoground`` (revision from
 ``data_manifests/winoground.json`` or ``--revision``; token from ``HF_TOKEN`` or a prior
-``huggingface-cli login``), or a local copy in the dataset repository's own layout
+``hf auth login``), or a local copy in the dataset repository's own layout
 (``--data-dir``): ``examples.jsonl`` and the images as a folder ``images/`` or
 ``images.zip``, named ``ex_{id}_img_{k}.*``, either in DIR or in DIR/data.
 
@@ -354,12 +354,12 @@ def _offline_error(endpoint: str, reason: str) -> DataError:
         return DataError(
             f"HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set and the Hugging Face cache lacks {HF_REPO} "
             f"({reason}). Load it once where there is network (unset HF_HUB_OFFLINE), or use a local copy "
-            f"with --data-dir DIR (`huggingface-cli download {HF_REPO} --repo-type dataset --local-dir DIR`)."
+            f"with --data-dir DIR (`hf download {HF_REPO} --repo-type dataset --local-dir DIR`)."
         )
     return DataError(
         f"cannot reach the Hugging Face Hub at {endpoint} to load {HF_REPO} ({reason}). "
         "Use a local copy with --data-dir DIR (fetch it once where there is network: "
-        f"`huggingface-cli download {HF_REPO} --repo-type dataset --local-dir DIR`), "
+        f"`hf download {HF_REPO} --repo-type dataset --local-dir DIR`), "
         "or set HF_HUB_OFFLINE=1 to use a copy already in the Hugging Face cache."
     )
 
@@ -368,7 +368,7 @@ def _auth_error(detail: str) -> DataError:
     return DataError(
         f"{HF_REPO} is a gated dataset and this account may not read it ({detail}). Accept its terms at "
         f"https://huggingface.co/datasets/{HF_REPO} while logged in, then log in here with "
-        "`huggingface-cli login` or set HF_TOKEN to a read token; or use a local copy with --data-dir DIR."
+        "`hf auth login` or set HF_TOKEN to a read token; or use a local copy with --data-dir DIR."
     )
 
 

@@ -153,5 +153,5 @@ def test_gated_dataset_says_how_to_accept_and_never_shows_the_token(gated_hub, m
     with pytest.raises(DataError) as exc:
         WinogroundTask()
     msg = str(exc.value)
-    assert "gated" in msg and "huggingface-cli login" in msg and "Accept its terms" in msg
+    assert "gated" in msg and "hf auth login" in msg and "Accept its terms" in msg
     assert secret not in msg and secret not in repr(exc.value.__cause__) and exc.value.__cause__ is None
