@@ -16,7 +16,8 @@ from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
-from winoground_eval.tasks.winoground import WINOGROUND_COMPARISONS, WinogroundTask
+from winoground_eval.metrics import WINOGROUND_COMPARISONS
+from winoground_eval.tasks.winoground import WinogroundTask
 
 
 @pytest.fixture(scope="module")

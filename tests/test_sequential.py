@@ -21,7 +21,7 @@ from winoground_eval.diffusion.sequential import (
     vdc_order,
 )
 from winoground_eval.errors import ConfigError
-from winoground_eval.tasks.winoground import WINOGROUND_COMPARISONS
+from winoground_eval.metrics import WINOGROUND_COMPARISONS
 
 WINO = select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
 
