@@ -452,11 +452,13 @@ class ProtocolTask(TaskBase):
 
     def example_info(self, example_id: str, scores: np.ndarray) -> dict[str, Any]:
         own = self._own("example_info")
-        return dict(own(example_id, scores)) if own is not None else {}
+        info = None if own is None else own(example_id, scores)
+        return dict(info) if info else {}
 
     def correct_captions(self, example_id: str) -> list[int] | None:
         own = self._own("correct_captions")
-        return None if own is None else [int(k) for k in own(example_id)]
+        right = None if own is None else own(example_id)  # a wrapped TaskBase says None for "caption 0"
+        return None if right is None else [int(k) for k in right]
 
 
 def as_task(task: Any) -> TaskBase:
