@@ -13,20 +13,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from PIL import Image
 
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError  # noqa: F401 - re-exported for the task modules
+from winoground_eval.safeio import NotRegularFile, open_regular, safe_open_image
 
 
 def open_rgb(data: bytes | Path, what: str) -> Image.Image:
-    """A decoded RGB image from bytes or a file; DataError naming ``what`` when it cannot be read."""
-    try:
-        raw = data.read_bytes() if isinstance(data, Path) else data
-        with Image.open(BytesIO(raw)) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError as exc:
-        raise DataError(f"{what}: image file not found ({exc.filename})") from exc
-    except OSError as exc:
-        raise DataError(f"{what}: image cannot be read ({exc})") from exc
+    """A decoded RGB image from bytes or a regular file; DataError naming ``what`` when it cannot
+    be read, is a FIFO or device, or is a decompression bomb (:func:`winoground_eval.safeio.safe_open_image`)."""
+    return safe_open_image(data, what, "RGB")
 
 
 class FileHasher:
@@ -40,10 +34,12 @@ class FileHasher:
         if path not in self._done:
             try:
                 h = hashlib.sha256()
-                with open(path, "rb") as f:
+                with open_regular(path) as f:  # a FIFO or /dev/zero is refused, not read forever
                     for block in iter(lambda: f.read(1 << 20), b""):
                         h.update(block)
                 self._done[path] = h.hexdigest()
+            except NotRegularFile:
+                self._done[path] = "not-a-regular-file"  # refused with a DataError when the example is loaded
             except OSError:
                 self._done[path] = "missing"
         return self._done[path]

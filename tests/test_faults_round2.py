@@ -83,3 +83,89 @@ def test_output_symlink_fifo_and_run_files_are_refused(finished_run, tmp_path, c
     assert good.is_file() and not good.is_symlink()
     assert main([command, str(finished_run), "-O", str(good), *extra]) == 0  # a regular file is replaced
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.file")] == []  # no temp file left
+
+
+# --- 2, 5, 6: images that are FIFOs, devices, decompression bombs; folder symlink loops ----------------
+@pytest.fixture
+def alarm():
+    """Fail (instead of hanging the suite) when a call blocks for more than 5 s."""
+    def on_alarm(signum, frame):
+        raise TimeoutError("blocked for 5 s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _png(path, colour=(200, 30, 30)):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), colour).save(path)
+
+
+def _captions_with_bad_images(tmp_path):
+    from test_faults import _png_bomb
+
+    d = tmp_path / "caps"
+    d.mkdir()
+    _png(d / "a.png")
+    os.mkfifo(d / "fifo.png")
+    (d / "zero.png").symlink_to("/dev/zero")
+    _png_bomb(d / "bomb.png")
+    rows = [{"id": i, "images": [name], "captions": ["right", "wrong"]}
+            for i, name in [("good", "a.png"), ("fifo", "fifo.png"), ("zero", "zero.png"), ("bomb", "bomb.png")]]
+    (d / "ex.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d / "ex.jsonl"
+
+
+def test_captions_fifo_dev_zero_and_bomb_images_are_data_errors_that_skip_bad_skips(tmp_path, alarm, capsys):
+    from winoground_eval.errors import DataError
+    from winoground_eval.tasks.captions import from_captions_spec
+
+    path = _captions_with_bad_images(tmp_path)
+    task = from_captions_spec(str(path))  # hashing the images neither blocks on the FIFO nor reads /dev/zero forever
+    bad = {}
+    got = [ex.id for ex in task.examples(on_error=lambda i, exc: bad.setdefault(i, str(exc)))]
+    assert got == ["good"]
+    assert "FIFO" in bad["fifo"] and "character device" in bad["zero"] and "too large to decode safely" in bad["bomb"]
+    with pytest.raises(DataError, match="FIFO"):
+        list(task.examples(skip={"good"}))
+    out = tmp_path / "runs"
+    args = ["run", "--task", f"captions:{path}", "--scorer", "dummy", "--out", str(out), "-q"]
+    assert main(args) == 3
+    assert "FIFO" in _one_line_error(capsys.readouterr().err)
+    assert main([*args, "--skip-bad"]) == 0
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert set(result["skipped"]) == {"fifo", "zero", "bomb"} and result["n_examples"] == 1
+
+
+def test_imagefolder_fifo_and_bomb_are_skippable_and_symlink_loops_are_not_followed(tmp_path, alarm, capsys):
+    from test_faults import _png_bomb
+
+    from winoground_eval.tasks.classification import imagefolder
+
+    root = tmp_path / "pets"
+    for c, colour in (("cat", (200, 30, 30)), ("dog", (30, 30, 200))):
+        (root / c).mkdir(parents=True)
+        _png(root / c / "a.png", colour)
+    (root / "cat" / "up").symlink_to("..")  # a loop: cat/up/dog/a.png would be a dog labelled cat
+    (root / "dog" / "self").symlink_to(".")
+    task = imagefolder(str(root))
+    assert list(task.metadata()) == ["cat/a.png", "dog/a.png"]
+    os.mkfifo(root / "dog" / "b.png")
+    _png_bomb(root / "cat" / "bomb.png")
+    task = imagefolder(str(root))
+    bad = {}
+    got = [ex.id for ex in task.examples(on_error=lambda i, exc: bad.setdefault(i, str(exc)))]
+    assert got == ["cat/a.png", "dog/a.png"]
+    assert "too large to decode safely" in bad["cat/bomb.png"] and "FIFO" in bad["dog/b.png"]
+    out = tmp_path / "runs"
+    args = ["run", "--task", f"imagefolder:{root}", "--scorer", "dummy", "--out", str(out), "-q"]
+    assert main(args) == 3
+    _one_line_error(capsys.readouterr().err)
+    assert main([*args, "--skip-bad"]) == 0
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert set(result["skipped"]) == {"cat/bomb.png", "dog/b.png"} and result["n_examples"] == 2
+
