@@ -169,3 +169,32 @@ def test_imagefolder_fifo_and_bomb_are_skippable_and_symlink_loops_are_not_follo
     result = json.loads((_run_dir(out) / "result.json").read_text())
     assert set(result["skipped"]) == {"cat/bomb.png", "dog/b.png"} and result["n_examples"] == 2
 
+
+
+# --- 3. a run that ends with zero scored examples ---------------------------------------------------
+def test_ctrl_c_during_the_first_example_exits_130_with_a_valid_result_and_the_resume_command(sample_dir, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(_args(sample_dir, out, "-o", "fail_after=0", scorer="interrupting"))
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert "Resume with" in err and "unexpected" not in err
+    result = json.loads((_run_dir(out) / "result.json").read_text())  # strict JSON: no NaN
+    assert result["n_examples"] == 0 and result["note"] == "no examples scored"
+    assert all(v is None for v in result["metrics"].values())
+    assert main(_args(sample_dir, out, scorer="interrupting")) == 0  # the same run, not interrupted, finishes
+    assert json.loads((_run_dir(out) / "result.json").read_text())["n_examples"] == 6
+
+
+def test_skip_bad_when_every_example_is_bad_ends_cleanly(tmp_path, capsys):
+    d = tmp_path / "caps"
+    d.mkdir()
+    (d / "ex.jsonl").write_text("".join(json.dumps({"id": f"e{i}", "images": ["missing.png"], "captions": ["a", "b"]}) + "\n"
+                                        for i in range(3)))
+    out = tmp_path / "runs"
+    code = main(["run", "--task", f"captions:{d / 'ex.jsonl'}", "--scorer", "dummy", "--out", str(out), "-q", "--skip-bad"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert result["n_examples"] == 0 and result["n_skipped"] == 3 and result["metrics"]["accuracy"] is None
+    assert main(["show", str(_run_dir(out))]) == 0
+    assert main(["show", str(_run_dir(out)), "--json"]) == 0

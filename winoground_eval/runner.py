@@ -168,4 +168,17 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
     if unet_calls:
         result["compute"]["unet_calls_total"] = int(np.sum(unet_calls))
         result["compute"]["unet_calls_per_example"] = float(np.mean(unet_calls))
-    return result
+    if not scores:  # every metric is a mean over nothing: null, never NaN (result.json is strict JSON)
+        result["note"] = "no examples scored"
+    return _finite_or_null(result)
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """A copy of ``obj`` with every NaN or infinite float (a metric over no examples) as None."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
