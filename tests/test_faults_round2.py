@@ -198,3 +198,66 @@ def test_skip_bad_when_every_example_is_bad_ends_cleanly(tmp_path, capsys):
     assert result["n_examples"] == 0 and result["n_skipped"] == 3 and result["metrics"]["accuracy"] is None
     assert main(["show", str(_run_dir(out))]) == 0
     assert main(["show", str(_run_dir(out)), "--json"]) == 0
+
+
+# --- 12. a disk that fills during the append of a score line ----------------------------------------
+class _FullDiskRaw(io.RawIOBase):
+    """A raw file that writes half of what it is given, then fails with ENOSPC (a disk filling up),
+    and fails the same way every time after."""
+
+    def __init__(self, fh):
+        self._fh = fh
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self._fh.write(bytes(data[: max(1, len(data) // 2)]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def seekable(self):
+        return True
+
+    def seek(self, *a):
+        return self._fh.seek(*a)
+
+    def tell(self):
+        return self._fh.tell()
+
+    def truncate(self, size=None):
+        return self._fh.truncate(size)
+
+    def fileno(self):
+        return self._fh.fileno()
+
+    def close(self):
+        self._fh.close()
+        super().close()
+
+
+def test_full_disk_during_a_buffered_append_is_exit_4_and_resume_is_exact(sample_dir, tmp_path, monkeypatch, capsys):
+    import builtins
+
+    out = tmp_path / "runs"
+    real_open = builtins.open
+    state = {"appends": 0}
+
+    def filling_open(file, mode="r", buffering=-1, *a, **k):
+        if Path(str(file)).name == "scores.jsonl" and "a" in mode:
+            state["appends"] += 1
+            if state["appends"] == 3:
+                raw = _FullDiskRaw(real_open(file, mode, buffering=0))
+                return raw if buffering == 0 else io.BufferedWriter(raw)
+        return real_open(file, mode, buffering, *a, **k)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(builtins, "open", filling_open)
+        code = main(_args(sample_dir, out))
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "No space left on device" in _one_line_error(err) and "Resume with" in err
+    run_dir = _run_dir(out)
+    assert (run_dir / "scores.jsonl").read_bytes().endswith(b"\n")  # the torn half line was cut back
+    assert main(_args(sample_dir, out)) == 0
+    ids = [json.loads(l)["id"] for l in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert sorted(ids) == [str(i) for i in range(6)]

@@ -104,23 +104,36 @@ def _write_json_or_fail(path: Path, obj: Any) -> None:
 
 
 def _append_bytes(path: Path, data: bytes) -> None:
-    """Append, flush and fsync ``data``; on failure cut the file back to its old size."""
+    """Append, flush and fsync ``data``; on failure cut the file back to its old size.
+
+    The file is opened unbuffered: with a buffer, a write that failed (a full disk) leaves its
+    bytes in the buffer, and the truncate and the close that follow flush them again and fail
+    a second time (an OSError escaping every handler)."""
     try:
-        fh = open(path, "ab")
+        fh = open(path, "ab", buffering=0)
     except OSError as exc:
         raise write_failed(path, exc) from None
-    with fh:
+    try:
         size = fh.tell()
         try:
-            fh.write(data)
-            fh.flush()
+            view = memoryview(data)
+            while view:  # a raw write may write part of the data
+                n = fh.write(view)
+                if not n:
+                    raise OSError(errno.EIO, "the write made no progress")
+                view = view[n:]
             os.fsync(fh.fileno())
         except OSError as exc:  # e.g. a full disk: cut the partial line so the file stays whole
             try:
                 fh.truncate(size)
             except OSError:
-                pass
+                pass  # the torn last line is dropped (and cut) when the run resumes
             raise write_failed(path, exc) from None
+    finally:
+        try:
+            fh.close()
+        except OSError:
+            pass
 
 
 def _finite_matrix(value: Any) -> np.ndarray:
