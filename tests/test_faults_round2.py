@@ -261,3 +261,41 @@ def test_full_disk_during_a_buffered_append_is_exit_4_and_resume_is_exact(sample
     assert main(_args(sample_dir, out)) == 0
     ids = [json.loads(l)["id"] for l in (run_dir / "scores.jsonl").read_text().splitlines()]
     assert sorted(ids) == [str(i) for i in range(6)]
+
+
+# --- 10. array file names never collide ------------------------------------------------------------
+def test_array_names_are_injective_and_case_insensitive_safe():
+    from winoground_eval.runstore import _array_name
+
+    ids = ["a b", "a_b-5e229e24", "a_b", "A", "a", "Cat/x.png", "cat/x.png", "", "~", "~7e", "x" * 300, "x" * 299 + "y",
+           "é", "e\u0301", "../run", "..", "."]
+    names = [_array_name(i) for i in ids]
+    assert len({n.lower() for n in names}) == len(ids)  # distinct even on a case-insensitive file system
+    assert all(n and len(n) <= 120 and "/" not in n and n not in (".", "..") for n in names)
+
+
+def test_ids_that_used_to_share_an_array_file_keep_their_own_arrays(tmp_path):
+    from winoground_eval.contracts import Scored
+    from winoground_eval.runstore import RunStore
+
+    store = RunStore.create_or_open(tmp_path, {"task": {"name": "t"}, "scorer": {"name": "s", "config": {}}}, {})
+    with store:
+        store.load()
+        store.append("a b", Scored(np.zeros((1, 2)), arrays={"e": np.array([1.0])}), 0.0)
+        store.append("a_b-5e229e24", Scored(np.zeros((1, 2)), arrays={"e": np.array([2.0])}), 0.0)
+        store.append("A", Scored(np.zeros((1, 2)), arrays={"e": np.array([3.0])}), 0.0)
+        store.append("a", Scored(np.zeros((1, 2)), arrays={"e": np.array([4.0])}), 0.0)
+    store.load()
+    assert [float(store.arrays(i)["e"][0]) for i in ("a b", "a_b-5e229e24", "A", "a")] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_runs_written_with_the_old_array_names_are_still_read(tmp_path):
+    from winoground_eval.runstore import RunStore
+
+    store = RunStore.create_or_open(tmp_path, {"task": {"name": "t"}, "scorer": {"name": "s", "config": {}}}, {})
+    (store.path / "arrays").mkdir()
+    np.savez(store.path / "arrays" / "a_b-1234abcd.npz", e=np.array([7.0]))
+    line = {"id": "a b", "scores": [[0.0, 1.0]], "info": {}, "seconds": 0.0, "arrays": "arrays/a_b-1234abcd.npz"}
+    (store.path / "scores.jsonl").write_text(json.dumps(line) + "\n")
+    store.load()
+    assert float(store.arrays("a b")["e"][0]) == 7.0

@@ -144,9 +144,25 @@ def _finite_matrix(value: Any) -> np.ndarray:
     return matrix
 
 
+_NAME_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
 def _array_name(example_id: str) -> str:
-    safe = slug(example_id)
-    return safe if safe == example_id else f"{safe}-{stable_hash(example_id, 8)}"
+    """The file name (without ``.npz``) of an example's arrays: one name per id, never shared.
+
+    Lower-case letters, digits, ``_`` and ``-`` stand for themselves; every other character
+    (upper-case letters too, so that a case-insensitive file system cannot merge two ids) is
+    ``~`` and the hex of its UTF-8 bytes, which is injective. An encoding longer than 120
+    characters keeps its first 80 and adds ``~h`` and 32 hex digits of the id's sha256 (``~h``
+    never occurs in a short name: ``~`` is always followed by hex digits there). Runs written
+    before used ``slug(id)`` (+ a short hash); scores.jsonl records each file's own name, so
+    those are still read."""
+    import hashlib
+
+    enc = "".join(ch if ch in _NAME_SAFE else "~" + ch.encode("utf-8").hex() for ch in example_id) or "~"
+    if len(enc) <= 120:
+        return enc
+    return enc[:80] + "~h" + hashlib.sha256(example_id.encode("utf-8")).hexdigest()[:32]
 
 
 class RunStore:
