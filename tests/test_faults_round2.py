@@ -299,3 +299,43 @@ def test_runs_written_with_the_old_array_names_are_still_read(tmp_path):
     (store.path / "scores.jsonl").write_text(json.dumps(line) + "\n")
     store.load()
     assert float(store.arrays("a b")["e"][0]) == 7.0
+
+
+# --- 11. report charts: user text never spliced into Vega-Lite expressions ---------------------------------
+CHART_HARNESS = r"""
+const fs = require('fs'), vm = require('vm'), path = require('path');
+const dir = process.argv[2];
+for (const f of ['vega.min.js', 'vega-lite.min.js', 'vega-interpreter.min.js']) vm.runInThisContext(fs.readFileSync(path.join(dir, f), 'utf8'));
+const js = fs.readFileSync(path.join(dir, 'report.js'), 'utf8');
+const src = js.slice(js.indexOf('function barSpec(o)'), js.indexOf('function lineSpec(o)'));
+const isNum = (x) => typeof x === 'number' && isFinite(x), pct1 = (x) => (100 * x).toFixed(1) + '%';
+const barSpec = eval('(' + src + ')');
+const cats = JSON.parse(process.argv[3]), series = JSON.parse(process.argv[4]);
+const rows = [];
+cats.forEach((c, i) => series.forEach((s) => rows.push({cat: c, series: s, value: 0.25 + 0.1 * i, ci: [0.1, 0.9], n: 10})));
+const spec = Object.assign({}, barSpec({title: 't', rows: rows, cats: cats, series: series, colors: series.map(() => '#123456'),
+                                          catTitle: 'tag', xTitle: 'score'}));
+const view = new vega.View(vega.parse(vegaLite.compile(spec).spec, null, {ast: true}), {renderer: 'none', expr: vega.expressionInterpreter});
+view.runAsync().then(() => console.log(JSON.stringify(view.scale('y').domain()))).catch((e) => { console.log('FAIL ' + e.message); process.exit(1); });
+"""
+
+
+def test_report_chart_specs_take_no_user_text_into_sort_expressions():
+    js = (ROOT / "winoground_eval" / "report_assets" / "report.js").read_text()
+    import re
+
+    assert not re.findall(r"sort:(?!\s*\{)[^,}]+", js)  # a sort array of user values becomes an expression
+
+
+@pytest.mark.skipif(not __import__("shutil").which("node"), reason="needs node to run the page's chart code")
+def test_report_bar_chart_draws_tags_with_backslashes_quotes_and_line_separators(tmp_path):
+    import shutil
+
+    cats = ["zeta", 'a\\b "q" \'s\'', "m\u2028n\u2028o\u2029", "alpha"]
+    series = ["run \\ one\u2028", "run two"]
+    harness = tmp_path / "chart.js"
+    harness.write_text(CHART_HARNESS)
+    done = subprocess.run([shutil.which("node"), str(harness), str(ROOT / "winoground_eval" / "report_assets"),
+                           json.dumps(cats), json.dumps(series)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.stdout[-500:], done.stderr[-500:])
+    assert json.loads(done.stdout.strip().split("\n")[-1]) == cats, done.stdout[-500:]  # drawn, in the given order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -264,6 +265,11 @@ def _build(args: argparse.Namespace, world: Any = None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with _stdout_reserved_for_json(args.json):  # user code that prints cannot spoil `run --json`
+        return _cmd_run(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
 
     world = distributed.World.from_env()
@@ -286,9 +292,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+_JSON_STREAM: list[Any] = []  # the real stdout while _stdout_reserved_for_json holds it
+
+
+@contextlib.contextmanager
+def _stdout_reserved_for_json(reserved: bool):
+    """With ``--json``, everything else printed to stdout while the command runs (a user's
+    scorer or task that prints) goes to stderr, so that stdout holds the JSON document alone."""
+    if not reserved:
+        yield
+        return
+    _JSON_STREAM.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _JSON_STREAM.pop()
+
+
 def _print_json(doc: Any) -> None:
     """A JSON document on stdout (``--json``): the only thing a command writes there."""
-    print(json.dumps(doc, indent=2))
+    print(json.dumps(doc, indent=2), file=_JSON_STREAM[-1] if _JSON_STREAM else sys.stdout)
 
 
 def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]) -> argparse.Namespace:

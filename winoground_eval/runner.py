@@ -14,7 +14,7 @@ from .contracts import Example, Scorer, Task, evaluate_examples
 from .distributed import World, barrier
 from .env import device_description, environment
 from .errors import ScoreError
-from .metrics import check_matrix, check_specs
+from .metrics import check_specs, real_matrix
 from .runstore import RunStore, now, run_identity
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,8 @@ def run(
         if len(results) != len(chunk):
             raise ScoreError(f"scorer returned {len(results)} results for {len(chunk)} examples")
         for ex, scored in zip(chunk, results):
-            check_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            matrix = real_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            scored = replace(scored, scores=matrix)
             if example_info is not None:
                 scored = replace(scored, info={**scored.info, **example_info(ex.id, scored.scores)})
             store.append(ex.id, scored, seconds)
