@@ -339,3 +339,56 @@ def test_report_bar_chart_draws_tags_with_backslashes_quotes_and_line_separators
                            json.dumps(cats), json.dumps(series)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, (done.stdout[-500:], done.stderr[-500:])
     assert json.loads(done.stdout.strip().split("\n")[-1]) == cats, done.stdout[-500:]  # drawn, in the given order
+
+
+# --- 11. loose numbers; `run --json` keeps stdout for the JSON ---------------------------------------------
+USER_SCORER = '''
+import numpy as np
+print("user code prints at import")
+
+class Scorer:
+    def __init__(self, kind="float"):
+        self.kind = kind
+
+    def config(self):
+        return {"kind": self.kind}
+
+    def score(self, images, captions):
+        print("user code prints while scoring")
+        s = np.arange(len(images) * len(captions), dtype=float).reshape(len(images), len(captions))
+        if self.kind == "complex":
+            return s + 1j
+        if self.kind == "strings":
+            return [[str(v) for v in row] for row in s.tolist()]
+        if self.kind == "bools":
+            return s > 1
+        if self.kind == "mixed":
+            return [[0.5, True] for _ in images]
+        return s
+
+def make(kind: str = "float"):
+    return Scorer(kind)
+'''
+
+
+@pytest.mark.parametrize("kind, why", [("complex", "complex numbers"), ("strings", "strings"), ("bools", "booleans"),
+                                       ("mixed", "bool True")])
+def test_scores_must_be_real_numbers(sample_dir, tmp_path, capsys, kind, why):
+    f = tmp_path / "my_scorer.py"
+    f.write_text(USER_SCORER)
+    out = tmp_path / "runs"
+    code = main(_args(sample_dir, out, "-o", f"kind={kind}", scorer=f"{f}:make"))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"example 0: scores hold {why}" in _one_line_error(err)
+    scores = _run_dir(out) / "scores.jsonl"
+    assert not scores.exists() or scores.read_text() == ""  # nothing was recorded for it
+
+
+def test_run_json_stdout_is_pure_json_when_user_code_prints(sample_dir, tmp_path, capsys):
+    f = tmp_path / "printing_scorer.py"
+    f.write_text(USER_SCORER)
+    assert main(_args(sample_dir, tmp_path / "runs", "--json", scorer=f"{f}:make")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_examples"] == 6
+    assert "user code prints while scoring" in captured.err

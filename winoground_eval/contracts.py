@@ -125,4 +125,4 @@ def evaluate_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Score
     if batched is not None:
         return list(batched(examples))
     # no dtype here: the runner checks the numbers are real (metrics.real_matrix) before converting
-    return [Scored(np.asarray(scorer.score(ex.images, ex.captions))) for ex in examples]
+    return [Scored(scorer.score(ex.images, ex.captions)) for ex in examples]

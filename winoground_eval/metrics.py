@@ -47,6 +47,11 @@ def real_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = No
     """What a scorer returned, as a finite float64 matrix of the expected shape, only if it
     holds real numbers: complex numbers (never cut to their real part), strings (not even
     numeric ones) and booleans are a ScoreError naming the example and why."""
+    if isinstance(scores, (list, tuple)):  # numpy would turn [0.5, True] into [0.5, 1.0]: look at each item
+        bad = next((x for x in _items(scores) if isinstance(x, (bool, np.bool_, str, bytes, complex, np.complexfloating))), None)
+        if bad is not None:
+            raise ScoreError(f"example {example_id}: scores hold {type(bad).__name__} {bad!r}; return real numbers "
+                             "(floats), one per (image, caption)")
     try:
         arr = np.asarray(scores)
     except (TypeError, ValueError) as exc:
@@ -65,6 +70,14 @@ def real_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = No
         return check_matrix(example_id, arr.astype(np.float64), shape)
     except OverflowError as exc:
         raise ScoreError(f"example {example_id}: a score is too large for a float ({exc})") from None
+
+
+def _items(value: Any):
+    for x in value:
+        if isinstance(x, (list, tuple)):
+            yield from _items(x)
+        else:
+            yield x
 
 
 def cut_repr(arr: np.ndarray, n: int = 80) -> str:
