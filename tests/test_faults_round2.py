@@ -371,7 +371,7 @@ def make(kind: str = "float"):
 '''
 
 
-@pytest.mark.parametrize("kind, why", [("complex", "complex numbers"), ("strings", "strings"), ("bools", "booleans"),
+@pytest.mark.parametrize("kind, why", [("complex", "complex numbers"), ("strings", "str '0.0'"), ("bools", "booleans"),
                                        ("mixed", "bool True")])
 def test_scores_must_be_real_numbers(sample_dir, tmp_path, capsys, kind, why):
     f = tmp_path / "my_scorer.py"
