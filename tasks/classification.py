@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 import numpy as np
 
 from winoground_eval.contracts import Example, Metric
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError, SplitError
 from winoground_eval.metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -414,7 +414,7 @@ def _build(
 ) -> ClassificationTask:
     split = split or SPLITS[dataset][0]
     if split not in SPLITS[dataset]:
-        raise DataError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
+        raise SplitError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
     if templates not in ("reference", "ensemble"):
         raise DataError(f"-t templates={templates}: choose reference or ensemble")
     if data_dir is None:

@@ -392,3 +392,114 @@ def test_run_json_stdout_is_pure_json_when_user_code_prints(sample_dir, tmp_path
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n_examples"] == 6
     assert "user code prints while scoring" in captured.err
+
+
+# --- 8. exit statuses ------------------------------------------------------------------------------------
+EXITING_SCORER = '''
+import sys
+import numpy as np
+
+class Scorer:
+    def config(self):
+        return {}
+
+    def score(self, images, captions):
+        sys.exit(0)
+
+def make():
+    return Scorer()
+'''
+
+
+def test_sys_exit_in_user_code_is_a_runtime_error_naming_the_file(sample_dir, tmp_path, capsys):
+    f = tmp_path / "exiting.py"
+    f.write_text(EXITING_SCORER)
+    code = main(_args(sample_dir, tmp_path / "runs", scorer=f"{f}:make"))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{f}:10 called sys.exit(0)" in _one_line_error(err)
+
+
+def _closed_stdout_run(*argv) -> subprocess.CompletedProcess:
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], stdout=w, stderr=subprocess.PIPE,
+                              text=True, timeout=120, cwd=ROOT)
+    finally:
+        os.close(w)
+
+
+def test_a_closed_pipe_under_a_rich_table_exits_141():
+    done = _closed_stdout_run("ls", "tasks")
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+SLOW_SCORER = '''
+import time
+from pathlib import Path
+import numpy as np
+
+class Scorer:
+    def __init__(self, marker):
+        self.marker, self.n = Path(marker), 0
+
+    def config(self):
+        return {}
+
+    def score(self, images, captions):
+        self.n += 1
+        if self.n == 3:
+            self.marker.write_text("2 done")
+        time.sleep(0.3 if self.n < 3 else 30)
+        return np.arange(4.0).reshape(2, 2) * (1 if self.n % 2 else -1)
+
+def make(marker: str = ""):
+    return Scorer(marker)
+'''
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_are_handled_like_ctrl_c(sample_dir, tmp_path, sig, code):
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW_SCORER)
+    marker = tmp_path / "marker"
+    out = tmp_path / "runs"
+    argv = [sys.executable, "-m", "winoground_eval", *_args(sample_dir, out, "-o", f"marker={marker}", scorer=f"{f}:make")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), proc.communicate(timeout=5)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, stderr
+    assert "Resume with" in stderr and "Traceback" not in stderr
+    result = json.loads((_run_dir(out) / "result.json").read_text())
+    assert result["n_examples"] == 2 and result["partial"] is True
+
+
+@pytest.mark.parametrize("extra, what", [
+    (["-o", "seed=" + "1" + "0" * 29], "option seed=100000000000000000000000000000: out of range; give a whole number from 0"),
+    (["-o", "seed=10**29"], "option seed='10**29': expected int"),
+    (["--limit", "0"], "--limit 0: give a positive number"),
+    (["-t", "limit=0"], "--limit 0: give a positive number"),
+])
+def test_usage_errors_exit_2(sample_dir, tmp_path, capsys, extra, what):
+    code = main(_args(sample_dir, tmp_path / "runs", *extra))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert what in _one_line_error(err)
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_an_unknown_split_exits_2(tmp_path, capsys):
+    code = main(["run", "--task", "shapes", "--scorer", "dummy", "--split", "nope", "--out", str(tmp_path / "runs"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "no split 'nope'" in _one_line_error(err) or "unknown shapes split 'nope'" in err
