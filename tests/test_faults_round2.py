@@ -503,3 +503,73 @@ def test_an_unknown_split_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "no split 'nope'" in _one_line_error(err) or "unknown shapes split 'nope'" in err
+
+
+# --- 7. a task with non-string ids, duplicate ids or an example without images -----------------------------
+BAD_TASK = '''
+from PIL import Image
+from winoground_eval.contracts import Example, Metric
+from winoground_eval.metrics import summarize, winoground_outcomes
+
+IMG = Image.new("RGB", (8, 8))
+
+
+class Task:
+    name = "bad-ids"
+    version = "1"
+    metric_specs = (Metric("text", primary=True), Metric("image"), Metric("group"))
+
+    def __init__(self, fault):
+        self.fault = fault
+
+    def info(self):
+        return {"name": self.name, "version": self.version, "fault": self.fault}
+
+    def metadata(self):
+        if self.fault == "int-ids":
+            return {0: {}, 1: {}}
+        return {"a": {}, "b": {}, "c": {}}
+
+    def examples(self, skip=(), on_error=None):
+        ids = {"int-ids": [0, 1], "duplicate": ["a", "b", "a", "c"], "no-images": ["a", "b", "c"],
+               "unknown": ["a", "zz"]}[self.fault]
+        for i in ids:
+            if i in skip:
+                continue
+            images = () if (self.fault == "no-images" and i == "b") else (IMG, IMG)
+            yield Example(i, images, ("x", "y"), {})
+
+    def outcomes(self, example_id, scores):
+        return winoground_outcomes(scores)
+
+    def metrics(self, scores):
+        return summarize(self.metric_specs, {i: winoground_outcomes(s) for i, s in scores.items()})
+
+
+def make(fault: str = "int-ids"):
+    return Task(fault)
+'''
+
+
+@pytest.mark.parametrize("fault, message, written", [
+    ("int-ids", "example id 0 is a int; ids must be non-empty strings", []),
+    ("duplicate", "examples() yielded example 'a' twice", ["a", "b"]),
+    ("no-images", "yielded example 'b' with 0 image(s)", ["a"]),
+    ("unknown", "yielded example 'zz', which is not one of its metadata() ids", ["a"]),
+])
+def test_bad_task_ids_are_a_clear_error_before_anything_bad_is_written(tmp_path, capsys, fault, message, written):
+    f = tmp_path / "bad_task.py"
+    f.write_text(BAD_TASK)
+    out = tmp_path / "runs"
+    args = ["run", "--task", f"{f}:make", "-t", f"fault={fault}", "--scorer", "dummy", "--out", str(out), "-q"]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert message in _one_line_error(err)
+    if not written:
+        assert not out.exists()  # refused before the run directory was made
+        return
+    run_dir = _run_dir(out)
+    lines = [json.loads(l) for l in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert [l["id"] for l in lines] == written  # the good examples before the bad one, nothing else
+    assert main(["repair", str(run_dir)]) == 0 and "nothing to repair" in capsys.readouterr().err
