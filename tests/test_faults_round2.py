@@ -25,6 +25,7 @@ import pytest
 
 from winoground_eval import registry
 from winoground_eval.cli import main
+from winoground_eval.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -573,3 +574,59 @@ def test_bad_task_ids_are_a_clear_error_before_anything_bad_is_written(tmp_path,
     lines = [json.loads(l) for l in (run_dir / "scores.jsonl").read_text().splitlines()]
     assert [l["id"] for l in lines] == written  # the good examples before the bad one, nothing else
     assert main(["repair", str(run_dir)]) == 0 and "nothing to repair" in capsys.readouterr().err
+
+
+# --- 9. damaged run files ------------------------------------------------------------------------------
+@pytest.fixture
+def run_with_arrays(sample_dir, tmp_path):
+    out = tmp_path / "runs"
+    assert main(_args(sample_dir, out, scorer="with-arrays")) == 0
+    return _run_dir(out)
+
+
+def test_a_truncated_npz_is_a_run_store_error_and_repair_lets_a_rerun_redo_it(sample_dir, tmp_path, run_with_arrays, capsys):
+    from winoground_eval.errors import RunStoreError
+
+    run_dir = run_with_arrays
+    npz = run_dir / "arrays" / "3.npz"
+    npz.write_bytes(npz.read_bytes()[:40])  # truncated
+    store = RunStore(run_dir)
+    store.load()
+    with pytest.raises(RunStoreError, match=r"3\.npz: the arrays of example 3 are damaged .*wg-eval repair"):
+        store.arrays("3")
+    code = main(["report", str(run_dir), "-O", str(tmp_path / "r.html"), "--no-hub"])
+    err = capsys.readouterr().err
+    assert code == 4 and "wg-eval repair" in _one_line_error(err)
+    assert main(["repair", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "arrays file arrays/3.npz is damaged" in err
+    ids = [json.loads(l)["id"] for l in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert "3" not in ids and len(ids) == 5
+    assert main(_args(sample_dir, tmp_path / "runs", scorer="with-arrays")) == 0  # the rerun redoes example 3
+    store = RunStore(run_dir)
+    store.load()
+    assert float(store.arrays("3")["errors"].sum()) == pytest.approx(float(np.sum(store.records["3"]["scores"])))
+    assert main(["report", str(run_dir), "-O", str(tmp_path / "r.html"), "--no-hub"]) == 0
+
+
+@pytest.mark.parametrize("key, value", [("n_examples", "6"), ("partial", "no"), ("metrics", {"text": "high"}),
+                                        ("compute", []), ("n_expected", True), ("per_example", {"0": {"text": "x"}})])
+def test_result_json_of_wrong_types_is_a_clear_error(finished_run, tmp_path, capsys, key, value):
+    path = finished_run / "result.json"
+    result = json.loads(path.read_text())
+    result[key] = value
+    path.write_text(json.dumps(result))
+    for argv in (["show", str(finished_run)], ["export", str(finished_run), "-O", str(tmp_path / "x.json")],
+                 ["report", str(finished_run), "-O", str(tmp_path / "x.html"), "--no-hub"]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 4, (argv, err)
+        _one_line_error(err)
+        assert "result.json is damaged: " in " ".join(err.split())
+
+
+def test_show_notices_a_stale_result(finished_run, capsys):
+    (finished_run / "scores.jsonl").unlink()
+    assert main(["show", str(finished_run)]) == 0
+    err = capsys.readouterr().err
+    assert "result.json counts 6 scored example(s) but the score files hold 0: it is stale" in " ".join(err.split())

@@ -535,9 +535,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .runs import read_run, resolve_run
+    from .runs import read_run, resolve_run, stale_note
 
     run = read_run(resolve_run(args.run_dir, args.out))
+    stale = stale_note(run)
+    if stale:
+        err.print(f"[yellow]warning[/yellow]: {escape(str(run.path))}: {escape(stale)}", soft_wrap=True, highlight=False)
     if args.json:
         _print_json(dict(run.result))
         return 0

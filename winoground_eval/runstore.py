@@ -33,6 +33,8 @@ import re
 import secrets
 import shutil
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -163,6 +165,44 @@ def _array_name(example_id: str) -> str:
     if len(enc) <= 120:
         return enc
     return enc[:80] + "~h" + hashlib.sha256(example_id.encode("utf-8")).hexdigest()[:32]
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read in full (never unpickled); the errors of a damaged
+    file (BadZipFile, EOFError, zlib.error, ValueError, ...) propagate."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+# result.json keys and the JSON types they must have (a hand-edited file with other types is damaged)
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "n_examples": (int,), "n_expected": (int, type(None)), "n_skipped": (int,), "n_ties": (int,),
+    "partial": (bool,), "limit": (int, type(None)), "metrics": (dict,), "breakdown": (dict,), "ci95": (dict,),
+    "compute": (dict,), "per_example": (dict,), "metric_specs": (list,), "skipped": (dict,), "finished": (str,),
+    "run_id": (str,), "task": (dict,), "scorer": (dict,), "environment": (dict,),
+}
+
+
+def _result_problem(result: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a parsed result.json, or None."""
+    for key, types in _RESULT_TYPES.items():
+        if key not in result:
+            continue
+        value = result[key]
+        wrong = isinstance(value, bool) and bool not in types or not isinstance(value, types)
+        if wrong:
+            want = " or ".join("null" if t is type(None) else {"int": "a whole number", "bool": "true/false",
+                                                                 "dict": "an object", "list": "a list",
+                                                                 "str": "a string"}[t.__name__] for t in types)
+            return f'"{key}" is {cut(json.dumps(value), 60)}, not {want}'
+    for name, value in result["metrics"].items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, list, dict))):
+            return f'metric "{cut(name, 40)}" is {cut(json.dumps(value), 60)}'
+    for ex_id, outcome in (result.get("per_example") or {}).items():
+        if not isinstance(outcome, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in outcome.values()):
+            return f'"per_example" of example {cut(str(ex_id), 40)} is {cut(json.dumps(outcome), 60)}, not numbers'
+    return None
 
 
 class RunStore:
@@ -450,11 +490,11 @@ class RunStore:
             raise RunStoreError(f"example {cut(example_id, 80)}: its arrays path {cut(rel, 120)} in scores.jsonl leaves "
                                 f"{self.path / 'arrays'}; refusing to read it (the file was edited)")
         try:
-            with np.load(target, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise RunStoreError(f"{target}: cannot read the arrays of example {cut(example_id, 80)} "
-                                f"({cut(str(exc), 120)}); rerun with --no-resume to recompute them") from None
+            return read_npz(target)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise RunStoreError(f"{target}: the arrays of example {cut(example_id, 80)} are damaged "
+                                f"({type(exc).__name__}: {cut(str(exc), 120)}); run `wg-eval repair {self.path}` to set "
+                                "the example aside, then rerun the run's command to redo it") from None
 
     def iter_scores(self, ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
         for ex_id in ids if ids is not None else list(self._records):
@@ -481,4 +521,8 @@ class RunStore:
             raise RunStoreError(f"cannot read {p}: {exc.strerror or exc}") from None
         if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
             raise RunStoreError(f"{p} is not a result (no metrics object); rebuild it by rerunning the run's command")
+        problem = _result_problem(result)
+        if problem is not None:
+            raise RunStoreError(f"{p} is damaged: {problem}; rebuild it by rerunning the run's command "
+                                "(finished examples are read from scores.jsonl, nothing is recomputed)")
         return result
