@@ -630,3 +630,51 @@ def test_show_notices_a_stale_result(finished_run, capsys):
     assert main(["show", str(finished_run)]) == 0
     err = capsys.readouterr().err
     assert "result.json counts 6 scored example(s) but the score files hold 0: it is stale" in " ".join(err.split())
+
+
+# --- 4. a user scorer file that imports a sibling module ------------------------------------------------
+SIBLING_SCORER = '''
+import numpy as np
+import helper
+from helperpkg.sub import SIGN
+
+class Scorer:
+    def config(self):
+        return {}
+
+    def score(self, images, captions):
+        return SIGN * helper.OFFSET + np.arange(4.0).reshape(2, 2)
+
+def make():
+    return Scorer()
+'''
+
+
+def test_editing_a_sibling_module_of_a_user_scorer_changes_the_run_id(sample_dir, tmp_path, monkeypatch):
+    code_dir = tmp_path / "code"
+    (code_dir / "helperpkg").mkdir(parents=True)
+    (code_dir / "scorer.py").write_text(SIBLING_SCORER)
+    (code_dir / "helper.py").write_text("OFFSET = 1.0\n")
+    (code_dir / "helperpkg" / "__init__.py").write_text("")
+    (code_dir / "helperpkg" / "sub.py").write_text("SIGN = 1\n")
+    (code_dir / "unrelated.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(code_dir))
+    out = tmp_path / "runs"
+    spec = f"{code_dir / 'scorer.py'}:make"
+
+    def run_id():
+        for mod in ("helper", "helperpkg", "helperpkg.sub"):
+            sys.modules.pop(mod, None)
+        assert main(_args(sample_dir, out, scorer=spec)) == 0
+        dirs = sorted(p.name for p in out.glob("*/*/*") if (p / "run.json").exists())
+        return dirs
+
+    first = run_id()
+    (code_dir / "helper.py").write_text("OFFSET = 2.0\n")
+    assert len(run_id()) == 2  # a new run: no resume mixes the scores of two versions of the code
+    (code_dir / "helperpkg" / "sub.py").write_text("SIGN = -1\n")
+    assert len(run_id()) == 3
+    (code_dir / "unrelated.py").write_text("X = 2\n")
+    assert len(run_id()) == 3  # a module it does not import is not part of its identity
+    info = json.loads((out / "winoground" / "scorer.py_make" / first[0] / "run.json").read_text())
+    assert set(info["scorer"]["config"]["local_modules"]) == {"helper.py", "helperpkg/__init__.py", "helperpkg/sub.py"}
