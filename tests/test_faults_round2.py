@@ -678,3 +678,17 @@ def test_editing_a_sibling_module_of_a_user_scorer_changes_the_run_id(sample_dir
     assert len(run_id()) == 3  # a module it does not import is not part of its identity
     info = json.loads((out / "winoground" / "scorer.py_make" / first[0] / "run.json").read_text())
     assert set(info["scorer"]["config"]["local_modules"]) == {"helper.py", "helperpkg/__init__.py", "helperpkg/sub.py"}
+
+
+# --- 2. downloads with a bounded wait ---------------------------------------------------------------------
+from test_faults import silent_hub  # noqa: E402,F401 - the loopback "Hub" that accepts and never answers
+
+
+def test_silent_hub_dit_model_index_fails_within_seconds(silent_hub):
+    from winoground_eval.diffusion.dit import load_dit
+    from winoground_eval.errors import ModelLoadError
+
+    t0 = time.monotonic()
+    with pytest.raises(ModelLoadError, match="model_index.json .*no answer within 1 s"):
+        load_dit("someone/some-dit")
+    assert time.monotonic() - t0 < 10
