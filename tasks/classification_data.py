@@ -18,10 +18,12 @@ mode (the scorer then resizes, crops and converts, in that order).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -446,6 +448,23 @@ def read_objectnet(root: Path, split: str = "test") -> tuple[Indexed, list[str]]
     )
 
 
+@contextlib.contextmanager
+def bounded_socket_wait():
+    """While torchvision downloads (urllib without a timeout): every socket operation waits at
+    most ``WG_EVAL_DOWNLOAD_TIMEOUT`` seconds (default 60) for data, so a stalled proxy ends in
+    an error instead of a hang. Yields the number of seconds."""
+    try:
+        seconds = max(0.1, float(os.environ.get("WG_EVAL_DOWNLOAD_TIMEOUT", "60")))
+    except ValueError:
+        seconds = 60.0
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield seconds
+    finally:
+        socket.setdefaulttimeout(old)
+
+
 def download(dataset: str, root: Path, split: str) -> None:
     """Fetch a dataset into ``root`` with torchvision (network needed)."""
     from torchvision import datasets as tv
@@ -462,6 +481,11 @@ def download(dataset: str, root: Path, split: str) -> None:
         raise DataError(f"{dataset}: torchvision cannot download it; -t download=true works for {', '.join(makers)}")
     root.mkdir(parents=True, exist_ok=True)
     try:
-        makers[dataset]()
+        with bounded_socket_wait() as seconds:
+            makers[dataset]()
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"{dataset}: download into {root} failed ({exc}); check the network, or fetch the files by hand") from exc
+        detail = f"{exc}"
+        if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in detail.lower():
+            detail = f"no answer within {seconds:g} s (WG_EVAL_DOWNLOAD_TIMEOUT): {detail}"
+        raise DataError(f"{dataset}: download into {root} failed ({detail}); check the network (proxy), or fetch "
+                        "the files by hand") from exc

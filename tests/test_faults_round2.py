@@ -692,3 +692,17 @@ def test_silent_hub_dit_model_index_fails_within_seconds(silent_hub):
     with pytest.raises(ModelLoadError, match="model_index.json .*no answer within 1 s"):
         load_dit("someone/some-dit")
     assert time.monotonic() - t0 < 10
+
+
+def test_a_stalled_dataset_download_fails_within_seconds(silent_hub, tmp_path, monkeypatch):
+    from torchvision import datasets as tv
+
+    from winoground_eval.errors import DataError
+    from winoground_eval.tasks.classification_data import download
+
+    monkeypatch.setattr(tv.CIFAR10, "url", f"{silent_hub}/cifar-10-python.tar.gz")
+    monkeypatch.setenv("WG_EVAL_DOWNLOAD_TIMEOUT", "1")
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match="cifar10: download .* failed .*no answer within 1 s"):
+        download("cifar10", tmp_path / "data", "test")
+    assert time.monotonic() - t0 < 15
