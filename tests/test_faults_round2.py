@@ -71,7 +71,8 @@ def test_output_symlink_fifo_and_run_files_are_refused(finished_run, tmp_path, c
     os.mkfifo(fifo)
     result = finished_run / "result.json"
     before = result.read_bytes()
-    for bad, why in [(link, "symbolic link"), (fifo, "FIFO"), (result, "inside the run directory"),
+    for bad, why in [(link, "symbolic link"), (fifo, "FIFO"), (Path("/dev/null"), "character device"),
+                     (result, "inside the run directory"),
                      (finished_run / "new.html", "inside the run directory")]:
         code = main([command, str(finished_run), "-O", str(bad), *extra])
         err = capsys.readouterr().err

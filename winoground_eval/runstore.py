@@ -8,7 +8,8 @@ what it amounts to (result.json).
   mixes with old scores, while a resume on another machine or commit continues the run.
 - ``scores.jsonl``: one line per finished example (id, full score matrix, info, seconds),
   appended, flushed and fsynced as each example finishes. Per-example arrays (e.g. the
-  diffusion scorer's per-timestep errors) go to ``arrays/<id>.npz`` first, so a line's
+  diffusion scorer's per-timestep errors) go to ``arrays/<name>.npz`` first (``<name>``: an injective,
+  case-insensitive-safe encoding of the id, :func:`_array_name`), so a line's
   presence means its arrays are complete. A torn last line (a kill mid-write) is dropped
   and its example redone; a failed append (a full disk) is cut back. A corrupt line
   elsewhere is an error naming it; ``wg-eval repair`` (:mod:`.repair`) moves such lines aside.
