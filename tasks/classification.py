@@ -29,7 +29,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError, SplitError
 from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_class_ci: importable from here too)
     CLASSIFICATION_METRICS,
     check_matrix,
@@ -308,7 +308,7 @@ def _build(
 ) -> ClassificationTask:
     split = split or SPLITS[dataset][0]
     if split not in SPLITS[dataset]:
-        raise DataError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
+        raise SplitError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
     if templates not in ("reference", "ensemble"):
         raise DataError(f"-t templates={templates}: choose reference or ensemble")
     if data_dir is None:

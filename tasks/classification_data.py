@@ -18,10 +18,12 @@ mode (the scorer then resizes, crops and converts, in that order).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from winoground_eval.errors import DataError
+from winoground_eval.safeio import open_regular, safe_open_image
 
 # torchvision's ImageFolder extensions (torchvision.datasets.folder.IMG_EXTENSIONS)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -59,7 +62,7 @@ def _sha256_files(paths: Sequence[Path], h: Any = None) -> Any:
     h = h or hashlib.sha256()
     for p in paths:
         h.update(p.name.encode())
-        with open(p, "rb") as f:
+        with open_regular(p) as f:  # a FIFO or device is refused, not read forever
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h
@@ -77,14 +80,13 @@ def _listing_fingerprint(ids: Sequence[str], labels: Sequence[int], paths: Seque
 
 
 def _open_rgb(path: Path) -> Image.Image:
-    with open(path, "rb") as f:  # torchvision's pil_loader
-        return Image.open(f).convert("RGB")
+    """torchvision's pil_loader (``Image.open(f).convert("RGB")``), read safely: only a regular
+    file, and a decompression bomb is a DataError (:func:`winoground_eval.safeio.safe_open_image`)."""
+    return safe_open_image(path, str(path), "RGB")
 
 
 def _open_as_is(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im
+    return safe_open_image(path, str(path), None)
 
 
 def _image_loader(paths: Sequence[Path], opener: Callable[[Path], Image.Image], dataset: str) -> Callable[[int], Image.Image]:
@@ -92,6 +94,8 @@ def _image_loader(paths: Sequence[Path], opener: Callable[[Path], Image.Image], 
         path = paths[position]
         try:
             return opener(path)
+        except DataError as exc:
+            raise DataError(f"{dataset}: {exc}") from None
         except (OSError, ValueError) as exc:
             raise DataError(f"{dataset}: cannot read image {path}: {exc}") from exc
 
@@ -332,10 +336,14 @@ def read_aircraft(root: Path, split: str) -> Indexed:
 
 
 def _folder_listing(base: Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
-    """torchvision's ImageFolder order: classes in the given order, then os.walk sorted, files sorted."""
+    """torchvision's ImageFolder order: classes in the given order, then os.walk sorted, files sorted.
+
+    Unlike torchvision, symbolic links to folders inside a class folder are not followed (a link
+    to ``..`` would loop and relabel other classes' images); a class folder that is itself a
+    link is read once, and links to image files are read as files."""
     paths, labels = [], []
     for y, c in enumerate(classes):
-        for dirpath, _, fnames in sorted(os.walk(base / c, followlinks=True)):
+        for dirpath, _, fnames in sorted(os.walk(base / c, followlinks=False)):
             for fname in sorted(fnames):
                 if fname.lower().endswith(IMG_EXTENSIONS):
                     paths.append(Path(dirpath) / fname)
@@ -440,6 +448,23 @@ def read_objectnet(root: Path, split: str = "test") -> tuple[Indexed, list[str]]
     )
 
 
+@contextlib.contextmanager
+def bounded_socket_wait():
+    """While torchvision downloads (urllib without a timeout): every socket operation waits at
+    most ``WG_EVAL_DOWNLOAD_TIMEOUT`` seconds (default 60) for data, so a stalled proxy ends in
+    an error instead of a hang. Yields the number of seconds."""
+    try:
+        seconds = max(0.1, float(os.environ.get("WG_EVAL_DOWNLOAD_TIMEOUT", "60")))
+    except ValueError:
+        seconds = 60.0
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield seconds
+    finally:
+        socket.setdefaulttimeout(old)
+
+
 def download(dataset: str, root: Path, split: str) -> None:
     """Fetch a dataset into ``root`` with torchvision (network needed)."""
     from torchvision import datasets as tv
@@ -456,6 +481,11 @@ def download(dataset: str, root: Path, split: str) -> None:
         raise DataError(f"{dataset}: torchvision cannot download it; -t download=true works for {', '.join(makers)}")
     root.mkdir(parents=True, exist_ok=True)
     try:
-        makers[dataset]()
+        with bounded_socket_wait() as seconds:
+            makers[dataset]()
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"{dataset}: download into {root} failed ({exc}); check the network, or fetch the files by hand") from exc
+        detail = f"{exc}"
+        if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in detail.lower():
+            detail = f"no answer within {seconds:g} s (WG_EVAL_DOWNLOAD_TIMEOUT): {detail}"
+        raise DataError(f"{dataset}: download into {root} failed ({detail}); check the network (proxy), or fetch "
+                        "the files by hand") from exc

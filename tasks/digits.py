@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError, SplitError
 from winoground_eval.taskbase import ClassTask, Row, check_limit
 
 VERSION = "1"
@@ -107,7 +107,7 @@ def load_split(split: str) -> tuple[list[int], np.ndarray, np.ndarray]:
     manifest = packaged_manifest()
     entry = manifest.get("splits", {}).get(split)
     if entry is None:
-        raise DataError(f"digits has no split {split!r}; choose one of {', '.join(manifest.get('splits', {}))}")
+        raise SplitError(f"digits has no split {split!r}; choose one of {', '.join(manifest.get('splits', {}))}")
     images, labels = _load_arrays()
     indices = [int(i) for i in entry["indices"]]
     if len(labels) != manifest.get("n_images") or max(indices) >= len(labels):

@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from PIL import Image, ImageDraw
 
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError, SplitError
 from winoground_eval.taskbase import PairTask, Row
 
 GENERATOR_VERSION = "1"
@@ -131,7 +131,7 @@ def _pair(rng: random.Random, kind: str) -> tuple[tuple[Scene, Scene], str]:
 def make_spec(split: str, index: int) -> Spec:
     """Example ``index`` of ``split`` (``train``, ``val``, ``test`` or ``heldout``), deterministic."""
     if split not in SPLIT_SEEDS:
-        raise DataError(f"unknown shapes split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
+        raise SplitError(f"unknown shapes split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
     rng = random.Random(f"{GENERATOR_VERSION}:{SPLIT_SEEDS[split]}:{index}")
     kind = KINDS[index % len(KINDS)]
     while True:
@@ -221,7 +221,7 @@ def packaged_manifest(name: str = MANIFEST) -> dict[str, Any]:
 def check_split_args(task: str, split: str, sizes: Mapping[str, int], limit: int | None) -> None:
     """DataError for an unknown split or a non-positive limit of a generated task."""
     if split not in sizes:
-        raise DataError(f"{task} has no split {split!r}; choose one of {', '.join(sizes)}")
+        raise SplitError(f"{task} has no split {split!r}; choose one of {', '.join(sizes)}")
     if limit is not None and limit < 1:
         raise DataError(f"--limit {limit}: give a positive number of examples")
 

@@ -31,7 +31,7 @@ import json
 from importlib import resources
 from typing import Any, Literal
 
-from winoground_eval.errors import DataError
+from winoground_eval.errors import DataError, SplitError
 
 from . import shapes
 from .classification import ClassificationTask, Prompts
@@ -113,7 +113,7 @@ class ShapesClassifyTask(ClassificationTask):
 
     def __init__(self, *, split: Split = "test", limit: int | None = None, prompt_set: PromptSet = "pair") -> None:
         if split not in shapes.SPLIT_SIZES:
-            raise DataError(f"shapes-classify has no split {split!r}; choose one of {', '.join(shapes.SPLIT_SIZES)}")
+            raise SplitError(f"shapes-classify has no split {split!r}; choose one of {', '.join(shapes.SPLIT_SIZES)}")
         prompts = make_prompts(prompt_set)
         manifest = packaged_manifest()
         entry = manifest.get("splits", {}).get(split, {})

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
+from winoground_eval.errors import SplitError
 from winoground_eval.taskbase import RankedTask, Row
 
 from . import shapes
@@ -107,7 +107,7 @@ def holds(caption_scene: Scene, truth: Scene) -> bool:
 
 def make_spec(split: str, index: int) -> RankedSpec:
     if split not in SPLIT_SEEDS:
-        raise DataError(f"unknown shapes-ranked split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
+        raise SplitError(f"unknown shapes-ranked split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
     rng = random.Random(f"ranked-{GENERATOR_VERSION}:{SPLIT_SEEDS[split]}:{index}")
     while True:
         c1, c2 = rng.sample(sorted(shapes.COLOURS), 2)

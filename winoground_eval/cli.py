@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -241,6 +243,9 @@ def _task_kwargs(args: argparse.Namespace, name: str, factory: Any, names: Seque
         if key in kwargs and kwargs[key] != value:
             raise ConfigError(f"{_flag(key)} {value} and -t {key}={kwargs[key]} disagree for task {name!r}; give one")
         kwargs[key] = value
+    limit = kwargs.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit < 1:
+        raise ConfigError(f"--limit {limit}: give a positive number of examples (or leave --limit out for all)")
     return kwargs
 
 
@@ -350,6 +355,11 @@ def _run_sweep(args: argparse.Namespace, tasks: list[str], scorers: list[str]) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with _stdout_reserved_for_json(args.json):  # user code that prints cannot spoil `run --json`
+        return _cmd_run(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
 
     tasks, scorers = _listed(args.task), _listed(args.scorer)
@@ -381,9 +391,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+_JSON_STREAM: list[Any] = []  # the real stdout while _stdout_reserved_for_json holds it
+
+
+@contextlib.contextmanager
+def _stdout_reserved_for_json(reserved: bool):
+    """With ``--json``, everything else printed to stdout while the command runs (a user's
+    scorer or task that prints) goes to stderr, so that stdout holds the JSON document alone."""
+    if not reserved:
+        yield
+        return
+    _JSON_STREAM.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _JSON_STREAM.pop()
+
+
 def _print_json(doc: Any) -> None:
     """A JSON document on stdout (``--json``): the only thing a command writes there."""
-    print(json.dumps(doc, indent=2))
+    print(json.dumps(doc, indent=2), file=_JSON_STREAM[-1] if _JSON_STREAM else sys.stdout)
 
 
 def _named(args: argparse.Namespace, task_name: str, task_kwargs: dict[str, Any]) -> argparse.Namespace:
@@ -467,7 +495,7 @@ def _run_suite(args: argparse.Namespace, world: Any) -> int:
                 codes.append(exc.exit_code)
                 err.print(f"[bold red]{name} failed:[/bold red] {escape(str(exc))}", soft_wrap=True)
                 continue
-            if code == EXIT_INTERRUPTED:  # the resume command is printed; stop the suite
+            if code > 128:  # Ctrl-C, SIGTERM or SIGHUP: the resume command is printed; stop the suite
                 return code
             status[name] = "done"
             if result is not None:
@@ -523,22 +551,55 @@ def _run_with(args: argparse.Namespace, task: Any, scorer: Any, world: Any) -> t
             progress.update(bar, completed=done, total=total)
 
         try:
-            result = run(spec, task, scorer, store, world=world, progress=on_progress)
+            with _signals_as_interrupts():
+                result = run(spec, task, scorer, store, world=world, progress=on_progress)
         except RunStoreError as exc:  # e.g. a full disk: say how to resume
             raise RunStoreError(f"{exc}\nResume with:\n  {resume_cmd}") from None  # printed escaped by main
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             progress.stop()
             store.load()
             result = build_result(store, task, limit=args.limit, device=getattr(scorer, "device", None))
             if world.is_main:
                 store.write_result(result)
+            signum = getattr(exc, "signum", signal.SIGINT)
+            what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
             err.print(
-                f"[yellow]interrupted[/yellow]: {result['n_examples']} finished examples are saved in "
+                f"[yellow]{what}[/yellow]: {result['n_examples']} finished examples are saved in "
                 f"{escape(str(store.path))}.\nResume with:\n  {escape(resume_cmd)}",
                 soft_wrap=True,
             )
-            return EXIT_INTERRUPTED, None, store.path
+            return 128 + int(signum), None, store.path
     return 0, result, store.path
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what schedulers and closed terminals send), handled like Ctrl-C:
+    result.json from the finished examples, the resume command, exit 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """While a run scores: SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -573,9 +634,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .runs import read_run, resolve_run
+    from .runs import read_run, resolve_run, stale_note
 
     run = read_run(resolve_run(args.run_dir, args.out))
+    stale = stale_note(run)
+    if stale:
+        err.print(f"[yellow]warning[/yellow]: {escape(str(run.path))}: {escape(stale)}", soft_wrap=True, highlight=False)
     if args.json:
         _print_json(dict(run.result))
         return 0
@@ -703,6 +767,17 @@ def _stdout_closed() -> int:
     return EXIT_BROKEN_PIPE
 
 
+def _user_frame(tb: Any) -> str:
+    """``FILE:LINE`` of the innermost frame outside this package (the code that called sys.exit)."""
+    package = str(Path(__file__).resolve().parent)
+    where = "user code"
+    for frame, lineno in traceback.walk_tb(tb):
+        name = frame.f_code.co_filename
+        if not name.startswith(package) and not name.startswith("<") and "/site-packages/" not in name:
+            where = f"{name}:{lineno}"
+    return where
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``wg-eval`` command; the exit status says what kind of failure ended it (docs/cli.md)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -718,9 +793,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
     except BrokenPipeError:
         return _stdout_closed()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err.print("[yellow]interrupted[/yellow]", highlight=False)
-        return EXIT_INTERRUPTED
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    except SystemExit as exc:  # sys.exit() in a user's task or scorer file: not wg-eval's status
+        where = _user_frame(exc.__traceback__)
+        err.print(f"[bold red]error:[/bold red] {escape(where)} called sys.exit({escape(repr(exc.code))}) while "
+                  "wg-eval was running it; raise an exception instead (finished examples are saved)",
+                  highlight=False, soft_wrap=True)
+        return EXIT_FAILURE
     except WgEvalError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code

@@ -122,4 +122,5 @@ def evaluate_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Score
     batched = getattr(scorer, "evaluate", None)
     if batched is not None:
         return list(batched(examples))
-    return [Scored(np.asarray(scorer.score(ex.images, ex.captions), dtype=np.float64)) for ex in examples]
+    # no dtype here: the runner checks the numbers are real (metrics.real_matrix) before converting
+    return [Scored(scorer.score(ex.images, ex.captions)) for ex in examples]

@@ -11,7 +11,9 @@ EXIT_USAGE = 2  # a usage or configuration error (argparse uses 2 as well)
 EXIT_DATA = 3  # a dataset or score file that is missing, unreadable or not what it should be
 EXIT_RUNS = 4  # a run directory (or an output file) that cannot be read or written (a name that names no run is 2)
 EXIT_MODEL = 5  # model weights or components that cannot be had
+EXIT_HANGUP = 129  # SIGHUP (128 + 1; the terminal closed): handled like Ctrl-C
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); finished examples are saved
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15; what schedulers send): handled like Ctrl-C
 EXIT_BROKEN_PIPE = 141  # stdout closed early (`... | head`; 128 + SIGPIPE, as the shell reports)
 
 EXIT_CODES = {
@@ -21,7 +23,9 @@ EXIT_CODES = {
     EXIT_DATA: "data error (dataset or score file missing, unreadable or not as its manifest says)",
     EXIT_RUNS: "run-store error (run directory or output file cannot be read, written or found)",
     EXIT_MODEL: "model weights or components cannot be loaded",
+    EXIT_HANGUP: "hung up (SIGHUP); handled like Ctrl-C: finished work is saved, the resume command printed",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); finished work is saved",
+    EXIT_TERMINATED: "terminated (SIGTERM, e.g. by a scheduler); handled like Ctrl-C",
     EXIT_BROKEN_PIPE: "stdout was closed early (e.g. piped into head)",
 }
 
@@ -42,6 +46,13 @@ class DataError(WgEvalError):
     """A dataset that cannot be loaded, or is not what its manifest says."""
 
     exit_code = EXIT_DATA
+
+
+class SplitError(ConfigError, DataError):
+    """A split name the task does not have: a usage error (exit 2, like any unknown name); still
+    a DataError for the callers that catch those (a suite skips the task)."""
+
+    exit_code = EXIT_USAGE
 
 
 class ScoreFileError(WgEvalError):

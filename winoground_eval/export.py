@@ -174,17 +174,12 @@ def build_leaderboard(
 
 
 def write_leaderboard(path: str | Path, data: Mapping[str, Any]) -> Path:
-    """Write an export atomically (strict JSON: no NaN)."""
-    from .runstore import write_json
+    """Write an export atomically (strict JSON: no NaN); a symlink, FIFO, device or a file
+    inside a run directory is refused (:func:`winoground_eval.safeio.write_output`)."""
+    from .safeio import write_output
 
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise RunsError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        write_json(path, data)
-    except OSError as exc:
-        raise RunsError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return write_output(path, text.encode(), RunsError)
 
 
 def _now() -> str:

@@ -47,6 +47,48 @@ def ranked_comparisons(n_captions: int) -> tuple[tuple[str, tuple[int, int], tup
     return tuple(("accuracy", (0, 0), (0, k)) for k in range(1, n_captions))
 
 
+def real_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """What a scorer returned, as a finite float64 matrix of the expected shape, only if it
+    holds real numbers: complex numbers (never cut to their real part), strings (not even
+    numeric ones) and booleans are a ScoreError naming the example and why."""
+    if isinstance(scores, (list, tuple)):  # numpy would turn [0.5, True] into [0.5, 1.0]: look at each item
+        bad = next((x for x in _items(scores) if isinstance(x, (bool, np.bool_, str, bytes, complex, np.complexfloating))), None)
+        if bad is not None:
+            raise ScoreError(f"example {example_id}: scores hold {type(bad).__name__} {bad!r}; return real numbers "
+                             "(floats), one per (image, caption)")
+    try:
+        arr = np.asarray(scores)
+    except (TypeError, ValueError) as exc:
+        raise ScoreError(f"example {example_id}: scores are not an array of numbers ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "O":  # mixed Python objects: each must be a real number
+        bad = next((x for x in arr.ravel() if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating))), None)
+        if bad is not None:
+            raise ScoreError(f"example {example_id}: scores hold {type(bad).__name__} {bad!r}; return real numbers "
+                             "(floats), one per (image, caption)")
+    elif kind in "bc" or kind not in "iuf":
+        what = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "byte strings"}.get(kind, f"{arr.dtype} values")
+        raise ScoreError(f"example {example_id}: scores hold {what} ({cut_repr(arr)}); return real numbers (floats), "
+                         "one per (image, caption)")
+    try:
+        return check_matrix(example_id, arr.astype(np.float64), shape)
+    except OverflowError as exc:
+        raise ScoreError(f"example {example_id}: a score is too large for a float ({exc})") from None
+
+
+def _items(value: Any):
+    for x in value:
+        if isinstance(x, (list, tuple)):
+            yield from _items(x)
+        else:
+            yield x
+
+
+def cut_repr(arr: np.ndarray, n: int = 80) -> str:
+    text = repr(arr.tolist())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def check_matrix(example_id: str, scores: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A finite float64 matrix of the expected shape, or ScoreError naming the example."""
     matrix = np.asarray(scores, dtype=np.float64)

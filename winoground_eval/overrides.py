@@ -52,6 +52,10 @@ def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
+def _cut(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
+
+
 def coerce(key: str, raw: str, annotation: Any) -> Any:
     """Turn the string ``raw`` into a value of ``annotation`` or raise ConfigError naming ``key``."""
     origin = typing.get_origin(annotation)
@@ -93,9 +97,14 @@ def coerce(key: str, raw: str, annotation: Any) -> Any:
         raise ConfigError(f"option {key}={raw!r}: expected true or false")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            value = annotation(raw)
         except ValueError:
             raise ConfigError(f"option {key}={raw!r}: expected {annotation.__name__}") from None
+        if annotation is int:  # numpy and torch hold integers (seeds, sizes) in 64 bits
+            low = 0 if key.endswith("seed") else -(2**63)
+            if not low <= value <= 2**63 - 1:
+                raise ConfigError(f"option {key}={_cut(raw)}: out of range; give a whole number from {low} to {2**63 - 1}")
+        return value
     if annotation is str:
         return raw
     if inspect.isclass(annotation) and issubclass(annotation, PurePath):

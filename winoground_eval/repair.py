@@ -2,7 +2,8 @@
 
 A line is bad when it is not a complete score record (not UTF-8, not JSON, no string id,
 scores that are not a matrix), when its scores are NaN or infinite (the runner never
-writes such a line, so the file was changed), or when it repeats the scores of an example
+writes such a line, so the file was changed), when the arrays file it names
+(``arrays/<id>.npz``) is missing or damaged (e.g. truncated), or when it repeats the scores of an example
 already scored above it (the first one is kept). Bad lines go, byte for byte, to
 ``<shard>.bad-<time>.jsonl`` beside the shard; every good line stays, in order. The next
 run of the same command redoes the examples whose lines were moved.
@@ -20,7 +21,7 @@ import numpy as np
 
 from .errors import RunStoreError
 from .jsonl import cut
-from .runstore import RunStore, atomic_write, now
+from .runstore import RunStore, atomic_write, now, read_npz
 
 
 @dataclass
@@ -56,6 +57,24 @@ def _problem(raw: bytes, seen: set[str]) -> tuple[str | None, Any]:
     return None, rec
 
 
+def _arrays_problem(run_dir: Path, rel: Any) -> str | None:
+    """Why the arrays file a record names cannot be used (missing, outside arrays/, damaged), or None."""
+    import zipfile
+    import zlib
+
+    base = (run_dir / "arrays").resolve()
+    target = (run_dir / rel).resolve() if isinstance(rel, str) else None
+    if target is None or Path(rel).is_absolute() or base not in target.parents:
+        return f"its arrays path {cut(str(rel), 80)} leaves arrays/"
+    try:
+        read_npz(target)
+    except FileNotFoundError:
+        return f"its arrays file {cut(rel, 80)} is missing"
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        return f"its arrays file {cut(rel, 80)} is damaged ({type(exc).__name__})"
+    return None
+
+
 def repair_run(run_dir: str | Path) -> RepairReport:
     """Move every bad line of every score shard aside (holding the run's lock)."""
     store = RunStore(Path(run_dir))
@@ -75,6 +94,8 @@ def repair_run(run_dir: str | Path) -> RepairReport:
                 if not raw.strip():
                     continue
                 why, rec = _problem(raw, seen)
+                if why is None and "arrays" in rec:
+                    why = _arrays_problem(store.path, rec["arrays"])
                 if why is None:
                     good.append(raw + b"\n")
                     if "skipped" not in rec:

@@ -503,16 +503,11 @@ def build_report(
 
 
 def write_report(path: str | Path, html: str) -> Path:
-    from .runstore import atomic_write
+    """Write the page atomically; a symlink, FIFO, device or a file inside a run directory
+    is refused (:func:`winoground_eval.safeio.write_output`)."""
+    from .safeio import write_output
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        atomic_write(path, html.encode("utf-8"))
-    except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return write_output(path, html.encode("utf-8"), ReportError)
 
 
 def _now() -> str:

@@ -13,8 +13,8 @@ import numpy as np
 from .contracts import Example, Scorer, Task, evaluate_examples
 from .distributed import World, barrier
 from .env import device_description, environment
-from .errors import ScoreError
-from .metrics import check_matrix, check_specs
+from .errors import DataError, ScoreError
+from .metrics import check_specs, real_matrix
 from .runstore import RunStore, now, run_identity
 from .taskbase import as_task
 
@@ -41,6 +41,7 @@ class RunSpec:
 
 def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()) -> RunStore:
     """The run directory of this (task, scorer config); rank 0 creates it before the others open it."""
+    check_target_ids(task)  # before anything is written
     identity = run_identity(task.info(), spec.scorer_name, scorer.config())
     store = None
     if world.is_main:
@@ -48,6 +49,35 @@ def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()
                                         data_source=spec.data_source)
     barrier(world)
     return store or RunStore.create_or_open(spec.out_dir, identity, environment(), rank=world.rank)
+
+
+def check_target_ids(task: Task) -> list[str]:
+    """The task's example ids (``metadata()``), each a non-empty string, none twice; DataError
+    naming the task and the id otherwise (a run directory keys everything by these ids)."""
+    name = getattr(task, "name", "?")
+    ids = list(task.metadata())
+    seen: set[str] = set()
+    for ex_id in ids:
+        if not isinstance(ex_id, str) or not ex_id:
+            raise DataError(f"task {name!r}: example id {ex_id!r} is a {type(ex_id).__name__}; ids must be non-empty "
+                            "strings (metadata() keys)")
+        if ex_id in seen:
+            raise DataError(f"task {name!r}: example id {ex_id!r} appears twice in metadata(); ids must be unique")
+        seen.add(ex_id)
+    return ids
+
+
+def _check_example(task_name: str, ex: Example, target: set[str], seen: set[str]) -> None:
+    """What examples() yielded is one of the task's examples, new in this run, with images and captions."""
+    where = f"task {task_name!r}: examples() yielded example {ex.id!r}"
+    if not isinstance(ex.id, str) or ex.id not in target:
+        raise DataError(f"{where}, which is not one of its metadata() ids; yield only those")
+    if ex.id in seen:
+        raise DataError(f"{where} twice; each example once")
+    if len(ex.images) < 1 or len(ex.captions) < 1:
+        raise DataError(f"{where} with {len(ex.images)} image(s) and {len(ex.captions)} caption(s); "
+                        "an example needs at least one of each")
+    seen.add(ex.id)
 
 
 def _chunks(examples, size: int):
@@ -77,8 +107,7 @@ def run(
     In a distributed run each rank takes every world_size-th example still to do; rank 0
     waits for all, then writes and returns the result (other ranks return None).
     """
-    metadata = task.metadata()
-    target = list(metadata)
+    target = check_target_ids(task)
     store.load(repair=True)
     done = store.finished_ids() & set(target)
     barrier(world)  # every rank has read the shards before any rank appends
@@ -109,14 +138,19 @@ def run(
     hooks = as_task(task)  # example_info: facts the task adds to each example's info
     skip = set(target) - set(mine)
     examples = task.examples(skip=skip, on_error=skip_bad) if spec.skip_bad else task.examples(skip=skip)
+    target_set, yielded = set(target), set(done)
+    task_name = str(getattr(task, "name", "?"))
     for chunk in _chunks(examples, chunk_size):
+        for ex in chunk:
+            _check_example(task_name, ex, target_set, yielded)  # before it is scored or written
         t0 = time.perf_counter()
         results = evaluate_examples(scorer, chunk)
         seconds = (time.perf_counter() - t0) / len(chunk)
         if len(results) != len(chunk):
             raise ScoreError(f"scorer returned {len(results)} results for {len(chunk)} examples")
         for ex, scored in zip(chunk, results):
-            check_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            matrix = real_matrix(ex.id, scored.scores, (len(ex.images), len(ex.captions)))
+            scored = replace(scored, scores=matrix)
             extra = hooks.example_info(ex.id, scored.scores)
             if extra:
                 scored = replace(scored, info={**scored.info, **extra})
@@ -172,4 +206,17 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
     if unet_calls:
         result["compute"]["unet_calls_total"] = int(np.sum(unet_calls))
         result["compute"]["unet_calls_per_example"] = float(np.mean(unet_calls))
-    return result
+    if not scores:  # every metric is a mean over nothing: null, never NaN (result.json is strict JSON)
+        result["note"] = "no examples scored"
+    return _finite_or_null(result)
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """A copy of ``obj`` with every NaN or infinite float (a metric over no examples) as None."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj

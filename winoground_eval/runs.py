@@ -191,6 +191,23 @@ def read_run(path: str | Path) -> RunRecord:
     return RunRecord(path, info, result)
 
 
+def stale_note(run: RunRecord) -> str | None:
+    """Why ``result.json`` no longer describes the run's score files (a run stopped by a kill
+    after more examples finished, or scores.jsonl changed or removed after it), or None."""
+    from .errors import RunStoreError
+
+    try:
+        n = len(run.store().finished_ids())
+    except (RunStoreError, OSError) as exc:
+        return f"its score files cannot be read ({exc})"
+    recorded = run.result.get("n_examples")
+    if isinstance(recorded, int) and recorded != n:
+        return (f"result.json counts {recorded} scored example(s) but the score files hold {n}: it is stale (the run "
+                "was stopped, or scores.jsonl changed after it was written); rerun the run's command to rebuild it "
+                "(finished examples are not recomputed)")
+    return None
+
+
 @dataclass
 class Found:
     """Run directories found below some paths, and the ones that could not be used."""
@@ -264,6 +281,10 @@ def collect_runs(paths: Sequence[str | Path], *, include_partial: bool = False) 
     selection = select_runs(found.runs, include_partial=include_partial)
     if not selection.kept:
         why = f" ({len(selection.partial_left_out)} partial; add --include-partial)" if selection.partial_left_out else ""
+        if found.problems:  # say why the run directories found could not be used
+            path, problem = found.problems[0]
+            more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
+            why += f"; {path} cannot be used{more}: {problem}"
         raise RunsError(f"no finished runs below {', '.join(map(str, paths))}{why}")
     return found, selection
 

@@ -8,7 +8,8 @@ what it amounts to (result.json).
   mixes with old scores, while a resume on another machine or commit continues the run.
 - ``scores.jsonl``: one line per finished example (id, full score matrix, info, seconds),
   appended, flushed and fsynced as each example finishes. Per-example arrays (e.g. the
-  diffusion scorer's per-timestep errors) go to ``arrays/<id>.npz`` first, so a line's
+  diffusion scorer's per-timestep errors) go to ``arrays/<name>.npz`` first (``<name>``: an injective,
+  case-insensitive-safe encoding of the id, :func:`_array_name`), so a line's
   presence means its arrays are complete. A torn last line (a kill mid-write) is dropped
   and its example redone; a failed append (a full disk) is cut back. A corrupt line
   elsewhere is an error naming it; ``wg-eval repair`` (:mod:`.repair`) moves such lines aside.
@@ -33,6 +34,8 @@ import re
 import secrets
 import shutil
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -104,23 +107,36 @@ def _write_json_or_fail(path: Path, obj: Any) -> None:
 
 
 def _append_bytes(path: Path, data: bytes) -> None:
-    """Append, flush and fsync ``data``; on failure cut the file back to its old size."""
+    """Append, flush and fsync ``data``; on failure cut the file back to its old size.
+
+    The file is opened unbuffered: with a buffer, a write that failed (a full disk) leaves its
+    bytes in the buffer, and the truncate and the close that follow flush them again and fail
+    a second time (an OSError escaping every handler)."""
     try:
-        fh = open(path, "ab")
+        fh = open(path, "ab", buffering=0)
     except OSError as exc:
         raise write_failed(path, exc) from None
-    with fh:
+    try:
         size = fh.tell()
         try:
-            fh.write(data)
-            fh.flush()
+            view = memoryview(data)
+            while view:  # a raw write may write part of the data
+                n = fh.write(view)
+                if not n:
+                    raise OSError(errno.EIO, "the write made no progress")
+                view = view[n:]
             os.fsync(fh.fileno())
         except OSError as exc:  # e.g. a full disk: cut the partial line so the file stays whole
             try:
                 fh.truncate(size)
             except OSError:
-                pass
+                pass  # the torn last line is dropped (and cut) when the run resumes
             raise write_failed(path, exc) from None
+    finally:
+        try:
+            fh.close()
+        except OSError:
+            pass
 
 
 def _finite_matrix(value: Any) -> np.ndarray:
@@ -131,9 +147,63 @@ def _finite_matrix(value: Any) -> np.ndarray:
     return matrix
 
 
+_NAME_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
 def _array_name(example_id: str) -> str:
-    safe = slug(example_id)
-    return safe if safe == example_id else f"{safe}-{stable_hash(example_id, 8)}"
+    """The file name (without ``.npz``) of an example's arrays: one name per id, never shared.
+
+    Lower-case letters, digits, ``_`` and ``-`` stand for themselves; every other character
+    (upper-case letters too, so that a case-insensitive file system cannot merge two ids) is
+    ``~`` and the hex of its UTF-8 bytes, which is injective. An encoding longer than 120
+    characters keeps its first 80 and adds ``~h`` and 32 hex digits of the id's sha256 (``~h``
+    never occurs in a short name: ``~`` is always followed by hex digits there). Runs written
+    before used ``slug(id)`` (+ a short hash); scores.jsonl records each file's own name, so
+    those are still read."""
+    import hashlib
+
+    enc = "".join(ch if ch in _NAME_SAFE else "~" + ch.encode("utf-8").hex() for ch in example_id) or "~"
+    if len(enc) <= 120:
+        return enc
+    return enc[:80] + "~h" + hashlib.sha256(example_id.encode("utf-8")).hexdigest()[:32]
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read in full (never unpickled); the errors of a damaged
+    file (BadZipFile, EOFError, zlib.error, ValueError, ...) propagate."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+# result.json keys and the JSON types they must have (a hand-edited file with other types is damaged)
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "n_examples": (int,), "n_expected": (int, type(None)), "n_skipped": (int,), "n_ties": (int,),
+    "partial": (bool,), "limit": (int, type(None)), "metrics": (dict,), "breakdown": (dict,), "ci95": (dict,),
+    "compute": (dict,), "per_example": (dict,), "metric_specs": (list,), "skipped": (dict,), "finished": (str,),
+    "run_id": (str,), "task": (dict,), "scorer": (dict,), "environment": (dict,),
+}
+
+
+def _result_problem(result: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a parsed result.json, or None."""
+    for key, types in _RESULT_TYPES.items():
+        if key not in result:
+            continue
+        value = result[key]
+        wrong = isinstance(value, bool) and bool not in types or not isinstance(value, types)
+        if wrong:
+            want = " or ".join("null" if t is type(None) else {"int": "a whole number", "bool": "true/false",
+                                                                 "dict": "an object", "list": "a list",
+                                                                 "str": "a string"}[t.__name__] for t in types)
+            return f'"{key}" is {cut(json.dumps(value), 60)}, not {want}'
+    for name, value in result["metrics"].items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, list, dict))):
+            return f'metric "{cut(name, 40)}" is {cut(json.dumps(value), 60)}'
+    for ex_id, outcome in (result.get("per_example") or {}).items():
+        if not isinstance(outcome, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in outcome.values()):
+            return f'"per_example" of example {cut(str(ex_id), 40)} is {cut(json.dumps(outcome), 60)}, not numbers'
+    return None
 
 
 class RunStore:
@@ -425,11 +495,11 @@ class RunStore:
             raise RunStoreError(f"example {cut(example_id, 80)}: its arrays path {cut(rel, 120)} in scores.jsonl leaves "
                                 f"{self.path / 'arrays'}; refusing to read it (the file was edited)")
         try:
-            with np.load(target, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise RunStoreError(f"{target}: cannot read the arrays of example {cut(example_id, 80)} "
-                                f"({cut(str(exc), 120)}); rerun with --no-resume to recompute them") from None
+            return read_npz(target)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise RunStoreError(f"{target}: the arrays of example {cut(example_id, 80)} are damaged "
+                                f"({type(exc).__name__}: {cut(str(exc), 120)}); run `wg-eval repair {self.path}` to set "
+                                "the example aside, then rerun the run's command to redo it") from None
 
     def iter_scores(self, ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
         for ex_id in ids if ids is not None else list(self._records):
@@ -456,4 +526,8 @@ class RunStore:
             raise RunStoreError(f"cannot read {p}: {exc.strerror or exc}") from None
         if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
             raise RunStoreError(f"{p} is not a result (no metrics object); rebuild it by rerunning the run's command")
+        problem = _result_problem(result)
+        if problem is not None:
+            raise RunStoreError(f"{p} is damaged: {problem}; rebuild it by rerunning the run's command "
+                                "(finished examples are read from scores.jsonl, nothing is recomputed)")
         return result

@@ -52,7 +52,6 @@ import hashlib
 import inspect
 import json
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence
@@ -62,6 +61,7 @@ from PIL import Image
 
 from .contracts import Example, Metric
 from .errors import ConfigError, DataError
+from .safeio import NotRegularFile, open_regular, safe_open_image
 from .metrics import (
     CLASSIFICATION_METRICS,
     WINOGROUND_COMPARISONS,
@@ -99,18 +99,12 @@ class Row:
 
 
 def open_rgb(data: Any, what: str) -> Image.Image:
-    """A decoded RGB image from a file path, bytes or a PIL image; DataError naming ``what``."""
+    """A decoded RGB image from a regular file's path, bytes or a PIL image; DataError naming
+    ``what`` when it cannot be read, is a FIFO or device, or is a decompression bomb
+    (:func:`winoground_eval.safeio.safe_open_image`)."""
     if isinstance(data, Image.Image):
         return data.convert("RGB")
-    try:
-        raw = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
-        with Image.open(BytesIO(raw)) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError as exc:
-        raise DataError(f"{what}: image file not found ({exc.filename})") from exc
-    except OSError as exc:
-        raise DataError(f"{what}: image cannot be read ({exc})") from exc
+    return safe_open_image(data if isinstance(data, (str, Path)) else bytes(data), what, "RGB")
 
 
 class FileHasher:
@@ -125,10 +119,12 @@ class FileHasher:
         if path not in self._done:
             try:
                 h = hashlib.sha256()
-                with open(path, "rb") as f:
+                with open_regular(path) as f:  # a FIFO or /dev/zero is refused, not read forever
                     for block in iter(lambda: f.read(1 << 20), b""):
                         h.update(block)
                 self._done[path] = h.hexdigest()
+            except NotRegularFile:
+                self._done[path] = "not-a-regular-file"  # refused with a DataError when the example is loaded
             except OSError:
                 self._done[path] = "missing"
         return self._done[path]

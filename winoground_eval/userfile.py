@@ -2,12 +2,14 @@
 
 The file is imported under a module name of its own (its content hash), without touching
 ``sys.path`` or the package. What the factory builds is wrapped so that the run records
-the file's absolute path, its sha256 and the factory's name: a changed file gets a new run
-id, and ``run.json`` says which code produced the numbers.
+the file's absolute path, its sha256, the factory's name and (``local_modules``) the sha256
+of every module of the file's own folder that it imports: a changed file or a changed sibling
+module gets a new run id, and ``run.json`` says which code produced the numbers.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import importlib.util
@@ -90,8 +92,51 @@ def load_factory(spec: str, kind: Kind) -> tuple[Callable[..., Any], dict[str, A
     factory = getattr(module, name)
     if not callable(factory):
         raise ConfigError(f"{flag} {spec}: {name} in {path} is a {type(factory).__name__}, not a function or class")
-    origin = {"user_file": str(path), "sha256": file_sha256(path), "factory": name}
+    origin: dict[str, Any] = {"user_file": str(path), "sha256": file_sha256(path), "factory": name}
+    local = local_modules(path)
+    if local:  # only then: the run ids of files that import nothing of their own stay as they were
+        origin["local_modules"] = local
     return factory, origin
+
+
+def _imported_names(source: Path) -> set[str]:
+    """The top-level names a Python file imports (``import a.b`` and ``from a import b`` give ``a``)."""
+    try:
+        tree = ast.parse(source.read_bytes(), filename=str(source))
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):  # imports inside functions count too: they run as well
+        if isinstance(node, ast.Import):
+            names.update(a.name.partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def local_modules(path: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of the modules in the user file's own folder that it imports,
+    directly or through each other: a sibling ``helper.py`` for ``import helper``, every ``.py``
+    file of a sibling package ``helper/`` for ``import helper`` or ``from helper.x import y``.
+
+    These are part of the code that runs, so they are part of the run's identity: editing a
+    sibling gives a new run id instead of mixing scores of two versions of the code. Modules
+    elsewhere (installed packages, other folders on ``sys.path``) are not covered."""
+    folder = path.parent
+    found: dict[str, str] = {}
+    todo = [path]
+    seen = {path}
+    while todo:
+        for name in sorted(_imported_names(todo.pop())):
+            module, package = folder / f"{name}.py", folder / name
+            files = [module] if module.is_file() else (
+                sorted(p for p in package.rglob("*.py") if p.is_file()) if (package / "__init__.py").is_file() else [])
+            for f in files:
+                if f not in seen and f != path:
+                    seen.add(f)
+                    found[f.relative_to(folder).as_posix()] = file_sha256(f)
+                    todo.append(f)
+    return dict(sorted(found.items()))
 
 
 def protocol_members(protocol: type) -> list[str]:

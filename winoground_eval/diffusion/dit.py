@@ -365,21 +365,42 @@ class ClassConditioning:
 # --------------------------------------------------------------------------- loading
 
 
+def _hub_index_file(model: str, revision: str | None) -> Path:
+    """model_index.json of a Hub DiT, every request bounded by ``HF_HUB_ETAG_TIMEOUT``
+    (:func:`.loading.hub_timeout`), as the Stable Diffusion loader bounds its own: a Hub or
+    proxy that accepts and never answers ends in a ModelLoadError within that time (the file
+    is then taken from the local cache when it is there)."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from .loading import _offline, hub_timeout
+
+    local_only, why = _offline(), "HF_HUB_OFFLINE is set"
+    if not local_only:
+        try:
+            revision = HfApi().model_info(model, revision=revision, timeout=hub_timeout()).sha or revision
+        except Exception as exc:  # network, auth, missing repo: try the cache, then say why
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+            if "timeout" in detail.lower() or "timed out" in detail.lower():
+                detail = f"no answer within {hub_timeout():g} s (HF_HUB_ETAG_TIMEOUT): {detail}"
+            local_only, why = True, f"the Hugging Face Hub cannot be reached ({detail})"
+    try:
+        return Path(hf_hub_download(model, "model_index.json", revision=revision, local_files_only=local_only,
+                                    etag_timeout=hub_timeout()))
+    except Exception as exc:  # network, auth, missing repo
+        reason = why if local_only else f"{type(exc).__name__}: {exc}"
+        raise ModelLoadError(
+            f"cannot download model_index.json of {model} ({reason}); check the network "
+            "or pass a local diffusers DiT folder as dit:PATH"
+        ) from None
+
+
 def _index_of(model: str, folder: Path | None, revision: str | None) -> dict[str, Any]:
     if folder is not None:
         path = folder / "model_index.json"
         if not path.is_file():
             return {}
     else:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(model, "model_index.json", revision=revision))
-        except Exception as exc:  # network, auth, missing repo
-            raise ModelLoadError(
-                f"cannot download model_index.json of {model} ({type(exc).__name__}: {exc}); check the network "
-                "or pass a local diffusers DiT folder as dit:PATH"
-            ) from None
+        path = _hub_index_file(model, revision)
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

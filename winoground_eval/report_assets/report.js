@@ -92,7 +92,7 @@
       const has = isNum(r.value);
       const ci = r.ci && isNum(r.ci[0]) && isNum(r.ci[1]) ? r.ci : null;
       return {
-        cat: r.cat, series: r.series, value: has ? r.value : 0, has: has, zero: has && r.value === 0,
+        cat: r.cat, series: r.series, cat_i: o.cats.indexOf(r.cat), series_i: o.series.indexOf(r.series), value: has ? r.value : 0, has: has, zero: has && r.value === 0,
         lo: ci ? ci[0] : null, hi: ci ? ci[1] : null, hasci: !!ci,
         textx: ci ? Math.max(ci[1], has ? r.value : 0) : (has ? r.value : 0),
         text: (has ? pct1(r.value) : "n/a") + (isNum(r.n) ? "  n=" + r.n : ""),
@@ -107,7 +107,9 @@
       { field: "shown", type: "nominal", title: o.xTitle }, { field: "ci_text", type: "nominal", title: "95% interval" },
       { field: "n", type: "quantitative", title: "n" },
     ];
-    const color = { field: "series", type: "nominal", sort: o.series, scale: { domain: o.series, range: o.colors },
+    // User text (tags, run labels) never goes into a `sort` array: Vega-Lite splices those into
+    // expressions; order comes from the numeric cat_i / series_i fields and the scale domains.
+    const color = { field: "series", type: "nominal", scale: { domain: o.series, range: o.colors },
                     legend: o.series.length > 1 ? { orient: "bottom", direction: "vertical", title: null } : null };
     return {
       title: o.title,
@@ -115,9 +117,9 @@
       height: { step: 15 },
       data: { values: rows },
       encoding: {
-        y: { field: "cat", type: "nominal", sort: o.cats, title: null,
+        y: { field: "cat", type: "nominal", sort: { field: "cat_i", op: "min" }, title: null,
              axis: { labelLimit: 260, labelPadding: 6, ticks: false, domain: false } },
-        yOffset: { field: "series", type: "nominal", sort: o.series, scale: { paddingInner: 0.1 } },
+        yOffset: { field: "series", type: "nominal", sort: { field: "series_i", op: "min" }, scale: { paddingInner: 0.1 } },
         tooltip: tooltip,
       },
       layer: [
@@ -152,9 +154,9 @@
              scale: o.xlog ? { type: "log", base: 2, nice: false } : { zero: false, nice: false },
              axis: { format: "~d", tickCount: 6, labelOverlap: true } },
         y: y,
-        color: { field: "series", type: "nominal", sort: names, scale: { domain: names, range: o.series.map(function (se) { return se.color; }) },
+        color: { field: "series", type: "nominal", scale: { domain: names, range: o.series.map(function (se) { return se.color; }) },
                  legend: { orient: "bottom", direction: "vertical", title: null, symbolType: "stroke", symbolStrokeWidth: 2 } },
-        strokeDash: o.dashed ? { field: "series", type: "nominal", sort: names,
+        strokeDash: o.dashed ? { field: "series", type: "nominal",
                                  scale: { domain: names, range: o.series.map(function (se) { return se.dash ? [4, 3] : [1, 0]; }) } } : undefined,
         tooltip: [{ field: "series", type: "nominal" }, { field: "x", type: "quantitative", title: o.xTitle },
                   { field: "y", type: "quantitative", title: o.yTitle, format: o.yFormat || ".4~g" }],
