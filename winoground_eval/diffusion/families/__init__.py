@@ -19,13 +19,12 @@ _HERE = "winoground_eval.diffusion"
 FAMILIES: dict[str, FamilyEntry] = {
     "sd": FamilyEntry(
         "sd", ("StableDiffusionPipeline",), f"{_HERE}.options:DiffusionOptions", f"{_HERE}.families.sd:load",
-        kind="diffusion_classifier", version=1,
         summary="Stable Diffusion 1.x / 2.x (epsilon or v-prediction UNet, CLIP text encoder, DDPM schedule)",
     ),
     "dit": FamilyEntry(
         "dit", ("DiTPipeline",), f"{_HERE}.dit_options:DiTOptions", f"{_HERE}.families.dit:load",
-        kind="dit", version=2,
         summary="class-conditional DiT (learned sigma, DDPM schedule); captions name classes",
+        scorer=f"{_HERE}.dit:DiTScorer",
     ),
 }
 
@@ -60,3 +59,17 @@ def entry_for_pipeline(pipeline: str | None, where: str) -> FamilyEntry:
 def options_class(family: str) -> type:
     """The options dataclass of the family ``family``."""
     return load_target(FAMILIES[family].options)
+
+
+def build_scorer(model: str, *, family: str | None = None, revision: str | None = None, label: str | None = None,
+                 options: dict[str, Any] | None = None) -> Any:
+    """The scorer of ``model`` (a local folder or Hub id): the family ``family``, or the one
+    the pipeline class of its model_index.json names. Options are checked (against the
+    family's options dataclass) before any weights are read."""
+    from ..loading import pipeline_class
+    from ..options import make_options
+
+    entry = FAMILIES[family] if family is not None else entry_for_pipeline(pipeline_class(model, revision), model)
+    opts = make_options(load_target(entry.options), None, dict(options or {}))
+    loaded = load_target(entry.load)(model, revision=revision, options=opts, label=label)
+    return load_target(entry.scorer)(family=loaded, options=opts)
