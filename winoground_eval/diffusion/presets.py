@@ -15,7 +15,7 @@ import inspect
 from typing import Any, Callable
 
 from .families import FAMILIES, build_scorer, options_class
-from .options import option_parameters, option_types, options_doc, union_parameters
+from .options import option_parameters, options_doc, union_parameters
 
 # Hub repositories of the presets. Stable Diffusion 1.5 moved from runwayml/ (deleted in
 # 2024) to this mirror, which holds the same weights.
