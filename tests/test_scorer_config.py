@@ -92,3 +92,12 @@ def test_diffusers_spec_dispatches_on_the_pipeline_class(tmp_path):
     with pytest.raises(ModelLoadError, match="KandinskyPipeline") as caught:
         resolve_scorer(f"diffusers:{folder}")(device="cpu")
     assert "DiTPipeline" in str(caught.value) and "StableDiffusionPipeline" in str(caught.value)
+
+
+def test_clip_paper_presets_default_to_float32():
+    """The published CLIP / OpenCLIP baseline numbers are float32; the presets default to it."""
+    from winoground_eval.overrides import options_of
+
+    for name in ("clip-vit-b32", "clip-vit-l14", "openclip-vit-h14"):
+        assert options_of(resolve_scorer(name))["dtype"].default == "float32", name
+    assert options_of(resolve_scorer("open_clip:RN50/openai"))["dtype"].default is None  # the policy's: fp16 on CUDA
