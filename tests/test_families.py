@@ -1,0 +1,182 @@
+"""SDXL, SD3 and FLUX.1 families: each one's errors equal a plain restatement of its formula.
+
+The restatements below are written from the diffusers pipelines and the papers, not from the
+family code: noise schedules from betas / shift formulas, conditioning from the pipelines'
+own ``encode_prompt``, packing from ``FluxPipeline``'s static helpers. float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
+
+CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("families")
+    return {
+        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
+        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
+        "sd3-no-t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
+        "flux-schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
+        "flux-dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
+    }
+
+
+def _pipeline(folder):
+    import diffusers
+
+    index = json.loads((folder / "model_index.json").read_text())
+    cls = getattr(diffusers, index["_class_name"])
+    nulls = {k: None for k, v in index.items() if isinstance(v, list) and v == [None, None]}
+    return cls.from_pretrained(folder, **nulls)
+
+
+def _components(pipe):
+    return {k: v for k, v in pipe.components.items() if k not in ("image_encoder", "feature_extractor")}
+
+
+def _inputs(shape, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.rand((1, 3, shape, shape), generator=g) * 2 - 1
+    noise = torch.randn((n, 4, shape // 2, shape // 2), generator=g)
+    return pixels, noise
+
+
+def _mse(a, b):
+    return ((a.float() - b.float()) ** 2).flatten(1).mean(1)
+
+
+def test_sdxl_errors_are_its_formula(folders):
+    from winoground_eval.diffusion.families.sdxl import SDXLFamily
+
+    pipe = _pipeline(folders["sdxl"])
+    family = SDXLFamily(_components(pipe))
+    family.to(torch.device("cpu"), torch.float32)
+    pixels, noise = _inputs(family.resolution, 3)
+    t = torch.tensor([10, 500, 990])
+    with torch.no_grad():
+        x0 = family.encode_image(pixels)
+        cond = family.embed([CAPTIONS[1]])
+        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
+        # restatement
+        z = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+        betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
+        acp = torch.cumprod(1 - betas, 0)[t].view(-1, 1, 1, 1)
+        x_t = acp.sqrt() * z + (1 - acp).sqrt() * noise
+        embeds, _, pooled, _ = pipe.encode_prompt(CAPTIONS[1], device="cpu", do_classifier_free_guidance=False)
+        r = family.resolution
+        time_ids = torch.tensor([[r, r, 0, 0, r, r]] * 3, dtype=torch.float32)
+        pred = pipe.unet(x_t, t, encoder_hidden_states=embeds.expand(3, -1, -1),
+                         added_cond_kwargs={"text_embeds": pooled.expand(3, -1), "time_ids": time_ids}).sample
+        want = _mse(pred, noise)
+    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
+    # the conditioning is the pipeline's, shape for shape
+    torch.testing.assert_close(cond["encoder_hidden_states"], embeds, rtol=0, atol=0)
+    assert got[0, 0] != got[1, 0]
+
+
+def _sd3_restated(pipe, pixels, noise, t, caption, *, t5: bool, max_len: int = 256):
+    vae = pipe.vae.config
+    z = (pipe.vae.encode(pixels).latent_dist.mean - vae.shift_factor) * vae.scaling_factor
+    shift, T = pipe.scheduler.config.shift, 1000
+    s = (t.float() + 1) / T
+    sigma = (shift * s / (1 + (shift - 1) * s)).view(-1, 1, 1, 1)
+    x_t = (1 - sigma) * z + sigma * noise
+    if t5:
+        embeds, _, pooled, _ = pipe.encode_prompt(caption, caption, caption, device="cpu",
+                                                  do_classifier_free_guidance=False, max_sequence_length=max_len)
+    else:  # CLIP-L + CLIP-G penultimate states padded to the T5 width, then max_len zero rows
+        hs, pools = [], []
+        for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+            ids = tok(caption, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+            out = enc(ids, output_hidden_states=True)
+            hs.append(out.hidden_states[-2])
+            pools.append(out.text_embeds)
+        width = pipe.transformer.config.joint_attention_dim
+        clip = torch.cat(hs, -1)
+        clip = torch.cat([clip, torch.zeros(1, 77, width - clip.shape[-1])], -1)
+        embeds = torch.cat([clip, torch.zeros(1, max_len, width)], 1)
+        pooled = torch.cat(pools, -1)
+    n = len(t)
+    pred = pipe.transformer(hidden_states=x_t, timestep=sigma.flatten() * T, encoder_hidden_states=embeds.expand(n, -1, -1),
+                            pooled_projections=pooled.expand(n, -1)).sample
+    return _mse(pred, noise - z)
+
+
+@pytest.mark.parametrize("variant", ["sd3", "sd3-no-t5", "sd3-t5-false"])
+def test_sd3_errors_are_its_formula(folders, variant):
+    from winoground_eval.diffusion.families.sd3 import SD3Family
+
+    pipe = _pipeline(folders["sd3-no-t5" if variant == "sd3-no-t5" else "sd3"])
+    use_t5 = variant == "sd3"
+    family = SD3Family(_components(pipe), t5=variant != "sd3-t5-false")
+    assert family.t5 is use_t5
+    family.to(torch.device("cpu"), torch.float32)
+    pixels, noise = _inputs(family.resolution, 3, seed=1)
+    t = torch.tensor([0, 400, 999])
+    with torch.no_grad():
+        x0 = family.encode_image(pixels)
+        cond = family.embed([CAPTIONS[0]])
+        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
+        want = _sd3_restated(pipe, pixels, noise, t, CAPTIONS[0], t5=use_t5)
+    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
+    assert cond["encoder_hidden_states"].shape[1] == 77 + 256
+
+
+@pytest.mark.parametrize("variant", ["flux-schnell", "flux-dev"])
+def test_flux_errors_are_its_formula(folders, variant):
+    from diffusers import FluxPipeline
+
+    from winoground_eval.diffusion.families.flux import FluxFamily
+
+    pipe = _pipeline(folders[variant])
+    family = FluxFamily(_components(pipe), resolution=16, max_sequence_length=32)
+    family.to(torch.device("cpu"), torch.float32)
+    pixels, noise = _inputs(16, 3, seed=2)
+    t = torch.tensor([5, 600, 999])
+    with torch.no_grad():
+        x0 = family.encode_image(pixels)
+        cond = family.embed([CAPTIONS[0]])
+        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
+        vae = pipe.vae.config
+        z = (pipe.vae.encode(pixels).latent_dist.mean - vae.shift_factor) * vae.scaling_factor
+        s = (t.float() + 1) / 1000
+        if variant == "flux-dev":  # resolution-dependent shift: mu from the 4 x 4 = 16 packed tokens
+            cfg = pipe.scheduler.config
+            mu = 16 * (cfg.max_shift - cfg.base_shift) / (cfg.max_image_seq_len - cfg.base_image_seq_len)
+            mu += cfg.base_shift - (cfg.max_shift - cfg.base_shift) / (cfg.max_image_seq_len - cfg.base_image_seq_len) * cfg.base_image_seq_len
+            s = math.exp(mu) / (math.exp(mu) + (1 / s - 1))
+        sigma = s.view(-1, 1, 1, 1)
+        x_t = (1 - sigma) * z + sigma * noise
+        embeds, pooled, text_ids = pipe.encode_prompt(CAPTIONS[0], CAPTIONS[0], device="cpu", max_sequence_length=32)
+        img_ids = FluxPipeline._prepare_latent_image_ids(1, 4, 4, "cpu", torch.float32)
+        guidance = torch.full((3,), 3.5) if variant == "flux-dev" else None
+        pred = pipe.transformer(hidden_states=FluxPipeline._pack_latents(x_t, 3, 4, 8, 8), timestep=sigma.flatten(),
+                                guidance=guidance, pooled_projections=pooled.expand(3, -1),
+                                encoder_hidden_states=embeds.expand(3, -1, -1), txt_ids=text_ids, img_ids=img_ids).sample
+        pred = FluxPipeline._unpack_latents(pred, 16, 16, 2)
+        want = _mse(pred, noise - z)
+    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
+    assert (family.guidance is not None) == (variant == "flux-dev")
+
+
+def test_flow_schedule_is_the_schedulers_training_sigmas():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from winoground_eval.diffusion.families.flow import FlowSchedule
+
+    for shift in (1.0, 3.0):
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+        sched = FlowSchedule(scheduler)
+        torch.testing.assert_close(sched.sigmas, scheduler.sigmas.flip(0), rtol=1e-6, atol=0)
+        t = torch.tensor([0, 499, 999])
+        # timestep t -> sigma t where the scheduler's own timesteps are sigma * 1000
+        torch.testing.assert_close(sched.sigma(t) * 1000, scheduler.timesteps.flip(0)[t], rtol=1e-6, atol=0)
