@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 
 from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
 
@@ -44,10 +45,21 @@ def _components(pipe):
 
 
 def _inputs(shape, n, seed=0):
+    """A random RGB image of side ``shape``, its [-1, 1] pixels, and n noise draws for its latent."""
     g = torch.Generator().manual_seed(seed)
-    pixels = torch.rand((1, 3, shape, shape), generator=g) * 2 - 1
+    array = (torch.rand((shape, shape, 3), generator=g) * 255).round().to(torch.uint8).numpy()
+    pixels = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
     noise = torch.randn((n, 4, shape // 2, shape // 2), generator=g)
-    return pixels, noise
+    return Image.fromarray(array), pixels, noise
+
+
+def _terms(family, image, noise, t, caption):
+    n = len(t)
+    with torch.no_grad():
+        x0 = family.encode_image(image)
+        cond = family.embed([caption])
+        cond = {k: v.expand(n, *v.shape[1:]) for k, v in cond.items()}
+        return family.batch_terms(x0.expand(n, *x0.shape), noise, t, cond)[:, 0], cond
 
 
 def _mse(a, b):
@@ -55,18 +67,15 @@ def _mse(a, b):
 
 
 def test_sdxl_errors_are_its_formula(folders):
+    from winoground_eval.diffusion.families.options import SDXLOptions
     from winoground_eval.diffusion.families.sdxl import SDXLFamily
 
     pipe = _pipeline(folders["sdxl"])
-    family = SDXLFamily(_components(pipe))
-    family.to(torch.device("cpu"), torch.float32)
-    pixels, noise = _inputs(family.resolution, 3)
+    family = SDXLFamily(_components(pipe), options=SDXLOptions(device="cpu"))
+    image, pixels, noise = _inputs(family.resolution, 3)
     t = torch.tensor([10, 500, 990])
+    got, cond = _terms(family, image, noise, t, CAPTIONS[1])
     with torch.no_grad():
-        x0 = family.encode_image(pixels)
-        cond = family.embed([CAPTIONS[1]])
-        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
-        # restatement
         z = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
         betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
         acp = torch.cumprod(1 - betas, 0)[t].view(-1, 1, 1, 1)
@@ -77,10 +86,10 @@ def test_sdxl_errors_are_its_formula(folders):
         pred = pipe.unet(x_t, t, encoder_hidden_states=embeds.expand(3, -1, -1),
                          added_cond_kwargs={"text_embeds": pooled.expand(3, -1), "time_ids": time_ids}).sample
         want = _mse(pred, noise)
-    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
-    # the conditioning is the pipeline's, shape for shape
-    torch.testing.assert_close(cond["encoder_hidden_states"], embeds, rtol=0, atol=0)
-    assert got[0, 0] != got[1, 0]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    # the conditioning is the pipeline's
+    torch.testing.assert_close(cond["encoder_hidden_states"][:1], embeds, rtol=0, atol=0)
+    assert got[0] != got[1]
 
 
 def _sd3_restated(pipe, pixels, noise, t, caption, *, t5: bool, max_len: int = 256):
@@ -113,21 +122,19 @@ def _sd3_restated(pipe, pixels, noise, t, caption, *, t5: bool, max_len: int = 2
 
 @pytest.mark.parametrize("variant", ["sd3", "sd3-no-t5", "sd3-t5-false"])
 def test_sd3_errors_are_its_formula(folders, variant):
+    from winoground_eval.diffusion.families.options import SD3Options
     from winoground_eval.diffusion.families.sd3 import SD3Family
 
     pipe = _pipeline(folders["sd3-no-t5" if variant == "sd3-no-t5" else "sd3"])
     use_t5 = variant == "sd3"
-    family = SD3Family(_components(pipe), t5=variant != "sd3-t5-false")
-    assert family.t5 is use_t5
-    family.to(torch.device("cpu"), torch.float32)
-    pixels, noise = _inputs(family.resolution, 3, seed=1)
+    family = SD3Family(_components(pipe), options=SD3Options(device="cpu", t5=variant != "sd3-t5-false"))
+    assert family.t5 is use_t5 and family.config()["t5"] is use_t5
+    image, pixels, noise = _inputs(family.resolution, 3, seed=1)
     t = torch.tensor([0, 400, 999])
+    got, cond = _terms(family, image, noise, t, CAPTIONS[0])
     with torch.no_grad():
-        x0 = family.encode_image(pixels)
-        cond = family.embed([CAPTIONS[0]])
-        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
         want = _sd3_restated(pipe, pixels, noise, t, CAPTIONS[0], t5=use_t5)
-    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
     assert cond["encoder_hidden_states"].shape[1] == 77 + 256
 
 
@@ -136,16 +143,14 @@ def test_flux_errors_are_its_formula(folders, variant):
     from diffusers import FluxPipeline
 
     from winoground_eval.diffusion.families.flux import FluxFamily
+    from winoground_eval.diffusion.families.options import FluxOptions
 
     pipe = _pipeline(folders[variant])
-    family = FluxFamily(_components(pipe), resolution=16, max_sequence_length=32)
-    family.to(torch.device("cpu"), torch.float32)
-    pixels, noise = _inputs(16, 3, seed=2)
+    family = FluxFamily(_components(pipe), options=FluxOptions(device="cpu", resolution=16, max_sequence_length=32))
+    image, pixels, noise = _inputs(16, 3, seed=2)
     t = torch.tensor([5, 600, 999])
+    got, _ = _terms(family, image, noise, t, CAPTIONS[0])
     with torch.no_grad():
-        x0 = family.encode_image(pixels)
-        cond = family.embed([CAPTIONS[0]])
-        got = family.batch_terms(x0.expand(3, -1, -1, -1), noise, t, {k: v.expand(3, *v.shape[1:]) for k, v in cond.items()})
         vae = pipe.vae.config
         z = (pipe.vae.encode(pixels).latent_dist.mean - vae.shift_factor) * vae.scaling_factor
         s = (t.float() + 1) / 1000
@@ -164,7 +169,7 @@ def test_flux_errors_are_its_formula(folders, variant):
                                 encoder_hidden_states=embeds.expand(3, -1, -1), txt_ids=text_ids, img_ids=img_ids).sample
         pred = FluxPipeline._unpack_latents(pred, 16, 16, 2)
         want = _mse(pred, noise - z)
-    torch.testing.assert_close(got[:, 0], want, rtol=1e-5, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
     assert (family.guidance is not None) == (variant == "flux-dev")
 
 

@@ -27,6 +27,21 @@ FAMILIES: dict[str, FamilyEntry] = {
         kind="dit", version=2,
         summary="class-conditional DiT (learned sigma, DDPM schedule); captions name classes",
     ),
+    "sdxl": FamilyEntry(
+        "sdxl", ("StableDiffusionXLPipeline",), f"{_HERE}.families.options:SDXLOptions", f"{_HERE}.families.sdxl:load",
+        kind="diffusion_classifier", version=1,
+        summary="Stable Diffusion XL (two CLIP encoders, pooled embeddings and time ids, DDPM schedule)",
+    ),
+    "sd3": FamilyEntry(
+        "sd3", ("StableDiffusion3Pipeline",), f"{_HERE}.families.options:SD3Options", f"{_HERE}.families.sd3:load",
+        kind="diffusion_classifier", version=1,
+        summary="Stable Diffusion 3 / 3.5 (MMDiT, CLIP-L + CLIP-G + optional T5, rectified flow)",
+    ),
+    "flux": FamilyEntry(
+        "flux", ("FluxPipeline",), f"{_HERE}.families.options:FluxOptions", f"{_HERE}.families.flux:load",
+        kind="diffusion_classifier", version=1,
+        summary="FLUX.1 schnell / dev (packed latents, CLIP pooled + T5, guidance embedding for dev, rectified flow)",
+    ),
 }
 
 

@@ -1,128 +1,120 @@
 """Stable Diffusion XL as a Diffusion Classifier family.
 
-    x0      = (VAE posterior mean) * scaling_factor      (fp32 VAE if its config says force_upcast)
-    text(c) = concat(h1[-2], h2[-2])                      penultimate hidden states of both CLIP encoders
-    pooled  = text_embeds of text_encoder_2               (its projected pooled output)
-    time_ids= (H, W, 0, 0, H, W)                           original size, crop top-left, target size
-    x_t     = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps        DDPM noising with the model's betas, as SD
-    target  = eps | v = sqrt(acp_t) eps - sqrt(1 - acp_t) x0 | x0   by prediction_type
-    error   = loss(unet(x_t, t, text, added_cond_kwargs={text_embeds: pooled, time_ids}), target)
+For grid index t (a DDPM timestep) with noise eps, ``abar = alphas_cumprod[t]``:
 
-This is what ``StableDiffusionXLPipeline.encode_prompt`` (clip_skip=None) and
-``_get_add_time_ids`` build for one prompt at ``resolution`` x ``resolution`` with no crop.
+    x0       = vae.encode(image).latent_dist.mean * scaling_factor   (fp32 VAE if force_upcast and fp16)
+    text(c)  = concat(h1[-2], h2[-2])     penultimate hidden states of both CLIP encoders, 77 tokens
+    pooled   = text_embeds of text_encoder_2 (its projected pooled output)
+    time_ids = (H, W, 0, 0, H, W)         original size, crop top-left, target size
+    x_t      = sqrt(abar) x0 + sqrt(1 - abar) eps                      (DDPMScheduler.add_noise)
+    target   = eps | sqrt(abar) eps - sqrt(1 - abar) x0 | x0           (prediction_type)
+    error    = loss(unet(x_t, t, text, added_cond_kwargs={text_embeds: pooled, time_ids}), target)
+
+This is ``StableDiffusionXLPipeline.encode_prompt`` (clip_skip=None) and ``_get_add_time_ids``
+for one prompt at ``resolution`` x ``resolution``, no crop; the VAE upcast is what SDXL's
+img2img pipeline does when encoding an image.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import hashlib
+from typing import Any
 
+import numpy as np
 import torch
 
 from ...errors import ConfigError
-from .common import per_sample_loss, prepare, square_size, vae_factor, vae_latent
-from .text import CaptionCache, clip_penultimate
+from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ..family import Noised, Schedule
+from ..loading import Source
+from .common import LatentTextFamily, check_resolution, square_size, vae_factor
+from .options import SDXLOptions
+from .text import clip_penultimate
 
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")
 
 
-class SDXLFamily:
-    """SDXL's clean input, conditioning, DDPM noising and error terms (see the module docstring)."""
+class SDXLFamily(LatentTextFamily):
+    """SDXL's UNet, VAE and two CLIP text encoders (see the module docstring)."""
 
     name = "sdxl"
-    uncond_key = ""
     required = REQUIRED
+    text_modules = ("text_encoder", "text_encoder_2")
 
-    def __init__(self, components: dict[str, Any], *, resolution: int | None = None, loss: str = "l2") -> None:
+    def __init__(self, components: dict[str, Any], *, source: Source | None = None, options: SDXLOptions = SDXLOptions()) -> None:
         from diffusers import DDPMScheduler
 
-        missing = [n for n in REQUIRED if components.get(n) is None]
-        if missing:
-            raise ConfigError(f"an SDXL model needs {', '.join(REQUIRED)}; missing: {', '.join(missing)}")
-        self.unet, self.vae, self.scheduler = components["unet"], components["vae"], components["scheduler"]
-        self.text_encoder, self.tokenizer = components["text_encoder"], components["tokenizer"]
-        self.text_encoder_2, self.tokenizer_2 = components["text_encoder_2"], components["tokenizer_2"]
+        super().__init__(components, source=source, options=options)
+        self.unet, scheduler = self.parts["unet"], self.parts["scheduler"]
         if getattr(self.unet.config, "addition_embed_type", None) != "text_time":
             raise ConfigError("the UNet has no text_time addition embedding; it is not an SDXL base UNet")
-        self.noise_scheduler = DDPMScheduler.from_config(self.scheduler.config)
-        own = getattr(self.scheduler, "alphas_cumprod", None)
+        self.noise_scheduler = DDPMScheduler.from_config(scheduler.config)
+        own = getattr(scheduler, "alphas_cumprod", None)
         if own is None or not torch.equal(torch.as_tensor(own).cpu(), self.noise_scheduler.alphas_cumprod.cpu()):
-            raise ConfigError(f"{type(self.scheduler).__name__}'s noise schedule cannot be reproduced by DDPMScheduler")
+            raise ConfigError(f"{type(scheduler).__name__}'s noise schedule cannot be reproduced by DDPMScheduler")
         self.prediction_type = self.noise_scheduler.config.prediction_type
         self.num_train_timesteps = int(self.noise_scheduler.config.num_train_timesteps)
+        self.schedule = Schedule(self.num_train_timesteps, "ddpm")
         factor = vae_factor(self.vae)
-        self.resolution = int(resolution) if resolution is not None else square_size(self.unet.config, "UNet") * factor
-        if self.resolution < 1 or self.resolution % factor:
-            raise ConfigError(f"option resolution={resolution}: must be a positive multiple of {factor} (the VAE's downsampling)")
-        size = self.resolution // factor
-        self.latent_shape = (int(self.unet.config.in_channels), size, size)
-        self.loss = loss
-        self.device, self.dtype = torch.device("cpu"), torch.float32
-        self._text = CaptionCache(self._encode_caption)
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> None:
-        self.device, self.dtype = device, dtype
-        upcast = bool(getattr(self.vae.config, "force_upcast", False)) and dtype == torch.float16
-        for module in (self.unet, self.text_encoder, self.text_encoder_2):
-            prepare(module, device, dtype)
-        prepare(self.vae, device, torch.float32 if upcast else dtype)
-        self._text.clear()
-
-    def models(self) -> dict[str, Any]:
-        """The modules run per batch (compiled / OOM-handled by the core)."""
-        return {"unet": self.unet}
-
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) float32 clean latents of (B, 3, H, W) pixels in [-1, 1]."""
-        return vae_latent(self.vae, pixels.to(self.device))
+        native = square_size(self.unet.config, "UNet") * factor
+        self.resolution = check_resolution(int(options.resolution or native), factor, options.resolution)
+        side = self.resolution // factor
+        self.x0_shape = (int(self.unet.config.in_channels), side, side)
+        upcast = bool(getattr(self.vae.config, "force_upcast", False)) and self.dtype == "float16"
+        self._place(self.unet, torch.float32 if upcast else None)
 
     def _encode_caption(self, caption: str) -> dict[str, torch.Tensor]:
-        h1, _ = clip_penultimate(self.tokenizer, self.text_encoder, caption, self.device)
-        h2, pooled = clip_penultimate(self.tokenizer_2, self.text_encoder_2, caption, self.device)
-        return {"encoder_hidden_states": torch.cat([h1, h2], dim=-1).to(self.dtype), "text_embeds": pooled.to(self.dtype)}
-
-    def embed(self, keys: Sequence[str]) -> dict[str, torch.Tensor]:
-        return self._text.embed(keys)
-
-    def clear(self) -> None:
-        self._text.clear()
+        p = self.parts
+        h1, _ = clip_penultimate(p["tokenizer"], p["text_encoder"], caption, self.device)
+        h2, pooled = clip_penultimate(p["tokenizer_2"], p["text_encoder_2"], caption, self.device)
+        dtype = self.torch_dtype
+        return {"encoder_hidden_states": torch.cat([h1, h2], dim=-1).to(dtype), "text_embeds": pooled.to(dtype)}
 
     def time_ids(self, n: int) -> torch.Tensor:
         r = self.resolution
-        return torch.tensor([[r, r, 0, 0, r, r]], dtype=self.dtype, device=self.device).expand(n, 6)
+        return torch.tensor([[r, r, 0, 0, r, r]], dtype=self.torch_dtype, device=self.device).expand(n, 6)
 
-    def batch_terms(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 1) float32 error of x0 noised with eps at integer timesteps t, conditioned on cond rows."""
-        x0, eps = x0.float(), eps.float()
-        noisy = self.noise_scheduler.add_noise(x0, eps, t)
+    def noised(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> Noised:
+        x0, noise = x0.float(), noise.float()
+        x_t = self.noise_scheduler.add_noise(x0, noise, t).to(self.torch_dtype)
         if self.prediction_type == "epsilon":
-            target = eps
+            target = noise
         elif self.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(x0, eps, t)
+            target = self.noise_scheduler.get_velocity(x0, noise, t)
         else:
             target = x0
-        added = {"text_embeds": cond["text_embeds"], "time_ids": self.time_ids(len(t))}
-        pred = self.unet(
-            noisy.to(self.dtype), t, encoder_hidden_states=cond["encoder_hidden_states"], added_cond_kwargs=added
-        ).sample
-        return per_sample_loss(pred, target, self.loss)[:, None]
+        return Noised(x_t, target, t)
 
-    def config(self) -> dict[str, Any]:
+    def forward(self, x_t: torch.Tensor, model_t: torch.Tensor, cond: Any) -> torch.Tensor:
+        added = {"text_embeds": cond["text_embeds"], "time_ids": self.time_ids(len(x_t))}
+        return self.model(x_t, model_t, encoder_hidden_states=cond["encoder_hidden_states"], added_cond_kwargs=added).sample
+
+    def _family_config(self) -> dict[str, Any]:
         betas = self.noise_scheduler.config
+        acp = self.noise_scheduler.alphas_cumprod.cpu().numpy().astype(np.float32)
         return {
-            "family": self.name,
             "prediction_type": self.prediction_type,
             "num_train_timesteps": self.num_train_timesteps,
             "beta_schedule": betas.beta_schedule,
             "beta_start": float(betas.beta_start),
             "beta_end": float(betas.beta_end),
-            "latent_scaling_factor": float(self.vae.config.scaling_factor),
-            "noise_shape": list(self.latent_shape),
-            "max_length": [int(self.tokenizer.model_max_length), int(self.tokenizer_2.model_max_length)],
+            "alphas_cumprod_sha256": hashlib.sha256(acp.tobytes()).hexdigest()[:16],
+            "max_length": [int(self.parts["tokenizer"].model_max_length), int(self.parts["tokenizer_2"].model_max_length)],
             "time_ids": [self.resolution, self.resolution, 0, 0, self.resolution, self.resolution],
+            "vae_upcast": self.vae.dtype == torch.float32 and self.dtype == "float16",
         }
 
-    def components(self) -> dict[str, Any]:
-        return {
-            "unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder, "tokenizer": self.tokenizer,
-            "text_encoder_2": self.text_encoder_2, "tokenizer_2": self.tokenizer_2, "scheduler": self.scheduler,
-        }
+
+def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions()) -> SDXLFamily:
+    """The SDXL family of a StableDiffusionXLPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
+    from ..loading import load_components
+    from .lora import apply_lora
+
+    dtype = resolve_dtype(options.dtype, resolve_device(options.device))
+    components, source = load_components(
+        model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
+    )
+    lora = apply_lora(components, "StableDiffusionXLPipeline", options.lora)
+    family = SDXLFamily(components, source=source, options=options)
+    family.lora = lora
+    return family
