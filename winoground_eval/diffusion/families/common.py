@@ -57,6 +57,7 @@ class LatentTextFamily(DenoiserFamily):
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     text_modules: tuple[str, ...] = ()  # the text encoders among the components
+    cuda_dtype = "float16"  # the dtype dtype=None resolves to on CUDA
 
     def __init__(self, components: dict[str, Any], *, source: Source | None, options: Any) -> None:
         missing = [n for n in self.required if components.get(n) is None]
@@ -66,7 +67,7 @@ class LatentTextFamily(DenoiserFamily):
         self.options = options
         self.loss = options.loss
         self.device = torch.device(resolve_device(options.device))
-        self.dtype = resolve_dtype(options.dtype, str(self.device))
+        self.dtype = resolve_dtype(options.dtype, str(self.device), cuda_default=self.cuda_dtype)
         self.source = source or Source(model="<in-memory components>")
         self.lora: dict[str, Any] | None = None
         self.vae = self.parts["vae"]

@@ -26,13 +26,13 @@ from ...errors import ConfigError
 from ...policy import resolve_device, resolve_dtype, torch_dtype
 from ..family import Noised, Schedule
 from ..loading import Source
-from .common import LatentTextFamily, check_resolution, vae_factor
+from .common import LatentTextFamily, check_resolution, square_size, vae_factor
 from .flow import FlowSchedule, calculate_shift, noised
 from .options import FluxOptions
 from .text import clip_pooled, t5_hidden
 
 REQUIRED = ("transformer", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")
-NATIVE_RESOLUTION = 1024  # FLUX.1's; its transformer config has no sample size
+NATIVE_RESOLUTION = 1024  # FLUX.1's, when the VAE config does not say (its transformer config has no sample size)
 
 
 def pack(x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +55,7 @@ class FluxFamily(LatentTextFamily):
     name = "flux"
     required = REQUIRED
     text_modules = ("text_encoder", "text_encoder_2")
+    cuda_dtype = "bfloat16"  # FLUX.1's released precision; float16 overflows in its activations
 
     def __init__(self, components: dict[str, Any], *, source: Source | None = None, options: FluxOptions = FluxOptions()) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
@@ -64,7 +65,8 @@ class FluxFamily(LatentTextFamily):
         self.max_sequence_length = options.max_sequence_length
         self.guidance = float(options.guidance) if self.transformer.config.guidance_embeds else None
         factor = vae_factor(self.vae)
-        self.resolution = check_resolution(int(options.resolution or NATIVE_RESOLUTION), 2 * factor, options.resolution)
+        native = square_size(self.vae.config, "VAE") if getattr(self.vae.config, "sample_size", None) else NATIVE_RESOLUTION
+        self.resolution = check_resolution(int(options.resolution or native), 2 * factor, options.resolution)
         side, channels = self.resolution // factor, int(self.vae.config.latent_channels)
         if 4 * channels != int(self.transformer.config.in_channels):
             raise ConfigError(f"the transformer takes {self.transformer.config.in_channels} channels, not 4 x the VAE's {channels}")
@@ -120,7 +122,7 @@ def load(model: str, *, revision: str | None = None, options: FluxOptions = Flux
     from ..loading import load_components
     from .lora import apply_lora
 
-    dtype = resolve_dtype(options.dtype, resolve_device(options.device))
+    dtype = resolve_dtype(options.dtype, resolve_device(options.device), cuda_default=FluxFamily.cuda_dtype)
     components, source = load_components(
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
     )
