@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -185,3 +186,90 @@ def test_flow_schedule_is_the_schedulers_training_sigmas():
         t = torch.tensor([0, 499, 999])
         # timestep t -> sigma t where the scheduler's own timesteps are sigma * 1000
         torch.testing.assert_close(sched.sigma(t) * 1000, scheduler.timesteps.flip(0)[t], rtol=1e-6, atol=0)
+
+
+# --------------------------------------------------------------------------- LoRA
+
+
+def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders, tmp_path):
+    """The adapter written in code is a diffusers-format LoRA: the pipeline class's own
+    lora_state_dict reads it, and every key names a Linear of the tiny denoiser."""
+    import diffusers
+
+    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+
+    for name, denoiser in (("sdxl", "unet"), ("sd3", "transformer"), ("flux-dev", "transformer")):
+        file = write_tiny_lora(tmp_path / name, folders[name])
+        pipe = _pipeline(folders[name])
+        state = type(pipe).lora_state_dict(str(file))
+        state = state[0] if isinstance(state, tuple) else state
+        modules = dict(getattr(pipe, denoiser).named_modules())
+        assert state and all(k.startswith(f"{denoiser}.") for k in state)
+        for key, value in state.items():
+            target = modules[key[len(denoiser) + 1:].rsplit(".lora_", 1)[0]]
+            assert isinstance(target, torch.nn.Linear) and value.abs().sum() > 0, (name, key)
+        assert isinstance(pipe, diffusers.DiffusionPipeline)
+
+
+def test_lora_file_and_record(tmp_path):
+    from winoground_eval.diffusion.families.lora import lora_file, lora_record
+    from winoground_eval.errors import ConfigError
+
+    a = tmp_path / "a" / "pytorch_lora_weights.safetensors"
+    a.parent.mkdir()
+    a.write_bytes(b"adapter one")
+    assert lora_file(str(a.parent)) == a.resolve() == lora_file(str(a))
+    record = lora_record(a)
+    moved = tmp_path / "b.safetensors"
+    moved.write_bytes(b"adapter one")
+    assert lora_record(moved)["sha256"] == record["sha256"] and record["file"] == a.name
+    moved.write_bytes(b"adapter two")
+    assert lora_record(moved)["sha256"] != record["sha256"]
+    (tmp_path / "two").mkdir()
+    for n in ("x", "y"):
+        (tmp_path / "two" / f"{n}.safetensors").write_bytes(b"")
+    for bad, message in ((tmp_path / "two", "2 .safetensors"), (tmp_path / "nope", "no such"), (tmp_path / "w.bin", ".safetensors")):
+        if bad.suffix == ".bin":
+            bad.write_bytes(b"")
+        with pytest.raises(ConfigError, match=message):
+            lora_file(str(bad))
+
+
+def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
+    """What apply_lora returns (the adapter's record) goes into the config; two adapters,
+    two configs; no adapter, no key (run ids of runs without LoRA do not change)."""
+    from winoground_eval.diffusion.families import sd3
+    from winoground_eval.diffusion.families.lora import lora_record
+    from winoground_eval.diffusion.families.options import SD3Options
+    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+
+    family = sd3.load(str(folders["sd3-no-t5"]), options=SD3Options(device="cpu"))
+    plain = family.config()
+    assert "lora" not in plain
+    configs = []
+    for seed in (0, 1):
+        family.lora = lora_record(write_tiny_lora(tmp_path / str(seed), folders["sd3-no-t5"], seed=seed))
+        configs.append(family.config())
+    assert configs[0]["lora"]["sha256"] != configs[1]["lora"]["sha256"]
+    assert {k: v for k, v in configs[0].items() if k != "lora"} == plain
+
+
+@pytest.mark.parametrize("name", ["sdxl", "sd3", "flux-schnell"])
+def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name):
+    from winoground_eval.diffusion.family_presets import scorer_for_family
+    from winoground_eval.diffusion.families.lora import peft_available
+    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.errors import ConfigError
+
+    family = {"sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]
+    file = write_tiny_lora(tmp_path / "lora", folders[name])
+    options = dict(device="cpu", n_timesteps=2, **({"max_sequence_length": 8} if family != "sdxl" else {}))
+    if not peft_available():
+        with pytest.raises(ConfigError, match="peft"):
+            scorer_for_family(family, str(folders[name]), lora=str(file), **options)
+        return
+    images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
+    plain = scorer_for_family(family, str(folders[name]), **options)
+    adapted = scorer_for_family(family, str(folders[name]), lora=str(file), **options)
+    assert adapted.config()["lora"]["sha256"] and "lora" not in plain.config()
+    assert not np.allclose(plain.score(images, CAPTIONS), adapted.score(images, CAPTIONS))

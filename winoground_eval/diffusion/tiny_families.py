@@ -226,3 +226,31 @@ def write_tiny_flux(path: str | Path, seed: int = 0, sample_size: int = 16, *, g
         "scheduler": scheduler,
     }
     return _write(path, "FluxPipeline", parts)
+
+
+def write_tiny_lora(path: str | Path, model_folder: str | Path, rank: int = 2, seed: int = 0) -> Path:
+    """A random LoRA (diffusers format) for the denoiser of the tiny folder ``model_folder``.
+
+    Every attention query/key/value/output projection of the UNet or transformer gets a
+    rank-``rank`` pair (``lora_A``: rank x in, ``lora_B``: out x rank, both non-zero, so the
+    adapter changes the model), written by the pipeline class's own ``save_lora_weights``
+    as ``pytorch_lora_weights.safetensors``. Returns that file.
+    """
+    import diffusers
+
+    model_folder = Path(model_folder)
+    index = json.loads((model_folder / "model_index.json").read_text(encoding="utf-8"))
+    pipeline = getattr(diffusers, index["_class_name"])
+    denoiser = "unet" if "unet" in index else "transformer"
+    model = getattr(diffusers, index[denoiser][1]).from_pretrained(model_folder / denoiser, low_cpu_mem_usage=False)
+    generator = torch.Generator().manual_seed(seed)
+    layers: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        projection = name.split(".")[-1] in ("to_q", "to_k", "to_v") or name.endswith("to_out.0")
+        if isinstance(module, torch.nn.Linear) and projection:
+            layers[f"{name}.lora_A.weight"] = torch.randn((rank, module.in_features), generator=generator) * 0.1
+            layers[f"{name}.lora_B.weight"] = torch.randn((module.out_features, rank), generator=generator) * 0.1
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    pipeline.save_lora_weights(path, **{f"{denoiser}_lora_layers": layers})
+    return path / "pytorch_lora_weights.safetensors"
