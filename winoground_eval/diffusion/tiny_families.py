@@ -110,14 +110,28 @@ def _write(path: Path, pipeline: str, parts: dict[str, Any]) -> Path:
     return path
 
 
-def _bigg_tokenizer(save_dir: Path) -> Any:
-    """CLIP's BPE padded with ``!`` (id 0), as SDXL's and SD3's OpenCLIP-bigG tokenizer_2."""
+_TOKENIZER_FILES: dict[str, Path] = {}  # pad token -> a folder already holding that tokenizer
+
+
+def _clip_tokenizer(save_dir: Path, pad: str | None = None) -> Any:
+    """CLIP's BPE tokenizer saved to ``save_dir`` (``pad="!"``: padded with ``!``, id 0, as
+    SDXL's and SD3's OpenCLIP-bigG tokenizer_2). Built once per process, then copied."""
+    import shutil
+
     from transformers import CLIPTokenizer
 
+    key = pad or ""
+    made = _TOKENIZER_FILES.get(key)
+    if made is not None and made.is_dir():
+        shutil.copytree(made, save_dir, dirs_exist_ok=True)
+        return CLIPTokenizer.from_pretrained(save_dir)
     tokenizer = build_clip_tokenizer(save_dir)
-    tokenizer.pad_token = "!"
-    tokenizer.save_pretrained(save_dir)
-    return CLIPTokenizer.from_pretrained(save_dir)
+    if pad is not None:
+        tokenizer.pad_token = pad
+        tokenizer.save_pretrained(save_dir)
+        tokenizer = CLIPTokenizer.from_pretrained(save_dir)
+    _TOKENIZER_FILES[key] = save_dir
+    return tokenizer
 
 
 def write_tiny_sdxl(path: str | Path, seed: int = 0, sample_size: int = 16) -> Path:
@@ -148,9 +162,9 @@ def write_tiny_sdxl(path: str | Path, seed: int = 0, sample_size: int = 16) -> P
         "unet": unet,
         "vae": _vae(seed, 4, 2 * sample_size, **SDXL_VAE),
         "text_encoder": _clip(seed, widths[0], projection=False),
-        "tokenizer": build_clip_tokenizer(path / "tokenizer"),
+        "tokenizer": _clip_tokenizer(path / "tokenizer"),
         "text_encoder_2": _clip(seed + 1, widths[1], projection=True),
-        "tokenizer_2": _bigg_tokenizer(path / "tokenizer_2"),
+        "tokenizer_2": _clip_tokenizer(path / "tokenizer_2", pad="!"),
         "scheduler": scheduler,
     }
     return _write(path, "StableDiffusionXLPipeline", parts)
@@ -179,9 +193,9 @@ def write_tiny_sd3(path: str | Path, seed: int = 0, sample_size: int = 16, *, t5
         "transformer": transformer,
         "vae": _vae(seed, 4, 2 * sample_size, quant_conv=False, **SD3_VAE),
         "text_encoder": _clip(seed, widths[0], projection=True),
-        "tokenizer": build_clip_tokenizer(path / "tokenizer"),
+        "tokenizer": _clip_tokenizer(path / "tokenizer"),
         "text_encoder_2": _clip(seed + 1, widths[1], projection=True),
-        "tokenizer_2": _bigg_tokenizer(path / "tokenizer_2"),
+        "tokenizer_2": _clip_tokenizer(path / "tokenizer_2", pad="!"),
         "text_encoder_3": t5_encoder(seed + 2) if t5 else None,
         "tokenizer_3": build_t5_tokenizer(path / "tokenizer_3") if t5 else None,
         "scheduler": FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift),
@@ -220,7 +234,7 @@ def write_tiny_flux(path: str | Path, seed: int = 0, sample_size: int = 16, *, g
         "transformer": transformer,
         "vae": _vae(seed, latent_channels, 2 * sample_size, quant_conv=False, **FLUX_VAE),
         "text_encoder": _clip(seed, clip_width, projection=False),
-        "tokenizer": build_clip_tokenizer(path / "tokenizer"),
+        "tokenizer": _clip_tokenizer(path / "tokenizer"),
         "text_encoder_2": t5_encoder(seed + 2),
         "tokenizer_2": build_t5_tokenizer(path / "tokenizer_2"),
         "scheduler": scheduler,
