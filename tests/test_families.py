@@ -273,3 +273,23 @@ def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tm
     adapted = scorer_for_family(family, str(folders[name]), lora=str(file), **options)
     assert adapted.config()["lora"]["sha256"] and "lora" not in plain.config()
     assert not np.allclose(plain.score(images, CAPTIONS), adapted.score(images, CAPTIONS))
+
+
+def test_sd3_preset_grid_is_the_references():
+    """Jeong et al.'s vendored SD3 img2img pipeline (sampled_timesteps with its defaults
+    num_inference_steps=50, strength=0.6, --sampling_steps 30) scores at the scheduler's
+    timesteps[arange(20, 980, 33)] (descending order), which its source prints as 65.9656,
+    151.0791, ..., 993.2433. The sd3 presets' grid is those positions, and those sigmas."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from winoground_eval.diffusion.families.flow import FlowSchedule
+    from winoground_eval.diffusion.family_presets import PRESET_DEFAULTS
+    from winoground_eval.diffusion.grid import timestep_grid
+
+    defaults = PRESET_DEFAULTS["sd3"]
+    grid = timestep_grid(defaults["n_timesteps"], 1000, defaults["t_range"])
+    reference_positions = sorted(999 - np.arange(20, 980, 33))  # descending index j is ascending position 999 - j
+    assert grid.tolist() == reference_positions
+    timesteps = FlowSchedule(FlowMatchEulerDiscreteScheduler(shift=3.0)).sigma(torch.as_tensor(grid)) * 1000
+    printed = [65.965576171875, 151.0791473388672, 226.65536499023438, 981.6862182617188, 993.2432861328125]
+    torch.testing.assert_close(timesteps[[0, 1, 2, -2, -1]], torch.tensor(printed), rtol=1e-6, atol=0)

@@ -8,8 +8,10 @@ says how. No torch import here.
 
 Defaults that differ from the options dataclass: ``n_timesteps=30``, the Jeong et al.
 reference's ``--sampling_steps`` for these models (1000 forward passes per image-caption
-pair at 1024 px would take hours per Winoground example); FLUX's models default to bfloat16
-on CUDA (their released precision; float16 overflows), SD3 / SDXL to float16 as the rest.
+pair at 1024 px would take hours per Winoground example); for SD3 / SD3.5 also
+``t_range=(6, 996)``, which makes the grid the reference's exactly (positions 22, 55, ...,
+979 of the scheduler's 1000 training sigmas; see docs/families.md). FLUX's models default
+to bfloat16 on CUDA (their released precision; float16 overflows), SD3 / SDXL to float16.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ MODEL_IDS = {
     "flux-dev": "black-forest-labs/FLUX.1-dev",
 }
 FAMILY_OF = {"sdxl": "sdxl", "sd3-medium": "sd3", "sd3.5-medium": "sd3", "sd3.5-large": "sd3", "flux-schnell": "flux", "flux-dev": "flux"}
-PRESET_DEFAULTS: dict[str, Any] = {"n_timesteps": 30}
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sdxl": {"n_timesteps": 30},
+    "sd3": {"n_timesteps": 30, "t_range": (6, 996)},
+    "flux": {"n_timesteps": 30},
+}
 
 _REVISION = inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)
 
@@ -54,13 +60,15 @@ def _preset(name: str, summary: str) -> Callable[..., Any]:
     family, model_id = FAMILY_OF[name], MODEL_IDS[name]
 
     def factory(*, revision: str | None = None, **options: Any) -> Any:
-        return scorer_for_family(family, model_id, revision=revision, **{**PRESET_DEFAULTS, **options})
+        return scorer_for_family(family, model_id, revision=revision, **{**defaults, **options})
 
-    params = [_REVISION, *option_parameters(PRESET_DEFAULTS, (), cls=_options_class(family))]
+    defaults = PRESET_DEFAULTS[family]
+    params = [_REVISION, *option_parameters(defaults, (), cls=_options_class(family))]
     factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     factory.__annotations__ = {p.name: p.annotation for p in params}
     factory.__name__ = factory.__qualname__ = name.replace("-", "_").replace(".", "_")
-    factory.__doc__ = f"{summary} ({model_id}, n_timesteps=30).\n\nOptions: the {family} family's (see docs/families.md)."
+    changed = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+    factory.__doc__ = f"{summary} ({model_id}, {changed}).\n\nOptions: the {family} family's (see docs/families.md)."
     return factory
 
 
