@@ -42,9 +42,11 @@ names, as lazy ``"module:attr"`` targets like :mod:`winoground_eval.registry`:
   :class:`~.options.GridOptions`, :class:`~.options.StrategyOptions`) and adds its own
   fields; a field may be restated only to change its default. Factories' signatures and
   ``-o key=value`` parsing are generated from it (:func:`.options.option_parameters`).
-- ``load``: ``load(model, *, revision, options) -> Family`` -- reads a local folder or Hub
-  id, builds the family with its modules on ``options``' device and dtype, and records
-  where the weights came from in ``family.source`` (:class:`~.loading.Source`).
+- ``load``: ``load(model, *, revision, options, label=None) -> Family`` -- reads a local
+  folder or Hub id, builds the family with its modules on ``options``' device and dtype,
+  and records where the weights came from in ``family.source``
+  (:class:`~.loading.Source`); ``label``, when given, is the name the config records for
+  the weights instead of ``model`` (a preset's Hub id, a shipped model's name).
 
 A family adds a module under :mod:`.families` (about 250 lines at most), a tiny random
 model written by a function in the package (for its tests) and one :class:`FamilyEntry`.
@@ -116,6 +118,8 @@ class Family(Protocol):
 
     Attributes:
         name: the family's id (``sd``, ``sdxl``, ``sd3``, ``flux``, ``dit``).
+        kind, version: the header of the scorer's config, ``{"kind": kind, "version": version}``
+            (bump ``version`` when a change alters the numbers for the same options).
         model: the denoiser called once per batch; the scorer's ``_unet`` is this attribute
             (tests wrap it to count calls or to simulate running out of memory).
         schedule: the model-time axis (:class:`Schedule`).
@@ -129,6 +133,8 @@ class Family(Protocol):
     """
 
     name: str
+    kind: str
+    version: int
     model: Any
     schedule: Schedule
     x0_shape: tuple[int, ...]
@@ -183,15 +189,14 @@ class FamilyEntry:
 
     ``pipelines``: the ``model_index.json`` ``_class_name`` values this family loads.
     ``options``: ``"module:Class"`` of its options dataclass (torch-free module).
-    ``load``: ``"module:function"``, ``load(model, *, revision, options) -> Family``.
-    ``kind``, ``version``: the header of the scorer config (``{"kind": ..., "version": ...}``);
-    bump ``version`` when a change alters the numbers for the same options.
+    ``load``: ``"module:function"``, ``load(model, *, revision, options, label=None) -> Family``.
+    ``scorer``: ``"module:Class"`` of the scorer built on the family (the core,
+    :class:`~.scorer.DiffusionScorer`, or a subclass adding family-specific methods).
     """
 
     name: str
     pipelines: tuple[str, ...]
     options: str
     load: str
-    kind: str
-    version: int
     summary: str
+    scorer: str = "winoground_eval.diffusion.scorer:DiffusionScorer"

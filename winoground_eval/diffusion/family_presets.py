@@ -4,7 +4,7 @@ Each factory loads a fixed Hub repository through its family's loader and takes 
 family's options (:mod:`.families.options`) as keywords; the signature is generated from the
 options dataclass, so ``-o key=value`` is type-checked against it. Gated repositories (SD3,
 SD3.5, FLUX.1-dev) need their license accepted on the Hub and a token; the loader's error
-says how. No torch import here.
+says how. No torch import here; the factories are the core's :func:`.presets.with_defaults`.
 
 Defaults that differ from the options dataclass: ``n_timesteps=30``, the Jeong et al.
 reference's ``--sampling_steps`` for these models (1000 forward passes per image-caption
@@ -16,8 +16,9 @@ to bfloat16 on CUDA (their released precision; float16 overflows), SD3 / SDXL to
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
+from typing import Any
+
+from .presets import with_defaults
 
 MODEL_IDS = {
     "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
@@ -34,41 +35,19 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "flux": {"n_timesteps": 30},
 }
 
-_REVISION = inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)
-
 
 def scorer_for_family(family: str, model: str, *, revision: str | None = None, **options: Any) -> Any:
-    """A :class:`~.scorer.DiffusionScorer` of ``family`` loaded from ``model`` (Hub id or folder)."""
-    from .families import FAMILIES, load_target, options_class
-    from .options import make_options
-    from .scorer import DiffusionScorer
+    """A scorer of ``family`` loaded from ``model`` (Hub id or folder), options checked first."""
+    from .families import build_scorer
 
-    opts = make_options(options_class(family), None, options)
-    loaded = load_target(FAMILIES[family].load)(model, revision=revision, options=opts)
-    return DiffusionScorer(family=loaded, options=opts)
+    return build_scorer(model, family=family, revision=revision, options=options)
 
 
-def _options_class(family: str) -> type:
-    from .families import options as family_options
-
-    return {"sdxl": family_options.SDXLOptions, "sd3": family_options.SD3Options, "flux": family_options.FluxOptions}[family]
-
-
-def _preset(name: str, summary: str) -> Callable[..., Any]:
-    from .options import option_parameters
-
+def _preset(name: str, summary: str) -> Any:
     family, model_id = FAMILY_OF[name], MODEL_IDS[name]
-
-    def factory(*, revision: str | None = None, **options: Any) -> Any:
-        return scorer_for_family(family, model_id, revision=revision, **{**defaults, **options})
-
-    defaults = PRESET_DEFAULTS[family]
-    params = [_REVISION, *option_parameters(defaults, (), cls=_options_class(family))]
-    factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    factory.__annotations__ = {p.name: p.annotation for p in params}
-    factory.__name__ = factory.__qualname__ = name.replace("-", "_").replace(".", "_")
-    changed = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
-    factory.__doc__ = f"{summary} ({model_id}, {changed}).\n\nOptions: the {family} family's (see docs/families.md)."
+    factory = with_defaults(
+        name.replace("-", "_").replace(".", "_"), summary, lambda: model_id, model_id, family=family, **PRESET_DEFAULTS[family]
+    )
     return factory
 
 

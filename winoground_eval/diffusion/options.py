@@ -263,6 +263,28 @@ def option_parameters(
     ]
 
 
+def union_parameters(classes: list[type]) -> list[inspect.Parameter]:
+    """Keyword-only parameters for the options of any of ``classes`` (``diffusers:PATH``, whose
+    family is known only once the folder is read): one per field name, its annotation the
+    union of the classes' annotations, its default the classes' common default, or None
+    (meaning: the family's own default) where they differ."""
+    types: dict[str, list[Any]] = {}
+    defaults: dict[str, list[Any]] = {}
+    for cls in classes:
+        hints = option_types(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] not in types.setdefault(f.name, []):
+                types[f.name].append(hints[f.name])
+            defaults.setdefault(f.name, []).append(f.default)
+    params = []
+    for name, annotations in types.items():
+        annotation = annotations[0] if len(annotations) == 1 else typing.Union[tuple(annotations)]  # type: ignore[misc]
+        values = defaults[name]
+        default = values[0] if all(v == values[0] for v in values) else None
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return params
+
+
 def options_doc(cls: type = DiffusionOptions) -> str:
     """One line per option of ``cls``, for factory docstrings."""
     return "\n".join(f"{f.name}: {f.metadata['doc']}." for f in dataclasses.fields(cls))

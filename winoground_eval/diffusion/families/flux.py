@@ -18,6 +18,7 @@ permutation of the elements); it is computed on the packed tensors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -117,7 +118,7 @@ class FluxFamily(LatentTextFamily):
         }
 
 
-def load(model: str, *, revision: str | None = None, options: FluxOptions = FluxOptions()) -> FluxFamily:
+def load(model: str, *, revision: str | None = None, options: FluxOptions = FluxOptions(), label: str | None = None) -> FluxFamily:
     """The FLUX.1 family of a FluxPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components
     from .lora import apply_lora
@@ -127,6 +128,8 @@ def load(model: str, *, revision: str | None = None, options: FluxOptions = Flux
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
     )
     lora = apply_lora(components, "FluxPipeline", options.lora)
+    if label is not None:
+        source = replace(source, model=label)
     family = FluxFamily(components, source=source, options=options)
     family.lora = lora
     return family

@@ -50,6 +50,8 @@ class SDFamily(DenoiserFamily):
     """Stable Diffusion's UNet, VAE (optional: pixel space) and text conditioning."""
 
     name = "sd"
+    kind = "diffusion_classifier"
+    version = 1  # bump when a change alters the numbers for the same options
 
     def __init__(
         self,
@@ -198,11 +200,17 @@ def _geometry(unet: Any, vae: Any, resolution: int | None) -> tuple[int, tuple[i
     return side, (channels, side // factor, side // factor)
 
 
-def load(model: str, *, revision: str | None = None, options: DiffusionOptions = DiffusionOptions()) -> SDFamily:
+def load(
+    model: str, *, revision: str | None = None, options: DiffusionOptions = DiffusionOptions(), label: str | None = None
+) -> SDFamily:
     """The SD family of a Stable-Diffusion-layout folder or Hub id (:func:`..loading.load_components`)."""
+    from dataclasses import replace
+
     from ..loading import load_components
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     components, source = load_components(model, revision=revision, torch_dtype=torch_dtype(dtype))
+    if label is not None:
+        source = replace(source, model=label)
     return SDFamily(**components, source=source, options=options)

@@ -18,6 +18,7 @@ T5 zeros are what that pipeline uses when ``text_encoder_3`` is None (the refere
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -92,7 +93,7 @@ class SD3Family(LatentTextFamily):
         return {**self.flow.config(), "t5": self.t5, "max_sequence_length": self.max_sequence_length}
 
 
-def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Options()) -> SD3Family:
+def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Options(), label: str | None = None) -> SD3Family:
     """The SD3 family of a StableDiffusion3Pipeline folder or Hub id (T5 skipped with ``t5=false``)."""
     from ..loading import load_components
     from .lora import apply_lora
@@ -103,6 +104,8 @@ def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Op
         skip=() if options.t5 else T5,
     )
     lora = apply_lora(components, "StableDiffusion3Pipeline", options.lora)
+    if label is not None:
+        source = replace(source, model=label)
     family = SD3Family(components, source=source, options=options)
     family.lora = lora
     return family

@@ -18,6 +18,7 @@ img2img pipeline does when encoding an image.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,7 @@ class SDXLFamily(LatentTextFamily):
         }
 
 
-def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions()) -> SDXLFamily:
+def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions(), label: str | None = None) -> SDXLFamily:
     """The SDXL family of a StableDiffusionXLPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components
     from .lora import apply_lora
@@ -115,6 +116,8 @@ def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXL
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
     )
     lora = apply_lora(components, "StableDiffusionXLPipeline", options.lora)
+    if label is not None:
+        source = replace(source, model=label)
     family = SDXLFamily(components, source=source, options=options)
     family.lora = lora
     return family
