@@ -54,6 +54,8 @@ def check_resolution(resolution: int, multiple: int, given: Any) -> int:
 class LatentTextFamily(DenoiserFamily):
     """A latent text-to-image denoiser: components by name, VAE latents, cached caption embeddings."""
 
+    kind = "diffusion_classifier"
+    version = 1  # bump when a change alters the numbers for the same options
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     text_modules: tuple[str, ...] = ()  # the text encoders among the components
@@ -105,6 +107,7 @@ class LatentTextFamily(DenoiserFamily):
         vae = self.vae.config
         shift = getattr(vae, "shift_factor", None)
         out = {
+            "family": self.name,
             "components": self.component_classes(),
             **self._family_config(),
             "noise_shape": list(self.x0_shape),
