@@ -293,3 +293,41 @@ def test_sd3_preset_grid_is_the_references():
     timesteps = FlowSchedule(FlowMatchEulerDiscreteScheduler(shift=3.0)).sigma(torch.as_tensor(grid)) * 1000
     printed = [65.965576171875, 151.0791473388672, 226.65536499023438, 981.6862182617188, 993.2432861328125]
     torch.testing.assert_close(timesteps[[0, 1, 2, -2, -1]], torch.tensor(printed), rtol=1e-6, atol=0)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("name", ["sdxl", "sd3", "sd3-no-t5", "flux-schnell", "flux-dev"])
+def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, name):
+    """`wg-eval run --task shapes --scorer diffusers:PATH --limit 2`, the family picked from
+    model_index.json's pipeline class; the run records the family and its settings."""
+    from winoground_eval.cli import main
+
+    options = ["-o", "n_timesteps=2", "-o", "device=cpu"]
+    if name != "sdxl":
+        options += ["-o", "max_sequence_length=8"]
+    out = tmp_path / "runs"
+    assert main(["run", "--task", "shapes", "--scorer", f"diffusers:{folders[name]}", "--limit", "2", "-q",
+                 "--out", str(out), *options]) == 0
+    [run_dir] = [p.parent for p in out.glob("shapes/*/*/run.json")]
+    config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
+    family = {"sdxl": "sdxl", "sd3": "sd3", "sd3-no-t5": "sd3", "flux-schnell": "flux", "flux-dev": "flux"}[name]
+    assert config["kind"] == "diffusion_classifier" and config["family"] == family and config["source"] == "local"
+    assert config["n_timesteps"] == 2 and config["resolution"] == 16
+    if family == "sd3":
+        assert config["t5"] is (name == "sd3") and config["shift"] == 3.0
+    if family == "flux":
+        assert (config["guidance"] is None) == (name == "flux-schnell") and config["dynamic_shift"] is (name == "flux-dev")
+    lines = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(np.isfinite(line["scores"]).all() for line in lines)
+
+
+def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
+    from winoground_eval.diffusion.presets import from_diffusers_spec
+    from winoground_eval.errors import ModelLoadError
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
+    with pytest.raises(ModelLoadError, match="StableDiffusion3Pipeline.*StableDiffusionXLPipeline|FluxPipeline"):
+        from_diffusers_spec(str(tmp_path / "m"), device="cpu")
