@@ -63,7 +63,10 @@ def test_factories_take_every_option_with_its_type():
         options = options_of(factory)
         assert fields <= set(options), name
         for field in fields:
-            assert options[field].annotation == hints[field]
+            # diffusers:ID takes the options of every family (the folder names its family):
+            # where families type an option differently, its annotation is the union
+            ann = options[field].annotation
+            assert ann == hints[field] or (name.startswith("diffusers:") and hints[field] in typing.get_args(ann)), field
     assert options_of(registry.resolve_scorer("sd2-fast"))["stopping"].default == "sequential"
     assert options_of(registry.resolve_scorer("tiny-diffusion"))["n_timesteps"].default == 10
     assert "revision" not in options_of(registry.resolve_scorer("tiny-diffusion"))
