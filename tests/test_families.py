@@ -331,3 +331,25 @@ def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
     (tmp_path / "m" / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
     with pytest.raises(ModelLoadError, match="StableDiffusion3Pipeline.*StableDiffusionXLPipeline|FluxPipeline"):
         from_diffusers_spec(str(tmp_path / "m"), device="cpu")
+
+
+@pytest.mark.parametrize("name", ["sdxl", "sd3"])
+def test_unconditional_condition_is_the_pipelines(folders, name):
+    """normalize=uncond's condition (the empty prompt) is the pipeline's unconditional branch:
+    zeros for SDXL (force_zeros_for_empty_prompt), the encoded empty prompt for SD3."""
+    from winoground_eval.diffusion.families import sd3, sdxl
+    from winoground_eval.diffusion.families.options import SD3Options, SDXLOptions
+
+    pipe = _pipeline(folders[name])
+    if name == "sdxl":
+        family = sdxl.load(str(folders[name]), options=SDXLOptions(device="cpu"))
+        _, negative, _, negative_pooled = pipe.encode_prompt("x", device="cpu", do_classifier_free_guidance=True)
+        assert family.config()["force_zeros_for_empty_prompt"] is True and not negative.any()
+    else:
+        family = sd3.load(str(folders[name]), options=SD3Options(device="cpu"))
+        _, negative, _, negative_pooled = pipe.encode_prompt("x", "x", "x", device="cpu", do_classifier_free_guidance=True)
+    with torch.no_grad():
+        cond = family.embed([family.uncond_key])
+    # (two separately loaded copies of the encoders: equal up to float32 kernel rounding)
+    torch.testing.assert_close(cond["encoder_hidden_states"], negative, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5)

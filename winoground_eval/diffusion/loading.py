@@ -250,17 +250,25 @@ def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], boo
     return commit, _read_index(Path(index_file), f"Hub model {repo}@{commit}"), local_only
 
 
-def pipeline_class(model: str, revision: str | None = None) -> str | None:
-    """The pipeline class ``model_index.json`` names (``_class_name``) for a folder or Hub id;
-    None for a folder without model_index.json (read as the Stable Diffusion layout)."""
+def _model_index(model: str, revision: str | None) -> dict[str, Any]:
     folder = local_folder(model)
     if folder is not None:
         path = folder / "model_index.json"
-        index = _read_index(path, f"model folder {folder}") if path.is_file() else {}
-    else:
-        index = hub_index(model, revision)[1]
-    name = index.get("_class_name")
+        return _read_index(path, f"model folder {folder}") if path.is_file() else {}
+    return hub_index(model, revision)[1]
+
+
+def pipeline_class(model: str, revision: str | None = None) -> str | None:
+    """The pipeline class ``model_index.json`` names (``_class_name``) for a folder or Hub id;
+    None for a folder without model_index.json (read as the Stable Diffusion layout)."""
+    name = _model_index(model, revision).get("_class_name")
     return name if isinstance(name, str) else None
+
+
+def pipeline_setting(model: str, revision: str | None, key: str, default: Any) -> Any:
+    """A pipeline config value ``model_index.json`` holds (e.g. SDXL's
+    ``force_zeros_for_empty_prompt``), ``default`` where it has none."""
+    return _model_index(model, revision).get(key, default)
 
 
 def _load_one(root: str, name: str, library: str, class_name: str, torch_dtype: Any, extra: dict[str, Any]) -> Any:

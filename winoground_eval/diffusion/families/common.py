@@ -55,6 +55,7 @@ class LatentTextFamily(DenoiserFamily):
     """A latent text-to-image denoiser: components by name, VAE latents, cached caption embeddings."""
 
     kind = "diffusion_classifier"
+    uncond_key = ""  # type: ignore[assignment]  # the empty prompt, as every text-to-image pipeline
     version = 1  # bump when a change alters the numbers for the same options
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()

@@ -12,7 +12,10 @@ For grid index t (a DDPM timestep) with noise eps, ``abar = alphas_cumprod[t]``:
 
 This is ``StableDiffusionXLPipeline.encode_prompt`` (clip_skip=None) and ``_get_add_time_ids``
 for one prompt at ``resolution`` x ``resolution``, no crop; the VAE upcast is what SDXL's
-img2img pipeline does when encoding an image.
+img2img pipeline does when encoding an image. The unconditional condition (the empty
+prompt, ``normalize=uncond``) is all zeros when the pipeline config says
+``force_zeros_for_empty_prompt`` (SDXL base does; it is the pipeline's default), as the
+pipeline's unconditional branch.
 """
 
 from __future__ import annotations
@@ -42,10 +45,14 @@ class SDXLFamily(LatentTextFamily):
     required = REQUIRED
     text_modules = ("text_encoder", "text_encoder_2")
 
-    def __init__(self, components: dict[str, Any], *, source: Source | None = None, options: SDXLOptions = SDXLOptions()) -> None:
+    def __init__(
+        self, components: dict[str, Any], *, source: Source | None = None, options: SDXLOptions = SDXLOptions(),
+        force_zeros_for_empty_prompt: bool = True,
+    ) -> None:
         from diffusers import DDPMScheduler
 
         super().__init__(components, source=source, options=options)
+        self.force_zeros = bool(force_zeros_for_empty_prompt)
         self.unet, scheduler = self.parts["unet"], self.parts["scheduler"]
         if getattr(self.unet.config, "addition_embed_type", None) != "text_time":
             raise ConfigError("the UNet has no text_time addition embedding; it is not an SDXL base UNet")
@@ -69,7 +76,10 @@ class SDXLFamily(LatentTextFamily):
         h1, _ = clip_penultimate(p["tokenizer"], p["text_encoder"], caption, self.device)
         h2, pooled = clip_penultimate(p["tokenizer_2"], p["text_encoder_2"], caption, self.device)
         dtype = self.torch_dtype
-        return {"encoder_hidden_states": torch.cat([h1, h2], dim=-1).to(dtype), "text_embeds": pooled.to(dtype)}
+        text = torch.cat([h1, h2], dim=-1).to(dtype)
+        if caption == self.uncond_key and self.force_zeros:
+            return {"encoder_hidden_states": torch.zeros_like(text), "text_embeds": torch.zeros_like(pooled, dtype=dtype)}
+        return {"encoder_hidden_states": text, "text_embeds": pooled.to(dtype)}
 
     def time_ids(self, n: int) -> torch.Tensor:
         r = self.resolution
@@ -103,12 +113,13 @@ class SDXLFamily(LatentTextFamily):
             "max_length": [int(self.parts["tokenizer"].model_max_length), int(self.parts["tokenizer_2"].model_max_length)],
             "time_ids": [self.resolution, self.resolution, 0, 0, self.resolution, self.resolution],
             "vae_upcast": self.vae.dtype == torch.float32 and self.dtype == "float16",
+            "force_zeros_for_empty_prompt": self.force_zeros,
         }
 
 
 def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions(), label: str | None = None) -> SDXLFamily:
     """The SDXL family of a StableDiffusionXLPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
-    from ..loading import load_components
+    from ..loading import load_components, pipeline_setting
     from .lora import apply_lora
 
     dtype = resolve_dtype(options.dtype, resolve_device(options.device))
@@ -118,6 +129,7 @@ def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXL
     lora = apply_lora(components, "StableDiffusionXLPipeline", options.lora)
     if label is not None:
         source = replace(source, model=label)
-    family = SDXLFamily(components, source=source, options=options)
+    force_zeros = pipeline_setting(model, revision, "force_zeros_for_empty_prompt", True)
+    family = SDXLFamily(components, source=source, options=options, force_zeros_for_empty_prompt=bool(force_zeros))
     family.lora = lora
     return family
