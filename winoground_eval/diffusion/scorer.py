@@ -325,12 +325,17 @@ class DiffusionScorer:
         """One example, by the strategy the options choose."""
         if not images or not captions:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
+        return self._score_keys(images, captions, self.family.keys(captions), declared)
+
+    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any) -> Scored:
+        """One example whose captions' conditioning keys are ``keys`` (the prefilter reads the
+        captions, the model the keys: a kept caption keeps its own key)."""
         one_image = len(images) == 1
         if self.prefilter is not None and one_image and len(captions) > self.options.prefilter_k:
             return strategies.prefiltered(
-                self.prefilter, self.options.prefilter_k, images[0], captions, lambda kept: self._score(images, kept, ())
+                self.prefilter, self.options.prefilter_k, images[0], captions,
+                lambda kept: self._score_keys(images, [captions[i] for i in kept], [keys[i] for i in kept], ()),
             )
-        keys = self.family.keys(captions)
         with torch.inference_mode():
             if self.stages is not None:
                 if not one_image:

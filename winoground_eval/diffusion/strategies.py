@@ -215,14 +215,14 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
     return Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info=info)
 
 
-def prefiltered(prefilter: Any, k: int, image: Any, captions: Sequence[str], inner: Callable[[list[str]], Scored]) -> Scored:
-    """Keep the prefilter's ``k`` best candidates, score them with ``inner``, and rank the
-    others below every kept one, in the prefilter's order."""
+def prefiltered(prefilter: Any, k: int, image: Any, captions: Sequence[str], inner: Callable[[list[int]], Scored]) -> Scored:
+    """Keep the prefilter's ``k`` best candidates, score them with ``inner`` (given their
+    indices, in caption order), and rank the others below every kept one, in the prefilter's order."""
     n = len(captions)
     coarse = np.asarray(prefilter.score([image], list(captions)), dtype=np.float64)[0]
     order = np.argsort(-coarse, kind="stable")  # ties: the earlier candidate
     kept = sorted(int(i) for i in order[:k])
-    result = inner([captions[i] for i in kept])
+    result = inner(kept)
     scores = np.empty(n, dtype=np.float64)
     scores[kept] = result.scores[0]
     floor = float(np.min(result.scores[0])) - 1.0
