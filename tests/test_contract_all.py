@@ -425,7 +425,7 @@ def _family_hub_preset(name: str, key: str) -> Callable[..., Any]:
         fast = FAST_T5 if FAMILY_OF[name] != "sdxl" else {}
         with _chdir(models["root"] / "hub"):
             scorer = _call(registry.resolve_scorer(name), **{**fast, **options})
-        assert scorer.config()["model"] == MODEL_IDS[name] and scorer.config()["family"] == FAMILY_OF[name]
+        assert scorer.config()["model"] == MODEL_IDS[name] and scorer.config()["kind"] == FAMILY_OF[name]
         return scorer
 
     return build

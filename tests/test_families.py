@@ -313,7 +313,7 @@ def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, n
     [run_dir] = [p.parent for p in out.glob("shapes/*/*/run.json")]
     config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
     family = {"sdxl": "sdxl", "sd3": "sd3", "sd3-no-t5": "sd3", "flux-schnell": "flux", "flux-dev": "flux"}[name]
-    assert config["kind"] == "diffusion_classifier" and config["family"] == family and config["source"] == "local"
+    assert config["kind"] == family and config["source"] == "local"
     assert config["n_timesteps"] == 2 and config["resolution"] == 16
     if family == "sd3":
         assert config["t5"] is (name == "sd3") and config["shift"] == 3.0

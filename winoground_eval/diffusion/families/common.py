@@ -54,13 +54,16 @@ def check_resolution(resolution: int, multiple: int, given: Any) -> int:
 class LatentTextFamily(DenoiserFamily):
     """A latent text-to-image denoiser: components by name, VAE latents, cached caption embeddings."""
 
-    kind = "diffusion_classifier"
     uncond_key = ""  # type: ignore[assignment]  # the empty prompt, as every text-to-image pipeline
-    version = 1  # bump when a change alters the numbers for the same options
+    version = 1  # bump when a change alters the numbers for the same options (the header's kind is the family's name)
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     text_modules: tuple[str, ...] = ()  # the text encoders among the components
     cuda_dtype = "float16"  # the dtype dtype=None resolves to on CUDA
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.name
 
     def __init__(self, components: dict[str, Any], *, source: Source | None, options: Any) -> None:
         missing = [n for n in self.required if components.get(n) is None]
@@ -108,7 +111,6 @@ class LatentTextFamily(DenoiserFamily):
         vae = self.vae.config
         shift = getattr(vae, "shift_factor", None)
         out = {
-            "family": self.name,
             "components": self.component_classes(),
             **self._family_config(),
             "noise_shape": list(self.x0_shape),
