@@ -52,7 +52,7 @@ class FamilyCase:
     name: str
     write: Callable[[Path], Path]
     options: tuple[str, ...]
-    separable: tuple[str, dict[str, Any]]
+    separable: tuple[str, dict[str, Any]] | None
     pool: Callable[[], list[Example]] = field(repr=False)
 
 
@@ -83,8 +83,9 @@ FAMILY_CASES: list[FamilyCase] = [
     # captions are text: caption k is class k (the shapes tasks have at most 20 per example)
     FamilyCase("dit", _write_dit, ("device=cpu", "condition=position"), ("tiny-dit", {"n_timesteps": N_T}), _digits),
     # random tiny SDXL / SD3 (T5-less folder) / FLUX.1-dev-like models (16 px images; a short T5 sequence)
-    FamilyCase("sdxl", lambda folder: _write_family("sdxl", folder), ("device=cpu",),
-               ("diffusers:{folder}", {"n_timesteps": N_T}), _shapes_one_by_four),
+    # (separable None: no seed of the random tiny SDXL separates any pool example -- its captions
+    # move the errors too little and inconsistently; the strategies are family-independent code)
+    FamilyCase("sdxl", lambda folder: _write_family("sdxl", folder), ("device=cpu",), None, _shapes_one_by_four),
     FamilyCase("sd3", lambda folder: _write_family("sd3", folder), ("device=cpu", "max_sequence_length=8"),
                ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}), _shapes_one_by_four),
     FamilyCase("flux", lambda folder: _write_family("flux", folder), ("device=cpu", "max_sequence_length=8"),
@@ -185,8 +186,9 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
         assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
 
 
-@pytest.mark.parametrize("family", FAMILY_CASES, ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [f for f in FAMILY_CASES if f.separable is not None], ids=lambda f: f.name)
 def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family, folders):
+    assert family.separable is not None
     name, options = family.separable
     name = name.format(folder=folders[family.name])  # "diffusers:{folder}": the case's tiny model
     plain = resolve_scorer(name)(device="cpu", **options)
