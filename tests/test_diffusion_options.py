@@ -97,7 +97,10 @@ def test_numpy_parts_import_no_torch():
     code = (
         "import sys\n"
         "from winoground_eval.diffusion.grid import timestep_grid, resolve_t_range, scores_from_errors\n"
-        "from winoground_eval.diffusion import sequential, options\n"
+        "from winoground_eval.diffusion import sequential, options, family, dit_options, stopping_rule\n"
+        "from winoground_eval import policy, scorerconfig\n"
+        "from winoground_eval.diffusion.families import FAMILIES, options_class, entry_for_pipeline\n"
+        "assert [options_class(n).__name__ for n in FAMILIES][:2] == ['DiffusionOptions', 'DiTOptions']\n"
         "from winoground_eval.diffusion import scores_from_errors as s2\n"
         "import numpy as np\n"
         "assert timestep_grid(4).tolist() == [125, 375, 625, 875]\n"

@@ -167,3 +167,10 @@ def test_the_detector_finds_a_cycle():
 def test_no_import_cycles():
     found = cycles(import_graph())
     assert not found, "import cycles (module-level imports): " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_no_file_of_the_scorer_package_over_400_lines():
+    """Issue 19: the scorer core and its families stay small modules."""
+    package = ROOT / "winoground_eval" / "diffusion"
+    long = {str(p.relative_to(ROOT)): n for p in package.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long

@@ -77,3 +77,27 @@ def test_per_image_noise():
     twin = Image.fromarray(np.asarray(b).copy())
     pair = own.errors([b, twin], captions)
     np.testing.assert_array_equal(pair[0], pair[1])
+
+
+def test_diffusers_spec_dispatches_on_the_pipeline_class(tmp_path):
+    from winoground_eval.diffusion.dit import DiTScorer
+    from winoground_eval.diffusion.tiny import write_tiny_dit
+    from winoground_eval.errors import ModelLoadError
+
+    folder = write_tiny_dit(tmp_path / "dit", num_classes=4)
+    scorer = resolve_scorer(f"diffusers:{folder}")(device="cpu", n_timesteps=2)
+    assert isinstance(scorer, DiTScorer) and scorer.config()["kind"] == "dit"
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "KandinskyPipeline"}))
+    with pytest.raises(ModelLoadError, match="KandinskyPipeline") as caught:
+        resolve_scorer(f"diffusers:{folder}")(device="cpu")
+    assert "DiTPipeline" in str(caught.value) and "StableDiffusionPipeline" in str(caught.value)
+
+
+def test_clip_paper_presets_default_to_float32():
+    """The published CLIP / OpenCLIP baseline numbers are float32; the presets default to it."""
+    from winoground_eval.overrides import options_of
+
+    for name in ("clip-vit-b32", "clip-vit-l14", "openclip-vit-h14"):
+        assert options_of(resolve_scorer(name))["dtype"].default == "float32", name
+    assert options_of(resolve_scorer("open_clip:RN50/openai"))["dtype"].default is None  # the policy's: fp16 on CUDA
