@@ -353,3 +353,21 @@ def test_unconditional_condition_is_the_pipelines(folders, name):
     # (two separately loaded copies of the encoders: equal up to float32 kernel rounding)
     torch.testing.assert_close(cond["encoder_hidden_states"], negative, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_t5_false_does_not_load_t5_and_dynamic_shift_false_keeps_dev_unshifted(folders, monkeypatch):
+    from winoground_eval.diffusion import loading
+    from winoground_eval.diffusion.families import flux, sd3
+    from winoground_eval.diffusion.families.options import FluxOptions, SD3Options
+
+    loaded = []
+    load_one = loading._load_one
+    monkeypatch.setattr(loading, "_load_one", lambda root, name, *a: loaded.append(name) or load_one(root, name, *a))
+    family = sd3.load(str(folders["sd3"]), options=SD3Options(device="cpu", t5=False))
+    assert "text_encoder_3" not in loaded and "tokenizer_3" not in loaded and "transformer" in loaded
+    assert family.config()["components"]["text_encoder_3"] is None and family.config()["t5"] is False
+
+    shifted = flux.load(str(folders["flux-dev"]), options=FluxOptions(device="cpu")).config()
+    plain = flux.load(str(folders["flux-dev"]), options=FluxOptions(device="cpu", dynamic_shift=False)).config()
+    assert plain["dynamic_shift"] is False and plain["shift"] == 1.0 and plain["sigma_first"] == pytest.approx(1e-3)
+    assert shifted["dynamic_shift"] is True and shifted["dynamic_shift_mu"] > 0 and shifted["sigma_first"] > 1e-3
