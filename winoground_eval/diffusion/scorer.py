@@ -101,8 +101,9 @@ class DiffusionScorer:
       example before any model call.
 
     Attributes the family has (``unet``, ``vae``, ``conditioning``, ``latent_shape``,
-    ``resolution``, ``transformer``, ...) read through to it; ``_unet`` is the family's
-    ``model`` (wrap it to count or fail calls).
+    ``resolution``, ``transformer``, ...) read through to it, then options (``loss``,
+    ``interpolation``, ...) to the options; ``_unet`` is the family's ``model`` (wrap it to
+    count or fail calls).
     """
 
     def __init__(
@@ -167,13 +168,16 @@ class DiffusionScorer:
     # ------------------------------------------------------------------ read-through to the family
 
     def __getattr__(self, name: str) -> Any:
-        family = self.__dict__.get("family")
+        """The family's attribute ``name``, else the option ``name`` (``scorer.loss``, ...)."""
+        family, options = self.__dict__.get("family"), self.__dict__.get("options")
         if family is None or name.startswith("__"):
             raise AttributeError(name)
-        try:
-            return getattr(family, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__} (family {family.name}) has no attribute {name!r}") from None
+        for where in (family, options):
+            try:
+                return getattr(where, name)
+            except AttributeError:
+                pass
+        raise AttributeError(f"{type(self).__name__} (family {family.name}) has no attribute or option {name!r}")
 
     @property
     def _unet(self) -> Any:
