@@ -23,7 +23,10 @@ CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
+    from winoground_eval.diffusion.tiny import write_tiny_sd
+
     return {
+        "sd": write_tiny_sd(root / "sd"),
         "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
         "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
         "sd3-no-t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
@@ -198,7 +201,7 @@ def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders
 
     from winoground_eval.diffusion.tiny_families import write_tiny_lora
 
-    for name, denoiser in (("sdxl", "unet"), ("sd3", "transformer"), ("flux-dev", "transformer")):
+    for name, denoiser in (("sd", "unet"), ("sdxl", "unet"), ("sd3", "transformer"), ("flux-dev", "transformer")):
         file = write_tiny_lora(tmp_path / name, folders[name])
         pipe = _pipeline(folders[name])
         state = type(pipe).lora_state_dict(str(file))
@@ -254,21 +257,21 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     assert {k: v for k, v in configs[0].items() if k != "lora"} == plain
 
 
-@pytest.mark.parametrize("name", ["sdxl", "sd3", "flux-schnell"])
+@pytest.mark.parametrize("name", ["sd", "sdxl", "sd3", "flux-schnell"])
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
     from winoground_eval.diffusion.tiny_families import write_tiny_lora
     from winoground_eval.errors import ConfigError
 
-    family = {"sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]
+    family = {"sd": "sd", "sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]
     file = write_tiny_lora(tmp_path / "lora", folders[name])
-    options = dict(device="cpu", n_timesteps=2, **({"max_sequence_length": 8} if family != "sdxl" else {}))
+    options = dict(device="cpu", n_timesteps=2, **({"max_sequence_length": 8} if family in ("sd3", "flux") else {}))
     if not peft_available():
         with pytest.raises(ConfigError, match="peft"):
             scorer_for_family(family, str(folders[name]), lora=str(file), **options)
         return
-    images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
+    images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]  # (resized to each model's side)
     plain = scorer_for_family(family, str(folders[name]), **options)
     adapted = scorer_for_family(family, str(folders[name]), lora=str(file), **options)
     assert adapted.config()["lora"]["sha256"] and "lora" not in plain.config()

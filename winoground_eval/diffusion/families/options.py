@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-from ..options import Interpolation, Loss, Normalize, ScorerOptions, _bool, _Checked, _choice, _opt, _positive_int
+from ..options import Interpolation, Loss, Normalize, ScorerOptions, _bool, _Checked, _choice, _opt, _positive_int, lora_option
 
 
 def _sequence_length(name: str, value: object) -> None:
@@ -29,12 +29,7 @@ def _finite_float(name: str, value: object) -> None:
 class LoraOptions(_Checked):
     """Shared group: a LoRA adapter fused into the denoiser (and text encoders it targets)."""
 
-    lora: str | None = _opt(
-        None,
-        "a LoRA in diffusers format (a .safetensors file, or a folder holding one) fused into the model; "
-        "its content hash is recorded in the config (and so the run id). Needs the peft package",
-        config=None,
-    )
+    lora: str | None = lora_option()
 
 
 @dataclass(frozen=True)
