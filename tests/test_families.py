@@ -258,7 +258,7 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["sd", "sdxl", "sd3", "flux-schnell"])
-def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name):
+def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
     from winoground_eval.diffusion.tiny_families import write_tiny_lora
@@ -268,6 +268,12 @@ def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tm
     file = write_tiny_lora(tmp_path / "lora", folders[name])
     options = dict(device="cpu", n_timesteps=2, **({"max_sequence_length": 8} if family in ("sd3", "flux") else {}))
     if not peft_available():
+        from winoground_eval.diffusion import loading
+
+        def no_weights(*args):
+            raise AssertionError("weights were read before the missing peft was reported")
+
+        monkeypatch.setattr(loading, "_load_one", no_weights)
         with pytest.raises(ConfigError, match="peft"):
             scorer_for_family(family, str(folders[name]), lora=str(file), **options)
         return

@@ -121,9 +121,10 @@ class FluxFamily(LatentTextFamily):
 def load(model: str, *, revision: str | None = None, options: FluxOptions = FluxOptions(), label: str | None = None) -> FluxFamily:
     """The FLUX.1 family of a FluxPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components
-    from .lora import apply_lora
+    from .lora import apply_lora, lora_ready
 
     dtype = resolve_dtype(options.dtype, resolve_device(options.device), cuda_default=FluxFamily.cuda_dtype)
+    lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
     )

@@ -54,18 +54,27 @@ def peft_available() -> bool:
     return bool(USE_PEFT_BACKEND)
 
 
-def apply_lora(components: dict[str, Any], pipeline: str, path: str | None) -> dict[str, str] | None:
-    """Fuse the adapter at ``path`` into ``components`` (in place) through ``pipeline``'s
-    ``load_lora_weights``; returns :func:`lora_record` of it (None without ``path``)."""
+def lora_ready(path: str | None) -> Path | None:
+    """The adapter file of ``lora=path`` once it can be loaded (the file exists, peft is
+    installed), else ConfigError; called before any weight is read. None without ``path``."""
     if path is None:
         return None
     file = lora_file(path)
-    record = lora_record(file)
     if not peft_available():
         raise ConfigError(
             f"option lora={path}: diffusers loads LoRA adapters only through the peft package, which is not "
             "installed; pip install peft (and run again)"
         )
+    return file
+
+
+def apply_lora(components: dict[str, Any], pipeline: str, path: str | None) -> dict[str, str] | None:
+    """Fuse the adapter at ``path`` into ``components`` (in place) through ``pipeline``'s
+    ``load_lora_weights``; returns :func:`lora_record` of it (None without ``path``)."""
+    file = lora_ready(path)
+    if file is None:
+        return None
+    record = lora_record(file)
     import diffusers
 
     cls = getattr(diffusers, pipeline)

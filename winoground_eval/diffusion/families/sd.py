@@ -209,10 +209,11 @@ def load(
     from dataclasses import replace
 
     from ..loading import load_components
-    from .lora import apply_lora
+    from .lora import apply_lora, lora_ready
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
+    lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(model, revision=revision, torch_dtype=torch_dtype(dtype))
     lora = apply_lora(components, "StableDiffusionPipeline", options.lora)  # None without -o lora
     if label is not None:

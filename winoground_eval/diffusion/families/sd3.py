@@ -96,9 +96,10 @@ class SD3Family(LatentTextFamily):
 def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Options(), label: str | None = None) -> SD3Family:
     """The SD3 family of a StableDiffusion3Pipeline folder or Hub id (T5 skipped with ``t5=false``)."""
     from ..loading import load_components
-    from .lora import apply_lora
+    from .lora import apply_lora, lora_ready
 
     dtype = resolve_dtype(options.dtype, resolve_device(options.device))
+    lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=(*REQUIRED, *T5), required=REQUIRED,
         skip=() if options.t5 else T5,

@@ -120,9 +120,10 @@ class SDXLFamily(LatentTextFamily):
 def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions(), label: str | None = None) -> SDXLFamily:
     """The SDXL family of a StableDiffusionXLPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components, pipeline_setting
-    from .lora import apply_lora
+    from .lora import apply_lora, lora_ready
 
     dtype = resolve_dtype(options.dtype, resolve_device(options.device))
+    lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(
         model, revision=revision, torch_dtype=torch_dtype(dtype), components=REQUIRED, required=REQUIRED
     )
