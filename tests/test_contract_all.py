@@ -254,6 +254,20 @@ def models(tmp_path_factory) -> dict[str, Any]:
         "sd": write_tiny_sd(root / "sd", prediction_type="epsilon", seed=0),
         "sd_v": write_tiny_sd(root / "sdv", prediction_type="v_prediction", pixel_space=True, seed=1),
         "dit": _write_tiny_dit(root / "dit"),
+        **_family_models(root),
+    }
+
+
+def _family_models(root: Path) -> dict[str, Path]:
+    """Tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
+    from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
+
+    return {
+        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
+        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
+        "sd3_no_t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
+        "flux_schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
+        "flux_dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
     }
 
 
@@ -395,8 +409,32 @@ def _dit_hub_preset(name: str) -> Callable[..., Any]:
     return build
 
 
-def _diffusers_prefix(key: str) -> Callable[..., Any]:
-    return lambda models, **options: _call(registry.resolve_scorer(f"diffusers:{models[key]}"), **options)
+def _diffusers_prefix(key: str, **fast: Any) -> Callable[..., Any]:
+    return lambda models, **options: _call(registry.resolve_scorer(f"diffusers:{models[key]}"), **fast, **options)
+
+
+# SD3 / FLUX.1 fixtures: a short T5 sequence keeps the tiny transformers' calls cheap.
+FAST_T5 = {"max_sequence_length": 8}
+
+
+def _family_hub_preset(name: str, key: str) -> Callable[..., Any]:
+    """An SDXL / SD3 / FLUX.1 preset of a Hub id, loaded from a local folder of the same name
+    holding the tiny model of its family."""
+
+    def build(models, **options):
+        from winoground_eval.diffusion.family_presets import FAMILY_OF, MODEL_IDS
+
+        link = models["root"] / "hub" / MODEL_IDS[name]
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(models[key], target_is_directory=True)
+        fast = FAST_T5 if FAMILY_OF[name] != "sdxl" else {}
+        with _chdir(models["root"] / "hub"):
+            scorer = _call(registry.resolve_scorer(name), **{**fast, **options})
+        assert scorer.config()["model"] == MODEL_IDS[name] and scorer.config()["kind"] == FAMILY_OF[name]
+        return scorer
+
+    return build
 
 
 # Registry name (or prefix) -> builder(models, **options) -> scorer.
@@ -420,10 +458,21 @@ SCORER_FIXTURES: dict[str, Callable[..., Any]] = {
     "dit-xl-2-512": _dit_hub_preset("dit-xl-2-512"),
     "tiny-dit": _registered("tiny-dit"),
     "dit:": lambda models, **options: _call(registry.resolve_scorer(f"dit:{models['dit']}"), **options),
+    "sdxl": _family_hub_preset("sdxl", "sdxl"),
+    "sd3-medium": _family_hub_preset("sd3-medium", "sd3"),
+    "sd3.5-medium": _family_hub_preset("sd3.5-medium", "sd3"),
+    "sd3.5-large": _family_hub_preset("sd3.5-large", "sd3"),
+    "flux-schnell": _family_hub_preset("flux-schnell", "flux_schnell"),
+    "flux-dev": _family_hub_preset("flux-dev", "flux_dev"),
 }
 # A second variant of a family, through the same factory: pixel space, v-prediction.
-SCORER_VARIANTS: dict[str, Callable[..., Any]] = {"diffusers:pixel-v": _diffusers_prefix("sd_v")}
-VARIANT_OF = {"diffusers:pixel-v": "diffusers:"}
+SCORER_VARIANTS: dict[str, Callable[..., Any]] = {
+    "diffusers:pixel-v": _diffusers_prefix("sd_v"),
+    # another family through the same diffusers: prefix, dispatched on model_index.json's pipeline
+    # class, from a folder saved without T5 (tests/test_families.py runs the others through it)
+    "diffusers:sd3-no-t5": _diffusers_prefix("sd3_no_t5", **FAST_T5),
+}
+VARIANT_OF = {name: "diffusers:" for name in SCORER_VARIANTS}
 
 # Class-conditional scorers read a caption as a class id: the captions they are checked on
 # (default: CAPTIONS). Three distinct classes, so permutations and duplicates mean the same.

@@ -150,6 +150,30 @@ SCORERS: dict[str, Entry] = {
         "the shipped tiny class-conditional pixel-space DiT trained on digits train (digits only); grid chosen on digits val",
     ),
     "sd1.4": Entry("winoground_eval.diffusion.presets:sd1_4", "Diffusion Classifier, CompVis/stable-diffusion-v1-4 (SD 1.4, 512 px)"),
+    "sdxl": Entry(
+        "winoground_eval.diffusion.family_presets:sdxl",
+        "Diffusion Classifier, stabilityai/stable-diffusion-xl-base-1.0 (SDXL, 1024 px, epsilon); 30 timesteps",
+    ),
+    "sd3-medium": Entry(
+        "winoground_eval.diffusion.family_presets:sd3_medium",
+        "Diffusion Classifier, stabilityai/stable-diffusion-3-medium-diffusers (rectified flow, gated); 30 timesteps",
+    ),
+    "sd3.5-medium": Entry(
+        "winoground_eval.diffusion.family_presets:sd3_5_medium",
+        "Diffusion Classifier, stabilityai/stable-diffusion-3.5-medium (rectified flow, gated); 30 timesteps",
+    ),
+    "sd3.5-large": Entry(
+        "winoground_eval.diffusion.family_presets:sd3_5_large",
+        "Diffusion Classifier, stabilityai/stable-diffusion-3.5-large (rectified flow, gated); 30 timesteps",
+    ),
+    "flux-schnell": Entry(
+        "winoground_eval.diffusion.family_presets:flux_schnell",
+        "Diffusion Classifier, black-forest-labs/FLUX.1-schnell (rectified flow, bfloat16 on CUDA); 30 timesteps",
+    ),
+    "flux-dev": Entry(
+        "winoground_eval.diffusion.family_presets:flux_dev",
+        "Diffusion Classifier, black-forest-labs/FLUX.1-dev (guidance 3.5, rectified flow, gated); 30 timesteps",
+    ),
 }
 
 # Scorer names with a free-form part after the prefix.

@@ -146,13 +146,17 @@ def _read_index(path: Path, where: str) -> dict[str, Any]:
     return index
 
 
-def _entries(index: dict[str, Any], where: str) -> dict[str, tuple[str, str] | None]:
-    """``{component: (library, class) or None}`` for the five components, checked."""
+def _entries(
+    index: dict[str, Any], where: str, components: tuple[str, ...] = COMPONENTS, required: tuple[str, ...] = REQUIRED
+) -> dict[str, tuple[str, str] | None]:
+    """``{component: (library, class) or None}`` for ``components`` (SD's five by default), checked."""
     out: dict[str, tuple[str, str] | None] = {}
-    for name in COMPONENTS:
+    for name in components:
         entry = index.get(name)
         if entry is None or (isinstance(entry, (list, tuple)) and all(e is None for e in entry)):
-            if name in REQUIRED:
+            if name in required:
+                if required != REQUIRED:
+                    raise ModelLoadError(f"{where} has no {name} in model_index.json; this model needs {', '.join(required)}")
                 raise ModelLoadError(
                     f"{where} has no {name} in model_index.json; the Diffusion Classifier needs "
                     f"{', '.join(REQUIRED)} (and vae for latent models) in the Stable Diffusion layout"
@@ -170,10 +174,12 @@ def _entries(index: dict[str, Any], where: str) -> dict[str, tuple[str, str] | N
     return out
 
 
-def _local_entries(root: Path) -> dict[str, tuple[str, str] | None]:
+def _local_entries(
+    root: Path, components: tuple[str, ...] = COMPONENTS, required: tuple[str, ...] = REQUIRED
+) -> dict[str, tuple[str, str] | None]:
     where = f"model folder {root}"
     if (root / "model_index.json").is_file():
-        entries = _entries(_read_index(root / "model_index.json", where), where)
+        entries = _entries(_read_index(root / "model_index.json", where), where, components, required)
     else:
         index = {k: v for k, v in _DEFAULT_INDEX.items() if (root / k).is_dir() or k in REQUIRED}
         entries = _entries(index, where)
@@ -186,11 +192,13 @@ def _local_entries(root: Path) -> dict[str, tuple[str, str] | None]:
     return entries
 
 
-def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[str, str] | None], bool]:
+def _hub_entries(
+    repo: str, revision: str | None, components: tuple[str, ...] = COMPONENTS, required: tuple[str, ...] = REQUIRED
+) -> tuple[str, dict[str, tuple[str, str] | None], bool]:
     """(resolved commit, component entries, whether to load from the local cache only)."""
     commit, index, local_only = hub_index(repo, revision)
     where = f"Hub model {repo}@{commit}"
-    return commit, _entries(index, where), local_only
+    return commit, _entries(index, where, components, required), local_only
 
 
 def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], bool]:
@@ -242,17 +250,25 @@ def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], boo
     return commit, _read_index(Path(index_file), f"Hub model {repo}@{commit}"), local_only
 
 
-def pipeline_class(model: str, revision: str | None = None) -> str | None:
-    """The pipeline class ``model_index.json`` names (``_class_name``) for a folder or Hub id;
-    None for a folder without model_index.json (read as the Stable Diffusion layout)."""
+def _model_index(model: str, revision: str | None) -> dict[str, Any]:
     folder = local_folder(model)
     if folder is not None:
         path = folder / "model_index.json"
-        index = _read_index(path, f"model folder {folder}") if path.is_file() else {}
-    else:
-        index = hub_index(model, revision)[1]
-    name = index.get("_class_name")
+        return _read_index(path, f"model folder {folder}") if path.is_file() else {}
+    return hub_index(model, revision)[1]
+
+
+def pipeline_class(model: str, revision: str | None = None) -> str | None:
+    """The pipeline class ``model_index.json`` names (``_class_name``) for a folder or Hub id;
+    None for a folder without model_index.json (read as the Stable Diffusion layout)."""
+    name = _model_index(model, revision).get("_class_name")
     return name if isinstance(name, str) else None
+
+
+def pipeline_setting(model: str, revision: str | None, key: str, default: Any) -> Any:
+    """A pipeline config value ``model_index.json`` holds (e.g. SDXL's
+    ``force_zeros_for_empty_prompt``), ``default`` where it has none."""
+    return _model_index(model, revision).get(key, default)
 
 
 def _load_one(root: str, name: str, library: str, class_name: str, torch_dtype: Any, extra: dict[str, Any]) -> Any:
@@ -261,7 +277,7 @@ def _load_one(root: str, name: str, library: str, class_name: str, torch_dtype: 
         raise ModelLoadError(f"{root}: {name} class {library}.{class_name} does not exist in the installed {library}")
     kwargs: dict[str, Any] = dict(subfolder=name, **extra)
     is_scheduler = name == "scheduler"
-    is_tokenizer = name == "tokenizer"
+    is_tokenizer = name.startswith("tokenizer")
     if not (is_scheduler or is_tokenizer):
         kwargs["use_safetensors"] = True
         kwargs["torch_dtype" if library == "diffusers" else "dtype"] = torch_dtype
@@ -288,24 +304,36 @@ def quiet_progress_bars() -> Iterator[None]:
                 lib.enable_progress_bar()
 
 
-def load_components(model: str, *, revision: str | None = None, torch_dtype: Any = None) -> tuple[dict[str, Any], Source]:
+def load_components(
+    model: str,
+    *,
+    revision: str | None = None,
+    torch_dtype: Any = None,
+    components: tuple[str, ...] = COMPONENTS,
+    required: tuple[str, ...] = REQUIRED,
+    skip: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], Source]:
     """unet, scheduler, text_encoder, tokenizer and vae (None for pixel space) of ``model``.
 
     ``model`` is a local folder in the Stable Diffusion layout or a Hub id. Returns the
     components and a :class:`Source` recording the resolved commit (hub) or a content
-    fingerprint (folder), so that different weights never share a run id.
+    fingerprint (folder), so that different weights never share a run id. Another
+    family passes its own ``components`` and ``required`` names; ``skip`` names
+    components left unloaded (None), e.g. SD3's T5 with ``t5=false``.
     """
     folder = local_folder(model)
     if folder is not None:
         if revision is not None:
             raise ModelLoadError(f"revision={revision!r} was given for the local folder {model}; revisions are for Hub ids")
-        entries = _local_entries(folder)
+        entries = _local_entries(folder, components, required)
+        entries = {n: None if n in skip else e for n, e in entries.items()}
         source = Source(
             model=model, kind="local", fingerprint=folder_fingerprint(folder, [n for n, e in entries.items() if e])
         )
         root, extra = str(folder), {}
     else:
-        commit, entries, local_only = _hub_entries(model, revision)
+        commit, entries, local_only = _hub_entries(model, revision, components, required)
+        entries = {n: None if n in skip else e for n, e in entries.items()}
         source = Source(model=model, revision=revision, kind="hub", commit=commit)
         root, extra = model, {"revision": commit, **({"local_files_only": True} if local_only else {})}
     components: dict[str, Any] = {}

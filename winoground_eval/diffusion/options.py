@@ -204,6 +204,17 @@ class ScorerOptions(StrategyOptions, GridOptions, PrecisionOptions):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
 
+def lora_option() -> Any:
+    """The ``lora`` field of every family diffusers loads LoRA adapters for (SD, SDXL, SD3, FLUX);
+    the family records the adapter's content hash itself (:mod:`.families.lora`)."""
+    return _opt(
+        None,
+        "a LoRA in diffusers format (a .safetensors file, or a folder holding one) fused into the model; "
+        "its content hash is recorded in the config (and so the run id). Needs the peft package",
+        config=None,
+    )
+
+
 @dataclass(frozen=True)
 class DiffusionOptions(ScorerOptions):
     """The Stable Diffusion 1.x / 2.x family's options: the shared groups and its own fields.
@@ -225,6 +236,7 @@ class DiffusionOptions(ScorerOptions):
         False, "noise and compute the loss exactly as the reference code does in float16 (needs dtype=float16)",
         config="when_set", check=_bool,
     )
+    lora: str | None = lora_option()
 
     def _check_group(self) -> None:
         if self.n_samples is not None and self.normalize != "none":

@@ -27,6 +27,18 @@ FAMILIES: dict[str, FamilyEntry] = {
         summary="class-conditional DiT (learned sigma, DDPM schedule); captions name classes",
         scorer=f"{_HERE}.dit:DiTScorer",
     ),
+    "sdxl": FamilyEntry(
+        "sdxl", ("StableDiffusionXLPipeline",), f"{_HERE}.families.options:SDXLOptions", f"{_HERE}.families.sdxl:load",
+        summary="Stable Diffusion XL (two CLIP encoders, pooled embeddings and time ids, DDPM schedule)",
+    ),
+    "sd3": FamilyEntry(
+        "sd3", ("StableDiffusion3Pipeline",), f"{_HERE}.families.options:SD3Options", f"{_HERE}.families.sd3:load",
+        summary="Stable Diffusion 3 / 3.5 (MMDiT, CLIP-L + CLIP-G + optional T5, rectified flow)",
+    ),
+    "flux": FamilyEntry(
+        "flux", ("FluxPipeline",), f"{_HERE}.families.options:FluxOptions", f"{_HERE}.families.flux:load",
+        summary="FLUX.1 schnell / dev (packed latents, CLIP pooled + T5, guidance embedding for dev, rectified flow)",
+    ),
 }
 
 

@@ -52,6 +52,7 @@ class SDFamily(DenoiserFamily):
     name = "sd"
     kind = "diffusion_classifier"
     version = 1  # bump when a change alters the numbers for the same options
+    lora: dict[str, str] | None = None  # the fused LoRA's record (-o lora=PATH), in the config when set
 
     def __init__(
         self,
@@ -177,6 +178,7 @@ class SDFamily(DenoiserFamily):
             **self.conditioning.config(),
             "dtype": self.dtype,
             "resolution": self.resolution,
+            **({"lora": self.lora} if self.lora is not None else {}),
         }
 
 
@@ -207,10 +209,15 @@ def load(
     from dataclasses import replace
 
     from ..loading import load_components
+    from .lora import apply_lora, lora_ready
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
+    lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(model, revision=revision, torch_dtype=torch_dtype(dtype))
+    lora = apply_lora(components, "StableDiffusionPipeline", options.lora)  # None without -o lora
     if label is not None:
         source = replace(source, model=label)
-    return SDFamily(**components, source=source, options=options)
+    family = SDFamily(**components, source=source, options=options)
+    family.lora = lora
+    return family
