@@ -21,10 +21,10 @@ from winoground_eval.diffusion.dit import save_dit_folder  # noqa: E402
 
 @pytest.fixture(scope="module")
 def imagenet(tmp_path_factory):
-    from winoground_eval.tasks.classification import offline_fixture
+    from winoground_eval.tasks.classification import ClassificationTask
 
     root = tmp_path_factory.mktemp("imagenet")
-    name, kwargs = offline_fixture(root, "imagenet")
+    name, kwargs = ClassificationTask.offline_fixture(root, "imagenet")
     return kwargs
 
 

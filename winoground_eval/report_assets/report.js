@@ -349,20 +349,23 @@
         Object.keys(r.confusion[t]).forEach(function (p) {
           if (shown.indexOf(t) < 0 || shown.indexOf(p) < 0) return;
           const n = r.confusion[t][p];
-          cells.push({ truth: names[t] || t, pred: names[p] || p, n: n, share: total ? n / total : 0, diag: t === p });
+          // the axes are ordered by the numeric positions (truth_i, pred_i), never by a sort array of
+          // class names: Vega-Lite turns such an array into an expression, which user text can break
+          cells.push({ truth: names[t] || t, pred: names[p] || p, truth_i: shown.indexOf(t), pred_i: shown.indexOf(p),
+                       n: n, share: total ? n / total : 0, diag: t === p });
         });
       });
       const c = chartBox("confusion", { "data-dataset": dkey, "data-run": r.key });
       row.appendChild(c);
-      const order = shown.map(function (id) { return names[id]; });
+      const order = shown;
       draw(c, {
         title: "confusion: " + r.label, data: { values: cells },
         width: { step: Math.max(12, Math.min(28, Math.floor(360 / Math.max(1, order.length)))) },
         height: { step: Math.max(12, Math.min(28, Math.floor(360 / Math.max(1, order.length)))) },
         mark: { type: "rect" },
         encoding: {
-          x: { field: "pred", type: "nominal", sort: order, title: "predicted class", axis: { labelLimit: 120, labelAngle: -45 } },
-          y: { field: "truth", type: "nominal", sort: order, title: "true class", axis: { labelLimit: 160 } },
+          x: { field: "pred", type: "nominal", sort: { field: "pred_i", op: "min" }, title: "predicted class", axis: { labelLimit: 120, labelAngle: -45 } },
+          y: { field: "truth", type: "nominal", sort: { field: "truth_i", op: "min" }, title: "true class", axis: { labelLimit: 160 } },
           color: { field: "share", type: "quantitative", title: "share of the true class", scale: { domain: [0, 1], scheme: "blues" },
                    legend: { orient: "bottom", format: ".0%" } },
           tooltip: [{ field: "truth", title: "true" }, { field: "pred", title: "predicted" }, { field: "n", type: "quantitative" },
