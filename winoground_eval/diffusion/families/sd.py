@@ -46,6 +46,20 @@ def preprocess_image(image: Any, resolution: int, interpolation: str = "bicubic"
     return TF.normalize(tensor, [0.5], [0.5])
 
 
+def ddpm_noised(scheduler: Any, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                dtype: torch.dtype) -> Noised:
+    """x_t by the scheduler's own ``add_noise`` and the training target its ``prediction_type``
+    names (epsilon: the noise; v_prediction: ``get_velocity``; sample: x0): SD 1.x/2.x and SDXL."""
+    x_t = scheduler.add_noise(x0, noise, t).to(dtype)
+    if prediction_type == "epsilon":
+        target = noise
+    elif prediction_type == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, t)
+    else:
+        target = x0
+    return Noised(x_t, target, t)
+
+
 class SDFamily(DenoiserFamily):
     """Stable Diffusion's UNet, VAE (optional: pixel space) and text conditioning."""
 
@@ -121,14 +135,7 @@ class SDFamily(DenoiserFamily):
     def noised(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> Noised:
         if self.options.reference_fp16:
             return self._reference_fp16_noised(x0, noise, t)
-        x_t = self.noise_scheduler.add_noise(x0, noise, t).to(self.torch_dtype)
-        if self.prediction_type == "epsilon":
-            target = noise
-        elif self.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(x0, noise, t)
-        else:
-            target = x0
-        return Noised(x_t, target, t)
+        return ddpm_noised(self.noise_scheduler, self.prediction_type, x0, noise, t, self.torch_dtype)
 
     def forward(self, x_t: torch.Tensor, model_t: torch.Tensor, cond: Any) -> torch.Tensor:
         pred = self.model(x_t, model_t, **self.conditioning.model_kwargs(cond)).sample

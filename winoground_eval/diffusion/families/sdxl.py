@@ -33,6 +33,7 @@ from ..family import Noised, Schedule
 from ..loading import Source
 from .common import LatentTextFamily, check_resolution, square_size, vae_factor
 from .options import SDXLOptions
+from .sd import ddpm_noised
 from .text import clip_penultimate
 
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")
@@ -87,14 +88,7 @@ class SDXLFamily(LatentTextFamily):
 
     def noised(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> Noised:
         x0, noise = x0.float(), noise.float()
-        x_t = self.noise_scheduler.add_noise(x0, noise, t).to(self.torch_dtype)
-        if self.prediction_type == "epsilon":
-            target = noise
-        elif self.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(x0, noise, t)
-        else:
-            target = x0
-        return Noised(x_t, target, t)
+        return ddpm_noised(self.noise_scheduler, self.prediction_type, x0, noise, t, self.torch_dtype)
 
     def forward(self, x_t: torch.Tensor, model_t: torch.Tensor, cond: Any) -> torch.Tensor:
         added = {"text_embeds": cond["text_embeds"], "time_ids": self.time_ids(len(x_t))}
