@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {}
     if args.fit and args.measure:
         fit, measure = load_any(args.fit), load_any(args.measure)
-        diffs, _ = aligned_2x2(fit.errors, fit.uncond)
+        diffs, fit_aux = aligned_2x2(fit.errors, fit.uncond)
         n_grid = len(fit.timesteps)
         rows = []
         for kind in ("none", "proposal", "weights"):
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             rule = tp.rule_for(plan, n_grid, **RULE)
             rows.append({"plan": kind, "boundary": rule.boundary, **replay_2x2(measure, rule)})
         md, mu = aligned_2x2(measure.errors, measure.uncond)
-        cv = tp.control_variate_stats(md, mu)
+        cv = tp.control_variate_stats(md, mu, tp.fit_cv_beta(diffs, fit_aux))
         report["2x2"] = {"fit": str(fit.path), "fit_n": len(fit.ids), "measure": str(measure.path),
                          "measure_n": len(measure.ids), "rows": rows, "control_variate": cv}
     rows_1xn = []

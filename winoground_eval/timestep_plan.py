@@ -596,15 +596,10 @@ def run_plan_elimination(
 # --------------------------------------------------------------------------- control variate
 
 
-def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> dict[str, float]:
-    """Per-call variance of the paired differences d and of ``d - beta_b u`` (u the image's
-    unconditional error at the same (t, eps); beta by least squares within each band b of t,
-    the band means of d and u removed first so that only the noise is compared), pooled over
-    the comparisons after scaling each by its own RMS. Returns both variances and their ratio."""
+def _cv_parts(diffs, aux, bands):
+    """Per comparison and band: the centred, RMS-scaled differences and centred auxiliaries."""
     n_grid = len(diffs[0])
     edges = band_edges(n_grid, bands)
-    before = after = 0.0
-    count = 0
     for d, u in zip(diffs, aux):
         d = np.asarray(d, dtype=np.float64)
         u = np.asarray(u, dtype=np.float64)
@@ -613,10 +608,32 @@ def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray]
             continue
         d = d / rms
         for b in range(bands):
-            dd = d[edges[b]:edges[b + 1]] - d[edges[b]:edges[b + 1]].mean()
-            uu = u[edges[b]:edges[b + 1]] - u[edges[b]:edges[b + 1]].mean()
-            beta = float(np.dot(dd, uu) / np.dot(uu, uu)) if np.dot(uu, uu) > 0 else 0.0
-            before += float(np.sum(dd**2))
-            after += float(np.sum((dd - beta * uu) ** 2))
-            count += len(dd)
+            dd = d[edges[b]:edges[b + 1]]
+            uu = u[edges[b]:edges[b + 1]]
+            yield b, dd - dd.mean(), uu - uu.mean()
+
+
+def fit_cv_beta(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> np.ndarray:
+    """Per band of t, the least-squares coefficient of the (RMS-scaled, band-centred) paired
+    differences on the unconditional error, pooled over the comparisons (fit on validation)."""
+    num, den = np.zeros(bands), np.zeros(bands)
+    for b, dd, uu in _cv_parts(diffs, aux, bands):
+        num[b] += float(np.dot(dd, uu))
+        den[b] += float(np.dot(uu, uu))
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], beta: np.ndarray | None = None,
+                          bands: int = DEFAULT_BANDS) -> dict[str, float]:
+    """Per-call variance of the paired differences d and of ``d - beta_b u`` (u the image's
+    unconditional error at the same (t, eps), band means removed so that only the noise is
+    compared; each comparison scaled to unit RMS). ``beta``: per band, fitted on OTHER examples
+    (:func:`fit_cv_beta`); None fits it on these (in-sample, optimistic)."""
+    beta = fit_cv_beta(diffs, aux, bands) if beta is None else np.asarray(beta, dtype=np.float64)
+    before = after = 0.0
+    count = 0
+    for b, dd, uu in _cv_parts(diffs, aux, bands):
+        before += float(np.sum(dd**2))
+        after += float(np.sum((dd - beta[b] * uu) ** 2))
+        count += len(dd)
     return {"var_before": before / count, "var_after": after / count, "ratio": after / before if before else float("nan")}
