@@ -61,7 +61,9 @@ def build(model: str, random_weights: bool, options: DiTOptions, device: str, ba
     if model == "tiny-dit":
         from winoground_eval.baselines.tiny_models import weights_dir
 
-        return DiTScorer.from_pretrained(str(weights_dir("tiny-dit")), device=device, batch_size=batch_size, **vars_of(options))
+        # trained with diffusers' DiT port: its own network has diffusers' timestep embedding
+        opts = {**vars_of(options), "timestep_embedding": "diffusers"}
+        return DiTScorer.from_pretrained(str(weights_dir("tiny-dit")), device=device, batch_size=batch_size, **opts)
     if model in ("dit-xl-2-256", "dit-xl-2-512") and random_weights:
         from diffusers import AutoencoderKL, DiTTransformer2DModel
 
@@ -74,7 +76,8 @@ def build(model: str, random_weights: bool, options: DiTOptions, device: str, ba
 
 
 def vars_of(options: DiTOptions) -> dict[str, Any]:
-    return {k: getattr(options, k) for k in DiTOptions.__dataclass_fields__}
+    """The options less device and batch_size (given separately)."""
+    return {k: getattr(options, k) for k in DiTOptions.__dataclass_fields__ if k not in ("device", "batch_size")}
 
 
 def images_for(scorer: DiTScorer, n: int) -> list[Image.Image]:

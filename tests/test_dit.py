@@ -161,13 +161,15 @@ def test_conditioning_reads_captions(folder):
     im = [_image(3)]
     s = scorer.score(im, ["0", "1", "2", "3", "4"])
     assert len(set(s[0].tolist())) == 5  # the class changes the prediction
-    # labels of id2label (comma-separated synonyms) name the same classes as their ids
-    np.testing.assert_array_equal(scorer.score(im, ["nought", "one", "Zero"]), s[:, [0, 1, 0]])
+    # labels of id2label (comma-separated synonyms) name the same classes as their ids (another
+    # set of classes is another batch composition: the kernels may round the last bit differently)
+    np.testing.assert_allclose(scorer.score(im, ["nought", "one", "Zero"]), s[:, [0, 1, 0]], rtol=1e-6)
     # permuting captions permutes columns; duplicates give equal columns
     perm = ["4", "2", "0", "3", "1"]
     np.testing.assert_array_equal(scorer.score(im, perm), s[:, [4, 2, 0, 3, 1]])
     dup = scorer.score(im, ["2", "2", "4"])
-    assert dup[0, 0] == dup[0, 1] == s[0, 2] and dup[0, 2] == s[0, 4]
+    assert dup[0, 0] == dup[0, 1]
+    np.testing.assert_allclose(dup[0], s[0, [2, 2, 4]], rtol=1e-6)
     with pytest.raises(DataError, match="names no class"):
         scorer.score(im, ["a photo of a cat"])
     with pytest.raises(DataError, match="classes 0..4"):

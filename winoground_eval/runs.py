@@ -130,12 +130,13 @@ class RunRecord:
         the same fingerprint hold the same examples).
         """
         from .env import stable_hash
+        from .scorerconfig import identity_config
 
         task = self.task
         return stable_hash(
             {
                 "task": [task.get("name"), task.get("version"), task.get("data_fingerprint")],
-                "scorer": self.scorer.get("config", {}),
+                "scorer": identity_config(self.scorer.get("config", {})),
             },
             length=16,
         )

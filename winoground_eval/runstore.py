@@ -71,6 +71,13 @@ def run_identity(task_info: Mapping[str, Any], scorer_name: str, scorer_config: 
 
 
 def run_id_of(identity: Mapping[str, Any]) -> str:
+    """The hash of a run identity; the scorer config as :func:`~.scorerconfig.identity_config`
+    writes it (so configs recorded before the ``{kind, version}`` header keep their ids)."""
+    from .scorerconfig import identity_config
+
+    scorer = identity.get("scorer")
+    if isinstance(scorer, Mapping) and isinstance(scorer.get("config"), Mapping):
+        identity = {**identity, "scorer": {**scorer, "config": identity_config(scorer["config"])}}
     return stable_hash(identity)
 
 

@@ -41,6 +41,8 @@ from .errors import ConfigError
 from .metrics import shape_rule, summarize
 
 OutcomesFn = Callable[[str, np.ndarray], dict]
+# Config kinds whose runs store per-timestep errors on a timestep_grid: every diffusion family.
+DIFFUSION_KINDS = ("diffusion_classifier", "dit", "sdxl", "sd3", "flux")
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,13 @@ def run_grid(config: dict[str, Any]) -> np.ndarray:
     """The timestep grid a diffusion run's config describes."""
     from .diffusion.grid import timestep_grid
 
-    if config.get("method") != "diffusion_classifier":
-        method = config.get("method")
-        raise ConfigError(f"not a Diffusion Classifier run (its scorer's method is {method!r})" if method else
-                          "not a Diffusion Classifier run (its scorer records no method); give a run of a diffusion scorer")
+    from .scorerconfig import kind_of
+
+    kind = kind_of(config)
+    if kind not in DIFFUSION_KINDS:
+        raise ConfigError(f"not a Diffusion Classifier run (its scorer's kind is {kind!r}); give a run of a diffusion scorer "
+                          f"({', '.join(DIFFUSION_KINDS)})" if kind else
+                          "not a Diffusion Classifier run (its scorer records no kind); give a run of a diffusion scorer")
     t_range = config.get("t_range")
     return timestep_grid(int(config["n_timesteps"]), int(config.get("num_train_timesteps", 1000)),
                          tuple(t_range) if t_range else None)

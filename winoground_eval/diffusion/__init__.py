@@ -16,7 +16,7 @@ from typing import Any
 _WHERE = {
     "AdaptiveResult": "scorer",
     "DiffusionScorer": "scorer",
-    "noise_bank": "scorer",
+    "noise_bank": "noise",
     "preprocess_image": "scorer",
     "scores_from_errors": "grid",
     "timestep_grid": "grid",

@@ -26,6 +26,7 @@ Protocol (keep it this small):
 
 :class:`TextConditioning` is Stable Diffusion's: a CLIP tokenizer and text encoder, the
 encoder's last hidden state for the caption padded to the tokenizer's max length.
+:class:`ClassConditioning` is a class-conditional model's (DiT): class labels.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from collections import OrderedDict
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
+
+from ..errors import DataError
+from .dit_options import Condition
+from .options import _choice
+
+from .families.base import cast_module
 
 CACHE_SIZE = 4096
 
@@ -67,12 +74,10 @@ class TextConditioning:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def to(self, device: torch.device, dtype: torch.dtype) -> None:
-        from .scorer import _cast  # the cast that keeps diffusers' fp32 modules quiet
-
         self.device = device
         self.text_encoder.to(device)
         if self.text_encoder.dtype != dtype:
-            _cast(self.text_encoder, dtype)
+            cast_module(self.text_encoder, dtype)
         self.text_encoder.eval()
         self.text_encoder.requires_grad_(False)
         self._cache.clear()
@@ -107,3 +112,80 @@ class TextConditioning:
 
     def components(self) -> dict[str, Any]:
         return {"text_encoder": self.text_encoder, "tokenizer": self.tokenizer}
+
+
+class ClassConditioning:
+    """The :class:`~.conditioning.Conditioning` component of a class-conditional model.
+
+    Keys are captions; each names a class (a decimal index or an ``id2label`` label, see the
+    module docstring), and :meth:`embed` gives the model's conditioning input for them: a
+    long tensor of class labels, cached per key, passed as ``class_labels``. The
+    unconditional key is DiT's null class (index ``num_classes``, the classifier-free
+    guidance label). ``mode="position"`` (caption k = class k) is applied by the scorer,
+    which hands this component the captions ``"0", "1", ...`` instead.
+    """
+
+    uncond_key = "<null class>"
+
+    def __init__(self, num_classes: int, id2label: dict[int, str] | None = None, *, mode: Condition = "caption", device: Any = "cpu") -> None:
+        _choice("condition", mode, Condition)
+        self.num_classes = int(num_classes)
+        self.mode = mode
+        self.device = torch.device(device)
+        self.labels: dict[str, int] = {}
+        for idx, names in sorted((id2label or {}).items()):
+            for name in str(names).split(","):
+                self.labels.setdefault(name.strip().lower(), int(idx))
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def key(self, caption: str, position: int) -> int:
+        """The class index of caption number ``position`` of an example."""
+        return position if self.mode == "position" else self.class_of(caption, position)
+
+    def class_of(self, caption: str, position: int | None = None) -> int:
+        """The class a caption names (DataError naming the caption if none)."""
+        if caption == self.uncond_key:
+            return self.num_classes
+        text = caption.strip()
+        if text.lstrip("-").isdigit():
+            idx = int(text)
+        elif text.lower() in self.labels:
+            idx = self.labels[text.lower()]
+        else:
+            raise DataError(
+                f"caption {caption!r} names no class of this model: give a class index (0..{self.num_classes - 1}) "
+                "or a label of its id2label table, or use -o condition=position (caption k = class k)"
+            )
+        if not 0 <= idx < self.num_classes:
+            where = "" if position is None else f" (position {position})"
+            raise DataError(f"caption {caption!r}{where} is class {idx}, but the model has classes 0..{self.num_classes - 1}")
+        return idx
+
+    def encode(self, classes: Sequence[int]) -> torch.Tensor:
+        """Class indices as the model's (n,) long label tensor on the device."""
+        return torch.tensor([int(k) for k in classes], dtype=torch.long, device=self.device)
+
+    def embed(self, keys: Sequence[str]) -> torch.Tensor:
+        for k in keys:
+            if k not in self._cache:
+                self._cache[k] = torch.tensor(self.class_of(k), dtype=torch.long, device=self.device)
+                if len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return torch.stack([self._cache[k] for k in keys])
+
+    @staticmethod
+    def model_kwargs(cond: torch.Tensor) -> dict[str, Any]:
+        return {"class_labels": cond}
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = torch.device(device)
+        self._cache.clear()
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "class", "num_classes": self.num_classes, "condition": self.mode}
+
+    def components(self) -> dict[str, Any]:
+        return {}

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ModelLoadError
+from ..policy import hub_offline as _offline  # the one Hub policy of every scorer
+from ..policy import hub_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -184,30 +186,15 @@ def _local_entries(root: Path) -> dict[str, tuple[str, str] | None]:
     return entries
 
 
-def hub_timeout() -> float:
-    """Seconds any one request to the Hub may wait for an answer: HF_HUB_ETAG_TIMEOUT as
-    huggingface_hub reads it (default 10). Without it, a Hub or proxy that accepts the
-    connection and never answers would hang ``HfApi().model_info`` forever."""
-    import os
-
-    from huggingface_hub import constants
-
-    raw = os.environ.get("HF_HUB_ETAG_TIMEOUT") or constants.HF_HUB_ETAG_TIMEOUT
-    try:
-        return max(0.1, float(raw))
-    except (TypeError, ValueError):
-        return float(constants.DEFAULT_ETAG_TIMEOUT)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    check = getattr(constants, "is_offline_mode", None)
-    return bool(check()) if check is not None else bool(constants.HF_HUB_OFFLINE)
-
-
 def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[str, str] | None], bool]:
     """(resolved commit, component entries, whether to load from the local cache only)."""
+    commit, index, local_only = hub_index(repo, revision)
+    where = f"Hub model {repo}@{commit}"
+    return commit, _entries(index, where), local_only
+
+
+def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], bool]:
+    """(resolved commit, model_index.json, whether to load from the local cache only) of a Hub model."""
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.utils import GatedRepoError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -252,8 +239,20 @@ def _hub_entries(repo: str, revision: str | None) -> tuple[str, dict[str, tuple[
         raise ModelLoadError(f"cannot download model_index.json of {what} ({type(exc).__name__}: {exc})") from None
     if commit is None:  # from the cache: .../snapshots/<commit>/model_index.json
         commit = Path(index_file).parent.name
-    where = f"Hub model {repo}@{commit}"
-    return commit, _entries(_read_index(Path(index_file), where), where), local_only
+    return commit, _read_index(Path(index_file), f"Hub model {repo}@{commit}"), local_only
+
+
+def pipeline_class(model: str, revision: str | None = None) -> str | None:
+    """The pipeline class ``model_index.json`` names (``_class_name``) for a folder or Hub id;
+    None for a folder without model_index.json (read as the Stable Diffusion layout)."""
+    folder = local_folder(model)
+    if folder is not None:
+        path = folder / "model_index.json"
+        index = _read_index(path, f"model folder {folder}") if path.is_file() else {}
+    else:
+        index = hub_index(model, revision)[1]
+    name = index.get("_class_name")
+    return name if isinstance(name, str) else None
 
 
 def _load_one(root: str, name: str, library: str, class_name: str, torch_dtype: Any, extra: dict[str, Any]) -> Any:

@@ -70,38 +70,27 @@ def _stages(name: str, value: Any) -> None:
         _positive_int(name, v)
 
 
+Noise = Literal["shared", "per_image"]
+
+
+class _Checked:
+    """Runs each field's ``check`` and then every group's ``_check_group`` (base groups first)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            check = f.metadata.get("check")
+            if check is not None:
+                check(f.name, getattr(self, f.name))
+        for cls in reversed(type(self).__mro__):
+            hook = cls.__dict__.get("_check_group")
+            if hook is not None:
+                hook(self)
+
+
 @dataclass(frozen=True)
-class DiffusionOptions:
-    """The scorer's options; constructing one checks them (ConfigError naming the option).
+class StrategyOptions(_Checked):
+    """Shared group: how an example is evaluated (sequential stopping, adaptive stages, prefilter)."""
 
-    Checks that need the model (``t_range`` and ``n_timesteps`` against the schedule's
-    length, ``resolution`` against the VAE) are made when the scorer is built.
-    """
-
-    device: str | None = _opt(None, "None = cuda if available, else cpu", config=None)
-    dtype: DType | None = _opt(
-        None, "None = float16 on CUDA, float32 on CPU", check=_optional(lambda n, v: _choice(n, v, DType))
-    )
-    batch_size: int = _opt(32, "UNet samples per forward pass (speed only)", config=None, check=_positive_int)
-    n_timesteps: int = _opt(
-        1000, "evenly spaced grid timesteps (1000 = every step, the paper's Winoground setting)", check=_positive_int
-    )
-    t_range: tuple[int, int] | None = _opt(
-        None, "lo,hi to spread the grid over the window [lo, hi) of the schedule only (None = all of it)"
-    )
-    noise_seed: int = _opt(DEFAULT_NOISE_SEED, "seed of the shared noise bank (42 = the reference's)")
-    noise_bank_size: int = _opt(
-        DEFAULT_NOISE_BANK_SIZE, "noise draws in the bank (1024 = the reference's)", check=_positive_int
-    )
-    loss: Loss = _opt("l2", "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
-                      check=lambda n, v: _choice(n, v, Loss))
-    resolution: int | None = _opt(None, "image side in pixels (None = the UNet's native size)")
-    interpolation: Interpolation = _opt("bicubic", "resize filter", check=lambda n, v: _choice(n, v, Interpolation))
-    normalize: Normalize = _opt(
-        "none", "none, or uncond to subtract each image's unconditional (empty prompt) error",
-        check=lambda n, v: _choice(n, v, Normalize),
-    )
-    compile: bool = _opt(False, "torch.compile the UNet")
     stopping: Stopping = _opt(
         "none",
         "none (every grid timestep for every pair), or sequential: evaluate the grid in van der Corput order, "
@@ -129,26 +118,15 @@ class DiffusionOptions:
         None, "candidates kept after each adaptive stage (the reference's --to_keep); last normally 1",
         config="adaptive", check=_optional(_stages),
     )
-    reference_fp16: bool = _opt(
-        False, "noise and compute the loss exactly as the reference code does in float16 (needs dtype=float16)",
-        config="when_set", check=_bool,
-    )
     prefilter: str | None = _opt(
-        None, "a scorer name (e.g. open_clip:RN50/openai) whose top prefilter_k candidates alone go to the UNet",
+        None, "a scorer name (e.g. open_clip:RN50/openai) whose top prefilter_k candidates alone go to the model",
         config="prefilter",
     )
     prefilter_k: int = _opt(20, "candidates the prefilter keeps", config="prefilter", check=_positive_int)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
-            if check is not None:
-                check(f.name, getattr(self, f.name))
-        self._check_together()
-
-    def _check_together(self) -> None:
+    def _check_group(self) -> None:
         if self.stopping == "none":
-            changed = [f.name for f in option_fields("stopping") if getattr(self, f.name) != f.default]
+            changed = [f.name for f in option_fields("stopping", type(self)) if getattr(self, f.name) != f.default]
             if changed:
                 raise ConfigError(
                     f"option(s) {', '.join(changed)} apply only with stopping=sequential (add -o stopping=sequential)"
@@ -173,12 +151,48 @@ class DiffusionOptions:
                 raise ConfigError(f"option to_keep={','.join(map(str, self.to_keep))}: must not grow from stage to stage")
             if self.stopping != "none":
                 raise ConfigError("adaptive stages (n_samples, to_keep) and stopping=sequential exclude each other; pick one")
-            if self.normalize != "none":
-                raise ConfigError("adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)")
         if self.prefilter is None and self.prefilter_k != 20:
             raise ConfigError("option prefilter_k applies only with a prefilter (add -o prefilter=open_clip:ARCH/TAG)")
-        if self.reference_fp16 and self.dtype not in ("float16", None):
-            raise ConfigError(f"option reference_fp16=true reproduces the reference's float16 runs; it needs dtype=float16, not {self.dtype}")
+
+
+@dataclass(frozen=True)
+class GridOptions(_Checked):
+    """Shared group: the timestep grid and the noise drawn at its points."""
+
+    n_timesteps: int = _opt(
+        1000, "evenly spaced grid timesteps (1000 = every step, the paper's Winoground setting)", check=_positive_int
+    )
+    t_range: tuple[int, int] | None = _opt(
+        None, "lo,hi to spread the grid over the window [lo, hi) of the schedule only (None = all of it)"
+    )
+    noise_seed: int = _opt(DEFAULT_NOISE_SEED, "seed of the shared noise bank (42 = the reference's)")
+    noise_bank_size: int = _opt(
+        DEFAULT_NOISE_BANK_SIZE, "noise draws in the bank (1024 = the reference's)", check=_positive_int
+    )
+    noise: Noise = _opt(
+        "shared",
+        "shared (one seeded bank for every image, the reference's Winoground noise) or per_image (each image its "
+        "own draws, seeded by noise_seed and the image's pixels; like the reference's classification runs, which "
+        "draw fresh noise per image, but reproducible)",
+        config="when_set", check=lambda n, v: _choice(n, v, Noise),
+    )
+
+
+@dataclass(frozen=True)
+class PrecisionOptions(_Checked):
+    """Shared group: where and in what precision the model runs."""
+
+    device: str | None = _opt(None, "None = cuda if available, else cpu", config=None)
+    dtype: DType | None = _opt(
+        None, "None = float16 on CUDA, float32 on CPU", check=_optional(lambda n, v: _choice(n, v, DType))
+    )
+    batch_size: int = _opt(32, "model samples per forward pass (speed only)", config=None, check=_positive_int)
+    compile: bool = _opt(False, "torch.compile the denoiser")
+
+
+@dataclass(frozen=True)
+class ScorerOptions(StrategyOptions, GridOptions, PrecisionOptions):
+    """The shared groups every family's options dataclass embeds (by inheriting this)."""
 
     @property
     def grid_size(self) -> int:
@@ -190,31 +204,100 @@ class DiffusionOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
 
-def option_fields(config: str | None = ...) -> list[dataclasses.Field]:  # type: ignore[assignment]
-    """The option fields, all of them or those whose ``config`` place is ``config``."""
-    fields = dataclasses.fields(DiffusionOptions)
+@dataclass(frozen=True)
+class DiffusionOptions(ScorerOptions):
+    """The Stable Diffusion 1.x / 2.x family's options: the shared groups and its own fields.
+
+    Constructing one checks them (ConfigError naming the option). Checks that need the
+    model (``t_range`` and ``n_timesteps`` against the schedule's length, ``resolution``
+    against the VAE) are made when the scorer is built.
+    """
+
+    loss: Loss = _opt("l2", "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
+                      check=lambda n, v: _choice(n, v, Loss))
+    resolution: int | None = _opt(None, "image side in pixels (None = the UNet's native size)")
+    interpolation: Interpolation = _opt("bicubic", "resize filter", check=lambda n, v: _choice(n, v, Interpolation))
+    normalize: Normalize = _opt(
+        "none", "none, or uncond to subtract each image's unconditional (empty prompt) error",
+        check=lambda n, v: _choice(n, v, Normalize),
+    )
+    reference_fp16: bool = _opt(
+        False, "noise and compute the loss exactly as the reference code does in float16 (needs dtype=float16)",
+        config="when_set", check=_bool,
+    )
+
+    def _check_group(self) -> None:
+        if self.n_samples is not None and self.normalize != "none":
+            raise ConfigError("adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)")
+        if self.reference_fp16 and self.dtype not in ("float16", None):
+            raise ConfigError(f"option reference_fp16=true reproduces the reference's float16 runs; it needs dtype=float16, not {self.dtype}")
+
+
+SDOptions = DiffusionOptions  # the SD family's options under its family name
+
+
+def option_fields(config: str | None = ..., cls: type = DiffusionOptions) -> list[dataclasses.Field]:  # type: ignore[assignment]
+    """The option fields of ``cls``, all of them or those whose ``config`` place is ``config``."""
+    fields = dataclasses.fields(cls)
     return list(fields) if config is ... else [f for f in fields if f.metadata.get("config") == config]
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DiffusionOptions))
 
 
-def option_types() -> dict[str, Any]:
+def option_types(cls: type = DiffusionOptions) -> dict[str, Any]:
     """Each option's resolved type annotation."""
-    return typing.get_type_hints(DiffusionOptions)
+    return typing.get_type_hints(cls)
 
 
-def option_parameters(defaults: dict[str, Any] | None = None, hide: tuple[str, ...] = ()) -> list[inspect.Parameter]:
-    """Keyword-only parameters, one per option (less ``hide``), ``defaults`` replacing some defaults."""
+def option_parameters(
+    defaults: dict[str, Any] | None = None, hide: tuple[str, ...] = (), cls: type = DiffusionOptions
+) -> list[inspect.Parameter]:
+    """Keyword-only parameters, one per option of ``cls`` (less ``hide``), ``defaults`` replacing some defaults."""
     defaults = defaults or {}
-    types = option_types()
+    types = option_types(cls)
     return [
         inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default), annotation=types[f.name])
-        for f in dataclasses.fields(DiffusionOptions)
+        for f in dataclasses.fields(cls)
         if f.name not in hide
     ]
 
 
-def options_doc() -> str:
-    """One line per option, for factory docstrings."""
-    return "\n".join(f"{f.name}: {f.metadata['doc']}." for f in dataclasses.fields(DiffusionOptions))
+def union_parameters(classes: list[type]) -> list[inspect.Parameter]:
+    """Keyword-only parameters for the options of any of ``classes`` (``diffusers:PATH``, whose
+    family is known only once the folder is read): one per field name, its annotation the
+    union of the classes' annotations, its default the classes' common default, or None
+    (meaning: the family's own default) where they differ."""
+    types: dict[str, list[Any]] = {}
+    defaults: dict[str, list[Any]] = {}
+    for cls in classes:
+        hints = option_types(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] not in types.setdefault(f.name, []):
+                types[f.name].append(hints[f.name])
+            defaults.setdefault(f.name, []).append(f.default)
+    params = []
+    for name, annotations in types.items():
+        annotation = annotations[0] if len(annotations) == 1 else typing.Union[tuple(annotations)]  # type: ignore[misc]
+        values = defaults[name]
+        default = values[0] if all(v == values[0] for v in values) else None
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return params
+
+
+def options_doc(cls: type = DiffusionOptions) -> str:
+    """One line per option of ``cls``, for factory docstrings."""
+    return "\n".join(f"{f.name}: {f.metadata['doc']}." for f in dataclasses.fields(cls))
+
+
+def make_options(cls: type, options: Any = None, kwargs: dict[str, Any] | None = None) -> Any:
+    """``options`` (an instance of ``cls`` or None for the defaults) with ``kwargs`` replacing
+    some fields; ConfigError naming unknown option names and the known ones."""
+    kwargs = kwargs or {}
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        raise ConfigError(f"this scorer has no option(s) {', '.join(map(repr, unknown))}; its options: {', '.join(names)}")
+    if options is None:
+        return cls(**kwargs)
+    return dataclasses.replace(options, **kwargs) if kwargs else options

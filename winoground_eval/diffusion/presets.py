@@ -1,18 +1,21 @@
 """Scorer factories named in :mod:`winoground_eval.registry`.
 
 ``sd2`` (the paper's setting), ``sd2_768``, ``sd2_1``, ``sd1_5``, ``sd1_4`` load a fixed
-Hub repository; ``sd2_fast`` is ``sd2`` with ``stopping="sequential"``; ``from_diffusers_spec`` loads any Stable-Diffusion-layout repository or
-local folder (``--scorer diffusers:ID_OR_PATH``). All take the same keyword options, whose
-annotations ``-o key=value`` overrides are checked against.
+Hub repository; ``sd2_fast`` is ``sd2`` with ``stopping="sequential"``;
+``from_diffusers_spec`` loads any diffusers repository or local folder
+(``--scorer diffusers:ID_OR_PATH``), dispatching on the pipeline class its
+``model_index.json`` names (:data:`.families.FAMILIES`). Factories' signatures are
+generated from the options dataclasses, so ``-o key=value`` overrides are checked against
+the same types.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 from typing import Any, Callable
 
-from .options import option_parameters, option_types, options_doc
+from .families import FAMILIES, build_scorer, options_class
+from .options import option_parameters, option_types, options_doc, union_parameters
 
 # Hub repositories of the presets. Stable Diffusion 1.5 moved from runwayml/ (deleted in
 # 2024) to this mirror, which holds the same weights.
@@ -23,27 +26,25 @@ MODEL_IDS = {
     "sd1_5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "sd1_4": "CompVis/stable-diffusion-v1-4",
 }
+_REVISION = inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)
 
 
 def from_diffusers_spec(spec: str, *, revision: str | None = None, **options: Any) -> Any:
-    """The Diffusion Classifier on ``spec``, a diffusers Hub id or local folder.
-
-    revision: Hub branch, tag or commit (None: main; the resolved commit is recorded).
-    Every other keyword is a field of :class:`~.options.DiffusionOptions`:
-
-    {options}
-    """
-    from .scorer import DiffusionScorer
-
-    return DiffusionScorer.from_pretrained(spec, revision=revision, **options)
+    """The Diffusion Classifier on ``spec``, a diffusers Hub id or local folder, with the
+    family its ``model_index.json`` pipeline class names (a folder without one: Stable
+    Diffusion). ``revision``: Hub branch, tag or commit (the resolved commit is recorded).
+    Every other keyword is an option of that family (a field of its options dataclass;
+    a default shown as None is the family's own)."""
+    return build_scorer(spec, revision=revision, options=options)
 
 
-_REVISION = inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)
-from_diffusers_spec.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str), _REVISION, *option_parameters()]
-)
-from_diffusers_spec.__annotations__ = {"spec": str, "revision": str | None, **option_types()}
-from_diffusers_spec.__doc__ = (from_diffusers_spec.__doc__ or "").replace("{options}", options_doc().replace("\n", "\n    "))
+def _all_families_parameters() -> list[inspect.Parameter]:
+    return union_parameters([options_class(name) for name in FAMILIES])
+
+
+_params = [inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str), _REVISION, *_all_families_parameters()]
+from_diffusers_spec.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
+from_diffusers_spec.__annotations__ = {p.name: p.annotation for p in _params}
 
 
 def with_defaults(
@@ -52,26 +53,26 @@ def with_defaults(
     spec: Callable[[], str],
     label: str,
     *,
+    family: str = "sd",
     hide: tuple[str, ...] = (),
     **defaults: Any,
 ) -> Callable[..., Any]:
-    """A factory for the model ``spec()`` names, with from_diffusers_spec's keyword options
-    (less ``hide``), ``defaults`` replacing some of their defaults. ``spec`` is called at
-    build time (so a missing folder fails then, not at import); the run config records the
-    model as ``label``."""
+    """A factory for the model ``spec()`` names, of the family ``family``, with that family's
+    options (less ``hide``), ``defaults`` replacing some of their defaults. ``spec`` is
+    called at build time (so a missing folder fails then, not at import); the run config
+    records the model as ``label``."""
+    cls = options_class(family)
 
     def factory(**options: Any) -> Any:
-        scorer = from_diffusers_spec(spec(), **{**defaults, **options})
-        if scorer.source.model != label:
-            scorer.source = replace(scorer.source, model=label)
-        return scorer
+        revision = options.pop("revision", None)
+        return build_scorer(spec(), family=family, revision=revision, label=label, options={**defaults, **options})
 
-    params = ([] if "revision" in hide else [_REVISION]) + option_parameters(defaults, hide)
+    params = ([] if "revision" in hide else [_REVISION]) + option_parameters(defaults, hide, cls)
     factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     factory.__annotations__ = {p.name: p.annotation for p in params}
     factory.__name__ = factory.__qualname__ = name
     changed = "".join(f", {k}={v!r}" for k, v in defaults.items())
-    factory.__doc__ = f"{summary} ({label}{changed}).\n\nOptions as :func:`from_diffusers_spec`."
+    factory.__doc__ = f"{summary} ({label}{changed}).\n\nOptions:\n\n" + options_doc(cls)
     return factory
 
 

@@ -1,0 +1,75 @@
+"""The model families the diffusion scorer core runs (see :mod:`..family` for the protocol).
+
+:data:`FAMILIES` is the registry: one :class:`~..family.FamilyEntry` per family, naming the
+``model_index.json`` pipeline classes it loads, its options dataclass and its loader as
+lazy ``"module:attr"`` targets. ``diffusers:ID_OR_PATH`` dispatches through
+:func:`entry_for_pipeline`. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ...errors import ModelLoadError
+from ..family import FamilyEntry
+
+_HERE = "winoground_eval.diffusion"
+
+FAMILIES: dict[str, FamilyEntry] = {
+    "sd": FamilyEntry(
+        "sd", ("StableDiffusionPipeline",), f"{_HERE}.options:DiffusionOptions", f"{_HERE}.families.sd:load",
+        summary="Stable Diffusion 1.x / 2.x (epsilon or v-prediction UNet, CLIP text encoder, DDPM schedule)",
+    ),
+    "dit": FamilyEntry(
+        "dit", ("DiTPipeline",), f"{_HERE}.dit_options:DiTOptions", f"{_HERE}.families.dit:load",
+        summary="class-conditional DiT (learned sigma, DDPM schedule); captions name classes",
+        scorer=f"{_HERE}.dit:DiTScorer",
+    ),
+}
+
+
+def load_target(target: str) -> Any:
+    """The attribute a ``"module:attr"`` target names."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def supported_pipelines() -> list[str]:
+    return sorted(p for entry in FAMILIES.values() for p in entry.pipelines)
+
+
+def entry_for_pipeline(pipeline: str | None, where: str) -> FamilyEntry:
+    """The family that loads ``pipeline`` (a ``model_index.json`` ``_class_name``).
+
+    ``None`` (a folder without model_index.json or without ``_class_name``) is read as a
+    Stable Diffusion layout, as before families existed. ModelLoadError naming the
+    supported classes for any other unknown class."""
+    if pipeline is None:
+        return FAMILIES["sd"]
+    for entry in FAMILIES.values():
+        if pipeline in entry.pipelines:
+            return entry
+    raise ModelLoadError(
+        f"{where} is a {pipeline} (model_index.json _class_name); the diffusion scorer loads "
+        f"{', '.join(supported_pipelines())}"
+    )
+
+
+def options_class(family: str) -> type:
+    """The options dataclass of the family ``family``."""
+    return load_target(FAMILIES[family].options)
+
+
+def build_scorer(model: str, *, family: str | None = None, revision: str | None = None, label: str | None = None,
+                 options: dict[str, Any] | None = None) -> Any:
+    """The scorer of ``model`` (a local folder or Hub id): the family ``family``, or the one
+    the pipeline class of its model_index.json names. Options are checked (against the
+    family's options dataclass) before any weights are read."""
+    from ..loading import pipeline_class
+    from ..options import make_options
+
+    entry = FAMILIES[family] if family is not None else entry_for_pipeline(pipeline_class(model, revision), model)
+    opts = make_options(load_target(entry.options), None, dict(options or {}))
+    loaded = load_target(entry.load)(model, revision=revision, options=opts, label=label)
+    return load_target(entry.scorer)(family=loaded, options=opts)
