@@ -166,7 +166,7 @@ def check_model(plan: TimestepPlan, model: Mapping[str, Any], where: str = "this
     mine = plan.model.get("fingerprint")
     theirs = model.get("fingerprint")
     if mine is None or theirs is None:
-        same = plan.model.get("model") == model.get("model") and plan.model.get("name") == model.get("name")
+        same = plan.model.get("model") == model.get("model")
     else:
         same = mine == theirs
     if not same:
@@ -179,8 +179,11 @@ def check_model(plan: TimestepPlan, model: Mapping[str, Any], where: str = "this
 
 
 def check_grid(plan: TimestepPlan, n_grid: int, t_range: Any, where: str = "this run") -> None:
-    tr = tuple(t_range) if t_range else None
-    if plan.kind != "window" and (plan.n_grid != n_grid or (tuple(plan.t_range) if plan.t_range else None) != tr):
+    """ConfigError when ``plan`` is for another grid (None and the whole schedule are the same)."""
+    whole = (0, plan.num_train_timesteps)
+    tr = tuple(int(x) for x in t_range) if t_range else whole
+    mine = tuple(int(x) for x in plan.t_range) if plan.t_range else whole
+    if plan.kind != "window" and (plan.n_grid != n_grid or mine != tr):
         raise ConfigError(
             f"the plan is for a grid of {plan.n_grid} timesteps over {plan.t_range or 'the whole schedule'}, {where} has "
             f"{n_grid} over {tr or 'the whole schedule'}: set -o n_timesteps={plan.n_grid} -o t_range="
@@ -432,6 +435,11 @@ def rule_for(plan: TimestepPlan | None, n_grid: int, **options: Any) -> Rule:
 # --------------------------------------------------------------------------- fitting
 
 
+def band_count(n_grid: int, bands: int) -> int:
+    """Bands of at least two grid points each (successive differences need two)."""
+    return max(1, min(bands, n_grid // 2))
+
+
 def band_edges(n_grid: int, bands: int) -> np.ndarray:
     return np.round(np.linspace(0, n_grid, bands + 1)).astype(np.int64)
 
@@ -440,6 +448,7 @@ def band_stats(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> tuple
     """(mean, sd) of the aligned paired differences per band of the grid, each comparison
     scaled by its own overall RMS first (so that no single example dominates)."""
     n_grid = len(diffs[0])
+    bands = band_count(n_grid, bands)
     edges = band_edges(n_grid, bands)
     means, sds = np.zeros(bands), np.zeros(bands)
     scaled = []
@@ -599,7 +608,7 @@ def run_plan_elimination(
 def _cv_parts(diffs, aux, bands):
     """Per comparison and band: the centred, RMS-scaled differences and centred auxiliaries."""
     n_grid = len(diffs[0])
-    edges = band_edges(n_grid, bands)
+    edges = band_edges(n_grid, bands)  # bands already counted by the caller
     for d, u in zip(diffs, aux):
         d = np.asarray(d, dtype=np.float64)
         u = np.asarray(u, dtype=np.float64)
@@ -616,6 +625,7 @@ def _cv_parts(diffs, aux, bands):
 def fit_cv_beta(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> np.ndarray:
     """Per band of t, the least-squares coefficient of the (RMS-scaled, band-centred) paired
     differences on the unconditional error, pooled over the comparisons (fit on validation)."""
+    bands = band_count(len(diffs[0]), bands)
     num, den = np.zeros(bands), np.zeros(bands)
     for b, dd, uu in _cv_parts(diffs, aux, bands):
         num[b] += float(np.dot(dd, uu))
@@ -629,6 +639,7 @@ def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray]
     unconditional error at the same (t, eps), band means removed so that only the noise is
     compared; each comparison scaled to unit RMS). ``beta``: per band, fitted on OTHER examples
     (:func:`fit_cv_beta`); None fits it on these (in-sample, optimistic)."""
+    bands = band_count(len(diffs[0]), bands)
     beta = fit_cv_beta(diffs, aux, bands) if beta is None else np.asarray(beta, dtype=np.float64)
     before = after = 0.0
     count = 0
@@ -637,3 +648,53 @@ def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray]
         after += float(np.sum((dd - beta[b] * uu) ** 2))
         count += len(dd)
     return {"var_before": before / count, "var_after": after / count, "ratio": after / before if before else float("nan")}
+
+
+# --------------------------------------------------------------------------- fitting from a stored run
+
+
+def aligned_differences(
+    errors: Sequence[np.ndarray], uncond: Sequence[np.ndarray | None], correct: Sequence[Sequence[Sequence[int]]],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Paired score differences with the correct side positive, per comparison, and the
+    unconditional error that goes with each (zeros where none was stored).
+
+    ``correct[i][j]``: the correct captions of image j of example i. Each other caption k of
+    image j gives ``e[j, k] - e[j, c]`` (c: the correct caption with the lowest mean error);
+    a square example with unconditional errors also gives its image comparisons (caption k:
+    image k against the others, scores normalised by the unconditional error)."""
+    diffs, aux = [], []
+    for e, u, cc in zip(errors, uncond, correct):
+        e = np.asarray(e, dtype=np.float64)
+        n_img, n_cap, n_grid = e.shape
+        for j in range(n_img):
+            mine = [int(k) for k in cc[j]]
+            best = min(mine, key=lambda k: e[j, k].mean())
+            for k in range(n_cap):
+                if k not in mine:
+                    diffs.append(e[j, k] - e[j, best])
+                    aux.append(np.asarray(u[j], dtype=np.float64) if u is not None else np.zeros(n_grid))
+        if u is not None and n_img == n_cap and n_img > 1:
+            for k in range(n_cap):
+                for j in range(n_img):
+                    if j != k:
+                        diffs.append((u[k] - e[k, k]) - (u[j] - e[j, k]))
+                        aux.append(np.asarray(u[k], dtype=np.float64) - np.asarray(u[j], dtype=np.float64))
+    return diffs, aux
+
+
+def fit_plan(kind: str, diffs: Sequence[np.ndarray], n_grid: int, t_range: Any, num_train_timesteps: int,
+             fitted_on: Mapping[str, Any], model: Mapping[str, Any], window: tuple[int, int] | None = None,
+             window_n_timesteps: int | None = None, bands: int = DEFAULT_BANDS, keep: float = 0.2) -> TimestepPlan:
+    """A plan of ``kind`` from the aligned differences of a validation run (see the module doc)."""
+    tr = tuple(int(x) for x in t_range) if t_range else (0, num_train_timesteps)
+    common = {"n_grid": n_grid, "t_range": tr, "num_train_timesteps": num_train_timesteps,
+              "fitted_on": dict(fitted_on), "model": dict(model)}
+    if kind == "window":
+        return TimestepPlan("window", window=tuple(window), window_n_timesteps=window_n_timesteps, **common)
+    if not diffs:
+        raise ConfigError("the fitting examples give no comparisons (every caption is correct?); nothing to fit a plan on")
+    if kind == "proposal":
+        return TimestepPlan("proposal", density=tuple(float(x) for x in fit_proposal(diffs, bands)), **common)
+    w, q = fit_weights(diffs, bands, keep)
+    return TimestepPlan("weights", density=tuple(float(x) for x in q), weights=tuple(float(x) for x in w), **common)
