@@ -53,7 +53,8 @@ from .errors import ConfigError
 PLAN_VERSION = 1
 KINDS = ("window", "proposal", "weights")
 DEFAULT_BANDS = 20
-DEFAULT_FLOOR = 0.1  # share of the uniform density mixed into a proposal
+DEFAULT_FLOOR = 0.5  # share of the uniform density mixed into a proposal (sparse points inflate the
+# successive differences with the mean's drift along t: a wide floor keeps that in check)
 
 
 # --------------------------------------------------------------------------- the plan file
@@ -487,12 +488,26 @@ def fit_proposal(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS, floor:
 
 def fit_weights(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS, keep: float = 0.2,
                 floor: float = DEFAULT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, density) of a matched filter: per band, max(0, mean aligned difference) / variance;
+    """(weights, density) of a matched filter: per band, max(0, mean over comparisons of their band
+    mean) / its standard deviation over comparisons (how reliably the band ranks the correct side first);
     bands below ``keep`` x the largest weight are dropped (w = 0: never evaluated). The density
     is w x sd (Neyman for the weighted mean) with a ``floor`` share spread over the support."""
     means, sds = band_stats(diffs, bands)
     n_grid = len(diffs[0])
-    w_band = np.where(sds > 0, np.clip(means, 0, None) / np.where(sds > 0, sds, 1) ** 2, 0.0)
+    # how reliably each band puts the correct side ahead ACROSS comparisons: the mean of the
+    # comparisons' band means over their spread (the noise within a band averages out over its
+    # points; what varies between examples does not)
+    bands = len(means)
+    edges = band_edges(n_grid, bands)
+    per = []
+    for d in diffs:
+        d = np.asarray(d, dtype=np.float64)
+        rms = float(np.sqrt(np.mean(d**2)))
+        if rms > 0:
+            per.append([float(d[edges[b]:edges[b + 1]].mean()) / rms for b in range(bands)])
+    per_a = np.asarray(per)
+    spread = per_a.std(axis=0) if len(per_a) > 1 else sds
+    w_band = np.where(spread > 0, np.clip(per_a.mean(axis=0), 0, None) / np.where(spread > 0, spread, 1), 0.0)
     if w_band.max() <= 0:
         raise ConfigError("no band of t carries a positive aligned difference on the fitting examples; "
                           "a weights plan cannot be fitted (use kind proposal)")
