@@ -21,8 +21,9 @@ stopping rule of a plan (winoground_eval/timestep_plan.py) fitted on OTHER examp
     python benchmarks/bench_plan.py \\
         --fit RUNS/shapes/tiny-diffusion/<val id> --measure RUNS/shapes/tiny-diffusion/<test id> \\
         --fit-1xn RUNS/shapes-classify/tiny-diffusion/<val id> --measure-1xn RUNS/shapes-classify/tiny-diffusion/<test id> \\
-        --halves RUNS/digits/tiny-dit/<test id> \\
-        --calibrate RUNS/shapes-classify/tiny-clip/<val id> RUNS/shapes-classify/tiny-clip/<test id> ...
+        --halves RUNS/digits/tiny-dit/<test id> --halves RUN[:PREFILTER_RUN] \\
+        --calibrate RUNS/shapes-classify/tiny-clip/<val id> RUNS/shapes-classify/tiny-clip/<test id> \\
+        --calibrate-halves RUNS/shapes-classify/tiny-diffusion/<id>
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
     cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
     full_scores, stop_scores, calls = [], [], []
-    agree = n_dec = 0
+    agree = n_dec = agree_sig = n_sig = 0
     for e, u, s in zip(stored.errors, stored.uncond, stored.scores):
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
@@ -111,10 +112,18 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
             full = full + tp.weighted_mean(u.astype(np.float64), rule.weights)[:, None]
         stop_scores.append(sc)
         full_scores.append(full)
+        support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
         for o in outcomes:
             a, b = o.comparison.a, o.comparison.b
+            same = bool(np.sign(sc[a] - sc[b]) == np.sign(full[a] - full[b]))
             n_dec += 1
-            agree += bool(np.sign(sc[a] - sc[b]) == np.sign(full[a] - full[b]))
+            agree += same
+            per = lambda j, k: -e[j, k].astype(np.float64) + (u[j].astype(np.float64) if uncond else 0.0)
+            d = per(*a) - per(*b)
+            est = tp.weighted_estimate(support, d[support], rule.weights, n_grid)
+            if abs(est.mean) > sq.z_two_sided(rule.confidence) * est.se_full:
+                n_sig += 1
+                agree_sig += same
     ids = stored.ids
     plain = {i: s for i, s in zip(ids, stored.scores)}
     return {
@@ -123,6 +132,7 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
         "agree": agree / max(n_dec, 1), "decisions": n_dec,
+        "agree_significant": agree_sig / max(n_sig, 1), "significant": n_sig,
     }
 
 
@@ -202,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a CLIP run of the same images as the matching --measure-1xn ('-' for none)")
     p.add_argument("--halves", action="append", default=[], help="1xN run: fit on the first half of its ids, measure on the second")
     p.add_argument("--calibrate", nargs=2, action="append", default=[], metavar=("FIT_RUN", "MEASURE_RUN"))
+    p.add_argument("--calibrate-halves", action="append", default=[], metavar="RUN",
+                   help="calibrate RUN on the first half of its ids, measured on the second")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     report: dict[str, Any] = {}
@@ -210,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         diffs, fit_aux = aligned_2x2(fit.errors, fit.uncond)
         n_grid = len(fit.timesteps)
         rows = []
-        for kind in ("none", "proposal", "weights"):
-            plan = make_plan(kind, diffs, n_grid)
-            rule = tp.rule_for(plan, n_grid, **RULE)
-            rows.append({"plan": kind, "boundary": rule.boundary, **replay_2x2(measure, rule)})
+        for futility in (True, False):
+            for kind in ("none", "proposal", "weights"):
+                plan = make_plan(kind, diffs, n_grid)
+                rule = tp.rule_for(plan, n_grid, **{**RULE, "futility": futility})
+                rows.append({"plan": kind, "futility": futility, "boundary": rule.boundary, **replay_2x2(measure, rule)})
         md, mu = aligned_2x2(measure.errors, measure.uncond)
         cv = tp.control_variate_stats(md, mu, tp.fit_cv_beta(diffs, fit_aux))
         report["2x2"] = {"fit": str(fit.path), "fit_n": len(fit.ids), "measure": str(measure.path),
@@ -230,19 +243,32 @@ def main(argv: list[str] | None = None) -> int:
                             f"{measure.info['task']['name']} (fit {fit.info['task'].get('split')} n={len(fit.ids)}, "
                             f"measure {measure.info['task'].get('split')})", pf)
     for h in args.halves:
+        h, _, pf_run = h.partition(":")
         run = load_any(h)
         half = len(run.ids) // 2
+        pf = None
+        if pf_run:
+            from winoground_eval.runs import read_run
+
+            pf = read_run(pf_run).scores()
         rows_1xn += one_x_n(run, run, range(half), range(half, len(run.ids)),
-                            f"{run.info['task']['name']} (fit ids 1..{half}, measure {half + 1}..{len(run.ids)})")
+                            f"{run.info['task']['name']} {run.info['task'].get('split')} (fit ids 1..{half}, measure "
+                            f"{half + 1}..{len(run.ids)})", pf)
     if rows_1xn:
         report["1xN"] = rows_1xn
-    if args.calibrate:
+    if args.calibrate or args.calibrate_halves:
         from winoground_eval.calibrate_cli import calibrate
+        from winoground_eval.runs import read_run
         from winoground_eval.taskfinder import TaskFinder
 
         report["calibration"] = []
-        for f, m in args.calibrate:
-            doc = calibrate(m, val_run=f, finder=TaskFinder(hub=False))
+        jobs = [(f, m, None) for f, m in args.calibrate]
+        for m in args.calibrate_halves:
+            ids = list(read_run(m).scores())
+            jobs.append((f"first {len(ids) // 2} ids", m, ids[: len(ids) // 2]))
+        for f, m, ids in jobs:
+            doc = calibrate(m, val_run=f, finder=TaskFinder(hub=False)) if ids is None else \
+                calibrate(m, val_ids=ids, finder=TaskFinder(hub=False))
             held = doc["held_out"]
             report["calibration"].append({"measure": m, "fit": f, "temperature": doc["temperature"], "n": held["n_images"],
                                           "before": held["before"], "after": held["after"],
@@ -253,14 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     if "2x2" in report:
         r = report["2x2"]
         print(f"== 2x2: fit on {r['fit']} ({r['fit_n']} examples), measured on {r['measure']} ({r['measure_n']} examples)")
-        print("rule: confidence 0.99, min_timesteps 20, round_size 20, futility on, decide all")
-        print("| plan | UNet calls / example (full budget) | ratio | text / image / group, full budget | full budget of the same rule | stopped | decisions equal to the same rule's full budget |")
-        print("|---|---|---|---|---|---|---|")
+        print("rule: confidence 0.99, min_timesteps 20, round_size 20, decide all")
+        print("| plan | futility | UNet calls / example (full budget) | ratio | text / image / group, full budget | full budget of the same rule | stopped | decisions equal to the same rule's full budget: all / significant there |")
+        print("|---|---|---|---|---|---|---|---|")
         for row in r["rows"]:
             f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
-            print(f"| {row['plan']} | {row['calls']:.0f} ({row['calls_full']:.0f}) | {row['calls_full'] / row['calls']:.2f}x | "
+            print(f"| {row['plan']} | {'on' if row['futility'] else 'off'} | {row['calls']:.0f} ({row['calls_full']:.0f}) | "
+                  f"{row['calls_full'] / row['calls']:.2f}x | "
                   f"{f(row['metrics_plain_full'])} | {f(row['metrics_rule_full'])} | {f(row['metrics_stopped'])} | "
-                  f"{100 * row['agree']:.2f}% of {row['decisions']} |")
+                  f"{100 * row['agree']:.2f}% of {row['decisions']} / {100 * row['agree_significant']:.2f}% of {row['significant']} |")
         cv = r["control_variate"]
         print(f"control variate (unconditional error, per call, {r['measure_n']} measure examples, differences scaled "
               f"to unit RMS): variance {cv['var_before']:.4f} -> {cv['var_after']:.4f} (x{cv['ratio']:.3f})")

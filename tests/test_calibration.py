@@ -95,6 +95,11 @@ def test_calibrate_end_to_end_on_a_tiny_run(tmp_path, capsys):
     entries = json.loads(board.read_text())["entries"]
     test_entry = next(e for e in entries if e["run_id"] == runs["test"].name)
     assert test_entry["calibration"]["temperature"] == pytest.approx(doc["temperature"])
+    html = tmp_path / "report.html"
+    assert main(["report", str(runs["test"]), "-O", str(html), "--include-partial"]) == 0
+    text = html.read_text()
+    assert '"calibration": {' in text or '"calibration":{' in text
+    assert repr(round(doc["temperature"], 6))[:6] in text and "ECE held out" in text
     capsys.readouterr()
     # fitting on ids of the run itself: the rest is held out; a wrong id is named
     ids = tmp_path / "ids.txt"
