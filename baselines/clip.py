@@ -40,6 +40,9 @@ from PIL import Image
 
 from winoground_eval.contracts import Example, Scored
 from winoground_eval.errors import ConfigError, ModelLoadError
+from winoground_eval.policy import hub_offline as _hub_offline
+from winoground_eval.policy import hub_timeout, resolve_device, resolve_dtype
+from winoground_eval.scorerconfig import header
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ _PRECISION: dict[str, str] = {"float32": "fp32", "float16": "fp16", "bfloat16": 
 # Caption embeddings kept across chunks (float64 rows; 100,000 x 1024 is 0.8 GB at most).
 CAPTION_CACHE_SIZE = 100_000
 _PATH_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-_PROBE_TIMEOUT_S = 10.0  # one HEAD request, no retries: how long an unreachable Hub may take
+CONFIG_VERSION = 1  # the {kind, version} header's version: bump when a change alters the numbers
 _NETWORK_FIX = (
     "Check the network connection and HF_TOKEN (or `huggingface-cli login`); "
     "or fetch the weights on a machine that has network and pass the local file as {local}."
@@ -105,7 +108,7 @@ class OpenClipScorer:
         of the cosine (``exp`` of the model's parameter, ~100 for OpenAI CLIP)."""
         preprocess = open_clip.get_model_preprocess_cfg(self.model)
         return {
-            "kind": "open_clip",
+            **header("open_clip", CONFIG_VERSION),
             **self.source,
             "dtype": self.dtype,
             "preprocess": _jsonable(dict(preprocess)),
@@ -184,18 +187,21 @@ class OpenClipScorer:
 # ---------------------------------------------------------------------------- factories
 
 
-def clip_vit_b32(*, device: str | None = None, dtype: Dtype | None = None, batch_size: int = 64) -> OpenClipScorer:
-    """CLIP ViT-B/32 with OpenAI's weights (open_clip ViT-B-32/openai)."""
+def clip_vit_b32(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+    """CLIP ViT-B/32 with OpenAI's weights (open_clip ViT-B-32/openai); float32 by default, the
+    precision of the published baseline numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-B-32/openai", device=device, dtype=dtype, batch_size=batch_size)
 
 
-def clip_vit_l14(*, device: str | None = None, dtype: Dtype | None = None, batch_size: int = 64) -> OpenClipScorer:
-    """CLIP ViT-L/14 with OpenAI's weights (open_clip ViT-L-14/openai): the paper's CLIP baseline."""
+def clip_vit_l14(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+    """CLIP ViT-L/14 with OpenAI's weights (open_clip ViT-L-14/openai): the paper's CLIP baseline;
+    float32 by default, the precision of the published numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-L-14/openai", device=device, dtype=dtype, batch_size=batch_size)
 
 
-def openclip_vit_h14(*, device: str | None = None, dtype: Dtype | None = None, batch_size: int = 64) -> OpenClipScorer:
-    """OpenCLIP ViT-H/14 trained on LAION-2B (laion2b_s32b_b79k): the paper's OpenCLIP baseline."""
+def openclip_vit_h14(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+    """OpenCLIP ViT-H/14 trained on LAION-2B (laion2b_s32b_b79k): the paper's OpenCLIP baseline;
+    float32 by default, the precision of the published numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-H-14/laion2b_s32b_b79k", device=device, dtype=dtype, batch_size=batch_size)
 
 
@@ -322,22 +328,11 @@ def from_hf_hub(
 
 
 def _pick_device(device: str | None) -> str:
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc}); use e.g. cpu, cuda or cuda:1") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: this torch sees no CUDA device; use --device cpu")
-    return device
+    return resolve_device(device)  # the policy of every scorer (winoground_eval.policy)
 
 
 def _pick_dtype(dtype: str | None, device: str) -> str:
-    if dtype is None:
-        return "float16" if torch.device(device).type == "cuda" else "float32"
-    if dtype not in _PRECISION:
-        raise ConfigError(f"dtype {dtype!r}: choose one of {', '.join(_PRECISION)}")
+    dtype = resolve_dtype(dtype, device)
     if dtype != "float32" and torch.device(device).type == "cpu":
         logger.warning("dtype %s on CPU is slow and less precise than float32", dtype)
     return dtype
@@ -432,14 +427,6 @@ def _safetensors_name(filename: str) -> str:
     return HF_SAFE_WEIGHTS_NAME if filename == HF_WEIGHTS_NAME else filename.rsplit(".", 1)[0] + ".safetensors"
 
 
-def _hub_offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub read it at import, or as the environment says now."""
-    from huggingface_hub import constants
-
-    now = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().lower()
-    return bool(constants.HF_HUB_OFFLINE) or now in {"1", "on", "yes", "true"}
-
-
 def _fetch_from_hub(repo_id: str, filenames: Sequence[str], *, what: str, fix: str) -> Path:
     """The first of ``filenames`` that ``repo_id`` has: from the cache, else downloaded.
 
@@ -465,7 +452,7 @@ def _fetch_from_hub(repo_id: str, filenames: Sequence[str], *, what: str, fix: s
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
     for name in filenames:
         try:
-            get_hf_file_metadata(hf_hub_url(repo_id, name, endpoint=endpoint), timeout=_PROBE_TIMEOUT_S)
+            get_hf_file_metadata(hf_hub_url(repo_id, name, endpoint=endpoint), timeout=hub_timeout())  # one request, no retries
         except EntryNotFoundError:  # the repository has no such file: try the next name
             continue
         except GatedRepoError as exc:

@@ -30,7 +30,9 @@ class DummyScorer:
         self.seed = seed
 
     def config(self) -> dict[str, Any]:
-        return {"name": "dummy", "seed": self.seed, "method": _METHOD}
+        from winoground_eval.scorerconfig import header
+
+        return {**header("dummy", 1), "name": "dummy", "seed": self.seed, "method": _METHOD}
 
     def score(self, images: Sequence[Image.Image], captions: Sequence[str]) -> np.ndarray:
         """(n_images, n_captions) float64 matrix in [0, 1), higher = better match."""

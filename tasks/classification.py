@@ -284,7 +284,10 @@ class ClassificationTask:
         self.indexed = indexed
         self.prompts = prompts
         self.combine = combine
-        self.scorer_defaults = dict(scorer_defaults or {})
+        self.scorer_defaults = dict(scorer_defaults or {})  # the reference's Stable Diffusion settings
+        # A class-conditional DiT reads caption k as class k when the prompts are one per class in class order.
+        one_per_class = tuple(prompts.classidx) == tuple(range(prompts.n_classes))
+        self.family_scorer_defaults = {"dit": {"condition": "position"}} if one_per_class else {}
         self._classidx = np.asarray(prompts.classidx, dtype=np.int64)
         positions = list(range(len(indexed.ids)))
         if subset is not None:

@@ -412,7 +412,7 @@ def test_dummy_scorer_is_deterministic_and_depends_on_image_and_caption():
     assert len({tuple(col) for col in scores.T}) == len(CAPTIONS)  # captions matter, word order too
     assert ((scores >= 0) & (scores < 1)).all()
     assert not np.array_equal(scores, DummyScorer(seed=1).score(IMAGES, CAPTIONS))
-    assert a.config() == {"name": "dummy", "seed": 0, "method": "sha256-uniform"}
+    assert a.config() == {"kind": "dummy", "version": 1, "name": "dummy", "seed": 0, "method": "sha256-uniform"}
     order = [1, 3, 0, 2]
     assert np.array_equal(a.score(IMAGES, [CAPTIONS[k] for k in order]), scores[:, order])
     assert np.array_equal(a.score(IMAGES, [CAPTIONS[0], CAPTIONS[0]])[:, 0], scores[:, 0])

@@ -99,7 +99,7 @@ def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     # every field the issue asks for
     e = by_name[("dummy", 1)]
     assert e["task"]["name"] == "winoground" and e["task"]["version"] == "1" and e["task"]["data_fingerprint"]
-    assert e["scorer"]["config"] == {"name": "dummy", "seed": 1, "method": "sha256-uniform"}
+    assert e["scorer"]["config"] == {"kind": "dummy", "version": 1, "name": "dummy", "seed": 1, "method": "sha256-uniform"}
     assert set(e["breakdown"]["collapsed_tag"]) == {"Object", "Relation", "Both"}
     assert set(e["ci95"]) == {"text", "image", "group"} and e["n_examples"] == 8
     assert [m["name"] for m in e["metric_specs"]] == ["text", "image", "group"] and e["primary"] == "group"

@@ -37,7 +37,7 @@ def test_run_writes_the_run_directory(sample_dir, tmp_path, capsys):
     assert run_dir.parent.name == "dummy" and run_dir.parent.parent.name == "winoground"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["run_id"] == run_dir.name
-    assert run["scorer"] == {"name": "dummy", "config": {"name": "dummy", "seed": 0, "method": "sha256-uniform"}}
+    assert run["scorer"] == {"name": "dummy", "config": {"kind": "dummy", "version": 1, "name": "dummy", "seed": 0, "method": "sha256-uniform"}}
     assert run["task"]["name"] == "winoground" and run["task"]["version"] == "1"
     assert "torch" in run["environment"]["packages"]
     result = json.loads((run_dir / "result.json").read_text())

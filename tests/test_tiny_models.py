@@ -55,7 +55,14 @@ def test_tiny_diffusion_takes_every_diffusers_option_but_revision():
     from winoground_eval.diffusion.presets import from_diffusers_spec
     from winoground_eval.overrides import options_of
 
-    assert set(options_of(tiny_diffusion)) == set(options_of(from_diffusers_spec)) - {"spec", "revision"}
+    import dataclasses
+
+    from winoground_eval.diffusion.options import DiffusionOptions
+
+    # every option of the Stable Diffusion family; diffusers:ID takes those of every family
+    sd_options = {f.name for f in dataclasses.fields(DiffusionOptions)}
+    assert set(options_of(tiny_diffusion)) == sd_options
+    assert sd_options <= set(options_of(from_diffusers_spec)) - {"spec", "revision"}
     scorer = tiny_diffusion(stopping="sequential", n_timesteps=64, min_timesteps=8, round_size=8)
     assert scorer.config()["stopping"]["rule"] == "sequential"
     ex = next(iter(ShapesTask(split="test", limit=1).examples()))

@@ -36,7 +36,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     folder = weights_dir("tiny-dit")
-    scorer = DiTScorer.from_pretrained(str(folder), n_timesteps=args.grid, batch_size=500)
+    scorer = DiTScorer.from_pretrained(str(folder), n_timesteps=args.grid, batch_size=500,
+                                       timestep_embedding="diffusers")  # trained with diffusers' DiT port
     task = digits.DigitsTask(split="val", limit=args.val_n)
     t0 = time.monotonic()
     examples = list(task.examples())

@@ -77,7 +77,7 @@ def hybrid_loss(terms: GaussianTerms, model, x0: torch.Tensor, y: torch.Tensor, 
 
 def val_top1(model, n: int, n_timesteps: int) -> float:
     task = digits.DigitsTask(split="val", limit=n)
-    scorer = DiTScorer(copy.deepcopy(model), dict(scheduler().config), options=DiTOptions(n_timesteps=n_timesteps),
+    scorer = DiTScorer(copy.deepcopy(model), dict(scheduler().config), options=DiTOptions(n_timesteps=n_timesteps, timestep_embedding="diffusers"),  # the network it trains
                        device="cpu", batch_size=500)
     examples = list(task.examples())
     scored = scorer.evaluate(examples)

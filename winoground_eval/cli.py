@@ -239,7 +239,9 @@ def _scorer_kwargs(args: argparse.Namespace, factory: Any, task: Any, world: Any
     accepts = options_of(factory)
     if world is not None and world.distributed and "device" not in kwargs and "device" in accepts:
         kwargs["device"] = world.default_device()  # each rank owns its device
-    defaults = dict(getattr(task, "scorer_defaults", None) or {})
+    from .diffusion.families import task_scorer_defaults  # SD settings reach SD scorers only
+
+    defaults = task_scorer_defaults(task, factory)
     applied = {k: v for k, v in defaults.items() if k in accepts and k not in kwargs}
     if applied:
         log.info("task %s sets scorer options %s (override with -o KEY=VALUE)", task.name,

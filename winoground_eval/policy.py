@@ -54,7 +54,7 @@ def resolve_dtype(dtype: str | None, device: str, *, cuda_default: str = "float1
     if dtype is None:
         return cuda_default if str(device).startswith("cuda") else "float32"
     if dtype not in DTYPES:
-        raise ConfigError(f"option dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
+        raise ConfigError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     return dtype
 
 
@@ -79,8 +79,12 @@ def hub_timeout() -> float:
 
 
 def hub_offline() -> bool:
-    """Whether HF_HUB_OFFLINE asks for the local cache only."""
+    """Whether the local cache only is asked for: HF_HUB_OFFLINE as huggingface_hub read it at
+    import, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE as the environment says now."""
     from huggingface_hub import constants
 
     check = getattr(constants, "is_offline_mode", None)
-    return bool(check()) if check is not None else bool(constants.HF_HUB_OFFLINE)
+    if (check() if check is not None else constants.HF_HUB_OFFLINE):
+        return True
+    now = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().lower()
+    return now in {"1", "on", "yes", "true"}

@@ -146,7 +146,7 @@ SCORER_PREFIXES: dict[str, Entry] = {
     ),
     "diffusers:": Entry(
         "winoground_eval.diffusion.presets:from_diffusers_spec",
-        "diffusers:ID_OR_PATH, any Stable-Diffusion-layout diffusers repository or local folder",
+        "diffusers:ID_OR_PATH, any diffusers repository or local folder of a supported family (dispatch on the pipeline class in model_index.json; see docs/families.md)",
     ),
 }
 

@@ -103,7 +103,7 @@ def repair_run(run_dir: str | Path) -> RepairReport:
 def cmd_repair(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from .cli import err
+    from .console import err
 
     report = repair_run(args.run_dir)
     if not report.moved:

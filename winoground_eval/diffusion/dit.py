@@ -101,6 +101,7 @@ def _signature_of_dit_spec() -> None:
 
 
 _signature_of_dit_spec()
+from_dit_spec.family = "dit"  # type: ignore[attr-defined]  # see families.factory_family
 
 
 def dit_preset(name: str, summary: str, spec: Callable[[], str], label: str, *, hide: tuple[str, ...] = (), **defaults: Any) -> Callable[..., DiTScorer]:

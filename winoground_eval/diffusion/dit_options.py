@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ConfigError
 from .options import DType, ScorerOptions, _choice, _opt, _positive_int
 
 DiTLoss = Literal["l2", "l1", "vlb", "l2+vlb"]
@@ -42,10 +41,6 @@ class DiTOptions(ScorerOptions):
         "evaluates) or diffusers (diffusers' port, i / (half - 1))",
         check=lambda n, v: _choice(n, v, TimestepEmbedding),
     )
-
-    def _check_group(self) -> None:
-        if self.condition == "position" and self.prefilter is not None:
-            raise ConfigError("option condition=position cannot go with a prefilter (it reads the caption text); use condition=caption")
 
     def check(self) -> None:
         """The checks construction already made (kept for callers of the old API)."""

@@ -48,6 +48,10 @@ names, as lazy ``"module:attr"`` targets like :mod:`winoground_eval.registry`:
   (:class:`~.loading.Source`); ``label``, when given, is the name the config records for
   the weights instead of ``model`` (a preset's Hub id, a shipped model's name).
 
+The core reads these fields of any options dataclass: the shared groups' fields, and
+``normalize`` if the family has it (``uncond``: subtract each image's unconditional
+error; families without it behave as ``none``).
+
 A family adds a module under :mod:`.families` (about 250 lines at most), a tiny random
 model written by a function in the package (for its tests) and one :class:`FamilyEntry`.
 """

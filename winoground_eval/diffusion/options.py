@@ -282,8 +282,8 @@ def union_parameters(classes: list[type]) -> list[inspect.Parameter]:
                 types[f.name].append(hints[f.name])
             defaults.setdefault(f.name, []).append(f.default)
     params = []
-    for name, annotations in types.items():
-        annotation = annotations[0] if len(annotations) == 1 else typing.Union[tuple(annotations)]  # type: ignore[misc]
+    for name, hinted in types.items():
+        annotation = hinted[0] if len(hinted) == 1 else typing.Union[tuple(hinted)]  # type: ignore[misc]
         values = defaults[name]
         default = values[0] if all(v == values[0] for v in values) else None
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))

@@ -15,7 +15,7 @@ import inspect
 from typing import Any, Callable
 
 from .families import FAMILIES, build_scorer, options_class
-from .options import option_parameters, option_types, options_doc, union_parameters
+from .options import option_parameters, options_doc, union_parameters
 
 # Hub repositories of the presets. Stable Diffusion 1.5 moved from runwayml/ (deleted in
 # 2024) to this mirror, which holds the same weights.
@@ -44,6 +44,7 @@ def _all_families_parameters() -> list[inspect.Parameter]:
 
 _params = [inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str), _REVISION, *_all_families_parameters()]
 from_diffusers_spec.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
+from_diffusers_spec.dispatches_on_pipeline = True  # type: ignore[attr-defined]  # see families.factory_family
 from_diffusers_spec.__annotations__ = {p.name: p.annotation for p in _params}
 
 
@@ -71,6 +72,7 @@ def with_defaults(
     factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     factory.__annotations__ = {p.name: p.annotation for p in params}
     factory.__name__ = factory.__qualname__ = name
+    factory.family = family  # type: ignore[attr-defined]  # see families.factory_family
     changed = "".join(f", {k}={v!r}" for k, v in defaults.items())
     factory.__doc__ = f"{summary} ({label}{changed}).\n\nOptions:\n\n" + options_doc(cls)
     return factory

@@ -101,8 +101,9 @@ class DiffusionScorer:
       example before any model call.
 
     Attributes the family has (``unet``, ``vae``, ``conditioning``, ``latent_shape``,
-    ``resolution``, ``transformer``, ...) read through to it; ``_unet`` is the family's
-    ``model`` (wrap it to count or fail calls).
+    ``resolution``, ``transformer``, ...) read through to it, then options (``loss``,
+    ``interpolation``, ...) to the options; ``_unet`` is the family's ``model`` (wrap it to
+    count or fail calls).
     """
 
     def __init__(
@@ -168,13 +169,16 @@ class DiffusionScorer:
     # ------------------------------------------------------------------ read-through to the family
 
     def __getattr__(self, name: str) -> Any:
-        family = self.__dict__.get("family")
+        """The family's attribute ``name``, else the option ``name`` (``scorer.loss``, ...)."""
+        family, options = self.__dict__.get("family"), self.__dict__.get("options")
         if family is None or name.startswith("__"):
             raise AttributeError(name)
-        try:
-            return getattr(family, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__} (family {family.name}) has no attribute {name!r}") from None
+        for where in (family, options):
+            try:
+                return getattr(where, name)
+            except AttributeError:
+                pass
+        raise AttributeError(f"{type(self).__name__} (family {family.name}) has no attribute or option {name!r}")
 
     @property
     def _unet(self) -> Any:
@@ -329,13 +333,19 @@ class DiffusionScorer:
         ``captions``, best first, which elimination along a timestep plan starts from)."""
         if not images or not captions:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
+        return self._score_keys(images, captions, self.family.keys(captions), declared, ranking)
+
+    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any,
+                    ranking: Any = None) -> Scored:
+        """One example whose captions' conditioning keys are ``keys`` (the prefilter reads the
+        captions, the model the keys: a kept caption keeps its own key)."""
         one_image = len(images) == 1
         if self.prefilter is not None and one_image and len(captions) > self.options.prefilter_k:
             return strategies.prefiltered(
                 self.prefilter, self.options.prefilter_k, images[0], captions,
-                lambda kept, ranking=None: self._score(images, kept, (), ranking=ranking),
+                lambda kept, ranking=None: self._score_keys(
+                    images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking=ranking),
             )
-        keys = self.family.keys(captions)
         with torch.inference_mode():
             if self.stages is not None:
                 if not one_image:

@@ -270,14 +270,15 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
 
 
 def prefiltered(prefilter: Any, k: int, image: Any, captions: Sequence[str], inner: Callable[..., Scored]) -> Scored:
-    """Keep the prefilter's ``k`` best candidates, score them with ``inner``, and rank the
-    others below every kept one, in the prefilter's order."""
+    """Keep the prefilter's ``k`` best candidates, score them with ``inner`` (given their
+    indices, in caption order, and the prefilter's ranking of them as positions in that list,
+    best first), and rank the others below every kept one, in the prefilter's order."""
     n = len(captions)
     coarse = np.asarray(prefilter.score([image], list(captions)), dtype=np.float64)[0]
     order = np.argsort(-coarse, kind="stable")  # ties: the earlier candidate
     kept = sorted(int(i) for i in order[:k])
     ranking = [kept.index(int(i)) for i in order[:k]]  # the prefilter's order, as positions in kept
-    result = inner([captions[i] for i in kept], ranking)
+    result = inner(kept, ranking)
     scores = np.empty(n, dtype=np.float64)
     scores[kept] = result.scores[0]
     floor = float(np.min(result.scores[0])) - 1.0

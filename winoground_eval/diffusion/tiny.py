@@ -217,3 +217,27 @@ def write_tiny_sd(
         index[name] = [library, type(module).__name__]
     (path / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_tiny_dit(
+    path: str | Path, *, seed: int = 0, num_classes: int = 24, channels: int = 3, sample_size: int = 8, scale: float = 0.2
+) -> Path:
+    """A tiny random class-conditional learned-sigma DiT folder (pixel space, no VAE), loadable as
+    ``dit:PATH`` or ``diffusers:PATH`` (model_index.json names DiTPipeline). Every parameter is
+    drawn from N(0, scale^2) (DiT zero-initialises its modulation and output layers, which would
+    make the class irrelevant)."""
+    import torch
+    from diffusers import DDPMScheduler, DiTTransformer2DModel
+
+    from .dit import save_dit_folder
+
+    generator = torch.Generator().manual_seed(seed)
+    model = DiTTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=channels, out_channels=2 * channels, num_layers=1,
+        sample_size=sample_size, patch_size=2, num_embeds_ada_norm=num_classes,
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * scale)
+    labels = {k: f"class {k}" for k in range(num_classes)}
+    return save_dit_folder(path, model.eval(), DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"), id2label=labels)

@@ -8,8 +8,9 @@ lazy ``"module:attr"`` targets. ``diffusers:ID_OR_PATH`` dispatches through
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from ...errors import ModelLoadError
 from ..family import FamilyEntry
@@ -73,3 +74,40 @@ def build_scorer(model: str, *, family: str | None = None, revision: str | None 
     opts = make_options(load_target(entry.options), None, dict(options or {}))
     loaded = load_target(entry.load)(model, revision=revision, options=opts, label=label)
     return load_target(entry.scorer)(family=loaded, options=opts)
+
+
+def factory_family(factory: Callable[..., Any]) -> str | None:
+    """The family a scorer factory builds, where it can be told before loading weights: a
+    preset's (``factory.family``), ``dit:SPEC``'s, or the pipeline class ``diffusers:SPEC``'s
+    model_index.json names. None for a non-diffusion scorer or one that cannot be told."""
+    family = getattr(factory, "family", None)
+    if isinstance(family, str):
+        return family
+    if isinstance(factory, functools.partial) and factory.args:
+        func = factory.func
+        family = getattr(func, "family", None)
+        if isinstance(family, str):
+            return family
+        if getattr(func, "dispatches_on_pipeline", False):
+            from ..loading import pipeline_class
+
+            try:
+                return entry_for_pipeline(pipeline_class(str(factory.args[0])), str(factory.args[0])).name
+            except Exception:  # unreadable or unknown: building the scorer reports it
+                return None
+    return None
+
+
+def task_scorer_defaults(task: Any, factory: Callable[..., Any]) -> dict[str, Any]:
+    """The scorer options a task sets for the scorer ``factory`` builds.
+
+    A task's ``scorer_defaults`` are the reference's Stable Diffusion settings (e.g. the
+    classification datasets' adaptive stages): they reach Stable Diffusion scorers and
+    scorers of no diffusion family (which take what they accept), never another family.
+    A task may set options for another family in ``family_scorer_defaults[family]``."""
+    family = factory_family(factory)
+    if family in (None, "sd"):
+        return dict(getattr(task, "scorer_defaults", None) or {})
+    per_family = getattr(task, "family_scorer_defaults", None) or {}
+    chosen = per_family.get(family, {}) if isinstance(per_family, Mapping) else {}
+    return dict(chosen)

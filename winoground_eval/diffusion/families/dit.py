@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ...errors import ConfigError, DataError, ModelLoadError
+from ...errors import ConfigError, ModelLoadError
 from ...policy import resolve_device
 from ..conditioning import ClassConditioning
 from ..dit_math import TERMS, GaussianTerms, betas_from_config, combine_terms, error_terms, image_tensor

@@ -1,0 +1,189 @@
+"""Every family x every strategy through the real run path: it runs, resumes after a kill,
+and counts its model calls; on a separable case the adaptive stages and sequential
+elimination predict what the plain grid predicts.
+
+A family joins by appending a :class:`FamilyCase` to :data:`FAMILY_CASES` (a tiny random
+model written by a function in the package, and options for a small CPU grid); every
+strategy of :data:`STRATEGY_CASES` then runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+from winoground_eval.cli import main  # noqa: E402
+from winoground_eval.contracts import Example  # noqa: E402
+from winoground_eval.diffusion.evaluator import CellEvaluator  # noqa: E402
+from winoground_eval.diffusion.scorer import DiffusionScorer  # noqa: E402
+from winoground_eval.registry import resolve_scorer, resolve_task  # noqa: E402
+
+N_T = 8  # grid timesteps of every run
+
+
+def _shapes_one_by_four(n: int = 10) -> list[Example]:
+    """1 x 4 examples: a shapes image against its own first caption and three other examples' captions."""
+    exs = list(resolve_task("shapes")(split="test", limit=12).examples())
+    return [
+        Example(f"s{i}", exs[i].images[:1], (exs[i].captions[0], *(exs[(i + d) % len(exs)].captions[0] for d in (3, 5, 7))))
+        for i in range(n)
+    ]
+
+
+def _digits(n: int = 10) -> list[Example]:
+    return list(resolve_task("digits")(split="test", limit=n).examples())
+
+
+@dataclass(frozen=True)
+class FamilyCase:
+    """One family in the contract: ``write(folder)`` writes a tiny random model of it (a package
+    function) that ``diffusers:PATH`` loads; ``options`` (``-o`` pairs) hold for every run.
+    ``separable``: a scorer name and options whose plain grid separates (the winner's error is
+    the lowest at every grid timestep) some examples of ``pool()``."""
+
+    name: str
+    write: Callable[[Path], Path]
+    options: tuple[str, ...]
+    separable: tuple[str, dict[str, Any]]
+    pool: Callable[[], list[Example]] = field(repr=False)
+
+
+def _write_sd(folder: Path) -> Path:
+    from winoground_eval.diffusion.tiny import write_tiny_sd
+
+    return write_tiny_sd(folder, seed=0)
+
+
+def _write_dit(folder: Path) -> Path:
+    from winoground_eval.diffusion.tiny import write_tiny_dit
+
+    return write_tiny_dit(folder, seed=0, num_classes=24)
+
+
+FAMILY_CASES: list[FamilyCase] = [
+    FamilyCase("sd", _write_sd, ("device=cpu",), ("tiny-diffusion", {"n_timesteps": N_T}), _shapes_one_by_four),
+    # captions are text: caption k is class k (the shapes tasks have at most 20 per example)
+    FamilyCase("dit", _write_dit, ("device=cpu", "condition=position"), ("tiny-dit", {"n_timesteps": N_T}), _digits),
+]
+
+
+@dataclass(frozen=True)
+class StrategyCase:
+    """A strategy: the task it runs on (``shapes``: 2 x 2; ``shapes-classify``: 1 x 20), its
+    options, and what its model calls per example must be (None: as many as the errors it stored)."""
+
+    name: str
+    task: str
+    options: tuple[str, ...]
+    calls: int | None
+
+
+STRATEGY_CASES: list[StrategyCase] = [
+    StrategyCase("plain", "shapes", (), 2 * 2 * N_T),
+    StrategyCase("sequential", "shapes", ("stopping=sequential", "min_timesteps=4", "round_size=2"), None),
+    StrategyCase("adaptive", "shapes-classify", ("n_samples=2,8", "to_keep=3,1"), 20 * 2 + 3 * 6),
+    StrategyCase("elimination", "shapes-classify", ("stopping=sequential", "min_timesteps=2", "round_size=2",
+                                                    "confidence=0.9"), None),
+    StrategyCase("prefilter", "shapes-classify", ("prefilter=dummy", "prefilter_k=3"), 3 * N_T),
+]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return {case.name: case.write(tmp_path_factory.mktemp(case.name)) for case in FAMILY_CASES}
+
+
+def _lines(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_CASES, ids=lambda s: s.name)
+@pytest.mark.parametrize("family", FAMILY_CASES, ids=lambda f: f.name)
+def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, folders, tmp_path, monkeypatch):
+    scorer_name = f"diffusers:{folders[family.name]}"
+    options = (*family.options, f"n_timesteps={N_T}", *strategy.options)
+    argv = ["run", "--task", strategy.task, "--scorer", scorer_name, "--limit", "3", "--out", str(tmp_path), "-q"]
+    argv += [a for o in options for a in ("-o", o)]
+    if strategy.task == "shapes":
+        argv += ["-t", "split=test"]
+
+    counted = {"items": 0}
+    terms = CellEvaluator.terms
+
+    def counting(self, items, grid, draws=None):
+        counted["items"] += len(items)
+        return terms(self, items, grid, draws)
+
+    monkeypatch.setattr(CellEvaluator, "terms", counting)
+    evaluate = DiffusionScorer.evaluate
+    seen = {"n": 0}
+
+    def killed_on_the_third_example(self, examples):
+        seen["n"] += len(examples)
+        if seen["n"] > 2:
+            raise KeyboardInterrupt  # as by Ctrl-C, before any of its work
+        return evaluate(self, examples)
+
+    monkeypatch.setattr(DiffusionScorer, "evaluate", killed_on_the_third_example)
+    assert main(argv) == 130
+    [run_dir] = list(tmp_path.glob(f"{strategy.task}/*/*"))
+    assert len(_lines(run_dir)) == 2
+    monkeypatch.setattr(DiffusionScorer, "evaluate", evaluate)
+    assert main(argv) == 0  # the same command resumes
+    lines = _lines(run_dir)
+    assert len(lines) == 3 and len({line["id"] for line in lines}) == 3
+
+    config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
+    assert config["kind"] == ("diffusion_classifier" if family.name == "sd" else family.name)
+    calls = [line["info"]["unet_calls"] for line in lines]
+    assert counted["items"] == sum(calls)  # every model evaluation is counted, none twice
+    for line, n in zip(lines, calls):
+        with np.load(run_dir / line["arrays"], allow_pickle=False) as npz:
+            errors = npz["errors"]
+        assert errors.shape[-1] == N_T
+        if strategy.calls is not None:
+            assert n == strategy.calls, line["id"]
+        else:
+            assert 0 < n <= errors.size and n == np.isfinite(errors).sum()  # one call per stored error
+
+    # the resumed run equals an uninterrupted one (per-example batches: bit-identical)
+    task_kwargs = {"split": "test"} if strategy.task == "shapes" else {}
+    examples = {ex.id: ex for ex in resolve_task(strategy.task)(limit=3, **task_kwargs).examples()}
+    parsed = dict(o.split("=", 1) for o in options)
+    from winoground_eval.overrides import parse_overrides
+
+    factory = resolve_scorer(scorer_name)
+    scorer = factory(**parse_overrides(factory, [f"{k}={v}" for k, v in parsed.items()], what="scorer"))
+    for line in lines:
+        fresh = scorer.evaluate([examples[line["id"]]])[0]
+        np.testing.assert_array_equal(np.asarray(line["scores"]), fresh.scores)
+        assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
+
+
+@pytest.mark.parametrize("family", FAMILY_CASES, ids=lambda f: f.name)
+def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family):
+    name, options = family.separable
+    plain = resolve_scorer(name)(device="cpu", **options)
+    separable = []
+    for ex in family.pool():
+        errors = plain.errors(ex.images, ex.captions)[0]
+        best = int(np.argmin(errors.mean(axis=1)))
+        if (errors[best][None] < np.delete(errors, best, axis=0)).all():
+            separable.append((ex, best))
+    assert separable, f"no separable example for {family.name}"
+    n = options.get("n_timesteps", N_T)
+    adaptive = resolve_scorer(name)(device="cpu", **{**options, "n_samples": (2, n), "to_keep": (2, 1)})
+    elimination = resolve_scorer(name)(device="cpu", **options, stopping="sequential", min_timesteps=2, round_size=2)
+    for ex, best in separable:
+        a = adaptive.evaluate([ex])[0]
+        e = elimination.evaluate([ex])[0]
+        assert a.info["adaptive"]["pred"] == best == int(np.argmax(a.scores[0])), ex.id
+        assert e.info["stopping"]["rule"] == "elimination" and int(np.argmax(e.scores[0])) == best, ex.id
+        assert a.info["unet_calls"] < len(ex.captions) * n  # the strategies save calls
