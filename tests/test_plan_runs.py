@@ -67,3 +67,25 @@ def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_
                  "--out", str(tmp_path / "runs"), "-q", "-o", "n_timesteps=16", "-o", "t_range=none", *STOP, "-o", f"plan={plan}"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "n_timesteps=8" in err
+
+
+def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
+    """1 x N: the CLIP prefilter keeps 3 of 5 captions, elimination runs along a plan fitted on val."""
+    out = str(tmp_path / "runs")
+    grid = ["-o", "n_timesteps=8", "-o", "t_range=none"]
+    assert main(["run", "--task", "shapes-ranked", "--split", "val", "--scorer", "tiny-diffusion", "--limit", "3",
+                 "--out", out, "-q", "--threads", "1", *grid]) == 0
+    [val_dir] = (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*")
+    plan = tmp_path / "plan.json"
+    assert main(["choose-timesteps", str(val_dir), "-O", str(plan), "--kind", "proposal"]) == 0
+    assert main(["run", "--task", "shapes-ranked", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "2",
+                 "--out", out, "-q", "--threads", "1", *grid, *STOP, "-o", "prefilter=tiny-clip", "-o", "prefilter_k=3",
+                 "-o", f"plan={plan}"]) == 0
+    capsys.readouterr()
+    [run_dir] = [p for p in (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*") if p != val_dir]
+    config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
+    assert config["plan"]["kind"] == "proposal" and config["prefilter"]["k"] == 3
+    for line in (run_dir / "scores.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert rec["info"]["stopping"]["rule"] == "elimination" and rec["info"]["stopping"]["plan"] == "proposal"
+        assert len(rec["info"]["prefilter"]["kept"]) == 3 and len(rec["scores"][0]) == 5
