@@ -713,3 +713,33 @@ def fit_plan(kind: str, diffs: Sequence[np.ndarray], n_grid: int, t_range: Any, 
         return TimestepPlan("proposal", density=tuple(float(x) for x in fit_proposal(diffs, bands)), **common)
     w, q = fit_weights(diffs, bands, keep)
     return TimestepPlan("weights", density=tuple(float(x) for x in q), weights=tuple(float(x) for x in w), **common)
+
+
+# --------------------------------------------------------------------------- the scorer's side
+
+
+def plan_rule(path: str | None, source: Mapping[str, Any], n_grid: int, t_range: Any, stopping: Any) -> tuple[Any, Any]:
+    """(the timestep plan of ``-o plan=FILE``, its stopping rule), or (None, None) without one.
+
+    ``source``: the scorer's weights source config (``model``, ``fingerprint``); ``stopping``: the
+    scorer's ``sequential.Plan`` (None without stopping). The plan must come from this model and
+    be for this grid; a window plan only checks that ``t_range`` and ``n_timesteps`` are its window."""
+    if path is None:
+        return None, None
+    plan = read_plan(path)
+    check_model(plan, {"name": None, "model": source.get("model"), "fingerprint": source.get("fingerprint")},
+                f"this run (option plan={path})")
+    if plan.kind == "window":
+        if (list(t_range), n_grid) != (list(plan.window), plan.window_n_timesteps):
+            lo, hi = plan.window
+            raise ConfigError(f"option plan={path} is the window t_range={lo},{hi} n_timesteps={plan.window_n_timesteps}; "
+                              f"add -o t_range={lo},{hi} -o n_timesteps={plan.window_n_timesteps}")
+        return plan, None
+    check_grid(plan, n_grid, t_range, f"this run (option plan={path})")
+    if stopping is not None and stopping.cap < n_grid:
+        raise ConfigError(f"option plan={path} with max_timesteps: a plan's order covers its whole support; drop max_timesteps")
+    kwargs = {} if stopping is None else {"confidence": stopping.confidence, "min_timesteps": stopping.min_timesteps,
+                                           "round_size": stopping.round_size, "futility": stopping.futility}
+    if stopping is None and plan.kind == "proposal":
+        return plan, None  # the full budget of a proposal is the plain scorer
+    return plan, rule_for(plan, n_grid, **kwargs)

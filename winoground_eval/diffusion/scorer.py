@@ -150,7 +150,7 @@ class DiffusionScorer:
         self._noise_on_device: torch.Tensor | None = None
         self.normalize = getattr(opts, "normalize", "none")
         self.plan = stopping_plan(opts, self.n_timesteps)
-        self.timestep_plan, self.rule = plan_rule(opts, family, self.n_timesteps, self.t_range, self.plan)
+        self.timestep_plan, self.rule = strategies.timestep_rule(opts, family, self.n_timesteps, self.t_range, self.plan)
         self.prefilter = load_prefilter(opts.prefilter, family.device) if opts.prefilter else None
         logger.info("diffusion scorer %s (%s) on %s (%s), %d timesteps, batch %d", family.source.model, family.name,
                     family.device, family.dtype, self.n_timesteps, self.batch_size)
@@ -254,8 +254,7 @@ class DiffusionScorer:
             }
         if self.prefilter is not None:
             config["prefilter"] = {"scorer": self.options.prefilter, "k": self.options.prefilter_k, "config": self.prefilter.config()}
-        if self.timestep_plan is not None:
-            config["plan"] = self.timestep_plan.config_entry()
+        config.update({"plan": self.timestep_plan.config_entry()} if self.timestep_plan is not None else {})
         return config
 
     def stopping_config(self) -> dict[str, Any]:
@@ -328,23 +327,20 @@ class DiffusionScorer:
         with torch.inference_mode():
             return strategies.plain(self, images, self.family.keys(captions), uncond=uncond)
 
-    def _score(self, images: Sequence[Image.Image], captions: Sequence[str], declared: Any, ranking: Any = None) -> Scored:
-        """One example, by the strategy the options choose (``ranking``: the prefilter's order of
-        ``captions``, best first, which elimination along a timestep plan starts from)."""
+    def _score(self, images: Sequence[Image.Image], captions: Sequence[str], declared: Any) -> Scored:
+        """One example, by the strategy the options choose."""
         if not images or not captions:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
-        return self._score_keys(images, captions, self.family.keys(captions), declared, ranking)
+        return self._score_keys(images, captions, self.family.keys(captions), declared)
 
-    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any,
-                    ranking: Any = None) -> Scored:
+    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any, ranking: Any = None) -> Scored:
         """One example whose captions' conditioning keys are ``keys`` (the prefilter reads the
         captions, the model the keys: a kept caption keeps its own key)."""
         one_image = len(images) == 1
         if self.prefilter is not None and one_image and len(captions) > self.options.prefilter_k:
             return strategies.prefiltered(
                 self.prefilter, self.options.prefilter_k, images[0], captions,
-                lambda kept, ranking=None: self._score_keys(
-                    images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking=ranking),
+                lambda kept, ranking=None: self._score_keys(images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking),
             )
         with torch.inference_mode():
             if self.stages is not None:
@@ -361,8 +357,6 @@ class DiffusionScorer:
                     result = strategies.sequential(self, images, keys, declared, uncond=self.normalize == "uncond")
             else:
                 result = strategies.plain(self, images, keys, uncond=self.normalize == "uncond")
-                if self.rule is not None and self.rule.weights is not None:  # the weights plan's estimand
-                    result = strategies.reweighted(result, self.rule.weights)
         if len(self.family.term_names) > 1 and not np.isfinite(result.scores).all():
             raise ScoreError(f"{self.family.source.model} gave non-finite errors; try dtype=float32")
         return result
@@ -394,36 +388,6 @@ def stopping_plan(opts: Any, n_grid: int) -> Plan | None:
         n_grid, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
         max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
     )
-
-
-def plan_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: Plan | None) -> tuple[Any, Any]:
-    """(the timestep plan of ``-o plan=FILE``, its stopping rule), or (None, None) without one.
-
-    The plan must come from this model (its fingerprint) and be for this grid; a window plan
-    only checks that ``t_range`` and ``n_timesteps`` are its window (they define the grid)."""
-    path = getattr(opts, "plan", None)
-    if path is None:
-        return None, None
-    from .. import timestep_plan as tp
-
-    plan = tp.read_plan(path)
-    source = family.source.as_config()
-    tp.check_model(plan, {"name": None, "model": source.get("model"), "fingerprint": source.get("fingerprint")},
-                   f"this run (option plan={path})")
-    if plan.kind == "window":
-        if (list(t_range), n_grid) != (list(plan.window), plan.window_n_timesteps):
-            lo, hi = plan.window
-            raise ConfigError(f"option plan={path} is the window t_range={lo},{hi} n_timesteps={plan.window_n_timesteps}; "
-                              f"add -o t_range={lo},{hi} -o n_timesteps={plan.window_n_timesteps}")
-        return plan, None
-    tp.check_grid(plan, n_grid, t_range, f"this run (option plan={path})")
-    if stopping is not None and stopping.cap < n_grid:
-        raise ConfigError(f"option plan={path} with max_timesteps: a plan's order covers its whole support; drop max_timesteps")
-    kwargs = {} if stopping is None else {"confidence": stopping.confidence, "min_timesteps": stopping.min_timesteps,
-                                           "round_size": stopping.round_size, "futility": stopping.futility}
-    if stopping is None and plan.kind == "proposal":
-        return plan, None  # the full budget of a proposal is the plain scorer
-    return plan, tp.rule_for(plan, n_grid, **kwargs)
 
 
 def load_prefilter(name: str, device: Any) -> Any:

@@ -59,7 +59,19 @@ def plain(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str],
     if ev.n_terms > 1:  # the raw terms, to re-aggregate under another loss
         raw = terms.reshape(n_t, n_img, n_cond, ev.n_terms).transpose(1, 2, 0, 3)
         arrays["terms"] = np.ascontiguousarray(raw[:, columns])
-    return Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info={"unet_calls": len(items)})
+    result = Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info={"unet_calls": len(items)})
+    rule = getattr(scorer, "rule", None)
+    if rule is not None and rule.weights is not None:  # a weights plan's full budget: its weighted-mean estimand
+        result = reweighted(result, rule.weights)
+    return result
+
+
+def timestep_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: Any) -> tuple[Any, Any]:
+    """(the timestep plan of ``-o plan=FILE``, its stopping rule), or (None, None): see
+    :func:`winoground_eval.timestep_plan.plan_rule`."""
+    from ..timestep_plan import plan_rule
+
+    return plan_rule(getattr(opts, "plan", None), family.source.as_config(), n_grid, t_range, stopping)
 
 
 @dataclass(frozen=True)
