@@ -644,6 +644,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(dict(run.result))
         return 0
     _print_summary(dict(run.result), run.path)
+    from .calibrate_cli import print_calibration, read_calibration
+
+    doc = read_calibration(run.path)
+    if doc is not None:
+        print_calibration(doc, out)
     return 0
 
 
@@ -745,6 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.register(sub)  # repair RUN_DIR
     results_cli.register(sub)  # export, compare, report
     timestep_select.register(sub)  # choose-timesteps
+    from . import calibrate_cli
+
+    calibrate_cli.register(sub)  # calibrate RUN
     return parser
 
 

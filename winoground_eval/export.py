@@ -99,7 +99,16 @@ def entry_of(run: RunRecord, superseded: Sequence[RunRecord] = ()) -> dict[str, 
         "imported": r.get("imported"),
         "date": run.finished or None,
         "superseded": [_run_ref(s) for s in superseded],
+        **_calibration_of(run),
     }
+
+
+def _calibration_of(run: RunRecord) -> dict[str, Any]:
+    """``{"calibration": ...}`` when ``wg-eval calibrate`` wrote RUN/calibration.json, else nothing."""
+    from .calibrate_cli import brief, read_calibration
+
+    doc = read_calibration(run.path)
+    return {"calibration": brief(doc)} if doc is not None else {}
 
 
 def group_heading(task: Mapping[str, Any]) -> str:

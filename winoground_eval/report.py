@@ -416,7 +416,16 @@ def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunR
         "compute": r.get("compute", {}),
         "finished": run.finished,
         "superseded": [s.run_id for s in superseded],
+        "calibration": _calibration(run),
     }
+
+
+def _calibration(run: RunRecord) -> dict[str, Any] | None:
+    """The held-out calibration figures of ``wg-eval calibrate`` (RUN/calibration.json), or None."""
+    from .calibrate_cli import brief, read_calibration
+
+    doc = read_calibration(run.path)
+    return brief(doc) if doc is not None else None
 
 
 def build_report(

@@ -366,9 +366,13 @@ def cmd_choose(args: argparse.Namespace) -> int:
         row["vs_full"] = paired_differences(outcomes, reference, names)
     best = best_row(rows, metric)
     chosen, reason = choose(rows, full, metric, names)
+    written = None
+    if args.output:
+        written = write_plan_file(run, args, chosen, ids, TaskFinder(args.data_dir or (), hub=not args.no_hub))
     if args.json:
         print(json.dumps({"run": str(run.path), "n_examples": len(run.ids), "metric": metric, "metrics": names, "rows": rows,
-                          "best": best, "full": full, "chosen": chosen, "reason": reason}, indent=2))
+                          "best": best, "full": full, "chosen": chosen, "reason": reason,
+                          **({"plan": written} if written else {})}, indent=2))
         return 0
     shown = sorted(rows, key=lambda r: -r[metric])[: args.top]
     for extra in (chosen, full):
@@ -392,7 +396,43 @@ def cmd_choose(args: argparse.Namespace) -> int:
     out.print(f"chosen by {escape(metric)}: -o t_range={chosen['t_range'][0]},{chosen['t_range'][1]} "
               f"-o n_timesteps={chosen['n_timesteps']} (chosen on these examples: use it on another split)",
               soft_wrap=True, highlight=False)
+    if written:
+        out.print(f"plan ({escape(written['kind'])}, {escape(written['estimand'])}) written to [bold]{escape(args.output)}"
+                  f"[/bold]; use it with -o plan={escape(args.output)}" + (" -o stopping=sequential" if written["kind"] != "window" else ""),
+                  soft_wrap=True, highlight=False)
     return 0
+
+
+def write_plan_file(run: StoredRun, args: argparse.Namespace, chosen: dict[str, Any], ids: list[str] | None,
+                    finder: Any) -> dict[str, Any]:
+    """Fit the ``--kind`` plan on the run's stored errors and write it to ``args.output``."""
+    import hashlib
+
+    from . import timestep_plan as tp
+
+    config = run.config
+    task_info = run.info.get("task", {})
+    task, _ = finder.task_for(task_info) if finder is not None else (None, None)
+    correct = []
+    for ex_id, e in zip(run.ids, run.errors):
+        n_img, n_cap = e.shape[:2]
+        if task is not None and hasattr(task, "correct_captions") and n_img == 1:
+            correct.append([list(task.correct_captions(ex_id))])
+        elif n_img == n_cap:
+            correct.append([[j] for j in range(n_img)])
+        else:
+            correct.append([[0] for _ in range(n_img)])
+    uncond = config.get("normalize") == "uncond"
+    diffs, _ = tp.aligned_differences(run.errors, run.uncond if uncond else [None] * len(run.errors), correct)
+    fitted_on = {"run_id": run.info.get("run_id") or run.path.name, "run_dir": str(run.path),
+                 "task": task_info.get("name"), "split": task_info.get("split"),
+                 "ids": {"how": "--val-ids" if ids is not None else "every finished example", "n": len(run.ids),
+                         "sha256": hashlib.sha256("\n".join(run.ids).encode()).hexdigest()}}
+    model = {"name": run.info.get("scorer", {}).get("name"), "model": config.get("model"), "fingerprint": config.get("fingerprint")}
+    plan = tp.fit_plan(args.kind, diffs, len(run.timesteps), config.get("t_range"), int(config.get("num_train_timesteps", 1000)),
+                       fitted_on, model, window=tuple(chosen["t_range"]), window_n_timesteps=int(chosen["n_timesteps"]))
+    tp.write_plan(plan, args.output)
+    return {"path": str(args.output), "kind": plan.kind, "estimand": plan.estimand, "sha256": plan.content_hash}
 
 
 def register(sub: Any) -> None:
@@ -417,4 +457,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-hub", action="store_true", help="do not load Hugging Face Hub data to rebuild the run's task")
     p.add_argument("--top", type=int, default=10, help="rows shown (default 10)")
     p.add_argument("--json", action="store_true", help="print every candidate as JSON")
+    p.add_argument("-O", "--output", metavar="FILE",
+                   help="write a timestep plan file for `wg-eval run ... -o plan=FILE` (docs/timestep-plans.md)")
+    p.add_argument("--kind", choices=("window", "proposal", "weights"), default="window",
+                   help="with -O: window (the chosen t_range/n_timesteps), proposal (the same estimand, the grid "
+                        "evaluated densest where the paired differences vary most) or weights (a declared weighted-mean "
+                        "estimand fitted as a matched filter; zero-weight timesteps are never evaluated); default window")
     p.set_defaults(func=cmd_choose)

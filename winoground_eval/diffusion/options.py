@@ -123,6 +123,11 @@ class StrategyOptions(_Checked):
         config="prefilter",
     )
     prefilter_k: int = _opt(20, "candidates the prefilter keeps", config="prefilter", check=_positive_int)
+    plan: str | None = _opt(
+        None, "a timestep plan file fitted on validation errors (`wg-eval choose-timesteps RUN -O plan.json`): the "
+        "order and estimand of sequential stopping / elimination; its content hash enters the run id (docs/timestep-plans.md)",
+        config=None,  # recorded as the "plan" block
+    )
 
     def _check_group(self) -> None:
         if self.stopping == "none":

@@ -150,6 +150,7 @@ class DiffusionScorer:
         self._noise_on_device: torch.Tensor | None = None
         self.normalize = getattr(opts, "normalize", "none")
         self.plan = stopping_plan(opts, self.n_timesteps)
+        self.timestep_plan, self.rule = strategies.timestep_rule(opts, family, self.n_timesteps, self.t_range, self.plan)
         self.prefilter = load_prefilter(opts.prefilter, family.device) if opts.prefilter else None
         logger.info("diffusion scorer %s (%s) on %s (%s), %d timesteps, batch %d", family.source.model, family.name,
                     family.device, family.dtype, self.n_timesteps, self.batch_size)
@@ -253,6 +254,7 @@ class DiffusionScorer:
             }
         if self.prefilter is not None:
             config["prefilter"] = {"scorer": self.options.prefilter, "k": self.options.prefilter_k, "config": self.prefilter.config()}
+        config.update({"plan": self.timestep_plan.config_entry()} if self.timestep_plan is not None else {})
         return config
 
     def stopping_config(self) -> dict[str, Any]:
@@ -331,14 +333,14 @@ class DiffusionScorer:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
         return self._score_keys(images, captions, self.family.keys(captions), declared)
 
-    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any) -> Scored:
+    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any, ranking: Any = None) -> Scored:
         """One example whose captions' conditioning keys are ``keys`` (the prefilter reads the
         captions, the model the keys: a kept caption keeps its own key)."""
         one_image = len(images) == 1
         if self.prefilter is not None and one_image and len(captions) > self.options.prefilter_k:
             return strategies.prefiltered(
                 self.prefilter, self.options.prefilter_k, images[0], captions,
-                lambda kept: self._score_keys(images, [captions[i] for i in kept], [keys[i] for i in kept], ()),
+                lambda kept, ranking=None: self._score_keys(images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking),
             )
         with torch.inference_mode():
             if self.stages is not None:
@@ -350,7 +352,7 @@ class DiffusionScorer:
                 result = strategies.adaptive_scored(self, images[0], keys)
             elif self.plan is not None:
                 if one_image and self.normalize == "none" and len(set(keys)) > 2:
-                    result = strategies.elimination(self, images[0], keys)
+                    result = strategies.elimination(self, images[0], keys, ranking=ranking)
                 else:
                     result = strategies.sequential(self, images, keys, declared, uncond=self.normalize == "uncond")
             else:

@@ -59,7 +59,19 @@ def plain(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str],
     if ev.n_terms > 1:  # the raw terms, to re-aggregate under another loss
         raw = terms.reshape(n_t, n_img, n_cond, ev.n_terms).transpose(1, 2, 0, 3)
         arrays["terms"] = np.ascontiguousarray(raw[:, columns])
-    return Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info={"unet_calls": len(items)})
+    result = Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info={"unet_calls": len(items)})
+    rule = getattr(scorer, "rule", None)
+    if rule is not None and rule.weights is not None:  # a weights plan's full budget: its weighted-mean estimand
+        result = reweighted(result, rule.weights)
+    return result
+
+
+def timestep_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: Any) -> tuple[Any, Any]:
+    """(the timestep plan of ``-o plan=FILE``, its stopping rule), or (None, None): see
+    :func:`winoground_eval.timestep_plan.plan_rule`."""
+    from ..timestep_plan import plan_rule
+
+    return plan_rule(getattr(opts, "plan", None), family.source.as_config(), n_grid, t_range, stopping)
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,11 @@ def adaptive_scored(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) 
     )
 
 
-def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) -> Scored:
-    """Sequential elimination of one image's candidates (:func:`.sequential.run_elimination`)."""
+def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str], ranking: Sequence[int] | None = None) -> Scored:
+    """Sequential elimination of one image's candidates (:func:`.sequential.run_elimination`);
+    with a timestep plan (``-o plan=``), along its order and estimand
+    (:func:`winoground_eval.timestep_plan.run_plan_elimination`), starting from ``ranking`` (the
+    prefilter's order of ``keys``, best first) when given."""
     plan = scorer.plan
     assert plan is not None
     unique = sorted(set(keys))
@@ -160,6 +175,8 @@ def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) -> S
         items = [(0, int(k), int(i)) for k in alive for i in grid_idx]
         return ev.errors(items, scorer.timesteps).reshape(len(alive), len(grid_idx))
 
+    if getattr(scorer, "rule", None) is not None:
+        return _plan_elimination(scorer, unique, columns, evaluate, ranking)
     result = seq.run_elimination(plan, len(unique), evaluate)
     errors = result.errors[columns][None].astype(np.float32)
     scores = adaptive_scores(result.survived, result.mean_errors)[columns][None, :]
@@ -173,6 +190,39 @@ def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) -> S
         },
     }
     return Scored(scores=scores, arrays={"errors": errors}, info=info)
+
+
+def _plan_elimination(scorer: "DiffusionScorer", unique: list[str], columns: list[int], evaluate: Callable, ranking: Any) -> Scored:
+    from .. import timestep_plan as tp
+
+    rule = scorer.rule
+    first = None
+    if ranking is not None:  # the prefilter's order of the captions -> of the distinct keys
+        first = list(dict.fromkeys(columns[int(r)] for r in ranking))
+        first += [k for k in range(len(unique)) if k not in first]
+    errors_u, survived, calls = tp.run_plan_elimination(rule, len(unique), evaluate, first)
+    means = tp.weighted_mean(errors_u, rule.weights)
+    scores = adaptive_scores(survived, means.astype(np.float32))[columns][None, :]
+    info = {
+        "unet_calls": calls,
+        "stopping": {
+            "rule": "elimination", "plan": scorer.timestep_plan.kind,
+            "survived": survived[columns].tolist(),
+            "timesteps": (~np.isnan(errors_u[columns])).sum(axis=1).tolist(),
+            "looks": len(rule.looks),
+        },
+    }
+    return Scored(scores=scores, arrays={"errors": errors_u[columns][None].astype(np.float32)}, info=info)
+
+
+def reweighted(result: Scored, weights: np.ndarray) -> Scored:
+    """A plain result re-scored with a weights plan's estimand (the weighted mean error)."""
+    from .. import timestep_plan as tp
+
+    scores = -tp.weighted_mean(result.arrays["errors"], weights)
+    if "uncond_errors" in result.arrays:
+        scores = scores + tp.weighted_mean(result.arrays["uncond_errors"], weights)[:, None]
+    return Scored(scores=scores, arrays=result.arrays, info=result.info)
 
 
 def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], declared: Any, *, uncond: bool) -> Scored:
@@ -197,7 +247,15 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
         items = [(j, len(unique) if k == UNCOND else k, int(i)) for i in grid_idx for j, k in run_cells]
         return ev.errors(items, scorer.timesteps).reshape(len(grid_idx), len(run_cells)).T
 
-    result = seq.run_sequential(plan, cells, terms, evaluate, links)
+    rule = getattr(scorer, "rule", None)
+    if rule is not None:  # along a timestep plan's order, with its estimand
+        from .. import timestep_plan as tp
+
+        errs, outcomes, calls = tp.run_plan_sequential(rule, cells, terms, evaluate, links)
+        result = seq.SequentialResult(errs, tuple(seq.Outcome(o.comparison, o.stop, o.estimate) for o in outcomes),
+                                      {c: int((~np.isnan(v)).sum()) for c, v in errs.items()}, calls)
+    else:
+        result = seq.run_sequential(plan, cells, terms, evaluate, links)
     errors = np.stack([np.stack([result.errors[(j, columns[k])] for k in range(n_cap)]) for j in range(n_img)])
     arrays = {"errors": errors}
     uncond_errors = None
@@ -212,17 +270,27 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
             "comparisons": [o.as_info() for o in result.outcomes],
         },
     }
+    if rule is not None:
+        from .. import timestep_plan as tp
+
+        scores = -tp.weighted_mean(errors, rule.weights)
+        if uncond_errors is not None:
+            scores = scores + tp.weighted_mean(uncond_errors, rule.weights)[:, None]
+        info["stopping"]["plan"] = scorer.timestep_plan.kind
+        return Scored(scores=scores, arrays=arrays, info=info)
     return Scored(scores=scores_from_errors(errors, uncond_errors), arrays=arrays, info=info)
 
 
-def prefiltered(prefilter: Any, k: int, image: Any, captions: Sequence[str], inner: Callable[[list[int]], Scored]) -> Scored:
+def prefiltered(prefilter: Any, k: int, image: Any, captions: Sequence[str], inner: Callable[..., Scored]) -> Scored:
     """Keep the prefilter's ``k`` best candidates, score them with ``inner`` (given their
-    indices, in caption order), and rank the others below every kept one, in the prefilter's order."""
+    indices, in caption order, and the prefilter's ranking of them as positions in that list,
+    best first), and rank the others below every kept one, in the prefilter's order."""
     n = len(captions)
     coarse = np.asarray(prefilter.score([image], list(captions)), dtype=np.float64)[0]
     order = np.argsort(-coarse, kind="stable")  # ties: the earlier candidate
     kept = sorted(int(i) for i in order[:k])
-    result = inner(kept)
+    ranking = [kept.index(int(i)) for i in order[:k]]  # the prefilter's order, as positions in kept
+    result = inner(kept, ranking)
     scores = np.empty(n, dtype=np.float64)
     scores[kept] = result.scores[0]
     floor = float(np.min(result.scores[0])) - 1.0

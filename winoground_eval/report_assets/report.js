@@ -204,6 +204,10 @@
     if (rs.some(function (r) { return isNum(r.compute.unet_calls_per_example); })) {
       cols.push({ key: "unet", label: "UNet calls / example", num: true, value: function (r) { return r.compute.unet_calls_per_example; } });
     }
+    if (rs.some(function (r) { return r.calibration && r.calibration.after; })) {
+      cols.push({ key: "ece", label: "ECE held out: T=1 \u2192 calibrated", num: true,
+                  value: function (r) { return r.calibration && r.calibration.after ? r.calibration.after.ece : null; } });
+    }
     cols.push({ key: "date", label: "finished", value: function (r) { return r.finished || ""; } });
     return cols;
   }
@@ -236,6 +240,11 @@
     let text = v;
     if (c.key === "seconds") text = isNum(v) ? v.toFixed(3) : "-";
     if (c.key === "unet") text = isNum(v) ? String(Math.round(v)) : "-";
+    if (c.key === "ece") {
+      const cal = r.calibration;
+      text = cal && cal.before && isNum(v) ? pct(cal.before.ece) + " \u2192 " + pct(v) + " (T " + Number(cal.temperature).toPrecision(3) +
+        ", n " + cal.held_out_images + (cal.undefined ? ", " + cal.undefined + " undefined" : "") + ")" : "-";
+    }
     if (c.key === "date") text = String(v).replace("T", " ").slice(0, 16);
     return el("td", { class: c.num ? "num" : c.key, "data-value": v === null || v === undefined ? "" : v }, text);
   }

@@ -1,0 +1,315 @@
+"""Timestep plans, held out: fitted on one set of stored errors, measured on another (counts, not timings).
+
+Every row replays the scorer's sequential test (``stopping=sequential``) on the stored
+per-timestep errors of full-budget runs (no UNet call is made: the errors a stopped run
+would compute are the stored ones, noise draw i staying with grid index i), with the
+stopping rule of a plan (winoground_eval/timestep_plan.py) fitted on OTHER examples:
+
+- 2 x 2 (shapes, tiny-diffusion, 1,000 timesteps over the whole schedule, normalize=uncond):
+  fitted on the ``--fit`` run (shapes val), measured on the ``--measure`` run (shapes test).
+  UNet calls per example against the full budget, text / image / group of the full budget
+  and of the stopped run, the decisions agreeing with a full-budget run of the same scoring
+  rule (the plain grid mean for ``none`` and ``proposal``; the weighted mean for ``weights``),
+  and the per-call variance of the paired differences without / with the unconditional error
+  as a control variate.
+- 1 x N (``--fit-1xn``/``--measure-1xn`` pairs; ``--halves`` splits one run's ids in two):
+  top-1 of the fixed schedule (the plain full grid) and of elimination with each plan,
+  calls per image; ``--prefilter RUN``: elimination ordered by that run's ranking (CLIP).
+- calibration (``--calibrate FIT_RUN MEASURE_RUN``, repeatable): ECE (15 bins) and NLL on the
+  measure run before and after the temperature fitted on the fit run.
+
+    python benchmarks/bench_plan.py \\
+        --fit RUNS/shapes/tiny-diffusion/<val id> --measure RUNS/shapes/tiny-diffusion/<test id> \\
+        --fit-1xn RUNS/shapes-classify/tiny-diffusion/<val id> --measure-1xn RUNS/shapes-classify/tiny-diffusion/<test id> \\
+        --halves RUNS/digits/tiny-dit/<test id> --halves RUN[:PREFILTER_RUN] \\
+        --calibrate RUNS/shapes-classify/tiny-clip/<val id> RUNS/shapes-classify/tiny-clip/<test id> \\
+        --calibrate-halves RUNS/shapes-classify/tiny-diffusion/<id>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from winoground_eval import timestep_plan as tp
+from winoground_eval.diffusion import sequential as sq
+from winoground_eval.metrics import winoground_metrics
+from winoground_eval.timestep_select import StoredRun, load_run, run_grid
+
+
+def load_any(run_dir: str):
+    """A finished run through ``load_run``; a run still in progress (no result.json) from its
+    run.json and the examples finished so far."""
+    if (Path(run_dir) / "result.json").exists():
+        return load_run(run_dir)
+    from winoground_eval.runstore import RunStore
+
+    store = RunStore(Path(run_dir))
+    store.load()
+    info = json.loads((Path(run_dir) / "run.json").read_text())
+    ids = [i for i, r in store.records.items() if "skipped" not in r]
+    errors, uncond, scores, calls = [], [], [], []
+    for i in ids:
+        a = store.arrays(i)
+        errors.append(np.asarray(a["errors"], dtype=np.float32))
+        uncond.append(np.asarray(a["uncond_errors"], dtype=np.float32) if "uncond_errors" in a else None)
+        scores.append(np.asarray(store.records[i]["scores"], dtype=np.float64))
+        calls.append(store.records[i].get("info", {}).get("unet_calls"))
+    return StoredRun(Path(run_dir), info, ids, errors, uncond, scores, calls, run_grid(info["scorer"]["config"]))
+
+WINOGROUND_COMPARISONS = (("text", (0, 0), (0, 1)), ("text", (1, 1), (1, 0)), ("image", (0, 0), (1, 0)), ("image", (1, 1), (0, 1)))
+RULE = {"confidence": 0.99, "min_timesteps": 20, "round_size": 20, "futility": True}
+
+
+def aligned_2x2(errors: list[np.ndarray], uncond: list[np.ndarray | None]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per comparison, the paired difference of scores with the correct side positive, and the
+    unconditional error of the image (the control variate candidate)."""
+    diffs, aux = [], []
+    for e, u in zip(errors, uncond):
+        e = e.astype(np.float64)
+        for j in (0, 1):  # text: the correct caption j vs the other on image j
+            diffs.append(e[j, 1 - j] - e[j, j])
+            aux.append(u[j].astype(np.float64) if u is not None else np.zeros(e.shape[-1]))
+        if u is not None:  # image: on caption k, image k vs the other
+            for k in (0, 1):
+                diffs.append((u[k] - e[k, k]) - (u[1 - k] - e[1 - k, k]))
+                aux.append(u[k].astype(np.float64) - u[1 - k].astype(np.float64))
+    return diffs, aux
+
+
+def make_plan(kind: str, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPlan | None:
+    if kind == "none":
+        return None
+    if kind == "proposal":
+        return tp.TimestepPlan("proposal", n_grid, None, density=tuple(tp.fit_proposal(diffs)))
+    w, q = tp.fit_weights(diffs)
+    return tp.TimestepPlan("weights", n_grid, None, density=tuple(q), weights=tuple(w))
+
+
+def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
+    uncond = stored.config.get("normalize") == "uncond"
+    comps = sq.select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
+    cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
+    n_grid = len(stored.timesteps)
+    full_scores, stop_scores, calls = [], [], []
+    agree = n_dec = agree_sig = n_sig = 0
+    for e, u, s in zip(stored.errors, stored.uncond, stored.scores):
+        def evaluate(run_cells, idx, e=e, u=u):
+            return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
+
+        errs, outcomes, c = tp.run_plan_sequential(rule, cells, terms, evaluate, links)
+        calls.append(c)
+        out = np.stack([np.stack([errs[(j, k)] for k in range(2)]) for j in range(2)])
+        sc = -tp.weighted_mean(out, rule.weights)
+        full = -tp.weighted_mean(e.astype(np.float64), rule.weights)
+        if uncond:
+            sc = sc + tp.weighted_mean(np.stack([errs[(j, sq.UNCOND)] for j in range(2)]), rule.weights)[:, None]
+            full = full + tp.weighted_mean(u.astype(np.float64), rule.weights)[:, None]
+        stop_scores.append(sc)
+        full_scores.append(full)
+        support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
+        for o in outcomes:
+            a, b = o.comparison.a, o.comparison.b
+            same = bool(np.sign(sc[a] - sc[b]) == np.sign(full[a] - full[b]))
+            n_dec += 1
+            agree += same
+            per = lambda j, k: -e[j, k].astype(np.float64) + (u[j].astype(np.float64) if uncond else 0.0)
+            d = per(*a) - per(*b)
+            est = tp.weighted_estimate(support, d[support], rule.weights, n_grid)
+            if abs(est.mean) > sq.z_two_sided(rule.confidence) * est.se_full:
+                n_sig += 1
+                agree_sig += same
+    ids = stored.ids
+    plain = {i: s for i, s in zip(ids, stored.scores)}
+    return {
+        "calls": float(np.mean(calls)), "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
+        "metrics_plain_full": winoground_metrics(plain)["metrics"],
+        "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
+        "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
+        "agree": agree / max(n_dec, 1), "decisions": n_dec,
+        "agree_significant": agree_sig / max(n_sig, 1), "significant": n_sig,
+    }
+
+
+def correct_of(stored) -> list[list[int]]:
+    """Per example, the correct captions (the task rebuilt offline)."""
+    from winoground_eval.taskfinder import TaskFinder
+
+    task, why = TaskFinder(hub=False).task_for(stored.info["task"])
+    if task is None:
+        raise SystemExit(f"{stored.path}: cannot rebuild its task ({why})")
+    return [list(task.correct_captions(i)) for i in stored.ids], task
+
+
+def top1(task, ex_id: str, scores: np.ndarray) -> float:
+    return float(task.outcomes(ex_id, scores[None, :] if scores.ndim == 1 else scores)["top1"])
+
+
+def aligned_1xn(stored, correct: list[list[int]]) -> list[np.ndarray]:
+    diffs = []
+    for e, cc in zip(stored.errors, correct):
+        e = e[0].astype(np.float64)
+        best = min(cc, key=lambda k: e[k].mean())
+        for k in range(e.shape[0]):
+            if k not in cc:
+                diffs.append(e[k] - e[best])
+    return diffs
+
+
+def replay_1xn(stored, rule: tp.Rule, task, idx: list[int], prefilter: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    calls, hits, hits_full = [], [], []
+    for i in idx:
+        e = stored.errors[i][0].astype(np.float64)
+        ex_id = stored.ids[i]
+        first = None
+        if prefilter is not None:
+            first = list(np.argsort(-np.asarray(prefilter[ex_id]).reshape(-1), kind="stable"))
+        errs, survived, c = tp.run_plan_elimination(rule, e.shape[0], lambda cand, g, e=e: e[list(cand)][:, g], first)
+        mean = tp.weighted_mean(errs, rule.weights)
+        # rank: survivors first by mean error, the dropped below (by the look they were dropped at)
+        score = survived * 1e3 - np.where(np.isnan(mean), 0, mean)
+        calls.append(c)
+        hits.append(top1(task, ex_id, score))
+        hits_full.append(top1(task, ex_id, -tp.weighted_mean(e, rule.weights)))
+    return {"calls": float(np.mean(calls)), "calls_full": float(stored.errors[0].shape[1] * stored.errors[0].shape[2]),
+            "top1": float(np.mean(hits)), "top1_rule_full": float(np.mean(hits_full)), "n": len(idx)}
+
+
+def one_x_n(fit, measure, fit_idx, measure_idx, label, prefilter=None) -> list[dict[str, Any]]:
+    correct_fit, task = correct_of(fit)
+    if measure is not fit:
+        _, task = correct_of(measure)
+    fit_sub = type(fit)(fit.path, fit.info, [fit.ids[i] for i in fit_idx], [fit.errors[i] for i in fit_idx],
+                        [fit.uncond[i] for i in fit_idx], [fit.scores[i] for i in fit_idx],
+                        [fit.unet_calls[i] for i in fit_idx], fit.timesteps, fit.specs)
+    diffs = aligned_1xn(fit_sub, [correct_fit[i] for i in fit_idx])
+    n_grid = len(fit.timesteps)
+    rows = []
+    plain_full = float(np.mean([top1(task, measure.ids[i], measure.scores[i]) for i in measure_idx]))
+    for kind in ("none", "proposal", "weights"):
+        plan = make_plan(kind, diffs, n_grid)
+        for rs in ((5, 5), (20, 20)):
+            rule = tp.rule_for(plan, n_grid, confidence=0.99, min_timesteps=rs[0], round_size=rs[1], futility=True)
+            for pf in ((None, prefilter) if prefilter is not None else (None,)):
+                r = replay_1xn(measure, rule, task, measure_idx, pf)
+                rows.append({"task": label, "plan": kind, "min/round": f"{rs[0]}/{rs[1]}", "prefilter order": pf is not None,
+                             "top1_fixed": plain_full, **r})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fit", help="2x2 full-budget run to fit on (shapes val)")
+    p.add_argument("--measure", help="2x2 full-budget run to measure on (shapes test)")
+    p.add_argument("--fit-1xn", action="append", default=[], help="1xN full-budget run to fit on (pairs with --measure-1xn)")
+    p.add_argument("--measure-1xn", action="append", default=[])
+    p.add_argument("--prefilter-1xn", action="append", default=[],
+                   help="a CLIP run of the same images as the matching --measure-1xn ('-' for none)")
+    p.add_argument("--halves", action="append", default=[], help="1xN run: fit on the first half of its ids, measure on the second")
+    p.add_argument("--calibrate", nargs=2, action="append", default=[], metavar=("FIT_RUN", "MEASURE_RUN"))
+    p.add_argument("--calibrate-halves", action="append", default=[], metavar="RUN",
+                   help="calibrate RUN on the first half of its ids, measured on the second")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    report: dict[str, Any] = {}
+    if args.fit and args.measure:
+        fit, measure = load_any(args.fit), load_any(args.measure)
+        diffs, fit_aux = aligned_2x2(fit.errors, fit.uncond)
+        n_grid = len(fit.timesteps)
+        rows = []
+        for futility in (True, False):
+            for kind in ("none", "proposal", "weights"):
+                plan = make_plan(kind, diffs, n_grid)
+                rule = tp.rule_for(plan, n_grid, **{**RULE, "futility": futility})
+                rows.append({"plan": kind, "futility": futility, "boundary": rule.boundary, **replay_2x2(measure, rule)})
+        md, mu = aligned_2x2(measure.errors, measure.uncond)
+        cv = tp.control_variate_stats(md, mu, tp.fit_cv_beta(diffs, fit_aux))
+        report["2x2"] = {"fit": str(fit.path), "fit_n": len(fit.ids), "measure": str(measure.path),
+                         "measure_n": len(measure.ids), "rows": rows, "control_variate": cv}
+    rows_1xn = []
+    for k, (f, m) in enumerate(zip(args.fit_1xn, args.measure_1xn)):
+        fit, measure = load_any(f), load_any(m)
+        pf = None
+        if k < len(args.prefilter_1xn) and args.prefilter_1xn[k] != "-":
+            from winoground_eval.runs import read_run
+
+            pf = read_run(args.prefilter_1xn[k]).scores()
+        rows_1xn += one_x_n(fit, measure, range(len(fit.ids)), [i for i, x in enumerate(measure.ids) if pf is None or x in pf],
+                            f"{measure.info['task']['name']} (fit {fit.info['task'].get('split')} n={len(fit.ids)}, "
+                            f"measure {measure.info['task'].get('split')})", pf)
+    for h in args.halves:
+        h, _, pf_run = h.partition(":")
+        run = load_any(h)
+        half = len(run.ids) // 2
+        pf = None
+        if pf_run:
+            from winoground_eval.runs import read_run
+
+            pf = read_run(pf_run).scores()
+        rows_1xn += one_x_n(run, run, range(half), range(half, len(run.ids)),
+                            f"{run.info['task']['name']} {run.info['task'].get('split')} (fit ids 1..{half}, measure "
+                            f"{half + 1}..{len(run.ids)})", pf)
+    if rows_1xn:
+        report["1xN"] = rows_1xn
+    if args.calibrate or args.calibrate_halves:
+        from winoground_eval.calibrate_cli import calibrate
+        from winoground_eval.runs import read_run
+        from winoground_eval.taskfinder import TaskFinder
+
+        report["calibration"] = []
+        jobs = [(f, m, None) for f, m in args.calibrate]
+        for m in args.calibrate_halves:
+            ids = list(read_run(m).scores())
+            jobs.append((f"first {len(ids) // 2} ids", m, ids[: len(ids) // 2]))
+        for f, m, ids in jobs:
+            doc = calibrate(m, val_run=f, finder=TaskFinder(hub=False)) if ids is None else \
+                calibrate(m, val_ids=ids, finder=TaskFinder(hub=False))
+            held = doc["held_out"]
+            report["calibration"].append({"measure": m, "fit": f, "temperature": doc["temperature"], "n": held["n_images"],
+                                          "before": held["before"], "after": held["after"],
+                                          "undefined": doc["undefined"]["n"]})
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+        return 0
+    if "2x2" in report:
+        r = report["2x2"]
+        print(f"== 2x2: fit on {r['fit']} ({r['fit_n']} examples), measured on {r['measure']} ({r['measure_n']} examples)")
+        print("rule: confidence 0.99, min_timesteps 20, round_size 20, decide all")
+        print("| plan | futility | UNet calls / example (full budget) | ratio | text / image / group, full budget | full budget of the same rule | stopped | decisions equal to the same rule's full budget: all / significant there |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in r["rows"]:
+            f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
+            print(f"| {row['plan']} | {'on' if row['futility'] else 'off'} | {row['calls']:.0f} ({row['calls_full']:.0f}) | "
+                  f"{row['calls_full'] / row['calls']:.2f}x | "
+                  f"{f(row['metrics_plain_full'])} | {f(row['metrics_rule_full'])} | {f(row['metrics_stopped'])} | "
+                  f"{100 * row['agree']:.2f}% of {row['decisions']} / {100 * row['agree_significant']:.2f}% of {row['significant']} |")
+        cv = r["control_variate"]
+        print(f"control variate (unconditional error, per call, {r['measure_n']} measure examples, differences scaled "
+              f"to unit RMS): variance {cv['var_before']:.4f} -> {cv['var_after']:.4f} (x{cv['ratio']:.3f})")
+    if "1xN" in report:
+        print("\n== 1 x N: elimination with each plan against the fixed schedule (the plain full grid)")
+        print("| task | plan | min/round | prefilter order | calls / image (fixed) | share of fixed | top-1 fixed | top-1 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in report["1xN"]:
+            print(f"| {row['task']} | {row['plan']} | {row['min/round']} | {'yes' if row['prefilter order'] else 'no'} | "
+                  f"{row['calls']:.1f} ({row['calls_full']:.0f}) | {row['calls'] / row['calls_full']:.3f} | "
+                  f"{100 * row['top1_fixed']:.2f} | {100 * row['top1']:.2f} |")
+    if "calibration" in report:
+        print("\n== calibration (held out): temperature fitted on the fit run, measured on the measure run")
+        print("| measure run | T | n | ECE before [95% CI] | ECE after [95% CI] | NLL before | NLL after | undefined |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in report["calibration"]:
+            b, a = row["before"], row["after"]
+            ci = lambda s: f"[{100 * s['ci95']['ece'][0]:.1f}, {100 * s['ci95']['ece'][1]:.1f}]"
+            print(f"| {row['measure']} | {row['temperature']:.4g} | {row['n']} | {100 * b['ece']:.2f} {ci(b)} | "
+                  f"{100 * a['ece']:.2f} {ci(a)} | {b['nll']:.3f} | {a['nll']:.3f} | {row['undefined']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`wg-eval choose-timesteps RUN -O plan.json` and `wg-eval run ... -o plan=plan.json` end to end
+on the shipped tiny models (small grids, a few examples)."""
+
+from __future__ import annotations
+
+import json
+
+from winoground_eval.cli import main
+
+GRID = ["-o", "n_timesteps=8", "-o", "t_range=none", "-o", "normalize=uncond"]
+STOP = ["-o", "stopping=sequential", "-o", "min_timesteps=2", "-o", "round_size=2"]
+
+
+def _run(tmp_path, split, limit, *extra):
+    return main(["run", "--task", "shapes", "--split", split, "--scorer", "tiny-diffusion", "--limit", str(limit),
+                 "--out", str(tmp_path / "runs"), "-q", "--threads", "1", *GRID, *extra])
+
+
+def _dirs(tmp_path):
+    return {p.name: json.loads((p / "run.json").read_text()) for p in (tmp_path / "runs").glob("shapes/tiny-diffusion/*")}
+
+
+def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_another_model(tmp_path, capsys):
+    assert _run(tmp_path, "val", 3) == 0
+    [(val_id, _)] = _dirs(tmp_path).items()
+    val_dir = tmp_path / "runs" / "shapes" / "tiny-diffusion" / val_id
+    plan = tmp_path / "plan.json"
+    capsys.readouterr()
+    assert main(["choose-timesteps", str(val_dir), "-O", str(plan), "--kind", "proposal", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    doc = json.loads(plan.read_text())
+    assert doc["kind"] == "proposal" and doc["fitted_on"]["run_id"] == val_id and doc["fitted_on"]["split"] == "val"
+    assert doc["fitted_on"]["ids"]["n"] == 3 and doc["model"]["fingerprint"] and shown["plan"]["sha256"]
+    assert len(doc["density"]) == 8 and abs(sum(doc["density"]) - 1) < 1e-6
+
+    # used by a run on another split; its config records the plan's hash (so its run id differs)
+    assert _run(tmp_path, "test", 1, *STOP, "-o", f"plan={plan}") == 0
+    assert _run(tmp_path, "test", 1, *STOP) == 0
+    runs = {i: c for i, c in _dirs(tmp_path).items() if c["task"]["split"] == "test"}
+    with_plan = [i for i, c in runs.items() if "plan" in c["scorer"]["config"]]
+    assert len(runs) == 2 and len(with_plan) == 1
+    entry = runs[with_plan[0]]["scorer"]["config"]["plan"]
+    assert entry["sha256"] == shown["plan"]["sha256"] and entry["fitted_on_run"] == val_id and entry["kind"] == "proposal"
+    run_dir = tmp_path / "runs" / "shapes" / "tiny-diffusion" / with_plan[0]
+    rec = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert len(rec) == 1 and rec[0]["info"]["stopping"]["plan"] == "proposal"
+
+    # resume with the plan: the same run directory goes on from where it stopped
+    assert _run(tmp_path, "test", 2, *STOP, "-o", f"plan={plan}") == 0
+    rec = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert len(rec) == 2 and len([i for i, c in _dirs(tmp_path).items() if "plan" in c["scorer"]["config"]]) == 1
+
+    # a weights plan: a declared estimand, recorded as such
+    wplan = tmp_path / "wplan.json"
+    assert main(["choose-timesteps", str(val_dir), "-O", str(wplan), "--kind", "weights"]) == 0
+    assert json.loads(wplan.read_text())["estimand"].startswith("the weighted mean")
+    capsys.readouterr()
+
+    # another model: refused with a clear message
+    code = main(["run", "--task", "digits", "--scorer", "tiny-dit", "--limit", "1", "--out", str(tmp_path / "runs"), "-q",
+                 "-o", "n_timesteps=8", "-o", "t_range=none", *STOP, "-o", f"plan={plan}"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "fitted on model" in err and "does not carry over" in err
+
+    # another grid of the same model: refused, naming the options to set
+    code = main(["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "1",
+                 "--out", str(tmp_path / "runs"), "-q", "-o", "n_timesteps=16", "-o", "t_range=none", *STOP, "-o", f"plan={plan}"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "n_timesteps=8" in err
+
+
+def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
+    """1 x N: the CLIP prefilter keeps 3 of 5 captions, elimination runs along a plan fitted on val."""
+    out = str(tmp_path / "runs")
+    grid = ["-o", "n_timesteps=8", "-o", "t_range=none"]
+    assert main(["run", "--task", "shapes-ranked", "--split", "val", "--scorer", "tiny-diffusion", "--limit", "3",
+                 "--out", out, "-q", "--threads", "1", *grid]) == 0
+    [val_dir] = (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*")
+    plan = tmp_path / "plan.json"
+    assert main(["choose-timesteps", str(val_dir), "-O", str(plan), "--kind", "proposal"]) == 0
+    assert main(["run", "--task", "shapes-ranked", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "2",
+                 "--out", out, "-q", "--threads", "1", *grid, *STOP, "-o", "prefilter=tiny-clip", "-o", "prefilter_k=3",
+                 "-o", f"plan={plan}"]) == 0
+    capsys.readouterr()
+    [run_dir] = [p for p in (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*") if p != val_dir]
+    config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
+    assert config["plan"]["kind"] == "proposal" and config["prefilter"]["k"] == 3
+    for line in (run_dir / "scores.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert rec["info"]["stopping"]["rule"] == "elimination" and rec["info"]["stopping"]["plan"] == "proposal"
+        assert len(rec["info"]["prefilter"]["kept"]) == 3 and len(rec["scores"][0]) == 5
