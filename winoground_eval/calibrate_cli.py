@@ -28,11 +28,20 @@ def _correct_fn(run: Any, finder: Any) -> tuple[Any, Any]:
     task, why = finder.task_for(run.task) if finder is not None else (None, "no task lookup")
     first = next(iter(run.scores().values()), None)
     shape = tuple(np.asarray(first).shape) if first is not None else (1, 1)
-    if task is not None and hasattr(task, "correct_captions"):
+    default = cal.default_correct(shape)
+    if task is not None:
+        from .taskbase import as_task
+
+        hooks = as_task(task)
         prompts = getattr(task, "prompts", None)
         classes = getattr(prompts, "classidx", None)
-        return (lambda ex_id, j: task.correct_captions(ex_id)), classes
-    return cal.default_correct(shape), None
+
+        def correct(ex_id: str, j: int) -> Any:
+            right = hooks.correct_captions(ex_id)  # None: the task's default (caption 0, or j for 2 x 2)
+            return list(right) if right is not None else default(ex_id, j)
+
+        return correct, classes
+    return default, None
 
 
 def _rows(run: Any, finder: Any, ids: list[str] | None = None) -> tuple[list[cal.Row], list[dict[str, Any]]]:

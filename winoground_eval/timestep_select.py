@@ -409,6 +409,7 @@ def write_plan_file(run: StoredRun, args: argparse.Namespace, chosen: dict[str, 
     import hashlib
 
     from . import timestep_plan as tp
+    from .taskbase import as_task
 
     config = run.config
     task_info = run.info.get("task", {})
@@ -416,8 +417,9 @@ def write_plan_file(run: StoredRun, args: argparse.Namespace, chosen: dict[str, 
     correct = []
     for ex_id, e in zip(run.ids, run.errors):
         n_img, n_cap = e.shape[:2]
-        if task is not None and hasattr(task, "correct_captions") and n_img == 1:
-            correct.append([list(task.correct_captions(ex_id))])
+        right = as_task(task).correct_captions(ex_id) if task is not None and n_img == 1 else None  # None: caption 0
+        if right is not None:
+            correct.append([list(right)])
         elif n_img == n_cap:
             correct.append([[j] for j in range(n_img)])
         else:
