@@ -352,26 +352,11 @@ def plan_boundary(order: np.ndarray, looks: Sequence[int], confidence: float, fu
     w = np.stack(rows + [full]) * sd[None, :]
     chol = np.linalg.cholesky(w @ w.T + 1e-18 * np.eye(len(w)))
     x = np.random.default_rng(0).standard_normal((BOUNDARY_DRAWS, len(w))) @ chol.T
-    sdk = np.asarray(sds)
+    from .diffusion.stopping_rule import worst_case_boundary
+
     se_full = math.sqrt(float(np.sum((full * sd) ** 2)))
     c = _z(confidence) * se_full if futility else 0.0
-    idx = np.arange(BOUNDARY_DRAWS)
-
-    def worst(b: float) -> float:
-        out = 0.0
-        for mu in np.linspace(0.0, 6.0, 25) * se_full:
-            dk, df = x[:, :-1] + mu, x[:, -1] + mu
-            stop = (np.abs(dk) + c) / np.where(sdk > 0, sdk, 1e-300) >= b
-            first = stop.argmax(axis=1)
-            wrong = stop.any(axis=1) & (np.sign(dk[idx, first]) != np.sign(df)) & (np.abs(df) > c)
-            out = max(out, float(wrong.mean()))
-        return out
-
-    lo, hi = 1.0, 6.0
-    for _ in range(14):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if worst(mid) > 1 - confidence else (lo, mid)
-    return hi
+    return worst_case_boundary(x, np.asarray(sds), se_full, c, confidence)
 
 
 @dataclass(frozen=True)
@@ -523,56 +508,16 @@ def fit_weights(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS, keep: f
 # --------------------------------------------------------------------------- the sequential test with a plan
 
 
-@dataclass(frozen=True)
-class Outcome:
-    comparison: Any
-    stop: str
-    estimate: Estimate | None
-
-
 def run_plan_sequential(
     rule: Rule, cells: Sequence[Any], comparisons: Sequence[tuple[Any, Mapping[Any, float]]],
     evaluate: Callable[[Sequence[Any], np.ndarray], np.ndarray], links: Sequence[Sequence[Any]] = (),
-) -> tuple[dict[Any, np.ndarray], tuple[Outcome, ...], int]:
+) -> tuple[dict[Any, np.ndarray], tuple[Any, ...], int]:
     """``sequential.run_sequential`` along ``rule.order`` with ``rule``'s estimate and verdicts:
     (errors per cell, NaN where not evaluated; outcomes; UNet calls)."""
-    from .diffusion.sequential import _components
+    from .diffusion.sequential import run_sequential
 
-    n_grid = rule.n_grid
-    errors = {c: np.full(n_grid, np.nan, dtype=np.float32) for c in cells}
-    live = [(comp, dict(terms)) for comp, terms in comparisons if terms]
-    outcomes: dict[int, Outcome] = {i: Outcome(c, "tie", None) for i, (c, t) in enumerate(comparisons) if not t}
-    groups = []
-    for component in _components(list(cells), [list(t) for _, t in live] + [list(g) for g in links if g]):
-        members = set(component)
-        groups.append((component, [(i, c, t) for i, (c, t) in enumerate(comparisons) if t and set(t) <= members]))
-    active, calls, prev = list(range(len(groups))), 0, 0
-    for look in rule.looks:
-        run_cells = [c for a in active for c in groups[a][0]]
-        idx = rule.order[prev:look]
-        if run_cells and len(idx):
-            values = np.asarray(evaluate(run_cells, idx), dtype=np.float32).reshape(len(run_cells), len(idx))
-            for c, row in zip(run_cells, values):
-                errors[c][idx] = row
-            calls += len(run_cells) * len(idx)
-        prev = look
-        positions = rule.order[:look]
-        still = []
-        for a in active:
-            verdicts = []
-            for i, comp, terms in groups[a][1]:
-                d = sum(coef * errors[c][positions].astype(np.float64) for c, coef in terms.items())
-                est = rule.estimate(positions, d)
-                verdicts.append((i, comp, rule.verdict(est), est))
-            if all(v is not None for _, _, v, _ in verdicts) or look >= rule.cap:
-                for i, comp, v, est in verdicts:
-                    outcomes[i] = Outcome(comp, v if v is not None else "cap", est)
-            else:
-                still.append(a)
-        active = still
-        if not active:
-            break
-    return errors, tuple(outcomes[i] for i in sorted(outcomes)), calls
+    res = run_sequential(rule, cells, comparisons, evaluate, links, estimator=rule.estimate)
+    return res.errors, res.outcomes, res.unet_calls
 
 
 def run_plan_elimination(

@@ -39,6 +39,7 @@ the scorer runs the UNet and :func:`replay` reads stored per-timestep errors ins
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence
@@ -191,6 +192,7 @@ def run_sequential(
     comparisons: Sequence[tuple[Comparison, Mapping[Cell, float]]],
     evaluate: Evaluate,
     links: Sequence[Sequence[Cell]] = (),
+    estimator: Callable[[np.ndarray, np.ndarray], Estimate] | None = None,
 ) -> SequentialResult:
     """Evaluate ``cells`` round by round along ``plan.order`` until every comparison is settled.
 
@@ -200,9 +202,11 @@ def run_sequential(
     every comparison of the component has a verdict, so that each comparison is always
     computed from paired errors on the same timesteps. ``links`` are further groups of cells
     that stop together (an image's unconditional cell with its captions). Cells in no
-    comparison or link stop at the first look.
+    comparison or link stop at the first look. ``estimator(positions, d)``: the estimate at a
+    look (default :func:`estimate`; a timestep plan's ``Rule.estimate`` is weighted).
     """
     n_grid = plan.n_grid
+    estimator = estimator or functools.partial(estimate, n_grid=n_grid)
     errors = {c: np.full(n_grid, np.nan, dtype=np.float32) for c in cells}
     evaluated = {c: 0 for c in cells}
     live = [(comp, dict(terms)) for comp, terms in comparisons if terms]
@@ -233,7 +237,7 @@ def run_sequential(
             verdicts = []
             for i, comp, terms in mine:
                 d = sum(coef * errors[c][positions].astype(np.float64) for c, coef in terms.items())
-                est = estimate(positions, d, n_grid)
+                est = estimator(positions, d)
                 verdicts.append((i, comp, plan.verdict(est), est))
             last = look >= plan.cap
             if all(v is not None for _, _, v, _ in verdicts) or last:

@@ -182,7 +182,19 @@ def look_boundary(n_grid: int, looks: tuple[int, ...], confidence: float, futili
     x = np.random.default_rng(BOUNDARY_SEED).standard_normal((BOUNDARY_DRAWS, len(w))) @ chol.T  # mu = 0
     se_full = 1 / math.sqrt(n_grid)
     c = z_two_sided(confidence) * se_full if futility else 0.0
-    rows = np.arange(BOUNDARY_DRAWS)
+    return worst_case_boundary(x, sd, se_full, c, confidence)
+
+
+def worst_case_boundary(x: np.ndarray, sd: np.ndarray, se_full: float, c: float, confidence: float) -> float:
+    """The smallest boundary b (bisection on [1, 6]) whose worst-case error rate is at most
+    ``1 - confidence``, from draws ``x`` (draws x (looks + 1): the estimates at the looks, then
+    the full-budget mean, all at mean 0) with standard deviations ``sd`` at the looks, the
+    full-budget standard error ``se_full`` and the futility margin ``c`` (0 without). The rule
+    stops at the first look with ``(|D_k| + c) / sd_k >= b`` and errs when its sign differs
+    from the full-budget mean's beyond c; the mean is swept from 0 to 6 full-budget standard
+    errors. Shared by the uniform rule and a timestep plan's weighted one."""
+    rows = np.arange(len(x))
+    sd = np.where(np.asarray(sd) > 0, sd, 1e-300)
 
     def worst_error(b: float) -> float:
         worst = 0.0

@@ -249,11 +249,7 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
 
     rule = getattr(scorer, "rule", None)
     if rule is not None:  # along a timestep plan's order, with its estimand
-        from .. import timestep_plan as tp
-
-        errs, outcomes, calls = tp.run_plan_sequential(rule, cells, terms, evaluate, links)
-        result = seq.SequentialResult(errs, tuple(seq.Outcome(o.comparison, o.stop, o.estimate) for o in outcomes),
-                                      {c: int((~np.isnan(v)).sum()) for c, v in errs.items()}, calls)
+        result = seq.run_sequential(rule, cells, terms, evaluate, links, estimator=rule.estimate)
     else:
         result = seq.run_sequential(plan, cells, terms, evaluate, links)
     errors = np.stack([np.stack([result.errors[(j, columns[k])] for k in range(n_cap)]) for j in range(n_img)])
