@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
+from winoground_eval.policy import datasets_offline, hub_timeout
 from winoground_eval.errors import DataError, ScoreFileError
 from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
@@ -51,18 +52,6 @@ GROUPS = ("collapsed_tag", "secondary_tag", "num_main_preds", "why_hard")
 WHY_HARD_RENAME = {"Non Minimal": "NonCompositional"}
 CONNECT_TIMEOUT_S = 5.0
 HASH_CACHE_MAX = 20_000  # entries kept in the image hash cache (the most recently used)
-
-
-def hub_timeout() -> float:
-    """Seconds any one request to the Hub may wait (connect or read): HF_HUB_ETAG_TIMEOUT
-    as huggingface_hub reads it (default 10)."""
-    from huggingface_hub import constants
-
-    raw = os.environ.get("HF_HUB_ETAG_TIMEOUT") or constants.HF_HUB_ETAG_TIMEOUT
-    try:
-        return max(0.1, float(raw))
-    except (TypeError, ValueError):
-        return float(constants.DEFAULT_ETAG_TIMEOUT)
 
 
 def packaged_manifest(name: str) -> dict[str, Any]:
@@ -341,16 +330,12 @@ class LocalSource:
 
 
 # --- the Hugging Face Hub --------------------------------------------------------------
-def _offline_mode() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def _offline_error(endpoint: str, reason: str) -> DataError:
-    if _offline_mode():  # offline already: the cache is what lacks the dataset
+    if datasets_offline():  # offline already: the cache is what lacks the dataset
         return DataError(
             f"HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set and the Hugging Face cache lacks {HF_REPO} "
             f"({reason}). Load it once where there is network (unset HF_HUB_OFFLINE), or use a local copy "
@@ -385,7 +370,7 @@ class HubSource:
         self.token = token or os.environ.get("HF_TOKEN") or None
         self.revision = revision
         endpoint = _endpoint()
-        if _offline_mode():
+        if datasets_offline():
             self.resolved = revision
         else:
             parsed = urlparse(endpoint)
@@ -426,7 +411,7 @@ class HubSource:
             low = text.lower()
             if "gated" in low or "401" in low or "403" in low or "authenticated" in low:
                 raise _auth_error(text.splitlines()[0] if text else type(exc).__name__) from None
-            if _offline_mode() or any(w in low for w in ("connection", "offline", "resolve", "timeout", "timed out")):
+            if datasets_offline() or any(w in low for w in ("connection", "offline", "resolve", "timeout", "timed out")):
                 raise _offline_error(_endpoint(), text.splitlines()[0] if text else type(exc).__name__) from None
             raise DataError(f"loading {HF_REPO} failed: {type(exc).__name__}: {text}") from None
 

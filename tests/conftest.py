@@ -1,5 +1,6 @@
 import logging
 import os
+import shutil
 
 import pytest
 
@@ -31,3 +32,23 @@ def sample_dir(tmp_path):
 def _quiet_logs():
     logging.getLogger("winoground_eval").setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Chromium's path (with playwright importable), or skip (locally) / fail (CI) with the reason."""
+    path = os.environ.get("WG_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path and not os.access(path, os.X_OK):
+        path = None
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        reason = "the browser test needs the playwright package (pip install -e '.[dev]')"
+    if reason is None and not path:
+        reason = "the browser test needs Chromium (Debian: apt-get install chromium; or set WG_EVAL_CHROMIUM)"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run this test, not skip it")
+        pytest.skip(reason)
+    return path

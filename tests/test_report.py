@@ -1,7 +1,6 @@
 """`wg-eval report`: one self-contained HTML file, checked in a real headless Chromium."""
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -156,26 +155,6 @@ def test_report_finds_a_local_copy_the_run_recorded(world, tmp_path):
     data = json.loads(out.read_text().split('id="report-data">')[1].split("</script>")[0])
     ds = next(iter(data["datasets"].values()))
     assert ds["note"] is None and all(e["images"] for e in ds["examples"].values())
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Chromium's path (with playwright importable), or skip (locally) / fail (CI) with the reason."""
-    path = os.environ.get("WG_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if path and not os.access(path, os.X_OK):
-        path = None
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
-        reason = "the browser test needs the playwright package (pip install -e '.[dev]')"
-    if reason is None and not path:
-        reason = "the browser test needs Chromium (Debian: apt-get install chromium; or set WG_EVAL_CHROMIUM)"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run this test, not skip it")
-        pytest.skip(reason)
-    return path
 
 
 def test_report_in_a_headless_browser(chromium, world, tmp_path):

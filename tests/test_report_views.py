@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -45,23 +44,6 @@ def make(**options):
 
 def wg(*argv) -> None:
     assert main([str(a) for a in argv]) == 0, argv
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = os.environ.get("WG_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
-        reason = "the browser test needs the playwright package (pip install -e '.[dev]')"
-    if reason is None and not path:
-        reason = "the browser test needs Chromium (Debian: apt-get install chromium; or set WG_EVAL_CHROMIUM)"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run this test, not skip it")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,12 @@ def hub_timeout() -> float:
         return float(constants.DEFAULT_ETAG_TIMEOUT)
 
 
+def datasets_offline() -> bool:
+    """Whether datasets are to come from the Hugging Face cache only: HF_HUB_OFFLINE or
+    HF_DATASETS_OFFLINE set to a true value (what the dataset loaders of tasks read)."""
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
 def hub_offline() -> bool:
     """Whether the local cache only is asked for: HF_HUB_OFFLINE as huggingface_hub read it at
     import, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE as the environment says now."""
