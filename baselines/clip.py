@@ -145,6 +145,18 @@ class OpenClipScorer:
             scored.append(Scored(scores=self.logit_scale * (rows @ cols.T)))
         return scored
 
+    def text_similarity(self, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
+        """(len(a), len(b)) float64 cosine similarity of the text embeddings (the optional
+        :class:`~winoground_eval.contracts.TextScorer` capability; SugarCrepe++'s text-only task
+        compares captions this way). No logit scale: only the order of the cosines matters.
+        Through the caption cache, so captions the chunk has scored are not encoded again."""
+        with torch.inference_mode():
+            features = self._caption_features(list(dict.fromkeys([*texts_a, *texts_b])))
+        row = {c: k for k, c in enumerate(dict.fromkeys([*texts_a, *texts_b]))}
+        if not texts_a or not texts_b:
+            return np.zeros((len(texts_a), len(texts_b)))
+        return features[[row[c] for c in texts_a]] @ features[[row[c] for c in texts_b]].T
+
     def _caption_features(self, captions: Sequence[str]) -> np.ndarray:
         """Caption embeddings through a cache keyed by caption text, so that a task whose
         examples share their captions (classification: every image x all prompts of the

@@ -7,15 +7,19 @@ Subsets: ``replace_att``, ``replace_obj``, ``replace_rel``, ``swap_att``, ``swap
 ``-t captions_dir=DIR`` with those files (or those files in ``--data-dir`` itself); images: ``--data-dir`` the COCO 2017 val folder, as
 for ``sugarcrepe``. As the authors' ``VLMs/test_*.py``: ``itt`` (primary; the image-to-text
 task) is right when both positives score strictly above the negative; ``itt_p1`` / ``itt_p2``
-each positive alone. The text-only task (TOT) compares caption embeddings with one another,
-which the scorer contract (image x caption scores) does not give: it is not computed here.
+each positive alone. ``tot`` (the text-only task, the authors' ``correct_text``): cos(P1, P2)
+strictly above both cos(P1, N) and cos(P2, N), from the caption x caption similarities a
+scorer with ``text_similarity`` (CLIP-family: its text embeddings) stores in each example's
+``info["text_scores"]``; for a scorer without it (diffusion) ``tot`` is null and
+``undefined_metrics.tot`` says why.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -27,9 +31,13 @@ from winoground_eval.taskbase import RankedTask, Row
 from ._bench import Published, image_tile
 from .sugarcrepe import image_folder
 
+TOT = Metric("tot", "text only: cos(P1, P2) strictly above cos(P1, N) and cos(P2, N) (the paper's TOT; needs a "
+             "scorer with text embeddings)", per_example=False)
 SPECS = (Metric("itt", "both positives strictly above the negative (the paper's ITT)", primary=True),
          Metric("itt_p1", "positive 1 strictly above the negative"),
-         Metric("itt_p2", "positive 2 strictly above the negative"))
+         Metric("itt_p2", "positive 2 strictly above the negative"), TOT)
+NO_TEXT_SCORES = ("the scorer gives no text-text similarity (it has no text_similarity: a diffusion scorer has no "
+                  "text embedding to compare), so the run stores no text_scores")
 COMPARISONS = (("itt", (0, 0), (0, 2)), ("itt", (0, 1), (0, 2)))
 
 
@@ -54,6 +62,34 @@ class SugarCrepePPTask(Published, RankedTask):
 
     def tie(self, example_id: str, scores: np.ndarray) -> bool:
         return bool(scores[0, 0] == scores[0, 2] or scores[0, 1] == scores[0, 2])
+
+    text_scores = True  # the scorer stores the 3 x 3 caption similarities where it can
+
+    @staticmethod
+    def tot(example_id: str, text_scores: Any) -> float:
+        """The text-only outcome from a stored 3 x 3 caption similarity matrix [P1, P2, N]."""
+        t = check_matrix(example_id, np.asarray(text_scores, dtype=np.float64), (3, 3))
+        return float(t[0, 1] > t[0, 2] and t[0, 1] > t[1, 2])
+
+    def metrics_from_run(self, scores: Mapping[str, np.ndarray], infos: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        result = self.metrics(scores)
+        have = {i: infos.get(i, {}).get("text_scores") for i in scores}
+        missing = [i for i, t in have.items() if t is None]
+        result["metric_specs"] = [*result["metric_specs"], asdict(TOT)]
+        result["ci95"]["tot"] = None
+        if not scores or missing:
+            why = NO_TEXT_SCORES if len(missing) == len(scores) else (
+                f"{len(missing)} of {len(scores)} examples have no stored text_scores (e.g. {missing[0]}): rerun them "
+                "with a scorer that has text_similarity")
+            result["metrics"]["tot"] = None
+            result["undefined_metrics"] = {"tot": why if scores else "no examples"}
+            return result
+        outcome = {i: self.tot(i, t) for i, t in have.items()}
+        result["metrics"]["tot"] = float(np.mean(list(outcome.values())))
+        for label, cell in result["breakdown"].get("subset", {}).items():
+            members = [i for i in outcome if label in self.row(i).tags["subset"]]
+            cell["tot"] = float(np.mean([outcome[i] for i in members]))
+        return result
 
     def read_rows(self) -> Iterable[Row]:
         try:

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 import numpy as np
 from PIL import Image
 
+from .errors import ScoreError
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -48,6 +50,7 @@ class Example:
     captions: tuple[str, ...]
     tags: Mapping[str, Any] = field(default_factory=dict)
     comparisons: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()
+    text_scores: bool = False  # the task's metrics compare captions with one another (see TextScorer)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,34 @@ class Scorer(Protocol):
     def config(self) -> dict[str, Any]:
         """Every setting that changes the numbers, JSON-able."""
         ...
+
+
+@runtime_checkable
+class TextScorer(Protocol):
+    """The optional capability of a scorer that embeds captions on their own (CLIP-family).
+
+    ``text_similarity(texts_a, texts_b)`` is the (len(a), len(b)) float matrix of the
+    similarity of each pair of texts, higher = more alike (CLIP: cosine of the text
+    embeddings). The default, for a scorer without the method (a diffusion scorer has no text
+    embedding to compare), is "not supported": :func:`text_similarity` returns None. For an
+    example with ``Example.text_scores``, :func:`evaluate_examples` stores the caption x caption
+    matrix in the example's ``info["text_scores"]`` (scores.jsonl), so a task's text-only
+    metric (SugarCrepe++'s TOT) is computed from the run, never from the model again.
+    """
+
+    def text_similarity(self, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
+        ...
+
+
+def text_similarity(scorer: Any, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray | None:
+    """The scorer's text-text similarity matrix, or None where it has none ("not supported")."""
+    if not isinstance(scorer, TextScorer):
+        return None
+    sim = np.asarray(scorer.text_similarity(list(texts_a), list(texts_b)), dtype=np.float64)
+    if sim.shape != (len(texts_a), len(texts_b)) or not np.all(np.isfinite(sim)):
+        raise ScoreError(f"text_similarity of {type(scorer).__name__} gave a {sim.shape} matrix with "
+                         f"non-finite values or of the wrong shape; expected ({len(texts_a)}, {len(texts_b)}) finite numbers")
+    return sim
 
 
 @runtime_checkable
@@ -121,6 +152,14 @@ def evaluate_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Score
     """Score a chunk of examples, through the scorer's batched path when it has one."""
     batched = getattr(scorer, "evaluate", None)
     if batched is not None:
-        return list(batched(examples))
-    # no dtype here: the runner checks the numbers are real (metrics.real_matrix) before converting
-    return [Scored(scorer.score(ex.images, ex.captions)) for ex in examples]
+        results = list(batched(examples))
+    else:
+        # no dtype here: the runner checks the numbers are real (metrics.real_matrix) before converting
+        results = [Scored(scorer.score(ex.images, ex.captions)) for ex in examples]
+    if len(results) != len(examples) or not any(ex.text_scores for ex in examples):
+        return results  # (a count mismatch is the runner's error to report)
+    out = []
+    for ex, scored in zip(examples, results):
+        sim = text_similarity(scorer, ex.captions, ex.captions) if ex.text_scores else None
+        out.append(scored if sim is None else Scored(scored.scores, scored.arrays, {**scored.info, "text_scores": sim.tolist()}))
+    return out

@@ -175,7 +175,7 @@ def build_result(store: RunStore, task: Task, *, limit: int | None, device: Any 
     records = store.records if store.records else store.load()
     target = list(task.metadata())
     scores = dict(store.iter_scores(target))
-    metrics = dict(task.metrics(scores))
+    metrics = dict(as_task(task).metrics_from_run(scores, {i: records[i].get("info", {}) for i in scores}))
     specs = check_specs(getattr(task, "metric_specs", ()), f"task {info['task'].get('name')!r}")
     metrics.setdefault("metric_specs", [asdict(m) for m in specs])
     if "per_example" not in metrics:

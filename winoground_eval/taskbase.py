@@ -41,6 +41,11 @@ protocol alone):
   ``wg-eval metrics --save-run --metadata`` records; the default says the task cannot.
 - ``offline_fixture(tmp_path, name) -> (name, kwargs) | None`` (classmethod): how the
   contract tests build the task offline (small data written under ``tmp_path``); None: none.
+- ``text_scores`` (class attribute, default False): the task's metrics compare its captions
+  with one another; a scorer with ``text_similarity`` (:class:`~.contracts.TextScorer`) then
+  stores each example's caption x caption matrix in its ``info["text_scores"]``.
+- ``metrics_from_run(scores, infos)``: result.json metrics from what the run stored (scores and
+  each example's ``info``, e.g. ``text_scores``); default: ``metrics(scores)``.
 
 Core modules import this one; it imports no plugin.
 """
@@ -147,6 +152,7 @@ class TaskBase:
     source: str = ""
     metric_specs: tuple[Metric, ...] = ()
     scorer_defaults: Mapping[str, Any] = MappingProxyType({})  # hook: scorer options this task's paper uses
+    text_scores: ClassVar[bool] = False  # hook: ask the scorer for caption x caption similarities
 
     def __init__(self, rows: Iterable[Row] = (), *, limit: int | None = None) -> None:
         check_limit(limit)
@@ -183,7 +189,8 @@ class TaskBase:
 
     def example(self, row: Row) -> Example:
         """The row with its images loaded; DataError when it cannot be."""
-        return Example(row.id, self.load(row), row.captions, row.tags, comparisons=self.comparisons(row))
+        return Example(row.id, self.load(row), row.captions, row.tags, comparisons=self.comparisons(row),
+                       text_scores=self.text_scores)
 
     def examples(self, skip: Iterable[str] = (), on_error: OnError | None = None) -> Iterator[Example]:
         """The first ``limit`` rows in order, less ``skip``; a bad one raises DataError, or with
@@ -261,6 +268,11 @@ class TaskBase:
     def correct_captions(self, example_id: str) -> list[int] | None:
         """The right captions of a 1 x N example when not caption 0; None: caption 0."""
         return None
+
+    def metrics_from_run(self, scores: Mapping[str, np.ndarray], infos: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """result.json metrics from a run's stored scores and per-example ``info`` (scores.jsonl);
+        a task whose metrics need more than the score matrices (stored ``text_scores``) overrides it."""
+        return self.metrics(scores)
 
     @classmethod
     def metrics_for_score_file(cls, scores: Mapping[str, np.ndarray], metadata: str | Path | None = None) -> dict[str, Any]:
@@ -450,6 +462,10 @@ class ProtocolTask(TaskBase):
         own = self._own("example_info")
         info = None if own is None else own(example_id, scores)
         return dict(info) if info else {}
+
+    def metrics_from_run(self, scores: Mapping[str, np.ndarray], infos: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        own = self._own("metrics_from_run")
+        return dict(own(scores, infos)) if own is not None else dict(self.inner.metrics(scores))
 
     def correct_captions(self, example_id: str) -> list[int] | None:
         own = self._own("correct_captions")
