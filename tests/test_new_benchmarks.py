@@ -275,3 +275,26 @@ def test_aro_reads_a_local_copy_of_a_hub_mirror(tmp_path):
     task = aro.AroTask(source="hub", subsets=("coco_order",), data_dir=str(tmp_path))
     [first, _] = list(task.examples())
     assert first.captions == tuple(f"{c} 0" for c in cols) and task.info()["source"].startswith("local copy")
+
+
+def test_published_rows_name_the_tasks_metrics_and_labels():
+    from winoground_eval.export import published_rows
+
+    rows = published_rows()
+    assert {r["task"] for r in rows} >= {"whatsup", "mmvp-vlm", "vismin", "bivlc", "eqben"}
+    for r in rows:
+        assert r["source"]["url"].startswith("https://") and r["source"]["citation"], r["id"]
+    counts = _hub.manifest("vismin.json")["category_counts"]  # the labels of the authors' files, with their n
+    for r in (r for r in rows if r["task"] == "vismin"):
+        assert {k: v["n"] for k, v in r["breakdown"]["category"].items()} == counts, r["id"]
+    (eq,) = [r for r in rows if r["task"] == "eqben"]
+    assert set(eq["metrics"]) == {"text", "image", "group"} and "n_examples" not in eq  # split not stated: no n
+
+
+def test_manifests_on_a_moving_branch_say_so():
+    for name in ("mmvp_vlm", "naturalbench", "colorswap", "winoground"):
+        m = _hub.manifest(f"{name}.json")
+        assert m["revision"] == "main" and m["revision_pinned"] is False and m["revision_note"].startswith("UNPINNED"), name
+    for name in ("sugarcrepe_pp", "vismin"):
+        rev = _hub.manifest(f"{name}.json")["revision"]
+        assert len(rev) == 40 and int(rev, 16) >= 0, name

@@ -64,6 +64,8 @@ def test_a_scorer_without_text_embeddings_leaves_tot_undefined_with_the_reason(t
     run_dir = next(out.rglob("result.json")).parent
     capsys.readouterr()
     assert cli.main(["show", str(run_dir)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "tot: undefined: the scorer gives no text-text similarity" in shown  # the dash has its reason beside it
 
 
 def test_tot_is_undefined_when_some_examples_lack_stored_text_scores(tmp_path):

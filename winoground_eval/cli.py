@@ -79,6 +79,7 @@ MAX_CLASS_ROWS = 40  # per-class rows a terminal table shows
 
 def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     from .labels import label_of
+    from .metrics import undefined_notes
 
     info: dict[str, Any] = dict(result)
     if run_dir is not None and (Path(run_dir) / "run.json").exists():
@@ -107,6 +108,8 @@ def _print_summary(result: dict[str, Any], run_dir: Path | None) -> None:
     if compute.get("unet_calls_per_example") is not None:
         extra.append(f"{compute['unet_calls_per_example']:.0f} UNet calls/example")
     out.print(", ".join(extra))
+    for line in undefined_notes(result):  # a metric shown as "-": why (e.g. sugarcrepe-pp tot without text embeddings)
+        out.print(escape(line), soft_wrap=True, highlight=False)
     if run_dir is not None:
         out.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]", soft_wrap=True)
 

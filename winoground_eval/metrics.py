@@ -281,6 +281,12 @@ def breakdown_groups(tags: Mapping[str, Mapping[str, Any]], ids: Iterable[str] |
     return groups
 
 
+def undefined_notes(result: Mapping[str, Any]) -> list[str]:
+    """One line per metric a result leaves undefined (``result["undefined_metrics"]``: name -> why),
+    for the summaries that show it as a dash: the reason goes beside the dash."""
+    return [f"{name}: undefined: {why}" for name, why in (result.get("undefined_metrics") or {}).items()]
+
+
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
