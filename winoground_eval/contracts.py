@@ -43,6 +43,11 @@ class Example:
     stops early (the diffusion scorer with ``stopping=sequential``) settles these and no
     others; empty means every pair of captions on each image. Scorers that compute the
     whole matrix ignore it.
+
+    ``text_scores``: the task's metrics also compare the captions with one another (a
+    text-only metric); :func:`evaluate_examples` then stores the caption x caption matrix of a
+    scorer that has ``text_similarity`` (:class:`TextScorer`) in the example's
+    ``info["text_scores"]``.
     """
 
     id: str
@@ -50,7 +55,7 @@ class Example:
     captions: tuple[str, ...]
     tags: Mapping[str, Any] = field(default_factory=dict)
     comparisons: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()
-    text_scores: bool = False  # the task's metrics compare captions with one another (see TextScorer)
+    text_scores: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,9 @@ class Task(Protocol):
 
 
 def evaluate_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Scored]:
-    """Score a chunk of examples, through the scorer's batched path when it has one."""
+    """Score a chunk of examples, through the scorer's batched path when it has one; for an
+    example with ``text_scores``, add the scorer's caption x caption similarities to its info
+    (nothing where the scorer has no ``text_similarity``)."""
     batched = getattr(scorer, "evaluate", None)
     if batched is not None:
         results = list(batched(examples))
