@@ -25,7 +25,7 @@ import numpy as np
 
 from winoground_eval.contracts import Metric
 from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix
+from winoground_eval.metrics import check_matrix, metric_ci
 from winoground_eval.taskbase import RankedTask, Row
 
 from ._bench import Published, image_tile
@@ -37,7 +37,8 @@ SPECS = (Metric("itt", "both positives strictly above the negative (the paper's 
          Metric("itt_p1", "positive 1 strictly above the negative"),
          Metric("itt_p2", "positive 2 strictly above the negative"), TOT)
 NO_TEXT_SCORES = ("the scorer gives no text-text similarity (it has no text_similarity: a diffusion scorer has no "
-                  "text embedding to compare), so the run stores no text_scores")
+                  "text embedding to compare), so the run stores no text_scores (a CLIP run scored before they were "
+                  "stored has none either: run it again into a new --out)")
 COMPARISONS = (("itt", (0, 0), (0, 2)), ("itt", (0, 1), (0, 2)))
 
 
@@ -45,6 +46,7 @@ class SugarCrepePPTask(Published, RankedTask):
     name = "sugarcrepe-pp"
     MANIFEST = "sugarcrepe_pp.json"
     metric_specs = SPECS  # type: ignore[assignment]
+    text_scores = True  # a scorer with text_similarity stores each example's 3 x 3 caption similarities
     SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
     def __init__(self, *, captions_dir: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
@@ -63,8 +65,6 @@ class SugarCrepePPTask(Published, RankedTask):
     def tie(self, example_id: str, scores: np.ndarray) -> bool:
         return bool(scores[0, 0] == scores[0, 2] or scores[0, 1] == scores[0, 2])
 
-    text_scores = True  # the scorer stores the 3 x 3 caption similarities where it can
-
     @staticmethod
     def tot(example_id: str, text_scores: Any) -> float:
         """The text-only outcome from a stored 3 x 3 caption similarity matrix [P1, P2, N]."""
@@ -79,13 +79,14 @@ class SugarCrepePPTask(Published, RankedTask):
         result["ci95"]["tot"] = None
         if not scores or missing:
             why = NO_TEXT_SCORES if len(missing) == len(scores) else (
-                f"{len(missing)} of {len(scores)} examples have no stored text_scores (e.g. {missing[0]}): rerun them "
-                "with a scorer that has text_similarity")
+                f"{len(missing)} of {len(scores)} examples have no stored text_scores (e.g. {missing[0]}; scored before "
+                "they were stored): run the task again into a new --out with a scorer that has text_similarity")
             result["metrics"]["tot"] = None
             result["undefined_metrics"] = {"tot": why if scores else "no examples"}
             return result
         outcome = {i: self.tot(i, t) for i, t in have.items()}
         result["metrics"]["tot"] = float(np.mean(list(outcome.values())))
+        result["ci95"]["tot"] = metric_ci(list(outcome.values()))
         for label, cell in result["breakdown"].get("subset", {}).items():
             members = [i for i in outcome if label in self.row(i).tags["subset"]]
             cell["tot"] = float(np.mean([outcome[i] for i in members]))

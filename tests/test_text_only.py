@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import numpy as np
 import pytest
 
 from winoground_eval import cli, contracts
 from winoground_eval.baselines.dummy import DummyScorer
 from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+from winoground_eval.export import schema
 from winoground_eval.tasks import sugarcrepe_pp
 
 
@@ -38,6 +40,8 @@ def test_tiny_clip_stores_caption_similarities_and_tot_is_counted_from_them(tmp_
     # case 0 of each subset: the negative is the same text as P1, so cos(P1, N) = 1 beats cos(P1, P2)
     assert all(hand[f"{s}-0"] == 0.0 for s in sugarcrepe_pp.SugarCrepePPTask.SUBSETS)
     assert result["metrics"]["tot"] == pytest.approx(np.mean(list(hand.values())))
+    low, high = result["ci95"]["tot"]
+    assert low <= result["metrics"]["tot"] <= high
     assert "undefined_metrics" not in result and "tot" in [m["name"] for m in result["metric_specs"]]
     for subset, cell in result["breakdown"]["subset"].items():
         assert cell["tot"] == pytest.approx(np.mean([v for i, v in hand.items() if i.startswith(subset + "-")]))
@@ -49,6 +53,11 @@ def test_tiny_clip_stores_caption_similarities_and_tot_is_counted_from_them(tmp_
     capsys.readouterr()
     assert cli.main(["show", str(run_dir)]) == 0
     assert "tot" in capsys.readouterr().out
+    board = tmp_path / "board.json"
+    assert cli.main(["export", str(out), "-O", str(board)]) == 0
+    (entry,) = json.loads(board.read_text())["entries"]
+    jsonschema.Draft202012Validator(schema(2)).validate(json.loads(board.read_text()))
+    assert entry["metrics"]["tot"] == pytest.approx(result["metrics"]["tot"])
 
 
 def test_a_scorer_without_text_embeddings_leaves_tot_undefined_with_the_reason(tmp_path, capsys):
