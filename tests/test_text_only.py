@@ -90,3 +90,37 @@ def test_tot_is_undefined_when_some_examples_lack_stored_text_scores(tmp_path):
     del infos[ids[1]]["text_scores"]
     result = task.metrics_from_run(scores, infos)
     assert result["metrics"]["tot"] is None and f"1 of {len(ids)}" in result["undefined_metrics"]["tot"]
+
+
+class _TextScorer:
+    """A scorer with the optional capability; ``shape`` lets it break the contract."""
+
+    def __init__(self, shape=None):
+        self.shape, self.calls = shape, 0
+
+    def config(self):
+        return {"kind": "fake"}
+
+    def score(self, images, captions):
+        return np.zeros((len(images), len(captions)))
+
+    def text_similarity(self, a, b):
+        self.calls += 1
+        return np.ones(self.shape or (len(a), len(b)))
+
+
+def test_text_scores_are_asked_only_for_tasks_that_need_them_and_checked():
+    from PIL import Image
+
+    from winoground_eval.errors import ScoreError
+
+    image = Image.new("RGB", (4, 4))
+    plain = contracts.Example("a", (image,), ("x", "y"))
+    wanted = contracts.Example("b", (image,), ("x", "y", "z"), text_scores=True)
+    scorer = _TextScorer()
+    out = contracts.evaluate_examples(scorer, [plain])
+    assert "text_scores" not in out[0].info and scorer.calls == 0  # other tasks' runs store nothing new
+    out = contracts.evaluate_examples(scorer, [plain, wanted])
+    assert "text_scores" not in out[0].info and np.asarray(out[1].info["text_scores"]).shape == (3, 3)
+    with pytest.raises(ScoreError, match="expected \\(3, 3\\)"):
+        contracts.evaluate_examples(_TextScorer(shape=(2, 2)), [wanted])
