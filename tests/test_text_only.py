@@ -9,12 +9,12 @@ import json
 import jsonschema
 import numpy as np
 import pytest
-
-from winoground_eval import cli, contracts
 from winoground_eval.baselines.dummy import DummyScorer
 from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
-from winoground_eval.export import schema
 from winoground_eval.tasks import sugarcrepe_pp
+
+from winoground_eval import cli, contracts
+from winoground_eval.export import schema
 
 
 def _records(out):
