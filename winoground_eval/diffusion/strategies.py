@@ -155,7 +155,7 @@ def adaptive_scored(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) 
     result = adaptive(scorer, image, keys, scorer.options.n_samples or (), scorer.options.to_keep or ())
     return Scored(
         scores=result.scores[None, :],
-        arrays={"errors": result.errors[None]},
+        arrays={"errors": result.errors[None], "timesteps": np.asarray(result.timesteps, dtype=np.int64)},
         info={"unet_calls": result.unet_calls, "adaptive": {"pred": result.best, "survived": result.survived.tolist()}},
     )
 
