@@ -359,7 +359,7 @@ class DiffusionScorer:
                 result = strategies.plain(self, images, keys, uncond=self.normalize == "uncond")
         if len(self.family.term_names) > 1 and not np.isfinite(result.scores).all():
             raise ScoreError(f"{self.family.source.model} gave non-finite errors; try dtype=float32")
-        return with_timesteps(result, self.timesteps)
+        return strategies.with_timesteps(result, self.timesteps)
 
     def shrink_batch(self) -> None:
         """After running out of device memory: halve the batch size for the rest of the run."""
@@ -378,16 +378,6 @@ class DiffusionScorer:
             f"{type(self).__name__}({self.family.source.model!r}, family={self.family.name}, n_timesteps={self.n_timesteps}, "
             f"dtype={self.family.dtype}, device={self.family.device}, stopping={self.options.stopping!r})"
         )
-
-
-def with_timesteps(result: Scored, grid: np.ndarray) -> Scored:
-    """``result`` whose arrays carry ``timesteps``: the (n_grid,) int64 timesteps the last axis
-    of its ``errors`` belongs to (a strategy's own grid when it stored one), so no results
-    command rebuilds the grid (:func:`.grid.stored_timesteps` reads it back)."""
-    if "errors" not in result.arrays or "timesteps" in result.arrays:
-        return result
-    arrays = {**result.arrays, "timesteps": np.asarray(grid, dtype=np.int64)}
-    return Scored(scores=result.scores, arrays=arrays, info=result.info)
 
 
 def stopping_plan(opts: Any, n_grid: int) -> Plan | None:
