@@ -33,10 +33,9 @@ import numpy as np
 from winoground_eval import registry
 from winoground_eval.diffusion import sequential
 from winoground_eval.diffusion.sequential import Plan, estimate, replay, select_comparisons, significant
-from winoground_eval.metrics import winoground_metrics
+from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
 from winoground_eval.overrides import options_of
 from winoground_eval.policy import DTYPES
-from winoground_eval.metrics import WINOGROUND_COMPARISONS
 from winoground_eval.timestep_select import StoredRun, load_run
 
 TASKS = {"shapes": "winoground_eval.tasks.shapes:ShapesTask"}  # when the registry does not list it yet

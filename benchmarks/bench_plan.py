@@ -38,8 +38,8 @@ import numpy as np
 
 from winoground_eval import timestep_plan as tp
 from winoground_eval.diffusion import sequential as sq
-from winoground_eval.metrics import winoground_metrics
 from winoground_eval.diffusion.grid import stored_timesteps
+from winoground_eval.metrics import winoground_metrics
 from winoground_eval.timestep_select import StoredRun, load_run
 
 

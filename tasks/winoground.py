@@ -33,13 +33,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
-from winoground_eval.policy import hub_offline, hub_timeout, offline_variable
 from winoground_eval.errors import DataError, ScoreFileError
 from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
     WINOGROUND_METRICS,
     winoground_metrics,
 )
+from winoground_eval.policy import hub_offline, hub_timeout, offline_variable
 from winoground_eval.taskbase import PairTask, Row
 
 log = logging.getLogger(__name__)

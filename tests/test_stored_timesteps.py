@@ -5,7 +5,6 @@ written before the timesteps were stored fall back to the scorer's own grid (t_r
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
