@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import open_clip
@@ -40,13 +40,10 @@ from PIL import Image
 
 from winoground_eval.contracts import Example, Scored
 from winoground_eval.errors import ConfigError, ModelLoadError
-from winoground_eval.policy import hub_offline as _hub_offline
-from winoground_eval.policy import hub_timeout, resolve_device, resolve_dtype
+from winoground_eval.policy import DType, hub_timeout, offline_variable, resolve_device, resolve_dtype
 from winoground_eval.scorerconfig import header
 
 logger = logging.getLogger(__name__)
-
-Dtype = Literal["float32", "float16", "bfloat16"]
 
 # open_clip's names for our dtypes. "fp16"/"bf16" are its OpenAI-style mixed precision
 # (low-precision weights, LayerNorm in fp32), the way CLIP was released.
@@ -78,7 +75,7 @@ class OpenClipScorer:
         tokenizer: Callable[[list[str]], torch.Tensor],
         *,
         source: Mapping[str, Any],
-        dtype: Dtype = "float32",
+        dtype: DType = "float32",
         batch_size: int = 64,
     ) -> None:
         if dtype not in _PRECISION:
@@ -199,19 +196,19 @@ class OpenClipScorer:
 # ---------------------------------------------------------------------------- factories
 
 
-def clip_vit_b32(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+def clip_vit_b32(*, device: str | None = None, dtype: DType | None = "float32", batch_size: int = 64) -> OpenClipScorer:
     """CLIP ViT-B/32 with OpenAI's weights (open_clip ViT-B-32/openai); float32 by default, the
     precision of the published baseline numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-B-32/openai", device=device, dtype=dtype, batch_size=batch_size)
 
 
-def clip_vit_l14(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+def clip_vit_l14(*, device: str | None = None, dtype: DType | None = "float32", batch_size: int = 64) -> OpenClipScorer:
     """CLIP ViT-L/14 with OpenAI's weights (open_clip ViT-L-14/openai): the paper's CLIP baseline;
     float32 by default, the precision of the published numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-L-14/openai", device=device, dtype=dtype, batch_size=batch_size)
 
 
-def openclip_vit_h14(*, device: str | None = None, dtype: Dtype | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+def openclip_vit_h14(*, device: str | None = None, dtype: DType | None = "float32", batch_size: int = 64) -> OpenClipScorer:
     """OpenCLIP ViT-H/14 trained on LAION-2B (laion2b_s32b_b79k): the paper's OpenCLIP baseline;
     float32 by default, the precision of the published numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-H-14/laion2b_s32b_b79k", device=device, dtype=dtype, batch_size=batch_size)
@@ -221,7 +218,7 @@ def from_open_clip_spec(
     spec: str,
     *,
     device: str | None = None,
-    dtype: Dtype | None = None,
+    dtype: DType | None = None,
     batch_size: int = 64,
     arch_config: str | None = None,
 ) -> OpenClipScorer:
@@ -292,7 +289,7 @@ def from_open_clip_spec(
 
 
 def from_hf_hub(
-    spec: str, *, device: str | None = None, dtype: Dtype | None = None, batch_size: int = 64
+    spec: str, *, device: str | None = None, dtype: DType | None = None, batch_size: int = 64
 ) -> OpenClipScorer:
     """``ORG/NAME``: an open_clip repository on the Hugging Face Hub (open_clip_config.json + weights)."""
     org, sep, name = spec.partition("/")
@@ -428,8 +425,8 @@ def _fetch_tag(arch: str, tag: str, tag_cfg: Mapping[str, Any]) -> tuple[Path, d
         path = _fetch_from_hub(repo_id, names, what=what, fix=fix)
         return path, {"tag": tag, "hf_hub": f"{repo_id}/{path.name}"}
     if tag_cfg.get("url"):
-        if _hub_offline():
-            logger.warning("HF_HUB_OFFLINE is set but %s is a plain URL: trying the open_clip cache", what)
+        if offline_variable():
+            logger.warning("%s is set but %s is a plain URL: trying the open_clip cache", offline_variable(), what)
         try:
             path = Path(open_clip.download_pretrained_from_url(tag_cfg["url"]))
         except Exception as exc:
@@ -459,10 +456,11 @@ def _fetch_from_hub(repo_id: str, filenames: Sequence[str], *, what: str, fix: s
             continue
         except HFValidationError as exc:
             raise ConfigError(f"{what}: {repo_id!r} is not a Hugging Face repository id ({exc})") from exc
-    if _hub_offline():
+    offline = offline_variable()
+    if offline:
         raise ModelLoadError(
             f"could not fetch {what}: {repo_id} ({' or '.join(filenames)}) is not in the local Hugging Face "
-            f"cache and HF_HUB_OFFLINE is set. {fix}"
+            f"cache and {offline} is set. {fix}"
         )
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
     for name in filenames:

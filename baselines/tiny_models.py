@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..diffusion.presets import with_defaults
 from ..errors import ModelLoadError
-
-DType = Literal["float32", "float16", "bfloat16"]
+from ..policy import DType
 
 TINY_CLIP_ARCH = "tiny-clip-shapes"
 # Chosen on the shapes VAL split only (never test): see tiny_diffusion's docstring.

@@ -34,6 +34,7 @@ from PIL import Image
 from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, preprocess_image
 from winoground_eval.diffusion.tiny import tiny_components
+from winoground_eval.policy import DTYPES, torch_dtype
 
 # Stable Diffusion 2 base's unet/config.json (stabilityai/stable-diffusion-2-base), in code.
 SD2_BASE_UNET = dict(
@@ -57,7 +58,6 @@ SD2_BASE_UNET = dict(
     center_input_sample=False,
 )
 SD2_TEXT_LENGTH, SD2_TEXT_WIDTH = 77, 1024
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _sync(device: torch.device) -> None:
@@ -129,7 +129,7 @@ def reference_style_errors(scorer: DiffusionScorer, example: Example, batch_size
     """The reference code's loop on the scorer's components: one pair at a time, timesteps
     batched, the image latent and caption embedding recomputed for every pair (our own
     restatement of run_winoground.py's eval_prob, with its --randomize_noise bank)."""
-    device, dtype = scorer.device, DTYPES[scorer.dtype]
+    device, dtype = scorer.device, torch_dtype(scorer.dtype)
     acp = scorer.noise_scheduler.alphas_cumprod.to(device)
     noise = scorer.noise.to(device)
     ts = torch.as_tensor(scorer.timesteps, device=device)
@@ -252,7 +252,7 @@ def bench_tiny(args: argparse.Namespace, device: torch.device) -> None:
             )
             print(f"{n_t:>9} {ref_bs:>9} {ref:>15.4f} {our_bs:>12} {ours:>12.4f} {ref / ours:>8.2f}x")
     scorer = make_scorer(args.model, device, dtype=dtype)
-    print_sharing_bound(shareable_work(scorer.unet, device, DTYPES[dtype], scorer.tokenizer.model_max_length))
+    print_sharing_bound(shareable_work(scorer.unet, device, torch_dtype(dtype), scorer.tokenizer.model_max_length))
     if args.sequential_examples:
         bench_sequential(args, device, dtype)
 
@@ -314,7 +314,7 @@ def bench_sd2(args: argparse.Namespace, device: torch.device) -> None:
     print("(UNet only: the VAE and text encoder run once per image/caption, negligible next to 4000 UNet calls)")
     print(f"{'dtype':<9} {'batch':>5} {'UNet evals/s':>13} {f's/ex @{n_t}':>10} {'s/ex @1000':>11}  peak memory")
     for dtype_name in args.sd2_dtypes:
-        dtype = DTYPES[dtype_name]
+        dtype = torch_dtype(dtype_name)
         t0 = time.perf_counter()
         unet = sd2_unet(device, dtype)
         n_params = sum(p.numel() for p in unet.parameters())

@@ -43,6 +43,7 @@ from winoground_eval.diffusion.dit import (
     DiTOptions,
     DiTScorer,
 )
+from winoground_eval.policy import DTYPES
 
 # facebook/DiT-XL-2-256 transformer/config.json, in code.
 DIT_XL_2 = dict(
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--model", default="tiny-dit", help="tiny-dit | dit-xl-2-256 | dit-xl-2-512 | dit:PATH")
     p.add_argument("--random-weights", action="store_true", help="full-size DiT-XL/2 architecture, random weights")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[500])
     p.add_argument("--timesteps", type=int, nargs="+", default=[250, 100, 50, 25, 10])
     p.add_argument("--images", type=int, default=3, help="images measured per setting")

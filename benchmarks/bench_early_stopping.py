@@ -33,9 +33,9 @@ import numpy as np
 from winoground_eval import registry
 from winoground_eval.diffusion import sequential
 from winoground_eval.diffusion.sequential import Plan, estimate, replay, select_comparisons, significant
-from winoground_eval.metrics import winoground_metrics
+from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
 from winoground_eval.overrides import options_of
-from winoground_eval.metrics import WINOGROUND_COMPARISONS
+from winoground_eval.policy import DTYPES
 from winoground_eval.timestep_select import StoredRun, load_run
 
 TASKS = {"shapes": "winoground_eval.tasks.shapes:ShapesTask"}  # when the registry does not list it yet
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--normalize", choices=("uncond", "none"), default="uncond",
                      help="uncond (default: image decisions are meaningful) or none")
     src.add_argument("--device")
-    src.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
+    src.add_argument("--dtype", choices=DTYPES)
     src.add_argument("--batch-size", type=int)
     src.add_argument("--out", default="runs", help="parent of run directories (default ./runs)")
     rule = p.add_argument_group("the stopping rule (the scorer's -o options)")

@@ -38,8 +38,9 @@ import numpy as np
 
 from winoground_eval import timestep_plan as tp
 from winoground_eval.diffusion import sequential as sq
+from winoground_eval.diffusion.grid import stored_timesteps
 from winoground_eval.metrics import winoground_metrics
-from winoground_eval.timestep_select import StoredRun, load_run, run_grid
+from winoground_eval.timestep_select import StoredRun, load_run
 
 
 def load_any(run_dir: str):
@@ -60,7 +61,8 @@ def load_any(run_dir: str):
         uncond.append(np.asarray(a["uncond_errors"], dtype=np.float32) if "uncond_errors" in a else None)
         scores.append(np.asarray(store.records[i]["scores"], dtype=np.float64))
         calls.append(store.records[i].get("info", {}).get("unet_calls"))
-    return StoredRun(Path(run_dir), info, ids, errors, uncond, scores, calls, run_grid(info["scorer"]["config"]))
+    grid = stored_timesteps(store.arrays(ids[0]), info["scorer"]["config"])
+    return StoredRun(Path(run_dir), info, ids, errors, uncond, scores, calls, grid)
 
 WINOGROUND_COMPARISONS = (("text", (0, 0), (0, 1)), ("text", (1, 1), (1, 0)), ("image", (0, 0), (1, 0)), ("image", (1, 1), (0, 1)))
 RULE = {"confidence": 0.99, "min_timesteps": 20, "round_size": 20, "futility": True}

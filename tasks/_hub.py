@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-from winoground_eval.policy import datasets_offline
 from winoground_eval.errors import DataError
+from winoground_eval.policy import hub_offline, offline_variable
 
 CONNECT_TIMEOUT_S = 5.0
 OFFLINE_WORDS = ("offlinemodeisenabled", "outgoing traffic has been disabled", "offline mode")
@@ -43,9 +43,10 @@ def hub_error(task: str, m: Mapping[str, Any], exc: BaseException, token: str | 
     text = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, token)
     low = text.lower()
     gated = any(w in low for w in GATED_WORDS)
-    if any(w in low for w in OFFLINE_WORDS) or (datasets_offline() and not gated):
-        why = (f"HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set and the Hugging Face cache lacks {m['hf_repo']} at "
-               f"{m.get('revision')!r}: load it once where there is network (unset HF_HUB_OFFLINE)")
+    if any(w in low for w in OFFLINE_WORDS) or (hub_offline() and not gated):
+        var = offline_variable() or "HF_HUB_OFFLINE"
+        why = (f"{var} is set and the Hugging Face cache lacks {m['hf_repo']} at "
+               f"{m.get('revision')!r}: load it once where there is network (unset {var})")
     elif gated:
         why = (f"{m['hf_repo']} is gated or needs a token: accept its terms at https://huggingface.co/datasets/"
                f"{m['hf_repo']} and log in (`hf auth login`) or set HF_TOKEN")
@@ -60,7 +61,7 @@ def hub_error(task: str, m: Mapping[str, Any], exc: BaseException, token: str | 
 def check_reachable(task: str, m: Mapping[str, Any]) -> None:
     """Fail fast (a few seconds, not minutes of retries) when the Hub cannot be reached; offline mode
     (HF_HUB_OFFLINE=1) skips the check and reads the Hugging Face cache."""
-    if datasets_offline():
+    if hub_offline():
         return
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     parsed = urlparse(endpoint)
@@ -77,7 +78,7 @@ def resolved_sha(repo: str, revision: str, token: str | None) -> str | None:
     """The commit a revision names on the Hub, or None when it cannot be asked (offline)."""
     if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
         return revision
-    if datasets_offline():
+    if hub_offline():
         return None
     try:
         from huggingface_hub import HfApi

@@ -33,13 +33,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winoground_eval.contracts import Example
-from winoground_eval.policy import datasets_offline, hub_timeout
 from winoground_eval.errors import DataError, ScoreFileError
 from winoground_eval.jsonl import cut, text_lines
 from winoground_eval.metrics import (
     WINOGROUND_METRICS,
     winoground_metrics,
 )
+from winoground_eval.policy import hub_offline, hub_timeout, offline_variable
 from winoground_eval.taskbase import PairTask, Row
 
 log = logging.getLogger(__name__)
@@ -335,10 +335,11 @@ def _endpoint() -> str:
 
 
 def _offline_error(endpoint: str, reason: str) -> DataError:
-    if datasets_offline():  # offline already: the cache is what lacks the dataset
+    var = offline_variable()
+    if var:  # offline already: the cache is what lacks the dataset
         return DataError(
-            f"HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set and the Hugging Face cache lacks {HF_REPO} "
-            f"({reason}). Load it once where there is network (unset HF_HUB_OFFLINE), or use a local copy "
+            f"{var} is set and the Hugging Face cache lacks {HF_REPO} "
+            f"({reason}). Load it once where there is network (unset {var}), or use a local copy "
             f"with --data-dir DIR (`hf download {HF_REPO} --repo-type dataset --local-dir DIR`)."
         )
     return DataError(
@@ -370,7 +371,7 @@ class HubSource:
         self.token = token or os.environ.get("HF_TOKEN") or None
         self.revision = revision
         endpoint = _endpoint()
-        if datasets_offline():
+        if hub_offline():
             self.resolved = revision
         else:
             parsed = urlparse(endpoint)
@@ -411,7 +412,7 @@ class HubSource:
             low = text.lower()
             if "gated" in low or "401" in low or "403" in low or "authenticated" in low:
                 raise _auth_error(text.splitlines()[0] if text else type(exc).__name__) from None
-            if datasets_offline() or any(w in low for w in ("connection", "offline", "resolve", "timeout", "timed out")):
+            if hub_offline() or any(w in low for w in ("connection", "offline", "resolve", "timeout", "timed out")):
                 raise _offline_error(_endpoint(), text.splitlines()[0] if text else type(exc).__name__) from None
             raise DataError(f"loading {HF_REPO} failed: {type(exc).__name__}: {text}") from None
 

@@ -22,6 +22,7 @@ pytest.importorskip("diffusers")
 from winoground_eval.cli import main  # noqa: E402
 from winoground_eval.contracts import Example  # noqa: E402
 from winoground_eval.diffusion.evaluator import CellEvaluator  # noqa: E402
+from winoground_eval.diffusion.grid import timestep_grid  # noqa: E402
 from winoground_eval.diffusion.scorer import DiffusionScorer  # noqa: E402
 from winoground_eval.registry import resolve_scorer, resolve_task  # noqa: E402
 
@@ -165,8 +166,11 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
     assert counted["items"] == sum(calls)  # every model evaluation is counted, none twice
     for line, n in zip(lines, calls):
         with np.load(run_dir / line["arrays"], allow_pickle=False) as npz:
-            errors = npz["errors"]
+            errors, timesteps = npz["errors"], npz["timesteps"]
         assert errors.shape[-1] == N_T
+        # each example stores the timesteps of its error columns: the scorer's grid, whatever the strategy left out
+        grid = timestep_grid(N_T, config["num_train_timesteps"], tuple(config["t_range"]))
+        assert timesteps.dtype == np.int64 and timesteps.tolist() == grid.tolist()
         if strategy.calls is not None:
             assert n == strategy.calls, line["id"]
         else:

@@ -42,11 +42,11 @@ class World:
         return list(items[self.rank :: self.world_size])
 
     def default_device(self) -> str:
-        import torch
+        """The policy's device (:func:`winoground_eval.policy.resolve_device`); on CUDA, this rank's own GPU."""
+        from .policy import resolve_device
 
-        if torch.cuda.is_available():
-            return f"cuda:{self.local_rank}" if self.distributed else "cuda"
-        return "cpu"
+        device = resolve_device(None)
+        return f"cuda:{self.local_rank}" if device == "cuda" and self.distributed else device
 
 
 def init(world: World, device: str | None) -> None:

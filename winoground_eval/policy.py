@@ -9,18 +9,21 @@ policy is the same for every scorer and a config records exactly what was resolv
 - dtype: ``None`` resolves to the scorer's default for the device (diffusion models:
   float16 on CUDA, float32 elsewhere, as diffusers; paper presets pass the precision of
   the numbers they are compared with, e.g. float32 for the CLIP/OpenCLIP baselines).
-- Hub: one request waits at most ``HF_HUB_ETAG_TIMEOUT`` seconds; ``HF_HUB_OFFLINE``
-  means the local cache only.
+- Hub: one request waits at most ``HF_HUB_ETAG_TIMEOUT`` seconds; ``HF_HUB_OFFLINE``,
+  ``TRANSFORMERS_OFFLINE`` or ``HF_DATASETS_OFFLINE`` (the union of what the Hugging Face
+  libraries honour) means the local cache only, for models and datasets alike.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError
 
-DTYPES = ("float32", "float16", "bfloat16")
+# The dtype names every scorer, option and command line accepts (the one statement of them).
+DType = Literal["float32", "float16", "bfloat16"]
+DTYPES: tuple[DType, ...] = get_args(DType)
 
 
 def resolve_device(device: str | None) -> str:
@@ -59,10 +62,12 @@ def resolve_dtype(dtype: str | None, device: str, *, cuda_default: str = "float1
 
 
 def torch_dtype(name: str) -> Any:
-    """The torch dtype of a dtype name."""
+    """The torch dtype of a dtype name (one of :data:`DTYPES`); imports torch when called."""
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    if name not in DTYPES:
+        raise ConfigError(f"dtype {name!r}: choose one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
 
 
 def hub_timeout() -> float:
@@ -78,19 +83,20 @@ def hub_timeout() -> float:
         return float(constants.DEFAULT_ETAG_TIMEOUT)
 
 
-def datasets_offline() -> bool:
-    """Whether datasets are to come from the Hugging Face cache only: HF_HUB_OFFLINE or
-    HF_DATASETS_OFFLINE set to a true value (what the dataset loaders of tasks read)."""
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+# The variables by which the Hugging Face libraries are told to use the local cache only:
+# huggingface_hub (and so diffusers and transformers) reads HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE,
+# datasets HF_DATASETS_OFFLINE (else HF_HUB_OFFLINE). Every loader here honours their union.
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+_TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's and datasets' true values, any case
+
+
+def offline_variable() -> str | None:
+    """The first of :data:`OFFLINE_VARIABLES` set to a true value in the environment now
+    (to name it in a message), or None."""
+    return next((v for v in OFFLINE_VARIABLES if os.environ.get(v, "").strip().upper() in _TRUE), None)
 
 
 def hub_offline() -> bool:
-    """Whether the local cache only is asked for: HF_HUB_OFFLINE as huggingface_hub read it at
-    import, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE as the environment says now."""
-    from huggingface_hub import constants
-
-    check = getattr(constants, "is_offline_mode", None)
-    if (check() if check is not None else constants.HF_HUB_OFFLINE):
-        return True
-    now = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().lower()
-    return now in {"1", "on", "yes", "true"}
+    """Whether models and datasets are to come from the Hugging Face cache only: any of
+    :data:`OFFLINE_VARIABLES` set to a true value (1, true, yes, on), read when called."""
+    return offline_variable() is not None

@@ -103,22 +103,6 @@ def subset_sizes(n_grid: int) -> list[int]:
     return ks
 
 
-def _grid_of(config: Mapping[str, Any], n_grid: int) -> list[int]:
-    """The timesteps the stored error columns belong to, from the scorer's config."""
-    from .diffusion.grid import timestep_grid
-
-    t = config.get("timesteps") or {}
-    try:
-        grid = timestep_grid(int(config.get("n_timesteps", n_grid)), int(config.get("num_train_timesteps", 1000)))
-    except (WgEvalError, TypeError, ValueError):
-        grid = None
-    if grid is not None and len(grid) == n_grid and (not t or (int(grid[0]) == t.get("first") and int(grid[-1]) == t.get("last"))):
-        return [int(x) for x in grid]
-    if t.get("count") == n_grid and n_grid > 1:
-        return [int(round(x)) for x in np.linspace(t["first"], t["last"], n_grid)]
-    return list(range(n_grid))
-
-
 def _round(values: Any, digits: int = 5) -> list:
     arr = np.asarray(values, dtype=np.float64)
     return [float(f"{x:.{digits}g}") for x in arr.ravel()]
@@ -130,13 +114,14 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
     rule giving the run's metrics (2x2: text / image / group; 1 x N: accuracy), or it
     stopped early (its errors hold NaN where timesteps were not evaluated, so timestep
     curves would compare unlike sets)."""
-    from .diffusion.grid import scores_from_errors
+    from .diffusion.grid import scores_from_errors, stored_timesteps
 
     if run.scorer_config.get("stopping"):
         return None
 
     errors: dict[str, np.ndarray] = {}
     uncond: dict[str, np.ndarray] = {}
+    grids: set[tuple[int, ...]] = set()
     for ex_id in ids:
         arrays = store.arrays(ex_id)
         if "errors" not in arrays:
@@ -144,20 +129,26 @@ def diffusion_summary(run: RunRecord, store: Any, ids: Sequence[str]) -> dict[st
         e = np.asarray(arrays["errors"], dtype=np.float64)
         if e.ndim != 3:
             continue
+        try:
+            grids.add(tuple(int(t) for t in stored_timesteps(arrays, run.scorer_config)))
+        except WgEvalError:  # no timesteps stored and a config that describes no grid: no curves
+            return None
         errors[ex_id] = e
         if "uncond_errors" in arrays:
             uncond[ex_id] = np.asarray(arrays["uncond_errors"], dtype=np.float64)
     if not errors:
         return None
     shapes = {e.shape for e in errors.values()}
-    if len(shapes) != 1:
+    if len(shapes) != 1 or len(grids) != 1:  # unlike grids cannot share a curve
         return None
     n_img, n_cap, n_grid_ = shapes.pop()
     rule = shape_rule((n_img, n_cap))
     wanted = [m.name for m in run.metric_specs if m.per_example]
     if rule is None or not set(wanted) <= {m.name for m in rule[0]}:
         return None
-    grid = _grid_of(run.scorer_config, n_grid_)
+    grid = list(grids.pop())
+    if len(grid) != n_grid_:
+        return None
     stack = np.stack(list(errors.values()))  # (N, n_img, n_cap, T)
     cells = [(j, k) for j in range(n_img) for k in range(n_cap)]
     matched = [c for c in cells if c[0] == c[1]]

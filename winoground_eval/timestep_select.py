@@ -32,7 +32,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class StoredRun:
     uncond: list[np.ndarray | None]  # per example (n_images, N) or None
     scores: list[np.ndarray]  # the run's own score matrices
     unet_calls: list[int | None]
-    timesteps: np.ndarray  # (N,) the run's grid
+    timesteps: np.ndarray  # (N,) the run's grid, as its examples stored it
     specs: tuple[Metric, ...] = ()  # the run's per-example metrics (result.json metric_specs)
 
     @property
@@ -64,24 +64,21 @@ class StoredRun:
         return self.info["scorer"]["config"]
 
 
-def run_grid(config: dict[str, Any]) -> np.ndarray:
-    """The timestep grid a diffusion run's config describes."""
-    from .diffusion.grid import timestep_grid
-
+def check_diffusion_run(config: Mapping[str, Any]) -> None:
+    """ConfigError unless ``config`` is a diffusion scorer's (its runs store per-timestep errors)."""
     from .scorerconfig import kind_of
 
-    kind = kind_of(config)
+    kind = kind_of(dict(config))
     if kind not in DIFFUSION_KINDS:
         raise ConfigError(f"not a Diffusion Classifier run (its scorer's kind is {kind!r}); give a run of a diffusion scorer "
                           f"({', '.join(DIFFUSION_KINDS)})" if kind else
                           "not a Diffusion Classifier run (its scorer records no kind); give a run of a diffusion scorer")
-    t_range = config.get("t_range")
-    return timestep_grid(int(config["n_timesteps"]), int(config.get("num_train_timesteps", 1000)),
-                         tuple(t_range) if t_range else None)
 
 
 def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun:
-    """The stored errors of a finished run (of ``ids`` only, when given)."""
+    """The stored errors of a finished run (of ``ids`` only, when given), on the timesteps its
+    examples stored (:func:`winoground_eval.diffusion.grid.stored_timesteps`)."""
+    from .diffusion.grid import stored_timesteps
     from .runs import RunsError, read_run
 
     try:
@@ -89,7 +86,8 @@ def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun
     except RunsError as exc:
         raise ConfigError(str(exc)) from None
     info = dict(record.info)
-    grid = run_grid(info["scorer"]["config"])
+    config = info["scorer"]["config"]
+    check_diffusion_run(config)
     store = record.store()
     records = store.records
     wanted = list(ids) if ids is not None else [i for i, r in records.items() if "skipped" not in r]
@@ -99,6 +97,7 @@ def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun
     if not wanted:
         raise ConfigError(f"{run_dir} has no finished examples")
     errors, uncond, scores, calls = [], [], [], []
+    grid: np.ndarray | None = None
     for i in wanted:
         arrays = store.arrays(i)
         if "errors" not in arrays:
@@ -107,8 +106,18 @@ def load_run(run_dir: str | Path, ids: Iterable[str] | None = None) -> StoredRun
         uncond.append(np.asarray(arrays["uncond_errors"], dtype=np.float32) if "uncond_errors" in arrays else None)
         scores.append(np.asarray(records[i]["scores"], dtype=np.float64))
         calls.append(records[i].get("info", {}).get("unet_calls"))
-        if errors[-1].shape[-1] != len(grid):
-            raise ConfigError(f"{run_dir}: example {i} stores {errors[-1].shape[-1]} timesteps but the config's grid has {len(grid)}")
+        try:
+            mine = stored_timesteps(arrays, config)
+        except ConfigError as exc:
+            raise ConfigError(f"{run_dir}: example {i}: {exc}") from None
+        if errors[-1].shape[-1] != len(mine):
+            raise ConfigError(f"{run_dir}: example {i} stores {errors[-1].shape[-1]} error columns but {len(mine)} timesteps")
+        if grid is None:
+            grid = mine
+        elif not np.array_equal(grid, mine):
+            raise ConfigError(f"{run_dir}: example {i} was scored on other timesteps than example {wanted[0]} "
+                              f"({len(mine)} vs {len(grid)}); a run's examples must share one grid to be re-aggregated")
+    assert grid is not None
     specs = tuple(m for m in record.metric_specs if m.per_example)
     return StoredRun(Path(run_dir), info, wanted, errors, uncond, scores, calls, grid, specs)
 

@@ -21,6 +21,7 @@ _WHERE = {
     "scores_from_errors": "grid",
     "timestep_grid": "grid",
     "resolve_t_range": "grid",
+    "stored_timesteps": "grid",
     "DiffusionOptions": "options",
 }
 

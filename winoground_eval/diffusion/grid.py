@@ -6,7 +6,7 @@ Nothing here imports torch, so reading and re-aggregating finished runs stays li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -43,6 +43,47 @@ def timestep_grid(n_timesteps: int, num_train_timesteps: int = 1000, t_range: tu
         )
     interval = (hi - lo) // n_timesteps
     return lo + interval // 2 + interval * np.arange(n_timesteps, dtype=np.int64)
+
+
+def config_grid(config: Mapping[str, Any]) -> np.ndarray:
+    """The grid a diffusion scorer's ``config`` describes: the scorer's own
+    :func:`timestep_grid` of its ``n_timesteps``, ``num_train_timesteps`` and ``t_range``.
+
+    Only for runs stored before each example carried its timesteps (read them with
+    :func:`stored_timesteps`). A config whose ``timesteps`` summary (first, last, count)
+    contradicts the grid is a ConfigError rather than a guess.
+    """
+    try:
+        n, length = int(config["n_timesteps"]), int(config.get("num_train_timesteps") or 1000)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("the run's scorer config records no n_timesteps, and its examples store no timesteps: "
+                          "not a diffusion run's config") from None
+    t_range = config.get("t_range")
+    grid = timestep_grid(n, length, tuple(t_range) if t_range else None)
+    summary = config.get("timesteps")
+    if isinstance(summary, Mapping) and (summary.get("first"), summary.get("last"), summary.get("count")) != (
+        int(grid[0]), int(grid[-1]), len(grid)
+    ):
+        raise ConfigError(f"the run's config describes the grid {summary} but n_timesteps={n}, t_range={t_range} give "
+                          f"{int(grid[0])}..{int(grid[-1])} ({len(grid)}); its examples store no timesteps to settle it")
+    return grid
+
+
+def stored_timesteps(arrays: Mapping[str, Any], config: Mapping[str, Any]) -> np.ndarray:
+    """(n_grid,) int64: the timesteps the last axis of an example's stored ``errors`` belongs to.
+
+    The example's own ``timesteps`` array (every diffusion scorer stores it next to the
+    errors); for a run stored before that, :func:`config_grid` of the run's config. Every
+    results command reads a run's timesteps here, so none rebuilds a grid of its own.
+    """
+    if "timesteps" in arrays:
+        return np.asarray(arrays["timesteps"], dtype=np.int64)
+    grid = config_grid(config)
+    errors = arrays.get("errors")
+    if errors is not None and np.shape(errors)[-1] != len(grid):
+        raise ConfigError(f"an example stores {np.shape(errors)[-1]} timesteps but the run's config describes a grid of "
+                          f"{len(grid)} (n_timesteps={config.get('n_timesteps')}, t_range={config.get('t_range')})")
+    return grid
 
 
 def check_noise_bank(n_grid: int, noise_bank_size: int) -> None:

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ModelLoadError
-from ..policy import hub_offline as _offline  # the one Hub policy of every scorer
-from ..policy import hub_timeout
+from ..policy import hub_timeout, offline_variable  # the one Hub policy of every scorer
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +206,9 @@ def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], boo
     from huggingface_hub.utils import GatedRepoError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
     what = f"{repo}" + (f" at revision {revision}" if revision else "")
-    local_only = _offline()
-    why = "HF_HUB_OFFLINE is set"
+    offline = offline_variable()
+    local_only = offline is not None
+    why = f"{offline} is set"
     commit: str | None = None
     if not local_only:
         try:

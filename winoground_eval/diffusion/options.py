@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from ..errors import ConfigError
+from ..policy import DType
 
 Loss = Literal["l2", "l1", "huber"]
 Interpolation = Literal["bicubic", "bilinear", "lanczos"]
 Normalize = Literal["none", "uncond"]
-DType = Literal["float32", "float16", "bfloat16"]
 Stopping = Literal["none", "sequential"]
 Decide = Literal["all", "text", "image"]
 

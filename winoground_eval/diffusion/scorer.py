@@ -359,7 +359,7 @@ class DiffusionScorer:
                 result = strategies.plain(self, images, keys, uncond=self.normalize == "uncond")
         if len(self.family.term_names) > 1 and not np.isfinite(result.scores).all():
             raise ScoreError(f"{self.family.source.model} gave non-finite errors; try dtype=float32")
-        return result
+        return strategies.with_timesteps(result, self.timesteps)
 
     def shrink_batch(self) -> None:
         """After running out of device memory: halve the batch size for the rest of the run."""

@@ -3,7 +3,8 @@
 Each takes one example (images, the family's conditioning keys of its captions) and
 returns a :class:`~winoground_eval.contracts.Scored` whose ``arrays["errors"]`` is
 (n_images, n_captions, n_grid) float32 (NaN where a strategy did not evaluate) and whose
-``info["unet_calls"]`` counts model evaluations (one per item):
+``info["unet_calls"]`` counts model evaluations (one per item); the scorer adds
+``arrays["timesteps"]``, the grid those columns belong to (:func:`with_timesteps`):
 
 - :func:`plain`: every grid position for every image x caption (and the unconditional
   condition with ``normalize=uncond``); stores a family's several terms as ``terms``;
@@ -64,6 +65,16 @@ def plain(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str],
     if rule is not None and rule.weights is not None:  # a weights plan's full budget: its weighted-mean estimand
         result = reweighted(result, rule.weights)
     return result
+
+
+def with_timesteps(result: Scored, grid: np.ndarray) -> Scored:
+    """``result`` whose arrays carry ``timesteps``: the (n_grid,) int64 timesteps the last axis
+    of its ``errors`` belongs to (a strategy's own grid when it stored one), so no results
+    command rebuilds the grid (:func:`.grid.stored_timesteps` reads it back)."""
+    if "errors" not in result.arrays or "timesteps" in result.arrays:
+        return result
+    arrays = {**result.arrays, "timesteps": np.asarray(grid, dtype=np.int64)}
+    return Scored(scores=result.scores, arrays=arrays, info=result.info)
 
 
 def timestep_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: Any) -> tuple[Any, Any]:
@@ -155,7 +166,7 @@ def adaptive_scored(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) 
     result = adaptive(scorer, image, keys, scorer.options.n_samples or (), scorer.options.to_keep or ())
     return Scored(
         scores=result.scores[None, :],
-        arrays={"errors": result.errors[None]},
+        arrays={"errors": result.errors[None], "timesteps": np.asarray(result.timesteps, dtype=np.int64)},
         info={"unet_calls": result.unet_calls, "adaptive": {"pred": result.best, "survived": result.survived.tolist()}},
     )
 

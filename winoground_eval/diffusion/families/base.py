@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...policy import torch_dtype as _torch_dtype
 from ..family import Conditions, Noised, Schedule
 
 LOSSES = ("l2", "l1", "huber")
@@ -90,7 +91,7 @@ class DenoiserFamily:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
+        return _torch_dtype(self.dtype)
 
     def keys(self, captions: Sequence[str]) -> list[str]:
         return list(captions)

@@ -44,9 +44,10 @@ def _hub_index_file(model: str, revision: str | None) -> Path:
     (the file is then taken from the local cache when it is there)."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    from ...policy import hub_offline, hub_timeout
+    from ...policy import hub_timeout, offline_variable
 
-    local_only, why = hub_offline(), "HF_HUB_OFFLINE is set"
+    offline = offline_variable()
+    local_only, why = offline is not None, f"{offline} is set"
     if not local_only:
         try:
             revision = HfApi().model_info(model, revision=revision, timeout=hub_timeout()).sha or revision
