@@ -13,7 +13,7 @@ LOCK := requirements-lock.txt
 LOCK_IN := requirements-lock.in
 PIP_TOOLS := pip-tools==7.7.0
 
-.PHONY: setup test test-latest lock demo clean-demo train-tiny
+.PHONY: setup lint test test-latest lock demo clean-demo train-tiny
 
 setup: $(STAMP)
 
@@ -29,7 +29,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	@touch $(STAMP)
 	@echo "==> setup done: $(BIN)/wg-eval"
 
-test: setup
+# Lint and format check (configured in pyproject.toml's [tool.ruff]); `make test` runs it first.
+# `$(BIN)/python -m ruff format . && $(BIN)/python -m ruff check --fix .` repairs most findings.
+lint: setup
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 # The newest versions pyproject.toml allows, today, in a venv of their own (.venv-latest):

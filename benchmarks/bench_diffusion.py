@@ -328,14 +328,15 @@ def bench_sd2(args: argparse.Namespace, device: torch.device) -> None:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
 
-            def run() -> None:
+            # the model is an argument, not a closure over `unet`, which this loop deletes below
+            def run(model: torch.nn.Module = unet, bs: int = bs) -> None:
                 with torch.inference_mode():
                     for s in range(0, n_evals, bs):
-                        unet(latents[s : s + bs], ts[s : s + bs], encoder_hidden_states=cond[s : s + bs]).sample
+                        model(latents[s : s + bs], ts[s : s + bs], encoder_hidden_states=cond[s : s + bs])
 
-            def warmup() -> None:
+            def warmup(model: torch.nn.Module = unet) -> None:
                 with torch.inference_mode():
-                    unet(latents[:1], ts[:1], encoder_hidden_states=cond[:1]).sample
+                    model(latents[:1], ts[:1], encoder_hidden_states=cond[:1])
 
             seconds = best_time(run, device, args.sd2_repeats, warmup=warmup)
             rate = n_evals / seconds

@@ -7,12 +7,40 @@ winoground_eval`` stays light (no torch, no numpy)::
     scorer = wg.load_scorer("tiny-clip")
     wg.score(scorer, [img0, img1], ["caption a", "caption b"])   # (2, 2) numpy array
     result = wg.evaluate("shapes", "tiny-clip", limit=20, out="runs")
+
+What a plugin author imports (docs/extending.md, docs/results.md), from here whatever module
+holds it today; each is imported on first use, like the registry's ``"module:attr"`` targets::
+
+    from winoground_eval import ConfigError, RankedTask, Row
 """
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
 _API = ("evaluate", "list_scorers", "list_tasks", "load_scorer", "load_task", "score")
-__all__ = ["__version__", *_API]
+
+# public name -> "module:attr" (docs/architecture.md: the core's contracts, task bases, errors, metrics)
+_PUBLIC = {
+    "Example": "winoground_eval.contracts:Example",
+    "Metric": "winoground_eval.contracts:Metric",
+    "Scored": "winoground_eval.contracts:Scored",
+    "Scorer": "winoground_eval.contracts:Scorer",
+    "Task": "winoground_eval.contracts:Task",
+    "TaskBase": "winoground_eval.taskbase:TaskBase",
+    "PairTask": "winoground_eval.taskbase:PairTask",
+    "RankedTask": "winoground_eval.taskbase:RankedTask",
+    "ClassTask": "winoground_eval.taskbase:ClassTask",
+    "Row": "winoground_eval.taskbase:Row",
+    "open_rgb": "winoground_eval.taskbase:open_rgb",
+    "WgEvalError": "winoground_eval.errors:WgEvalError",
+    "ConfigError": "winoground_eval.errors:ConfigError",
+    "DataError": "winoground_eval.errors:DataError",
+    "ModelLoadError": "winoground_eval.errors:ModelLoadError",
+    "summarize": "winoground_eval.metrics:summarize",
+    "ranked_outcome": "winoground_eval.metrics:ranked_outcome",
+}
+__all__ = ["__version__", *_API, *_PUBLIC]
 
 
 def __getattr__(name: str):
@@ -20,8 +48,13 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name in _PUBLIC:
+        import importlib
+
+        module, _, attr = _PUBLIC[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'winoground_eval' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+    return sorted({*globals(), *_API, *_PUBLIC})
