@@ -150,9 +150,7 @@ def scorer_options(request: RunRequest, factory: Any, task: Any, world: Any = No
     accepts = options_of(factory)
     if world is not None and world.distributed and "device" not in kwargs and "device" in accepts:
         kwargs["device"] = world.default_device()  # each rank owns its device
-    from .diffusion.families import task_scorer_defaults  # SD settings reach SD scorers only
-
-    defaults = task_scorer_defaults(task, factory)
+    defaults = registry.task_scorer_defaults(task, factory)  # SD settings reach SD scorers only
     applied = {k: v for k, v in defaults.items() if k in accepts and k not in kwargs}
     if applied:
         log.info("task %s sets scorer options %s (override with -o KEY=VALUE)", task.name,
