@@ -14,7 +14,7 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
-from winoground_eval import choose_cli, registry, timestep_select  # noqa: E402
+from winoground_eval import choose_cli, registry  # noqa: E402
 from winoground_eval.cli import main  # noqa: E402
 from winoground_eval.execute import scorer_options  # noqa: E402
 from winoground_eval.request import RunRequest  # noqa: E402

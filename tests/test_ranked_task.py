@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from winoground_eval import choose_cli, cli, registry, timestep_select
+from winoground_eval import choose_cli, cli, registry
 from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.export import schema
 from winoground_eval.metrics import ranked_outcome

@@ -56,7 +56,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .labels import label_of
 
     print_summary(dict(run.result), label_of({**dict(run.result), **dict(run.info)}), run.path)
-    from .calibrate_cli import print_calibration, read_calibration
+    from .calibrate_cli import print_calibration
+    from .calibration_run import read_calibration
 
     doc = read_calibration(run.path)
     if doc is not None:
