@@ -81,7 +81,8 @@ def test_a_suite_says_which_tasks_it_skipped_and_why(tmp_path):
 
 def test_an_interrupt_keeps_the_finished_examples_and_says_how_to_resume(tmp_path):
     request = RunRequest(task="shapes", scorer="interrupting", split="test", limit=4, out=tmp_path,
-                         scorer_options=("fail_after=2",), command=("run", "--task", "shapes", "--scorer", "interrupting"))
+                         scorer_options=("fail_after=2",),
+                         command=("run", "--task", "shapes", "--scorer", "interrupting"))
     result = execute(request)
     (run,) = result.runs
     assert run.status == "interrupted" and result.exit_code == 130 and result.interrupted is run

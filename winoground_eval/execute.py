@@ -130,7 +130,9 @@ def task_options(request: RunRequest, name: str, factory: Any, names: Sequence[s
     return kwargs
 
 
-def scorer_options(request: RunRequest, factory: Any, task: Any, world: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
+def scorer_options(
+    request: RunRequest, factory: Any, task: Any, world: Any = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(typed keyword arguments, the ``-o`` text given): ``-o`` options, the API's typed
     options and --device/--dtype/--batch-size, then the task's scorer_defaults for the
     options the scorer takes and the user left alone."""
@@ -217,7 +219,9 @@ def execute(request: RunRequest, *, scorer: Any = None, world: Any = None, event
     if request.threads is not None:
         log.debug("CPU threads: %s", set_threads(request.threads))  # before any model loads
     if world.distributed and request.no_resume:
-        raise ConfigError("--no-resume cannot be used in a distributed run; set the old run aside in a single process first")
+        raise ConfigError(
+            "--no-resume cannot be used in a distributed run; set the old run aside in a single process first"
+        )
     the_plan = plan(request)
     suite = the_plan.suite is not None
     scorers: dict[str, Any] = {}
@@ -278,7 +282,9 @@ def resume_command(request: RunRequest, world: Any) -> str | None:
     """The command that continues the run (the one that made it), or None for a request made in Python."""
     if request.command is None:
         return None
-    launcher = "wg-eval " if not world.distributed else f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
+    launcher = "wg-eval "
+    if world.distributed:
+        launcher = f"torchrun --nproc_per_node={world.world_size} -m winoground_eval "
     return launcher + shlex.join(request.command)
 
 

@@ -175,7 +175,8 @@ def _run_one(args: argparse.Namespace, request: RunRequest, sweep_rows: list[dic
         # names missing from the suite's runs were never reached: list them as not run
         missing = [n for n in registry.SUITES[request.task] if n not in {r.task for r in result.runs}]
         if missing:
-            result = dataclasses.replace(result, runs=(*result.runs, *(TaskRun(n, request.scorer, "not run") for n in missing)))
+            not_run = tuple(TaskRun(n, request.scorer, "not run") for n in missing)
+            result = dataclasses.replace(result, runs=(*result.runs, *not_run))
         _suite_shown(args, result, main)
         return result.exit_code
     (run,) = result.runs
