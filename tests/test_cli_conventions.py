@@ -109,8 +109,8 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert done.returncode in (0, 141) and "Traceback" not in done.stderr and done.stdout.strip() == "["
     big = tmp_path / "big.py"  # a command whose JSON is larger than any pipe buffer
     big.write_text(
-        "import sys\nfrom winoground_eval import cli\n"
-        "cli._listing = lambda what: [{'name': 'x' * 100, 'kind': 'scorer', 'summary': ''}] * 20000\n"
+        "import sys\nfrom winoground_eval import cli, ls_cli\n"
+        "ls_cli._listing = lambda what: [{'name': 'x' * 100, 'kind': 'scorer', 'summary': ''}] * 20000\n"
         "sys.exit(cli.main(['ls', 'scorers', '--json']))\n"
     )
     done = subprocess.run(["bash", "-c", f"{sys.executable} {big} | head -1; exit ${{PIPESTATUS[0]}}"],

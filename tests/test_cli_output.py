@@ -121,7 +121,7 @@ def test_a_narrow_terminal_wraps_labels_and_keeps_numbers_whole():
 
     from rich.console import Console
 
-    from winoground_eval.cli import result_table
+    from winoground_eval.console import result_table
 
     result = {"metric_specs": [{"name": n, "primary": n == "group"} for n in ("text", "image", "group")],
               "metrics": {"text": 1.0, "image": 0.123456, "group": 0.5}, "n_examples": 300,

@@ -14,8 +14,10 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
-from winoground_eval import registry, timestep_select  # noqa: E402
-from winoground_eval.cli import _scorer_kwargs, main  # noqa: E402
+from winoground_eval import choose_cli, registry  # noqa: E402
+from winoground_eval.cli import main  # noqa: E402
+from winoground_eval.execute import scorer_options  # noqa: E402
+from winoground_eval.request import RunRequest  # noqa: E402
 from winoground_eval.diffusion.dit import save_dit_folder  # noqa: E402
 
 
@@ -44,8 +46,12 @@ def dit_1000(tmp_path_factory):
     return out
 
 
-def _args(scorer: str, *overrides: str) -> argparse.Namespace:
-    return argparse.Namespace(scorer=scorer, override=list(overrides), device=None, dtype=None, batch_size=None)
+def _args(scorer: str, *overrides: str) -> RunRequest:
+    return RunRequest(task="imagenet", scorer=scorer, scorer_options=overrides)
+
+
+def _scorer_kwargs(request: RunRequest, factory, task) -> dict:
+    return scorer_options(request, factory, task)[0]
 
 
 def test_sd_defaults_never_reach_a_dit_scorer(imagenet, dit_1000):
@@ -95,7 +101,7 @@ def test_choose_timesteps_reads_a_dit_run(tmp_path, capsys):
     [run_dir] = out.glob("digits/*/*")
     capsys.readouterr()
     parser = argparse.ArgumentParser()
-    timestep_select.register(parser.add_subparsers(dest="command"))
+    choose_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["choose-timesteps", str(run_dir), "--window", "100,300", "--window", "300,500", "--json"])
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval import timestep_select
+from winoground_eval import choose_cli, timestep_select
 from winoground_eval.cli import main
 from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
@@ -132,7 +132,7 @@ def test_run_records_calls_and_choose_timesteps(model, sample_dir, tmp_path, cap
     capsys.readouterr()
 
     parser = argparse.ArgumentParser()
-    timestep_select.register(parser.add_subparsers(dest="command"))
+    choose_cli.register(parser.add_subparsers(dest="command"))
     ids = tmp_path / "val.txt"
     ids.write_text("0\n1\n2\n3 # a comment\n")
     args = parser.parse_args(["choose-timesteps", str(plain_dir), "--val-ids", str(ids), "--json", "--n-timesteps", "5"])

@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from winoground_eval import cli, registry, timestep_select
+from winoground_eval import choose_cli, cli, registry
 from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.export import schema
 from winoground_eval.metrics import ranked_outcome
@@ -114,7 +114,7 @@ def test_report_ranked_view(world):
 
 def test_choose_timesteps_on_a_ranked_task(world, capsys):
     parser = argparse.ArgumentParser()
-    timestep_select.register(parser.add_subparsers(dest="command"))
+    choose_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--json", "--window", "0,1000",
                               "--window", "0,500", "--n-timesteps", "4"])
     assert args.func(args) == 0

@@ -313,13 +313,14 @@ def test_compositional_skips_what_is_missing(tmp_path, sample_dir, capsys):
 def test_scorer_defaults_apply_only_where_the_user_left_the_option():
     from types import SimpleNamespace
 
-    from winoground_eval import cli
+    from winoground_eval.execute import scorer_options
+    from winoground_eval.request import RunRequest
 
     def factory(*, n_samples: tuple[int, ...] = (1,), loss: str = "l2", device: str | None = None):
         return None
 
     task = SimpleNamespace(name="cls", scorer_defaults={"n_samples": (50, 500), "loss": "l1", "unknown": 1})
-    args = SimpleNamespace(override=["loss=huber"], device=None, dtype=None, batch_size=None, scorer="s")
-    assert cli._scorer_kwargs(args, factory, task) == {"n_samples": (50, 500), "loss": "huber"}
+    request = RunRequest(task="cls", scorer="s", scorer_options=("loss=huber",))
+    assert scorer_options(request, factory, task)[0] == {"n_samples": (50, 500), "loss": "huber"}
     plain = SimpleNamespace(name="plain")
-    assert cli._scorer_kwargs(args, factory, plain) == {"loss": "huber"}
+    assert scorer_options(request, factory, plain) == ({"loss": "huber"}, {"loss": "huber"})

@@ -117,32 +117,26 @@ def evaluate(
     with ``options``) or an object from ``load_scorer`` (its registered name is used, or
     ``scorer_name``). ``threads`` sets torch's CPU threads as ``--threads`` does; by
     default the process's setting is left alone. The returned dict also holds
-    ``run_dir``, the run directory.
+    ``run_dir``, the run directory. It builds a :class:`.request.RunRequest` and returns
+    what :func:`.execute.execute` (the CLI's path too) did with it.
     """
-    from .env import set_threads
-    from .runner import RunSpec, open_store, run
+    from .execute import execute
+    from .request import RunRequest
 
-    if threads is not None:
-        set_threads(threads)
-    task_kwargs = {k: v for k, v in (("data_dir", data_dir), ("revision", revision), ("limit", limit), ("split", split))
-                   if v is not None}
-    if isinstance(data_dir, Path):
-        task_kwargs["data_dir"] = str(data_dir)
-    task_obj = load_task(task, **task_kwargs)
     if isinstance(scorer, str):
-        name = scorer
-        scorer_obj = load_scorer(scorer, **dict(options or {}))
+        name, built = scorer, None
     else:
         if options:
             raise ConfigError("options are for a scorer given by name; this scorer object is already built")
         name = scorer_name or _names.get(scorer)
         if name is None:
             raise ConfigError("give scorer_name=... for a scorer object that load_scorer() did not build")
-        scorer_obj = scorer
-    from .datasource import data_source
-
-    spec = RunSpec(task, name, Path(out), limit, data_source=data_source(task, task_kwargs, task_obj.info()))
-    store = open_store(spec, task_obj, scorer_obj)
-    with store:
-        result = run(spec, task_obj, scorer_obj, store, progress=progress)
-    return {**result, "run_dir": str(store.path)}
+        built = scorer
+    request = RunRequest(task=task, scorer=name, out=Path(out), scorer_values=dict(options or {}),
+                         data_dir=(str(data_dir),) if data_dir is not None else (), revision=revision, split=split,
+                         limit=limit, threads=threads)
+    done = execute(request, scorer=built, progress=progress)
+    (one,) = done.runs
+    if one.status == "interrupted":  # result.json holds the finished examples; the caller's Ctrl-C goes on
+        raise KeyboardInterrupt
+    return {**dict(one.result or {}), "run_dir": str(one.run_dir)}

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from .cli import err, main as cli_main
+from .cli import main as cli_main
+from .console import err
 
 # (what it shows, `wg-eval` arguments). To add a step, append one; keep each under a minute
 # on 2 CPU cores (e.g. a subset with --limit or a smaller --split).

@@ -105,7 +105,7 @@ def entry_of(run: RunRecord, superseded: Sequence[RunRecord] = ()) -> dict[str, 
 
 def _calibration_of(run: RunRecord) -> dict[str, Any]:
     """``{"calibration": ...}`` when ``wg-eval calibrate`` wrote RUN/calibration.json, else nothing."""
-    from .calibrate_cli import brief, read_calibration
+    from .calibration_run import brief, read_calibration
 
     doc = read_calibration(run.path)
     return {"calibration": brief(doc)} if doc is not None else {}

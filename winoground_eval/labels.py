@@ -17,7 +17,7 @@ SEP = " \u00b7 "  # a middle dot between the parts
 MAX_SUBSETS = 3  # subsets listed by name; more are counted
 MAX_VALUE = 40  # characters of one option value
 # task options shown as the task's part (name/split), not again as options; flags that
-# never change the numbers are not recorded at all (see cli._run_with)
+# never change the numbers are not recorded at all (see execute.recorded_options)
 _TASK_PART = ("split", "subsets", "subset")
 
 

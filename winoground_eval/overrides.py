@@ -7,6 +7,7 @@ import functools
 import inspect
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -116,9 +117,24 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
     """Parse ``["n_timesteps=100", ...]`` into typed keyword arguments for ``factory``.
 
     ``flag`` names the command-line flag in messages (``-o`` scorer options, ``-t`` task options)."""
+    return parse_options(factory, pairs, what=what, flag=flag).values
+
+
+@dataclass(frozen=True)
+class Options:
+    """``-o``/``-t`` pairs parsed once: ``values`` typed for the factory, ``given`` the text of
+    each value as written (stripped), which a new run records for its label and resume command."""
+
+    values: dict[str, Any]
+    given: dict[str, str]
+
+
+def parse_options(factory: Callable[..., Any], pairs: Sequence[str], *, what: str, flag: str = "-o") -> Options:
+    """The one parser of ``KEY=VALUE`` options: typed values for ``factory`` and the text given."""
     options = options_of(factory)
     hints = _hints(factory)
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
@@ -129,6 +145,7 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
                 hint = ("; -o sets a scorer option. To choose where run directories go, give --out DIR; "
                         "for the result as JSON, --json > FILE (export and report write a file with -O FILE)")
             raise ConfigError(f"{flag} {pair!r} is not key=value, e.g. {flag} {example}{hint}")
+        given[key] = raw.strip()
         if key not in options and takes_any(factory):
             out[key] = raw.strip()  # a **kwargs factory: the value as written
             continue
@@ -140,7 +157,7 @@ def parse_overrides(factory: Callable[..., Any], pairs: Sequence[str], *, what: 
             )
         annotation = hints.get(key, options[key].annotation)
         out[key] = coerce(key, raw.strip(), annotation)
-    return out
+    return Options(out, given)
 
 
 def check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], *, what: str) -> None:

@@ -193,6 +193,16 @@ SCORER_PREFIXES: dict[str, Entry] = {
     ),
 }
 
+# Which of a task's ``scorer_defaults`` reach the scorer a factory builds: the diffusion
+# families decide (Stable Diffusion settings never reach a DiT). Named here like every
+# plugin, so that the core (execute.py) imports no plugin.
+TASK_SCORER_DEFAULTS = "winoground_eval.diffusion.families:task_scorer_defaults"
+
+
+def task_scorer_defaults(task: Any, factory: Callable[..., Any]) -> dict[str, Any]:
+    """The scorer options ``task`` sets for the scorer ``factory`` builds (:data:`TASK_SCORER_DEFAULTS`)."""
+    return dict(load_target(TASK_SCORER_DEFAULTS)(task, factory))
+
 
 def load_target(target: str) -> Any:
     module_name, _, attr = target.partition(":")

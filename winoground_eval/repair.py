@@ -1,4 +1,4 @@
-"""`wg-eval repair RUN_DIR`: move the bad lines of a run's score shards aside.
+"""Move the bad lines of a run's score shards aside (``wg-eval repair RUN_DIR``, :mod:`.repair_cli`).
 
 A line is bad when it is not a complete score record (not UTF-8, not JSON, no string id,
 scores that are not a matrix), when its scores are NaN or infinite (the runner never
@@ -11,7 +11,6 @@ run of the same command redoes the examples whose lines were moved.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,28 +120,7 @@ def repair_run(run_dir: str | Path) -> RepairReport:
     return report
 
 
-def cmd_repair(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from .console import err
-
-    report = repair_run(args.run_dir)
-    if not report.moved:
-        err.print(f"{escape(str(report.run_dir))}: every line is a good record ({report.kept}); nothing to repair",
-                  soft_wrap=True)
-        return 0
-    for name, lineno, why in report.moved:
-        err.print(f"  {escape(name)}:{lineno}: {escape(why)}", soft_wrap=True, highlight=False)
-    err.print(
-        f"moved {len(report.moved)} bad line(s) to {', '.join(escape(str(p)) for p in report.aside)}; kept "
-        f"{report.kept} good line(s). Rerun the run's command to redo the examples whose lines were moved:\n"
-        f"  {escape(_resume(report.run_dir))}",
-        soft_wrap=True,
-    )
-    return 0
-
-
-def _resume(run_dir: Path) -> str:
+def resume_hint(run_dir: str | Path) -> str:
     """The command that continues the run (rebuilt from its run.json), or a description of it."""
     from .runs import resume_command
 
@@ -150,9 +128,3 @@ def _resume(run_dir: Path) -> str:
         return resume_command(RunStore(Path(run_dir)).run_info(), Path(run_dir).parent.parent.parent)
     except RunStoreError:
         return "the `wg-eval run` command that made it"
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("repair", help="move corrupt, non-finite or duplicated lines of a run's scores aside")
-    p.add_argument("run_dir", help="a run directory (OUT/<task>/<scorer>/<run_id>)")
-    p.set_defaults(func=cmd_repair)

@@ -413,7 +413,7 @@ def _run_entry(key: str, run: RunRecord, dataset: str, superseded: Sequence[RunR
 
 def _calibration(run: RunRecord) -> dict[str, Any] | None:
     """The held-out calibration figures of ``wg-eval calibrate`` (RUN/calibration.json), or None."""
-    from .calibrate_cli import brief, read_calibration
+    from .calibration_run import brief, read_calibration
 
     doc = read_calibration(run.path)
     return brief(doc) if doc is not None else None

@@ -18,25 +18,13 @@ from rich.table import Table
 from .console import err as _err
 from .console import keep_numbers
 from .console import out as _out
+from .formatting import pct as _pct
+from .formatting import points_interval as _ci
+from .formatting import signed_pct as _signed_pct
 
 
 def _consoles():
     return _out, _err
-
-
-def _pct(x: Any) -> str:
-    return "-" if not isinstance(x, (int, float)) or x != x else f"{100 * x:.2f}"
-
-
-def _signed_pct(x: Any) -> str:
-    return "-" if not isinstance(x, (int, float)) or x != x else f"{100 * x:+.2f}"
-
-
-def _ci(ci: Any) -> str:
-    """A signed interval in percentage points, one decimal: '[-5.0, +3.2]'."""
-    if not ci:
-        return "-"
-    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
 def _p(p: float | None) -> str:

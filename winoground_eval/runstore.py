@@ -225,6 +225,7 @@ class RunStore:
         self._lock_name = ".lock" if rank == 0 else f".lock.rank{rank}"
         self._lock_fh: io.TextIOWrapper | None = None
         self._records: dict[str, dict[str, Any]] = {}
+        self.info: dict[str, Any] | None = None  # run.json, as create_or_open wrote or read it
 
     # --- creation and opening -------------------------------------------------------
     @classmethod
@@ -261,12 +262,15 @@ class RunStore:
             existing = store.run_info()
             if run_id_of({"task": existing["task"], "scorer": existing["scorer"]}) != run_id:
                 raise RunStoreError(f"{run_json} does not match its run id {run_id}; the directory was edited by hand")
+            store.info = existing
         else:
             extra = {"overrides": dict(overrides)} if overrides is not None else {}
             if data_source is not None:
                 extra["data_source"] = json.loads(json.dumps(dict(data_source), default=str))
-            _write_json_or_fail(run_json, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
-                                           "environment": dict(environment), "created": now(), **extra})
+            info = {"schema_version": SCHEMA_VERSION, "run_id": run_id, **identity,
+                    "environment": dict(environment), "created": now(), **extra}
+            _write_json_or_fail(run_json, info)
+            store.info = json.loads(json.dumps(info, default=str))
         return store
 
     def run_info(self) -> dict[str, Any]:
