@@ -23,7 +23,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def sample_dir(tmp_path):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     return write_winoground_sample(tmp_path / "sample", n_examples=6, seed=0)
 

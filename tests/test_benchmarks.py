@@ -42,7 +42,7 @@ def test_bench_diffusion_prints_the_side_by_side(bench, capsys):
 
 
 def test_sharing_bound_counts_only_work_before_the_caption(bench):
-    from winoground_eval.diffusion.tiny import tiny_components
+    from winoground_eval.testing.tiny_sd import tiny_components
 
     unet = tiny_components(seed=0)["unet"].eval()
     work = bench.shareable_work(unet, torch.device("cpu"), torch.float32, text_length=77)

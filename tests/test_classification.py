@@ -16,7 +16,7 @@ from PIL import Image
 
 from winoground_eval.errors import DataError
 from winoground_eval.tasks import classification as cls
-from winoground_eval.tasks.classification_fixtures import write_cifar10, write_fixture
+from winoground_eval.testing.classification_fixtures import write_cifar10, write_fixture
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

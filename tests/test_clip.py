@@ -438,7 +438,7 @@ def test_dummy_scorer_has_no_ties_and_chance_level_on_shapes():
 
 
 def test_dummy_scorer_has_no_ties_on_a_winoground_format_sample(tmp_path):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
     from winoground_eval.tasks.winoground import WinogroundTask
 
     task = WinogroundTask(data_dir=write_winoground_sample(tmp_path / "s", n_examples=40, seed=0))
@@ -464,7 +464,7 @@ def test_runner_hands_clip_chunks_of_examples(tmp_path):
     from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
     from winoground_eval.registry import resolve_scorer
     from winoground_eval.runner import RunSpec, open_store, run
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
     from winoground_eval.tasks.winoground import WinogroundTask
 
     config, ckpt = write_tiny_clip(tmp_path / "m")

@@ -47,7 +47,7 @@ RESULTS_BRANCH = "needs the results branch (Task.metric_specs / outcomes)"
 
 
 def _winoground(tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     return "winoground", {"data_dir": str(write_winoground_sample(tmp_path / "wg", n_examples=6, seed=0))}
 
@@ -243,7 +243,7 @@ def models(tmp_path_factory) -> dict[str, Any]:
     """Tiny random models, written once: open_clip (config, checkpoint), SD latent epsilon, SD pixel v."""
     from winoground_eval.baselines.tiny_clip import write_tiny_clip
 
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     root = tmp_path_factory.mktemp("contract-models")
     config, ckpt = write_tiny_clip(root / "clip")
@@ -260,7 +260,7 @@ def models(tmp_path_factory) -> dict[str, Any]:
 
 def _family_models(root: Path) -> dict[str, Path]:
     """Tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
-    from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
+    from winoground_eval.testing.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
 
     return {
         "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),

@@ -21,7 +21,7 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, noise_bank, scores_from_errors, timestep_grid
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import from_diffusers_spec
-from winoground_eval.diffusion.tiny import build_clip_tokenizer, write_tiny_sd
+from winoground_eval.testing.tiny_sd import build_clip_tokenizer, write_tiny_sd
 from winoground_eval.errors import ConfigError, ModelLoadError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
@@ -316,7 +316,7 @@ def test_unavailable_weights_fail_fast_with_the_model_id(tmp_path, monkeypatch, 
 
 
 def test_components_constructor_matches_from_pretrained(models, images, scorer):
-    from winoground_eval.diffusion.tiny import tiny_components
+    from winoground_eval.testing.tiny_sd import tiny_components
 
     parts = tiny_components(seed=0)
     direct = DiffusionScorer(**parts, device="cpu", n_timesteps=6, batch_size=8)

@@ -12,7 +12,7 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion.grid import adaptive_plan, noise_draws, planned_unet_calls, stage_positions
 from winoground_eval.diffusion.presets import from_diffusers_spec
 from winoground_eval.diffusion.scorer import preprocess_image
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.errors import ConfigError
 
 PROMPTS = ["a photo of a dog", "a photo of a cat", "a red square", "two birds on a wire", "a blue circle", "a lightbulb"]

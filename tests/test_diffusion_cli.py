@@ -6,7 +6,7 @@ import numpy as np
 
 from winoground_eval.cli import main
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 
 
 def _run_dir(out):

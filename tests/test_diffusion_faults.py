@@ -13,7 +13,7 @@ from winoground_eval.errors import ScoreError
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", seed=0)
 

@@ -37,7 +37,7 @@ def recorded():
 
 def test_configs_equal_the_recorded_ones(tmp_path, recorded):
     from winoground_eval.diffusion.presets import from_diffusers_spec
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
     for name, options in CASES.items():
@@ -145,7 +145,7 @@ def _rewrite_json(path, edit):
 def test_fingerprint_ignores_the_writers_version_keys(tmp_path):
     """The same weights saved by another diffusers / transformers keep their fingerprint."""
     from winoground_eval.diffusion.loading import folder_fingerprint
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
     parts = ["unet", "scheduler", "text_encoder", "tokenizer"]
@@ -174,7 +174,7 @@ def test_fingerprint_ignores_the_writers_version_keys(tmp_path):
 
 def test_fingerprint_sees_the_weights(tmp_path):
     from winoground_eval.diffusion.loading import folder_fingerprint
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     a = write_tiny_sd(tmp_path / "a", seed=0)
     b = write_tiny_sd(tmp_path / "b", seed=1)

@@ -16,7 +16,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory):
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd", seed=0)
 
@@ -79,7 +79,7 @@ def test_two_ranks_equal_one_process_and_resume_across_world_sizes(sample_dir, t
 
 
 def test_kill_9_then_resume_gives_the_unbroken_result(tmp_path, tiny_sd):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=10, seed=3)
     scorer = f"diffusers:{tiny_sd}"

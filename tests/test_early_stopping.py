@@ -12,7 +12,7 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import sd2, sd2_fast
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
@@ -37,7 +37,7 @@ def make(components, **options):
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path_factory.mktemp("sample") / "s", n_examples=3, seed=0)
     return list(WinogroundTask(data_dir=str(data)).examples())

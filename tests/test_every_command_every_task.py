@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from winoground_eval import cli
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.export import schema
 
 from test_contract_all import _fixture_of

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
+from winoground_eval.testing.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
 
 CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 
@@ -23,7 +23,7 @@ CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     return {
         "sd": write_tiny_sd(root / "sd"),
@@ -199,7 +199,7 @@ def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders
     lora_state_dict reads it, and every key names a Linear of the tiny denoiser."""
     import diffusers
 
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
 
     for name, denoiser in (("sd", "unet"), ("sdxl", "unet"), ("sd3", "transformer"), ("flux-dev", "transformer")):
         file = write_tiny_lora(tmp_path / name, folders[name])
@@ -244,7 +244,7 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     from winoground_eval.diffusion.families import sd3
     from winoground_eval.diffusion.families.lora import lora_record
     from winoground_eval.diffusion.families.options import SD3Options
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
 
     family = sd3.load(str(folders["sd3-no-t5"]), options=SD3Options(device="cpu"))
     plain = family.config()
@@ -261,7 +261,7 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
     from winoground_eval.errors import ConfigError
 
     family = {"sd": "sd", "sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]

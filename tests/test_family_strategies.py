@@ -57,19 +57,19 @@ class FamilyCase:
 
 
 def _write_sd(folder: Path) -> Path:
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
     return write_tiny_sd(folder, seed=0)
 
 
 def _write_dit(folder: Path) -> Path:
-    from winoground_eval.diffusion.tiny import write_tiny_dit
+    from winoground_eval.testing.tiny_sd import write_tiny_dit
 
     return write_tiny_dit(folder, seed=0, num_classes=24)
 
 
 def _write_family(family: str, folder: Path) -> Path:
-    from winoground_eval.diffusion import tiny_families as tiny
+    from winoground_eval.testing import tiny_families as tiny
 
     if family == "sdxl":
         return tiny.write_tiny_sdxl(folder, sample_size=8)

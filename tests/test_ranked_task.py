@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from winoground_eval import cli, registry, timestep_select
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.export import schema
 from winoground_eval.metrics import ranked_outcome
 from winoground_eval.report import build_report
@@ -151,7 +151,7 @@ def test_schema_1_results_are_read_by_shape(world, tmp_path, capsys):
 
 
 def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, capsys):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
     runs = tmp_path / "runs"
@@ -208,7 +208,7 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         pytest.skip("node is not installed (the headless-Chromium test in test_report.py covers the page)")
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
     wg_runs = tmp_path / "wg-runs"

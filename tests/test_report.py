@@ -9,13 +9,13 @@ import pytest
 from winoground_eval import cli
 from winoground_eval.compare import correctness
 from winoground_eval.diffusion.grid import timestep_grid
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.runs import find_runs, read_run, select_runs
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.taskfinder import TaskFinder
 from winoground_eval.report import build_report, license_note, script_json, subset_positions, subset_sizes, wilson
 from winoground_eval.scorefile import write_score_file
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 HOSTILE = '</script><b id="pwned">x</b> & "q" <img src=x onerror="document.title=1"> \u2028 end'
 RIGHT = [[2.0, 1.0], [1.0, 2.0]]
