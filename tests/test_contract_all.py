@@ -239,35 +239,29 @@ FAST = {"device": "cpu", "n_timesteps": 5}  # given to every factory that takes 
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory) -> dict[str, Any]:
+def models(tmp_path_factory, tiny_sd, tiny_family, tiny_clip) -> dict[str, Any]:
     """Tiny random models, written once: open_clip (config, checkpoint), SD latent epsilon, SD pixel v."""
-    from winoground_eval.baselines.tiny_clip import write_tiny_clip
-
-    from winoground_eval.testing.tiny_sd import write_tiny_sd
-
     root = tmp_path_factory.mktemp("contract-models")
-    config, ckpt = write_tiny_clip(root / "clip")
+    config, ckpt = tiny_clip()
     return {
         "root": root,
         "clip_config": config,
         "clip_ckpt": ckpt,
-        "sd": write_tiny_sd(root / "sd", prediction_type="epsilon", seed=0),
-        "sd_v": write_tiny_sd(root / "sdv", prediction_type="v_prediction", pixel_space=True, seed=1),
+        "sd": tiny_sd(prediction_type="epsilon", seed=0),
+        "sd_v": tiny_sd(prediction_type="v_prediction", pixel_space=True, seed=1),
         "dit": _write_tiny_dit(root / "dit"),
-        **_family_models(root),
+        **_family_models(tiny_family),
     }
 
 
-def _family_models(root: Path) -> dict[str, Path]:
+def _family_models(tiny_family: Callable[..., Path]) -> dict[str, Path]:
     """Tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
-    from winoground_eval.testing.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
-
     return {
-        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
-        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
-        "sd3_no_t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
-        "flux_schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
-        "flux_dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
+        "sdxl": tiny_family("sdxl", sample_size=8),
+        "sd3": tiny_family("sd3", sample_size=8),
+        "sd3_no_t5": tiny_family("sd3", sample_size=8, t5=False),
+        "flux_schnell": tiny_family("flux", sample_size=8),
+        "flux_dev": tiny_family("flux", sample_size=8, guidance=True),
     }
 
 

@@ -12,15 +12,14 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion.grid import adaptive_plan, noise_draws, planned_unet_calls, stage_positions
 from winoground_eval.diffusion.presets import from_diffusers_spec
 from winoground_eval.diffusion.scorer import preprocess_image
-from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.errors import ConfigError
 
 PROMPTS = ["a photo of a dog", "a photo of a cat", "a red square", "two birds on a wire", "a blue circle", "a lightbulb"]
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "eps", prediction_type="epsilon", seed=0)
+def folder(tiny_sd):
+    return tiny_sd(prediction_type="epsilon", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +230,13 @@ def test_sequential_elimination_through_evaluate(folder, image):
     assert int(np.argmax(all_of_it.scores[0])) == int(np.argmin(plain[0].mean(axis=1)))
 
 
-def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tmp_path):
+def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tiny_clip):
     import open_clip
 
-    from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+    from winoground_eval.baselines.tiny_clip import TINY_ARCH
     from winoground_eval.registry import resolve_scorer
 
-    config_path, ckpt = write_tiny_clip(tmp_path, seed=0)
+    config_path, ckpt = tiny_clip(seed=0)
     open_clip.add_model_config(str(config_path))
     name = f"open_clip:{TINY_ARCH}/{ckpt}"
     clip = resolve_scorer(name)(device="cpu", arch_config=str(config_path))

@@ -12,10 +12,8 @@ from winoground_eval.errors import ScoreError
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from winoground_eval.testing.tiny_sd import write_tiny_sd
-
-    return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", seed=0)
+def tiny(tiny_sd):
+    return tiny_sd(seed=0)
 
 
 IMAGES = [Image.new("RGB", (20, 20), (200, 30, 30)), Image.new("RGB", (20, 20), (30, 30, 200))]

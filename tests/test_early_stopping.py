@@ -12,7 +12,6 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import sd2, sd2_fast
-from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
@@ -21,8 +20,8 @@ from winoground_eval.tasks.winoground import WinogroundTask
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "eps", seed=0)
+def model(tiny_sd):
+    return tiny_sd(seed=0)
 
 
 @pytest.fixture(scope="module")

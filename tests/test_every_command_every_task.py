@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 
 from winoground_eval import cli
-from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.export import schema
 
 from test_contract_all import _fixture_of
@@ -84,9 +83,9 @@ def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["captions:", "winoground", *NEW_TASKS])
-def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys):
+def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys, tiny_sd):
     out = tmp_path / "runs"
-    model = write_tiny_sd(tmp_path / "tiny-sd", seed=0)
+    model = tiny_sd(seed=0)
     task = _task_args(name, tmp_path / "data")
     assert wg(["run", *task, "--scorer", f"diffusers:{model}", "-o", "n_timesteps=10", "-o", "device=cpu",
                "--out", out, "-q"]) == 0

@@ -15,23 +15,19 @@ import pytest
 import torch
 from PIL import Image
 
-from winoground_eval.testing.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
 
 CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("families")
-    from winoground_eval.testing.tiny_sd import write_tiny_sd
-
+def folders(tiny_sd, tiny_family):
     return {
-        "sd": write_tiny_sd(root / "sd"),
-        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
-        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
-        "sd3-no-t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
-        "flux-schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
-        "flux-dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
+        "sd": tiny_sd(),
+        "sdxl": tiny_family("sdxl", sample_size=8),
+        "sd3": tiny_family("sd3", sample_size=8),
+        "sd3-no-t5": tiny_family("sd3", sample_size=8, t5=False),
+        "flux-schnell": tiny_family("flux", sample_size=8),
+        "flux-dev": tiny_family("flux", sample_size=8, guidance=True),
     }
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from winoground_eval import cli, registry, timestep_select
-from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.export import schema
 from winoground_eval.metrics import ranked_outcome
 from winoground_eval.report import build_report
@@ -25,14 +24,14 @@ def wg(argv):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_sd):
     root = tmp_path_factory.mktemp("ranked")
     runs = root / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(registry.TASKS, TASK, registry.Entry("ranked_fixture_task:RankedShapes", "1 x 3 test task"))
         for seed in (0, 1):
             assert wg(["run", "--task", TASK, "--scorer", "dummy", "--out", runs, "-q", "-o", f"seed={seed}"]) == 0
-        model = write_tiny_sd(root / "tiny-sd", seed=0)
+        model = tiny_sd(seed=0)
         assert wg(["run", "--task", TASK, "--scorer", f"diffusers:{model}", "--out", runs, "-q",
                    "-o", "n_timesteps=8", "-o", "device=cpu"]) == 0
         dummies = sorted((runs / TASK / "dummy").iterdir(), key=lambda p: read_run(p).scorer["config"]["seed"])

@@ -9,7 +9,6 @@ import pytest
 from winoground_eval import cli
 from winoground_eval.compare import correctness
 from winoground_eval.diffusion.grid import timestep_grid
-from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.runs import find_runs, read_run, select_runs
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.taskfinder import TaskFinder
@@ -35,7 +34,7 @@ def wg(argv):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_sd):
     """A sample with a hostile caption; a dummy run, two imported models, a tiny diffusion run."""
     root = tmp_path_factory.mktemp("report")
     data = write_winoground_sample(root / "data", n_examples=8, seed=0)
@@ -49,7 +48,7 @@ def world(tmp_path_factory):
         scores[name] = {str(i): np.array(m) for i, m in enumerate(pattern)}
         write_score_file(root / f"{name}.jsonl", scores[name])
         save_score_file_run("winoground", root / f"{name}.jsonl", runs, name, metadata=data / "examples.jsonl")
-    model = write_tiny_sd(root / "tiny-sd", seed=0)
+    model = tiny_sd(seed=0)
     argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
             "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
     assert cli.main(argv) == 0
