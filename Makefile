@@ -13,7 +13,7 @@ LOCK := requirements-lock.txt
 LOCK_IN := requirements-lock.in
 PIP_TOOLS := pip-tools==7.7.0
 
-.PHONY: setup test test-latest lock demo clean-demo train-tiny
+.PHONY: setup test test-fast test-latest lock demo clean-demo train-tiny
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ $(STAMP): pyproject.toml $(LOCK)
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Every test but those marked `slow` (torchrun, Chromium, wheel builds, CLI subprocesses, the
+# long matrices): under a minute, for the edit-test loop. `make test` (CI) still runs them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The newest versions pyproject.toml allows, today, in a venv of their own (.venv-latest):
 # run it before `make lock`, so a refreshed lock is one the tests already passed on.

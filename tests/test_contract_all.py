@@ -240,28 +240,35 @@ FAST = {"device": "cpu", "n_timesteps": 5}  # given to every factory that takes 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory, tiny_sd, tiny_family, tiny_clip) -> dict[str, Any]:
-    """Tiny random models, written once: open_clip (config, checkpoint), SD latent epsilon, SD pixel v."""
+    """Tiny random models, each written once, on first use: open_clip (config, checkpoint), SD
+    latent epsilon, SD pixel v, a DiT and the SDXL / SD3 / FLUX.1 folders."""
     root = tmp_path_factory.mktemp("contract-models")
-    config, ckpt = tiny_clip()
-    return {
-        "root": root,
-        "clip_config": config,
-        "clip_ckpt": ckpt,
-        "sd": tiny_sd(prediction_type="epsilon", seed=0),
-        "sd_v": tiny_sd(prediction_type="v_prediction", pixel_space=True, seed=1),
-        "dit": _write_tiny_dit(root / "dit"),
+    build: dict[str, Callable[[], Any]] = {
+        "root": lambda: root,
+        "clip_config": lambda: tiny_clip()[0],
+        "clip_ckpt": lambda: tiny_clip()[1],
+        "sd": lambda: tiny_sd(prediction_type="epsilon", seed=0),
+        "sd_v": lambda: tiny_sd(prediction_type="v_prediction", pixel_space=True, seed=1),
+        "dit": lambda: _write_tiny_dit(root / "dit"),
         **_family_models(tiny_family),
     }
 
+    class Models(dict):
+        def __missing__(self, key: str) -> Any:
+            self[key] = build[key]()
+            return self[key]
 
-def _family_models(tiny_family: Callable[..., Path]) -> dict[str, Path]:
-    """Tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
+    return Models()
+
+
+def _family_models(tiny_family: Callable[..., Path]) -> dict[str, Callable[[], Path]]:
+    """Builders of the tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
     return {
-        "sdxl": tiny_family("sdxl", sample_size=8),
-        "sd3": tiny_family("sd3", sample_size=8),
-        "sd3_no_t5": tiny_family("sd3", sample_size=8, t5=False),
-        "flux_schnell": tiny_family("flux", sample_size=8),
-        "flux_dev": tiny_family("flux", sample_size=8, guidance=True),
+        "sdxl": lambda: tiny_family("sdxl", sample_size=8),
+        "sd3": lambda: tiny_family("sd3", sample_size=8),
+        "sd3_no_t5": lambda: tiny_family("sd3", sample_size=8, t5=False),
+        "flux_schnell": lambda: tiny_family("flux", sample_size=8),
+        "flux_dev": lambda: tiny_family("flux", sample_size=8, guidance=True),
     }
 
 

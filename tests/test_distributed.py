@@ -11,6 +11,8 @@ import pytest
 
 from winoground_eval.cli import main
 
+pytestmark = pytest.mark.slow  # torchrun with 2 processes and SIGKILLed CLI subprocesses
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 

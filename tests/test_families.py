@@ -21,14 +21,22 @@ CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 
 @pytest.fixture(scope="module")
 def folders(tiny_sd, tiny_family):
-    return {
-        "sd": tiny_sd(),
-        "sdxl": tiny_family("sdxl", sample_size=8),
-        "sd3": tiny_family("sd3", sample_size=8),
-        "sd3-no-t5": tiny_family("sd3", sample_size=8, t5=False),
-        "flux-schnell": tiny_family("flux", sample_size=8),
-        "flux-dev": tiny_family("flux", sample_size=8, guidance=True),
+    """Name -> tiny folder, each built on first use (shared with the other modules for the session)."""
+    build = {
+        "sd": lambda: tiny_sd(),
+        "sdxl": lambda: tiny_family("sdxl", sample_size=8),
+        "sd3": lambda: tiny_family("sd3", sample_size=8),
+        "sd3-no-t5": lambda: tiny_family("sd3", sample_size=8, t5=False),
+        "flux-schnell": lambda: tiny_family("flux", sample_size=8),
+        "flux-dev": lambda: tiny_family("flux", sample_size=8, guidance=True),
     }
+
+    class Folders(dict):
+        def __missing__(self, name):
+            self[name] = build[name]()
+            return self[name]
+
+    return Folders()
 
 
 def _pipeline(folder):

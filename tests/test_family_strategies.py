@@ -112,16 +112,31 @@ STRATEGY_CASES: list[StrategyCase] = [
 
 @pytest.fixture(scope="module")
 def folders(tiny_sd, tiny_dit, tiny_family):
+    """Family name -> its tiny folder, built on first use (a run of a few families builds only those)."""
     tiny = SimpleNamespace(sd=tiny_sd, dit=tiny_dit, family=tiny_family)
-    return {case.name: case.write(tiny) for case in FAMILY_CASES}
+    cases = {case.name: case for case in FAMILY_CASES}
+
+    class Folders(dict):
+        def __missing__(self, name: str) -> Path:
+            self[name] = cases[name].write(tiny)
+            return self[name]
+
+    return Folders()
 
 
 def _lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("strategy", STRATEGY_CASES, ids=lambda s: s.name)
-@pytest.mark.parametrize("family", FAMILY_CASES, ids=lambda f: f.name)
+# The matrix takes minutes: `make test-fast` keeps its FAST pairs (the SD family with the
+# plain grid and with the strategy that stops early) and leaves the others to `make test`.
+FAST_PAIRS = {("sd", "plain"), ("sd", "elimination")}
+MATRIX = [pytest.param(family, strategy, id=f"{family.name}-{strategy.name}",
+                       marks=() if (family.name, strategy.name) in FAST_PAIRS else pytest.mark.slow)
+          for family in FAMILY_CASES for strategy in STRATEGY_CASES]
+
+
+@pytest.mark.parametrize(("family", "strategy"), MATRIX)
 def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, folders, tmp_path, monkeypatch):
     scorer_name = f"diffusers:{folders[family.name]}"
     options = (*family.options, f"n_timesteps={N_T}", *strategy.options)
@@ -183,7 +198,8 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
         assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILY_CASES if f.separable is not None], ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [pytest.param(f, id=f.name, marks=() if f.name == "sd" else pytest.mark.slow)
+                                    for f in FAMILY_CASES if f.separable is not None])
 def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family, folders):
     assert family.separable is not None
     name, options = family.separable

@@ -197,6 +197,7 @@ print("LOADED", sorted(m for m in ("torch", "diffusers", "transformers", "open_c
     assert "LOADED []" in done.stdout
 
 
+@pytest.mark.slow  # node subprocess
 def test_report_script_runs_on_both_views_under_node(world, tmp_path):
     """The page's script on a stand-in DOM under node (where Chromium is absent): no runtime
     error on either example view, the controls follow the task's metrics."""
@@ -237,6 +238,7 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
         assert summary["hash"].startswith("#a=")
 
 
+@pytest.mark.slow  # headless Chromium
 def test_ranked_view_in_a_headless_browser(world, tmp_path):
     """The 1 x N view in real Chromium (skips like test_report.py's browser test without it)."""
     import os

@@ -156,6 +156,7 @@ def test_report_finds_a_local_copy_the_run_recorded(world, tmp_path):
     assert ds["note"] is None and all(e["images"] for e in ds["examples"].values())
 
 
+@pytest.mark.slow  # headless Chromium
 def test_report_in_a_headless_browser(chromium, world, tmp_path):
     from playwright.sync_api import sync_playwright
 
