@@ -488,6 +488,17 @@ def _captions_for(name: str) -> list[str]:
 SCORER_NAMES = sorted(registry.SCORERS) + sorted(registry.SCORER_PREFIXES)
 ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
 
+# `make test-fast` runs the scorer contract on one scorer of each kind; a Hub preset that goes
+# through the same factory and family as a fast one with another model id is marked slow, and so
+# is the batch-size check (the costliest) of the SDXL / SD3 / FLUX.1 scorers. `make test` runs all.
+SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2-768", "sd2-fast", "sd2.1", "dit-xl-2-512",
+                "sd3-medium", "sd3.5-large", "flux-dev"}
+FAMILY_SCORERS = {"sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large", "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+
+
+def _scorer_params(names: list[str], slow: set[str] = SLOW_PRESETS) -> list[Any]:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
 
 @pytest.fixture(scope="session")
 def build_scorer(models):
@@ -527,7 +538,7 @@ def test_every_registered_target_exists():
         assert set(members) <= set(registry.TASKS), suite
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_scorer_shape_and_permutations(build_scorer, name):
     scorer = build_scorer(name)
     assert not missing_members(scorer, Scorer) and isinstance(scorer, Scorer)
@@ -541,14 +552,14 @@ def test_scorer_shape_and_permutations(build_scorer, name):
     np.testing.assert_allclose(s_img, s[perm, :], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_duplicate_captions_give_equal_columns(build_scorer, name):
     captions = _captions_for(name)
     s = np.asarray(build_scorer(name).score(_images()[:2], [captions[0], captions[1], captions[0]]))
     np.testing.assert_array_equal(s[:, 0], s[:, 2])
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS, SLOW_PRESETS | FAMILY_SCORERS))
 def test_batch_size_does_not_change_scores(build_scorer, name):
     if not _takes_batch_size(name):
         pytest.skip(f"{name} has no batch_size option")
@@ -559,7 +570,7 @@ def test_batch_size_does_not_change_scores(build_scorer, name):
     assert np.array_equal(np.argsort(a, axis=1), np.argsort(b, axis=1))
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_batched_evaluate_equals_score_and_config_is_stable_json(build_scorer, name):
     scorer = build_scorer(name)
     images, captions = _images(), _captions_for(name)

@@ -261,7 +261,8 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     assert {k: v for k, v in configs[0].items() if k != "lora"} == plain
 
 
-@pytest.mark.parametrize("name", ["sd", "sdxl", "sd3", "flux-schnell"])
+@pytest.mark.parametrize("name", ["sd", pytest.param("sdxl", marks=pytest.mark.slow), pytest.param("sd3", marks=pytest.mark.slow),
+                                  "flux-schnell"])  # `make test-fast`: sd and flux-schnell
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
@@ -311,7 +312,7 @@ def test_sd3_preset_grid_is_the_references():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("name", ["sdxl", "sd3", "sd3-no-t5", "flux-schnell", "flux-dev"])
+@pytest.mark.parametrize("name", ["sdxl", pytest.param("sd3", marks=pytest.mark.slow), "sd3-no-t5", "flux-schnell", "flux-dev"])
 def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, name):
     """`wg-eval run --task shapes --scorer diffusers:PATH --limit 2`, the family picked from
     model_index.json's pipeline class; the run records the family and its settings."""
@@ -346,7 +347,7 @@ def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
         from_diffusers_spec(str(tmp_path / "m"), device="cpu")
 
 
-@pytest.mark.parametrize("name", ["sdxl", "sd3"])
+@pytest.mark.parametrize("name", [pytest.param("sdxl", marks=pytest.mark.slow), "sd3"])  # `make test-fast`: sd3
 def test_unconditional_condition_is_the_pipelines(folders, name):
     """normalize=uncond's condition (the empty prompt) is the pipeline's unconditional branch:
     zeros for SDXL (force_zeros_for_empty_prompt), the encoded empty prompt for SD3."""
@@ -368,6 +369,7 @@ def test_unconditional_condition_is_the_pipelines(folders, name):
     torch.testing.assert_close(cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # loads SD3 and FLUX pipelines twice each
 def test_t5_false_does_not_load_t5_and_dynamic_shift_false_keeps_dev_unshifted(folders, monkeypatch):
     from winoground_eval.diffusion import loading
     from winoground_eval.diffusion.families import flux, sd3

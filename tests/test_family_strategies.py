@@ -128,9 +128,10 @@ def _lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-# The matrix takes minutes: `make test-fast` keeps its FAST pairs (the SD family with the
-# plain grid and with the strategy that stops early) and leaves the others to `make test`.
-FAST_PAIRS = {("sd", "plain"), ("sd", "elimination")}
+# The matrix takes minutes: `make test-fast` keeps one pair (the SD family, the plain grid;
+# test_diffusion_adaptive.py and test_early_stopping.py run the strategies fast) and leaves
+# the others to `make test`.
+FAST_PAIRS = {("sd", "plain")}
 MATRIX = [pytest.param(family, strategy, id=f"{family.name}-{strategy.name}",
                        marks=() if (family.name, strategy.name) in FAST_PAIRS else pytest.mark.slow)
           for family in FAMILY_CASES for strategy in STRATEGY_CASES]
@@ -198,7 +199,7 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
         assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, id=f.name, marks=() if f.name == "sd" else pytest.mark.slow)
+@pytest.mark.parametrize("family", [pytest.param(f, id=f.name, marks=() if f.name == "dit" else pytest.mark.slow)
                                     for f in FAMILY_CASES if f.separable is not None])
 def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family, folders):
     assert family.separable is not None
