@@ -109,7 +109,11 @@ def tiny_family(_tiny_builds) -> Callable[..., Path]:
     (``winoground_eval.testing.tiny_families``) with those arguments, built once per session."""
     from winoground_eval.testing import tiny_families
 
-    writers = {"sdxl": tiny_families.write_tiny_sdxl, "sd3": tiny_families.write_tiny_sd3, "flux": tiny_families.write_tiny_flux}
+    writers = {
+        "sdxl": tiny_families.write_tiny_sdxl,
+        "sd3": tiny_families.write_tiny_sd3,
+        "flux": tiny_families.write_tiny_flux,
+    }
     return lambda family, **kwargs: _tiny_builds.get(f"tiny-{family}", writers[family], **kwargs)
 
 

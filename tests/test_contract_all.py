@@ -488,12 +488,13 @@ def _captions_for(name: str) -> list[str]:
 SCORER_NAMES = sorted(registry.SCORERS) + sorted(registry.SCORER_PREFIXES)
 ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
 
-# `make test-fast` runs the scorer contract on one scorer of each kind; a Hub preset that goes
-# through the same factory and family as a fast one with another model id is marked slow, and so
-# is the batch-size check (the costliest) of the SDXL / SD3 / FLUX.1 scorers. `make test` runs all.
+# `make test-fast` runs the scorer contract on one scorer of each kind; `make test` runs all.
+# Slow: a Hub preset that goes through the same factory as a fast one with another model id; the
+# SDXL / SD3 / FLUX.1 scorers (seconds each; tests/test_families.py checks each family fast); and
+# the batch-size check (the costliest) of the diffusion scorers other than `diffusers:`.
 SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2-768", "sd2-fast", "sd2.1", "dit-xl-2-512",
-                "sd3-medium", "sd3.5-large", "flux-dev"}
-FAMILY_SCORERS = {"sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large", "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+                "sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large", "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+SLOW_BATCH = {"sd2", "diffusers:pixel-v", "tiny-diffusion"}
 
 
 def _scorer_params(names: list[str], slow: set[str] = SLOW_PRESETS) -> list[Any]:
@@ -559,7 +560,7 @@ def test_duplicate_captions_give_equal_columns(build_scorer, name):
     np.testing.assert_array_equal(s[:, 0], s[:, 2])
 
 
-@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS, SLOW_PRESETS | FAMILY_SCORERS))
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS, SLOW_PRESETS | SLOW_BATCH))
 def test_batch_size_does_not_change_scores(build_scorer, name):
     if not _takes_batch_size(name):
         pytest.skip(f"{name} has no batch_size option")

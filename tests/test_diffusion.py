@@ -229,6 +229,7 @@ def test_normalize_uncond_keeps_text_decisions_and_changes_image_comparisons(loa
     np.testing.assert_array_equal(norm.score(ex.images, ex.captions), b.scores)
 
 
+@pytest.mark.slow  # loads and scores the three variants again (the reference-arithmetic test covers each fast)
 def test_variants_load_and_score(models, images):
     for kind, path in models.items():
         scorer = registry.resolve_scorer(f"diffusers:{path}")(device="cpu", n_timesteps=3)

@@ -211,6 +211,7 @@ def test_palette_image_is_converted_after_resize_and_crop():
     torch.testing.assert_close(preprocess_image(rgba, 16), _transform(16)(rgba), rtol=0, atol=0)
 
 
+@pytest.mark.slow  # seconds of tiny-UNet calls; the l2 adaptive case stays fast
 def test_sequential_elimination_through_evaluate(folder, image):
     scorer = from_diffusers_spec(str(folder), device="cpu", n_timesteps=40, stopping="sequential", min_timesteps=8,
                                  round_size=8, batch_size=64)
@@ -233,6 +234,7 @@ def test_sequential_elimination_through_evaluate(folder, image):
     assert int(np.argmax(all_of_it.scores[0])) == int(np.argmin(plain[0].mean(axis=1)))
 
 
+@pytest.mark.slow  # seconds of tiny-UNet calls; the l2 adaptive case stays fast
 def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tiny_clip):
     import open_clip
 

@@ -44,6 +44,7 @@ def test_oom_halves_the_batch_and_gives_the_same_scores(tiny, caplog):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # seconds of tiny-UNet calls; the OOM-halving test stays fast
 def test_oom_at_batch_size_one_is_a_clear_error(tiny):
     scorer = from_diffusers_spec(str(tiny), device="cpu", n_timesteps=2, batch_size=4)
     scorer._unet = _OOMAbove(scorer._unet, limit=0)

@@ -172,6 +172,7 @@ def test_fingerprint_ignores_the_writers_version_keys(tmp_path, tiny_sd):
     assert folder_fingerprint(folder, parts) != before
 
 
+@pytest.mark.slow  # writes a tiny SD folder afresh (the point of the test)
 def test_fingerprint_sees_the_weights(tmp_path, tiny_sd):
     from winoground_eval.diffusion.loading import folder_fingerprint
     from winoground_eval.testing.tiny_sd import write_tiny_sd

@@ -115,6 +115,7 @@ def test_sd2_fast_is_sd2_with_stopping_on():
                       "futility": False, "decide": "text", "stopping": "none"}
 
 
+@pytest.mark.slow  # a diffusion run through the CLI, then choose-timesteps (one is fast elsewhere)
 def test_run_records_calls_and_choose_timesteps(model, sample_dir, tmp_path, capsys):
     common = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(sample_dir), "-q",
               "-o", "device=cpu", "-o", "n_timesteps=20", "-o", "normalize=uncond"]

@@ -54,7 +54,9 @@ def _fast_only(names: list[str], fast: str = "winoground") -> list:
     return [pytest.param(n, marks=() if n == fast else pytest.mark.slow) for n in names]
 
 
-@pytest.mark.parametrize("name", _fast_only(["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS]))
+@pytest.mark.parametrize(
+    "name", _fast_only(["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS])
+)
 def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     task = _task_args(name, tmp_path / "data")

@@ -198,6 +198,7 @@ def test_flow_schedule_is_the_schedulers_training_sigmas():
 # --------------------------------------------------------------------------- LoRA
 
 
+@pytest.mark.slow  # loads SDXL / SD3 pipelines (the formula tests cover each family fast)
 def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders, tmp_path):
     """The adapter written in code is a diffusers-format LoRA: the pipeline class's own
     lora_state_dict reads it, and every key names a Linear of the tiny denoiser."""
@@ -261,8 +262,8 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     assert {k: v for k, v in configs[0].items() if k != "lora"} == plain
 
 
-@pytest.mark.parametrize("name", ["sd", pytest.param("sdxl", marks=pytest.mark.slow), pytest.param("sd3", marks=pytest.mark.slow),
-                                  "flux-schnell"])  # `make test-fast`: sd and flux-schnell
+# `make test-fast`: sd
+@pytest.mark.parametrize("name", ["sd", *(pytest.param(n, marks=pytest.mark.slow) for n in ("sdxl", "sd3", "flux-schnell"))])
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
@@ -312,7 +313,11 @@ def test_sd3_preset_grid_is_the_references():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("name", ["sdxl", pytest.param("sd3", marks=pytest.mark.slow), "sd3-no-t5", "flux-schnell", "flux-dev"])
+# `make test-fast`: flux-dev (the formula tests cover each family fast)
+SLOW_RUNS = ("sdxl", "sd3", "sd3-no-t5", "flux-schnell")
+
+
+@pytest.mark.parametrize("name", [*(pytest.param(n, marks=pytest.mark.slow) for n in SLOW_RUNS), "flux-dev"])
 def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, name):
     """`wg-eval run --task shapes --scorer diffusers:PATH --limit 2`, the family picked from
     model_index.json's pipeline class; the run records the family and its settings."""
@@ -347,7 +352,8 @@ def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
         from_diffusers_spec(str(tmp_path / "m"), device="cpu")
 
 
-@pytest.mark.parametrize("name", [pytest.param("sdxl", marks=pytest.mark.slow), "sd3"])  # `make test-fast`: sd3
+@pytest.mark.slow  # loads SDXL / SD3 pipelines (the formula tests cover each family fast)
+@pytest.mark.parametrize("name", ["sdxl", "sd3"])
 def test_unconditional_condition_is_the_pipelines(folders, name):
     """normalize=uncond's condition (the empty prompt) is the pipeline's unconditional branch:
     zeros for SDXL (force_zeros_for_empty_prompt), the encoded empty prompt for SD3."""

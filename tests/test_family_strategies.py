@@ -46,7 +46,8 @@ def _digits(n: int = 10) -> list[Example]:
 class FamilyCase:
     """One family in the contract: ``write(tiny)`` gives the folder of a tiny random model of it
     (built once per session by conftest's ``tiny_sd`` / ``tiny_dit`` / ``tiny_family``, passed
-    as the attributes ``sd``, ``dit`` and ``family`` of ``tiny``) that ``diffusers:PATH`` loads; ``options`` (``-o`` pairs) hold for every run.
+    as the attributes ``sd``, ``dit`` and ``family`` of ``tiny``) that ``diffusers:PATH`` loads;
+    ``options`` (``-o`` pairs) hold for every run.
     ``separable``: a scorer name (``{folder}`` stands for the folder ``write`` wrote) and options
     whose plain grid separates (the winner's error is the lowest at every grid timestep) some
     examples of ``pool()``."""
