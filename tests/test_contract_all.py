@@ -491,10 +491,13 @@ ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
 # `make test-fast` runs the scorer contract on one scorer of each kind; `make test` runs all.
 # Slow: a Hub preset that goes through the same factory as a fast one with another model id; the
 # SDXL / SD3 / FLUX.1 scorers (seconds each; tests/test_families.py checks each family fast); and
-# the batch-size check (the costliest) of the diffusion scorers other than `diffusers:`.
-SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2-768", "sd2-fast", "sd2.1", "dit-xl-2-512",
-                "sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large", "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
-SLOW_BATCH = {"sd2", "diffusers:pixel-v", "tiny-diffusion"}
+# the batch-size check (the costliest) of the diffusion scorers other than `diffusers:`. The SD
+# presets (sd2, ...) and tiny-diffusion are the DiffusionScorer that `diffusers:` checks fast, with
+# another model id (tiny-diffusion has fast tests of its own in tests/test_tiny_models.py).
+SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2", "sd2-768", "sd2-fast", "sd2.1",
+                "tiny-diffusion", "dit-xl-2-512", "sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large",
+                "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+SLOW_BATCH = {"diffusers:pixel-v"}
 
 
 def _scorer_params(names: list[str], slow: set[str] = SLOW_PRESETS) -> list[Any]:

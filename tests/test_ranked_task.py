@@ -174,6 +174,7 @@ def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, ca
     assert report.n_examples == 4
 
 
+@pytest.mark.slow  # a Python subprocess per results command
 def test_results_commands_never_load_torch(world, tmp_path):
     """report, export, compare and choose-timesteps re-aggregate diffusion runs with numpy only."""
     import subprocess

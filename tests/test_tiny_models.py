@@ -83,6 +83,7 @@ def test_tiny_clip_text_score_is_far_above_chance():
     assert m["metrics"]["text"] >= 0.8, m["metrics"]  # measured: 1.00 on the whole test split
 
 
+@pytest.mark.slow  # the shipped tiny-diffusion on many examples (a guard of trained weights)
 def test_swapping_the_captions_swaps_the_decision():
     """A pairing bug (scores attached to the wrong caption) would not survive this."""
     task = ShapesTask(split="test", limit=6)
