@@ -33,7 +33,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Every test but those marked `slow` (torchrun, Chromium, wheel builds, CLI subprocesses, the
-# long matrices, guards of the shipped models): about a fifth of the full run, for the edit-test loop. `make test` (CI) runs them all.
+# long matrices, guards of the shipped models): about a fifth of the full run, for the
+# edit-test loop. `make test` (CI) runs them all.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
