@@ -13,7 +13,7 @@ LOCK := requirements-lock.txt
 LOCK_IN := requirements-lock.in
 PIP_TOOLS := pip-tools==7.7.0
 
-.PHONY: setup lint test test-latest lock demo clean-demo train-tiny
+.PHONY: setup lint test test-fast test-latest lock demo clean-demo train-tiny
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q
+
+# Every test but those marked `slow` (torchrun, Chromium, wheel builds, CLI subprocesses, the
+# long matrices, guards of the shipped models): about a fifth of the full run, for the
+# edit-test loop. `make test` (CI) runs them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The newest versions pyproject.toml allows, today, in a venv of their own (.venv-latest):
 # run it before `make lock`, so a refreshed lock is one the tests already passed on.

@@ -33,8 +33,8 @@ from PIL import Image
 
 from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, preprocess_image
-from winoground_eval.diffusion.tiny import tiny_components
 from winoground_eval.policy import DTYPES, torch_dtype
+from winoground_eval.testing.tiny_sd import tiny_components
 
 # Stable Diffusion 2 base's unet/config.json (stabilityai/stable-diffusion-2-base), in code.
 SD2_BASE_UNET = dict(

@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
     opts = parser.parse_args()
 
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

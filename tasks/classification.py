@@ -269,8 +269,8 @@ class ClassificationTask(ClassTask):
 
     @classmethod
     def offline_fixture(cls, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]] | None:
-        """A tiny copy of dataset ``name`` in its layout (tasks/classification_fixtures.py)."""
-        from .classification_fixtures import offline_fixture as write
+        """A tiny copy of dataset ``name`` in its layout (winoground_eval/testing/classification_fixtures.py)."""
+        from winoground_eval.testing.classification_fixtures import offline_fixture as write
 
         return write(tmp_path, name)
 

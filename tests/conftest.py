@@ -1,6 +1,9 @@
+import inspect
 import logging
 import os
 import shutil
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -23,7 +26,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def sample_dir(tmp_path):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     return write_winoground_sample(tmp_path / "sample", n_examples=6, seed=0)
 
@@ -52,3 +55,71 @@ def chromium():
             pytest.fail(f"{reason}; CI must run this test, not skip it")
         pytest.skip(reason)
     return path
+
+
+# ------------------------------------------------------------------ tiny models, built once
+# Every tiny model folder the tests load is built at most once per session (per set of
+# builder arguments) and shared. The folders are READ-ONLY: a test that changes files in one
+# copies it first (``shutil.copytree(tiny_sd(), tmp_path / "copy")``). All builders are
+# seeded, so a shared folder holds the same bytes as one a test would have built itself.
+
+
+class _Builds:
+    """Folders built once per session, keyed by (builder name, keyword arguments)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.built: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+
+    def get(self, kind: str, build: Callable[..., Any], /, **kwargs: Any) -> Any:
+        bound = inspect.signature(build).bind(None, **kwargs)  # defaults filled in: one key per model
+        bound.apply_defaults()
+        key = (kind, tuple(sorted((k, v) for k, v in bound.arguments.items() if k not in ("path", "directory"))))
+        if key not in self.built:
+            slug = "-".join([kind, *(f"{k}={v}" for k, v in key[1])]).replace("/", "_")
+            self.built[key] = build(self.root / slug / kind, **kwargs)
+        return self.built[key]
+
+
+@pytest.fixture(scope="session")
+def _tiny_builds(tmp_path_factory) -> _Builds:
+    return _Builds(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(_tiny_builds) -> Callable[..., Path]:
+    """``tiny_sd(prediction_type="epsilon", pixel_space=False, seed=0, sample_size=16)``: the
+    folder ``winoground_eval.testing.tiny_sd.write_tiny_sd`` writes, built once per session."""
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
+
+    return lambda **kwargs: _tiny_builds.get("tiny-sd", write_tiny_sd, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_dit(_tiny_builds) -> Callable[..., Path]:
+    """``tiny_dit(seed=0, num_classes=24, ...)``: ``write_tiny_dit``'s folder, built once per session."""
+    from winoground_eval.testing.tiny_sd import write_tiny_dit
+
+    return lambda **kwargs: _tiny_builds.get("tiny-dit", write_tiny_dit, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_family(_tiny_builds) -> Callable[..., Path]:
+    """``tiny_family("sdxl" | "sd3" | "flux", **kwargs)``: the tiny SDXL / SD3 / FLUX.1 folder
+    (``winoground_eval.testing.tiny_families``) with those arguments, built once per session."""
+    from winoground_eval.testing import tiny_families
+
+    writers = {
+        "sdxl": tiny_families.write_tiny_sdxl,
+        "sd3": tiny_families.write_tiny_sd3,
+        "flux": tiny_families.write_tiny_flux,
+    }
+    return lambda family, **kwargs: _tiny_builds.get(f"tiny-{family}", writers[family], **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(_tiny_builds) -> Callable[..., tuple[Path, Path]]:
+    """``tiny_clip(seed=0)``: (config_path, checkpoint_path) of ``write_tiny_clip``, built once per session."""
+    from winoground_eval.baselines.tiny_clip import write_tiny_clip
+
+    return lambda **kwargs: _tiny_builds.get("tiny-clip", write_tiny_clip, **kwargs)

@@ -26,6 +26,7 @@ def bench():
     return _load("bench_diffusion")
 
 
+@pytest.mark.slow  # a benchmark script end to end
 def test_bench_diffusion_prints_the_side_by_side(bench, capsys):
     argv = [
         "--model", "random", "--threads", "1", "--repeats", "1", "--dtypes", "float32", "--batch-sizes", "4",
@@ -42,7 +43,7 @@ def test_bench_diffusion_prints_the_side_by_side(bench, capsys):
 
 
 def test_sharing_bound_counts_only_work_before_the_caption(bench):
-    from winoground_eval.diffusion.tiny import tiny_components
+    from winoground_eval.testing.tiny_sd import tiny_components
 
     unet = tiny_components(seed=0)["unet"].eval()
     work = bench.shareable_work(unet, torch.device("cpu"), torch.float32, text_length=77)
@@ -52,6 +53,7 @@ def test_sharing_bound_counts_only_work_before_the_caption(bench):
     assert work["image_free"] == want
 
 
+@pytest.mark.slow  # a benchmark script end to end
 def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
     bench_es = _load("bench_early_stopping")
     argv = [
@@ -68,6 +70,7 @@ def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
     assert 0 < text["calls_stopping"] <= text["calls_full_needed"]
 
 
+@pytest.mark.slow  # a benchmark script end to end
 def test_bench_classify_runs_at_tiny_settings(capsys):
     bench_c = _load("bench_classify")
     argv = ["--limit", "2", "--schedule", "2,4/2,1", "--sequential", "8", "--min-timesteps", "4", "--round-size", "2", "--json"]

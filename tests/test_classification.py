@@ -16,7 +16,7 @@ from PIL import Image
 
 from winoground_eval.errors import DataError
 from winoground_eval.tasks import classification as cls
-from winoground_eval.tasks.classification_fixtures import write_cifar10, write_fixture
+from winoground_eval.testing.classification_fixtures import write_cifar10, write_fixture
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -452,12 +452,11 @@ def test_tiny_clip_on_shapes_classify_beats_chance_by_far():
 # -------------------------------------------------------------------- CLIP caption cache
 
 
-def test_clip_encodes_each_caption_once_across_chunks(tmp_path):
+def test_clip_encodes_each_caption_once_across_chunks(tiny_clip):
     from winoground_eval.baselines.clip import from_open_clip_spec
-    from winoground_eval.baselines.tiny_clip import write_tiny_clip
     from winoground_eval.contracts import Example
 
-    config, ckpt = write_tiny_clip(tmp_path)
+    config, ckpt = tiny_clip()
     scorer = from_open_clip_spec(f"tiny-clip-test/{ckpt}", arch_config=str(config), device="cpu", batch_size=4)
     encoded = []
     original = scorer._caption_batch

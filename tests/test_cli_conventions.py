@@ -99,6 +99,7 @@ def test_a_limited_run_says_so(tmp_path, capsys):
     assert "4 of 300 examples (limited by --limit 4)" in out and "None" not in out
 
 
+@pytest.mark.slow  # CLI subprocesses in a shell pipe
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """`wg-eval ... --json | head -1`: no BrokenPipeError traceback, exit status 141."""
     script = (f"{sys.executable} -m winoground_eval ls scorers --json | head -1; "

@@ -30,6 +30,7 @@ def runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_tables_written_to_a_file_keep_every_number(runs, tmp_path):
     """22.5: `compare A B > cmp.txt` wrote `│ over… │ 300 │ text │ 100.… │`."""
     ids = [p.name for p in sorted(runs.glob("shapes/dummy/*"))]
@@ -80,6 +81,7 @@ def test_every_option_has_help_and_version_has_a_short_flag(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.startswith("wg-eval ")
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_a_closed_pipe_exits_141_as_documented():
     """22.10: `show | head` sometimes exited 1 with no message (rich's own broken-pipe exit)."""
     proc = subprocess.Popen([sys.executable, "-m", "winoground_eval", "ls", "scorers"], stdout=subprocess.PIPE,

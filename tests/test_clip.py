@@ -40,9 +40,9 @@ CAPTIONS = ["a red circle left of a blue square", "a blue square left of a red c
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_clip):
     """(config_path, checkpoint_path) of the tiny model."""
-    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"), seed=0)
+    return tiny_clip(seed=0)
 
 
 def load(tiny, **options) -> OpenClipScorer:
@@ -438,7 +438,7 @@ def test_dummy_scorer_has_no_ties_and_chance_level_on_shapes():
 
 
 def test_dummy_scorer_has_no_ties_on_a_winoground_format_sample(tmp_path):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
     from winoground_eval.tasks.winoground import WinogroundTask
 
     task = WinogroundTask(data_dir=write_winoground_sample(tmp_path / "s", n_examples=40, seed=0))
@@ -459,15 +459,15 @@ def test_dummy_scorer_is_the_same_in_another_process():
     assert eval(out) == here
 
 
-def test_runner_hands_clip_chunks_of_examples(tmp_path):
+def test_runner_hands_clip_chunks_of_examples(tmp_path, tiny_clip):
     """Encoding is batched across examples: the runner passes whole chunks to evaluate()."""
-    from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+    from winoground_eval.baselines.tiny_clip import TINY_ARCH
     from winoground_eval.registry import resolve_scorer
     from winoground_eval.runner import RunSpec, open_store, run
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
     from winoground_eval.tasks.winoground import WinogroundTask
 
-    config, ckpt = write_tiny_clip(tmp_path / "m")
+    config, ckpt = tiny_clip()
     scorer = resolve_scorer(f"open_clip:{TINY_ARCH}/{ckpt}")(arch_config=str(config), device="cpu", batch_size=8)
     calls = []
     original = scorer.evaluate

@@ -10,7 +10,7 @@ from winoground_eval import cli
 from winoground_eval.compare import CompareError, compare_outcomes, compare_scores, correctness, mcnemar_exact, paired
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.scorefile import write_score_file
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 RIGHT = np.array([[2.0, 1.0], [1.0, 2.0]])  # text, image and group right
 TEXT_ONLY = np.array([[2.0, 1.0], [3.0, 4.0]])  # text right; image wrong (c0 prefers i1)

@@ -47,7 +47,7 @@ RESULTS_BRANCH = "needs the results branch (Task.metric_specs / outcomes)"
 
 
 def _winoground(tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     return "winoground", {"data_dir": str(write_winoground_sample(tmp_path / "wg", n_examples=6, seed=0))}
 
@@ -239,35 +239,36 @@ FAST = {"device": "cpu", "n_timesteps": 5}  # given to every factory that takes 
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory) -> dict[str, Any]:
-    """Tiny random models, written once: open_clip (config, checkpoint), SD latent epsilon, SD pixel v."""
-    from winoground_eval.baselines.tiny_clip import write_tiny_clip
-
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-
+def models(tmp_path_factory, tiny_sd, tiny_family, tiny_clip) -> dict[str, Any]:
+    """Tiny random models, each written once, on first use: open_clip (config, checkpoint), SD
+    latent epsilon, SD pixel v, a DiT and the SDXL / SD3 / FLUX.1 folders."""
     root = tmp_path_factory.mktemp("contract-models")
-    config, ckpt = write_tiny_clip(root / "clip")
-    return {
-        "root": root,
-        "clip_config": config,
-        "clip_ckpt": ckpt,
-        "sd": write_tiny_sd(root / "sd", prediction_type="epsilon", seed=0),
-        "sd_v": write_tiny_sd(root / "sdv", prediction_type="v_prediction", pixel_space=True, seed=1),
-        "dit": _write_tiny_dit(root / "dit"),
-        **_family_models(root),
+    build: dict[str, Callable[[], Any]] = {
+        "root": lambda: root,
+        "clip_config": lambda: tiny_clip()[0],
+        "clip_ckpt": lambda: tiny_clip()[1],
+        "sd": lambda: tiny_sd(prediction_type="epsilon", seed=0),
+        "sd_v": lambda: tiny_sd(prediction_type="v_prediction", pixel_space=True, seed=1),
+        "dit": lambda: _write_tiny_dit(root / "dit"),
+        **_family_models(tiny_family),
     }
 
+    class Models(dict):
+        def __missing__(self, key: str) -> Any:
+            self[key] = build[key]()
+            return self[key]
 
-def _family_models(root: Path) -> dict[str, Path]:
-    """Tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
-    from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
+    return Models()
 
+
+def _family_models(tiny_family: Callable[..., Path]) -> dict[str, Callable[[], Path]]:
+    """Builders of the tiny SDXL, SD3 (with and without T5) and FLUX.1 (schnell- and dev-like) folders, 16 px images."""
     return {
-        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
-        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
-        "sd3_no_t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
-        "flux_schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
-        "flux_dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
+        "sdxl": lambda: tiny_family("sdxl", sample_size=8),
+        "sd3": lambda: tiny_family("sd3", sample_size=8),
+        "sd3_no_t5": lambda: tiny_family("sd3", sample_size=8, t5=False),
+        "flux_schnell": lambda: tiny_family("flux", sample_size=8),
+        "flux_dev": lambda: tiny_family("flux", sample_size=8, guidance=True),
     }
 
 
@@ -487,6 +488,21 @@ def _captions_for(name: str) -> list[str]:
 SCORER_NAMES = sorted(registry.SCORERS) + sorted(registry.SCORER_PREFIXES)
 ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
 
+# `make test-fast` runs the scorer contract on one scorer of each kind; `make test` runs all.
+# Slow: a Hub preset that goes through the same factory as a fast one with another model id; the
+# SDXL / SD3 / FLUX.1 scorers (seconds each; tests/test_families.py checks each family fast); and
+# the batch-size check (the costliest) of the diffusion scorers other than `diffusers:`. The SD
+# presets (sd2, ...) and tiny-diffusion are the DiffusionScorer that `diffusers:` checks fast, with
+# another model id (tiny-diffusion has fast tests of its own in tests/test_tiny_models.py).
+SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2", "sd2-768", "sd2-fast", "sd2.1",
+                "tiny-diffusion", "dit-xl-2-512", "sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large",
+                "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+SLOW_BATCH = {"diffusers:pixel-v"}
+
+
+def _scorer_params(names: list[str], slow: set[str] = SLOW_PRESETS) -> list[Any]:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
 
 @pytest.fixture(scope="session")
 def build_scorer(models):
@@ -526,7 +542,7 @@ def test_every_registered_target_exists():
         assert set(members) <= set(registry.TASKS), suite
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_scorer_shape_and_permutations(build_scorer, name):
     scorer = build_scorer(name)
     assert not missing_members(scorer, Scorer) and isinstance(scorer, Scorer)
@@ -540,14 +556,14 @@ def test_scorer_shape_and_permutations(build_scorer, name):
     np.testing.assert_allclose(s_img, s[perm, :], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_duplicate_captions_give_equal_columns(build_scorer, name):
     captions = _captions_for(name)
     s = np.asarray(build_scorer(name).score(_images()[:2], [captions[0], captions[1], captions[0]]))
     np.testing.assert_array_equal(s[:, 0], s[:, 2])
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS, SLOW_PRESETS | SLOW_BATCH))
 def test_batch_size_does_not_change_scores(build_scorer, name):
     if not _takes_batch_size(name):
         pytest.skip(f"{name} has no batch_size option")
@@ -558,7 +574,7 @@ def test_batch_size_does_not_change_scores(build_scorer, name):
     assert np.array_equal(np.argsort(a, axis=1), np.argsort(b, axis=1))
 
 
-@pytest.mark.parametrize("name", ALL_SCORERS)
+@pytest.mark.parametrize("name", _scorer_params(ALL_SCORERS))
 def test_batched_evaluate_equals_score_and_config_is_stable_json(build_scorer, name):
     scorer = build_scorer(name)
     images, captions = _images(), _captions_for(name)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from winoground_eval import demo
@@ -22,6 +23,7 @@ def test_every_step_is_a_wg_eval_run_argument_list(tmp_path):
         assert args.out == str(tmp_path) and args.threads == 1 and args.limit == 3
 
 
+@pytest.mark.slow  # every step of the demo
 def test_demo_runs_every_step_with_one_thread(tmp_path, capsys):
     try:
         assert demo.main([str(tmp_path / "demo"), "--limit", "2"]) == 0

@@ -21,7 +21,7 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, noise_bank, scores_from_errors, timestep_grid
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import from_diffusers_spec
-from winoground_eval.diffusion.tiny import build_clip_tokenizer, write_tiny_sd
+from winoground_eval.testing.tiny_sd import build_clip_tokenizer
 from winoground_eval.errors import ConfigError, ModelLoadError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
@@ -30,12 +30,11 @@ CAPTIONS = ("a dog chasing a cat", "a cat chasing a dog", "some plants surroundi
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-sd")
+def models(tiny_sd):
     return {
-        "epsilon": write_tiny_sd(root / "eps", prediction_type="epsilon", seed=0),
-        "v_prediction": write_tiny_sd(root / "v", prediction_type="v_prediction", seed=1),
-        "pixel": write_tiny_sd(root / "pixel", pixel_space=True, seed=2),
+        "epsilon": tiny_sd(prediction_type="epsilon", seed=0),
+        "v_prediction": tiny_sd(prediction_type="v_prediction", seed=1),
+        "pixel": tiny_sd(pixel_space=True, seed=2),
     }
 
 
@@ -230,6 +229,7 @@ def test_normalize_uncond_keeps_text_decisions_and_changes_image_comparisons(loa
     np.testing.assert_array_equal(norm.score(ex.images, ex.captions), b.scores)
 
 
+@pytest.mark.slow  # loads and scores the three variants again (the reference-arithmetic test covers each fast)
 def test_variants_load_and_score(models, images):
     for kind, path in models.items():
         scorer = registry.resolve_scorer(f"diffusers:{path}")(device="cpu", n_timesteps=3)
@@ -244,7 +244,7 @@ def test_variants_load_and_score(models, images):
             assert config["resolution"] == 32 and scorer.latent_shape == (4, 16, 16)
 
 
-def test_config_records_what_changes_numbers(models, loaded, scorer, tmp_path):
+def test_config_records_what_changes_numbers(models, loaded, scorer, tiny_sd):
     config = scorer.config()
     json.dumps(config)
     assert "batch_size" not in json.dumps(config) and "device" not in config
@@ -258,7 +258,7 @@ def test_config_records_what_changes_numbers(models, loaded, scorer, tmp_path):
     windowed = make(loaded, n_timesteps=6, t_range=(400, 800))
     assert windowed.config()["t_range"] == [400, 800] and windowed.timesteps.tolist() == list(range(433, 800, 66))
     # other weights in an identical layout get another fingerprint
-    other = write_tiny_sd(tmp_path / "other", seed=5)
+    other = tiny_sd(seed=5)
     assert from_diffusers_spec(str(other), device="cpu", n_timesteps=6).config()["fingerprint"] != config["fingerprint"]
 
 
@@ -316,7 +316,7 @@ def test_unavailable_weights_fail_fast_with_the_model_id(tmp_path, monkeypatch, 
 
 
 def test_components_constructor_matches_from_pretrained(models, images, scorer):
-    from winoground_eval.diffusion.tiny import tiny_components
+    from winoground_eval.testing.tiny_sd import tiny_components
 
     parts = tiny_components(seed=0)
     direct = DiffusionScorer(**parts, device="cpu", n_timesteps=6, batch_size=8)

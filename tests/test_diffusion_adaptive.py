@@ -12,15 +12,14 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion.grid import adaptive_plan, noise_draws, planned_unet_calls, stage_positions
 from winoground_eval.diffusion.presets import from_diffusers_spec
 from winoground_eval.diffusion.scorer import preprocess_image
-from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.errors import ConfigError
 
 PROMPTS = ["a photo of a dog", "a photo of a cat", "a red square", "two birds on a wire", "a blue circle", "a lightbulb"]
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "eps", prediction_type="epsilon", seed=0)
+def folder(tiny_sd):
+    return tiny_sd(prediction_type="epsilon", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +112,9 @@ def test_plan_follows_the_reference_arithmetic():
 
 
 @pytest.mark.parametrize("loss, n_samples, to_keep, batch_size", [
-    ("l2", (2, 4, 8), (3, 2, 1), 32), ("l1", (3, 10), (2, 1), 5), ("huber", (4, 8), (4, 1), 7),
+    ("l2", (2, 4, 8), (3, 2, 1), 32),
+    pytest.param("l1", (3, 10), (2, 1), 5, marks=pytest.mark.slow),  # `make test-fast` keeps the l2 case
+    pytest.param("huber", (4, 8), (4, 1), 7, marks=pytest.mark.slow),
 ])
 def test_adaptive_equals_the_reference_restatement(folder, image, loss, n_samples, to_keep, batch_size):
     scorer = from_diffusers_spec(
@@ -172,6 +173,7 @@ def test_adaptive_needs_one_image(folder, image):
         scorer.evaluate([Example("x", (image, image), ("a", "b"))])
 
 
+@pytest.mark.slow  # float16 on CPU: seconds per call
 def test_reference_fp16_equals_the_reference_half_arithmetic(folder, image):
     n_samples, to_keep = (2, 4), (2, 1)
     try:
@@ -209,6 +211,7 @@ def test_palette_image_is_converted_after_resize_and_crop():
     torch.testing.assert_close(preprocess_image(rgba, 16), _transform(16)(rgba), rtol=0, atol=0)
 
 
+@pytest.mark.slow  # seconds of tiny-UNet calls; the l2 adaptive case stays fast
 def test_sequential_elimination_through_evaluate(folder, image):
     scorer = from_diffusers_spec(str(folder), device="cpu", n_timesteps=40, stopping="sequential", min_timesteps=8,
                                  round_size=8, batch_size=64)
@@ -231,13 +234,14 @@ def test_sequential_elimination_through_evaluate(folder, image):
     assert int(np.argmax(all_of_it.scores[0])) == int(np.argmin(plain[0].mean(axis=1)))
 
 
-def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tmp_path):
+@pytest.mark.slow  # seconds of tiny-UNet calls; the l2 adaptive case stays fast
+def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tiny_clip):
     import open_clip
 
-    from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+    from winoground_eval.baselines.tiny_clip import TINY_ARCH
     from winoground_eval.registry import resolve_scorer
 
-    config_path, ckpt = write_tiny_clip(tmp_path, seed=0)
+    config_path, ckpt = tiny_clip(seed=0)
     open_clip.add_model_config(str(config_path))
     name = f"open_clip:{TINY_ARCH}/{ckpt}"
     clip = resolve_scorer(name)(device="cpu", arch_config=str(config_path))

@@ -3,10 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from winoground_eval.cli import main
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
-from winoground_eval.diffusion.tiny import write_tiny_sd
+
+# a diffusion run through the CLI, interrupted and resumed (test_family_strategies' sd-plain case does so fast)
+pytestmark = pytest.mark.slow
 
 
 def _run_dir(out):
@@ -18,8 +21,8 @@ def _lines(run_dir):
     return [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-def test_run_and_resume_after_interruption(sample_dir, tmp_path, monkeypatch, capsys):
-    model = write_tiny_sd(tmp_path / "tiny-sd", seed=0)
+def test_run_and_resume_after_interruption(sample_dir, tmp_path, monkeypatch, capsys, tiny_sd):
+    model = tiny_sd(seed=0)
     common = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(sample_dir), "-q"]
     options = ["-o", "n_timesteps=4", "-o", "normalize=uncond", "-o", "device=cpu", "-o", "batch_size=6"]
     ref_out, out = tmp_path / "ref", tmp_path / "runs"

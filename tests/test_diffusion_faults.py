@@ -12,10 +12,8 @@ from winoground_eval.errors import ScoreError
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-
-    return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", seed=0)
+def tiny(tiny_sd):
+    return tiny_sd(seed=0)
 
 
 IMAGES = [Image.new("RGB", (20, 20), (200, 30, 30)), Image.new("RGB", (20, 20), (30, 30, 200))]
@@ -46,6 +44,7 @@ def test_oom_halves_the_batch_and_gives_the_same_scores(tiny, caplog):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # seconds of tiny-UNet calls; the OOM-halving test stays fast
 def test_oom_at_batch_size_one_is_a_clear_error(tiny):
     scorer = from_diffusers_spec(str(tiny), device="cpu", n_timesteps=2, batch_size=4)
     scorer._unet = _OOMAbove(scorer._unet, limit=0)

@@ -35,11 +35,10 @@ def recorded():
     return json.loads(DATA.read_text())
 
 
-def test_configs_equal_the_recorded_ones(tmp_path, recorded):
+def test_configs_equal_the_recorded_ones(tiny_sd, recorded):
     from winoground_eval.diffusion.presets import from_diffusers_spec
-    from winoground_eval.diffusion.tiny import write_tiny_sd
 
-    folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
+    folder = tiny_sd(seed=0)
     for name, options in CASES.items():
         config = from_diffusers_spec(str(folder), device="cpu", **options).config()
         assert config["model"] == str(folder)
@@ -142,12 +141,13 @@ def _rewrite_json(path, edit):
     path.write_text(json.dumps(data, indent=7))  # another writer's layout: indent and key order
 
 
-def test_fingerprint_ignores_the_writers_version_keys(tmp_path):
+def test_fingerprint_ignores_the_writers_version_keys(tmp_path, tiny_sd):
     """The same weights saved by another diffusers / transformers keep their fingerprint."""
-    from winoground_eval.diffusion.loading import folder_fingerprint
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    import shutil
 
-    folder = write_tiny_sd(tmp_path / "tinysd", seed=0)
+    from winoground_eval.diffusion.loading import folder_fingerprint
+
+    folder = shutil.copytree(tiny_sd(seed=0), tmp_path / "tinysd")  # a copy: this test rewrites its files
     parts = ["unet", "scheduler", "text_encoder", "tokenizer"]
     before = folder_fingerprint(folder, parts)
     configs = sorted(folder.rglob("*.json"))
@@ -172,12 +172,13 @@ def test_fingerprint_ignores_the_writers_version_keys(tmp_path):
     assert folder_fingerprint(folder, parts) != before
 
 
-def test_fingerprint_sees_the_weights(tmp_path):
+@pytest.mark.slow  # writes a tiny SD folder afresh (the point of the test)
+def test_fingerprint_sees_the_weights(tmp_path, tiny_sd):
     from winoground_eval.diffusion.loading import folder_fingerprint
-    from winoground_eval.diffusion.tiny import write_tiny_sd
+    from winoground_eval.testing.tiny_sd import write_tiny_sd
 
-    a = write_tiny_sd(tmp_path / "a", seed=0)
-    b = write_tiny_sd(tmp_path / "b", seed=1)
+    a = tiny_sd(seed=0)
+    b = tiny_sd(seed=1)
     parts = ["unet", "scheduler", "text_encoder", "tokenizer"]
     assert folder_fingerprint(a, parts) != folder_fingerprint(b, parts)
     assert folder_fingerprint(a, parts) == folder_fingerprint(write_tiny_sd(tmp_path / "c", seed=0), parts)

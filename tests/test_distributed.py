@@ -11,14 +11,14 @@ import pytest
 
 from winoground_eval.cli import main
 
+pytestmark = pytest.mark.slow  # torchrun with 2 processes and SIGKILLed CLI subprocesses
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory):
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-
-    return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd", seed=0)
+def tiny_sd_folder(tiny_sd):
+    return tiny_sd(seed=0)
 
 
 def _run_args(data, out, scorer, *extra):
@@ -51,8 +51,8 @@ def _scores(run_dir):
 STABLE = ("run_id", "task", "scorer", "metrics", "breakdown", "ci95", "n_examples", "n_ties", "partial")
 
 
-def test_two_ranks_equal_one_process_and_resume_across_world_sizes(sample_dir, tmp_path, tiny_sd):
-    scorer = f"diffusers:{tiny_sd}"
+def test_two_ranks_equal_one_process_and_resume_across_world_sizes(sample_dir, tmp_path, tiny_sd_folder):
+    scorer = f"diffusers:{tiny_sd_folder}"
     assert main(_run_args(sample_dir, tmp_path / "one", scorer)) == 0
     one = _run_dir(tmp_path / "one")
 
@@ -78,11 +78,11 @@ def test_two_ranks_equal_one_process_and_resume_across_world_sizes(sample_dir, t
     assert {k: r3[k] for k in STABLE} == {k: r1[k] for k in STABLE}
 
 
-def test_kill_9_then_resume_gives_the_unbroken_result(tmp_path, tiny_sd):
-    from winoground_eval.tasks.sample import write_winoground_sample
+def test_kill_9_then_resume_gives_the_unbroken_result(tmp_path, tiny_sd_folder):
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=10, seed=3)
-    scorer = f"diffusers:{tiny_sd}"
+    scorer = f"diffusers:{tiny_sd_folder}"
     args = ["run", "--task", "winoground", "--scorer", scorer, "--data-dir", str(data), "-q", "-o", "n_timesteps=50"]
     # Every run here is a subprocess with the same thread count: CPU float kernels round
     # differently with another number of threads, and this test compares scores bit for bit.

@@ -12,7 +12,6 @@ from winoground_eval.contracts import Example
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import sd2, sd2_fast
-from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.errors import ConfigError
 from winoground_eval.metrics import winoground_correct
 from winoground_eval.overrides import parse_overrides
@@ -21,8 +20,8 @@ from winoground_eval.tasks.winoground import WinogroundTask
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "eps", seed=0)
+def model(tiny_sd):
+    return tiny_sd(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def make(components, **options):
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path_factory.mktemp("sample") / "s", n_examples=3, seed=0)
     return list(WinogroundTask(data_dir=str(data)).examples())
@@ -116,6 +115,7 @@ def test_sd2_fast_is_sd2_with_stopping_on():
                       "futility": False, "decide": "text", "stopping": "none"}
 
 
+@pytest.mark.slow  # a diffusion run through the CLI, then choose-timesteps (one is fast elsewhere)
 def test_run_records_calls_and_choose_timesteps(model, sample_dir, tmp_path, capsys):
     common = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(sample_dir), "-q",
               "-o", "device=cpu", "-o", "n_timesteps=20", "-o", "normalize=uncond"]

@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 
 from winoground_eval import cli
-from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.export import schema
 
 from test_contract_all import _fixture_of
@@ -49,7 +48,15 @@ def _run_dirs(out: Path) -> list[Path]:
 NEW_TASKS = ["whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe-pp", "colorswap"]
 
 
-@pytest.mark.parametrize("name", ["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS])
+def _fast_only(names: list[str], fast: str = "winoground") -> list:
+    """Every task is a case; all but ``fast`` are marked slow (`make test-fast` runs one task
+    through every command; test_contract_all.py builds every task fast)."""
+    return [pytest.param(n, marks=() if n == fast else pytest.mark.slow) for n in names]
+
+
+@pytest.mark.parametrize(
+    "name", _fast_only(["winoground", "shapes", "sugarcrepe", "aro", "captions:", "user-file", *NEW_TASKS])
+)
 def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     out = tmp_path / "runs"
     task = _task_args(name, tmp_path / "data")
@@ -83,10 +90,10 @@ def test_every_command_on_runs_of_the_task(name, tmp_path, capsys):
     assert a.name in html and b.name in html and primary in html
 
 
-@pytest.mark.parametrize("name", ["captions:", "winoground", *NEW_TASKS])
-def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys):
+@pytest.mark.parametrize("name", _fast_only(["captions:", "winoground", *NEW_TASKS]))
+def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys, tiny_sd):
     out = tmp_path / "runs"
-    model = write_tiny_sd(tmp_path / "tiny-sd", seed=0)
+    model = tiny_sd(seed=0)
     task = _task_args(name, tmp_path / "data")
     assert wg(["run", *task, "--scorer", f"diffusers:{model}", "-o", "n_timesteps=10", "-o", "device=cpu",
                "--out", out, "-q"]) == 0

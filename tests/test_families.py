@@ -15,24 +15,28 @@ import pytest
 import torch
 from PIL import Image
 
-from winoground_eval.diffusion.tiny_families import write_tiny_flux, write_tiny_sd3, write_tiny_sdxl
 
 CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("families")
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-
-    return {
-        "sd": write_tiny_sd(root / "sd"),
-        "sdxl": write_tiny_sdxl(root / "sdxl", sample_size=8),
-        "sd3": write_tiny_sd3(root / "sd3", sample_size=8),
-        "sd3-no-t5": write_tiny_sd3(root / "sd3-no-t5", sample_size=8, t5=False),
-        "flux-schnell": write_tiny_flux(root / "flux-schnell", sample_size=8),
-        "flux-dev": write_tiny_flux(root / "flux-dev", sample_size=8, guidance=True),
+def folders(tiny_sd, tiny_family):
+    """Name -> tiny folder, each built on first use (shared with the other modules for the session)."""
+    build = {
+        "sd": lambda: tiny_sd(),
+        "sdxl": lambda: tiny_family("sdxl", sample_size=8),
+        "sd3": lambda: tiny_family("sd3", sample_size=8),
+        "sd3-no-t5": lambda: tiny_family("sd3", sample_size=8, t5=False),
+        "flux-schnell": lambda: tiny_family("flux", sample_size=8),
+        "flux-dev": lambda: tiny_family("flux", sample_size=8, guidance=True),
     }
+
+    class Folders(dict):
+        def __missing__(self, name):
+            self[name] = build[name]()
+            return self[name]
+
+    return Folders()
 
 
 def _pipeline(folder):
@@ -194,12 +198,13 @@ def test_flow_schedule_is_the_schedulers_training_sigmas():
 # --------------------------------------------------------------------------- LoRA
 
 
+@pytest.mark.slow  # loads SDXL / SD3 pipelines (the formula tests cover each family fast)
 def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders, tmp_path):
     """The adapter written in code is a diffusers-format LoRA: the pipeline class's own
     lora_state_dict reads it, and every key names a Linear of the tiny denoiser."""
     import diffusers
 
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
 
     for name, denoiser in (("sd", "unet"), ("sdxl", "unet"), ("sd3", "transformer"), ("flux-dev", "transformer")):
         file = write_tiny_lora(tmp_path / name, folders[name])
@@ -244,7 +249,7 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     from winoground_eval.diffusion.families import sd3
     from winoground_eval.diffusion.families.lora import lora_record
     from winoground_eval.diffusion.families.options import SD3Options
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
 
     family = sd3.load(str(folders["sd3-no-t5"]), options=SD3Options(device="cpu"))
     plain = family.config()
@@ -257,11 +262,12 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
     assert {k: v for k, v in configs[0].items() if k != "lora"} == plain
 
 
-@pytest.mark.parametrize("name", ["sd", "sdxl", "sd3", "flux-schnell"])
+# `make test-fast`: sd
+@pytest.mark.parametrize("name", ["sd", *(pytest.param(n, marks=pytest.mark.slow) for n in ("sdxl", "sd3", "flux-schnell"))])
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
     from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.diffusion.families.lora import peft_available
-    from winoground_eval.diffusion.tiny_families import write_tiny_lora
+    from winoground_eval.testing.tiny_families import write_tiny_lora
     from winoground_eval.errors import ConfigError
 
     family = {"sd": "sd", "sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]
@@ -307,7 +313,11 @@ def test_sd3_preset_grid_is_the_references():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("name", ["sdxl", "sd3", "sd3-no-t5", "flux-schnell", "flux-dev"])
+# `make test-fast`: flux-dev (the formula tests cover each family fast)
+SLOW_RUNS = ("sdxl", "sd3", "sd3-no-t5", "flux-schnell")
+
+
+@pytest.mark.parametrize("name", [*(pytest.param(n, marks=pytest.mark.slow) for n in SLOW_RUNS), "flux-dev"])
 def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, name):
     """`wg-eval run --task shapes --scorer diffusers:PATH --limit 2`, the family picked from
     model_index.json's pipeline class; the run records the family and its settings."""
@@ -342,6 +352,7 @@ def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
         from_diffusers_spec(str(tmp_path / "m"), device="cpu")
 
 
+@pytest.mark.slow  # loads SDXL / SD3 pipelines (the formula tests cover each family fast)
 @pytest.mark.parametrize("name", ["sdxl", "sd3"])
 def test_unconditional_condition_is_the_pipelines(folders, name):
     """normalize=uncond's condition (the empty prompt) is the pipeline's unconditional branch:
@@ -364,6 +375,7 @@ def test_unconditional_condition_is_the_pipelines(folders, name):
     torch.testing.assert_close(cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # loads SD3 and FLUX pipelines twice each
 def test_t5_false_does_not_load_t5_and_dynamic_shift_false_keeps_dev_unshifted(folders, monkeypatch):
     from winoground_eval.diffusion import loading
     from winoground_eval.diffusion.families import flux, sd3

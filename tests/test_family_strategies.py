@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -44,39 +45,35 @@ def _digits(n: int = 10) -> list[Example]:
 
 @dataclass(frozen=True)
 class FamilyCase:
-    """One family in the contract: ``write(folder)`` writes a tiny random model of it (a package
-    function) that ``diffusers:PATH`` loads; ``options`` (``-o`` pairs) hold for every run.
+    """One family in the contract: ``write(tiny)`` gives the folder of a tiny random model of it
+    (built once per session by conftest's ``tiny_sd`` / ``tiny_dit`` / ``tiny_family``, passed
+    as the attributes ``sd``, ``dit`` and ``family`` of ``tiny``) that ``diffusers:PATH`` loads;
+    ``options`` (``-o`` pairs) hold for every run.
     ``separable``: a scorer name (``{folder}`` stands for the folder ``write`` wrote) and options
     whose plain grid separates (the winner's error is the lowest at every grid timestep) some
     examples of ``pool()``."""
 
     name: str
-    write: Callable[[Path], Path]
+    write: Callable[[Any], Path]
     options: tuple[str, ...]
     separable: tuple[str, dict[str, Any]] | None
     pool: Callable[[], list[Example]] = field(repr=False)
 
 
-def _write_sd(folder: Path) -> Path:
-    from winoground_eval.diffusion.tiny import write_tiny_sd
-
-    return write_tiny_sd(folder, seed=0)
+def _write_sd(tiny: Any) -> Path:
+    return tiny.sd(seed=0)
 
 
-def _write_dit(folder: Path) -> Path:
-    from winoground_eval.diffusion.tiny import write_tiny_dit
-
-    return write_tiny_dit(folder, seed=0, num_classes=24)
+def _write_dit(tiny: Any) -> Path:
+    return tiny.dit(seed=0, num_classes=24)
 
 
-def _write_family(family: str, folder: Path) -> Path:
-    from winoground_eval.diffusion import tiny_families as tiny
-
+def _write_family(family: str, tiny: Any) -> Path:
     if family == "sdxl":
-        return tiny.write_tiny_sdxl(folder, sample_size=8)
+        return tiny.family("sdxl", sample_size=8)
     if family == "sd3":
-        return tiny.write_tiny_sd3(folder, sample_size=8, t5=False)
-    return tiny.write_tiny_flux(folder, sample_size=8, guidance=True)
+        return tiny.family("sd3", sample_size=8, t5=False)
+    return tiny.family("flux", sample_size=8, guidance=True)
 
 
 FAMILY_CASES: list[FamilyCase] = [
@@ -86,10 +83,10 @@ FAMILY_CASES: list[FamilyCase] = [
     # random tiny SDXL / SD3 (T5-less folder) / FLUX.1-dev-like models (16 px images; a short T5 sequence)
     # (separable None: no seed of the random tiny SDXL separates any pool example -- its captions
     # move the errors too little and inconsistently; the strategies are family-independent code)
-    FamilyCase("sdxl", lambda folder: _write_family("sdxl", folder), ("device=cpu",), None, _shapes_one_by_four),
-    FamilyCase("sd3", lambda folder: _write_family("sd3", folder), ("device=cpu", "max_sequence_length=8"),
+    FamilyCase("sdxl", lambda tiny: _write_family("sdxl", tiny), ("device=cpu",), None, _shapes_one_by_four),
+    FamilyCase("sd3", lambda tiny: _write_family("sd3", tiny), ("device=cpu", "max_sequence_length=8"),
                ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}), _shapes_one_by_four),
-    FamilyCase("flux", lambda folder: _write_family("flux", folder), ("device=cpu", "max_sequence_length=8"),
+    FamilyCase("flux", lambda tiny: _write_family("flux", tiny), ("device=cpu", "max_sequence_length=8"),
                ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}), _shapes_one_by_four),
 ]
 
@@ -116,16 +113,33 @@ STRATEGY_CASES: list[StrategyCase] = [
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return {case.name: case.write(tmp_path_factory.mktemp(case.name)) for case in FAMILY_CASES}
+def folders(tiny_sd, tiny_dit, tiny_family):
+    """Family name -> its tiny folder, built on first use (a run of a few families builds only those)."""
+    tiny = SimpleNamespace(sd=tiny_sd, dit=tiny_dit, family=tiny_family)
+    cases = {case.name: case for case in FAMILY_CASES}
+
+    class Folders(dict):
+        def __missing__(self, name: str) -> Path:
+            self[name] = cases[name].write(tiny)
+            return self[name]
+
+    return Folders()
 
 
 def _lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("strategy", STRATEGY_CASES, ids=lambda s: s.name)
-@pytest.mark.parametrize("family", FAMILY_CASES, ids=lambda f: f.name)
+# The matrix takes minutes: `make test-fast` keeps one pair (the SD family, the plain grid;
+# test_diffusion_adaptive.py and test_early_stopping.py run the strategies fast) and leaves
+# the others to `make test`.
+FAST_PAIRS = {("sd", "plain")}
+MATRIX = [pytest.param(family, strategy, id=f"{family.name}-{strategy.name}",
+                       marks=() if (family.name, strategy.name) in FAST_PAIRS else pytest.mark.slow)
+          for family in FAMILY_CASES for strategy in STRATEGY_CASES]
+
+
+@pytest.mark.parametrize(("family", "strategy"), MATRIX)
 def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, folders, tmp_path, monkeypatch):
     scorer_name = f"diffusers:{folders[family.name]}"
     options = (*family.options, f"n_timesteps={N_T}", *strategy.options)
@@ -190,7 +204,8 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
         assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILY_CASES if f.separable is not None], ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [pytest.param(f, id=f.name, marks=() if f.name == "dit" else pytest.mark.slow)
+                                    for f in FAMILY_CASES if f.separable is not None])
 def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family, folders):
     assert family.separable is not None
     name, options = family.separable

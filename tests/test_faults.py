@@ -281,7 +281,7 @@ def test_a_replaced_image_is_other_data_and_never_reuses_old_scores(sample_dir, 
 
 
 def test_zip_copy_fingerprint_covers_images_too(tmp_path):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     a = write_winoground_sample(tmp_path / "a", n_examples=4, seed=0, as_zip=True)
     b = write_winoground_sample(tmp_path / "b", n_examples=4, seed=0, as_zip=True, size=48)

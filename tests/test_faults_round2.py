@@ -460,6 +460,7 @@ def make(marker: str = ""):
 '''
 
 
+@pytest.mark.slow  # a CLI subprocess per signal
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_are_handled_like_ctrl_c(sample_dir, tmp_path, sig, code):
     f = tmp_path / "slow.py"

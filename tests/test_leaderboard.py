@@ -14,7 +14,7 @@ from winoground_eval.export import published_rows, schema
 from winoground_eval.runs import RunRecord, read_run, select_runs
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.scorefile import write_score_file
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 REF = Path(__file__).parent / "data" / "reference_scores"
 

@@ -23,6 +23,8 @@ import pytest
 
 from winoground_eval import demo
 
+pytestmark = pytest.mark.slow  # git clone, a fresh venv, the demo and each command it prints as subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from winoground_eval.cli import main
 
 GRID = ["-o", "n_timesteps=8", "-o", "t_range=none", "-o", "normalize=uncond"]
@@ -20,6 +22,7 @@ def _dirs(tmp_path):
     return {p.name: json.loads((p / "run.json").read_text()) for p in (tmp_path / "runs").glob("shapes/tiny-diffusion/*")}
 
 
+@pytest.mark.slow  # several diffusion runs through the CLI
 def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_another_model(tmp_path, capsys):
     assert _run(tmp_path, "val", 3) == 0
     [(val_id, _)] = _dirs(tmp_path).items()
@@ -69,6 +72,7 @@ def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_
     assert code == 2 and "n_timesteps=8" in err
 
 
+@pytest.mark.slow  # several diffusion runs through the CLI
 def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
     """1 x N: the CLIP prefilter keeps 3 of 5 captions, elimination runs along a plan fitted on val."""
     out = str(tmp_path / "runs")

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from winoground_eval import choose_cli, cli, registry
-from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.export import schema
 from winoground_eval.metrics import ranked_outcome
 from winoground_eval.report import build_report
@@ -25,14 +24,14 @@ def wg(argv):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_sd):
     root = tmp_path_factory.mktemp("ranked")
     runs = root / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(registry.TASKS, TASK, registry.Entry("ranked_fixture_task:RankedShapes", "1 x 3 test task"))
         for seed in (0, 1):
             assert wg(["run", "--task", TASK, "--scorer", "dummy", "--out", runs, "-q", "-o", f"seed={seed}"]) == 0
-        model = write_tiny_sd(root / "tiny-sd", seed=0)
+        model = tiny_sd(seed=0)
         assert wg(["run", "--task", TASK, "--scorer", f"diffusers:{model}", "--out", runs, "-q",
                    "-o", "n_timesteps=8", "-o", "device=cpu"]) == 0
         dummies = sorted((runs / TASK / "dummy").iterdir(), key=lambda p: read_run(p).scorer["config"]["seed"])
@@ -151,7 +150,7 @@ def test_schema_1_results_are_read_by_shape(world, tmp_path, capsys):
 
 
 def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, capsys):
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
     runs = tmp_path / "runs"
@@ -175,6 +174,7 @@ def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, ca
     assert report.n_examples == 4
 
 
+@pytest.mark.slow  # a Python subprocess per results command
 def test_results_commands_never_load_torch(world, tmp_path):
     """report, export, compare and choose-timesteps re-aggregate diffusion runs with numpy only."""
     import subprocess
@@ -198,6 +198,7 @@ print("LOADED", sorted(m for m in ("torch", "diffusers", "transformers", "open_c
     assert "LOADED []" in done.stdout
 
 
+@pytest.mark.slow  # node subprocess
 def test_report_script_runs_on_both_views_under_node(world, tmp_path):
     """The page's script on a stand-in DOM under node (where Chromium is absent): no runtime
     error on either example view, the controls follow the task's metrics."""
@@ -208,7 +209,7 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         pytest.skip("node is not installed (the headless-Chromium test in test_report.py covers the page)")
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
     wg_runs = tmp_path / "wg-runs"
@@ -238,6 +239,7 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
         assert summary["hash"].startswith("#a=")
 
 
+@pytest.mark.slow  # headless Chromium
 def test_ranked_view_in_a_headless_browser(world, tmp_path):
     """The 1 x N view in real Chromium (skips like test_report.py's browser test without it)."""
     import os

@@ -9,13 +9,12 @@ import pytest
 from winoground_eval import cli
 from winoground_eval.compare import correctness
 from winoground_eval.diffusion.grid import timestep_grid
-from winoground_eval.diffusion.tiny import write_tiny_sd
 from winoground_eval.runs import find_runs, read_run, select_runs
 from winoground_eval.scoreimport import save_score_file_run
 from winoground_eval.taskfinder import TaskFinder
 from winoground_eval.report import build_report, license_note, script_json, subset_positions, subset_sizes, wilson
 from winoground_eval.scorefile import write_score_file
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 HOSTILE = '</script><b id="pwned">x</b> & "q" <img src=x onerror="document.title=1"> \u2028 end'
 RIGHT = [[2.0, 1.0], [1.0, 2.0]]
@@ -35,7 +34,7 @@ def wg(argv):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_sd):
     """A sample with a hostile caption; a dummy run, two imported models, a tiny diffusion run."""
     root = tmp_path_factory.mktemp("report")
     data = write_winoground_sample(root / "data", n_examples=8, seed=0)
@@ -49,7 +48,7 @@ def world(tmp_path_factory):
         scores[name] = {str(i): np.array(m) for i, m in enumerate(pattern)}
         write_score_file(root / f"{name}.jsonl", scores[name])
         save_score_file_run("winoground", root / f"{name}.jsonl", runs, name, metadata=data / "examples.jsonl")
-    model = write_tiny_sd(root / "tiny-sd", seed=0)
+    model = tiny_sd(seed=0)
     argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
             "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
     assert cli.main(argv) == 0
@@ -157,6 +156,7 @@ def test_report_finds_a_local_copy_the_run_recorded(world, tmp_path):
     assert ds["note"] is None and all(e["images"] for e in ds["examples"].values())
 
 
+@pytest.mark.slow  # headless Chromium
 def test_report_in_a_headless_browser(chromium, world, tmp_path):
     from playwright.sync_api import sync_playwright
 

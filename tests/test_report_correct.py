@@ -16,7 +16,7 @@ def test_digits_marks_the_label_caption():
 
 
 def test_classification_marks_every_prompt_of_the_class(tmp_path):
-    from winoground_eval.tasks.classification_fixtures import offline_fixture
+    from winoground_eval.testing.classification_fixtures import offline_fixture
 
     name, kwargs = offline_fixture(tmp_path, "cifar10")
     task = resolve_task(name)(**kwargs)

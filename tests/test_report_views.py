@@ -21,6 +21,8 @@ from PIL import Image
 from winoground_eval.cli import main
 from winoground_eval.report import run_colours
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run"]
 WIDTH = 1280

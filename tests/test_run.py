@@ -197,7 +197,7 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
     assert r["n_skipped"] == 2 and set(r["skipped"]) == {"2", "4"} and "caption_1" in r["skipped"]["4"]
     assert r["n_examples"] == 4 and r["partial"] is True
     # the image repaired: other data (the fingerprint covers image bytes, as it covers captions), so a new run id
-    from winoground_eval.tasks.sample import write_winoground_sample
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     fresh = write_winoground_sample(tmp_path / "fresh", n_examples=6, seed=0)
     (sample_dir / "images" / "ex_2_img_1.png").write_bytes((fresh / "images" / "ex_2_img_1.png").read_bytes())

@@ -81,7 +81,7 @@ def test_per_image_noise():
 
 def test_diffusers_spec_dispatches_on_the_pipeline_class(tmp_path):
     from winoground_eval.diffusion.dit import DiTScorer
-    from winoground_eval.diffusion.tiny import write_tiny_dit
+    from winoground_eval.testing.tiny_sd import write_tiny_dit
     from winoground_eval.errors import ModelLoadError
 
     folder = write_tiny_dit(tmp_path / "dit", num_classes=4)

@@ -120,6 +120,7 @@ def test_the_shipped_tiny_clip_answers_it(tmp_path):
     assert result["metrics"]["accuracy"] >= 0.9
 
 
+@pytest.mark.slow  # the shipped tiny-diffusion on many examples (a guard of trained weights)
 def test_the_shipped_tiny_diffusion_answers_it(tmp_path):
     """Guard on the 1 x N path with the shipped tiny-diffusion preset, 12 test examples.
 

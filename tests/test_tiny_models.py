@@ -70,6 +70,7 @@ def test_tiny_diffusion_takes_every_diffusers_option_but_revision():
     assert 0 < scored.info["unet_calls"] <= 4 * 64
 
 
+@pytest.mark.slow  # the shipped tiny-diffusion on many examples (a guard of trained weights)
 def test_tiny_diffusion_text_score_is_far_above_chance():
     m = _metrics(tiny_diffusion(n_timesteps=6))
     assert m["metrics"]["text"] >= 0.5, m["metrics"]  # measured: 0.75 (Object 0.94, Relation 0.31, Both 1.00)
@@ -82,6 +83,7 @@ def test_tiny_clip_text_score_is_far_above_chance():
     assert m["metrics"]["text"] >= 0.8, m["metrics"]  # measured: 1.00 on the whole test split
 
 
+@pytest.mark.slow  # the shipped tiny-diffusion on many examples (a guard of trained weights)
 def test_swapping_the_captions_swaps_the_decision():
     """A pairing bug (scores attached to the wrong caption) would not survive this."""
     task = ShapesTask(split="test", limit=6)

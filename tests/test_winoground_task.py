@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from winoground_eval.errors import DataError
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 from winoground_eval.tasks.winoground import WinogroundTask, tags_from_jsonl
 
 

@@ -55,7 +55,7 @@ EVAL_GRID = np.arange(25, 1000, 50)  # 20 timesteps, evaluation only
 def build(seed: int, tokenizer_dir: Path) -> dict[str, Any]:
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from winoground_eval.diffusion.tiny import build_clip_tokenizer, clip_text_encoder
+    from winoground_eval.testing.tiny_sd import build_clip_tokenizer, clip_text_encoder
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(

@@ -1,11 +1,11 @@
-"""Tiny random SDXL, SD3 and FLUX.1 folders, built offline in seconds (see :mod:`.tiny` for SD).
+"""Tiny random SDXL, SD3 and FLUX.1 folders, built offline in seconds (see :mod:`.tiny_sd` for SD).
 
 Each writer saves small randomly initialised components with ``save_pretrained`` in the
 layout of the real releases (the subfolders and ``model_index.json`` that
 ``StableDiffusionXLPipeline``, ``StableDiffusion3Pipeline`` and ``FluxPipeline`` read),
 so tests and ``--scorer diffusers:PATH`` go through the same loading code as real weights.
 
-- CLIP tokenizers are the real CLIP BPE (:func:`.tiny.build_clip_tokenizer`); SDXL's and
+- CLIP tokenizers are the real CLIP BPE (:func:`.tiny_sd.build_clip_tokenizer`); SDXL's and
   SD3's second one pads with ``!`` as the OpenCLIP bigG tokenizer of those releases does.
 - The T5 tokenizer is a small Unigram vocabulary built in code (letters, digits and
   punctuation, with and without the word-start mark), in the ``T5TokenizerFast`` format
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .tiny import TINY_MAX_LENGTH, build_clip_tokenizer, clip_text_encoder
+from .tiny_sd import TINY_MAX_LENGTH, build_clip_tokenizer, clip_text_encoder
 
 T5_WIDTH = 32
 _T5_SPECIAL = ("<pad>", "</s>", "<unk>")
@@ -93,7 +93,7 @@ def _write(path: Path, pipeline: str, parts: dict[str, Any]) -> Path:
     """save_pretrained each part (tokenizers are already written) and write model_index.json."""
     import diffusers
 
-    from .loading import quiet_progress_bars
+    from ..diffusion.loading import quiet_progress_bars
 
     index: dict[str, Any] = {"_class_name": pipeline, "_diffusers_version": diffusers.__version__}
     for name, module in parts.items():

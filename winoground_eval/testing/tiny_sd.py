@@ -197,7 +197,7 @@ def write_tiny_sd(
     """
     import diffusers
 
-    from .loading import quiet_progress_bars
+    from ..diffusion.loading import quiet_progress_bars
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ def write_tiny_dit(
     import torch
     from diffusers import DDPMScheduler, DiTTransformer2DModel
 
-    from .dit import save_dit_folder
+    from ..diffusion.dit import save_dit_folder
 
     generator = torch.Generator().manual_seed(seed)
     model = DiTTransformer2DModel(

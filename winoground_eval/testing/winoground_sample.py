@@ -1,6 +1,6 @@
 """A small synthetic sample in Winoground's own file layout, drawn with PIL.
 
-Used by the tests and by ``make demo``. It is NOT Winoground: two coloured shapes per
+Used by the tests and by benchmarks/bench_distributed.py. It is NOT Winoground: two coloured shapes per
 image, captions that swap the colours (Object), the positions (Relation) or both. It
 describes itself with a ``wg-eval-manifest.json`` so the Winoground task checks it against
 its own counts and applies no Winoground-specific tags.
@@ -94,7 +94,7 @@ def write_winoground_sample(directory: str | Path, n_examples: int = 8, seed: in
         counts[r["collapsed_tag"]] = counts.get(r["collapsed_tag"], 0) + 1
     manifest = {
         "name": "winoground-sample",
-        "source": "synthetic (winoground_eval.tasks.sample)",
+        "source": "synthetic (winoground_eval.testing.winoground_sample)",
         "synthetic": True,
         "seed": seed,
         "n_examples": n_examples,
