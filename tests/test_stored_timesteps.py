@@ -11,9 +11,9 @@ import pytest
 
 from winoground_eval import cli, report, timestep_select
 from winoground_eval.diffusion.grid import timestep_grid
-from winoground_eval.diffusion.tiny import write_tiny_sd
+from winoground_eval.testing.tiny_sd import write_tiny_sd
 from winoground_eval.runs import read_run
-from winoground_eval.tasks.sample import write_winoground_sample
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 T_RANGE, N = (400, 800), 4  # the grid 450, 550, 650, 750: not the whole-schedule grid of 4 (125, 375, 625, 875)
 
