@@ -92,13 +92,22 @@ def make_plan(kind: str, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPla
 
 
 def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
+    """Replay ``rule`` on every example of ``stored``. Each decision (a comparison's sign) is
+    compared with two full-budget references: the full budget of the SAME scoring rule (the
+    uniform grid mean for ``none`` and ``proposal``, the plan's weighted mean for ``weights``:
+    what the stopping rule's guarantee is about) and the plain scorer's uniform full budget
+    (the run's own scores; the same thing for ``none`` and ``proposal``). Disagreements with
+    the rule's full budget are listed with their stop reason and their full-budget z
+    (``D_N / se_N``; below ``z_{(1+confidence)/2}`` the full budget itself is not significant)."""
     uncond = stored.config.get("normalize") == "uncond"
     comps = sq.select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
     cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
+    z_sig = sq.z_two_sided(rule.confidence)
     full_scores, stop_scores, calls = [], [], []
-    agree = n_dec = agree_sig = n_sig = 0
-    for e, u, s in zip(stored.errors, stored.uncond, stored.scores):
+    agree = agree_uniform = n_dec = agree_sig = n_sig = 0
+    misses: list[dict[str, Any]] = []
+    for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
 
@@ -112,18 +121,25 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
             full = full + tp.weighted_mean(u.astype(np.float64), rule.weights)[:, None]
         stop_scores.append(sc)
         full_scores.append(full)
+        plain = np.asarray(plain, dtype=np.float64)
         support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
         for o in outcomes:
             a, b = o.comparison.a, o.comparison.b
-            same = bool(np.sign(sc[a] - sc[b]) == np.sign(full[a] - full[b]))
+            mine = np.sign(sc[a] - sc[b])
+            same = bool(mine == np.sign(full[a] - full[b]))
             n_dec += 1
             agree += same
+            agree_uniform += bool(mine == np.sign(plain[a] - plain[b]))
             per = lambda j, k: -e[j, k].astype(np.float64) + (u[j].astype(np.float64) if uncond else 0.0)
             d = per(*a) - per(*b)
             est = tp.weighted_estimate(support, d[support], rule.weights, n_grid)
-            if abs(est.mean) > sq.z_two_sided(rule.confidence) * est.se_full:
+            z = est.mean / est.se_full if est.se_full > 0 else float("inf")
+            if abs(z) > z_sig:
                 n_sig += 1
                 agree_sig += same
+            if not same:
+                misses.append({"id": ex_id, "metric": o.comparison.metric, "stop": o.stop,
+                               "timesteps": o.estimate.n if o.estimate else 0, "z_full": z})
     ids = stored.ids
     plain = {i: s for i, s in zip(ids, stored.scores)}
     return {
@@ -131,8 +147,8 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
-        "agree": agree / max(n_dec, 1), "decisions": n_dec,
-        "agree_significant": agree_sig / max(n_sig, 1), "significant": n_sig,
+        "agree": agree / max(n_dec, 1), "decisions": n_dec, "agree_uniform": agree_uniform / max(n_dec, 1),
+        "agree_significant": agree_sig / max(n_sig, 1), "significant": n_sig, "misses": misses,
     }
 
 

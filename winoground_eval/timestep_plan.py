@@ -328,11 +328,12 @@ BOUNDARY_DRAWS = 20_000
 
 
 def plan_boundary(order: np.ndarray, looks: Sequence[int], confidence: float, futility: bool,
-                  weights: np.ndarray | None, sd: np.ndarray, n_grid: int) -> float:
+                  weights: np.ndarray | None, sd: np.ndarray, n_grid: int, futility_z: float | None = None) -> float:
     """The smallest b whose worst-case error rate is at most 1 - confidence, for independent
     normal differences with standard deviation ``sd`` (per grid point) evaluated along ``order``
     and estimated with :func:`weighted_estimate`'s shares (the generalisation of
-    ``sequential.look_boundary``, which is the uniform-weight, equal-sd case)."""
+    ``sequential.look_boundary``, which is the uniform-weight, equal-sd case). ``futility_z``:
+    the futility margin in full-budget standard errors (None: ``z_{(1+confidence)/2}``)."""
     w_grid = np.ones(n_grid) if weights is None else np.asarray(weights, dtype=np.float64)
     support = w_grid > 0
     looks = [n for n in looks if n < support.sum()]
@@ -355,7 +356,7 @@ def plan_boundary(order: np.ndarray, looks: Sequence[int], confidence: float, fu
     from .diffusion.stopping_rule import worst_case_boundary
 
     se_full = math.sqrt(float(np.sum((full * sd) ** 2)))
-    c = _z(confidence) * se_full if futility else 0.0
+    c = (_z(confidence) if futility_z is None else futility_z) * se_full if futility else 0.0
     return worst_case_boundary(x, np.asarray(sds), se_full, c, confidence)
 
 
@@ -372,6 +373,7 @@ class Rule:
     min_timesteps: int = 20
     round_size: int = 20
     futility: bool = True
+    futility_z: float | None = None  # futility margin in full-budget standard errors (None: z_{(1+confidence)/2})
     looks: tuple[int, ...] = field(init=False)
     boundary: float = field(init=False)
 
@@ -385,11 +387,16 @@ class Rule:
             n = min(n + self.round_size, cap)
         object.__setattr__(self, "looks", tuple(looks))
         object.__setattr__(self, "boundary", plan_boundary(self.order, looks, self.confidence, self.futility,
-                                                           self.weights, self.sd_profile, self.n_grid))
+                                                           self.weights, self.sd_profile, self.n_grid, self.futility_z))
 
     @property
     def cap(self) -> int:
         return self.looks[-1]
+
+    @property
+    def margin_z(self) -> float:
+        """The futility margin in full-budget standard errors."""
+        return _z(self.confidence) if self.futility_z is None else float(self.futility_z)
 
     def estimate(self, positions: np.ndarray, d: np.ndarray) -> Estimate:
         return weighted_estimate(positions, d, self.weights, self.n_grid)
@@ -400,7 +407,7 @@ class Rule:
         alpha = NormalDist().cdf(-self.boundary)
         if _p_opposite(est) <= alpha:
             return "settled"
-        if self.futility and _p_opposite(est, _z(self.confidence) * est.se_full) <= alpha:
+        if self.futility and _p_opposite(est, self.margin_z * est.se_full) <= alpha:
             return "futile"
         return None
 
