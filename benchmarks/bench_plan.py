@@ -91,28 +91,58 @@ def make_plan(kind: str, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPla
     return tp.TimestepPlan("weights", n_grid, None, density=tuple(q), weights=tuple(w))
 
 
-def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
+def fit_cv(diffs: list[np.ndarray], aux: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid point, the control variate's beta for the text comparisons (control: the image's
+    unconditional error) and for the image comparisons (control: the difference of the two
+    images' unconditional errors), fitted on the ``--fit`` examples (aligned_2x2's order:
+    text, text, image, image per example)."""
+    text = [i for i in range(len(diffs)) if i % 4 in (0, 1)]
+    image = [i for i in range(len(diffs)) if i % 4 in (2, 3)]
+    return (tp.fit_cv_beta_grid([diffs[i] for i in text], [aux[i] for i in text]),
+            tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]))
+
+
+def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Replay ``rule`` on every example of ``stored``. Each decision (a comparison's sign) is
     compared with two full-budget references: the full budget of the SAME scoring rule (the
     uniform grid mean for ``none`` and ``proposal``, the plan's weighted mean for ``weights``:
     what the stopping rule's guarantee is about) and the plain scorer's uniform full budget
     (the run's own scores; the same thing for ``none`` and ``proposal``). Disagreements with
     the rule's full budget are listed with their stop reason and their full-budget z
-    (``D_N / se_N``; below ``z_{(1+confidence)/2}`` the full budget itself is not significant)."""
+    (``D_N / se_N``; below ``z_{(1+confidence)/2}`` the full budget itself is not significant).
+
+    ``cv``: (beta of the text comparisons, beta of the image comparisons) per grid point: the
+    test runs on the control-variate-adjusted differences, with the control's full-budget mean
+    taken from the stored full grid (an oracle: a stopped run would have to pay one UNet call per
+    image and support point for it; ``calls_with_mean`` counts that)."""
     uncond = stored.config.get("normalize") == "uncond"
     comps = sq.select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
     cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
     z_sig = sq.z_two_sided(rule.confidence)
-    full_scores, stop_scores, calls = [], [], []
+    full_scores, stop_scores, calls, calls_mean = [], [], [], []
+    support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
     agree = agree_uniform = n_dec = agree_sig = n_sig = 0
     misses: list[dict[str, Any]] = []
     for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
 
-        errs, outcomes, c = tp.run_plan_sequential(rule, cells, terms, evaluate, links)
+        controls = None
+        if cv is not None and uncond:
+            controls = {}
+            for i, (comp, _) in enumerate(terms):
+                if comp.metric == "text":
+                    c_terms, beta = {(comp.a[0], sq.UNCOND): 1.0}, cv[0]
+                else:
+                    c_terms, beta = {(comp.a[0], sq.UNCOND): 1.0, (comp.b[0], sq.UNCOND): -1.0}, cv[1]
+                a_full = sum(coef * u[j].astype(np.float64) for (j, _), coef in c_terms.items())
+                controls[i] = (c_terms, beta, tp.control_mean(beta, a_full, rule.weights))
+        errs, outcomes, c = tp.run_plan_sequential(rule, cells, terms, evaluate, links, controls)
         calls.append(c)
+        if uncond:
+            seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)][support]))) for j in range(2))
+            calls_mean.append(c + (2 * len(support) - seen if controls else 0))
         out = np.stack([np.stack([errs[(j, k)] for k in range(2)]) for j in range(2)])
         sc = -tp.weighted_mean(out, rule.weights)
         full = -tp.weighted_mean(e.astype(np.float64), rule.weights)
@@ -122,7 +152,6 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
         stop_scores.append(sc)
         full_scores.append(full)
         plain = np.asarray(plain, dtype=np.float64)
-        support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
         for o in outcomes:
             a, b = o.comparison.a, o.comparison.b
             mine = np.sign(sc[a] - sc[b])
@@ -143,7 +172,8 @@ def replay_2x2(stored, rule: tp.Rule) -> dict[str, Any]:
     ids = stored.ids
     plain = {i: s for i, s in zip(ids, stored.scores)}
     return {
-        "calls": float(np.mean(calls)), "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
+        "calls": float(np.mean(calls)), "calls_with_mean": float(np.mean(calls_mean)) if calls_mean else None,
+        "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],

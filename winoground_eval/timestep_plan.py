@@ -518,12 +518,15 @@ def fit_weights(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS, keep: f
 def run_plan_sequential(
     rule: Rule, cells: Sequence[Any], comparisons: Sequence[tuple[Any, Mapping[Any, float]]],
     evaluate: Callable[[Sequence[Any], np.ndarray], np.ndarray], links: Sequence[Sequence[Any]] = (),
+    controls: Mapping[int, tuple[Mapping[Any, float], np.ndarray, float]] | None = None,
 ) -> tuple[dict[Any, np.ndarray], tuple[Any, ...], int]:
     """``sequential.run_sequential`` along ``rule.order`` with ``rule``'s estimate and verdicts:
-    (errors per cell, NaN where not evaluated; outcomes; UNet calls)."""
+    (errors per cell, NaN where not evaluated; outcomes; UNet calls). ``controls``: control
+    variates per comparison (``sequential.run_sequential``; :func:`control_mean` gives the mean
+    that keeps the estimand)."""
     from .diffusion.sequential import run_sequential
 
-    res = run_sequential(rule, cells, comparisons, evaluate, links, estimator=rule.estimate)
+    res = run_sequential(rule, cells, comparisons, evaluate, links, estimator=rule.estimate, controls=controls)
     return res.errors, res.outcomes, res.unet_calls
 
 
@@ -598,6 +601,33 @@ def fit_cv_beta(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: i
         num[b] += float(np.dot(dd, uu))
         den[b] += float(np.dot(uu, uu))
     return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def fit_cv_beta_grid(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> np.ndarray:
+    """Per grid point (constant within each band of t), the least-squares coefficient of the raw
+    paired differences on their control, band means removed, pooled over the comparisons: the
+    ``beta`` of a control variate (fit it on validation examples, never on those it is used on)."""
+    n_grid = len(diffs[0])
+    bands = band_count(n_grid, bands)
+    edges = band_edges(n_grid, bands)
+    num, den = np.zeros(bands), np.zeros(bands)
+    for d, u in zip(diffs, aux):
+        d, u = np.asarray(d, dtype=np.float64), np.asarray(u, dtype=np.float64)
+        for b in range(bands):
+            dd, uu = d[edges[b]:edges[b + 1]], u[edges[b]:edges[b + 1]]
+            dd, uu = dd - dd.mean(), uu - uu.mean()
+            num[b] += float(np.dot(dd, uu))
+            den[b] += float(np.dot(uu, uu))
+    return _spread(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0), n_grid)
+
+
+def control_mean(beta: np.ndarray, aux_full: np.ndarray, weights: np.ndarray | None) -> float:
+    """The full-budget mean of ``beta_i a_i`` under the plan's weights (uniform when None): the
+    constant that keeps a control-variate-adjusted test on the plain estimand. It needs the
+    control ``a`` on the whole support (for the unconditional error: one UNet call per image and
+    grid point), which a stopped run does not have."""
+    w = np.ones(len(aux_full)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(np.dot(w, np.asarray(beta, dtype=np.float64) * np.asarray(aux_full, dtype=np.float64)) / w.sum())
 
 
 def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], beta: np.ndarray | None = None,
