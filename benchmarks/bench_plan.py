@@ -124,6 +124,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
     support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
     agree = agree_uniform = n_dec = agree_sig = n_sig = 0
     misses: list[dict[str, Any]] = []
+    coin_flip_examples = 0  # examples with a decision not significant at the rule's full budget
     for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
@@ -152,6 +153,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
         stop_scores.append(sc)
         full_scores.append(full)
         plain = np.asarray(plain, dtype=np.float64)
+        n_sig_before = n_sig
         for o in outcomes:
             a, b = o.comparison.a, o.comparison.b
             mine = np.sign(sc[a] - sc[b])
@@ -169,9 +171,10 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
             if not same:
                 misses.append({"id": ex_id, "metric": o.comparison.metric, "stop": o.stop,
                                "timesteps": o.estimate.n if o.estimate else 0, "z_full": z})
+        coin_flip_examples += (n_sig - n_sig_before) < len(outcomes)
     ids = stored.ids
     plain = {i: s for i, s in zip(ids, stored.scores)}
-    return {
+    return {"coin_flip_examples": coin_flip_examples, 
         "calls": float(np.mean(calls)), "calls_with_mean": float(np.mean(calls_mean)) if calls_mean else None,
         "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
@@ -369,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{f(row['metrics_plain_full'])} | {f(row['metrics_rule_full'])} | {f(row['metrics_stopped'])} | "
                   f"{100 * row['agree']:.2f}% of {row['decisions']} / {100 * row['agree_significant']:.2f}% of "
                   f"{row['significant']} | {100 * row['agree_uniform']:.2f}% | {misses} |")
+        r0 = r["rows"][0]
+        print(f"decisions not significant at the full budget (plain rule): {r0['decisions'] - r0['significant']} of "
+              f"{r0['decisions']}, in {r0['coin_flip_examples']} of {r['measure_n']} examples (each such example must run "
+              "its whole grid for its decisions to be the full budget's: the comparisons of a 2 x 2 example share cells)")
         print(f"calls per decision at the full budget: {r['rows'][0]['calls_full'] / 4:.0f}; the published zero-shot "
               "saving at equal accuracy is about 2x (DC's adaptive schedule)")
         for name, cv in r["control_variate"].items():
