@@ -9,18 +9,23 @@ stopping rule of a plan (winoground_eval/timestep_plan.py) fitted on OTHER examp
   fitted on the ``--fit`` run (shapes val), measured on the ``--measure`` run (shapes test).
   UNet calls per example against the full budget, text / image / group of the full budget
   and of the stopped run, the decisions agreeing with a full-budget run of the same scoring
-  rule (the plain grid mean for ``none`` and ``proposal``; the weighted mean for ``weights``),
-  and the per-call variance of the paired differences without / with the unconditional error
-  as a control variate.
+  rule (the plain grid mean for ``none`` and ``proposal``; the weighted mean for ``weights``)
+  and the uniform full budget, the disagreements with their stop reason and full-budget z, a
+  calls / agreement trade-off (confidence 0.995, 0.999; futility margins 1.0 and 0.5 standard
+  errors), rows with the unconditional error as a control variate inside the test (its
+  full-grid mean from the stored grid, and the calls that paying for it would cost), and the
+  per-call variance of the paired differences without / with it (all, text, image comparisons).
 - 1 x N (``--fit-1xn``/``--measure-1xn`` pairs; ``--halves`` splits one run's ids in two):
   top-1 of the fixed schedule (the plain full grid) and of elimination with each plan,
   calls per image; ``--prefilter RUN``: elimination ordered by that run's ranking (CLIP).
 - calibration (``--calibrate FIT_RUN MEASURE_RUN``, repeatable): ECE (15 bins) and NLL on the
-  measure run before and after the temperature fitted on the fit run.
+  measure run before and after the temperature fitted on the fit run (the scale ``calibrate``
+  keeps, and the raw scale alone), and the ECE a perfectly calibrated model would show there.
 
     python benchmarks/bench_plan.py \\
         --fit RUNS/shapes/tiny-diffusion/<val id> --measure RUNS/shapes/tiny-diffusion/<test id> \\
         --fit-1xn RUNS/shapes-classify/tiny-diffusion/<val id> --measure-1xn RUNS/shapes-classify/tiny-diffusion/<test id> \\
+        --prefilter-1xn RUNS/shapes-classify/tiny-clip/<test id> \\
         --halves RUNS/digits/tiny-dit/<test id> --halves RUN[:PREFILTER_RUN] \\
         --calibrate RUNS/shapes-classify/tiny-clip/<val id> RUNS/shapes-classify/tiny-clip/<test id> \\
         --calibrate-halves RUNS/shapes-classify/tiny-diffusion/<id>

@@ -31,9 +31,10 @@ look boundary calibrated for the plan's order and its variance profile
 
 Control variate: :func:`control_variate_stats` measures, per call, the variance of the paired
 difference ``d_i`` and of ``d_i - beta u_i`` (``u`` the image's unconditional error at the
-same (t, eps), beta by least squares within bands of t). It is a diagnostic; see
-docs/early-stopping.md for why the full-grid decision cannot use it without the
-unconditional error's full-grid mean.
+same (t, eps), beta by least squares within bands of t). :func:`run_plan_sequential` takes
+control variates (``controls``: beta per grid point from :func:`fit_cv_beta_grid`, the mean from
+:func:`control_mean`); the estimand and the guarantee are unchanged only when that mean is the
+control's full-grid mean, which a stopped run would have to pay for (docs/timestep-plans.md).
 """
 
 from __future__ import annotations
