@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         md, mu = aligned_2x2(measure.errors, measure.uncond)
         cv_stats = {}
         for name, keep in (("all", (0, 1, 2, 3)), ("text", (0, 1)), ("image", (2, 3))):
-            pick = lambda xs: [x for i, x in enumerate(xs) if i % 4 in keep]
+            pick = lambda xs, keep=keep: [x for i, x in enumerate(xs) if i % 4 in keep]
             cv_stats[name] = tp.control_variate_stats(pick(md), pick(mu), tp.fit_cv_beta(pick(diffs), pick(fit_aux)))
         report["2x2"] = {"fit": str(fit.path), "fit_n": len(fit.ids), "measure": str(measure.path),
                          "measure_n": len(measure.ids), "rows": rows, "control_variate": cv_stats}

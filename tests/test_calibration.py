@@ -75,7 +75,7 @@ def test_the_relative_scale_is_chosen_for_errors_of_different_size_and_helps_hel
         cal.scaled(clip, "relative")
     # where the size does not vary, the raw scale may win: the choice is the fitting NLL's
     same = [cal.Row(r.example_id, 0, r.scores - 1.0, r.classes, r.correct) for r in _synthetic(800, 0.004, seed=7)]
-    scale_same, t_same = cal.fit_calibration(same)
+    scale_same, _ = cal.fit_calibration(same)
     nlls = {s: cal.nll(cal.scaled(same, s), cal.fit_temperature(cal.scaled(same, s))) for s in cal.SCALES}
     assert scale_same == min(nlls, key=nlls.get)
 

@@ -266,7 +266,8 @@ def test_a_control_variate_keeps_the_full_budget_decision_and_saves_calls():
         for cv in (False, True):
             controls = {0: ({"u": 1.0}, beta, float(np.mean(beta * a)))} if cv else None
             res = run_sequential(plan, ["x", "u"], [(comp, {"x": -1.0})],
-                                 lambda cells, idx: np.stack([rows[c][idx] for c in cells]), [["x", "u"]], controls=controls)
+                                 lambda cells, idx, rows=rows: np.stack([rows[c][idx] for c in cells]), [["x", "u"]],
+                                 controls=controls)
             est = res.outcomes[0].estimate
             same[cv] += np.sign(est.mean) == truth
             calls[cv] += res.evaluated["x"]

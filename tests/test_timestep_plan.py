@@ -146,9 +146,9 @@ def test_a_control_variate_along_a_weights_plan_keeps_its_estimand():
                 d = 0.3 + 1.5 * a + 0.2 * r.normal(size=N)
                 rows = {"x": -d, "u": a}
                 controls = {0: ({"u": 1.0}, beta, tp.control_mean(beta, a, w))} if cv else None
-                errs, outcomes, c = tp.run_plan_sequential(rule, ["x", "u"], [(comp, {"x": -1.0})],
-                                                           lambda cells, idx: np.stack([rows[k][idx] for k in cells]),
-                                                           [["x", "u"]], controls)
+                _, outcomes, c = tp.run_plan_sequential(rule, ["x", "u"], [(comp, {"x": -1.0})],
+                                                        lambda cells, idx, rows=rows: np.stack([rows[k][idx] for k in cells]),
+                                                        [["x", "u"]], controls)
                 total += c
                 if rule.looks == (N // 2,):  # the full budget of the plan: its weighted mean of d exactly
                     assert outcomes[0].estimate.mean == pytest.approx(float(np.dot(w, d) / w.sum()), abs=1e-5)
