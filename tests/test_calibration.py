@@ -43,6 +43,43 @@ def test_temperature_halves_ece_on_held_out_rows():
     assert after["top1"] == before["top1"]  # a temperature never changes the argmax
 
 
+def _scaled_errors(n: int, seed: int) -> list[cal.Row]:
+    """Minus mean errors whose size differs 10x between images while the label follows the
+    RELATIVE error differences (as a diffusion model's: a bigger error, bigger differences)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    classes = np.arange(5)
+    for i in range(n):
+        level = 10 ** rng.uniform(-3.5, -2.5)
+        rel = rng.normal(0, 0.02, 5)
+        z = -rel / 0.01
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        rows.append(cal.Row(f"x{i}", 0, -level * (1 + rel), classes, int(rng.choice(5, p=p))))
+    return rows
+
+
+def test_the_relative_scale_is_chosen_for_errors_of_different_size_and_helps_held_out():
+    fit, held = _scaled_errors(800, 4), _scaled_errors(800, 5)
+    scale, t = cal.fit_calibration(fit)
+    assert scale == "relative"
+    raw_t = cal.fit_temperature(fit)
+    assert cal.nll(cal.scaled(held, "relative"), t) < cal.nll(held, raw_t) - 0.1
+    rel = cal.summary(cal.scaled(held, "relative"), t)
+    assert rel["ece"] < cal.summary(held, raw_t)["ece"]
+    assert rel["top1"] == cal.summary(held, 1.0)["top1"]  # the order of the captions is unchanged
+    # scores that are not minus errors (CLIP's logits) stay raw; the relative scale refuses them
+    clip = _synthetic(300, 0.004, seed=6)
+    assert cal.fit_calibration(clip)[0] == "raw"
+    with pytest.raises(ConfigError, match="negative scores"):
+        cal.scaled(clip, "relative")
+    # where the size does not vary, the raw scale may win: the choice is the fitting NLL's
+    same = [cal.Row(r.example_id, 0, r.scores - 1.0, r.classes, r.correct) for r in _synthetic(800, 0.004, seed=7)]
+    scale_same, _ = cal.fit_calibration(same)
+    nlls = {s: cal.nll(cal.scaled(same, s), cal.fit_temperature(cal.scaled(same, s))) for s in cal.SCALES}
+    assert scale_same == min(nlls, key=nlls.get)
+
+
 def test_ece_of_known_bins():
     conf = np.array([0.95, 0.95, 0.55, 0.55])
     hit = np.array([1.0, 1.0, 1.0, 0.0])

@@ -51,6 +51,9 @@ PACKAGE = "winoground_eval"
 SUBPACKAGE_LAYERS = {
     "core": "core", "results": "results", "cli": "cli",
     "tasks": "plugins", "baselines": "plugins", "diffusion": "plugins",
+    # test, benchmark and training scaffolding (tiny models built in code): it builds plugin
+    # models, so it sits with the plugins; no core module may import it
+    "testing": "plugins",
 }
 # Modules whose layer is not their folder's: the diffusion scorer's numpy-only timestep math
 # (grid, sequential stopping, the stopping rule) imports nothing but errors, and results

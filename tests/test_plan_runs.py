@@ -93,3 +93,46 @@ def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
         rec = json.loads(line)
         assert rec["info"]["stopping"]["rule"] == "elimination" and rec["info"]["stopping"]["plan"] == "proposal"
         assert len(rec["info"]["prefilter"]["kept"]) == 3 and len(rec["scores"][0]) == 5
+
+
+def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
+    """benchmarks/bench_plan.py's 2 x 2 replay on synthetic stored errors: at a full budget every
+    decision is the reference's (with and without the control variate), and stopping saves calls."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from winoground_eval import timestep_plan as tp
+    from winoground_eval.diffusion.sequential import partial_scores
+    from winoground_eval.timestep_select import StoredRun
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_plan", root / "benchmarks" / "bench_plan.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_plan"] = bench
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    n_grid, n_ex = 64, 12
+    errors, uncond = [], []
+    for _ in range(n_ex):
+        u = 1.0 + 0.3 * rng.standard_normal((2, n_grid))
+        e = u[:, None, :] + 0.05 * rng.standard_normal((2, 2, n_grid))
+        e[0, 1] += 0.2  # the correct caption (j, j) has the lower error
+        e[1, 0] += 0.2
+        errors.append(e.astype(np.float32))
+        uncond.append(u.astype(np.float32))
+    scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
+    info = {"scorer": {"config": {"normalize": "uncond"}}}
+    run = StoredRun(Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid))
+    diffs, aux = bench.aligned_2x2(errors, uncond)
+    cv = bench.fit_cv(diffs, aux)
+    full = tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=n_grid, round_size=n_grid, futility=False)
+    for c in (None, cv):
+        r = bench.replay_2x2(run, full, c)
+        assert r["agree"] == 1.0 and r["agree_uniform"] == 1.0 and r["misses"] == []
+        assert r["calls"] == r["calls_full"] == 6 * n_grid
+    stopped = bench.replay_2x2(run, tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=8, round_size=8), None)
+    assert stopped["calls"] < stopped["calls_full"] and stopped["decisions"] == 4 * n_ex
+    assert stopped["metrics_stopped"]["text"] == stopped["metrics_plain_full"]["text"] == 1.0

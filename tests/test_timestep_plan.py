@@ -125,6 +125,38 @@ def test_control_variate_stats_measure_the_variance_removed():
     assert tp.control_variate_stats(d2, unrelated, tp.fit_cv_beta(d, unrelated[::-1]))["ratio"] > 0.95
 
 
+def test_a_control_variate_along_a_weights_plan_keeps_its_estimand():
+    # beta fitted on other comparisons recovers the slope; with control_mean the adjusted test's
+    # full-budget estimate is the plan's weighted mean of d, and it stops sooner than without
+    rng = np.random.default_rng(7)
+    w = np.where(np.arange(N) < N // 2, 1.0, 0.0)
+    plan = tp.TimestepPlan("weights", N, None, density=tuple(w / w.sum()), weights=tuple(w))
+    fit_u = [rng.normal(size=N) for _ in range(10)]
+    beta = tp.fit_cv_beta_grid([1.5 * x + 0.2 * rng.normal(size=N) for x in fit_u], fit_u)
+    assert beta == pytest.approx(np.full(N, 1.5), abs=0.1)
+    comp = sq.Comparison("text", (0, 0), (0, 1))
+    calls = {}
+    for cv in (False, True):
+        for rule in (tp.rule_for(plan, N, min_timesteps=10, round_size=10, futility=False),
+                     tp.rule_for(plan, N, min_timesteps=N, futility=False)):
+            total = 0
+            for seed in range(10):
+                r = np.random.default_rng(100 + seed)
+                a = r.normal(size=N)
+                d = 0.3 + 1.5 * a + 0.2 * r.normal(size=N)
+                rows = {"x": -d, "u": a}
+                controls = {0: ({"u": 1.0}, beta, tp.control_mean(beta, a, w))} if cv else None
+                _, outcomes, c = tp.run_plan_sequential(rule, ["x", "u"], [(comp, {"x": -1.0})],
+                                                        lambda cells, idx, rows=rows: np.stack([rows[k][idx] for k in cells]),
+                                                        [["x", "u"]], controls)
+                total += c
+                if rule.looks == (N // 2,):  # the full budget of the plan: its weighted mean of d exactly
+                    assert outcomes[0].estimate.mean == pytest.approx(float(np.dot(w, d) / w.sum()), abs=1e-5)
+            calls[cv, len(rule.looks)] = total
+    assert calls[True, 1] == calls[False, 1]
+    assert calls[True, max(k for _, k in calls)] < 0.6 * calls[False, max(k for _, k in calls)]
+
+
 def test_plan_file_round_trip_hash_and_model_check(tmp_path):
     q = tp.fit_proposal(_diffs(np.random.default_rng(6), 10))
     model = {"name": "tiny-diffusion", "model": "weights/tiny-diffusion", "fingerprint": "abc123"}

@@ -28,7 +28,7 @@ def calibration_table(doc: Mapping[str, Any]) -> Any:
 
     held = doc.get("held_out") or {}
     fitted = doc.get("fitted_on") or {}
-    title = (f"calibration: T = {doc['temperature']:.4g}, fitted on {fitted.get('n_images')} images of run "
+    title = (f"calibration: T = {doc['temperature']:.4g} ({doc.get('scale', 'raw')} scores), fitted on {fitted.get('n_images')} images of run "
              f"{fitted.get('run_id')} ({fitted.get('task')} / {fitted.get('split')}, {fitted.get('how')}); "
              f"held out: {held.get('n_images')} images, 95% bootstrap intervals")
     table = Table(title=escape(title), title_justify="left")

@@ -13,7 +13,10 @@ examples and turns each image's row of scores into ``softmax(scores / T)``:
   caption of image j is caption j; on a 1 x N example without a declaration, caption 0.
 
 T minimises the negative log-likelihood (NLL) of the correct class on the fitting examples
-(scipy's bounded scalar minimiser on log T). Reported on the examples NOT used for fitting
+(scipy's bounded scalar minimiser on log T). Scores that are minus mean errors (a Diffusion
+Classifier with ``normalize=none``) may also be put on the ``relative`` scale first (each
+image's row divided by its mean absolute score, label-free); :func:`fit_calibration` keeps the
+scale whose fitted T has the lower NLL on the fitting examples. Reported on the examples NOT used for fitting
 (held out), before (T = 1) and after: NLL (mean over images of -log p(correct class)), top-1
 accuracy of the class argmax, and the expected calibration error with 15 equal-width bins of
 the top class probability, ``ECE = sum_b n_b / n |acc_b - conf_b|``; every figure with a
@@ -90,6 +93,52 @@ def fit_temperature(rows: Sequence[Row]) -> float:
     res = minimize_scalar(lambda lt: nll(rows, math.exp(lt)), bounds=LOG_T_BOUNDS, method="bounded",
                           options={"xatol": 1e-6})
     return float(math.exp(res.x))
+
+
+SCALES = ("raw", "relative")
+
+
+def relative_ok(row: Row) -> bool:
+    """Whether a row's scores are all negative and finite (minus mean errors: a Diffusion
+    Classifier's scores with ``normalize=none``), the rows the ``relative`` scale applies to."""
+    s = np.asarray(row.scores, dtype=np.float64)
+    return bool(np.isfinite(s).all() and (s < 0).all())
+
+
+def scaled(rows: Sequence[Row], scale: str) -> list[Row]:
+    """``rows`` on ``scale``: ``raw`` as they are; ``relative``: each row divided by its mean
+    absolute score (the image's mean error level), so that a relative error difference, not an
+    absolute one, sets the confidence: a diffusion model's errors differ in size between images
+    (their differences grow with them), and one temperature cannot fit every image on the raw
+    scale. Label-free and per image; the order of the captions is unchanged."""
+    if scale == "raw":
+        return list(rows)
+    if scale != "relative":
+        raise ConfigError(f"calibration scale {scale!r}: one of {', '.join(SCALES)}")
+    out = []
+    for r in rows:
+        if not relative_ok(r):
+            raise ConfigError(f"example {r.example_id} image {r.image}: the relative scale needs negative scores (minus mean errors)")
+        s = np.asarray(r.scores, dtype=np.float64)
+        out.append(Row(r.example_id, r.image, s / np.abs(s).mean(), r.classes, r.correct))
+    return out
+
+
+def fit_calibration(rows: Sequence[Row]) -> tuple[str, float]:
+    """(scale, T): the temperature on each admissible scale (``relative`` only when every
+    fitting row's scores are minus mean errors), and the pair with the lower NLL on ``rows``."""
+    if not rows:
+        raise ConfigError("no examples with defined probabilities to fit a temperature on")
+    best = None
+    for scale in SCALES:
+        if scale == "relative" and not all(relative_ok(r) for r in rows):
+            continue
+        sr = scaled(rows, scale)
+        t = fit_temperature(sr)
+        loss = nll(sr, t)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, scale, t)
+    return best[1], best[2]
 
 
 def per_image(rows: Sequence[Row], temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -88,22 +88,34 @@ def calibrate(run_dir: str | Path, *, val_ids: list[str] | None = None, val_run:
     if not fit_rows:
         raise ConfigError("calibrate: none of the fitting examples has defined probabilities "
                           f"({fit_undef[0]['why'] if fit_undef else 'no examples'})")
-    t = cal.fit_temperature(fit_rows)
+    scale, t = cal.fit_calibration(fit_rows)
+    raw_held = held_rows
+    if scale != "raw":
+        bad = [r for r in held_rows if not cal.relative_ok(r)]
+        held_undef = held_undef + [{"id": r.example_id, "image": r.image, "why": "scores not all negative: the relative "
+                                    "scale fitted on the validation examples does not apply"} for r in bad]
+        raw_held = [r for r in held_rows if cal.relative_ok(r)]
+        held_rows = cal.scaled(raw_held, scale)
+        fit_scaled = cal.scaled(fit_rows, scale)
+    else:
+        fit_scaled = fit_rows
     doc: dict[str, Any] = {
         "version": cal.CALIBRATION_VERSION,
         "method": "temperature scaling: softmax(scores / T) per image, summed over each class's captions; T minimises "
-                  "the NLL of the correct class on the fitting examples",
+                  "the NLL of the correct class on the fitting examples; scale 'relative': each image's scores divided by "
+                  "their mean absolute value first (minus mean errors only; kept when its NLL on the fitting examples is lower)",
         "temperature": t,
+        "scale": scale,
         "scorer": {"name": run.scorer_name, "config_key": run.config_key},
         "fitted_on": {
             "run_id": fit_src.run_id, "run_dir": str(fit_src.path), "task": fit_src.task.get("name"),
             "split": fit_src.task.get("split"), "how": "--val-run" if val_run is not None else "--val-ids",
             **_ids_record(fit_ids), "n_images": len(fit_rows),
-            "nll_before": cal.nll(fit_rows, 1.0), "nll_after": cal.nll(fit_rows, t),
+            "nll_before": cal.nll(fit_rows, 1.0), "nll_after": cal.nll(fit_scaled, t),
         },
         "held_out": {
             "run_id": run.run_id, "n_images": len(held_rows),
-            "before": cal.summary(held_rows, 1.0) if held_rows else None,
+            "before": cal.summary(raw_held, 1.0) if raw_held else None,
             "after": cal.summary(held_rows, t) if held_rows else None,
             "ece_bins": cal.ECE_BINS,
         },
@@ -136,5 +148,5 @@ def brief(doc: Mapping[str, Any]) -> dict[str, Any]:
     fitted = dict(doc.get("fitted_on") or {})
     fitted.pop("ids", None)
     held = doc.get("held_out") or {}
-    return {"temperature": doc.get("temperature"), "fitted_on": fitted, "held_out_images": held.get("n_images"),
+    return {"temperature": doc.get("temperature"), "scale": doc.get("scale", "raw"), "fitted_on": fitted, "held_out_images": held.get("n_images"),
             "before": held.get("before"), "after": held.get("after"), "undefined": (doc.get("undefined") or {}).get("n", 0)}

@@ -31,9 +31,10 @@ look boundary calibrated for the plan's order and its variance profile
 
 Control variate: :func:`control_variate_stats` measures, per call, the variance of the paired
 difference ``d_i`` and of ``d_i - beta u_i`` (``u`` the image's unconditional error at the
-same (t, eps), beta by least squares within bands of t). It is a diagnostic; see
-docs/early-stopping.md for why the full-grid decision cannot use it without the
-unconditional error's full-grid mean.
+same (t, eps), beta by least squares within bands of t). :func:`run_plan_sequential` takes
+control variates (``controls``: beta per grid point from :func:`fit_cv_beta_grid`, the mean from
+:func:`control_mean`); the estimand and the guarantee are unchanged only when that mean is the
+control's full-grid mean, which a stopped run would have to pay for (docs/timestep-plans.md).
 """
 
 from __future__ import annotations
@@ -328,11 +329,12 @@ BOUNDARY_DRAWS = 20_000
 
 
 def plan_boundary(order: np.ndarray, looks: Sequence[int], confidence: float, futility: bool,
-                  weights: np.ndarray | None, sd: np.ndarray, n_grid: int) -> float:
+                  weights: np.ndarray | None, sd: np.ndarray, n_grid: int, futility_z: float | None = None) -> float:
     """The smallest b whose worst-case error rate is at most 1 - confidence, for independent
     normal differences with standard deviation ``sd`` (per grid point) evaluated along ``order``
     and estimated with :func:`weighted_estimate`'s shares (the generalisation of
-    ``sequential.look_boundary``, which is the uniform-weight, equal-sd case)."""
+    ``sequential.look_boundary``, which is the uniform-weight, equal-sd case). ``futility_z``:
+    the futility margin in full-budget standard errors (None: ``z_{(1+confidence)/2}``)."""
     w_grid = np.ones(n_grid) if weights is None else np.asarray(weights, dtype=np.float64)
     support = w_grid > 0
     looks = [n for n in looks if n < support.sum()]
@@ -355,7 +357,7 @@ def plan_boundary(order: np.ndarray, looks: Sequence[int], confidence: float, fu
     from .diffusion.stopping_rule import worst_case_boundary
 
     se_full = math.sqrt(float(np.sum((full * sd) ** 2)))
-    c = _z(confidence) * se_full if futility else 0.0
+    c = (_z(confidence) if futility_z is None else futility_z) * se_full if futility else 0.0
     return worst_case_boundary(x, np.asarray(sds), se_full, c, confidence)
 
 
@@ -372,6 +374,7 @@ class Rule:
     min_timesteps: int = 20
     round_size: int = 20
     futility: bool = True
+    futility_z: float | None = None  # futility margin in full-budget standard errors (None: z_{(1+confidence)/2})
     looks: tuple[int, ...] = field(init=False)
     boundary: float = field(init=False)
 
@@ -385,11 +388,16 @@ class Rule:
             n = min(n + self.round_size, cap)
         object.__setattr__(self, "looks", tuple(looks))
         object.__setattr__(self, "boundary", plan_boundary(self.order, looks, self.confidence, self.futility,
-                                                           self.weights, self.sd_profile, self.n_grid))
+                                                           self.weights, self.sd_profile, self.n_grid, self.futility_z))
 
     @property
     def cap(self) -> int:
         return self.looks[-1]
+
+    @property
+    def margin_z(self) -> float:
+        """The futility margin in full-budget standard errors."""
+        return _z(self.confidence) if self.futility_z is None else float(self.futility_z)
 
     def estimate(self, positions: np.ndarray, d: np.ndarray) -> Estimate:
         return weighted_estimate(positions, d, self.weights, self.n_grid)
@@ -400,7 +408,7 @@ class Rule:
         alpha = NormalDist().cdf(-self.boundary)
         if _p_opposite(est) <= alpha:
             return "settled"
-        if self.futility and _p_opposite(est, _z(self.confidence) * est.se_full) <= alpha:
+        if self.futility and _p_opposite(est, self.margin_z * est.se_full) <= alpha:
             return "futile"
         return None
 
@@ -511,12 +519,15 @@ def fit_weights(diffs: Sequence[np.ndarray], bands: int = DEFAULT_BANDS, keep: f
 def run_plan_sequential(
     rule: Rule, cells: Sequence[Any], comparisons: Sequence[tuple[Any, Mapping[Any, float]]],
     evaluate: Callable[[Sequence[Any], np.ndarray], np.ndarray], links: Sequence[Sequence[Any]] = (),
+    controls: Mapping[int, tuple[Mapping[Any, float], np.ndarray, float]] | None = None,
 ) -> tuple[dict[Any, np.ndarray], tuple[Any, ...], int]:
     """``sequential.run_sequential`` along ``rule.order`` with ``rule``'s estimate and verdicts:
-    (errors per cell, NaN where not evaluated; outcomes; UNet calls)."""
+    (errors per cell, NaN where not evaluated; outcomes; UNet calls). ``controls``: control
+    variates per comparison (``sequential.run_sequential``; :func:`control_mean` gives the mean
+    that keeps the estimand)."""
     from .diffusion.sequential import run_sequential
 
-    res = run_sequential(rule, cells, comparisons, evaluate, links, estimator=rule.estimate)
+    res = run_sequential(rule, cells, comparisons, evaluate, links, estimator=rule.estimate, controls=controls)
     return res.errors, res.outcomes, res.unet_calls
 
 
@@ -591,6 +602,33 @@ def fit_cv_beta(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: i
         num[b] += float(np.dot(dd, uu))
         den[b] += float(np.dot(uu, uu))
     return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def fit_cv_beta_grid(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], bands: int = DEFAULT_BANDS) -> np.ndarray:
+    """Per grid point (constant within each band of t), the least-squares coefficient of the raw
+    paired differences on their control, band means removed, pooled over the comparisons: the
+    ``beta`` of a control variate (fit it on validation examples, never on those it is used on)."""
+    n_grid = len(diffs[0])
+    bands = band_count(n_grid, bands)
+    edges = band_edges(n_grid, bands)
+    num, den = np.zeros(bands), np.zeros(bands)
+    for d, u in zip(diffs, aux):
+        d, u = np.asarray(d, dtype=np.float64), np.asarray(u, dtype=np.float64)
+        for b in range(bands):
+            dd, uu = d[edges[b]:edges[b + 1]], u[edges[b]:edges[b + 1]]
+            dd, uu = dd - dd.mean(), uu - uu.mean()
+            num[b] += float(np.dot(dd, uu))
+            den[b] += float(np.dot(uu, uu))
+    return _spread(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0), n_grid)
+
+
+def control_mean(beta: np.ndarray, aux_full: np.ndarray, weights: np.ndarray | None) -> float:
+    """The full-budget mean of ``beta_i a_i`` under the plan's weights (uniform when None): the
+    constant that keeps a control-variate-adjusted test on the plain estimand. It needs the
+    control ``a`` on the whole support (for the unconditional error: one UNet call per image and
+    grid point), which a stopped run does not have."""
+    w = np.ones(len(aux_full)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(np.dot(w, np.asarray(beta, dtype=np.float64) * np.asarray(aux_full, dtype=np.float64)) / w.sum())
 
 
 def control_variate_stats(diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], beta: np.ndarray | None = None,

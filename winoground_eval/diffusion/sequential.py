@@ -193,6 +193,7 @@ def run_sequential(
     evaluate: Evaluate,
     links: Sequence[Sequence[Cell]] = (),
     estimator: Callable[[np.ndarray, np.ndarray], Estimate] | None = None,
+    controls: Mapping[int, tuple[Mapping[Cell, float], np.ndarray, float]] | None = None,
 ) -> SequentialResult:
     """Evaluate ``cells`` round by round along ``plan.order`` until every comparison is settled.
 
@@ -204,6 +205,14 @@ def run_sequential(
     that stop together (an image's unconditional cell with its captions). Cells in no
     comparison or link stop at the first look. ``estimator(positions, d)``: the estimate at a
     look (default :func:`estimate`; a timestep plan's ``Rule.estimate`` is weighted).
+
+    ``controls``: {comparison index: (control terms, beta, mean)}, a control variate per
+    comparison: with ``a_i`` = sum coefficient * error over the control terms (cells of the
+    same component, e.g. the unconditional cells) the test runs on ``d_i - (beta_i a_i - mean)``,
+    whose full-budget mean is the full-budget mean of d exactly when ``mean`` is the full-budget
+    mean of ``beta_i a_i`` (``beta`` fixed in advance, one value per grid point). The decisions'
+    estimand is then unchanged and the guarantee carries over (the adjusted differences are
+    still independent across grid points given t); only their variance changes.
     """
     n_grid = plan.n_grid
     estimator = estimator or functools.partial(estimate, n_grid=n_grid)
@@ -237,6 +246,10 @@ def run_sequential(
             verdicts = []
             for i, comp, terms in mine:
                 d = sum(coef * errors[c][positions].astype(np.float64) for c, coef in terms.items())
+                if controls is not None and i in controls:
+                    c_terms, beta, mean = controls[i]
+                    ctl = sum(coef * errors[c][positions].astype(np.float64) for c, coef in c_terms.items())
+                    d = d - (np.asarray(beta, dtype=np.float64)[positions] * ctl - mean)
                 est = estimator(positions, d)
                 verdicts.append((i, comp, plan.verdict(est), est))
             last = look >= plan.cap
