@@ -32,7 +32,8 @@ import numpy as np
 
 from winoground_eval import registry
 from winoground_eval.diffusion import sequential
-from winoground_eval.diffusion.sequential import Plan, estimate, replay, select_comparisons, significant
+from winoground_eval.diffusion.replay import replay
+from winoground_eval.diffusion.sequential import Plan, estimate, select_comparisons, significant
 from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
 from winoground_eval.overrides import options_of
 from winoground_eval.policy import DTYPES

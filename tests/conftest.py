@@ -14,6 +14,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # One CPU thread everywhere: `wg-eval run` (and so every main(["run", ...]) in a test) sets
 # torch's thread count from OMP_NUM_THREADS when no --threads is given, and subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# pytest-xdist's workers inherit COLUMNS=80 / LINES=24 from execnet; a plain pytest run has no
+# terminal size, so the CLI's tables take their natural width (console.WideWhenPiped). Workers
+# must print as a plain run does, or the tests that read a table's columns see them cut.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
 
 
 def pytest_configure(config):

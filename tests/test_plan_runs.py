@@ -105,7 +105,7 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
     import numpy as np
 
     from winoground_eval import timestep_plan as tp
-    from winoground_eval.diffusion.sequential import partial_scores
+    from winoground_eval.diffusion.replay import partial_scores
     from winoground_eval.timestep_select import StoredRun
 
     root = Path(__file__).resolve().parents[1]

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from winoground_eval.diffusion import scores_from_errors
+from winoground_eval.diffusion.replay import replay
 from winoground_eval.diffusion.sequential import (
     Comparison,
     Plan,
     default_comparisons,
     estimate,
     look_boundary,
-    replay,
     run_sequential,
     select_comparisons,
     significant,

@@ -23,15 +23,10 @@ evaluation order and stops when the full-budget decision is settled:
   ``c = z_{(1+confidence)/2} * se_N`` (se_N^2 = sum_h w_h sigma_h^2 / N, the full budget's own
   standard error): stop as soon as the rest of the grid can only turn the decision into
   one that would not be significant at the full budget.
-- **boundary**: b accounts for the repeated looks. It is the smallest value for which the
-  rule's worst-case error rate (over the unknown mean) is at most 1 - confidence for
-  independent, equal-variance normal differences, whose estimates at the looks are jointly
-  Gaussian with a covariance fixed by the order and the looks (:func:`look_boundary`,
-  seeded simulation, once per grid size, schedule and confidence).
-- **guarantee** (per comparison, under those assumptions): P(stopped decision differs
-  from the full-budget decision) <= 1 - confidence without futility; with futility,
-  P(it differs and the full-budget decision is significant at ``confidence``) <= 1 - confidence.
-  A ``max_timesteps`` below N gives up the guarantee for comparisons still open at the cap.
+- **boundary** and **guarantee**: b accounts for the repeated looks (:func:`look_boundary`);
+  per comparison, P(stopped decision differs from the full-budget one) <= 1 - confidence
+  (with futility: and the full-budget decision is significant). Derivation, assumptions and
+  the ``max_timesteps`` caveat: docs/early-stopping.md.
 
 :func:`run_sequential` drives rounds over the cells of one example through a callback, so
 the scorer runs the UNet and :func:`replay` reads stored per-timestep errors instead.
@@ -342,17 +337,6 @@ def run_elimination(
 # --------------------------------------------------------------------------- replaying stored errors
 
 
-@dataclass(frozen=True)
-class Replay:
-    """Stopping simulated on one example's stored full-grid errors."""
-
-    errors: np.ndarray  # (n_images, n_captions, N), NaN where not evaluated
-    uncond_errors: np.ndarray | None  # (n_images, N) or None
-    scores: np.ndarray
-    outcomes: tuple[Outcome, ...]
-    unet_calls: int
-
-
 def plan_cells(
     n_images: int, n_captions: int, comparisons: Sequence[Comparison], uncond: bool,
     cell_of: Callable[[int, int], Cell] = lambda j, k: (j, k),
@@ -374,40 +358,3 @@ def plan_cells(
             cells.append(u)
             links.append([u, *row])
     return cells, with_terms, links
-
-
-def replay(
-    errors: np.ndarray, uncond_errors: np.ndarray | None, plan: Plan, comparisons: Sequence[Comparison], *, uncond: bool
-) -> Replay:
-    """Run the stopping rule on stored errors, as the scorer would have on the UNet."""
-    e = np.asarray(errors, dtype=np.float32)
-    n_img, n_cap, n_grid = e.shape
-    if n_grid != plan.n_grid:
-        raise ConfigError(f"stored errors have {n_grid} timesteps but the plan is for {plan.n_grid}")
-    if uncond and uncond_errors is None:
-        raise ConfigError("normalize=uncond needs the stored uncond_errors")
-    u = None if uncond_errors is None else np.asarray(uncond_errors, dtype=np.float32)
-    cells, terms, links = plan_cells(n_img, n_cap, comparisons, uncond)
-
-    def evaluate(run_cells: Sequence[Cell], idx: np.ndarray) -> np.ndarray:
-        return np.stack([(u[j] if k == UNCOND else e[j, k])[idx] for j, k in run_cells])
-
-    res = run_sequential(plan, cells, terms, evaluate, links)
-    out = np.full_like(e, np.nan)
-    out_u = None if not uncond else np.full((n_img, n_grid), np.nan, dtype=np.float32)
-    for (j, k), row in res.errors.items():
-        if k == UNCOND:
-            out_u[j] = row
-        else:
-            out[j, k] = row
-    scores = partial_scores(out, out_u)
-    return Replay(out, out_u, scores, res.outcomes, res.unet_calls)
-
-
-def partial_scores(errors: np.ndarray, uncond_errors: np.ndarray | None = None) -> np.ndarray:
-    """Scores from errors with NaN where not evaluated: minus each cell's stratified mean
-    (plus the image's, for ``normalize=uncond``)."""
-    scores = -stratified_mean(errors)
-    if uncond_errors is not None:
-        scores = scores + stratified_mean(uncond_errors)[:, None]
-    return scores
