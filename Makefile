@@ -35,14 +35,15 @@ lint: setup
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
+# -n auto: pytest-xdist, one worker per core (each at one torch thread, tests/conftest.py).
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # Every test but those marked `slow` (torchrun, Chromium, wheel builds, CLI subprocesses, the
-# long matrices, guards of the shipped models): about a fifth of the full run, for the
-# edit-test loop. `make test` (CI) runs them all.
+# long matrices, guards of the shipped models, calls of 0.9 s or more): under a minute on 2
+# cores, for the edit-test loop. `make test` (CI) runs them all.
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # The newest versions pyproject.toml allows, today, in a venv of their own (.venv-latest):
 # run it before `make lock`, so a refreshed lock is one the tests already passed on.
@@ -50,7 +51,7 @@ test-latest:
 	test -x .venv-latest/bin/python || $(PY) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --upgrade --upgrade-strategy eager -r $(LOCK_IN) -e '.[dev]'
 	.venv-latest/bin/python -m pip list --format=freeze > .venv-latest/versions.txt
-	.venv-latest/bin/python -m pytest -q
+	.venv-latest/bin/python -m pytest -q -n auto
 
 # Rewrite the lock from pyproject.toml's ranges (the newest versions they allow today) and
 # LOCK_IN, with hashes; pip-tools runs from a venv of its own (.venv-lock).
