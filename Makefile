@@ -62,7 +62,7 @@ lock:
 	    --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml $(LOCK_IN)
 
 demo: setup
-	$(BIN)/python -m winoground_eval.demo
+	$(BIN)/python -m winoground_eval.cli.demo
 
 clean-demo:
 	rm -rf demo_out

@@ -38,10 +38,10 @@ import torch
 from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from PIL import Image
 
-from winoground_eval.contracts import Example, Scored
-from winoground_eval.errors import ConfigError, ModelLoadError
-from winoground_eval.policy import DType, hub_timeout, offline_variable, resolve_device, resolve_dtype
-from winoground_eval.scorerconfig import header
+from winoground_eval.core.contracts import Example, Scored
+from winoground_eval.core.errors import ConfigError, ModelLoadError
+from winoground_eval.core.policy import DType, hub_timeout, offline_variable, resolve_device, resolve_dtype
+from winoground_eval.core.scorerconfig import header
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class OpenClipScorer:
 
     def text_similarity(self, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
         """(len(a), len(b)) float64 cosine similarity of the text embeddings (the optional
-        :class:`~winoground_eval.contracts.TextScorer` capability; SugarCrepe++'s text-only task
+        :class:`~winoground_eval.core.contracts.TextScorer` capability; SugarCrepe++'s text-only task
         compares captions this way). No logit scale: only the order of the cosines matters.
         Through the caption cache, so captions the chunk has scored are not encoded again."""
         with torch.inference_mode():
@@ -208,7 +208,9 @@ def clip_vit_l14(*, device: str | None = None, dtype: DType | None = "float32", 
     return from_open_clip_spec("ViT-L-14/openai", device=device, dtype=dtype, batch_size=batch_size)
 
 
-def openclip_vit_h14(*, device: str | None = None, dtype: DType | None = "float32", batch_size: int = 64) -> OpenClipScorer:
+def openclip_vit_h14(
+    *, device: str | None = None, dtype: DType | None = "float32", batch_size: int = 64
+) -> OpenClipScorer:
     """OpenCLIP ViT-H/14 trained on LAION-2B (laion2b_s32b_b79k): the paper's OpenCLIP baseline;
     float32 by default, the precision of the published numbers (dtype=None: float16 on CUDA)."""
     return from_open_clip_spec("ViT-H-14/laion2b_s32b_b79k", device=device, dtype=dtype, batch_size=batch_size)
@@ -285,7 +287,9 @@ def from_open_clip_spec(
         "model_cfg": model_cfg,
         "quick_gelu": quick_gelu,
     }
-    return OpenClipScorer(model, preprocess, open_clip.get_tokenizer(arch), source=source, dtype=dtype, batch_size=batch_size)
+    return OpenClipScorer(
+        model, preprocess, open_clip.get_tokenizer(arch), source=source, dtype=dtype, batch_size=batch_size
+    )
 
 
 def from_hf_hub(
@@ -297,7 +301,9 @@ def from_hf_hub(
         raise ConfigError(f"hf-hub:{spec}: expected hf-hub:ORG/NAME, e.g. hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
     device = _pick_device(device)
     dtype = _pick_dtype(dtype, device)
-    fix = _NETWORK_FIX.format(local="open_clip:ARCH/PATH (with -o arch_config=ARCH.json from the repository's model_cfg)")
+    fix = _NETWORK_FIX.format(
+        local="open_clip:ARCH/PATH (with -o arch_config=ARCH.json from the repository's model_cfg)"
+    )
     what = f"hf-hub:{spec}"
     config_path = _fetch_from_hub(spec, [HF_CONFIG_NAME], what=what, fix=fix)
     path = _fetch_from_hub(spec, [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME], what=what, fix=fix)
@@ -337,7 +343,7 @@ def from_hf_hub(
 
 
 def _pick_device(device: str | None) -> str:
-    return resolve_device(device)  # the policy of every scorer (winoground_eval.policy)
+    return resolve_device(device)  # the policy of every scorer (winoground_eval.core.policy)
 
 
 def _pick_dtype(dtype: str | None, device: str) -> str:
@@ -359,7 +365,9 @@ def _looks_like_path(rest: str) -> bool:
 def _register_arch_config(arch: str, arch_config: str) -> None:
     path = Path(arch_config).expanduser()
     if not path.is_file():
-        raise ConfigError(f"arch_config {str(path)!r} does not exist: pass an open_clip architecture JSON named {arch}.json")
+        raise ConfigError(
+            f"arch_config {str(path)!r} does not exist: pass an open_clip architecture JSON named {arch}.json"
+        )
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -388,7 +396,7 @@ def _check_arch(arch: str) -> None:
     close = [lowered[c] for c in difflib.get_close_matches(arch.lower(), list(lowered), n=5, cutoff=0.6)]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
-        f"open_clip has no architecture {arch!r}.{hint} `python -c \"import open_clip; print(open_clip.list_models())\"` "
+        f'open_clip has no architecture {arch!r}.{hint} `python -c "import open_clip; print(open_clip.list_models())"` '
         f"lists all {len(known)}; a custom architecture needs -o arch_config=PATH/{arch}.json."
     )
 
@@ -432,7 +440,9 @@ def _fetch_tag(arch: str, tag: str, tag_cfg: Mapping[str, Any]) -> tuple[Path, d
         except Exception as exc:
             raise ModelLoadError(f"could not fetch {what} from {tag_cfg['url']}: {exc}. {fix}") from exc
         return path, {"tag": tag, "url": tag_cfg["url"]}
-    raise ModelLoadError(f"open_clip records no download location for {arch}/{tag}; pass a local checkpoint as open_clip:{arch}/PATH")
+    raise ModelLoadError(
+        f"open_clip records no download location for {arch}/{tag}; pass a local checkpoint as open_clip:{arch}/PATH"
+    )
 
 
 def _safetensors_name(filename: str) -> str:
@@ -465,7 +475,9 @@ def _fetch_from_hub(repo_id: str, filenames: Sequence[str], *, what: str, fix: s
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
     for name in filenames:
         try:
-            get_hf_file_metadata(hf_hub_url(repo_id, name, endpoint=endpoint), timeout=hub_timeout())  # one request, no retries
+            get_hf_file_metadata(
+                hf_hub_url(repo_id, name, endpoint=endpoint), timeout=hub_timeout()
+            )  # one request, no retries
         except EntryNotFoundError:  # the repository has no such file: try the next name
             continue
         except GatedRepoError as exc:

@@ -30,7 +30,7 @@ class DummyScorer:
         self.seed = seed
 
     def config(self) -> dict[str, Any]:
-        from winoground_eval.scorerconfig import header
+        from winoground_eval.core.scorerconfig import header
 
         return {**header("dummy", 1), "name": "dummy", "seed": self.seed, "method": _METHOD}
 

@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ModelLoadError
+from ..core.policy import DType
 from ..diffusion.presets import with_defaults
-from ..errors import ModelLoadError
-from ..policy import DType
 
 TINY_CLIP_ARCH = "tiny-clip-shapes"
 # Chosen on the shapes VAL split only (never test): see tiny_diffusion's docstring.
@@ -98,6 +98,8 @@ def tiny_clip(*, device: str | None = None, dtype: DType | None = None, batch_si
     )
     weights = dict(scorer.source.get("weights") or {})
     if "sha256" not in weights:  # the content fingerprint stands in for the path; never drop both
-        raise ModelLoadError(f"the open_clip loader recorded no sha256 for {checkpoint}; cannot identify the shipped tiny-clip")
+        raise ModelLoadError(
+            f"the open_clip loader recorded no sha256 for {checkpoint}; cannot identify the shipped tiny-clip"
+        )
     scorer.source = {**scorer.source, "weights": {**weights, "checkpoint": TINY_CLIP_LABEL}}
     return scorer

@@ -1,6 +1,6 @@
 """Memory and time of the bootstrap confidence intervals at scale (issue 14).
 
-``winoground_eval.metrics.bootstrap_ci`` (10,000 seeded percentile resamples) on synthetic
+``winoground_eval.core.metrics.bootstrap_ci`` (10,000 seeded percentile resamples) on synthetic
 per-example outcomes: 0/1 (a metric's outcome) and -1/0/1 (a paired difference, as
 ``compare`` uses). With ``--continuous`` also real-valued data, which is resampled by index
 in chunks (slower; bounded memory). Prints peak traced memory (tracemalloc sees numpy's
@@ -19,7 +19,7 @@ import tracemalloc
 
 import numpy as np
 
-from winoground_eval.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ci
+from winoground_eval.core.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ci
 
 
 def measure(values: np.ndarray, resamples: int) -> tuple[float, float, list[float] | None]:

@@ -59,7 +59,7 @@ def candidates(spec: Any) -> list[str]:
 
 
 def build_examples(split: str, limit: int) -> list[Any]:
-    from winoground_eval.contracts import Example
+    from winoground_eval.core.contracts import Example
     from winoground_eval.tasks.shapes import images_of, make_spec
 
     examples = []
@@ -75,7 +75,7 @@ def parse_schedule(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def run_one(label: str, options: dict[str, Any], examples: list[Any], base: dict[str, Any]) -> dict[str, Any]:
-    from winoground_eval import registry
+    from winoground_eval.core import registry
 
     scorer = registry.resolve_scorer("tiny-diffusion")(**base, **options)
     calls, right, seconds = [], [], []
@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("test", "val", "heldout"))
     parser.add_argument("--limit", type=int, default=100, help="images (examples of the split)")
     parser.add_argument("--schedule", action="append", help="n_samples/to_keep, e.g. 10,50/3,1 (repeatable)")
-    parser.add_argument("--sequential", action="append", type=int, help="grid size for sequential elimination (repeatable)")
+    parser.add_argument(
+        "--sequential", action="append", type=int, help="grid size for sequential elimination (repeatable)"
+    )
     parser.add_argument("--confidence", type=float, default=0.99)
     parser.add_argument("--min-timesteps", type=int, default=10)
     parser.add_argument("--round-size", type=int, default=10)
@@ -122,17 +124,26 @@ def main(argv: list[str] | None = None) -> int:
         n_samples, to_keep = parse_schedule(text)
         rows.append(run_one(f"adaptive {text}", {"n_samples": n_samples, "to_keep": to_keep}, examples, base))
     for n in args.sequential or [50, 250]:
-        options = {"stopping": "sequential", "n_timesteps": n, "confidence": args.confidence,
-                   "min_timesteps": min(args.min_timesteps, n), "round_size": args.round_size}
+        options = {
+            "stopping": "sequential",
+            "n_timesteps": n,
+            "confidence": args.confidence,
+            "min_timesteps": min(args.min_timesteps, n),
+            "round_size": args.round_size,
+        }
         rows.append(run_one(f"sequential {n}", options, examples, base))
     n_cand = float(np.mean([len(ex.captions) for ex in examples]))
     if args.json:
         print(json.dumps({"n_candidates_mean": n_cand, "rows": rows}, indent=2))
         return 0
-    print(f"shapes {args.split}, {len(examples)} images x {n_cand:.1f} candidate captions (tiny-diffusion, {args.loss})")
+    print(
+        f"shapes {args.split}, {len(examples)} images x {n_cand:.1f} candidate captions (tiny-diffusion, {args.loss})"
+    )
     print(f"{'schedule':<24} {'UNet calls/img':>15} {'s/img':>8} {'accuracy':>9}")
     for r in rows:
-        print(f"{r['schedule']:<24} {r['unet_calls_per_image']:>15.1f} {r['seconds_per_image']:>8.3f} {r['accuracy']:>9.3f}")
+        print(
+            f"{r['schedule']:<24} {r['unet_calls_per_image']:>15.1f} {r['seconds_per_image']:>8.3f} {r['accuracy']:>9.3f}"
+        )
     return 0
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_demo.py [--burners 1] [--limit N] [--dry-run]
 
-Runs ``python -m winoground_eval.demo`` twice, each into a fresh temporary folder (so
+Runs ``python -m winoground_eval.cli.demo`` twice, each into a fresh temporary folder (so
 nothing resumes): once alone, once while BURNERS busy-loop Python processes (started here,
 killed at the end) compete for the cores, as another CPU-bound job would. Prints both
 wall times (process start, imports and model loads included), the cores and the load
@@ -35,7 +35,7 @@ def stop_burners(burners: list[subprocess.Popen]) -> None:
 
 
 def demo_command(out: Path, limit: int | None, threads: int | None) -> list[str]:
-    cmd = [sys.executable, "-m", "winoground_eval.demo", str(out)]
+    cmd = [sys.executable, "-m", "winoground_eval.cli.demo", str(out)]
     if limit is not None:
         cmd += ["--limit", str(limit)]
     if threads is not None:

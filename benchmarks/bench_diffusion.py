@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from winoground_eval.contracts import Example
+from winoground_eval.core.contracts import Example
+from winoground_eval.core.policy import DTYPES, torch_dtype
 from winoground_eval.diffusion import DiffusionScorer, preprocess_image
-from winoground_eval.policy import DTYPES, torch_dtype
 from winoground_eval.testing.tiny_sd import tiny_components
 
 # Stable Diffusion 2 base's unet/config.json (stabilityai/stable-diffusion-2-base), in code.
@@ -71,7 +71,9 @@ def peak_memory(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak RSS)"
 
 
-def best_time(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: Callable[[], Any] | None = None) -> float:
+def best_time(
+    fn: Callable[[], Any], device: torch.device, repeats: int, warmup: Callable[[], Any] | None = None
+) -> float:
     """Seconds of the fastest of ``repeats`` calls, after one warm-up call (``warmup`` or ``fn``)."""
     (warmup or fn)()
     times = []
@@ -84,7 +86,9 @@ def best_time(fn: Callable[[], Any], device: torch.device, repeats: int, warmup:
     return min(times)
 
 
-def alternate_times(a: Callable[[], Any], b: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, float]:
+def alternate_times(
+    a: Callable[[], Any], b: Callable[[], Any], device: torch.device, repeats: int
+) -> tuple[float, float]:
     """Best seconds of ``a`` and of ``b``, timed alternately so that machine load hits both alike."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
@@ -143,7 +147,13 @@ def reference_style_errors(scorer: DiffusionScorer, example: Example, batch_size
                     latent = pixels
                 else:
                     latent = scorer.vae.encode(pixels).latent_dist.mean * scorer.vae.config.scaling_factor
-                ids = tok([caption], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+                ids = tok(
+                    [caption],
+                    padding="max_length",
+                    max_length=tok.model_max_length,
+                    truncation=True,
+                    return_tensors="pt",
+                )
                 emb = scorer.text_encoder(ids.input_ids.to(device))[0]
                 for start in range(0, len(ts), batch_size):
                     t = ts[start : start + batch_size]
@@ -187,7 +197,12 @@ def shareable_work(unet: Any, device: torch.device, dtype: torch.dtype, text_len
         first = f"down_blocks.{i}.attentions.0"
         caption_free += sum(
             flops(f"down_blocks.{i}.{part}")
-            for part in ("resnets.0", "attentions.0.norm", "attentions.0.proj_in", "attentions.0.transformer_blocks.0.attn1")
+            for part in (
+                "resnets.0",
+                "attentions.0.norm",
+                "attentions.0.proj_in",
+                "attentions.0.transformer_blocks.0.attn1",
+            )
         )
         assert counts.get(f"{root}.{first}.transformer_blocks.0.attn1", 0) > 0, "module names changed: recheck"
         break
@@ -211,7 +226,9 @@ def print_sharing_bound(work: dict[str, float], n_img: int = 2, n_cap: int = 2, 
 
 
 def bench_tiny(args: argparse.Namespace, device: torch.device) -> None:
-    name = {"shipped": "shipped tiny-diffusion (pixel space)", "random": "tiny random test model"}.get(args.model, args.model)
+    name = {"shipped": "shipped tiny-diffusion (pixel space)", "random": "tiny random test model"}.get(
+        args.model, args.model
+    )
     example = bench_examples(args.model, 1)[0]
     n_pairs = len(example.images) * len(example.captions)
     n_evals = n_pairs * args.tiny_timesteps
@@ -236,7 +253,9 @@ def bench_tiny(args: argparse.Namespace, device: torch.device) -> None:
         "   reference batch 1 = run_winoground.py's default --batch_size; 32 = the --batch_size of its documented "
         "Winoground command"
     )
-    print(f"{'timesteps':>9} {'ref batch':>9} {'reference s/ex':>15} {'scorer batch':>12} {'scorer s/ex':>12} {'speed-up':>9}")
+    print(
+        f"{'timesteps':>9} {'ref batch':>9} {'reference s/ex':>15} {'scorer batch':>12} {'scorer s/ex':>12} {'speed-up':>9}"
+    )
     for n_t in args.compare_timesteps:
         for ref_bs, our_bs in args.compare_batches:
             scorer = make_scorer(args.model, device, dtype=dtype, batch_size=our_bs, n_timesteps=n_t)
@@ -287,7 +306,9 @@ def bench_sequential(args: argparse.Namespace, device: torch.device, dtype: str)
     print(f"{'':<22} {'UNet calls/ex':>13} {'s/example':>10}")
     print(f"{'reference, full budget':<22} {full_calls:>13} {ref_s / n:>10.2f}")
     print(f"{'scorer, sequential':<22} {calls / n:>13.0f} {fast_s / n:>10.2f}")
-    print(f"speed-up: {ref_s / fast_s:.2f}x (the decisions' agreement with the full budget: benchmarks/bench_early_stopping.py)")
+    print(
+        f"speed-up: {ref_s / fast_s:.2f}x (the decisions' agreement with the full budget: benchmarks/bench_early_stopping.py)"
+    )
 
 
 def sd2_unet(device: torch.device, dtype: torch.dtype) -> Any:
@@ -356,19 +377,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per tiny setting (best is reported)")
     parser.add_argument("--tiny-timesteps", type=int, default=50, help="timestep budget of the dtype x batch table")
-    parser.add_argument("--model", default="shipped",
-                        help="shipped (the suite's tiny-diffusion, default), random (the tiny random test model) "
-                        "or a diffusers folder / Hub id")
+    parser.add_argument(
+        "--model",
+        default="shipped",
+        help="shipped (the suite's tiny-diffusion, default), random (the tiny random test model) "
+        "or a diffusers folder / Hub id",
+    )
     parser.add_argument("--batch-sizes", type=_csv(int), default=[1, 8, 32, 128], help="comma-separated")
-    parser.add_argument("--compare-timesteps", type=_csv(int), default=[10, 50, 200], help="budgets for the side by side")
-    parser.add_argument("--compare-batches", type=_csv(lambda x: tuple(int(v) for v in x.split(":"))),
-                        default=[(1, 32), (32, 32)],
-                        help="REF:SCORER batch-size pairs for the side by side (default 1:32,32:32)")
-    parser.add_argument("--sequential-examples", type=int, default=2,
-                        help="examples for the sequential-stopping wall clock (0: skip)")
+    parser.add_argument(
+        "--compare-timesteps", type=_csv(int), default=[10, 50, 200], help="budgets for the side by side"
+    )
+    parser.add_argument(
+        "--compare-batches",
+        type=_csv(lambda x: tuple(int(v) for v in x.split(":"))),
+        default=[(1, 32), (32, 32)],
+        help="REF:SCORER batch-size pairs for the side by side (default 1:32,32:32)",
+    )
+    parser.add_argument(
+        "--sequential-examples", type=int, default=2, help="examples for the sequential-stopping wall clock (0: skip)"
+    )
     parser.add_argument("--sequential-timesteps", type=int, default=1000, help="its full budget (default 1000)")
     parser.add_argument("--sequential-batch", type=int, default=32)
-    parser.add_argument("--dtypes", type=_csv(str), default=None, help="default: float32,bfloat16 on CPU; float32,float16 on CUDA")
+    parser.add_argument(
+        "--dtypes", type=_csv(str), default=None, help="default: float32,bfloat16 on CPU; float32,float16 on CUDA"
+    )
     parser.add_argument("--no-tiny", dest="tiny", action="store_false", help="skip the tiny model")
     parser.add_argument("--sd2", action="store_true", help="also time the full-size SD2-base UNet (random weights)")
     parser.add_argument("--sd2-timesteps", type=int, default=2, help="low, so that a CPU finishes in minutes")

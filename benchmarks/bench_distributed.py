@@ -26,8 +26,16 @@ def _run(nproc: int, args: list[str], threads: int) -> float:
     if nproc == 1:
         cmd = [sys.executable, "-m", "winoground_eval", *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "winoground_eval", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "winoground_eval",
+            *args,
+        ]
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0
@@ -57,14 +65,28 @@ def main() -> None:
         rows = []
         for nproc in (1, 2):
             out = tmp / f"out{nproc}"
-            args = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data),
-                    "--out", str(out), "-q", "-o", f"n_timesteps={opts.timesteps}"]
+            args = [
+                "run",
+                "--task",
+                "winoground",
+                "--scorer",
+                f"diffusers:{model}",
+                "--data-dir",
+                str(data),
+                "--out",
+                str(out),
+                "-q",
+                "-o",
+                f"n_timesteps={opts.timesteps}",
+            ]
             wall = _run(nproc, args, opts.threads)
             (run_dir,) = [p for p in out.glob("*/*/*") if (p / "result.json").exists()]
             per_rank = _rank_seconds(run_dir)
             rows.append((nproc, wall, opts.examples / max(per_rank), per_rank))
-        print(f"tiny diffusion scorer, {opts.examples} examples x 4 pairs x {opts.timesteps} timesteps, "
-              f"{opts.threads} thread(s) per process, {os.cpu_count()} CPUs")
+        print(
+            f"tiny diffusion scorer, {opts.examples} examples x 4 pairs x {opts.timesteps} timesteps, "
+            f"{opts.threads} thread(s) per process, {os.cpu_count()} CPUs"
+        )
         print(f"{'processes':>9} {'wall s':>8} {'examples/s':>11}  per-rank scoring seconds")
         for nproc, wall, eps, per_rank in rows:
             print(f"{nproc:>9} {wall:>8.1f} {eps:>11.2f}  {', '.join(f'{s:.1f}' for s in per_rank)}")

@@ -37,25 +37,40 @@ import numpy as np
 import torch
 from PIL import Image
 
+from winoground_eval.core.policy import DTYPES
 from winoground_eval.diffusion.dit import (
     TINY_DIT_N_TIMESTEPS,
     TINY_DIT_T_RANGE,
     DiTOptions,
     DiTScorer,
 )
-from winoground_eval.policy import DTYPES
 
 # facebook/DiT-XL-2-256 transformer/config.json, in code.
 DIT_XL_2 = dict(
-    num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
-    patch_size=2, num_embeds_ada_norm=1000, norm_type="ada_norm_zero", activation_fn="gelu-approximate",
+    num_attention_heads=16,
+    attention_head_dim=72,
+    in_channels=4,
+    out_channels=8,
+    num_layers=28,
+    patch_size=2,
+    num_embeds_ada_norm=1000,
+    norm_type="ada_norm_zero",
+    activation_fn="gelu-approximate",
 )
 # stabilityai/sd-vae-ft-ema's config (the reference's VAE).
 SD_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    scaling_factor=0.18215,
 )
-SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02, prediction_type="epsilon")
+SCHEDULE = dict(
+    num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02, prediction_type="epsilon"
+)
 
 
 def build(model: str, random_weights: bool, options: DiTOptions, device: str, batch_size: int) -> DiTScorer:
@@ -73,7 +88,9 @@ def build(model: str, random_weights: bool, options: DiTOptions, device: str, ba
         transformer = DiTTransformer2DModel(**DIT_XL_2, sample_size=size // 8)
         vae = AutoencoderKL(**SD_VAE, sample_size=size)
         return DiTScorer(transformer, dict(SCHEDULE), vae, options=options, device=device, batch_size=batch_size)
-    return DiTScorer.from_pretrained(model.removeprefix("dit:"), device=device, batch_size=batch_size, **vars_of(options))
+    return DiTScorer.from_pretrained(
+        model.removeprefix("dit:"), device=device, batch_size=batch_size, **vars_of(options)
+    )
 
 
 def vars_of(options: DiTOptions) -> dict[str, Any]:
@@ -88,7 +105,10 @@ def images_for(scorer: DiTScorer, n: int) -> list[Image.Image]:
         arrays, _ = digits.training_arrays("test")
         return [Image.fromarray(a, mode="L") for a in arrays[:n]]
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 256, (scorer.image_size, scorer.image_size, 3), dtype=np.uint8)) for _ in range(n)]
+    return [
+        Image.fromarray(rng.integers(0, 256, (scorer.image_size, scorer.image_size, 3), dtype=np.uint8))
+        for _ in range(n)
+    ]
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -123,9 +143,18 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     grid = {**preset, **({"n_timesteps": args.grid} if args.grid else {})}
     settings = {
         "reference": dict(grid),
-        "adaptive": {"t_range": grid.get("t_range"), "n_samples": tuple(args.n_samples), "to_keep": tuple(args.to_keep)},
-        "elimination": {**grid, "stopping": "sequential", "confidence": args.confidence,
-                        "min_timesteps": args.min_timesteps, "round_size": args.round_size},
+        "adaptive": {
+            "t_range": grid.get("t_range"),
+            "n_samples": tuple(args.n_samples),
+            "to_keep": tuple(args.to_keep),
+        },
+        "elimination": {
+            **grid,
+            "stopping": "sequential",
+            "confidence": args.confidence,
+            "min_timesteps": args.min_timesteps,
+            "round_size": args.round_size,
+        },
     }
     rows = []
     for name in args.settings:
@@ -139,12 +168,19 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         seconds = time.perf_counter() - t0
         top1 = float(np.mean([task.outcomes(ex.id, s.scores)["top1"] for ex, s in zip(examples, scored)]))
         calls = sum(s.info["unet_calls"] for s in scored)
-        rows.append({
-            "model": args.model, "setting": name, "options": {k: v for k, v in settings[name].items() if v is not None},
-            "device": str(scorer.device), "threads": args.threads, "images": len(examples),
-            "calls_per_image": round(calls / len(examples), 1), "s_per_image": round(seconds / len(examples), 4),
-            "top1": round(top1, 4),
-        })
+        rows.append(
+            {
+                "model": args.model,
+                "setting": name,
+                "options": {k: v for k, v in settings[name].items() if v is not None},
+                "device": str(scorer.device),
+                "threads": args.threads,
+                "images": len(examples),
+                "calls_per_image": round(calls / len(examples), 1),
+                "s_per_image": round(seconds / len(examples), 4),
+                "top1": round(top1, 4),
+            }
+        )
         del scorer
     return rows
 
@@ -158,15 +194,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[500])
     p.add_argument("--timesteps", type=int, nargs="+", default=[250, 100, 50, 25, 10])
     p.add_argument("--images", type=int, default=3, help="images measured per setting")
-    p.add_argument("--measure-calls", type=int, default=30000,
-                   help="measure every class when n_timesteps x classes is at most this; else extrapolate from "
-                   "a measurement on as many classes as fit")
+    p.add_argument(
+        "--measure-calls",
+        type=int,
+        default=30000,
+        help="measure every class when n_timesteps x classes is at most this; else extrapolate from "
+        "a measurement on as many classes as fit",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    p.add_argument("--accuracy", type=int, default=0, metavar="N",
-                   help="instead of throughput: reference / adaptive / elimination rows on the first N digits test images")
-    p.add_argument("--settings", nargs="+", default=["reference", "adaptive", "elimination"],
-                   choices=["reference", "adaptive", "elimination"])
+    p.add_argument(
+        "--accuracy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of throughput: reference / adaptive / elimination rows on the first N digits test images",
+    )
+    p.add_argument(
+        "--settings",
+        nargs="+",
+        default=["reference", "adaptive", "elimination"],
+        choices=["reference", "adaptive", "elimination"],
+    )
     p.add_argument("--grid", type=int, default=0, help="accuracy rows: grid timesteps (0 = the preset's)")
     p.add_argument("--n-samples", type=int, nargs="+", default=[5, 20], help="adaptive: timesteps per stage")
     p.add_argument("--to-keep", type=int, nargs="+", default=[3, 1], help="adaptive: classes kept after each stage")
@@ -181,9 +230,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             if args.json:
                 print(json.dumps(r))
             else:
-                opts = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in r["options"].items())
-                print(f"{r['model']} {r['setting']:<11} ({opts}) {r['device']}, {r['threads']} thread(s), {r['images']} images: "
-                      f"{r['calls_per_image']} calls/image, {r['s_per_image']} s/image, top-1 {100 * r['top1']:.1f}%")
+                opts = " ".join(
+                    f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in r["options"].items()
+                )
+                print(
+                    f"{r['model']} {r['setting']:<11} ({opts}) {r['device']}, {r['threads']} thread(s), {r['images']} images: "
+                    f"{r['calls_per_image']} calls/image, {r['s_per_image']} s/image, top-1 {100 * r['top1']:.1f}%"
+                )
         return rows
     rows = []
     for batch_size in args.batch_sizes:
@@ -195,22 +248,32 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             measured_classes = max(1, min(n_classes, args.measure_calls // n_t))
             seconds, calls = measure(scorer, images_for(scorer, args.images), measured_classes)
             per_call = seconds / calls
-            rows.append({
-                "model": args.model + (" (random weights)" if args.random_weights else ""), "device": str(scorer.device),
-                "dtype": args.dtype, "batch_size": batch_size, "n_timesteps": n_t, "classes": n_classes,
-                "calls_per_image": calls_per_image, "calls_per_s": round(1 / per_call, 1),
-                "s_per_image": round(per_call * calls_per_image, 4),
-                "extrapolated": measured_classes < n_classes, "peak_mb": round(peak_memory_mb(scorer.device), 1),
-            })
+            rows.append(
+                {
+                    "model": args.model + (" (random weights)" if args.random_weights else ""),
+                    "device": str(scorer.device),
+                    "dtype": args.dtype,
+                    "batch_size": batch_size,
+                    "n_timesteps": n_t,
+                    "classes": n_classes,
+                    "calls_per_image": calls_per_image,
+                    "calls_per_s": round(1 / per_call, 1),
+                    "s_per_image": round(per_call * calls_per_image, 4),
+                    "extrapolated": measured_classes < n_classes,
+                    "peak_mb": round(peak_memory_mb(scorer.device), 1),
+                }
+            )
             del scorer
     for r in rows:
         if args.json:
             print(json.dumps(r))
         else:
             mark = " (extrapolated)" if r["extrapolated"] else ""
-            print(f"{r['model']} {r['device']} {r['dtype']} batch {r['batch_size']}: {r['n_timesteps']} timesteps x "
-                  f"{r['classes']} classes = {r['calls_per_image']} calls/image, {r['calls_per_s']} calls/s, "
-                  f"{r['s_per_image']} s/image{mark}, peak {r['peak_mb']} MB")
+            print(
+                f"{r['model']} {r['device']} {r['dtype']} batch {r['batch_size']}: {r['n_timesteps']} timesteps x "
+                f"{r['classes']} classes = {r['calls_per_image']} calls/image, {r['calls_per_s']} calls/s, "
+                f"{r['s_per_image']} s/image{mark}, peak {r['peak_mb']} MB"
+            )
     return rows
 
 

@@ -30,14 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from winoground_eval import registry
+from winoground_eval.core import registry
+from winoground_eval.core.metrics import WINOGROUND_COMPARISONS, winoground_metrics
+from winoground_eval.core.overrides import options_of
+from winoground_eval.core.policy import DTYPES
 from winoground_eval.diffusion import sequential
 from winoground_eval.diffusion.replay import replay
 from winoground_eval.diffusion.sequential import Plan, estimate, select_comparisons, significant
-from winoground_eval.metrics import WINOGROUND_COMPARISONS, winoground_metrics
-from winoground_eval.overrides import options_of
-from winoground_eval.policy import DTYPES
-from winoground_eval.timestep_select import StoredRun, load_run
+from winoground_eval.results.timestep_select import StoredRun, load_run
 
 TASKS = {"shapes": "winoground_eval.tasks.shapes:ShapesTask"}  # when the registry does not list it yet
 METRICS = ("text", "image", "group")
@@ -54,9 +54,11 @@ def scorer_name(model: str) -> str:
 
 def full_budget_run(args: argparse.Namespace) -> Path:
     """The run directory of the full-budget run (created, resumed or already complete)."""
-    from winoground_eval.runner import RunSpec, open_store, run
+    from winoground_eval.core.runner import RunSpec, open_store, run
 
-    task_factory = registry.load_target(TASKS[args.task]) if args.task not in registry.TASKS else registry.resolve_task(args.task)
+    task_factory = (
+        registry.load_target(TASKS[args.task]) if args.task not in registry.TASKS else registry.resolve_task(args.task)
+    )
     task_kwargs: dict[str, Any] = {"limit": args.limit}
     if args.task == "shapes":
         task_kwargs["split"] = args.split
@@ -80,7 +82,13 @@ def full_budget_run(args: argparse.Namespace) -> Path:
     store = open_store(spec, task, scorer)
     t0 = time.perf_counter()
     with store:
-        run(spec, task, scorer, store, progress=lambda done, total: print(f"\rfull-budget run: {done}/{total}", end="", file=sys.stderr))
+        run(
+            spec,
+            task,
+            scorer,
+            store,
+            progress=lambda done, total: print(f"\rfull-budget run: {done}/{total}", end="", file=sys.stderr),
+        )
     print(f"\nfull-budget run in {store.path} ({time.perf_counter() - t0:.0f} s this session)", file=sys.stderr)
     return store.path
 
@@ -109,7 +117,10 @@ def compare(stored: StoredRun, plan: Plan, decide: str) -> dict[str, Any]:
         for o in r.outcomes:
             stops[o.stop] = stops.get(o.stop, 0) + 1
             terms = sequential.difference_terms(o.comparison, uncond and o.comparison.a[0] != o.comparison.b[0])
-            d = sum(coef * (u[j] if k == sequential.UNCOND else e[j, k]).astype(np.float64) for (j, k), coef in terms.items())
+            d = sum(
+                coef * (u[j] if k == sequential.UNCOND else e[j, k]).astype(np.float64)
+                for (j, k), coef in terms.items()
+            )
             full = estimate(np.arange(n_grid), d, n_grid) if terms else None
             same = o.estimate is None or full is None or np.sign(o.estimate.mean) == np.sign(full.mean)
             n_dec += 1
@@ -136,19 +147,28 @@ def compare(stored: StoredRun, plan: Plan, decide: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     src = p.add_argument_group("the full-budget run")
     src.add_argument("--run-dir", help="an existing full-budget run directory (then no run is made)")
-    src.add_argument("--model", help="a scorer name (sd2, diffusers:ID) or a diffusers folder "
-                     "(default: the shipped tiny-diffusion model, on the shapes task)")
+    src.add_argument(
+        "--model",
+        help="a scorer name (sd2, diffusers:ID) or a diffusers folder "
+        "(default: the shipped tiny-diffusion model, on the shapes task)",
+    )
     src.add_argument("--task", choices=("shapes", "winoground"), default="shapes")
     src.add_argument("--split", default="val", help="shapes split (default val)")
     src.add_argument("--data-dir", help="winoground: a local copy")
     src.add_argument("--limit", type=int, help="first N examples only")
     src.add_argument("--n-timesteps", type=int, default=1000, help="the full budget's grid (default 1000, the paper's)")
     src.add_argument("--t-range", type=lambda s: tuple(int(x) for x in s.split(",")), help="LO,HI window of the grid")
-    src.add_argument("--normalize", choices=("uncond", "none"), default="uncond",
-                     help="uncond (default: image decisions are meaningful) or none")
+    src.add_argument(
+        "--normalize",
+        choices=("uncond", "none"),
+        default="uncond",
+        help="uncond (default: image decisions are meaningful) or none",
+    )
     src.add_argument("--device")
     src.add_argument("--dtype", choices=DTYPES)
     src.add_argument("--batch-size", type=int)
@@ -159,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     rule.add_argument("--round-size", type=int, default=20)
     rule.add_argument("--max-timesteps", type=int)
     rule.add_argument("--no-futility", dest="futility", action="store_false")
-    rule.add_argument("--decide", choices=("all", "text", "image"), nargs="+", default=["all", "text"],
-                      help="which comparisons to settle; each given is replayed (default: all, then text)")
+    rule.add_argument(
+        "--decide",
+        choices=("all", "text", "image"),
+        nargs="+",
+        default=["all", "text"],
+        help="which comparisons to settle; each given is replayed (default: all, then text)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -174,32 +199,62 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.run_dir)
     stored = load_run(run_dir)
     config = stored.config
-    plan = Plan(len(stored.timesteps), confidence=args.confidence, min_timesteps=args.min_timesteps,
-                max_timesteps=args.max_timesteps, round_size=args.round_size, futility=args.futility)
+    plan = Plan(
+        len(stored.timesteps),
+        confidence=args.confidence,
+        min_timesteps=args.min_timesteps,
+        max_timesteps=args.max_timesteps,
+        round_size=args.round_size,
+        futility=args.futility,
+    )
     results = {d: compare(stored, plan, d) for d in args.decide}
     if args.json:
-        print(json.dumps({"run_dir": str(run_dir), "plan": {"n_grid": plan.n_grid, "looks": list(plan.looks),
-                          "boundary": plan.boundary}, "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run_dir": str(run_dir),
+                    "plan": {"n_grid": plan.n_grid, "looks": list(plan.looks), "boundary": plan.boundary},
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
         return 0
     task = stored.info["task"]
     print(f"run: {run_dir}")
-    print(f"model: {stored.info['scorer']['name']}  task: {task.get('name')} {task.get('split', '')}  "
-          f"examples: {len(stored.ids)}  grid: {plan.n_grid} timesteps in t_range {config.get('t_range')}  "
-          f"normalize: {config.get('normalize')}")
-    print(f"rule: confidence {plan.confidence}, min_timesteps {plan.min_timesteps}, round_size {plan.round_size}, "
-          f"max_timesteps {plan.max_timesteps}, futility {plan.futility}; {len(plan.looks)} looks, boundary b = {plan.boundary:.3f}")
+    print(
+        f"model: {stored.info['scorer']['name']}  task: {task.get('name')} {task.get('split', '')}  "
+        f"examples: {len(stored.ids)}  grid: {plan.n_grid} timesteps in t_range {config.get('t_range')}  "
+        f"normalize: {config.get('normalize')}"
+    )
+    print(
+        f"rule: confidence {plan.confidence}, min_timesteps {plan.min_timesteps}, round_size {plan.round_size}, "
+        f"max_timesteps {plan.max_timesteps}, futility {plan.futility}; {len(plan.looks)} looks, boundary b = {plan.boundary:.3f}"
+    )
     for decide, r in results.items():
         print(f"\n== decide={decide} ==")
-        print(f"UNet calls / example: full budget {r['calls_full_as_run']:.0f} as run"
-              + (f" ({r['calls_full_needed']:.0f} for the cells this needs)" if r["calls_full_needed"] != r["calls_full_as_run"] else "")
-              + f", with stopping {r['calls_stopping']:.1f}; ratio {r['calls_full_as_run'] / r['calls_stopping']:.2f}x"
-              + (f" ({r['calls_full_needed'] / r['calls_stopping']:.2f}x)" if r["calls_full_needed"] != r["calls_full_as_run"] else ""))
+        print(
+            f"UNet calls / example: full budget {r['calls_full_as_run']:.0f} as run"
+            + (
+                f" ({r['calls_full_needed']:.0f} for the cells this needs)"
+                if r["calls_full_needed"] != r["calls_full_as_run"]
+                else ""
+            )
+            + f", with stopping {r['calls_stopping']:.1f}; ratio {r['calls_full_as_run'] / r['calls_stopping']:.2f}x"
+            + (
+                f" ({r['calls_full_needed'] / r['calls_stopping']:.2f}x)"
+                if r["calls_full_needed"] != r["calls_full_as_run"]
+                else ""
+            )
+        )
         if r["metrics_full"] is not None:
             for name, m in (("full budget", r["metrics_full"]), ("stopping", r["metrics_stopping"])):
                 print(f"{name:>12}: " + "  ".join(f"{k} {100 * m[k]:.2f}" for k in METRICS))
         sig = "-" if r["agree_significant"] is None else f"{100 * r['agree_significant']:.2f}%"
-        print(f"decisions agreeing with the full budget: {100 * r['agree']:.2f}% of {r['decisions']}; "
-              f"of the {r['significant']} significant at the full budget: {sig}")
+        print(
+            f"decisions agreeing with the full budget: {100 * r['agree']:.2f}% of {r['decisions']}; "
+            f"of the {r['significant']} significant at the full budget: {sig}"
+        )
         print("stops: " + ", ".join(f"{k} {v}" for k, v in sorted(r["stops"].items())))
     return 0
 

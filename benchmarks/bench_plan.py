@@ -3,7 +3,7 @@
 Every row replays the scorer's sequential test (``stopping=sequential``) on the stored
 per-timestep errors of full-budget runs (no UNet call is made: the errors a stopped run
 would compute are the stored ones, noise draw i staying with grid index i), with the
-stopping rule of a plan (winoground_eval/timestep_plan.py) fitted on OTHER examples:
+stopping rule of a plan (winoground_eval/core/timestep_plan.py) fitted on OTHER examples:
 
 - 2 x 2 (shapes, tiny-diffusion, 1,000 timesteps over the whole schedule, normalize=uncond):
   fitted on the ``--fit`` run (shapes val), measured on the ``--measure`` run (shapes test).
@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from winoground_eval import timestep_plan as tp
+from winoground_eval.core import timestep_plan as tp
+from winoground_eval.core.metrics import winoground_metrics
 from winoground_eval.diffusion import sequential as sq
 from winoground_eval.diffusion.grid import stored_timesteps
-from winoground_eval.metrics import winoground_metrics
-from winoground_eval.timestep_select import StoredRun, load_run
+from winoground_eval.results.timestep_select import StoredRun, load_run
 
 
 def load_any(run_dir: str):
@@ -53,7 +53,7 @@ def load_any(run_dir: str):
     run.json and the examples finished so far."""
     if (Path(run_dir) / "result.json").exists():
         return load_run(run_dir)
-    from winoground_eval.runstore import RunStore
+    from winoground_eval.core.runstore import RunStore
 
     store = RunStore(Path(run_dir))
     store.load()
@@ -69,7 +69,13 @@ def load_any(run_dir: str):
     grid = stored_timesteps(store.arrays(ids[0]), info["scorer"]["config"])
     return StoredRun(Path(run_dir), info, ids, errors, uncond, scores, calls, grid)
 
-WINOGROUND_COMPARISONS = (("text", (0, 0), (0, 1)), ("text", (1, 1), (1, 0)), ("image", (0, 0), (1, 0)), ("image", (1, 1), (0, 1)))
+
+WINOGROUND_COMPARISONS = (
+    ("text", (0, 0), (0, 1)),
+    ("text", (1, 1), (1, 0)),
+    ("image", (0, 0), (1, 0)),
+    ("image", (1, 1), (0, 1)),
+)
 RULE = {"confidence": 0.99, "min_timesteps": 20, "round_size": 20, "futility": True}
 
 
@@ -105,8 +111,10 @@ def fit_cv(diffs: list[np.ndarray], aux: list[np.ndarray]) -> tuple[np.ndarray, 
     text, text, image, image per example)."""
     text = [i for i in range(len(diffs)) if i % 4 in (0, 1)]
     image = [i for i in range(len(diffs)) if i % 4 in (2, 3)]
-    return (tp.fit_cv_beta_grid([diffs[i] for i in text], [aux[i] for i in text]),
-            tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]))
+    return (
+        tp.fit_cv_beta_grid([diffs[i] for i in text], [aux[i] for i in text]),
+        tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]),
+    )
 
 
 def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
@@ -133,6 +141,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
     misses: list[dict[str, Any]] = []
     coin_flip_examples = 0  # examples with a decision not significant at the rule's full budget
     for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
+
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
 
@@ -176,25 +185,38 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
                 n_sig += 1
                 agree_sig += same
             if not same:
-                misses.append({"id": ex_id, "metric": o.comparison.metric, "stop": o.stop,
-                               "timesteps": o.estimate.n if o.estimate else 0, "z_full": z})
+                misses.append(
+                    {
+                        "id": ex_id,
+                        "metric": o.comparison.metric,
+                        "stop": o.stop,
+                        "timesteps": o.estimate.n if o.estimate else 0,
+                        "z_full": z,
+                    }
+                )
         coin_flip_examples += (n_sig - n_sig_before) < len(outcomes)
     ids = stored.ids
     plain = {i: s for i, s in zip(ids, stored.scores)}
-    return {"coin_flip_examples": coin_flip_examples, 
-        "calls": float(np.mean(calls)), "calls_with_mean": float(np.mean(calls_mean)) if calls_mean else None,
+    return {
+        "coin_flip_examples": coin_flip_examples,
+        "calls": float(np.mean(calls)),
+        "calls_with_mean": float(np.mean(calls_mean)) if calls_mean else None,
         "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
-        "agree": agree / max(n_dec, 1), "decisions": n_dec, "agree_uniform": agree_uniform / max(n_dec, 1),
-        "agree_significant": agree_sig / max(n_sig, 1), "significant": n_sig, "misses": misses,
+        "agree": agree / max(n_dec, 1),
+        "decisions": n_dec,
+        "agree_uniform": agree_uniform / max(n_dec, 1),
+        "agree_significant": agree_sig / max(n_sig, 1),
+        "significant": n_sig,
+        "misses": misses,
     }
 
 
 def correct_of(stored) -> list[list[int]]:
     """Per example, the correct captions (the task rebuilt offline)."""
-    from winoground_eval.taskfinder import TaskFinder
+    from winoground_eval.results.taskfinder import TaskFinder
 
     task, why = TaskFinder(hub=False).task_for(stored.info["task"])
     if task is None:
@@ -217,7 +239,9 @@ def aligned_1xn(stored, correct: list[list[int]]) -> list[np.ndarray]:
     return diffs
 
 
-def replay_1xn(stored, rule: tp.Rule, task, idx: list[int], prefilter: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def replay_1xn(
+    stored, rule: tp.Rule, task, idx: list[int], prefilter: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     calls, hits, hits_full = [], [], []
     for i in idx:
         e = stored.errors[i][0].astype(np.float64)
@@ -232,17 +256,30 @@ def replay_1xn(stored, rule: tp.Rule, task, idx: list[int], prefilter: dict[str,
         calls.append(c)
         hits.append(top1(task, ex_id, score))
         hits_full.append(top1(task, ex_id, -tp.weighted_mean(e, rule.weights)))
-    return {"calls": float(np.mean(calls)), "calls_full": float(stored.errors[0].shape[1] * stored.errors[0].shape[2]),
-            "top1": float(np.mean(hits)), "top1_rule_full": float(np.mean(hits_full)), "n": len(idx)}
+    return {
+        "calls": float(np.mean(calls)),
+        "calls_full": float(stored.errors[0].shape[1] * stored.errors[0].shape[2]),
+        "top1": float(np.mean(hits)),
+        "top1_rule_full": float(np.mean(hits_full)),
+        "n": len(idx),
+    }
 
 
 def one_x_n(fit, measure, fit_idx, measure_idx, label, prefilter=None) -> list[dict[str, Any]]:
     correct_fit, task = correct_of(fit)
     if measure is not fit:
         _, task = correct_of(measure)
-    fit_sub = type(fit)(fit.path, fit.info, [fit.ids[i] for i in fit_idx], [fit.errors[i] for i in fit_idx],
-                        [fit.uncond[i] for i in fit_idx], [fit.scores[i] for i in fit_idx],
-                        [fit.unet_calls[i] for i in fit_idx], fit.timesteps, fit.specs)
+    fit_sub = type(fit)(
+        fit.path,
+        fit.info,
+        [fit.ids[i] for i in fit_idx],
+        [fit.errors[i] for i in fit_idx],
+        [fit.uncond[i] for i in fit_idx],
+        [fit.scores[i] for i in fit_idx],
+        [fit.unet_calls[i] for i in fit_idx],
+        fit.timesteps,
+        fit.specs,
+    )
     diffs = aligned_1xn(fit_sub, [correct_fit[i] for i in fit_idx])
     n_grid = len(fit.timesteps)
     rows = []
@@ -251,25 +288,48 @@ def one_x_n(fit, measure, fit_idx, measure_idx, label, prefilter=None) -> list[d
         plan = make_plan(kind, diffs, n_grid)
         for rs in ((5, 5), (20, 20)):
             rule = tp.rule_for(plan, n_grid, confidence=0.99, min_timesteps=rs[0], round_size=rs[1], futility=True)
-            for pf in ((None, prefilter) if prefilter is not None else (None,)):
+            for pf in (None, prefilter) if prefilter is not None else (None,):
                 r = replay_1xn(measure, rule, task, measure_idx, pf)
-                rows.append({"task": label, "plan": kind, "min/round": f"{rs[0]}/{rs[1]}", "prefilter order": pf is not None,
-                             "top1_fixed": plain_full, **r})
+                rows.append(
+                    {
+                        "task": label,
+                        "plan": kind,
+                        "min/round": f"{rs[0]}/{rs[1]}",
+                        "prefilter order": pf is not None,
+                        "top1_fixed": plain_full,
+                        **r,
+                    }
+                )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--fit", help="2x2 full-budget run to fit on (shapes val)")
     p.add_argument("--measure", help="2x2 full-budget run to measure on (shapes test)")
-    p.add_argument("--fit-1xn", action="append", default=[], help="1xN full-budget run to fit on (pairs with --measure-1xn)")
+    p.add_argument(
+        "--fit-1xn", action="append", default=[], help="1xN full-budget run to fit on (pairs with --measure-1xn)"
+    )
     p.add_argument("--measure-1xn", action="append", default=[])
-    p.add_argument("--prefilter-1xn", action="append", default=[],
-                   help="a CLIP run of the same images as the matching --measure-1xn ('-' for none)")
-    p.add_argument("--halves", action="append", default=[], help="1xN run: fit on the first half of its ids, measure on the second")
+    p.add_argument(
+        "--prefilter-1xn",
+        action="append",
+        default=[],
+        help="a CLIP run of the same images as the matching --measure-1xn ('-' for none)",
+    )
+    p.add_argument(
+        "--halves", action="append", default=[], help="1xN run: fit on the first half of its ids, measure on the second"
+    )
     p.add_argument("--calibrate", nargs=2, action="append", default=[], metavar=("FIT_RUN", "MEASURE_RUN"))
-    p.add_argument("--calibrate-halves", action="append", default=[], metavar="RUN",
-                   help="calibrate RUN on the first half of its ids, measured on the second")
+    p.add_argument(
+        "--calibrate-halves",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="calibrate RUN on the first half of its ids, measured on the second",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     report: dict[str, Any] = {}
@@ -279,54 +339,90 @@ def main(argv: list[str] | None = None) -> int:
         n_grid = len(fit.timesteps)
         cv_beta = fit_cv(diffs, fit_aux)
         uncond = measure.config.get("normalize") == "uncond"
-        settings = [(kind, futility, cv, 0.99, None) for futility in (True, False) for kind in ("none", "proposal", "weights")
-                    for cv in ((False, True) if uncond else (False,))]
+        settings = [
+            (kind, futility, cv, 0.99, None)
+            for futility in (True, False)
+            for kind in ("none", "proposal", "weights")
+            for cv in ((False, True) if uncond else (False,))
+        ]
         # the trade-off between calls and agreement: a stricter error level, a narrower futility margin
-        settings += [(kind, True, False, conf, fz) for kind in ("proposal", "weights")
-                     for conf, fz in ((0.995, None), (0.999, None), (0.99, 1.0), (0.99, 0.5))]
+        settings += [
+            (kind, True, False, conf, fz)
+            for kind in ("proposal", "weights")
+            for conf, fz in ((0.995, None), (0.999, None), (0.99, 1.0), (0.99, 0.5))
+        ]
         rows = []
         plans = {kind: make_plan(kind, diffs, n_grid) for kind in ("none", "proposal", "weights")}
         for kind, futility, cv, conf, fz in settings:
-            rule = tp.rule_for(plans[kind], n_grid, **{**RULE, "futility": futility, "confidence": conf, "futility_z": fz})
-            rows.append({"plan": kind, "futility": futility, "cv": cv, "confidence": conf, "futility_z": fz,
-                         "boundary": rule.boundary, **replay_2x2(measure, rule, cv_beta if cv else None)})
+            rule = tp.rule_for(
+                plans[kind], n_grid, **{**RULE, "futility": futility, "confidence": conf, "futility_z": fz}
+            )
+            rows.append(
+                {
+                    "plan": kind,
+                    "futility": futility,
+                    "cv": cv,
+                    "confidence": conf,
+                    "futility_z": fz,
+                    "boundary": rule.boundary,
+                    **replay_2x2(measure, rule, cv_beta if cv else None),
+                }
+            )
         md, mu = aligned_2x2(measure.errors, measure.uncond)
         cv_stats = {}
         for name, keep in (("all", (0, 1, 2, 3)), ("text", (0, 1)), ("image", (2, 3))):
             pick = lambda xs, keep=keep: [x for i, x in enumerate(xs) if i % 4 in keep]
             cv_stats[name] = tp.control_variate_stats(pick(md), pick(mu), tp.fit_cv_beta(pick(diffs), pick(fit_aux)))
-        report["2x2"] = {"fit": str(fit.path), "fit_n": len(fit.ids), "measure": str(measure.path),
-                         "measure_n": len(measure.ids), "rows": rows, "control_variate": cv_stats}
+        report["2x2"] = {
+            "fit": str(fit.path),
+            "fit_n": len(fit.ids),
+            "measure": str(measure.path),
+            "measure_n": len(measure.ids),
+            "rows": rows,
+            "control_variate": cv_stats,
+        }
     rows_1xn = []
     for k, (f, m) in enumerate(zip(args.fit_1xn, args.measure_1xn)):
         fit, measure = load_any(f), load_any(m)
         pf = None
         if k < len(args.prefilter_1xn) and args.prefilter_1xn[k] != "-":
-            from winoground_eval.runs import read_run
+            from winoground_eval.results.runs import read_run
 
             pf = read_run(args.prefilter_1xn[k]).scores()
-        rows_1xn += one_x_n(fit, measure, range(len(fit.ids)), [i for i, x in enumerate(measure.ids) if pf is None or x in pf],
-                            f"{measure.info['task']['name']} (fit {fit.info['task'].get('split')} n={len(fit.ids)}, "
-                            f"measure {measure.info['task'].get('split')})", pf)
+        rows_1xn += one_x_n(
+            fit,
+            measure,
+            range(len(fit.ids)),
+            [i for i, x in enumerate(measure.ids) if pf is None or x in pf],
+            f"{measure.info['task']['name']} (fit {fit.info['task'].get('split')} n={len(fit.ids)}, "
+            f"measure {measure.info['task'].get('split')})",
+            pf,
+        )
     for h in args.halves:
         h, _, pf_run = h.partition(":")
         run = load_any(h)
         half = len(run.ids) // 2
         pf = None
         if pf_run:
-            from winoground_eval.runs import read_run
+            from winoground_eval.results.runs import read_run
 
             pf = read_run(pf_run).scores()
-        rows_1xn += one_x_n(run, run, range(half), range(half, len(run.ids)),
-                            f"{run.info['task']['name']} {run.info['task'].get('split')} (fit ids 1..{half}, measure "
-                            f"{half + 1}..{len(run.ids)})", pf)
+        rows_1xn += one_x_n(
+            run,
+            run,
+            range(half),
+            range(half, len(run.ids)),
+            f"{run.info['task']['name']} {run.info['task'].get('split')} (fit ids 1..{half}, measure "
+            f"{half + 1}..{len(run.ids)})",
+            pf,
+        )
     if rows_1xn:
         report["1xN"] = rows_1xn
     if args.calibrate or args.calibrate_halves:
-        from winoground_eval import calibration as cal
-        from winoground_eval.calibrate_cli import _rows, calibrate
-        from winoground_eval.runs import read_run
-        from winoground_eval.taskfinder import TaskFinder
+        from winoground_eval.cli.calibrate import _rows, calibrate
+        from winoground_eval.results import calibration as cal
+        from winoground_eval.results.runs import read_run
+        from winoground_eval.results.taskfinder import TaskFinder
 
         report["calibration"] = []
         jobs = [(f, m, None) for f, m in args.calibrate]
@@ -334,8 +430,11 @@ def main(argv: list[str] | None = None) -> int:
             ids = list(read_run(m).scores())
             jobs.append((f"first {len(ids) // 2} ids", m, ids[: len(ids) // 2]))
         for f, m, ids in jobs:
-            doc = calibrate(m, val_run=f, finder=TaskFinder(hub=False)) if ids is None else \
-                calibrate(m, val_ids=ids, finder=TaskFinder(hub=False))
+            doc = (
+                calibrate(m, val_run=f, finder=TaskFinder(hub=False))
+                if ids is None
+                else calibrate(m, val_ids=ids, finder=TaskFinder(hub=False))
+            )
             held = doc["held_out"]
             # the raw scale alone (T on the scores as they are), for comparison
             finder = TaskFinder(hub=False)
@@ -352,66 +451,103 @@ def main(argv: list[str] | None = None) -> int:
             conf = np.array([max(v) for v in doc["probabilities"].values()])
             rng = np.random.default_rng(0)
             floor = float(np.mean([cal.ece(conf, (rng.random(len(conf)) < conf).astype(float)) for _ in range(2000)]))
-            report["calibration"].append({"raw_scale": raw, "ece_floor": floor, "measure": m, "fit": f, "temperature": doc["temperature"], "scale": doc["scale"],
-                                          "n": held["n_images"], "fit_n": doc["fitted_on"]["n_images"],
-                                          "before": held["before"], "after": held["after"],
-                                          "undefined": doc["undefined"]["n"]})
+            report["calibration"].append(
+                {
+                    "raw_scale": raw,
+                    "ece_floor": floor,
+                    "measure": m,
+                    "fit": f,
+                    "temperature": doc["temperature"],
+                    "scale": doc["scale"],
+                    "n": held["n_images"],
+                    "fit_n": doc["fitted_on"]["n_images"],
+                    "before": held["before"],
+                    "after": held["after"],
+                    "undefined": doc["undefined"]["n"],
+                }
+            )
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return 0
     if "2x2" in report:
         r = report["2x2"]
-        print(f"== 2x2: fit on {r['fit']} ({r['fit_n']} examples), measured on {r['measure']} ({r['measure_n']} examples)")
-        print("rule: min_timesteps 20, round_size 20, decide all; CV: the unconditional error as a control variate, its "
-              "full-budget mean taken from the stored grid (calls in brackets: paying for that mean)")
-        print("| plan | CV | futility | confidence / margin | UNet calls / example (full budget) | ratio | calls / decision | "
-              "text / image / group, full budget | full budget of the same rule | stopped | decisions equal to the same "
-              "rule's full budget: all / significant there | equal to the uniform full budget | differing (stop, full-budget z) |")
+        print(
+            f"== 2x2: fit on {r['fit']} ({r['fit_n']} examples), measured on {r['measure']} ({r['measure_n']} examples)"
+        )
+        print(
+            "rule: min_timesteps 20, round_size 20, decide all; CV: the unconditional error as a control variate, its "
+            "full-budget mean taken from the stored grid (calls in brackets: paying for that mean)"
+        )
+        print(
+            "| plan | CV | futility | confidence / margin | UNet calls / example (full budget) | ratio | calls / decision | "
+            "text / image / group, full budget | full budget of the same rule | stopped | decisions equal to the same "
+            "rule's full budget: all / significant there | equal to the uniform full budget | differing (stop, full-budget z) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for row in r["rows"]:
             f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
             calls = f"{row['calls']:.0f}" + (f" ({row['calls_with_mean']:.0f})" if row["cv"] else "")
             margin = "" if not row["futility"] else f" / {row['futility_z'] if row['futility_z'] is not None else 'z'}"
             misses = ", ".join(f"{m['stop']} {m['z_full']:+.2f}" for m in row["misses"]) or "-"
-            print(f"| {row['plan']} | {'yes' if row['cv'] else 'no'} | {'on' if row['futility'] else 'off'} | "
-                  f"{row['confidence']}{margin} | {calls} of {row['calls_full']:.0f} | "
-                  f"{row['calls_full'] / row['calls']:.2f}x | {row['calls'] / 4:.0f} | "
-                  f"{f(row['metrics_plain_full'])} | {f(row['metrics_rule_full'])} | {f(row['metrics_stopped'])} | "
-                  f"{100 * row['agree']:.2f}% of {row['decisions']} / {100 * row['agree_significant']:.2f}% of "
-                  f"{row['significant']} | {100 * row['agree_uniform']:.2f}% | {misses} |")
+            print(
+                f"| {row['plan']} | {'yes' if row['cv'] else 'no'} | {'on' if row['futility'] else 'off'} | "
+                f"{row['confidence']}{margin} | {calls} of {row['calls_full']:.0f} | "
+                f"{row['calls_full'] / row['calls']:.2f}x | {row['calls'] / 4:.0f} | "
+                f"{f(row['metrics_plain_full'])} | {f(row['metrics_rule_full'])} | {f(row['metrics_stopped'])} | "
+                f"{100 * row['agree']:.2f}% of {row['decisions']} / {100 * row['agree_significant']:.2f}% of "
+                f"{row['significant']} | {100 * row['agree_uniform']:.2f}% | {misses} |"
+            )
         r0 = r["rows"][0]
-        print(f"decisions not significant at the full budget (plain rule): {r0['decisions'] - r0['significant']} of "
-              f"{r0['decisions']}, in {r0['coin_flip_examples']} of {r['measure_n']} examples (each such example must run "
-              "its whole grid for its decisions to be the full budget's: the comparisons of a 2 x 2 example share cells)")
-        print(f"calls per decision at the full budget: {r['rows'][0]['calls_full'] / 4:.0f}; the published zero-shot "
-              "saving at equal accuracy is about 2x (DC's adaptive schedule)")
+        print(
+            f"decisions not significant at the full budget (plain rule): {r0['decisions'] - r0['significant']} of "
+            f"{r0['decisions']}, in {r0['coin_flip_examples']} of {r['measure_n']} examples (each such example must run "
+            "its whole grid for its decisions to be the full budget's: the comparisons of a 2 x 2 example share cells)"
+        )
+        print(
+            f"calls per decision at the full budget: {r['rows'][0]['calls_full'] / 4:.0f}; the published zero-shot "
+            "saving at equal accuracy is about 2x (DC's adaptive schedule)"
+        )
         for name, cv in r["control_variate"].items():
-            print(f"control variate ({name} comparisons; per call, {r['measure_n']} measure examples, differences scaled "
-                  f"to unit RMS, band means removed, beta fitted on the fit run): variance {cv['var_before']:.4f} -> "
-                  f"{cv['var_after']:.4f} (x{cv['ratio']:.3f})")
+            print(
+                f"control variate ({name} comparisons; per call, {r['measure_n']} measure examples, differences scaled "
+                f"to unit RMS, band means removed, beta fitted on the fit run): variance {cv['var_before']:.4f} -> "
+                f"{cv['var_after']:.4f} (x{cv['ratio']:.3f})"
+            )
     if "1xN" in report:
         print("\n== 1 x N: elimination with each plan against the fixed schedule (the plain full grid)")
-        print("| task | plan | min/round | prefilter order | calls / image (fixed) | share of fixed | top-1 fixed | top-1, the rule's full budget | top-1 |")
+        print(
+            "| task | plan | min/round | prefilter order | calls / image (fixed) | share of fixed | top-1 fixed | top-1, the rule's full budget | top-1 |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for row in report["1xN"]:
-            print(f"| {row['task']} | {row['plan']} | {row['min/round']} | {'yes' if row['prefilter order'] else 'no'} | "
-                  f"{row['calls']:.1f} ({row['calls_full']:.0f}) | {row['calls'] / row['calls_full']:.3f} | "
-                  f"{100 * row['top1_fixed']:.2f} | {100 * row['top1_rule_full']:.2f} | {100 * row['top1']:.2f} |")
+            print(
+                f"| {row['task']} | {row['plan']} | {row['min/round']} | {'yes' if row['prefilter order'] else 'no'} | "
+                f"{row['calls']:.1f} ({row['calls_full']:.0f}) | {row['calls'] / row['calls_full']:.3f} | "
+                f"{100 * row['top1_fixed']:.2f} | {100 * row['top1_rule_full']:.2f} | {100 * row['top1']:.2f} |"
+            )
     if "calibration" in report:
         print("\n== calibration (held out): temperature fitted on the fit run, measured on the measure run")
-        print("| measure run | fitted on (images) | scale | T | n | ECE before [95% CI] | ECE after [95% CI] | NLL before | NLL after | undefined |")
+        print(
+            "| measure run | fitted on (images) | scale | T | n | ECE before [95% CI] | ECE after [95% CI] | NLL before | NLL after | undefined |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for row in report["calibration"]:
             b, a = row["before"], row["after"]
             ci = lambda s: f"[{100 * s['ci95']['ece'][0]:.1f}, {100 * s['ci95']['ece'][1]:.1f}]"
-            print(f"| {row['measure']} | {row['fit']} ({row['fit_n']}) | {row['scale']} | {row['temperature']:.4g} | {row['n']} | {100 * b['ece']:.2f} {ci(b)} | "
-                  f"{100 * a['ece']:.2f} {ci(a)} | {b['nll']:.3f} | {a['nll']:.3f} | {row['undefined']} |")
+            print(
+                f"| {row['measure']} | {row['fit']} ({row['fit_n']}) | {row['scale']} | {row['temperature']:.4g} | {row['n']} | {100 * b['ece']:.2f} {ci(b)} | "
+                f"{100 * a['ece']:.2f} {ci(a)} | {b['nll']:.3f} | {a['nll']:.3f} | {row['undefined']} |"
+            )
             raw = row["raw_scale"]
-            print(f"|   (raw scale only) | | raw | {raw['temperature']:.4g} | {row['n']} | | {100 * raw['after']['ece']:.2f} "
-                  f"{ci(raw['after'])} | | {raw['after']['nll']:.3f} | |")
+            print(
+                f"|   (raw scale only) | | raw | {raw['temperature']:.4g} | {row['n']} | | {100 * raw['after']['ece']:.2f} "
+                f"{ci(raw['after'])} | | {raw['after']['nll']:.3f} | |"
+            )
         for row in report["calibration"]:
-            print(f"{row['measure']}: a perfectly calibrated model with the fitted confidences would show ECE "
-                  f"{100 * row['ece_floor']:.2f}% on these {row['n']} images (the finite-sample floor; mean of 2,000 seeded draws)")
+            print(
+                f"{row['measure']}: a perfectly calibrated model with the fitted confidences would show ECE "
+                f"{100 * row['ece_floor']:.2f}% on these {row['n']} images (the finite-sample floor; mean of 2,000 seeded draws)"
+            )
     return 0
 
 

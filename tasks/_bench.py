@@ -1,5 +1,5 @@
 """What the published benchmarks of issue 20 share on top of the task bases
-(:mod:`winoground_eval.taskbase`): a data manifest, a source (the Hub at a pinned revision or a
+(:mod:`winoground_eval.core.taskbase`): a data manifest, a source (the Hub at a pinned revision or a
 local copy via ``--data-dir``), subsets, and images that stay in the Hub dataset until needed.
 
 A task is ``class X(Published, PairTask)`` (or ``RankedTask``) with ``MANIFEST`` (and
@@ -17,8 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
-from winoground_eval.errors import DataError
-from winoground_eval.taskbase import Row, open_rgb
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import Row, open_rgb
 
 from . import _hub
 
@@ -57,8 +57,16 @@ class Published:
     SUBSETS: tuple[str, ...] = ()
     DEFAULT_SPLIT = "test"
 
-    def __init__(self, *, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
-                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        *,
+        data_dir: str | None = None,
+        revision: str | None = None,
+        split: str | None = None,
+        subsets: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        token: str | None = None,
+    ):
         self.manifest = _hub.manifest(self.MANIFEST)
         self.data_dir, self.token = data_dir, token
         self.revision = revision or self.manifest.get("revision", "main")
@@ -66,12 +74,16 @@ class Published:
         chosen = tuple(subsets) if subsets else self.SUBSETS
         unknown = [s for s in chosen if s not in self.SUBSETS]
         if unknown or len(set(chosen)) != len(chosen):
-            raise DataError(f"{self.name} subsets {', '.join(chosen)}: give distinct names among {', '.join(self.SUBSETS)}")
+            raise DataError(
+                f"{self.name} subsets {', '.join(chosen)}: give distinct names among {', '.join(self.SUBSETS)}"
+            )
         self.subsets = tuple(s for s in self.SUBSETS if s in chosen)
         self.source_info: dict[str, Any] = {}
         rows = list(self.read_rows())
         if not rows:
-            raise DataError(f"{self.name}: no examples in {data_dir or self.manifest.get('hf_repo')}. Get: {self.manifest['get']}")
+            raise DataError(
+                f"{self.name}: no examples in {data_dir or self.manifest.get('hf_repo')}. Get: {self.manifest['get']}"
+            )
         super().__init__(rows, limit=limit)  # type: ignore[call-arg]
 
     def read_rows(self) -> Iterable[Row]:
@@ -80,8 +92,14 @@ class Published:
 
     def hub_split(self, split: str | None = None) -> Any:
         """The split from ``--data-dir`` or the Hub (``datasets.load_dataset`` at the pinned revision)."""
-        ds, self.source_info = _hub.load_split(self.name, self.manifest, data_dir=self.data_dir, split=split or self.split,
-                                               revision=self.revision, token=self.token)
+        ds, self.source_info = _hub.load_split(
+            self.name,
+            self.manifest,
+            data_dir=self.data_dir,
+            split=split or self.split,
+            revision=self.revision,
+            token=self.token,
+        )
         return ds
 
     def hub_folder(self, patterns: list[str]) -> Path:
@@ -91,8 +109,11 @@ class Published:
             self.source_info = {"source": f"local copy of hf:{repo}"}
             return Path(self.data_dir).expanduser()
         folder = _hub.hub_files(self.name, self.manifest, self.revision, self.token, patterns)
-        self.source_info = {"source": f"hf:{repo}", "revision": self.revision,
-                            "revision_resolved": _hub.resolved_sha(repo, self.revision, self.token)}
+        self.source_info = {
+            "source": f"hf:{repo}",
+            "revision": self.revision,
+            "revision_resolved": _hub.resolved_sha(repo, self.revision, self.token),
+        }
         return folder
 
     @classmethod
@@ -103,8 +124,10 @@ class Published:
 
     # --- the base's image hooks, taught HubImage ------------------------------------------------
     def load(self, row: Row) -> tuple[Image.Image, ...]:
-        return tuple(open_rgb(src.read() if isinstance(src, HubImage) else src, f"{self.name} example {row.id} ({src})")
-                     for src in row.images)
+        return tuple(
+            open_rgb(src.read() if isinstance(src, HubImage) else src, f"{self.name} example {row.id} ({src})")
+            for src in row.images
+        )
 
     def image_digest(self, source: Any) -> str:
         if isinstance(source, HubImage):

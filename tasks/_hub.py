@@ -1,7 +1,7 @@
 """Loading a benchmark as its authors publish it: a Hugging Face dataset at a pinned revision,
 files of a Hub repository, or a local copy of either in the same layout (``--data-dir``).
 
-Every function raises :class:`~winoground_eval.errors.DataError` naming the dataset, what is
+Every function raises :class:`~winoground_eval.core.errors.DataError` naming the dataset, what is
 missing and where to get it (the manifest's ``get`` line), never a bare library error. The
 token comes from the argument, ``HF_TOKEN`` or a prior ``hf auth login`` (huggingface_hub
 reads the stored one itself).
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-from winoground_eval.errors import DataError
-from winoground_eval.policy import hub_offline, offline_variable
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.policy import hub_offline, offline_variable
 
 CONNECT_TIMEOUT_S = 5.0
 OFFLINE_WORDS = ("offlinemodeisenabled", "outgoing traffic has been disabled", "offline mode")
@@ -45,17 +45,23 @@ def hub_error(task: str, m: Mapping[str, Any], exc: BaseException, token: str | 
     gated = any(w in low for w in GATED_WORDS)
     if any(w in low for w in OFFLINE_WORDS) or (hub_offline() and not gated):
         var = offline_variable() or "HF_HUB_OFFLINE"
-        why = (f"{var} is set and the Hugging Face cache lacks {m['hf_repo']} at "
-               f"{m.get('revision')!r}: load it once where there is network (unset {var})")
+        why = (
+            f"{var} is set and the Hugging Face cache lacks {m['hf_repo']} at "
+            f"{m.get('revision')!r}: load it once where there is network (unset {var})"
+        )
     elif gated:
-        why = (f"{m['hf_repo']} is gated or needs a token: accept its terms at https://huggingface.co/datasets/"
-               f"{m['hf_repo']} and log in (`hf auth login`) or set HF_TOKEN")
+        why = (
+            f"{m['hf_repo']} is gated or needs a token: accept its terms at https://huggingface.co/datasets/"
+            f"{m['hf_repo']} and log in (`hf auth login`) or set HF_TOKEN"
+        )
     elif "revision" in low or "not found" in low:
         why = f"revision {m.get('revision')!r} of {m['hf_repo']} was not found (pass --revision SHA, or check the manifest)"
     else:
         why = "the Hub could not be reached"
-    return DataError(f"{task}: {why} ({text}). Get the data: {m['get']}; or pass --data-dir DIR with a local copy "
-                     f"in the same layout ({m.get('layout', 'see docs/benchmarks.md')}).")
+    return DataError(
+        f"{task}: {why} ({text}). Get the data: {m['get']}; or pass --data-dir DIR with a local copy "
+        f"in the same layout ({m.get('layout', 'see docs/benchmarks.md')})."
+    )
 
 
 def check_reachable(task: str, m: Mapping[str, Any]) -> None:
@@ -66,12 +72,15 @@ def check_reachable(task: str, m: Mapping[str, Any]) -> None:
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     parsed = urlparse(endpoint)
     try:
-        socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
-                                 timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection(
+            (parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)), timeout=CONNECT_TIMEOUT_S
+        ).close()
     except OSError as exc:
-        raise DataError(f"{task}: cannot reach the Hugging Face Hub at {endpoint} to load {m['hf_repo']} ({exc}). "
-                        f"Pass --data-dir DIR with a local copy ({m.get('layout', 'the Hub layout')}); get it where "
-                        f"there is network: {m['get']}; or set HF_HUB_OFFLINE=1 to use the Hugging Face cache.") from None
+        raise DataError(
+            f"{task}: cannot reach the Hugging Face Hub at {endpoint} to load {m['hf_repo']} ({exc}). "
+            f"Pass --data-dir DIR with a local copy ({m.get('layout', 'the Hub layout')}); get it where "
+            f"there is network: {m['get']}; or set HF_HUB_OFFLINE=1 to use the Hugging Face cache."
+        ) from None
 
 
 def resolved_sha(repo: str, revision: str, token: str | None) -> str | None:
@@ -99,14 +108,19 @@ def hub_split(task: str, m: Mapping[str, Any], split: str, revision: str, token:
         raise hub_error(task, m, exc, token) from None
 
 
-def hub_files(task: str, m: Mapping[str, Any], revision: str, token: str | None, patterns: list[str] | None = None) -> Path:
+def hub_files(
+    task: str, m: Mapping[str, Any], revision: str, token: str | None, patterns: list[str] | None = None
+) -> Path:
     """A local snapshot of the Hub repository's files (``snapshot_download``), cached by huggingface_hub."""
     from huggingface_hub import snapshot_download
 
     check_reachable(task, m)
     try:
-        return Path(snapshot_download(m["hf_repo"], repo_type="dataset", revision=revision, token=token,
-                                      allow_patterns=patterns))
+        return Path(
+            snapshot_download(
+                m["hf_repo"], repo_type="dataset", revision=revision, token=token, allow_patterns=patterns
+            )
+        )
     except Exception as exc:
         raise hub_error(task, m, exc, token) from None
 
@@ -135,16 +149,20 @@ def local_split(task: str, m: Mapping[str, Any], root: Path, split: str) -> Any:
     return load_dataset("parquet", data_files=[str(f) for f in files], split="train")
 
 
-def load_split(task: str, m: Mapping[str, Any], *, data_dir: str | None, split: str, revision: str,
-               token: str | None) -> tuple[Any, dict[str, Any]]:
+def load_split(
+    task: str, m: Mapping[str, Any], *, data_dir: str | None, split: str, revision: str, token: str | None
+) -> tuple[Any, dict[str, Any]]:
     """The split from ``--data-dir`` or the Hub, and what the run records about its source."""
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         return local_split(task, m, root, split), {"source": f"local copy of hf:{m['hf_repo']}"}
     token = token or os.environ.get("HF_TOKEN") or None
     ds = hub_split(task, m, split, revision, token)
-    return ds, {"source": f"hf:{m['hf_repo']}", "revision": revision,
-                "revision_resolved": resolved_sha(m["hf_repo"], revision, token)}
+    return ds, {
+        "source": f"hf:{m['hf_repo']}",
+        "revision": revision,
+        "revision_resolved": resolved_sha(m["hf_repo"], revision, token),
+    }
 
 
 def raw_images(ds: Any, columns: tuple[str, ...]) -> Any:

@@ -55,9 +55,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
-from winoground_eval.taskbase import RankedTask, Row, Ties, check_limit, open_rgb
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import RankedTask, Row, Ties, check_limit, open_rgb
 
 from ._bench import HubImage, hub_images
 
@@ -126,9 +126,7 @@ def read_vg(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tuple[
     data = _load_json(path, subset, manifest)
     images = root / "images"
     if not images.is_dir():
-        raise DataError(
-            f"aro {subset}: image folder {images} not found. {manifest['download']['images']} (see {REPO})"
-        )
+        raise DataError(f"aro {subset}: image folder {images} not found. {manifest['download']['images']} (see {REPO})")
     if not isinstance(data, list):
         raise DataError(f"aro {subset}: {path} should hold a JSON list of test cases")
     out = []
@@ -159,8 +157,11 @@ def read_order(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tup
     for i, case in enumerate(data):
         options = case.get("caption_options") if isinstance(case, dict) else None
         image = case.get("image") if isinstance(case, dict) else None
-        if not isinstance(image, str) or not isinstance(options, list) or len(options) < 2 or not all(
-            isinstance(c, str) for c in options
+        if (
+            not isinstance(image, str)
+            or not isinstance(options, list)
+            or len(options) < 2
+            or not all(isinstance(c, str) for c in options)
         ):
             raise DataError(
                 f"aro {subset}: test case {i} of {path} should be {{'image': PATH, 'caption_options': [true, perturbed, ...]}}"
@@ -169,15 +170,21 @@ def read_order(root: Path, subset: str, manifest: Mapping[str, Any]) -> list[tup
     return out
 
 
-def read_hub(subset: str, token: str | None = None, root: Path | None = None) -> list[tuple[Item, dict[str, list[str]]]]:
+def read_hub(
+    subset: str, token: str | None = None, root: Path | None = None
+) -> list[tuple[Item, dict[str, list[str]]]]:
     """A subset from its Hub mirror (``-t source=hub``), or from a local copy of the mirror under
     ``root`` (``root/<repository name>/data/test-*.parquet``): VG rows hold the mirror's ``image``
     (used as stored), Order rows ``images`` with the true caption and 4 hard texts."""
     from . import _hub
 
     repo, revision = HUB[subset]
-    m = {"hf_repo": repo, "revision": revision, "get": f"https://huggingface.co/datasets/{repo}",
-         "layout": "DIR/<repository name>/data/test-*.parquet"}
+    m = {
+        "hf_repo": repo,
+        "revision": revision,
+        "get": f"https://huggingface.co/datasets/{repo}",
+        "layout": "DIR/<repository name>/data/test-*.parquet",
+    }
     image_col = "image" if subset in VG_FILES else "images"
     if root is not None:
         folder = root / repo.split("/")[1]
@@ -189,7 +196,9 @@ def read_hub(subset: str, token: str | None = None, root: Path | None = None) ->
     for i, r in enumerate(ds.remove_columns([image_col])):
         if subset in VG_FILES:
             captions = (str(r["true_caption"]), str(r["false_caption"]))
-            label = {"relation": [str(r["relation_name"])]} if subset == "vg_relation" and r.get("relation_name") else {}
+            label = (
+                {"relation": [str(r["relation_name"])]} if subset == "vg_relation" and r.get("relation_name") else {}
+            )
         else:
             captions, label = tuple(str(r[c]) for c in ORDER_COLUMNS), {}
         out.append((Item(images[i][0], None, captions), {"subset": [subset], **label}))
@@ -202,11 +211,19 @@ class AroTask(RankedTask):
     name = "aro"
     version = VERSION
 
-    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None,
-                 source: str = "files"):
+    def __init__(
+        self,
+        *,
+        data_dir: str | None = None,
+        subsets: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        source: str = "files",
+    ):
         check_limit(limit)
         if source not in ("files", "hub"):
-            raise DataError(f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)")
+            raise DataError(
+                f"aro source {source!r}: give 'files' (the authors' files, --data-dir) or 'hub' (the mirrors)"
+            )
         self.source = source
         hub_root = Path(data_dir).expanduser() if source == "hub" and data_dir else None
         self._hub_local = hub_root is not None
@@ -237,13 +254,19 @@ class AroTask(RankedTask):
             if source == "hub":
                 found = read_hub(subset, root=hub_root)
             else:
-                found = read_vg(root, subset, self.manifest) if subset in VG_FILES else read_order(root, subset, self.manifest)
+                found = (
+                    read_vg(root, subset, self.manifest)
+                    if subset in VG_FILES
+                    else read_order(root, subset, self.manifest)
+                )
             counts[subset] = len(found)
             expected = self.manifest["expected_counts_from_paper"][subset]
             if len(found) != expected:
                 log.warning("aro %s: %d test cases; the ARO paper reports %d", subset, len(found), expected)
-            rows += [Row(f"{subset}-{i}", item.captions, (item.image,), tags, key=item.box)
-                     for i, (item, tags) in enumerate(found)]
+            rows += [
+                Row(f"{subset}-{i}", item.captions, (item.image,), tags, key=item.box)
+                for i, (item, tags) in enumerate(found)
+            ]
         self.counts = counts
         super().__init__(rows, limit=limit)
         self._excluded_relations = frozenset(self.manifest["vg_relation_macro"]["excluded_relations"])
@@ -273,9 +296,16 @@ class AroTask(RankedTask):
     def info(self) -> dict[str, Any]:
         if self.source == "hub":
             where = "local copy of the hf mirrors" if self._hub_local else "hf mirrors"
-            return {"name": self.name, "version": self.version, "source": f"{where} (gowitheflow/ARO-*)",
-                    "revision": {s: HUB[s][1] for s in self.subsets}, "subsets": list(self.subsets),
-                    "counts": self.counts, "manifest": MANIFEST, "data_fingerprint": self.fingerprint()[:16]}
+            return {
+                "name": self.name,
+                "version": self.version,
+                "source": f"{where} (gowitheflow/ARO-*)",
+                "revision": {s: HUB[s][1] for s in self.subsets},
+                "subsets": list(self.subsets),
+                "counts": self.counts,
+                "manifest": MANIFEST,
+                "data_fingerprint": self.fingerprint()[:16],
+            }
         return {
             "name": self.name,
             "version": self.version,
@@ -323,5 +353,7 @@ class AroTask(RankedTask):
             if kept:
                 aggregates[subset] = float(np.mean([np.mean([o["accuracy"] for o in v]) for v in kept]))
                 if subset in ORDER_FILES:
-                    aggregates[f"{subset}_strict"] = float(np.mean([np.mean([o["accuracy_strict"] for o in v]) for v in kept]))
+                    aggregates[f"{subset}_strict"] = float(
+                        np.mean([np.mean([o["accuracy_strict"] for o in v]) for v in kept])
+                    )
         return aggregates

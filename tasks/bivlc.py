@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.taskbase import PairTask, Row
 
 from ._bench import Published, hub_images, image_tile
 
@@ -32,8 +32,16 @@ def write_fixture(root: Any, n: int = 4) -> Any:
     """A small BiVLC in the repository's layout: ``root/data/test-00000-of-00001.parquet``."""
     from datasets import Dataset, Features, Image, Value
 
-    feats = Features({"image": Image(), "caption": Value("string"), "negative_caption": Value("string"),
-                      "negative_image": Image(), "type": Value("string"), "subtype": Value("string")})
+    feats = Features(
+        {
+            "image": Image(),
+            "caption": Value("string"),
+            "negative_caption": Value("string"),
+            "negative_image": Image(),
+            "type": Value("string"),
+            "subtype": Value("string"),
+        }
+    )
     rows = {k: [] for k in feats}
     for i in range(n):
         rows["image"].append({"bytes": image_tile((200, 30, 30), i), "path": None})

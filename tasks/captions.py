@@ -26,11 +26,11 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
-from winoground_eval.jsonl import text_lines
-from winoground_eval.taskbase import PairTask, RankedTask, TaskBase, check_limit, open_rgb
-from winoground_eval.taskbase import Row as TaskRow
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.jsonl import text_lines
+from winoground_eval.core.taskbase import PairTask, RankedTask, TaskBase, check_limit, open_rgb
+from winoground_eval.core.taskbase import Row as TaskRow
 
 VERSION = "1"
 PAIRED = "2x2"
@@ -82,11 +82,18 @@ def _parse(path: Path, lineno: int, text: str, root: Path) -> Row:
         raise _fail(where, f'example {ex_id!r}: "captions" must be a list of non-empty strings')
     n_img, n_cap = len(images), len(captions)
     if n_img == 2 and n_cap != 2:
-        raise _fail(where, f"example {ex_id!r}: 2 images need exactly 2 captions (caption j describes image j), got {n_cap}")
+        raise _fail(
+            where, f"example {ex_id!r}: 2 images need exactly 2 captions (caption j describes image j), got {n_cap}"
+        )
     if n_img == 1 and n_cap < 2:
-        raise _fail(where, f"example {ex_id!r}: 1 image needs its correct caption and at least 1 negative, got {n_cap} caption(s)")
+        raise _fail(
+            where,
+            f"example {ex_id!r}: 1 image needs its correct caption and at least 1 negative, got {n_cap} caption(s)",
+        )
     if n_img > 2:
-        raise _fail(where, f"example {ex_id!r}: {n_img} images; an example is 2 images x 2 captions or 1 image x N captions")
+        raise _fail(
+            where, f"example {ex_id!r}: {n_img} images; an example is 2 images x 2 captions or 1 image x N captions"
+        )
     tags_raw = obj.get("tags", {})
     if not isinstance(tags_raw, dict):
         raise _fail(where, f'example {ex_id!r}: "tags" must be an object of string or list-of-strings values')
@@ -161,7 +168,9 @@ class CaptionsTask(TaskBase):
         }
 
     def load(self, row: TaskRow) -> tuple[Image.Image, ...]:
-        return tuple(open_rgb(p, f"{self.path}:{self._line[row.id]} (example {row.id!r}, {p.name})") for p in row.images)
+        return tuple(
+            open_rgb(p, f"{self.path}:{self._line[row.id]} (example {row.id!r}, {p.name})") for p in row.images
+        )
 
 
 class PairCaptionsTask(CaptionsTask, PairTask):

@@ -29,8 +29,8 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from winoground_eval.errors import DataError, SplitError
-from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_class_ci: importable from here too)
+from winoground_eval.core.errors import DataError, SplitError
+from winoground_eval.core.metrics import (  # noqa: F401  (class_scores ... mean_per_class_ci: importable from here too)
     CLASSIFICATION_METRICS,
     check_matrix,
     class_scores,
@@ -39,7 +39,7 @@ from winoground_eval.metrics import (  # noqa: F401  (class_scores ... mean_per_
     mean_per_class,
     mean_per_class_ci,
 )
-from winoground_eval.taskbase import ClassTask, Row, check_limit
+from winoground_eval.core.taskbase import ClassTask, Row, check_limit
 
 from . import classification_data as data
 
@@ -129,7 +129,9 @@ def parse_prompts(text: str, where: str) -> Prompts:
     n = max(names) + 1
     gaps = [c for c in range(n) if c not in names]
     if gaps:
-        raise DataError(f"{where}: classidx must cover 0..{n - 1}; no prompt for class(es) {', '.join(map(str, gaps[:10]))}")
+        raise DataError(
+            f"{where}: classidx must cover 0..{n - 1}; no prompt for class(es) {', '.join(map(str, gaps[:10]))}"
+        )
     return Prompts(tuple(prompts), tuple(classidx), tuple(names[c] for c in range(n)), where)
 
 
@@ -143,7 +145,9 @@ def user_prompts(path: str) -> Prompts:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise DataError(f"-t prompts={path}: cannot read it ({exc}); give a CSV with columns prompt,classname,classidx") from exc
+        raise DataError(
+            f"-t prompts={path}: cannot read it ({exc}); give a CSV with columns prompt,classname,classidx"
+        ) from exc
     p = parse_prompts(text, path)
     return Prompts(p.prompts, p.classidx, p.classnames, f"user:{Path(path).name}")
 
@@ -166,9 +170,13 @@ def ensemble(base: Prompts, templates: Sequence[str]) -> Prompts:
 
 def ensemble_templates(dataset: str) -> list[str]:
     key = ENSEMBLE_KEY.get(dataset, dataset)
-    table = json.loads(resources.files(PROMPTS_PACKAGE).joinpath("prompts", "templates.json").read_text(encoding="utf-8"))
+    table = json.loads(
+        resources.files(PROMPTS_PACKAGE).joinpath("prompts", "templates.json").read_text(encoding="utf-8")
+    )
     if key is None or key not in table["templates"]:
-        raise DataError(f"{dataset}: no template list for -t templates=ensemble; give your own prompts (-t prompts=FILE)")
+        raise DataError(
+            f"{dataset}: no template list for -t templates=ensemble; give your own prompts (-t prompts=FILE)"
+        )
     return list(table["templates"][key])
 
 
@@ -230,8 +238,13 @@ class ClassificationTask(ClassTask):
         self.positions = positions
         self._label = {indexed.ids[p]: indexed.labels[p] for p in positions}
         rows = [Row(indexed.ids[p], prompts.prompts, (p,), self._tags(p), label=indexed.labels[p]) for p in positions]
-        super().__init__(rows, prompt_class=prompts.classidx, class_names=dict(enumerate(prompts.classnames)),
-                         combine=combine, limit=limit)
+        super().__init__(
+            rows,
+            prompt_class=prompts.classidx,
+            class_names=dict(enumerate(prompts.classnames)),
+            combine=combine,
+            limit=limit,
+        )
         self._info = {
             "name": name,
             "version": VERSION,
@@ -287,7 +300,9 @@ def _read_subset(path: str, n: int) -> list[int]:
         else:
             values = [int(line) for line in Path(path).read_text().split() if line.strip()]
     except (OSError, ValueError) as exc:
-        raise DataError(f"-t subset={path}: cannot read dataset indices from it ({exc}); give a .npy array or one index per line") from exc
+        raise DataError(
+            f"-t subset={path}: cannot read dataset indices from it ({exc}); give a .npy array or one index per line"
+        ) from exc
     bad = [v for v in values if not 0 <= int(v) < n]
     if bad:
         raise DataError(f"-t subset={path}: indices {bad[:5]} are outside 0..{n - 1}")
@@ -311,13 +326,19 @@ def _build(
 ) -> ClassificationTask:
     split = split or SPLITS[dataset][0]
     if split not in SPLITS[dataset]:
-        raise SplitError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})")
+        raise SplitError(
+            f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])} (the paper uses {SPLITS[dataset][0]})"
+        )
     if templates not in ("reference", "ensemble"):
         raise DataError(f"-t templates={templates}: choose reference or ensemble")
     if data_dir is None:
         raise DataError(
             f"{dataset} reads a local copy: give --data-dir DIR (torchvision's layout; "
-            + ("add -t download=true to fetch it there)" if dataset not in ("imagenet", "objectnet") else "see docs/classification.md)")
+            + (
+                "add -t download=true to fetch it there)"
+                if dataset not in ("imagenet", "objectnet")
+                else "see docs/classification.md)"
+            )
         )
     root = Path(data_dir).expanduser()
     if download:
@@ -337,10 +358,22 @@ def _build(
         _check_names(dataset, chosen, indexed)
     if templates == "ensemble":
         chosen = ensemble(chosen, ensemble_templates(dataset))
-    info = {"source": f"torchvision layout ({indexed.layout})", "dataset": dataset, "split": split, "templates": templates}
+    info = {
+        "source": f"torchvision layout ({indexed.layout})",
+        "dataset": dataset,
+        "split": split,
+        "templates": templates,
+    }
     return ClassificationTask(
-        dataset, indexed, chosen, info=info, combine="mean" if templates == "ensemble" else "max",
-        scorer_defaults=SCORER_DEFAULTS[dataset], limit=limit, subset=subset, per_class=per_class,
+        dataset,
+        indexed,
+        chosen,
+        info=info,
+        combine="mean" if templates == "ensemble" else "max",
+        scorer_defaults=SCORER_DEFAULTS[dataset],
+        limit=limit,
+        subset=subset,
+        per_class=per_class,
     )
 
 
@@ -362,67 +395,135 @@ def _check_names(dataset: str, prompts: Prompts, indexed: data.Indexed) -> None:
         )
 
 
-def cifar10(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
-            prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-            subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def cifar10(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "train"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """CIFAR-10 test (10,000 images, 10 classes), torchvision's CIFAR10 layout."""
     return _build("cifar10", **_kw(locals()))
 
 
-def stl10(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
-          prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-          subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def stl10(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "train"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """STL-10 test (8,000 images, 10 classes), torchvision's STL10 layout."""
     return _build("stl10", **_kw(locals()))
 
 
-def pets(*, data_dir: str | None = None, split: Literal["test", "trainval"] = "test", limit: int | None = None,
-         prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-         subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def pets(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "trainval"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """Oxford-IIIT Pet test (3,669 images, 37 breeds), torchvision's OxfordIIITPet layout."""
     return _build("pets", **_kw(locals()))
 
 
-def flowers(*, data_dir: str | None = None, split: Literal["test", "val", "train"] = "test", limit: int | None = None,
-            prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-            subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def flowers(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "val", "train"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """Flowers-102 test (6,149 images, 102 classes), torchvision's Flowers102 layout."""
     return _build("flowers", **_kw(locals()))
 
 
-def food(*, data_dir: str | None = None, split: Literal["test", "train"] = "test", limit: int | None = None,
-         prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-         subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def food(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "train"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """Food-101 test (25,250 images, 101 classes), torchvision's Food101 layout."""
     return _build("food", **_kw(locals()))
 
 
-def aircraft(*, data_dir: str | None = None, split: Literal["test", "val", "train", "trainval"] = "test",
-             limit: int | None = None, prompts: str | None = None, templates: Templates = "reference",
-             download: bool = False, subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def aircraft(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test", "val", "train", "trainval"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """FGVC Aircraft test (3,333 images, 100 variants), torchvision's FGVCAircraft layout."""
     return _build("aircraft", **_kw(locals()))
 
 
-def imagenet(*, data_dir: str | None = None, split: Literal["val"] = "val", limit: int | None = None,
-             prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-             subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def imagenet(
+    *,
+    data_dir: str | None = None,
+    split: Literal["val"] = "val",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """ImageNet-1k val (50,000 images, 1000 classes): DIR/val/<wnid>/ (torchvision's ImageNet) or DIR/imagenet/val/."""
     return _build("imagenet", **_kw(locals()))
 
 
-def objectnet(*, data_dir: str | None = None, split: Literal["test"] = "test", limit: int | None = None,
-              prompts: str | None = None, templates: Templates = "reference", download: bool = False,
-              subset: str | None = None, per_class: int | None = None) -> ClassificationTask:
+def objectnet(
+    *,
+    data_dir: str | None = None,
+    split: Literal["test"] = "test",
+    limit: int | None = None,
+    prompts: str | None = None,
+    templates: Templates = "reference",
+    download: bool = False,
+    subset: str | None = None,
+    per_class: int | None = None,
+) -> ClassificationTask:
     """ObjectNet, the 113 classes it shares with ImageNet (as the reference maps them): DIR/objectnet-1.0/."""
     return _build("objectnet", **_kw(locals()))
 
 
 def _kw(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: args[k] for k in ("data_dir", "split", "limit", "prompts", "templates", "download", "subset", "per_class")}
+    return {
+        k: args[k] for k in ("data_dir", "split", "limit", "prompts", "templates", "download", "subset", "per_class")
+    }
 
 
-def imagefolder(path: str, *, prompts: str | None = None, template: str = "a photo of a {}.", limit: int | None = None) -> ClassificationTask:
+def imagefolder(
+    path: str, *, prompts: str | None = None, template: str = "a photo of a {}.", limit: int | None = None
+) -> ClassificationTask:
     """Any folder of class subfolders (``--task imagefolder:DIR``): class names from the
     folder names with ``_`` read as a space, classidx in sorted folder order (as
     torchvision's ImageFolder), an image's id its path relative to DIR."""
@@ -434,9 +535,20 @@ def imagefolder(path: str, *, prompts: str | None = None, template: str = "a pho
         names = [c.replace("_", " ") for c in indexed.class_names or []]
         chosen = from_template(names, template, "folder names")
     info = {"source": "imagefolder", "folder": root.name, "template": template if prompts is None else None}
-    return ClassificationTask("imagefolder", indexed, chosen, info=info, scorer_defaults=SCORER_DEFAULTS["imagefolder"], limit=limit)
+    return ClassificationTask(
+        "imagefolder", indexed, chosen, info=info, scorer_defaults=SCORER_DEFAULTS["imagefolder"], limit=limit
+    )
 
 
-for _name, _factory in (("cifar10", cifar10), ("stl10", stl10), ("pets", pets), ("flowers", flowers), ("food", food),
-                        ("aircraft", aircraft), ("imagenet", imagenet), ("objectnet", objectnet), ("imagefolder", imagefolder)):
+for _name, _factory in (
+    ("cifar10", cifar10),
+    ("stl10", stl10),
+    ("pets", pets),
+    ("flowers", flowers),
+    ("food", food),
+    ("aircraft", aircraft),
+    ("imagenet", imagenet),
+    ("objectnet", objectnet),
+    ("imagefolder", imagefolder),
+):
     _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is

@@ -31,8 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from winoground_eval.errors import DataError
-from winoground_eval.safeio import open_regular, safe_open_image
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.safeio import open_regular, safe_open_image
 
 # torchvision's ImageFolder extensions (torchvision.datasets.folder.IMG_EXTENSIONS)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -68,7 +68,9 @@ def _sha256_files(paths: Sequence[Path], h: Any = None) -> Any:
     return h
 
 
-def _listing_fingerprint(ids: Sequence[str], labels: Sequence[int], paths: Sequence[Path], extra: Sequence[Path] = ()) -> str:
+def _listing_fingerprint(
+    ids: Sequence[str], labels: Sequence[int], paths: Sequence[Path], extra: Sequence[Path] = ()
+) -> str:
     """sha256 over ids, labels, each image file's size, and the bytes of the annotation files.
 
     File sizes stand for image bytes: hashing 50,000 ImageNet JPEGs at every start would take
@@ -81,7 +83,7 @@ def _listing_fingerprint(ids: Sequence[str], labels: Sequence[int], paths: Seque
 
 def _open_rgb(path: Path) -> Image.Image:
     """torchvision's pil_loader (``Image.open(f).convert("RGB")``), read safely: only a regular
-    file, and a decompression bomb is a DataError (:func:`winoground_eval.safeio.safe_open_image`)."""
+    file, and a decompression bomb is a DataError (:func:`winoground_eval.core.safeio.safe_open_image`)."""
     return safe_open_image(path, str(path), "RGB")
 
 
@@ -89,7 +91,9 @@ def _open_as_is(path: Path) -> Image.Image:
     return safe_open_image(path, str(path), None)
 
 
-def _image_loader(paths: Sequence[Path], opener: Callable[[Path], Image.Image], dataset: str) -> Callable[[int], Image.Image]:
+def _image_loader(
+    paths: Sequence[Path], opener: Callable[[Path], Image.Image], dataset: str
+) -> Callable[[int], Image.Image]:
     def load(position: int) -> Image.Image:
         path = paths[position]
         try:
@@ -139,7 +143,9 @@ def read_cifar10(root: Path, split: str) -> Indexed:
     files = [base / n for n in names]
     if not all(p.is_file() for p in files + [base / "batches.meta"]):
         raise missing(
-            "cifar10", root, f"{base}/{{{', '.join(names)}, batches.meta}} (torchvision's CIFAR10 layout)",
+            "cifar10",
+            root,
+            f"{base}/{{{', '.join(names)}, batches.meta}} (torchvision's CIFAR10 layout)",
             how="Fetch it there with -t download=true (torchvision downloads cifar-10-python.tar.gz), "
             "or unpack https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into --data-dir.",
         )
@@ -154,7 +160,9 @@ def read_cifar10(root: Path, split: str) -> Indexed:
     meta = _unpickle(base / "batches.meta")
     md5_ok = _md5_ok("cifar10", base, names)
     return Indexed(
-        ids=[f"{split}-{i}" for i in range(len(labels))], labels=labels, n_classes=10,
+        ids=[f"{split}-{i}" for i in range(len(labels))],
+        labels=labels,
+        n_classes=10,
         layout=f"cifar-10-batches-py/{'+'.join(names)}",
         fingerprint=_sha256_files(files).hexdigest(),
         load=lambda i: Image.fromarray(pixels[i]),
@@ -185,14 +193,18 @@ def read_stl10(root: Path, split: str) -> Indexed:
     names = [f"{split}_X.bin", f"{split}_y.bin"]
     if not all((base / n).is_file() for n in names + ["class_names.txt"]):
         raise missing(
-            "stl10", root, f"{base}/{{{', '.join(names)}, class_names.txt}} (torchvision's STL10 layout)",
+            "stl10",
+            root,
+            f"{base}/{{{', '.join(names)}, class_names.txt}} (torchvision's STL10 layout)",
             how="Fetch it there with -t download=true (torchvision downloads stl10_binary.tar.gz, 2.6 GB), "
             "or unpack http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz into --data-dir.",
         )
     labels = (np.fromfile(base / names[1], dtype=np.uint8).astype(np.int64) - 1).tolist()
     pixels = np.memmap(base / names[0], dtype=np.uint8, mode="r")
     if pixels.size != len(labels) * 3 * 96 * 96:
-        raise DataError(f"stl10: {base / names[0]} holds {pixels.size} bytes, not {len(labels)} images of 3x96x96; re-download it")
+        raise DataError(
+            f"stl10: {base / names[0]} holds {pixels.size} bytes, not {len(labels)} images of 3x96x96; re-download it"
+        )
     images = pixels.reshape(-1, 3, 96, 96)
 
     def load(i: int) -> Image.Image:  # column-major planes, as torchvision reads them
@@ -200,9 +212,14 @@ def read_stl10(root: Path, split: str) -> Indexed:
 
     classes = [line.strip() for line in (base / "class_names.txt").read_text().splitlines() if line.strip()]
     return Indexed(
-        ids=[f"{split}-{i}" for i in range(len(labels))], labels=labels, n_classes=10,
-        layout=f"stl10_binary/{split}_X.bin", fingerprint=_sha256_files([base / n for n in names]).hexdigest(),
-        load=load, class_names=classes, extra={"md5_ok": _md5_ok("stl10", base, names)},
+        ids=[f"{split}-{i}" for i in range(len(labels))],
+        labels=labels,
+        n_classes=10,
+        layout=f"stl10_binary/{split}_X.bin",
+        fingerprint=_sha256_files([base / n for n in names]).hexdigest(),
+        load=load,
+        class_names=classes,
+        extra={"md5_ok": _md5_ok("stl10", base, names)},
     )
 
 
@@ -214,7 +231,9 @@ def read_pets(root: Path, split: str) -> Indexed:
     ann = base / "annotations" / f"{split}.txt"
     if not ann.is_file() or not (base / "images").is_dir():
         raise missing(
-            "pets", root, f"{base}/images/*.jpg and {ann} (torchvision's OxfordIIITPet layout)",
+            "pets",
+            root,
+            f"{base}/images/*.jpg and {ann} (torchvision's OxfordIIITPet layout)",
             how="Fetch it there with -t download=true (torchvision downloads images.tar.gz and annotations.tar.gz "
             "from https://www.robots.ox.ac.uk/~vgg/data/pets/).",
         )
@@ -233,8 +252,12 @@ def read_pets(root: Path, split: str) -> Indexed:
     paths = [base / "images" / f"{i}.jpg" for i in image_ids]
     ids = [f"{split}-{i}" for i in range(len(paths))]
     return Indexed(
-        ids=ids, labels=labels, n_classes=37, layout=f"oxford-iiit-pet/annotations/{split}.txt",
-        fingerprint=_listing_fingerprint(ids, labels, paths, [ann]), load=_image_loader(paths, _open_rgb, "pets"),
+        ids=ids,
+        labels=labels,
+        n_classes=37,
+        layout=f"oxford-iiit-pet/annotations/{split}.txt",
+        fingerprint=_listing_fingerprint(ids, labels, paths, [ann]),
+        load=_image_loader(paths, _open_rgb, "pets"),
         class_names=[names[k] for k in sorted(names)] if sorted(names) == list(range(37)) else None,
         files=[p.name for p in paths],
     )
@@ -248,7 +271,9 @@ def read_flowers(root: Path, split: str) -> Indexed:
     need = [base / "imagelabels.mat", base / "setid.mat"]
     if not all(p.is_file() for p in need) or not (base / "jpg").is_dir():
         raise missing(
-            "flowers", root, f"{base}/{{jpg/image_00001.jpg..., imagelabels.mat, setid.mat}} (torchvision's Flowers102 layout)",
+            "flowers",
+            root,
+            f"{base}/{{jpg/image_00001.jpg..., imagelabels.mat, setid.mat}} (torchvision's Flowers102 layout)",
             how="Fetch it there with -t download=true (torchvision downloads 102flowers.tgz and the two .mat files "
             "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/).",
         )
@@ -259,13 +284,19 @@ def read_flowers(root: Path, split: str) -> Indexed:
         image_ids = np.atleast_1d(loadmat(need[1], squeeze_me=True)[key]).tolist()
         all_labels = np.atleast_1d(loadmat(need[0], squeeze_me=True)["labels"]).tolist()
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"flowers: cannot read {need[0]} / {need[1]}: {exc}; re-download them (-t download=true)") from exc
+        raise DataError(
+            f"flowers: cannot read {need[0]} / {need[1]}: {exc}; re-download them (-t download=true)"
+        ) from exc
     labels = [int(all_labels[int(i) - 1]) - 1 for i in image_ids]
     paths = [base / "jpg" / f"image_{int(i):05d}.jpg" for i in image_ids]
     ids = [f"{split}-{i}" for i in range(len(paths))]
     return Indexed(
-        ids=ids, labels=labels, n_classes=102, layout=f"flowers-102/setid.mat:{key}",
-        fingerprint=_listing_fingerprint(ids, labels, paths, need), load=_image_loader(paths, _open_rgb, "flowers"),
+        ids=ids,
+        labels=labels,
+        n_classes=102,
+        layout=f"flowers-102/setid.mat:{key}",
+        fingerprint=_listing_fingerprint(ids, labels, paths, need),
+        load=_image_loader(paths, _open_rgb, "flowers"),
         files=[p.name for p in paths],
     )
 
@@ -278,7 +309,9 @@ def read_food(root: Path, split: str) -> Indexed:
     meta = base / "meta" / f"{split}.json"
     if not meta.is_file() or not (base / "images").is_dir():
         raise missing(
-            "food", root, f"{base}/images/<class>/<id>.jpg and {meta} (torchvision's Food101 layout)",
+            "food",
+            root,
+            f"{base}/images/<class>/<id>.jpg and {meta} (torchvision's Food101 layout)",
             how="Fetch it there with -t download=true (torchvision downloads food-101.tar.gz, 5 GB, "
             "from https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/).",
         )
@@ -294,9 +327,14 @@ def read_food(root: Path, split: str) -> Indexed:
         paths += [base / "images" / f"{r}.jpg" for r in rel_paths]
     ids = [f"{split}-{i}" for i in range(len(paths))]
     return Indexed(
-        ids=ids, labels=labels, n_classes=101, layout=f"food-101/meta/{split}.json",
-        fingerprint=_listing_fingerprint(ids, labels, paths, [meta]), load=_image_loader(paths, _open_rgb, "food"),
-        class_names=classes, files=[f"{p.parent.name}/{p.name}" for p in paths],
+        ids=ids,
+        labels=labels,
+        n_classes=101,
+        layout=f"food-101/meta/{split}.json",
+        fingerprint=_listing_fingerprint(ids, labels, paths, [meta]),
+        load=_image_loader(paths, _open_rgb, "food"),
+        class_names=classes,
+        files=[f"{p.parent.name}/{p.name}" for p in paths],
     )
 
 
@@ -308,7 +346,9 @@ def read_aircraft(root: Path, split: str) -> Indexed:
     variants, listing = base / "variants.txt", base / f"images_variant_{split}.txt"
     if not variants.is_file() or not listing.is_file():
         raise missing(
-            "aircraft", root, f"{base}/{{variants.txt, images_variant_{split}.txt, images/*.jpg}} (torchvision's FGVCAircraft layout)",
+            "aircraft",
+            root,
+            f"{base}/{{variants.txt, images_variant_{split}.txt, images/*.jpg}} (torchvision's FGVCAircraft layout)",
             how="Fetch it there with -t download=true (torchvision downloads fgvc-aircraft-2013b.tar.gz "
             "from https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/).",
         )
@@ -326,9 +366,14 @@ def read_aircraft(root: Path, split: str) -> Indexed:
         paths.append(base / "images" / f"{name}.jpg")
     ids = [f"{split}-{i}" for i in range(len(paths))]
     return Indexed(
-        ids=ids, labels=labels, n_classes=100, layout=f"fgvc-aircraft-2013b/data/images_variant_{split}.txt",
+        ids=ids,
+        labels=labels,
+        n_classes=100,
+        layout=f"fgvc-aircraft-2013b/data/images_variant_{split}.txt",
         fingerprint=_listing_fingerprint(ids, labels, paths, [variants, listing]),
-        load=_image_loader(paths, _open_rgb, "aircraft"), class_names=classes, files=[p.name for p in paths],
+        load=_image_loader(paths, _open_rgb, "aircraft"),
+        class_names=classes,
+        files=[p.name for p in paths],
     )
 
 
@@ -356,30 +401,45 @@ def read_imagefolder(root: Path) -> Indexed:
         raise DataError(f"imagefolder: {root} is not a folder; give a folder with one subfolder of images per class")
     classes = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
     if len(classes) < 2:
-        raise DataError(f"imagefolder: {root} has {len(classes)} class subfolder(s); give a folder with one subfolder of images per class (at least 2)")
+        raise DataError(
+            f"imagefolder: {root} has {len(classes)} class subfolder(s); give a folder with one subfolder of images per class (at least 2)"
+        )
     paths, labels = _folder_listing(root, classes)
     empty = sorted(set(classes) - {classes[y] for y in labels})
     if empty:
-        raise DataError(f"imagefolder: class folder(s) {', '.join(empty[:5])} under {root} hold no images ({', '.join(IMG_EXTENSIONS)})")
+        raise DataError(
+            f"imagefolder: class folder(s) {', '.join(empty[:5])} under {root} hold no images ({', '.join(IMG_EXTENSIONS)})"
+        )
     ids = [p.relative_to(root).as_posix() for p in paths]
     return Indexed(
-        ids=ids, labels=labels, n_classes=len(classes), layout="imagefolder",
-        fingerprint=_listing_fingerprint(ids, labels, paths), load=_image_loader(paths, _open_as_is, "imagefolder"),
-        class_names=list(classes), files=ids,
+        ids=ids,
+        labels=labels,
+        n_classes=len(classes),
+        layout="imagefolder",
+        fingerprint=_listing_fingerprint(ids, labels, paths),
+        load=_image_loader(paths, _open_as_is, "imagefolder"),
+        class_names=list(classes),
+        files=ids,
     )
 
 
 def read_imagenet(root: Path, split: str) -> Indexed:
     candidates = [root / split, root / "imagenet" / split]
     base = next((c for c in candidates if c.is_dir()), None)
-    if base is None and (root / "ILSVRC2012_img_val.tar").is_file() and (root / "ILSVRC2012_devkit_t12.tar.gz").is_file():
+    if (
+        base is None
+        and (root / "ILSVRC2012_img_val.tar").is_file()
+        and (root / "ILSVRC2012_devkit_t12.tar.gz").is_file()
+    ):
         from torchvision.datasets import ImageNet
 
         ImageNet(str(root), split="val")  # extracts the archives into root/val/<wnid>/ (torchvision)
         base = root / "val"
     if base is None:
         raise missing(
-            "imagenet", root, f"{root}/val/<wnid>/*.JPEG (1000 class folders n01440764 ... n15075141, as torchvision's "
+            "imagenet",
+            root,
+            f"{root}/val/<wnid>/*.JPEG (1000 class folders n01440764 ... n15075141, as torchvision's "
             "ImageNet prepares them; or imagenet/val/ below it, the reference code's layout)",
             how="ImageNet cannot be downloaded automatically: get ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz "
             "from https://image-net.org (after accepting its terms) into --data-dir; they are unpacked on first use.",
@@ -393,8 +453,12 @@ def read_imagenet(root: Path, split: str) -> Indexed:
     paths, labels = _folder_listing(base, wnids)
     ids = [f"{split}/{p.relative_to(base).as_posix()}" for p in paths]
     return Indexed(
-        ids=ids, labels=labels, n_classes=1000, layout=f"{base.relative_to(root).as_posix()}/<wnid>",
-        fingerprint=_listing_fingerprint(ids, labels, paths), load=_image_loader(paths, _open_rgb, "imagenet"),
+        ids=ids,
+        labels=labels,
+        n_classes=1000,
+        layout=f"{base.relative_to(root).as_posix()}/<wnid>",
+        fingerprint=_listing_fingerprint(ids, labels, paths),
+        load=_image_loader(paths, _open_rgb, "imagenet"),
         files=ids,
     )
 
@@ -417,10 +481,14 @@ def read_objectnet(root: Path, split: str = "test") -> tuple[Indexed, list[str]]
     Classes, as the reference code builds them: the folders whose ObjectNet label appears
     in ``mappings/objectnet_to_imagenet_1k.json``, sorted by folder name (classidx = the
     position); class name = the ObjectNet label, lower-cased."""
-    base = next((b for b in (root / "objectnet-1.0", root) if (b / "images").is_dir() and (b / "mappings").is_dir()), None)
+    base = next(
+        (b for b in (root / "objectnet-1.0", root) if (b / "images").is_dir() and (b / "mappings").is_dir()), None
+    )
     if base is None or not all((base / "mappings" / m).is_file() for m in OBJECTNET_MAPPINGS):
         raise missing(
-            "objectnet", root, f"{root}/objectnet-1.0/images/<folder>/*.png and objectnet-1.0/mappings/{{{', '.join(OBJECTNET_MAPPINGS)}}}",
+            "objectnet",
+            root,
+            f"{root}/objectnet-1.0/images/<folder>/*.png and objectnet-1.0/mappings/{{{', '.join(OBJECTNET_MAPPINGS)}}}",
             how="ObjectNet cannot be downloaded automatically: get objectnet-1.0.zip from https://objectnet.dev "
             "(after accepting its license) and unzip it into --data-dir.",
         )
@@ -440,9 +508,14 @@ def read_objectnet(root: Path, split: str = "test") -> tuple[Indexed, list[str]]
     ids = [p.relative_to(base / "images").as_posix() for p in paths]
     return (
         Indexed(
-            ids=ids, labels=labels, n_classes=len(folders), layout="objectnet-1.0/images (ImageNet-overlapping classes)",
-            fingerprint=_listing_fingerprint(ids, labels, paths, maps), load=_image_loader(paths, _crop_border, "objectnet"),
-            class_names=list(folders), files=ids,
+            ids=ids,
+            labels=labels,
+            n_classes=len(folders),
+            layout="objectnet-1.0/images (ImageNet-overlapping classes)",
+            fingerprint=_listing_fingerprint(ids, labels, paths, maps),
+            load=_image_loader(paths, _crop_border, "objectnet"),
+            class_names=list(folders),
+            files=ids,
         ),
         names,
     )
@@ -487,5 +560,6 @@ def download(dataset: str, root: Path, split: str) -> None:
         detail = f"{exc}"
         if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in detail.lower():
             detail = f"no answer within {seconds:g} s (WG_EVAL_DOWNLOAD_TIMEOUT): {detail}"
-        raise DataError(f"{dataset}: download into {root} failed ({detail}); check the network (proxy), or fetch "
-                        "the files by hand") from exc
+        raise DataError(
+            f"{dataset}: download into {root} failed ({detail}); check the network (proxy), or fetch the files by hand"
+        ) from exc

@@ -16,8 +16,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from winoground_eval.errors import DataError
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import PairTask, Row
 
 from ._bench import Published, hub_images, image_tile
 
@@ -28,8 +28,13 @@ class ColorSwapTask(Published, PairTask):
 
     def read_rows(self) -> Iterable[Row]:
         local = Path(self.data_dir).expanduser() if self.data_dir else None
-        path = next((p for p in (local / f"{self.split}.json", local / "data" / f"{self.split}.json") if p.is_file()),
-                    None) if local else None
+        path = (
+            next(
+                (p for p in (local / f"{self.split}.json", local / "data" / f"{self.split}.json") if p.is_file()), None
+            )
+            if local
+            else None
+        )
         if path is not None:  # the authors' download (GitHub README): data/{train,test}.json + images.zip
             yield from self._json_rows(path)
             return
@@ -37,7 +42,6 @@ class ColorSwapTask(Published, PairTask):
         for i, r in enumerate(ds.remove_columns(["image_1", "image_2"])):
             tags = {"image_source": [str(r["image_source"])]} if r.get("image_source") else {}
             yield Row(id=str(r.get("id", i)), images=images[i], captions=(r["caption_1"], r["caption_2"]), tags=tags)
-
 
     def _json_rows(self, path: Path) -> Iterable[Row]:
         folder = path.parent
@@ -48,18 +52,33 @@ class ColorSwapTask(Published, PairTask):
         try:
             for r in json.loads(path.read_text(encoding="utf-8")):
                 tags = {"image_source": [str(r["image_source"])]} if r.get("image_source") else {}
-                yield Row(id=str(r["id"]), images=(folder / r["image_1"], folder / r["image_2"]),
-                          captions=(r["caption_1"], r["caption_2"]), tags=tags)
+                yield Row(
+                    id=str(r["id"]),
+                    images=(folder / r["image_1"], folder / r["image_2"]),
+                    captions=(r["caption_1"], r["caption_2"]),
+                    tags=tags,
+                )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"colorswap: {path} is not a list of {{id, caption_1, caption_2, image_1, image_2}} ({exc!r})") from None
+            raise DataError(
+                f"colorswap: {path} is not a list of {{id, caption_1, caption_2, image_1, image_2}} ({exc!r})"
+            ) from None
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:
     """A small ColorSwap as parquet in the Hub layout: ``root/data/test-00000-of-00001.parquet``."""
     from datasets import Dataset, Features, Image, Value
 
-    feats = Features({"id": Value("int64"), "image_1": Image(), "image_2": Image(), "caption_1": Value("string"),
-                      "caption_2": Value("string"), "image_source": Value("string"), "caption_source": Value("string")})
+    feats = Features(
+        {
+            "id": Value("int64"),
+            "image_1": Image(),
+            "image_2": Image(),
+            "caption_1": Value("string"),
+            "caption_2": Value("string"),
+            "image_source": Value("string"),
+            "caption_source": Value("string"),
+        }
+    )
     rows: dict[str, list] = {k: [] for k in feats}
     for i in range(n):
         rows["id"].append(i)

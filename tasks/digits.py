@@ -31,9 +31,9 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError, SplitError
-from winoground_eval.taskbase import ClassTask, Row, check_limit
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError, SplitError
+from winoground_eval.core.taskbase import ClassTask, Row, check_limit
 
 VERSION = "1"
 SPLIT_SEED = 0
@@ -148,8 +148,10 @@ class DigitsTask(ClassTask):
         self.indices = indices
         self.labels = {example_id(i): int(y) for i, y in zip(indices, labels)}
         self.manifest_entry = packaged_manifest()["splits"][split]
-        rows = [Row(example_id(i), CLASSES, (pixels,), {"class": [CLASSES[int(y)]]}, label=int(y))
-                for i, pixels, y in zip(indices, images, labels)]
+        rows = [
+            Row(example_id(i), CLASSES, (pixels,), {"class": [CLASSES[int(y)]]}, label=int(y))
+            for i, pixels, y in zip(indices, images, labels)
+        ]
         super().__init__(rows, prompt_class=range(10), class_names=dict(enumerate(CLASSES)), limit=limit)
 
     def fingerprint(self) -> str:

@@ -17,9 +17,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from winoground_eval.errors import DataError
-
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import PairTask, Row
 
 from ._bench import Published, image_tile
 
@@ -30,29 +29,48 @@ class EqBenTask(Published, PairTask):
     name = "eqben"
     MANIFEST = "eqben.json"
 
-    def __init__(self, *, annotation: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
-                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        *,
+        annotation: str | None = None,
+        data_dir: str | None = None,
+        revision: str | None = None,
+        split: str | None = None,
+        subsets: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        token: str | None = None,
+    ):
         self.annotation = annotation
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
     def read_rows(self) -> Iterable[Row]:
         if self.data_dir is None:
-            raise DataError(f"eqben needs --data-dir DIR ({self.manifest['layout']}). Get the data: {self.manifest['get']}")
+            raise DataError(
+                f"eqben needs --data-dir DIR ({self.manifest['layout']}). Get the data: {self.manifest['get']}"
+            )
         root = Path(self.data_dir).expanduser()
         names = (self.annotation,) if self.annotation else ANNOTATIONS
         path = next((root / n for n in names if (root / n).is_file()), None)
         if path is None:
-            raise DataError(f"eqben: none of {', '.join(names)} in {root} ({self.manifest['layout']}). "
-                            f"Get the data: {self.manifest['get']}")
+            raise DataError(
+                f"eqben: none of {', '.join(names)} in {root} ({self.manifest['layout']}). "
+                f"Get the data: {self.manifest['get']}"
+            )
         images = root / "images" if (root / "images").is_dir() else root
         self.source_info = {"source": f"local EqBen annotation {path.name}"}
         try:
             for i, r in enumerate(json.loads(path.read_text(encoding="utf-8"))):
                 sub = str(r["image0"]).replace("\\", "/").split("/")[0]
-                yield Row(id=str(i), images=(images / r["image0"], images / r["image1"]),
-                          captions=(str(r["caption0"]), str(r["caption1"])), tags={"subset": [sub]})
+                yield Row(
+                    id=str(i),
+                    images=(images / r["image0"], images / r["image1"]),
+                    captions=(str(r["caption0"]), str(r["caption1"])),
+                    tags={"subset": [sub]},
+                )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"eqben: {path} is not a list of {{image0, image1, caption0, caption1}} ({exc!r})") from None
+            raise DataError(
+                f"eqben: {path} is not a list of {{image0, image1, caption0, caption1}} ({exc!r})"
+            ) from None
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:
@@ -64,8 +82,14 @@ def write_fixture(root: Any, n: int = 4) -> Any:
         (root / "images" / sub).mkdir(parents=True, exist_ok=True)
         for k in (0, 1):
             (root / "images" / sub / f"{i}_{k}.png").write_bytes(image_tile((40, 120 + 80 * k, 200), i))
-        rows.append({"image0": f"{sub}/{i}_0.png", "image1": f"{sub}/{i}_1.png",
-                     "caption0": f"the person opens the door {i}", "caption1": f"the person closes the door {i}"})
+        rows.append(
+            {
+                "image0": f"{sub}/{i}_0.png",
+                "image1": f"{sub}/{i}_1.png",
+                "caption0": f"the person opens the door {i}",
+                "caption1": f"the person closes the door {i}",
+            }
+        )
     (root / "all_select.json").write_text(json.dumps(rows))
     return root
 

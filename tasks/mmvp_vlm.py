@@ -19,16 +19,18 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.metrics import check_matrix
+from winoground_eval.core.taskbase import PairTask, Row
 
 from ._bench import Published, image_tile
 
 IMAGES, CSV, PREFIX = "MLLM_VLM Images", "Questions.csv", "a photo of "
-SPECS = (Metric("pair", "both statements pick their own image, as the MMVP code (prob > 0.5 for img1)", primary=True),
-         Metric("pair_strict", "both statements prefer their own image strictly (a tie is wrong)"))
+SPECS = (
+    Metric("pair", "both statements pick their own image, as the MMVP code (prob > 0.5 for img1)", primary=True),
+    Metric("pair_strict", "both statements prefer their own image strictly (a tie is wrong)"),
+)
 COMPARISONS = (("pair", (0, 0), (1, 0)), ("pair", (1, 1), (0, 1)))
 
 
@@ -51,23 +53,33 @@ class MMVPVLMTask(Published, PairTask):
     def read_rows(self) -> Iterable[Row]:
         root = self.hub_folder([CSV, f"{IMAGES}/**"])
         if not (root / CSV).is_file() or not (root / IMAGES).is_dir():
-            raise DataError(f"mmvp-vlm: {root} lacks {CSV} or '{IMAGES}/' ({self.manifest['layout']}). "
-                            f"Get the data: {self.manifest['get']}")
+            raise DataError(
+                f"mmvp-vlm: {root} lacks {CSV} or '{IMAGES}/' ({self.manifest['layout']}). "
+                f"Get the data: {self.manifest['get']}"
+            )
         with open(root / CSV, newline="", encoding="utf-8") as f:
             lines = [r for r in csv.reader(f)][1:]  # the header is skipped, columns read by position as the authors do
         if len(lines) % 2:
-            raise DataError(f"mmvp-vlm: {root / CSV} has an odd number of rows ({len(lines)}); pairs are consecutive rows")
+            raise DataError(
+                f"mmvp-vlm: {root / CSV} has an odd number of rows ({len(lines)}); pairs are consecutive rows"
+            )
         for a, b in zip(lines[::2], lines[1::2]):
             try:
                 (q1, kind, s1), (q2, _, s2) = a[:3], b[:3]
                 q1, q2 = int(q1), int(q2)
             except ValueError as exc:
-                raise DataError(f"mmvp-vlm: {root / CSV} rows {a!r}, {b!r} are not (qid, pattern, statement) ({exc})") from None
+                raise DataError(
+                    f"mmvp-vlm: {root / CSV} rows {a!r}, {b!r} are not (qid, pattern, statement) ({exc})"
+                ) from None
             if q1 % 2 != 1 or q2 != q1 + 1:
                 raise DataError(f"mmvp-vlm: rows {q1}, {q2} are not a published pair (odd qid, then qid + 1)")
             folder = root / IMAGES / kind
-            yield Row(id=str(q1), images=(folder / f"{q1}.jpg", folder / f"{q2}.jpg"), captions=(PREFIX + s1, PREFIX + s2),
-                      tags={"pattern": [kind]})
+            yield Row(
+                id=str(q1),
+                images=(folder / f"{q1}.jpg", folder / f"{q2}.jpg"),
+                captions=(PREFIX + s1, PREFIX + s2),
+                tags={"pattern": [kind]},
+            )
 
 
 def write_fixture(root: Any, n_pairs: int = 3) -> Any:

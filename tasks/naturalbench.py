@@ -15,9 +15,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from winoground_eval.errors import DataError
-
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import PairTask, Row
 
 from . import _hub
 from ._bench import Published, image_tile
@@ -39,8 +38,10 @@ def find_folder(root: Path, what: str) -> Path:
             zf.extractall(zipped.parent)
         if (zipped.parent / FOLDER / "metadata.json").is_file():
             return zipped.parent / FOLDER
-    raise DataError(f"naturalbench: no metadata.json in {what}: expected {FOLDER}/metadata.json + images/ "
-                    f"(or {ZIP}). Get the data: {_hub.manifest('naturalbench.json')['get']}")
+    raise DataError(
+        f"naturalbench: no metadata.json in {what}: expected {FOLDER}/metadata.json + images/ "
+        f"(or {ZIP}). Get the data: {_hub.manifest('naturalbench.json')['get']}"
+    )
 
 
 class NaturalBenchTask(Published, PairTask):
@@ -53,11 +54,16 @@ class NaturalBenchTask(Published, PairTask):
         try:
             meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
             for r in meta:
-                yield Row(id=str(r["index"]), images=(folder / "images" / r["image_0"], folder / "images" / r["image_1"]),
-                          captions=(str(r["caption_0"]), str(r["caption_1"])))
+                yield Row(
+                    id=str(r["index"]),
+                    images=(folder / "images" / r["image_0"], folder / "images" / r["image_1"]),
+                    captions=(str(r["caption_0"]), str(r["caption_1"])),
+                )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"naturalbench: {folder / 'metadata.json'} is not the published list of "
-                            f"{{index, image_0, image_1, caption_0, caption_1}} ({exc!r})") from None
+            raise DataError(
+                f"naturalbench: {folder / 'metadata.json'} is not the published list of "
+                f"{{index, image_0, image_1, caption_0, caption_1}} ({exc!r})"
+            ) from None
 
 
 def write_fixture(root: Any, n: int = 4, *, as_zip: bool = False) -> Any:
@@ -68,8 +74,15 @@ def write_fixture(root: Any, n: int = 4, *, as_zip: bool = False) -> Any:
     for i in range(n):
         for k in (0, 1):
             (folder / "images" / f"{i}_{k}.png").write_bytes(image_tile((90 + 100 * k, 90, 40), i))
-        meta.append({"index": i, "image_0": f"{i}_0.png", "image_1": f"{i}_1.png",
-                     "caption_0": f"a man holds an umbrella {i}", "caption_1": f"a man holds a bag {i}"})
+        meta.append(
+            {
+                "index": i,
+                "image_0": f"{i}_0.png",
+                "image_1": f"{i}_1.png",
+                "caption_0": f"a man holds an umbrella {i}",
+                "caption_1": f"a man holds a bag {i}",
+            }
+        )
     (folder / "metadata.json").write_text(json.dumps(meta))
     if as_zip:
         with zipfile.ZipFile(root / ZIP, "w") as zf:

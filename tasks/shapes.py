@@ -32,8 +32,8 @@ from typing import Any, Callable, Literal, Mapping
 
 from PIL import Image, ImageDraw
 
-from winoground_eval.errors import DataError, SplitError
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.errors import DataError, SplitError
+from winoground_eval.core.taskbase import PairTask, Row
 
 GENERATOR_VERSION = "1"
 IMAGE_SIZE = 32
@@ -227,8 +227,16 @@ def check_split_args(task: str, split: str, sizes: Mapping[str, int], limit: int
 
 
 def check_generated_split(
-    task: str, manifest_name: str, manifest: Mapping[str, Any], *, version: str, split: str, seed: int, n: int,
-    checksum: Callable[[], str], fix: str,
+    task: str,
+    manifest_name: str,
+    manifest: Mapping[str, Any],
+    *,
+    version: str,
+    split: str,
+    seed: int,
+    n: int,
+    checksum: Callable[[], str],
+    fix: str,
 ) -> None:
     """A generated split must be what its packaged manifest records: the generator version,
     the seed and size, and the sha256 of its ids, captions, tags and pixels (``checksum()``)."""
@@ -270,8 +278,15 @@ class ShapesTask(PairTask):
             "`python -m winoground_eval.tasks.shapes --write-manifest data_manifests/shapes.json`"
         )
         check_generated_split(
-            "shapes", MANIFEST, self.manifest, version=GENERATOR_VERSION, split=self.split, seed=SPLIT_SEEDS[self.split],
-            n=SPLIT_SIZES[self.split], checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
+            "shapes",
+            MANIFEST,
+            self.manifest,
+            version=GENERATOR_VERSION,
+            split=self.split,
+            seed=SPLIT_SEEDS[self.split],
+            n=SPLIT_SIZES[self.split],
+            checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]),
+            fix=fix,
         )
 
     def fingerprint(self) -> str:

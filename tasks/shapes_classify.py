@@ -31,7 +31,7 @@ import json
 from importlib import resources
 from typing import Any, Literal
 
-from winoground_eval.errors import DataError, SplitError
+from winoground_eval.core.errors import DataError, SplitError
 
 from . import shapes
 from .classification import ClassificationTask, Prompts
@@ -66,7 +66,9 @@ def make_prompts(prompt_set: str) -> Prompts:
             for s1, s2 in shape_pairs:
                 prompts.append(f"a {a} {s1} left of a {b} {s2}")
                 idx.append(c)
-    return Prompts(tuple(prompts), tuple(idx), tuple(class_name(c) for c in range(len(CLASSES))), f"shapes-classify:{prompt_set}")
+    return Prompts(
+        tuple(prompts), tuple(idx), tuple(class_name(c) for c in range(len(CLASSES))), f"shapes-classify:{prompt_set}"
+    )
 
 
 def _index(split: str, n_examples: int) -> tuple[list[str], list[int], list[tuple[shapes.Spec, int]]]:
@@ -122,22 +124,38 @@ class ShapesClassifyTask(ClassificationTask):
             "`python -m winoground_eval.tasks.shapes_classify --write-manifest data_manifests/shapes_classify.json`"
         )
         if manifest.get("version") != VERSION or manifest.get("shapes_generator_version") != shapes.GENERATOR_VERSION:
-            raise DataError(f"shapes-classify version {VERSION} / shapes generator {shapes.GENERATOR_VERSION} differ from data_manifests/{MANIFEST}; {fix}")
+            raise DataError(
+                f"shapes-classify version {VERSION} / shapes generator {shapes.GENERATOR_VERSION} differ from data_manifests/{MANIFEST}; {fix}"
+            )
         if manifest.get("prompt_sets", {}).get(prompt_set) != prompts.sha256():
             raise DataError(f"shapes-classify prompt set {prompt_set!r} differs from data_manifests/{MANIFEST}; {fix}")
         got = split_checksum(split)
         if got != entry.get("sha256"):
-            raise DataError(f"shapes-classify split {split!r} has checksum {got[:16]}... but data_manifests/{MANIFEST} records {str(entry.get('sha256'))[:16]}...; {fix}")
+            raise DataError(
+                f"shapes-classify split {split!r} has checksum {got[:16]}... but data_manifests/{MANIFEST} records {str(entry.get('sha256'))[:16]}...; {fix}"
+            )
         ids, labels, where = _index(split, shapes.SPLIT_SIZES[split])
 
         def load(position: int):
             spec, k = where[position]
             return shapes.draw(spec.scenes[k], spec.layout[k])
 
-        indexed = Indexed(ids=ids, labels=labels, n_classes=len(CLASSES), layout=f"shapes {split}",
-                          fingerprint=got, load=load, class_names=list(prompts.classnames))
-        info = {"source": "procedural (winoground_eval.tasks.shapes_classify)", "split": split, "prompt_set": prompt_set,
-                "manifest": MANIFEST, "shapes_generator_version": shapes.GENERATOR_VERSION}
+        indexed = Indexed(
+            ids=ids,
+            labels=labels,
+            n_classes=len(CLASSES),
+            layout=f"shapes {split}",
+            fingerprint=got,
+            load=load,
+            class_names=list(prompts.classnames),
+        )
+        info = {
+            "source": "procedural (winoground_eval.tasks.shapes_classify)",
+            "split": split,
+            "prompt_set": prompt_set,
+            "manifest": MANIFEST,
+            "shapes_generator_version": shapes.GENERATOR_VERSION,
+        }
         super().__init__("shapes-classify", indexed, prompts, info=info, limit=limit)
         self.version = VERSION
         self._info["version"] = VERSION

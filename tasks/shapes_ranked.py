@@ -37,9 +37,9 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import SplitError
-from winoground_eval.taskbase import RankedTask, Row
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import SplitError
+from winoground_eval.core.taskbase import RankedTask, Row
 
 from . import shapes
 from .shapes import HELDOUT_COMBOS, Scene, Thing
@@ -175,9 +175,15 @@ class ShapesRankedTask(RankedTask):
             "data_manifests/shapes_ranked.json`"
         )
         shapes.check_generated_split(
-            "shapes-ranked", MANIFEST, self.manifest, version=GENERATOR_VERSION, split=self.split,
-            seed=SPLIT_SEEDS[self.split], n=SPLIT_SIZES[self.split],
-            checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]), fix=fix,
+            "shapes-ranked",
+            MANIFEST,
+            self.manifest,
+            version=GENERATOR_VERSION,
+            split=self.split,
+            seed=SPLIT_SEEDS[self.split],
+            n=SPLIT_SIZES[self.split],
+            checksum=lambda: split_checksum(self.split, SPLIT_SIZES[self.split]),
+            fix=fix,
         )
 
     def fingerprint(self) -> str:

@@ -42,9 +42,9 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
-from winoground_eval.taskbase import RankedTask, Row, check_limit, open_rgb
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import RankedTask, Row, check_limit, open_rgb
 
 VERSION = "1"
 MANIFEST = "sugarcrepe.json"
@@ -57,7 +57,9 @@ CATEGORIES = {
 COCO_DOWNLOAD = "https://cocodataset.org/#download"
 ACCURACY = Metric("accuracy", "positive caption strictly above the hard negative, over all examples", primary=True)
 CATEGORY_SPECS = {
-    c: Metric(c, f"mean of the {', '.join(s)} accuracies (the SugarCrepe paper's {c.upper()} column)", per_example=False)
+    c: Metric(
+        c, f"mean of the {', '.join(s)} accuracies (the SugarCrepe paper's {c.upper()} column)", per_example=False
+    )
     for c, s in CATEGORIES.items()
 }
 SAME_WORDS = "same words as the positive"
@@ -116,7 +118,9 @@ class SugarCrepeTask(RankedTask):
     name = "sugarcrepe"
     version = VERSION
 
-    def __init__(self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None):
+    def __init__(
+        self, *, data_dir: str | None = None, subsets: tuple[str, ...] | None = None, limit: int | None = None
+    ):
         check_limit(limit)
         chosen = tuple(subsets) if subsets else SUBSETS
         unknown = [s for s in chosen if s not in SUBSETS]
@@ -131,8 +135,14 @@ class SugarCrepeTask(RankedTask):
                 captions = (item["caption"], item["negative_caption"])
                 # no pooled "category" breakdown: it would differ from the paper's macro add/replace/swap
                 words = SAME_WORDS if same_words(*captions) else OTHER_WORDS
-                rows.append(Row(f"{subset}-{key}", captions, (self.folder / item["filename"],),
-                                {"subset": [subset], "words": [words]}))
+                rows.append(
+                    Row(
+                        f"{subset}-{key}",
+                        captions,
+                        (self.folder / item["filename"],),
+                        {"subset": [subset], "words": [words]},
+                    )
+                )
         super().__init__(rows, limit=limit)
         self.fingerprint()
         if self._files.none_found():

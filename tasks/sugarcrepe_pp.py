@@ -23,22 +23,31 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import DataError
-from winoground_eval.metrics import check_matrix, metric_ci
-from winoground_eval.taskbase import RankedTask, Row
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.metrics import check_matrix, metric_ci
+from winoground_eval.core.taskbase import RankedTask, Row
 
 from ._bench import Published, image_tile
 from .sugarcrepe import image_folder
 
-TOT = Metric("tot", "text only: cos(P1, P2) strictly above cos(P1, N) and cos(P2, N) (the paper's TOT; needs a "
-             "scorer with text embeddings)", per_example=False)
-SPECS = (Metric("itt", "both positives strictly above the negative (the paper's ITT)", primary=True),
-         Metric("itt_p1", "positive 1 strictly above the negative"),
-         Metric("itt_p2", "positive 2 strictly above the negative"), TOT)
-NO_TEXT_SCORES = ("the scorer gives no text-text similarity (it has no text_similarity: a diffusion scorer has no "
-                  "text embedding to compare), so the run stores no text_scores (a CLIP run scored before they were "
-                  "stored has none either: run it again into a new --out)")
+TOT = Metric(
+    "tot",
+    "text only: cos(P1, P2) strictly above cos(P1, N) and cos(P2, N) (the paper's TOT; needs a "
+    "scorer with text embeddings)",
+    per_example=False,
+)
+SPECS = (
+    Metric("itt", "both positives strictly above the negative (the paper's ITT)", primary=True),
+    Metric("itt_p1", "positive 1 strictly above the negative"),
+    Metric("itt_p2", "positive 2 strictly above the negative"),
+    TOT,
+)
+NO_TEXT_SCORES = (
+    "the scorer gives no text-text similarity (it has no text_similarity: a diffusion scorer has no "
+    "text embedding to compare), so the run stores no text_scores (a CLIP run scored before they were "
+    "stored has none either: run it again into a new --out)"
+)
 COMPARISONS = (("itt", (0, 0), (0, 2)), ("itt", (0, 1), (0, 2)))
 
 
@@ -49,8 +58,17 @@ class SugarCrepePPTask(Published, RankedTask):
     text_scores = True  # a scorer with text_similarity stores each example's 3 x 3 caption similarities
     SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
-    def __init__(self, *, captions_dir: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
-                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        *,
+        captions_dir: str | None = None,
+        data_dir: str | None = None,
+        revision: str | None = None,
+        split: str | None = None,
+        subsets: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        token: str | None = None,
+    ):
         self.captions_dir = captions_dir
         super().__init__(data_dir=data_dir, revision=revision, split=split, subsets=subsets, limit=limit, token=token)
 
@@ -71,16 +89,23 @@ class SugarCrepePPTask(Published, RankedTask):
         t = check_matrix(example_id, np.asarray(text_scores, dtype=np.float64), (3, 3))
         return float(t[0, 1] > t[0, 2] and t[0, 1] > t[1, 2])
 
-    def metrics_from_run(self, scores: Mapping[str, np.ndarray], infos: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def metrics_from_run(
+        self, scores: Mapping[str, np.ndarray], infos: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Any]:
         result = self.metrics(scores)
         have = {i: infos.get(i, {}).get("text_scores") for i in scores}
         missing = [i for i, t in have.items() if t is None]
         result["metric_specs"] = [*result["metric_specs"], asdict(TOT)]
         result["ci95"]["tot"] = None
         if not scores or missing:
-            why = NO_TEXT_SCORES if len(missing) == len(scores) else (
-                f"{len(missing)} of {len(scores)} examples have no stored text_scores (e.g. {missing[0]}; scored before "
-                "they were stored): run the task again into a new --out with a scorer that has text_similarity")
+            why = (
+                NO_TEXT_SCORES
+                if len(missing) == len(scores)
+                else (
+                    f"{len(missing)} of {len(scores)} examples have no stored text_scores (e.g. {missing[0]}; scored before "
+                    "they were stored): run the task again into a new --out with a scorer that has text_similarity"
+                )
+            )
             result["metrics"]["tot"] = None
             result["undefined_metrics"] = {"tot": why if scores else "no examples"}
             return result
@@ -98,8 +123,11 @@ class SugarCrepePPTask(Published, RankedTask):
         except DataError as exc:  # sugarcrepe's message, told of this task
             raise DataError(f"sugarcrepe-pp: {exc}".replace("sugarcrepe needs", "it needs")) from None
         beside = Path(self.data_dir).expanduser() if self.data_dir else None
-        if self.captions_dir is None and beside is not None and any(
-                (beside / d / f"{s}.json").is_file() for s in self.subsets for d in ("data", ".")):
+        if (
+            self.captions_dir is None
+            and beside is not None
+            and any((beside / d / f"{s}.json").is_file() for s in self.subsets for d in ("data", "."))
+        ):
             self.captions_dir = str(beside)  # the caption files laid beside the COCO folder
         if self.captions_dir is not None:
             root = Path(self.captions_dir).expanduser()
@@ -112,15 +140,23 @@ class SugarCrepePPTask(Published, RankedTask):
         for subset in self.subsets:
             path = next((p for p in (root / "data" / f"{subset}.json", root / f"{subset}.json") if p.is_file()), None)
             if path is None:
-                raise DataError(f"sugarcrepe-pp: no {subset}.json in {root} or {root / 'data'}. Get: {self.manifest['get']}")
+                raise DataError(
+                    f"sugarcrepe-pp: no {subset}.json in {root} or {root / 'data'}. Get: {self.manifest['get']}"
+                )
             try:
                 for case in json.loads(path.read_text(encoding="utf-8")):
-                    yield Row(id=f"{subset}-{case['id']}", images=(images / case["filename"],),
-                              captions=(case["caption"], case["caption2"], case["negative_caption"]),
-                              tags={"subset": [subset]}, correct=(0, 1))
+                    yield Row(
+                        id=f"{subset}-{case['id']}",
+                        images=(images / case["filename"],),
+                        captions=(case["caption"], case["caption2"], case["negative_caption"]),
+                        tags={"subset": [subset]},
+                        correct=(0, 1),
+                    )
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"sugarcrepe-pp: {path} is not a list of {{id, filename, caption, caption2, "
-                                f"negative_caption}} ({exc!r})") from None
+                raise DataError(
+                    f"sugarcrepe-pp: {path} is not a list of {{id, filename, caption, caption2, "
+                    f"negative_caption}} ({exc!r})"
+                ) from None
 
 
 def write_fixture(root: Any, n: int = 3) -> Any:
@@ -133,8 +169,15 @@ def write_fixture(root: Any, n: int = 3) -> Any:
             fname = f"{500000 + i:012d}.jpg"
             (root / "val2017" / fname).write_bytes(image_tile((150, 150, 30 * i), i))
             neg = f"A plant swats at a cat {i}." if i else f"A cat swats at a plant {i}."
-            cases.append({"id": i, "filename": fname, "caption": f"A cat swats at a plant {i}.",
-                          "caption2": f"The plant is swatted at by a cat {i}.", "negative_caption": neg})
+            cases.append(
+                {
+                    "id": i,
+                    "filename": fname,
+                    "caption": f"A cat swats at a plant {i}.",
+                    "caption2": f"The plant is swatted at by a cat {i}.",
+                    "negative_caption": neg,
+                }
+            )
         (root / "data" / f"{subset}.json").write_text(json.dumps(cases, indent=1))
     return root
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.taskbase import PairTask, Row
 
 from . import _hub
 from ._bench import Published, hub_images, image_tile
@@ -27,17 +27,32 @@ class VisMinTask(Published, PairTask):
         root = self.hub_folder(["data/*", "data/**"])
         ds, images = hub_images(_hub.local_split(self.name, self.manifest, root, self.split), ("image_0", "image_1"))
         for i, r in enumerate(ds.remove_columns(["image_0", "image_1"])):
-            yield Row(id=str(r["id"]), images=images[i], captions=(r["text_0"], r["text_1"]),
-                      tags={"category": [str(r["category"])]})
+            yield Row(
+                id=str(r["id"]),
+                images=images[i],
+                captions=(r["text_0"], r["text_1"]),
+                tags={"category": [str(r["category"])]},
+            )
 
 
 def write_fixture(root: Any, n: int = 4) -> Any:
     """A small VisMin in the Hub repository's layout: ``root/data/`` written by ``DatasetDict.save_to_disk``."""
     from datasets import Dataset, DatasetDict, Features, Image, Value
 
-    feats = Features({"image_0": Image(), "text_0": Value("string"), "image_1": Image(), "text_1": Value("string"),
-                      "question_1": Value("string"), "question_2": Value("string"), "question_3": Value("string"),
-                      "question_4": Value("string"), "id": Value("string"), "category": Value("string")})
+    feats = Features(
+        {
+            "image_0": Image(),
+            "text_0": Value("string"),
+            "image_1": Image(),
+            "text_1": Value("string"),
+            "question_1": Value("string"),
+            "question_2": Value("string"),
+            "question_3": Value("string"),
+            "question_4": Value("string"),
+            "id": Value("string"),
+            "category": Value("string"),
+        }
+    )
     cats = ("object", "attribute", "counting", "relation")
     rows: dict[str, list] = {k: [] for k in feats}
     for i in range(n):

@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from winoground_eval.errors import DataError
-from winoground_eval.contracts import Metric
-from winoground_eval.taskbase import RANKED_FIRST, RANKED_STRICT, RankedTask, Row
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.taskbase import RANKED_FIRST, RANKED_STRICT, RankedTask, Row
 
 from ._bench import Published, hub_images, image_tile
 
@@ -38,7 +38,11 @@ FILES = {
 }
 
 # the paper's Table 1: each the unweighted mean of its two subsets' accuracies (argmax convention)
-MACROS = {"controlled": ("controlled_a", "controlled_b"), "coco": ("coco_one", "coco_two"), "gqa": ("gqa_one", "gqa_two")}
+MACROS = {
+    "controlled": ("controlled_a", "controlled_b"),
+    "coco": ("coco_one", "coco_two"),
+    "gqa": ("gqa_one", "gqa_two"),
+}
 
 
 class WhatsUpTask(Published, RankedTask):
@@ -47,8 +51,17 @@ class WhatsUpTask(Published, RankedTask):
     SUBSETS = tuple(FILES)
     ties = "first"  # the authors' np.argmax with the true caption first
 
-    def __init__(self, *, source: str | None = None, data_dir: str | None = None, revision: str | None = None, split: str | None = None,
-                 subsets: tuple[str, ...] | None = None, limit: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        data_dir: str | None = None,
+        revision: str | None = None,
+        split: str | None = None,
+        subsets: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        token: str | None = None,
+    ):
         if source not in (None, "hub", "files"):
             raise DataError(f"whatsup source {source!r}: give 'files' (the authors' layout) or 'hub' (the mirror)")
         self.from_hub = (source or ("files" if data_dir else "hub")) == "hub"
@@ -59,15 +72,22 @@ class WhatsUpTask(Published, RankedTask):
 
     @property
     def metric_specs(self) -> tuple[Metric, ...]:  # type: ignore[override]
-        macros = tuple(Metric(m, f"mean of the {' and '.join(subs)} accuracies (the paper's Table 1)", per_example=False)
-                       for m, subs in MACROS.items() if all(x in self.subsets for x in subs))
+        macros = tuple(
+            Metric(m, f"mean of the {' and '.join(subs)} accuracies (the paper's Table 1)", per_example=False)
+            for m, subs in MACROS.items()
+            if all(x in self.subsets for x in subs)
+        )
         return (RANKED_FIRST, RANKED_STRICT, *macros)
 
     def aggregates(self, outcomes) -> dict[str, float]:
         by: dict[str, list[float]] = {}
         for i, out in outcomes.items():
             by.setdefault(self.row(i).tags["subset"][0], []).append(out["accuracy"])
-        return {m: sum(sum(by[x]) / len(by[x]) for x in subs) / 2 for m, subs in MACROS.items() if all(x in by for x in subs)}
+        return {
+            m: sum(sum(by[x]) / len(by[x]) for x in subs) / 2
+            for m, subs in MACROS.items()
+            if all(x in by for x in subs)
+        }
 
     def read_rows(self) -> Iterable[Row]:
         for subset in self.subsets:
@@ -75,14 +95,18 @@ class WhatsUpTask(Published, RankedTask):
 
     def _file_rows(self, subset: str) -> Iterable[Row]:
         if self.data_dir is None:
-            raise DataError(f"whatsup -t source=files needs --data-dir ({self.manifest['layout']}). Get: {self.manifest['get']}")
+            raise DataError(
+                f"whatsup -t source=files needs --data-dir ({self.manifest['layout']}). Get: {self.manifest['get']}"
+            )
         root = Path(self.data_dir).expanduser()
         name, folder, _ = FILES[subset]
         self.source_info = {"source": "the authors' files (amitakamath/whatsup_vlms layout)"}
         try:
             data = json.loads((root / name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise DataError(f"whatsup {subset}: {root / name} missing or unreadable ({exc}). Get: {self.manifest['get']}") from None
+            raise DataError(
+                f"whatsup {subset}: {root / name} missing or unreadable ({exc}). Get: {self.manifest['get']}"
+            ) from None
         for i, case in enumerate(data):
             try:
                 if subset.startswith("controlled"):
@@ -92,13 +116,19 @@ class WhatsUpTask(Published, RankedTask):
                 else:
                     image, captions = root / folder / f"{case[0]}.jpg", case[1:3]
             except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise DataError(f"whatsup {subset}: test case {i} of {root / name} is not as published ({exc!r})") from None
-            yield Row(id=f"{subset}-{i}", images=(image,), captions=tuple(str(c) for c in captions), tags={"subset": [subset]})
+                raise DataError(
+                    f"whatsup {subset}: test case {i} of {root / name} is not as published ({exc!r})"
+                ) from None
+            yield Row(
+                id=f"{subset}-{i}", images=(image,), captions=tuple(str(c) for c in captions), tags={"subset": [subset]}
+            )
 
     def _hub_rows(self, subset: str) -> Iterable[Row]:
         ds, images = hub_images(self.hub_split(FILES[subset][2]), ("image_options",))
         for i, r in enumerate(ds.remove_columns(["image_options"])):
-            yield Row(id=f"{subset}-{i}", images=images[i], captions=tuple(r["caption_options"]), tags={"subset": [subset]})
+            yield Row(
+                id=f"{subset}-{i}", images=images[i], captions=tuple(r["caption_options"]), tags={"subset": [subset]}
+            )
 
 
 def write_fixture(root: Any, n: int = 3) -> Any:
@@ -109,11 +139,17 @@ def write_fixture(root: Any, n: int = 3) -> Any:
     for i in range(n):
         name = f"mug_{('left_of', 'on', 'under')[i % 3]}_table_{i}.jpeg"
         (root / "controlled_images" / name).write_bytes(image_tile((120, 80, 40), i))
-        ctrl.append({"image_path": f"data/controlled_images/{name}",
-                     "caption_options": [f"A mug {p} a table" for p in ("on", "under", "left of", "right of")]})
+        ctrl.append(
+            {
+                "image_path": f"data/controlled_images/{name}",
+                "caption_options": [f"A mug {p} a table" for p in ("on", "under", "left of", "right of")],
+            }
+        )
         (root / "val2017" / f"{1000 + i:012d}.jpg").write_bytes(image_tile((40, 80, 120), i))
         coco.append([1000 + i, "A photo of a dog on the left", "A photo of a dog on the right"])
-    coco.append([1000, "A photo of a cat on the left", "A photo of a cat on the left"])  # published sets hold such repeats
+    coco.append(
+        [1000, "A photo of a cat on the left", "A photo of a cat on the left"]
+    )  # published sets hold such repeats
     (root / "controlled_images_dataset.json").write_text(json.dumps(ctrl))
     (root / "coco_qa_one_obj.json").write_text(json.dumps(coco))
     return root

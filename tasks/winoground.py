@@ -32,15 +32,15 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from winoground_eval.contracts import Example
-from winoground_eval.errors import DataError, ScoreFileError
-from winoground_eval.jsonl import cut, text_lines
-from winoground_eval.metrics import (
+from winoground_eval.core.contracts import Example
+from winoground_eval.core.errors import DataError, ScoreFileError
+from winoground_eval.core.jsonl import cut, text_lines
+from winoground_eval.core.metrics import (
     WINOGROUND_METRICS,
     winoground_metrics,
 )
-from winoground_eval.policy import hub_offline, hub_timeout, offline_variable
-from winoground_eval.taskbase import PairTask, Row
+from winoground_eval.core.policy import hub_offline, hub_timeout, offline_variable
+from winoground_eval.core.taskbase import PairTask, Row
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def _num_main_preds(value: Any, where: str) -> list[str]:
     else:
         ok = float(value).is_integer() if isinstance(value, float) else True
     if not ok:
-        raise DataError(f"{where}: num_main_preds {cut(repr(value), 80)} is not a whole number (e.g. 1 or 2); fix the file")
+        raise DataError(
+            f"{where}: num_main_preds {cut(repr(value), 80)} is not a whole number (e.g. 1 or 2); fix the file"
+        )
     return [str(int(float(value)) if not isinstance(value, str) else int(value))]
 
 
@@ -124,8 +126,9 @@ def open_rgb(source: Any, where: str) -> Image.Image:
             with Image.open(source) as img:
                 return _to_rgb(img, where)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{where}: image is too large to decode safely ({exc}); replace the file "
-                        "or use --skip-bad") from None
+        raise DataError(
+            f"{where}: image is too large to decode safely ({exc}); replace the file or use --skip-bad"
+        ) from None
     except (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{where}: image cannot be read ({exc}); replace the file") from None
 
@@ -157,8 +160,10 @@ def read_examples_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(row, dict) or "id" not in row:
             raise DataError(f"{path}:{lineno}: example lacks field id")
         if not _valid_id(row["id"]):
-            raise DataError(f"{path}:{lineno}: example at line {lineno} has an invalid id {cut(row['id'], 80)} "
-                            "(ids are whole numbers or non-empty strings)")
+            raise DataError(
+                f"{path}:{lineno}: example at line {lineno} has an invalid id {cut(row['id'], 80)} "
+                "(ids are whole numbers or non-empty strings)"
+            )
         _num_main_preds(row.get("num_main_preds"), f"{path}:{lineno}: example {cut(row['id'], 80)}")
         yield lineno, row
 
@@ -210,7 +215,9 @@ class LocalSource:
     def __init__(self, data_dir: str | Path):
         root = Path(data_dir).expanduser()
         if not root.is_dir():
-            raise DataError(f"--data-dir {root} is not a directory; point it at a copy of the {HF_REPO} dataset repository")
+            raise DataError(
+                f"--data-dir {root} is not a directory; point it at a copy of the {HF_REPO} dataset repository"
+            )
         for base in (root, root / "data"):
             if (base / "examples.jsonl").is_file():
                 self.base = base
@@ -245,8 +252,10 @@ class LocalSource:
         if not names:
             return None
         if len(names) > 1:
-            raise DataError(f"example {row['id']}: image {stem} is ambiguous in {self.where}: "
-                            f"{' and '.join(names)} are both there; remove all but one")
+            raise DataError(
+                f"example {row['id']}: image {stem} is ambiguous in {self.where}: "
+                f"{' and '.join(names)} are both there; remove all but one"
+            )
         return names[0]
 
     def image_digests(self, rows: list[dict[str, Any]]) -> list[list[str | None]]:
@@ -382,13 +391,19 @@ class HubSource:
             except OSError as exc:
                 raise _offline_error(endpoint, _scrub(str(exc), self.token)) from None
             try:
-                info = HfApi(endpoint=endpoint).dataset_info(HF_REPO, revision=revision, token=self.token, timeout=timeout)
+                info = HfApi(endpoint=endpoint).dataset_info(
+                    HF_REPO, revision=revision, token=self.token, timeout=timeout
+                )
             except GatedRepoError:
                 raise _auth_error("gated: terms not accepted, or no token") from None
             except RevisionNotFoundError:
-                raise DataError(f"{HF_REPO} has no revision {revision!r}; fix --revision or data_manifests/{MANIFEST}") from None
+                raise DataError(
+                    f"{HF_REPO} has no revision {revision!r}; fix --revision or data_manifests/{MANIFEST}"
+                ) from None
             except RepositoryNotFoundError as exc:
-                raise _auth_error(f"not found or not authorised: {_scrub(str(exc).splitlines()[0], self.token)}") from None
+                raise _auth_error(
+                    f"not found or not authorised: {_scrub(str(exc).splitlines()[0], self.token)}"
+                ) from None
             except HfHubHTTPError as exc:
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 if status in (401, 403):
@@ -473,8 +488,10 @@ def _captions(row: Mapping[str, Any]) -> tuple[str, str]:
     captions = tuple(row.get(f"caption_{k}") for k in range(2))
     for k, c in enumerate(captions):
         if c is not None and not isinstance(c, str):
-            raise DataError(f"example {row['id']}: caption_{k} must be a string, got {type(c).__name__} "
-                            f"({cut(c, 80)}); fix the dataset or use --skip-bad")
+            raise DataError(
+                f"example {row['id']}: caption_{k} must be a string, got {type(c).__name__} "
+                f"({cut(c, 80)}); fix the dataset or use --skip-bad"
+            )
         if c is None or not c.strip():
             raise DataError(f"example {row['id']}: caption_{k} is missing or empty; fix the dataset or use --skip-bad")
     return captions  # type: ignore[return-value]
@@ -488,8 +505,14 @@ class WinogroundTask(PairTask):
     version = "1"
     metric_specs = WINOGROUND_METRICS
 
-    def __init__(self, *, data_dir: str | None = None, revision: str | None = None, limit: int | None = None,
-                 token: str | None = None):
+    def __init__(
+        self,
+        *,
+        data_dir: str | None = None,
+        revision: str | None = None,
+        limit: int | None = None,
+        token: str | None = None,
+    ):
         manifest = packaged_manifest(MANIFEST)
         if data_dir is not None:
             self.source: LocalSource | HubSource = LocalSource(data_dir)
@@ -567,7 +590,9 @@ class WinogroundTask(PairTask):
         own = [p for p in (metadata.parent / LOCAL_MANIFEST, metadata.parent.parent / LOCAL_MANIFEST) if p.is_file()]
         why_hard = not own or bool(json.loads(own[0].read_text()).get("why_hard_tags"))
         tags = tags_from_jsonl(metadata, why_hard=why_hard)
-        has_captions = rows and all(isinstance(r.get("caption_0"), str) and isinstance(r.get("caption_1"), str) for r in rows)
+        has_captions = rows and all(
+            isinstance(r.get("caption_0"), str) and isinstance(r.get("caption_1"), str) for r in rows
+        )
         # images included (issue 14): known only when the metadata sits in a local copy with its images
         return [str(r["id"]) for r in rows], tags, fingerprint_of_metadata(metadata) if has_captions else None
 
@@ -582,7 +607,9 @@ class WinogroundTask(PairTask):
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"no scores for {len(missing)} example(s) of the metadata (first: {', '.join(missing[:5])})")
+                parts.append(
+                    f"no scores for {len(missing)} example(s) of the metadata (first: {', '.join(missing[:5])})"
+                )
             if extra:
                 parts.append(f"scores for {len(extra)} id(s) the metadata lacks (first: {', '.join(extra[:5])})")
             raise ScoreFileError("the score file and --metadata disagree: " + "; ".join(parts))

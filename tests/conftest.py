@@ -34,45 +34,47 @@ def pytest_configure(config):
 # a quiet 2-core machine (`pytest -n auto -m "not slow" --durations=0`), which kept
 # `make test-fast` over a minute. `make test` (and CI) runs them. A full collection that no
 # longer finds one of these ids stops with its name, so the list cannot rot silently.
-SLOW_BY_MEASURE = frozenset({
-    "tests/test_benchmarks.py::test_sharing_bound_counts_only_work_before_the_caption",
-    "tests/test_calibration.py::test_calibrate_end_to_end_on_a_tiny_run",
-    "tests/test_calibration.py::test_the_relative_scale_is_chosen_for_errors_of_different_size_and_helps_held_out",
-    "tests/test_contract_all.py::test_batch_size_does_not_change_scores[diffusers:]",
-    "tests/test_contract_all.py::test_batched_evaluate_equals_score_and_config_is_stable_json[diffusers:pixel-v]",
-    "tests/test_contract_all.py::test_scorer_shape_and_permutations[diffusers:]",
-    "tests/test_contract_all.py::test_scorer_shape_and_permutations[diffusers:pixel-v]",
-    "tests/test_diffusion.py::test_config_records_what_changes_numbers",
-    "tests/test_diffusion_adaptive.py::test_a_grid_too_large_for_the_window_names_n_samples",
-    "tests/test_diffusion_adaptive.py::test_adaptive_equals_the_reference_restatement[l2-n_samples0-to_keep0-32]",
-    "tests/test_diffusion_adaptive.py::test_any_conditioning_serves_every_mode",
-    "tests/test_diffusion_faults.py::test_oom_halves_the_batch_and_gives_the_same_scores",
-    "tests/test_diffusion_options.py::test_configs_equal_the_recorded_ones",
-    "tests/test_diffusion_options.py::test_fingerprint_ignores_the_writers_version_keys",
-    "tests/test_early_stopping.py::test_full_budget_equals_the_plain_scorer",
-    "tests/test_early_stopping.py::test_stopping_stores_nan_and_scores_from_what_was_evaluated",
-    "tests/test_every_command_every_task.py::test_choose_timesteps_on_a_diffusion_run_of_the_task[winoground]",
-    "tests/test_families.py::test_lora_changes_the_config_and_so_the_run_id",
-    "tests/test_families.py::test_lora_option_loads_through_diffusers_or_says_peft_is_missing[sd]",
-    "tests/test_families.py::test_sd3_errors_are_its_formula[sd3-no-t5]",
-    "tests/test_families.py::test_sd3_errors_are_its_formula[sd3]",
-    "tests/test_families.py::test_sdxl_errors_are_its_formula",
-    "tests/test_family_strategies.py::test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable[dit]",
-    "tests/test_faults.py::test_silent_hub_dataset_fails_within_seconds",
-    "tests/test_faults.py::test_silent_hub_model_fails_within_seconds",
-    "tests/test_faults.py::test_silent_hub_through_the_cli",
-    "tests/test_faults_round2.py::test_a_stalled_dataset_download_fails_within_seconds",
-    "tests/test_faults_round2.py::test_silent_hub_dit_model_index_fails_within_seconds",
-    "tests/test_scorer_config.py::test_per_image_noise",
-    "tests/test_sequential.py::test_boundary_lies_between_one_look_and_bonferroni",
-    "tests/test_sequential.py::test_stopping_saves_calls_on_easy_comparisons",
-    "tests/test_sequential.py::test_wrong_decisions_stay_within_the_stated_rate[False]",
-    "tests/test_timestep_plan.py::test_a_control_variate_along_a_weights_plan_keeps_its_estimand",
-    "tests/test_timestep_plan.py::test_elimination_along_a_plan_finds_the_best_and_takes_a_ranking",
-    "tests/test_timestep_plan.py::test_sequential_test_along_a_plan_keeps_its_error_rate_and_saves_calls",
-    "tests/test_timestep_plan.py::test_uniform_weights_are_the_plain_estimate_and_boundary",
-    "tests/test_tiny_models.py::test_tiny_diffusion_takes_every_diffusers_option_but_revision",
-})
+SLOW_BY_MEASURE = frozenset(
+    {
+        "tests/test_benchmarks.py::test_sharing_bound_counts_only_work_before_the_caption",
+        "tests/test_calibration.py::test_calibrate_end_to_end_on_a_tiny_run",
+        "tests/test_calibration.py::test_the_relative_scale_is_chosen_for_errors_of_different_size_and_helps_held_out",
+        "tests/test_contract_all.py::test_batch_size_does_not_change_scores[diffusers:]",
+        "tests/test_contract_all.py::test_batched_evaluate_equals_score_and_config_is_stable_json[diffusers:pixel-v]",
+        "tests/test_contract_all.py::test_scorer_shape_and_permutations[diffusers:]",
+        "tests/test_contract_all.py::test_scorer_shape_and_permutations[diffusers:pixel-v]",
+        "tests/test_diffusion.py::test_config_records_what_changes_numbers",
+        "tests/test_diffusion_adaptive.py::test_a_grid_too_large_for_the_window_names_n_samples",
+        "tests/test_diffusion_adaptive.py::test_adaptive_equals_the_reference_restatement[l2-n_samples0-to_keep0-32]",
+        "tests/test_diffusion_adaptive.py::test_any_conditioning_serves_every_mode",
+        "tests/test_diffusion_faults.py::test_oom_halves_the_batch_and_gives_the_same_scores",
+        "tests/test_diffusion_options.py::test_configs_equal_the_recorded_ones",
+        "tests/test_diffusion_options.py::test_fingerprint_ignores_the_writers_version_keys",
+        "tests/test_early_stopping.py::test_full_budget_equals_the_plain_scorer",
+        "tests/test_early_stopping.py::test_stopping_stores_nan_and_scores_from_what_was_evaluated",
+        "tests/test_every_command_every_task.py::test_choose_timesteps_on_a_diffusion_run_of_the_task[winoground]",
+        "tests/test_families.py::test_lora_changes_the_config_and_so_the_run_id",
+        "tests/test_families.py::test_lora_option_loads_through_diffusers_or_says_peft_is_missing[sd]",
+        "tests/test_families.py::test_sd3_errors_are_its_formula[sd3-no-t5]",
+        "tests/test_families.py::test_sd3_errors_are_its_formula[sd3]",
+        "tests/test_families.py::test_sdxl_errors_are_its_formula",
+        "tests/test_family_strategies.py::test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable[dit]",
+        "tests/test_faults.py::test_silent_hub_dataset_fails_within_seconds",
+        "tests/test_faults.py::test_silent_hub_model_fails_within_seconds",
+        "tests/test_faults.py::test_silent_hub_through_the_cli",
+        "tests/test_faults_round2.py::test_a_stalled_dataset_download_fails_within_seconds",
+        "tests/test_faults_round2.py::test_silent_hub_dit_model_index_fails_within_seconds",
+        "tests/test_scorer_config.py::test_per_image_noise",
+        "tests/test_sequential.py::test_boundary_lies_between_one_look_and_bonferroni",
+        "tests/test_sequential.py::test_stopping_saves_calls_on_easy_comparisons",
+        "tests/test_sequential.py::test_wrong_decisions_stay_within_the_stated_rate[False]",
+        "tests/test_timestep_plan.py::test_a_control_variate_along_a_weights_plan_keeps_its_estimand",
+        "tests/test_timestep_plan.py::test_elimination_along_a_plan_finds_the_best_and_takes_a_ranking",
+        "tests/test_timestep_plan.py::test_sequential_test_along_a_plan_keeps_its_error_rate_and_saves_calls",
+        "tests/test_timestep_plan.py::test_uniform_weights_are_the_plain_estimate_and_boundary",
+        "tests/test_tiny_models.py::test_tiny_diffusion_takes_every_diffusers_option_but_revision",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,9 +83,15 @@ def pytest_collection_modifyitems(config, items):
         if item.nodeid in SLOW_BY_MEASURE:
             item.add_marker(pytest.mark.slow)
             seen.add(item.nodeid)
-    full = not config.getoption("keyword") and not config.getoption("markexpr") and config.args in (["tests"], [], ["tests/"])
+    full = (
+        not config.getoption("keyword")
+        and not config.getoption("markexpr")
+        and config.args in (["tests"], [], ["tests/"])
+    )
     if full and len(items) > 500 and SLOW_BY_MEASURE - seen:
-        raise pytest.UsageError(f"tests/conftest.py SLOW_BY_MEASURE names tests that no longer exist: {sorted(SLOW_BY_MEASURE - seen)}")
+        raise pytest.UsageError(
+            f"tests/conftest.py SLOW_BY_MEASURE names tests that no longer exist: {sorted(SLOW_BY_MEASURE - seen)}"
+        )
 
 
 @pytest.fixture

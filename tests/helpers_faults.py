@@ -3,7 +3,7 @@
 import numpy as np
 
 from winoground_eval.baselines.dummy import DummyScorer
-from winoground_eval.contracts import Scored
+from winoground_eval.core.contracts import Scored
 
 
 class WithArrays(DummyScorer):

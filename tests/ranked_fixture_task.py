@@ -16,8 +16,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 from PIL import Image, ImageDraw
 
-from winoground_eval.contracts import Example, Metric
-from winoground_eval.metrics import breakdown_groups, check_matrix, ranked_comparisons, ranked_has_tie, ranked_outcome, summarize
+from winoground_eval.core.contracts import Example, Metric
+from winoground_eval.core.metrics import (
+    breakdown_groups,
+    check_matrix,
+    ranked_comparisons,
+    ranked_has_tie,
+    ranked_outcome,
+    summarize,
+)
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 60)}
 SHAPES = ("circle", "square")
@@ -58,18 +65,29 @@ class RankedShapes:
         self._fingerprint = h.hexdigest()[:16]
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "source": "tests/ranked_fixture_task.py",
-                "data_fingerprint": self._fingerprint}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": "tests/ranked_fixture_task.py",
+            "data_fingerprint": self._fingerprint,
+        }
 
     def metadata(self) -> dict[str, Mapping[str, Any]]:
         return dict(self._tags)
 
-    def examples(self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None) -> Iterator[Example]:
+    def examples(
+        self, skip: Iterable[str] = (), on_error: Callable[[str, Exception], None] | None = None
+    ) -> Iterator[Example]:
         skip = set(skip)
         for ex_id, colour, shape, captions, _ in self.specs:
             if ex_id not in skip:
-                yield Example(ex_id, (_draw(colour, shape),), captions, self._tags[ex_id],
-                              comparisons=ranked_comparisons(len(captions)))
+                yield Example(
+                    ex_id,
+                    (_draw(colour, shape),),
+                    captions,
+                    self._tags[ex_id],
+                    comparisons=ranked_comparisons(len(captions)),
+                )
 
     def outcomes(self, example_id: str, scores: np.ndarray) -> dict[str, float]:
         return ranked_outcome(check_matrix(example_id, scores))
@@ -84,6 +102,10 @@ class RankedShapes:
         for i, o in outcomes.items():
             per_kind.setdefault(self._tags[i]["kind"][0], []).append(o["accuracy"])
         macro = float(np.mean([np.mean(v) for v in per_kind.values()])) if per_kind else None
-        return summarize(self.metric_specs, outcomes, groups=groups,
-                         tie_ids=[i for i, s in scores.items() if ranked_has_tie(np.asarray(s))],
-                         aggregates={"macro_accuracy": macro})
+        return summarize(
+            self.metric_specs,
+            outcomes,
+            groups=groups,
+            tie_ids=[i for i, s in scores.items() if ranked_has_tie(np.asarray(s))],
+            aggregates={"macro_accuracy": macro},
+        )

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import winoground_eval as wg
-from winoground_eval.cli import main
-from winoground_eval.errors import ConfigError
+from winoground_eval.cli.main import main
+from winoground_eval.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTIONS = ["a red circle left of a blue square", "a blue square left of a red circle"]

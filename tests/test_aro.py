@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winoground_eval.errors import DataError
-from winoground_eval.runner import RunSpec, open_store, run
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.runner import RunSpec, open_store, run
 from winoground_eval.tasks import aro
 from winoground_eval.tasks.aro import AroTask
 
@@ -31,14 +31,33 @@ def _fake_aro(root, *, relations, pairs, order=False):
         box = (4 + i % 5, 3, 20 + i % 7, 10 + i % 3)
         _vg_image(root / "images" / f"r{i}.png", box, (200, 30, 30))
         x, y, w, h = box
-        rel_cases.append({"image_id": str(i), "image_path": f"r{i}.png", "bbox_x": x, "bbox_y": y, "bbox_w": w,
-                          "bbox_h": h, "relation_name": relation, "true_caption": f"the cup is {relation} the table",
-                          "false_caption": f"the table is {relation} the cup"})
+        rel_cases.append(
+            {
+                "image_id": str(i),
+                "image_path": f"r{i}.png",
+                "bbox_x": x,
+                "bbox_y": y,
+                "bbox_w": w,
+                "bbox_h": h,
+                "relation_name": relation,
+                "true_caption": f"the cup is {relation} the table",
+                "false_caption": f"the table is {relation} the cup",
+            }
+        )
     for i, (a, b) in enumerate(pairs):
         _vg_image(root / "images" / f"a{i}.png", (10, 10, 16, 16), (30, 30, 200))
-        att_cases.append({"image_path": f"a{i}.png", "bbox_x": 10, "bbox_y": 10, "bbox_w": 16, "bbox_h": 16,
-                          "attributes": [a, b], "true_caption": f"the {a} cup and the {b} table",
-                          "false_caption": f"the {b} cup and the {a} table"})
+        att_cases.append(
+            {
+                "image_path": f"a{i}.png",
+                "bbox_x": 10,
+                "bbox_y": 10,
+                "bbox_w": 16,
+                "bbox_h": 16,
+                "attributes": [a, b],
+                "true_caption": f"the {a} cup and the {b} table",
+                "false_caption": f"the {b} cup and the {a} table",
+            }
+        )
     (root / "visual_genome_relation.json").write_text(json.dumps(rel_cases))
     (root / "visual_genome_attribution.json").write_text(json.dumps(att_cases))
     if order:
@@ -47,8 +66,18 @@ def _fake_aro(root, *, relations, pairs, order=False):
         cases = []
         for i in range(3):
             Image.new("RGB", (20, 20), (0, 90 * i, 0)).save(coco / "val2014" / f"c{i}.jpg")
-            cases.append({"image": f"val2014/c{i}.jpg", "caption_options": [f"a dog on grass {i}", "dog a on grass",
-                          "grass on a dog", "a grass dog on", "on dog a grass"]})
+            cases.append(
+                {
+                    "image": f"val2014/c{i}.jpg",
+                    "caption_options": [
+                        f"a dog on grass {i}",
+                        "dog a on grass",
+                        "grass on a dog",
+                        "a grass dog on",
+                        "on dog a grass",
+                    ],
+                }
+            )
         (coco / "coco_order.json").write_text(json.dumps(cases))
         os.symlink(coco / "coco_order.json", root / "coco_order.json")
     return root
@@ -65,7 +94,9 @@ def test_manifest_says_where_to_get_everything():
 def test_missing_data_errors_name_the_folder_and_the_source(tmp_path):
     with pytest.raises(DataError, match="--data-dir.*visual_genome_relation.json.*vision-language-models-are-bows"):
         AroTask()
-    with pytest.raises(DataError, match=rf"{tmp_path}/visual_genome_relation.json not found.*1kX2iCHEv0CADL8dSO1nMdW-V0NqIAiP3"):
+    with pytest.raises(
+        DataError, match=rf"{tmp_path}/visual_genome_relation.json not found.*1kX2iCHEv0CADL8dSO1nMdW-V0NqIAiP3"
+    ):
         AroTask(data_dir=str(tmp_path))
     (tmp_path / "visual_genome_relation.json").write_text("[]")
     with pytest.raises(DataError, match=r"images not found.*vgr_vga_images.zip"):
@@ -122,7 +153,10 @@ def test_order_subsets_from_dumped_test_cases(tmp_path):
     exs = list(only.examples())
     assert [len(e.captions) for e in exs] == [5, 5, 5] and abs(exs[2].images[0].getpixel((0, 0))[1] - 180) <= 2
     assert exs[0].comparisons == tuple(("accuracy", (0, 0), (0, k)) for k in range(1, 5))
-    scores = {e.id: np.array([[1.0, 0.0, 0.0, 0.0, 0.0]]) if e.id != "coco_order-1" else np.array([[0.0, 0, 0, 0, 1]]) for e in exs}
+    scores = {
+        e.id: np.array([[1.0, 0.0, 0.0, 0.0, 0.0]]) if e.id != "coco_order-1" else np.array([[0.0, 0, 0, 0, 1]])
+        for e in exs
+    }
     result = only.metrics(scores)
     assert result["metrics"]["coco_order"] == pytest.approx(2 / 3)
     assert [m["name"] for m in result["metric_specs"] if m["primary"]] == ["coco_order"]
@@ -138,7 +172,10 @@ def test_through_the_runner_with_skip_bad_and_fingerprint(tmp_path):
     before = AroTask(data_dir=str(root)).info()
     (root / "images" / "r1.png").unlink()
     task = AroTask(data_dir=str(root), limit=3)
-    assert task.info()["data_fingerprint"] != before["data_fingerprint"] and task.info()["subsets"] == ["vg_relation", "vg_attribution"]
+    assert task.info()["data_fingerprint"] != before["data_fingerprint"] and task.info()["subsets"] == [
+        "vg_relation",
+        "vg_attribution",
+    ]
     with pytest.raises(DataError, match="vg_relation-1"):
         list(task.examples())
     spec = RunSpec("aro", "dummy", tmp_path / "runs", limit=3, skip_bad=True)
@@ -158,21 +195,35 @@ def test_order_ties_count_as_aro_counts_them_with_the_strict_figure_beside(tmp_p
     (tmp_path / "coco2014" / "coco_order.json").write_text(json.dumps(cases))
     task = AroTask(data_dir=str(root))
     names = [(m.name, m.primary, m.per_example) for m in task.metric_specs]
-    assert names == [("accuracy", False, True), ("accuracy_strict", False, True), ("vg_relation", True, False),
-                     ("vg_attribution", False, False), ("coco_order", False, False), ("coco_order_strict", False, False)]
+    assert names == [
+        ("accuracy", False, True),
+        ("accuracy_strict", False, True),
+        ("vg_relation", True, False),
+        ("vg_attribution", False, False),
+        ("coco_order", False, False),
+        ("coco_order_strict", False, False),
+    ]
     tie5 = np.array([[1.0, 1.0, 0.0, 0.0, 0.0]])
-    scores = {"vg_relation-0": np.array([[1.0, 1.0]]), "vg_relation-1": np.array([[2.0, 1.0]]),
-              "vg_attribution-0": np.array([[2.0, 1.0]]),
-              "coco_order-0": tie5, "coco_order-1": np.array([[0.0, 1.0, 0.0, 0.0, 0.0]]),
-              "coco_order-2": np.array([[3.0, 0.0, 0.0, 3.0, 0.0]])}
+    scores = {
+        "vg_relation-0": np.array([[1.0, 1.0]]),
+        "vg_relation-1": np.array([[2.0, 1.0]]),
+        "vg_attribution-0": np.array([[2.0, 1.0]]),
+        "coco_order-0": tie5,
+        "coco_order-1": np.array([[0.0, 1.0, 0.0, 0.0, 0.0]]),
+        "coco_order-2": np.array([[3.0, 0.0, 0.0, 3.0, 0.0]]),
+    }
     result = task.metrics(scores)
     assert result["metrics"]["coco_order"] == pytest.approx(2 / 3)  # two ties, right as ARO counts them
     assert result["metrics"]["coco_order_strict"] == 0.0
     assert result["metrics"]["vg_relation"] == pytest.approx(0.5)  # the VG tie is wrong, as in ARO's code
     assert result["per_example"]["vg_relation-0"] == {"accuracy": 0.0, "accuracy_strict": 0.0}
     assert result["per_example"]["coco_order-0"] == {"accuracy": 1.0, "accuracy_strict": 0.0}
-    assert result["metrics"]["accuracy"] == pytest.approx(4 / 6) and result["metrics"]["accuracy_strict"] == pytest.approx(2 / 6)
-    assert result["tie_ids"] == ["vg_relation-0", "coco_order-0", "coco_order-2"] and result["n_ties_counted_correct"] == 2
+    assert result["metrics"]["accuracy"] == pytest.approx(4 / 6) and result["metrics"][
+        "accuracy_strict"
+    ] == pytest.approx(2 / 6)
+    assert (
+        result["tie_ids"] == ["vg_relation-0", "coco_order-0", "coco_order-2"] and result["n_ties_counted_correct"] == 2
+    )
     assert result["identical_negative_ids"] == ["coco_order-2"] and result["n_identical_negatives"] == 1
     only = AroTask(data_dir=str(root), subsets=("coco_order",))
     assert [m.name for m in only.metric_specs if m.primary] == ["coco_order"]

@@ -29,9 +29,26 @@ def bench():
 @pytest.mark.slow  # a benchmark script end to end
 def test_bench_diffusion_prints_the_side_by_side(bench, capsys):
     argv = [
-        "--model", "random", "--threads", "1", "--repeats", "1", "--dtypes", "float32", "--batch-sizes", "4",
-        "--tiny-timesteps", "2", "--compare-timesteps", "3", "--compare-batches", "1:8,8:8",
-        "--sequential-examples", "1", "--sequential-timesteps", "40",
+        "--model",
+        "random",
+        "--threads",
+        "1",
+        "--repeats",
+        "1",
+        "--dtypes",
+        "float32",
+        "--batch-sizes",
+        "4",
+        "--tiny-timesteps",
+        "2",
+        "--compare-timesteps",
+        "3",
+        "--compare-batches",
+        "1:8,8:8",
+        "--sequential-examples",
+        "1",
+        "--sequential-timesteps",
+        "40",
     ]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
@@ -49,7 +66,9 @@ def test_sharing_bound_counts_only_work_before_the_caption(bench):
     work = bench.shareable_work(unet, torch.device("cpu"), torch.float32, text_length=77)
     assert 0 < work["caption_free"] < work["total"] and 0 < work["image_free"] < work["total"]
     # the key/value projections of the caption: 2 x (77 x in x out) multiply-adds per cross-attention
-    want = sum(2 * 2 * 77 * m.to_k.in_features * m.to_k.out_features for n, m in unet.named_modules() if n.endswith("attn2"))
+    want = sum(
+        2 * 2 * 77 * m.to_k.in_features * m.to_k.out_features for n, m in unet.named_modules() if n.endswith("attn2")
+    )
     assert work["image_free"] == want
 
 
@@ -57,14 +76,29 @@ def test_sharing_bound_counts_only_work_before_the_caption(bench):
 def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
     bench_es = _load("bench_early_stopping")
     argv = [
-        "--split", "val", "--limit", "2", "--n-timesteps", "40", "--normalize", "none", "--out", str(tmp_path),
-        "--min-timesteps", "8", "--round-size", "8", "--decide", "text", "--json",
+        "--split",
+        "val",
+        "--limit",
+        "2",
+        "--n-timesteps",
+        "40",
+        "--normalize",
+        "none",
+        "--out",
+        str(tmp_path),
+        "--min-timesteps",
+        "8",
+        "--round-size",
+        "8",
+        "--decide",
+        "text",
+        "--json",
     ]
     assert bench_es.main(argv) == 0
     out = capsys.readouterr().out
     import json
 
-    report = json.loads(out[out.index("{"):])
+    report = json.loads(out[out.index("{") :])
     text = report["results"]["text"]
     assert text["n_examples"] == 2 and text["calls_full_needed"] == 4 * 40
     assert 0 < text["calls_stopping"] <= text["calls_full_needed"]
@@ -73,7 +107,19 @@ def test_bench_early_stopping_runs_and_replays(tmp_path, capsys):
 @pytest.mark.slow  # a benchmark script end to end
 def test_bench_classify_runs_at_tiny_settings(capsys):
     bench_c = _load("bench_classify")
-    argv = ["--limit", "2", "--schedule", "2,4/2,1", "--sequential", "8", "--min-timesteps", "4", "--round-size", "2", "--json"]
+    argv = [
+        "--limit",
+        "2",
+        "--schedule",
+        "2,4/2,1",
+        "--sequential",
+        "8",
+        "--min-timesteps",
+        "4",
+        "--round-size",
+        "2",
+        "--json",
+    ]
     assert bench_c.main(argv) == 0
     import json
 

@@ -1,4 +1,4 @@
-"""Temperature scaling (winoground_eval/calibration.py) and `wg-eval calibrate`."""
+"""Temperature scaling (winoground_eval/results/calibration.py) and `wg-eval calibrate`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from winoground_eval import calibration as cal
-from winoground_eval.cli import main
-from winoground_eval.errors import ConfigError
+from winoground_eval.cli.main import main
+from winoground_eval.core.errors import ConfigError
+from winoground_eval.results import calibration as cal
 
 
 def _synthetic(n: int, temperature: float, seed: int) -> list[cal.Row]:
@@ -110,9 +110,31 @@ def test_elimination_and_adaptive_rows_are_undefined_not_invented():
 def test_calibrate_end_to_end_on_a_tiny_run(tmp_path, capsys):
     out = str(tmp_path)
     for split in ("val", "test"):
-        assert main(["run", "--task", "shapes-classify", "--split", split, "--scorer", "tiny-clip", "--limit", "40",
-                     "--out", out, "-q", "--threads", "1"]) == 0
-    runs = {json.loads((p / "run.json").read_text())["task"]["split"]: p for p in tmp_path.glob("shapes-classify/tiny-clip/*")}
+        assert (
+            main(
+                [
+                    "run",
+                    "--task",
+                    "shapes-classify",
+                    "--split",
+                    split,
+                    "--scorer",
+                    "tiny-clip",
+                    "--limit",
+                    "40",
+                    "--out",
+                    out,
+                    "-q",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
+    runs = {
+        json.loads((p / "run.json").read_text())["task"]["split"]: p
+        for p in tmp_path.glob("shapes-classify/tiny-clip/*")
+    }
     capsys.readouterr()
     assert main(["calibrate", str(runs["test"]), "--val-run", str(runs["val"]), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from winoground_eval.baselines.dummy import DummyScorer
-from winoground_eval.errors import DataError
-from winoground_eval.runner import RunSpec, open_store, run
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.runner import RunSpec, open_store, run
 from winoground_eval.tasks.captions import from_captions_spec
 
 
@@ -32,7 +32,12 @@ def folder(tmp_path):
 
 def _ranked_rows():
     return [
-        {"id": "r1", "images": ["a.png"], "captions": ["red", "blue", "green"], "tags": {"kind": "colour", "multi": ["x", "y"]}},
+        {
+            "id": "r1",
+            "images": ["a.png"],
+            "captions": ["red", "blue", "green"],
+            "tags": {"kind": "colour", "multi": ["x", "y"]},
+        },
         {"id": "r2", "images": ["b.png"], "captions": ["blue", "navy"], "tags": {"kind": "colour"}},
         {"id": "r3", "images": ["c.png"], "captions": ["green", "red"]},
     ]
@@ -113,7 +118,10 @@ def test_paired_file_gets_text_image_group(folder, tmp_path):
         ({"id": "z", "images": ["a.png"], "captions": ["x", "y"], "tags": {"k": 3}}, "tag 'k'"),
         ({"id": "z", "images": ["a.png"], "captions": ["x", "y"], "extra": 1}, "unknown field"),
         ({"id": "r1", "images": ["a.png"], "captions": ["x", "y"]}, "duplicate id 'r1' .first on line 1"),
-        ({"id": "z", "images": ["a.png", "b.png"], "captions": ["x", "y"]}, "is 2x2 but the file's first example .line 1. is 1xN"),
+        (
+            {"id": "z", "images": ["a.png", "b.png"], "captions": ["x", "y"]},
+            "is 2x2 but the file's first example .line 1. is 1xN",
+        ),
     ],
 )
 def test_bad_lines_name_file_line_and_problem(folder, line, message):

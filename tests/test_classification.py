@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winoground_eval.errors import DataError
+from winoground_eval.core.errors import DataError
 from winoground_eval.tasks import classification as cls
 from winoground_eval.testing.classification_fixtures import write_cifar10, write_fixture
 
@@ -34,7 +34,11 @@ def draw(colour, shape: str, mode: str = "RGB") -> Image.Image:
 
 
 def write_imagefolder(root: Path) -> Path:
-    spec = {"red_square": ((220, 20, 20), "square"), "blue_circle": ((20, 20, 220), "circle"), "green_square": ((20, 180, 20), "square")}
+    spec = {
+        "red_square": ((220, 20, 20), "square"),
+        "blue_circle": ((20, 20, 220), "circle"),
+        "green_square": ((20, 180, 20), "square"),
+    }
     for k, (name, (colour, shape)) in enumerate(spec.items()):
         (root / name).mkdir(parents=True)
         for i in range(3):
@@ -82,7 +86,11 @@ def test_cifar10_limit_subset_per_class(tmp_path):
     per = cls.cifar10(data_dir=str(tmp_path), per_class=2)
     assert len(per.metadata()) == 20 and per.info()["per_class"] == 2
     np.save(tmp_path / "subset.npy", np.array([5, 2, 29]))
-    assert list(cls.cifar10(data_dir=str(tmp_path), subset=str(tmp_path / "subset.npy")).metadata()) == ["test-5", "test-2", "test-29"]
+    assert list(cls.cifar10(data_dir=str(tmp_path), subset=str(tmp_path / "subset.npy")).metadata()) == [
+        "test-5",
+        "test-2",
+        "test-29",
+    ]
     (tmp_path / "bad.txt").write_text("3\n99\n")
     with pytest.raises(DataError, match="outside 0..29"):
         cls.cifar10(data_dir=str(tmp_path), subset=str(tmp_path / "bad.txt"))
@@ -179,7 +187,10 @@ def test_flowers_food_aircraft_layouts(tmp_path):
     assert [t["label"] for t in flowers.metadata().values()] == [1, 2, 101]
     assert [t["file"] for t in flowers.metadata().values()] == ["image_00004.jpg", "image_00001.jpg", "image_00003.jpg"]
 
-    food_names = [r["classname"] for r in csv.DictReader(open(Path(cls.__file__).parent.parent / "data_manifests/prompts/food.csv"))]
+    food_names = [
+        r["classname"]
+        for r in csv.DictReader(open(Path(cls.__file__).parent.parent / "data_manifests/prompts/food.csv"))
+    ]
     keys = [n.replace(" ", "_") for n in food_names]
     meta = {k: [f"{k}/{i}" for i in range(1)] for k in reversed(keys)}  # the file's order decides the images' order
     for k in keys:
@@ -190,7 +201,10 @@ def test_flowers_food_aircraft_layouts(tmp_path):
     assert [t["label"] for t in food.metadata().values()][:2] == [100, 99]
     assert food.metadata()["test-0"]["classname"] == "waffles"
 
-    variants = [r["classname"] for r in csv.DictReader(open(Path(cls.__file__).parent.parent / "data_manifests/prompts/aircraft.csv"))]
+    variants = [
+        r["classname"]
+        for r in csv.DictReader(open(Path(cls.__file__).parent.parent / "data_manifests/prompts/aircraft.csv"))
+    ]
     data = tmp_path / "fgvc-aircraft-2013b" / "data"
     data.mkdir(parents=True)
     (data / "variants.txt").write_text("\n".join(variants) + "\n")
@@ -211,7 +225,9 @@ def test_stl10_layout(tmp_path):
     planes = rng.integers(0, 256, size=(3, 3, 96, 96), dtype=np.uint8)  # (N, C, W, H): STL-10 stores columns first
     planes.tofile(base / "test_X.bin")
     np.array([1, 10, 4], dtype=np.uint8).tofile(base / "test_y.bin")
-    (base / "class_names.txt").write_text("\n".join(["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]))
+    (base / "class_names.txt").write_text(
+        "\n".join(["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"])
+    )
     task = cls.stl10(data_dir=str(tmp_path))
     assert [t["label"] for t in task.metadata().values()] == [0, 9, 3]
     im = list(task.examples())[1].images[0]
@@ -240,7 +256,9 @@ def test_objectnet_layout_classes_and_border_crop(tmp_path):
     (base / "mappings").mkdir(parents=True)
     folders = {"alarm_clock": "Alarm clock", "banana": "Banana", "squeegee": "Squeegee", "backpack": "Backpack"}
     (base / "mappings" / "folder_to_objectnet_label.json").write_text(json.dumps(folders))
-    (base / "mappings" / "objectnet_to_imagenet_1k.json").write_text(json.dumps({"Banana": "banana", "Alarm clock": "analog clock; digital clock", "Backpack": "backpack"}))
+    (base / "mappings" / "objectnet_to_imagenet_1k.json").write_text(
+        json.dumps({"Banana": "banana", "Alarm clock": "analog clock; digital clock", "Backpack": "backpack"})
+    )
     for f in folders:
         im = Image.new("RGB", (30, 20), (255, 0, 0))
         im.paste((0, 0, 255), (2, 2, 28, 18))
@@ -248,7 +266,11 @@ def test_objectnet_layout_classes_and_border_crop(tmp_path):
         im.save(base / "images" / f / "x.png")
     task = cls.objectnet(data_dir=str(tmp_path))
     assert task.prompts.prompts == ("a photo of a alarm clock.", "a photo of a backpack.", "a photo of a banana.")
-    assert list(task.metadata()) == ["alarm_clock/x.png", "backpack/x.png", "banana/x.png"]  # squeegee: not an ImageNet class
+    assert list(task.metadata()) == [
+        "alarm_clock/x.png",
+        "backpack/x.png",
+        "banana/x.png",
+    ]  # squeegee: not an ImageNet class
     im = next(iter(task.examples())).images[0]
     assert im.size == (26, 16) and {tuple(p) for p in np.asarray(im).reshape(-1, 3).tolist()} == {(0, 0, 255)}
 
@@ -262,7 +284,11 @@ def test_imagefolder_ids_classes_modes(tmp_path):
     meta = task.metadata()
     assert list(meta)[:3] == ["blue_circle/img0.png", "blue_circle/img1.png", "blue_circle/img2.png"]
     assert "red_square/notes.txt" not in meta and len(meta) == 9
-    assert task.prompts.prompts == ("a photo of a blue circle.", "a photo of a green square.", "a photo of a red square.")
+    assert task.prompts.prompts == (
+        "a photo of a blue circle.",
+        "a photo of a green square.",
+        "a photo of a red square.",
+    )
     modes = {e.id: e.images[0].mode for e in task.examples()}
     assert modes["red_square/img1.png"] == "P" and modes["red_square/img0.png"] == "RGB"  # original mode
     assert task.scorer_defaults == {"loss": "l2"}
@@ -283,10 +309,15 @@ def test_imagefolder_errors(tmp_path):
 
 def test_user_prompts_good(tmp_path):
     root = write_imagefolder(tmp_path / "shapes")
-    good = write_csv(tmp_path / "p.csv", [
-        ["a blue disc", "blue circle", 0], ["a round blue thing", "blue circle", 0],
-        ["a green box", "green square", 1], ["a red box", "red square", 2],
-    ])
+    good = write_csv(
+        tmp_path / "p.csv",
+        [
+            ["a blue disc", "blue circle", 0],
+            ["a round blue thing", "blue circle", 0],
+            ["a green box", "green square", 1],
+            ["a red box", "red square", 2],
+        ],
+    )
     task = cls.imagefolder(str(root), prompts=str(good))
     assert task.prompts.classidx == (0, 0, 1, 2) and task.info()["prompts"] == "user:p.csv"
     assert task.info()["n_prompts"] == 4 and task.info()["n_classes"] == 3
@@ -296,9 +327,21 @@ def test_user_prompts_good(tmp_path):
     "rows, header, message",
     [
         ([["a", "x", 0]], ("prompt", "class", "classidx"), r"p.csv:1: the header must be"),
-        ([["a", "x", 0], ["b", "y", "one"]], ("prompt", "classname", "classidx"), r"p.csv:3: classidx 'one' is not an integer"),
-        ([["a", "x", 0], ["b", "y", 2]], ("prompt", "classname", "classidx"), r"classidx must cover 0..2; no prompt for class\(es\) 1"),
-        ([["a", "x", 0], ["b", "y", 0]], ("prompt", "classname", "classidx"), r"p.csv:3: class 0 is named 'y' here but 'x'"),
+        (
+            [["a", "x", 0], ["b", "y", "one"]],
+            ("prompt", "classname", "classidx"),
+            r"p.csv:3: classidx 'one' is not an integer",
+        ),
+        (
+            [["a", "x", 0], ["b", "y", 2]],
+            ("prompt", "classname", "classidx"),
+            r"classidx must cover 0..2; no prompt for class\(es\) 1",
+        ),
+        (
+            [["a", "x", 0], ["b", "y", 0]],
+            ("prompt", "classname", "classidx"),
+            r"p.csv:3: class 0 is named 'y' here but 'x'",
+        ),
         ([["a", "x", 0], ["b", "y"]], ("prompt", "classname", "classidx"), r"p.csv:3: expected 3 fields"),
         ([["a", "x", -1]], ("prompt", "classname", "classidx"), r"p.csv:2: classidx -1 is negative"),
         ([], ("prompt", "classname", "classidx"), r"p.csv: no prompts"),
@@ -320,7 +363,15 @@ def test_user_prompts_must_match_class_count(tmp_path):
 
 
 def test_shipped_prompts_and_ensemble():
-    for name, n in [("cifar10", 10), ("stl10", 10), ("pets", 37), ("flowers", 102), ("food", 101), ("aircraft", 100), ("imagenet", 1000)]:
+    for name, n in [
+        ("cifar10", 10),
+        ("stl10", 10),
+        ("pets", 37),
+        ("flowers", 102),
+        ("food", 101),
+        ("aircraft", 100),
+        ("imagenet", 1000),
+    ]:
         p = cls.shipped_prompts(name)
         assert p.n_classes == n and p.classidx == tuple(range(n))
         # OpenAI's ImageNet names (the reference's) repeat two: "missile" (657, 744), "sunglasses" (836, 837)
@@ -337,8 +388,12 @@ def _task_with_labels(tmp_path, labels_per_class=(3, 1, 2)):
     for c, n in enumerate(labels_per_class):
         for i in range(n):
             _jpg(root / f"c{c}" / f"{i}.png")
-    return cls.imagefolder(str(root), prompts=str(write_csv(tmp_path / "p.csv", [
-        ["p0a", "c0", 0], ["p0b", "c0", 0], ["p1", "c1", 1], ["p2", "c2", 2]])))
+    return cls.imagefolder(
+        str(root),
+        prompts=str(
+            write_csv(tmp_path / "p.csv", [["p0a", "c0", 0], ["p0b", "c0", 0], ["p1", "c1", 1], ["p2", "c2", 2]])
+        ),
+    )
 
 
 def test_metrics_top1_ties_mean_per_class_confusion(tmp_path):
@@ -393,7 +448,7 @@ def test_mean_per_class_ci_bootstrap_matches_a_plain_loop():
 
 def test_run_end_to_end_with_dummy_scorer(tmp_path):
     from winoground_eval.baselines.dummy import DummyScorer
-    from winoground_eval.runner import RunSpec, open_store, run
+    from winoground_eval.core.runner import RunSpec, open_store, run
 
     task = cls.imagefolder(str(write_imagefolder(tmp_path / "shapes")))
     scorer = DummyScorer()
@@ -437,8 +492,8 @@ def test_shapes_classify_manifest_guards(monkeypatch):
 
 def test_tiny_clip_on_shapes_classify_beats_chance_by_far():
     """Guard: the shipped tiny-clip on the first 100 val images (measured 0.70; chance 0.10)."""
-    from winoground_eval.contracts import evaluate_examples
     from winoground_eval.baselines.tiny_models import tiny_clip
+    from winoground_eval.core.contracts import evaluate_examples
     from winoground_eval.tasks import shapes_classify as sc
 
     task = sc.ShapesClassifyTask(split="val", limit=100)
@@ -454,7 +509,7 @@ def test_tiny_clip_on_shapes_classify_beats_chance_by_far():
 
 def test_clip_encodes_each_caption_once_across_chunks(tiny_clip):
     from winoground_eval.baselines.clip import from_open_clip_spec
-    from winoground_eval.contracts import Example
+    from winoground_eval.core.contracts import Example
 
     config, ckpt = tiny_clip()
     scorer = from_open_clip_spec(f"tiny-clip-test/{ckpt}", arch_config=str(config), device="cpu", batch_size=4)
@@ -513,13 +568,15 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
         cls.cifar10(data_dir=str(tmp_path / "other"), download=True)
 
 
-@pytest.mark.parametrize("name", ["cifar10", "stl10", "pets", "flowers", "food", "aircraft", "imagenet", "objectnet", "imagefolder"])
+@pytest.mark.parametrize(
+    "name", ["cifar10", "stl10", "pets", "flowers", "food", "aircraft", "imagenet", "objectnet", "imagefolder"]
+)
 def test_offline_fixtures_build_and_score(tmp_path, name):
     """The contract tests' fixtures: each dataset's tiny copy builds, rebuilds to the same identity, and reduces."""
     from winoground_eval.tasks.classification import ClassificationTask
 
     offline_fixture = ClassificationTask.offline_fixture
-    from winoground_eval import registry
+    from winoground_eval.core import registry
 
     def build(where):
         resolved, kwargs = offline_fixture(where, name if name != "imagefolder" else "imagefolder:")

@@ -7,11 +7,22 @@ from importlib import resources
 
 import pytest
 
-from winoground_eval.errors import DataError
-from winoground_eval.registry import resolve_task
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.registry import resolve_task
 
 MANIFEST = json.loads(resources.files("winoground_eval.data_manifests").joinpath("classification.json").read_text())
-NAMES = ["cifar10", "stl10", "pets", "flowers", "food", "aircraft", "imagenet", "objectnet", "imagenet-v2", "imagenet-a"]
+NAMES = [
+    "cifar10",
+    "stl10",
+    "pets",
+    "flowers",
+    "food",
+    "aircraft",
+    "imagenet",
+    "objectnet",
+    "imagenet-v2",
+    "imagenet-a",
+]
 
 
 def test_every_entry_says_where_to_get_it():

@@ -13,8 +13,8 @@ from typing import Literal
 import pytest
 
 import winoground_eval
-from winoground_eval import errors, registry
-from winoground_eval.cli import build_parser, main
+from winoground_eval.cli.main import build_parser, main
+from winoground_eval.core import errors, registry
 
 REF = Path(__file__).parent / "data" / "reference_scores"
 SHAPES = ["run", "--task", "shapes", "--scorer", "dummy", "--limit", "4"]
@@ -22,8 +22,14 @@ SHAPES = ["run", "--task", "shapes", "--scorer", "dummy", "--limit", "4"]
 
 def _wg(*argv: str, env_extra=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], capture_output=True, text=True, check=False, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "winoground_eval", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=300,
+    )
 
 
 # ---------------------------------------------------------------- --version, -v/-q
@@ -35,19 +41,22 @@ def test_version(capsys):
     assert done.returncode == 0 and done.stdout.strip() == f"wg-eval {winoground_eval.__version__}"
 
 
-@pytest.mark.parametrize("argv, verbose, quiet", [
-    (["ls", "tasks"], False, False),
-    (["-v", "ls", "tasks"], True, False),
-    (["ls", "tasks", "-v"], True, False),
-    (["-q", "ls", "tasks"], False, True),
-    (["ls", "tasks", "--quiet"], False, True),
-    (["export", "runs", "-O", "x.json", "-v"], True, False),
-    (["compare", "a", "b", "-q"], False, True),
-    (["choose-timesteps", "r", "-q"], False, True),
-    (["repair", "r", "-v"], True, False),
-    (["run", "--task", "shapes", "--scorer", "dummy", "-q"], False, True),
-    (["-v", "run", "--task", "shapes", "--scorer", "dummy"], True, False),  # a global flag survives the subcommand
-])
+@pytest.mark.parametrize(
+    "argv, verbose, quiet",
+    [
+        (["ls", "tasks"], False, False),
+        (["-v", "ls", "tasks"], True, False),
+        (["ls", "tasks", "-v"], True, False),
+        (["-q", "ls", "tasks"], False, True),
+        (["ls", "tasks", "--quiet"], False, True),
+        (["export", "runs", "-O", "x.json", "-v"], True, False),
+        (["compare", "a", "b", "-q"], False, True),
+        (["choose-timesteps", "r", "-q"], False, True),
+        (["repair", "r", "-v"], True, False),
+        (["run", "--task", "shapes", "--scorer", "dummy", "-q"], False, True),
+        (["-v", "run", "--task", "shapes", "--scorer", "dummy"], True, False),  # a global flag survives the subcommand
+    ],
+)
 def test_verbose_and_quiet_are_accepted_before_and_after_every_subcommand(argv, verbose, quiet):
     args = build_parser().parse_args(argv)
     assert (args.verbose, args.quiet) == (verbose, quiet)
@@ -61,8 +70,23 @@ def test_quiet_silences_progress_and_info_but_not_warnings(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.strip() == "" and "overall" in captured.out  # the result still prints
     # a warning survives -q
-    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "clip_b32.jsonl"), "--save-run", "b32",
-                 "--out", str(tmp_path / "runs"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "metrics",
+                "--task",
+                "winoground",
+                "--scores",
+                str(REF / "clip_b32.jsonl"),
+                "--save-run",
+                "b32",
+                "--out",
+                str(tmp_path / "runs"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert "warning" in err and "saved without --metadata" in err and "saved as a run" not in err
 
@@ -102,20 +126,31 @@ def test_a_limited_run_says_so(tmp_path, capsys):
 @pytest.mark.slow  # CLI subprocesses in a shell pipe
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """`wg-eval ... --json | head -1`: no BrokenPipeError traceback, exit status 141."""
-    script = (f"{sys.executable} -m winoground_eval ls scorers --json | head -1; "
-              "exit ${PIPESTATUS[0]}")
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    script = f"{sys.executable} -m winoground_eval ls scorers --json | head -1; exit ${{PIPESTATUS[0]}}"
+    done = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     # ls is small enough to fit the pipe buffer: then nothing breaks and the status is 0
     assert done.returncode in (0, 141) and "Traceback" not in done.stderr and done.stdout.strip() == "["
     big = tmp_path / "big.py"  # a command whose JSON is larger than any pipe buffer
     big.write_text(
-        "import sys\nfrom winoground_eval import cli, ls_cli\n"
+        "import sys\nfrom winoground_eval.cli import main as cli; from winoground_eval.cli import ls as ls_cli\n"
         "ls_cli._listing = lambda what: [{'name': 'x' * 100, 'kind': 'scorer', 'summary': ''}] * 20000\n"
         "sys.exit(cli.main(['ls', 'scorers', '--json']))\n"
     )
-    done = subprocess.run(["bash", "-c", f"{sys.executable} {big} | head -1; exit ${{PIPESTATUS[0]}}"],
-                          capture_output=True, text=True, check=False, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        ["bash", "-c", f"{sys.executable} {big} | head -1; exit ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == errors.EXIT_BROKEN_PIPE, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr and done.stdout.strip() == "["
 
@@ -153,8 +188,9 @@ def test_output_file_missing_or_given_twice_is_a_usage_error(finished, tmp_path,
 
 
 # ---------------------------------------------------------------- ls --options
-def never_called(*, width: int = 3, mode: Literal["fast", "exact"] = "exact", window: tuple[int, int] | None = None,
-                 weights: str):
+def never_called(
+    *, width: int = 3, mode: Literal["fast", "exact"] = "exact", window: tuple[int, int] | None = None, weights: str
+):
     """A scorer whose factory must not run: listing its options loads nothing."""
     raise AssertionError("the factory was called")
 
@@ -185,7 +221,9 @@ def test_ls_task_options_and_prefixes(capsys):
     assert main(["ls", "tasks", "--options", "shapes", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {o["name"]: (o["type"], o["default"]) for o in doc["options"]} == {
-        "split": ("test | heldout | val", "test"), "limit": ("int or none", None)}
+        "split": ("test | heldout | val", "test"),
+        "limit": ("int or none", None),
+    }
     assert main(["ls", "tasks", "--options", "shapes"]) == 0
     out = capsys.readouterr().out
     assert "split (or --split)" in out and "-t KEY=VALUE" in out
@@ -211,13 +249,20 @@ def model_missing(**kwargs):
 
 
 def test_every_error_class_has_its_own_documented_exit_code():
-    classes = {errors.ConfigError: 2, errors.DataError: 3, errors.ScoreFileError: 3, errors.RunStoreError: 4,
-               errors.ModelLoadError: 5, errors.ScoreError: 1, errors.WgEvalError: 1}
+    classes = {
+        errors.ConfigError: 2,
+        errors.DataError: 3,
+        errors.ScoreFileError: 3,
+        errors.RunStoreError: 4,
+        errors.ModelLoadError: 5,
+        errors.ScoreError: 1,
+        errors.WgEvalError: 1,
+    }
     for cls, code in classes.items():
         assert cls.exit_code == code and code in errors.EXIT_CODES
-    from winoground_eval.compare import CompareError
-    from winoground_eval.report import ReportError
-    from winoground_eval.runs import RunsError
+    from winoground_eval.results.compare import CompareError
+    from winoground_eval.results.report import ReportError
+    from winoground_eval.results.runs import RunsError
 
     assert (CompareError.exit_code, RunsError.exit_code, ReportError.exit_code) == (2, 4, 4)
     docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
@@ -225,14 +270,19 @@ def test_every_error_class_has_its_own_documented_exit_code():
         assert f"| {code} |" in docs
 
 
-@pytest.mark.parametrize("scorer, code, message", [
-    ("boom", 1, "unexpected ValueError: the scorer's code has a bug (run with -v for the traceback)"),
-    ("interrupted", 130, "interrupted"),
-    ("model-missing", 5, "error: no weights here"),
-])
+@pytest.mark.parametrize(
+    "scorer, code, message",
+    [
+        ("boom", 1, "unexpected ValueError: the scorer's code has a bug (run with -v for the traceback)"),
+        ("interrupted", 130, "interrupted"),
+        ("model-missing", 5, "error: no weights here"),
+    ],
+)
 def test_exit_codes_of_failures(scorer, code, message, tmp_path, capsys, monkeypatch):
     for name in ("boom", "interrupted", "model_missing"):
-        monkeypatch.setitem(registry.SCORERS, name.replace("_", "-"), registry.Entry(f"test_cli_conventions:{name}", "test"))
+        monkeypatch.setitem(
+            registry.SCORERS, name.replace("_", "-"), registry.Entry(f"test_cli_conventions:{name}", "test")
+        )
     assert main([*SHAPES[:4], scorer, "--out", str(tmp_path)]) == code
     err = " ".join(capsys.readouterr().err.split())
     assert message in err and "Traceback" not in err
@@ -248,8 +298,22 @@ def test_unexpected_errors_show_the_traceback_with_verbose(tmp_path, capsys, mon
 def test_usage_data_and_run_store_errors(tmp_path, capsys):
     assert main(["run", "--task", "shapes", "--scorer", "dummmy", "--out", str(tmp_path)]) == 2
     assert "Did you mean 'dummy'" in capsys.readouterr().err
-    assert main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(tmp_path / "none"),
-                 "--out", str(tmp_path)]) == 3
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "winoground",
+                "--scorer",
+                "dummy",
+                "--data-dir",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 3
+    )
     assert main(["show", str(tmp_path / "no-run")]) == 2  # names no run: a usage error
     (tmp_path / "empty-run").mkdir()
     (tmp_path / "empty-run" / "run.json").write_text("[]")
@@ -262,8 +326,22 @@ def test_usage_data_and_run_store_errors(tmp_path, capsys):
 
 # ---------------------------------------------------------------- messages
 def test_imported_run_without_metadata_is_named_not_none(tmp_path, capsys):
-    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "clip_b32.jsonl"), "--save-run", "b32",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "metrics",
+                "--task",
+                "winoground",
+                "--scores",
+                str(REF / "clip_b32.jsonl"),
+                "--save-run",
+                "b32",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot" not in err or "compare" in err
     assert "--metadata" in err and "comparable" in err
@@ -294,7 +372,10 @@ def test_choose_timesteps_on_a_run_without_a_method_does_not_print_none(tmp_path
 
 def test_json_of_a_suite_run(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(registry.SUITES, "two-shapes", ("shapes", "shapes-ranked"))
-    assert main(["run", "--task", "two-shapes", "--scorer", "dummy", "--limit", "2", "--out", str(tmp_path), "--json"]) == 0
+    assert (
+        main(["run", "--task", "two-shapes", "--scorer", "dummy", "--limit", "2", "--out", str(tmp_path), "--json"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["suite"] == "two-shapes" and doc["scorer"] == "dummy"
     for name in ("shapes", "shapes-ranked"):

@@ -25,15 +25,20 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from winoground_eval import registry
 from winoground_eval.baselines.clip import OpenClipScorer
 from winoground_eval.baselines.dummy import DummyScorer
 from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
-from winoground_eval.contracts import Example, Scored, evaluate_examples
-from winoground_eval.errors import ConfigError, ModelLoadError
-from winoground_eval.overrides import parse_overrides
+from winoground_eval.core import registry
+from winoground_eval.core.contracts import Example, Scored, evaluate_examples
+from winoground_eval.core.errors import ConfigError, ModelLoadError
+from winoground_eval.core.overrides import parse_overrides
 
-CAPTIONS = ["a red circle left of a blue square", "a blue square left of a red circle", "green grass", "the sky at night"]
+CAPTIONS = [
+    "a red circle left of a blue square",
+    "a blue square left of a red circle",
+    "green grass",
+    "the sky at night",
+]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -166,8 +171,12 @@ def test_evaluate_encodes_the_chunk_once_and_equals_per_example_scores(tiny):
     scorer = load(tiny, batch_size=4)
     examples = [
         Example(id="a", images=(IMAGES[0], IMAGES[1]), captions=(CAPTIONS[0], CAPTIONS[1])),
-        Example(id="b", images=(IMAGES[2], IMAGES[3]), captions=(CAPTIONS[1], CAPTIONS[2])),  # a caption shared with "a"
-        Example(id="c", images=(IMAGES[3],), captions=(CAPTIONS[3], CAPTIONS[0], CAPTIONS[2])),  # an image shared with "b"
+        Example(
+            id="b", images=(IMAGES[2], IMAGES[3]), captions=(CAPTIONS[1], CAPTIONS[2])
+        ),  # a caption shared with "a"
+        Example(
+            id="c", images=(IMAGES[3],), captions=(CAPTIONS[3], CAPTIONS[0], CAPTIONS[2])
+        ),  # an image shared with "b"
     ]
     calls = {"image": [], "text": []}
     encode_image, encode_text = scorer.model.encode_image, scorer.model.encode_text
@@ -188,7 +197,9 @@ def test_evaluate_batches_across_examples(tiny):
     sizes = []
     encode_image = scorer.model.encode_image
     scorer.model.encode_image = lambda x, **kw: sizes.append(len(x)) or encode_image(x, **kw)
-    examples = [Example(id=str(k), images=(drawn(10 + k), drawn(20 + k)), captions=tuple(CAPTIONS[:2])) for k in range(4)]
+    examples = [
+        Example(id=str(k), images=(drawn(10 + k), drawn(20 + k)), captions=tuple(CAPTIONS[:2])) for k in range(4)
+    ]
     scorer.evaluate(examples)
     assert sizes == [3, 3, 2]
 
@@ -253,7 +264,9 @@ def test_a_checkpoint_of_another_architecture_is_a_load_error(tiny, tmp_path):
 # ---------------------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("name", ["clip-vit-b32", "clip-vit-l14", "openclip-vit-h14", "open_clip:ViT-B-32/openai", "hf-hub:org/name"])
+@pytest.mark.parametrize(
+    "name", ["clip-vit-b32", "clip-vit-l14", "openclip-vit-h14", "open_clip:ViT-B-32/openai", "hf-hub:org/name"]
+)
 def test_factory_options_type_check(name):
     factory = registry.resolve_scorer(name)
     hints = typing.get_type_hints(getattr(factory, "func", factory))  # a prefixed name is a partial
@@ -301,8 +314,15 @@ def test_a_tag_loads_from_the_hub_cache_with_its_preprocessing_and_quick_gelu(ti
     from huggingface_hub import constants
 
     fill_hub_cache(Path(constants.HF_HUB_CACHE), "test-org/tiny", {"open_clip_model.safetensors": tiny[1].read_bytes()})
-    tag = {"url": "", "hf_hub": "test-org/tiny/", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
-           "interpolation": "bilinear", "resize_mode": "squash", "quick_gelu": True}
+    tag = {
+        "url": "",
+        "hf_hub": "test-org/tiny/",
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+        "interpolation": "bilinear",
+        "resize_mode": "squash",
+        "quick_gelu": True,
+    }
     # open_clip keeps its tag table in a private dict; a test may add a tag to it.
     monkeypatch.setitem(open_clip.pretrained._PRETRAINED, TINY_ARCH, {"fake": tag})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -338,7 +358,9 @@ def test_hf_hub_loads_config_and_weights_from_the_hub_cache(tiny, empty_hub_cach
     local = load(tiny)  # same weights; only the normalisation differs
     assert scorer.score(IMAGES, CAPTIONS).shape == local.score(IMAGES, CAPTIONS).shape
     assert_same_scores(
-        scorer.score(IMAGES, CAPTIONS)[:, [1, 0, 2, 3]], scorer.score(IMAGES, [CAPTIONS[k] for k in [1, 0, 2, 3]]), scorer.logit_scale
+        scorer.score(IMAGES, CAPTIONS)[:, [1, 0, 2, 3]],
+        scorer.score(IMAGES, [CAPTIONS[k] for k in [1, 0, 2, 3]]),
+        scorer.logit_scale,
     )
 
 
@@ -351,7 +373,9 @@ def test_unknown_architecture_lists_close_matches():
 
 
 def test_unknown_tag_lists_the_known_tags():
-    with pytest.raises(ModelLoadError, match=r"'opena' is not a pretrained tag .*Did you mean openai\?.*Its tags: openai, "):
+    with pytest.raises(
+        ModelLoadError, match=r"'opena' is not a pretrained tag .*Did you mean openai\?.*Its tags: openai, "
+    ):
         registry.resolve_scorer("open_clip:ViT-B-32/opena")()
 
 
@@ -382,7 +406,9 @@ def test_arch_config_problems_are_config_errors(tiny, tmp_path):
         factory(arch_config=str(broken))
 
 
-@pytest.mark.parametrize("name", ["clip-vit-b32", "open_clip:ViT-H-14/laion2b_s32b_b79k", "hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K"])
+@pytest.mark.parametrize(
+    "name", ["clip-vit-b32", "open_clip:ViT-H-14/laion2b_s32b_b79k", "hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K"]
+)
 def test_weights_that_cannot_be_fetched_offline_fail_fast(empty_hub_cache, monkeypatch, name):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
@@ -403,7 +429,9 @@ def test_an_openai_checkpoint_offline_names_the_quickgelu_architecture(empty_hub
 def test_weights_from_an_unreachable_hub_fail_fast(empty_hub_cache, monkeypatch, name):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused at once
     start = time.perf_counter()
-    with pytest.raises(ModelLoadError, match=r"could not fetch .*did not answer.*HF_TOKEN.*pass the local file as open_clip:"):
+    with pytest.raises(
+        ModelLoadError, match=r"could not fetch .*did not answer.*HF_TOKEN.*pass the local file as open_clip:"
+    ):
         registry.resolve_scorer(name)(device="cpu")
     assert time.perf_counter() - start < 10
 
@@ -438,8 +466,8 @@ def test_dummy_scorer_has_no_ties_and_chance_level_on_shapes():
 
 
 def test_dummy_scorer_has_no_ties_on_a_winoground_format_sample(tmp_path):
-    from winoground_eval.testing.winoground_sample import write_winoground_sample
     from winoground_eval.tasks.winoground import WinogroundTask
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     task = WinogroundTask(data_dir=write_winoground_sample(tmp_path / "s", n_examples=40, seed=0))
     dummy = DummyScorer()
@@ -462,10 +490,10 @@ def test_dummy_scorer_is_the_same_in_another_process():
 def test_runner_hands_clip_chunks_of_examples(tmp_path, tiny_clip):
     """Encoding is batched across examples: the runner passes whole chunks to evaluate()."""
     from winoground_eval.baselines.tiny_clip import TINY_ARCH
-    from winoground_eval.registry import resolve_scorer
-    from winoground_eval.runner import RunSpec, open_store, run
-    from winoground_eval.testing.winoground_sample import write_winoground_sample
+    from winoground_eval.core.registry import resolve_scorer
+    from winoground_eval.core.runner import RunSpec, open_store, run
     from winoground_eval.tasks.winoground import WinogroundTask
+    from winoground_eval.testing.winoground_sample import write_winoground_sample
 
     config, ckpt = tiny_clip()
     scorer = resolve_scorer(f"open_clip:{TINY_ARCH}/{ckpt}")(arch_config=str(config), device="cpu", batch_size=8)

@@ -6,16 +6,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from winoground_eval import cli
-from winoground_eval.compare import CompareError, compare_outcomes, compare_scores, correctness, mcnemar_exact, paired
-from winoground_eval.scoreimport import save_score_file_run
-from winoground_eval.scorefile import write_score_file
+from winoground_eval.cli import main as cli
+from winoground_eval.results.compare import (
+    CompareError,
+    compare_outcomes,
+    compare_scores,
+    correctness,
+    mcnemar_exact,
+    paired,
+)
+from winoground_eval.results.scorefile import write_score_file
+from winoground_eval.results.scoreimport import save_score_file_run
 from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 RIGHT = np.array([[2.0, 1.0], [1.0, 2.0]])  # text, image and group right
 TEXT_ONLY = np.array([[2.0, 1.0], [3.0, 4.0]])  # text right; image wrong (c0 prefers i1)
 WRONG = np.array([[1.0, 2.0], [2.0, 1.0]])  # all wrong
-
 
 
 def wg(argv):
@@ -25,7 +31,10 @@ def wg(argv):
 
 def test_correctness_follows_the_metric_rules():
     assert correctness({"a": RIGHT, "b": TEXT_ONLY, "c": WRONG}) == {
-        "a": (True, True, True), "b": (True, False, False), "c": (False, False, False)}
+        "a": (True, True, True),
+        "b": (True, False, False),
+        "c": (False, False, False),
+    }
     assert correctness({"tie": np.ones((2, 2))})["tie"] == (False, False, False)  # a tie counts as wrong
 
 
@@ -91,9 +100,16 @@ def runs(tmp_path_factory):
     for name in ("model-a", "model-b"):
         scores = {i: rng.normal(size=(2, 2)) for i in ids}
         write_score_file(root / f"{name}.jsonl", scores)
-        paths[name] = save_score_file_run("winoground", root / f"{name}.jsonl", out, name, metadata=data / "examples.jsonl")
+        paths[name] = save_score_file_run(
+            "winoground", root / f"{name}.jsonl", out, name, metadata=data / "examples.jsonl"
+        )
         paths[name + ":scores"] = scores
-    assert cli.main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(other), "--out", str(out), "-q"]) == 0
+    assert (
+        cli.main(
+            ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(other), "--out", str(out), "-q"]
+        )
+        == 0
+    )
     [paths["other"]] = list((out / "winoground" / "dummy").iterdir())
     return {"data": data, **paths}
 

@@ -8,7 +8,7 @@ that a new plugin cannot be forgotten.
 
 How to give a new TASK its offline fixture (either):
 - the classmethod ``offline_fixture(tmp_path, name) -> (name_to_resolve, kwargs)`` of the task's
-  class (a :class:`winoground_eval.taskbase.TaskBase`: the registry target, or the return type
+  class (a :class:`winoground_eval.core.taskbase.TaskBase`: the registry target, or the return type
   its factory function declares): it writes whatever small data the task needs under
   ``tmp_path`` and returns the name to resolve (``name`` itself, or ``PREFIX + SPEC`` for a
   prefix such as ``captions:``) and the keyword arguments for the factory; or
@@ -35,11 +35,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winoground_eval import registry
-from winoground_eval.contracts import Example, Scorer, Task, evaluate_examples
-from winoground_eval.overrides import options_of
-from winoground_eval.taskbase import TaskBase, task_class
-from winoground_eval.userfile import missing_members
+from winoground_eval.core import registry
+from winoground_eval.core.contracts import Example, Scorer, Task, evaluate_examples
+from winoground_eval.core.overrides import options_of
+from winoground_eval.core.taskbase import TaskBase, task_class
+from winoground_eval.core.userfile import missing_members
 
 RESULTS_BRANCH = "needs the results branch (Task.metric_specs / outcomes)"
 
@@ -64,8 +64,18 @@ def _captions(tmp_path: Path) -> tuple[str, dict[str, Any]]:
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
     rows = [
-        {"id": "a", "images": ["img/0.png"], "captions": ["a red ball", "a blue ball", "a red box"], "tags": {"kind": ["replace"]}},
-        {"id": "b", "images": ["img/1.png"], "captions": ["a dog on a cat", "a cat on a dog", "two dogs"], "tags": {"kind": ["swap"]}},
+        {
+            "id": "a",
+            "images": ["img/0.png"],
+            "captions": ["a red ball", "a blue ball", "a red box"],
+            "tags": {"kind": ["replace"]},
+        },
+        {
+            "id": "b",
+            "images": ["img/1.png"],
+            "captions": ["a dog on a cat", "a cat on a dog", "two dogs"],
+            "tags": {"kind": ["swap"]},
+        },
         {"id": "c", "images": ["img/2.png"], "captions": ["two birds", "one bird", "no bird"]},
     ]
     path = tmp_path / "examples.jsonl"
@@ -84,7 +94,9 @@ def _sugarcrepe(tmp_path: Path) -> tuple[str, dict[str, Any]]:
 def _aro(tmp_path: Path) -> tuple[str, dict[str, Any]]:
     from test_aro import _fake_aro
 
-    root = _fake_aro(tmp_path / "aro", relations=["on", "behind", "under"], pairs=[("red", "wooden"), ("blue", "small")])
+    root = _fake_aro(
+        tmp_path / "aro", relations=["on", "behind", "under"], pairs=[("red", "wooden"), ("blue", "small")]
+    )
     return "aro", {"data_dir": str(root)}
 
 
@@ -121,8 +133,10 @@ def _fixture_of(name: str) -> Callable[[Path], tuple[str, dict[str, Any]]] | Non
 def _build_task(name: str, tmp_path: Path) -> Any:
     builder = _fixture_of(name)
     if builder is None:
-        pytest.fail(f"task {name!r} has no offline fixture: override offline_fixture(tmp_path, name) in its TaskBase class "
-                    f"or an entry to TASK_FIXTURES in {__file__}")
+        pytest.fail(
+            f"task {name!r} has no offline fixture: override offline_fixture(tmp_path, name) in its TaskBase class "
+            f"or an entry to TASK_FIXTURES in {__file__}"
+        )
     resolvable, kwargs = builder(tmp_path)
     return registry.resolve_task(resolvable)(**kwargs)
 
@@ -219,8 +233,12 @@ def test_task_declares_its_metrics(name, tmp_path):
         # a metric whose paper counts a tie as right says so (a RankedTask with ties="first": What'sUp, ARO);
         # every other one counts a tie wrong, and a task that counts ties right also reports a strict figure
         ties_right = {"accuracy"} if getattr(task, "ties_count", lambda: False)() else set()  # RankedTask ties="first"
-        assert all(v == 0.0 for k, v in tied.items() if k not in ties_right), f"{ex_id}: a tie must count as wrong: {tied}"
-        assert all(tied[k] == 1.0 for k in ties_right & set(tied)), f"{ex_id}: declared ties-right but counts wrong: {tied}"
+        assert all(v == 0.0 for k, v in tied.items() if k not in ties_right), (
+            f"{ex_id}: a tie must count as wrong: {tied}"
+        )
+        assert all(tied[k] == 1.0 for k in ties_right & set(tied)), (
+            f"{ex_id}: declared ties-right but counts wrong: {tied}"
+        )
         assert not ties_right or any(tied[k] == 0.0 for k in tied), f"{ex_id}: no strict figure beside {ties_right}"
     for ex in task.examples():  # comparisons name declared metrics
         assert {m for m, _, _ in ex.comparisons} <= set(names), ex.id
@@ -281,8 +299,14 @@ def _write_tiny_dit(out: Path) -> Path:
 
     torch.manual_seed(0)
     model = diffusers.DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=1, out_channels=2, num_layers=1, sample_size=8,
-        patch_size=2, num_embeds_ada_norm=5,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=1,
+        out_channels=2,
+        num_layers=1,
+        sample_size=8,
+        patch_size=2,
+        num_embeds_ada_norm=5,
     )
     with torch.no_grad():  # DiT zero-initialises its output layers: randomise so the class matters
         for p in model.parameters():
@@ -369,6 +393,7 @@ def _open_clip_prefix(models, **options):
 def _hf_hub_prefix(models, **options):
     """hf-hub:ORG/NAME with the download swapped for a local folder holding the repository's two files."""
     from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
+
     from winoground_eval.baselines import clip
     from winoground_eval.baselines.tiny_clip import TINY_MODEL_CFG
 
@@ -478,7 +503,9 @@ VARIANT_OF = {name: "diffusers:" for name in SCORER_VARIANTS}
 # Class-conditional scorers read a caption as a class id: the captions they are checked on
 # (default: CAPTIONS). Three distinct classes, so permutations and duplicates mean the same.
 CLASS_CAPTIONS = ["0", "1", "2"]
-SCORER_CAPTIONS: dict[str, list[str]] = {name: CLASS_CAPTIONS for name in ("dit-xl-2-256", "dit-xl-2-512", "tiny-dit", "dit:")}
+SCORER_CAPTIONS: dict[str, list[str]] = {
+    name: CLASS_CAPTIONS for name in ("dit-xl-2-256", "dit-xl-2-512", "tiny-dit", "dit:")
+}
 
 
 def _captions_for(name: str) -> list[str]:
@@ -494,9 +521,25 @@ ALL_SCORERS = SCORER_NAMES + sorted(SCORER_VARIANTS)
 # the batch-size check (the costliest) of the diffusion scorers other than `diffusers:`. The SD
 # presets (sd2, ...) and tiny-diffusion are the DiffusionScorer that `diffusers:` checks fast, with
 # another model id (tiny-diffusion has fast tests of its own in tests/test_tiny_models.py).
-SLOW_PRESETS = {"clip-vit-l14", "openclip-vit-h14", "sd1.4", "sd1.5", "sd2", "sd2-768", "sd2-fast", "sd2.1",
-                "tiny-diffusion", "dit-xl-2-512", "sdxl", "sd3-medium", "sd3.5-medium", "sd3.5-large",
-                "flux-schnell", "flux-dev", "diffusers:sd3-no-t5"}
+SLOW_PRESETS = {
+    "clip-vit-l14",
+    "openclip-vit-h14",
+    "sd1.4",
+    "sd1.5",
+    "sd2",
+    "sd2-768",
+    "sd2-fast",
+    "sd2.1",
+    "tiny-diffusion",
+    "dit-xl-2-512",
+    "sdxl",
+    "sd3-medium",
+    "sd3.5-medium",
+    "sd3.5-large",
+    "flux-schnell",
+    "flux-dev",
+    "diffusers:sd3-no-t5",
+}
 SLOW_BATCH = {"diffusers:pixel-v"}
 
 
@@ -578,8 +621,17 @@ def test_batch_size_does_not_change_scores(build_scorer, name):
 def test_batched_evaluate_equals_score_and_config_is_stable_json(build_scorer, name):
     scorer = build_scorer(name)
     images, captions = _images(), _captions_for(name)
-    examples = [Example(str(i), (images[i], images[(i + 1) % 3]), (captions[i], captions[(i + 1) % 3])) for i in range(3)]
-    examples.append(Example("1xN", (images[0],), tuple(captions), comparisons=(("accuracy", (0, 0), (0, 1)), ("accuracy", (0, 0), (0, 2)))))
+    examples = [
+        Example(str(i), (images[i], images[(i + 1) % 3]), (captions[i], captions[(i + 1) % 3])) for i in range(3)
+    ]
+    examples.append(
+        Example(
+            "1xN",
+            (images[0],),
+            tuple(captions),
+            comparisons=(("accuracy", (0, 0), (0, 1)), ("accuracy", (0, 0), (0, 2))),
+        )
+    )
     results = evaluate_examples(scorer, examples)
     assert len(results) == len(examples)
     for ex, res in zip(examples, results):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from winoground_eval import demo
-from winoground_eval.cli import build_parser
+from winoground_eval.cli import demo
+from winoground_eval.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_bench_demo_dry_run_starts_and_stops_its_burners(capsys):
     bench = _bench()
     assert bench.main(["--dry-run", "--burners", "2", "--limit", "1"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("-m winoground_eval.demo") == 2 and "--limit 1" in printed
+    assert printed.count("-m winoground_eval.cli.demo") == 2 and "--limit 1" in printed
     assert "beside 2 CPU-burner process(es)" in printed and "burners stopped: 2 of 2" in printed
 
 

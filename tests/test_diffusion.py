@@ -16,15 +16,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from winoground_eval import registry
-from winoground_eval.contracts import Example
+from winoground_eval.core import registry
+from winoground_eval.core.contracts import Example
+from winoground_eval.core.errors import ConfigError, ModelLoadError
+from winoground_eval.core.metrics import winoground_correct
+from winoground_eval.core.overrides import parse_overrides
 from winoground_eval.diffusion import DiffusionScorer, noise_bank, scores_from_errors, timestep_grid
 from winoground_eval.diffusion.loading import load_components
 from winoground_eval.diffusion.presets import from_diffusers_spec
 from winoground_eval.testing.tiny_sd import build_clip_tokenizer
-from winoground_eval.errors import ConfigError, ModelLoadError
-from winoground_eval.metrics import winoground_correct
-from winoground_eval.overrides import parse_overrides
 
 CAPTIONS = ("a dog chasing a cat", "a cat chasing a dog", "some plants surrounding a lightbulb")
 
@@ -98,7 +98,9 @@ def _reference_errors(scorer, image, caption, n_timesteps, loss="l2", batch_size
     with torch.no_grad():
         x = _reference_transform(scorer.resolution)(image).unsqueeze(0)
         latent = x if vae is None else vae.encode(x).latent_dist.mean * vae.config.scaling_factor
-        ids = tokenizer([caption], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        ids = tokenizer(
+            [caption], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        )
         emb = text_encoder(ids.input_ids)[0]
     errors = torch.zeros(len(ts))
     with torch.inference_mode():
@@ -248,8 +250,20 @@ def test_config_records_what_changes_numbers(models, loaded, scorer, tiny_sd):
     config = scorer.config()
     json.dumps(config)
     assert "batch_size" not in json.dumps(config) and "device" not in config
-    for key in ("n_timesteps", "noise_seed", "noise_bank_size", "loss", "resolution", "interpolation", "dtype",
-                "normalize", "prediction_type", "fingerprint", "alphas_cumprod_sha256", "compile"):
+    for key in (
+        "n_timesteps",
+        "noise_seed",
+        "noise_bank_size",
+        "loss",
+        "resolution",
+        "interpolation",
+        "dtype",
+        "normalize",
+        "prediction_type",
+        "fingerprint",
+        "alphas_cumprod_sha256",
+        "compile",
+    ):
         assert key in config, key
     assert config["dtype"] == "float32" and config["source"] == "local"
     assert make(loaded, n_timesteps=6, batch_size=1).config() == config
@@ -266,12 +280,26 @@ def test_options_type_check_as_overrides(models):
     for factory in (registry.resolve_scorer("sd2"), registry.resolve_scorer(f"diffusers:{models['epsilon']}")):
         parsed = parse_overrides(
             factory,
-            ["n_timesteps=100", "dtype=bfloat16", "loss=huber", "normalize=uncond", "resolution=none", "compile=false",
-             "t_range=400,800"],
+            [
+                "n_timesteps=100",
+                "dtype=bfloat16",
+                "loss=huber",
+                "normalize=uncond",
+                "resolution=none",
+                "compile=false",
+                "t_range=400,800",
+            ],
             what="scorer",
         )
-        assert parsed == {"n_timesteps": 100, "dtype": "bfloat16", "loss": "huber", "normalize": "uncond",
-                          "resolution": None, "compile": False, "t_range": (400, 800)}
+        assert parsed == {
+            "n_timesteps": 100,
+            "dtype": "bfloat16",
+            "loss": "huber",
+            "normalize": "uncond",
+            "resolution": None,
+            "compile": False,
+            "t_range": (400, 800),
+        }
         for bad in ("loss=l3", "n_timesteps=many", "interpolation=box", "colour=red"):
             with pytest.raises(ConfigError):
                 parse_overrides(factory, [bad], what="scorer")
@@ -281,8 +309,15 @@ def test_options_type_check_as_overrides(models):
 
 
 def test_bad_options_are_config_errors(loaded):
-    for bad in ({"n_timesteps": 0}, {"n_timesteps": 2000}, {"noise_bank_size": 3, "n_timesteps": 4},
-                {"batch_size": 0}, {"resolution": 33}, {"loss": "l3"}, {"dtype": "float64"}):
+    for bad in (
+        {"n_timesteps": 0},
+        {"n_timesteps": 2000},
+        {"noise_bank_size": 3, "n_timesteps": 4},
+        {"batch_size": 0},
+        {"resolution": 33},
+        {"loss": "l3"},
+        {"dtype": "float64"},
+    ):
         with pytest.raises(ConfigError):
             make(loaded, **bad)
     with pytest.raises(ConfigError, match="loss"):  # checked before anything is downloaded

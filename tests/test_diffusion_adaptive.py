@@ -8,13 +8,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from winoground_eval.contracts import Example
+from winoground_eval.core.contracts import Example
+from winoground_eval.core.errors import ConfigError
 from winoground_eval.diffusion.grid import adaptive_plan, noise_draws, planned_unet_calls, stage_positions
 from winoground_eval.diffusion.presets import from_diffusers_spec
 from winoground_eval.diffusion.scorer import preprocess_image
-from winoground_eval.errors import ConfigError
 
-PROMPTS = ["a photo of a dog", "a photo of a cat", "a red square", "two birds on a wire", "a blue circle", "a lightbulb"]
+PROMPTS = [
+    "a photo of a dog",
+    "a photo of a cat",
+    "a red square",
+    "two birds on a wire",
+    "a blue circle",
+    "a lightbulb",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +40,15 @@ def _transform(resolution):
     import torchvision.transforms as T
     from torchvision.transforms import InterpolationMode
 
-    return T.Compose([
-        T.Resize(resolution, interpolation=InterpolationMode.BICUBIC), T.CenterCrop(resolution),
-        lambda im: im.convert("RGB"), T.ToTensor(), T.Normalize([0.5], [0.5]),
-    ])
+    return T.Compose(
+        [
+            T.Resize(resolution, interpolation=InterpolationMode.BICUBIC),
+            T.CenterCrop(resolution),
+            lambda im: im.convert("RGB"),
+            T.ToTensor(),
+            T.Normalize([0.5], [0.5]),
+        ]
+    )
 
 
 def reference_adaptive(scorer, image, prompts, n_samples, to_keep, loss="l2", batch_size=32, half=False):
@@ -50,7 +62,9 @@ def reference_adaptive(scorer, image, prompts, n_samples, to_keep, loss="l2", ba
     if half:
         all_noise, acp = all_noise.half(), acp.half()
     with torch.inference_mode():
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        ids = tokenizer(
+            prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        )
         text_embeds = torch.cat([text_encoder(ids.input_ids[i : i + 100])[0] for i in range(0, len(prompts), 100)])
         x = _transform(scorer.resolution)(image).unsqueeze(0)
         if half:
@@ -111,11 +125,14 @@ def test_plan_follows_the_reference_arithmetic():
     assert sum(len(s.positions) for s in stages) == 1000
 
 
-@pytest.mark.parametrize("loss, n_samples, to_keep, batch_size", [
-    ("l2", (2, 4, 8), (3, 2, 1), 32),
-    pytest.param("l1", (3, 10), (2, 1), 5, marks=pytest.mark.slow),  # `make test-fast` keeps the l2 case
-    pytest.param("huber", (4, 8), (4, 1), 7, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "loss, n_samples, to_keep, batch_size",
+    [
+        ("l2", (2, 4, 8), (3, 2, 1), 32),
+        pytest.param("l1", (3, 10), (2, 1), 5, marks=pytest.mark.slow),  # `make test-fast` keeps the l2 case
+        pytest.param("huber", (4, 8), (4, 1), 7, marks=pytest.mark.slow),
+    ],
+)
 def test_adaptive_equals_the_reference_restatement(folder, image, loss, n_samples, to_keep, batch_size):
     scorer = from_diffusers_spec(
         str(folder), device="cpu", loss=loss, n_samples=n_samples, to_keep=to_keep, batch_size=batch_size
@@ -129,7 +146,9 @@ def test_adaptive_equals_the_reference_restatement(folder, image, loss, n_sample
 
     scorer._unet = counting
     [scored] = scorer.evaluate([Example("x", (image,), tuple(PROMPTS))])
-    pred, data, text_embeds = reference_adaptive(scorer, image, PROMPTS, n_samples, to_keep, loss=loss, batch_size=batch_size)
+    pred, data, text_embeds = reference_adaptive(
+        scorer, image, PROMPTS, n_samples, to_keep, loss=loss, batch_size=batch_size
+    )
     with torch.inference_mode():
         same_embeddings = torch.equal(scorer.conditioning.embed(PROMPTS), text_embeds)
     scores = scored.scores[0]
@@ -177,12 +196,21 @@ def test_adaptive_needs_one_image(folder, image):
 def test_reference_fp16_equals_the_reference_half_arithmetic(folder, image):
     n_samples, to_keep = (2, 4), (2, 1)
     try:
-        scorer = from_diffusers_spec(str(folder), device="cpu", dtype="float16", reference_fp16=True,
-                                     n_samples=n_samples, to_keep=to_keep, batch_size=4)
+        scorer = from_diffusers_spec(
+            str(folder),
+            device="cpu",
+            dtype="float16",
+            reference_fp16=True,
+            n_samples=n_samples,
+            to_keep=to_keep,
+            batch_size=4,
+        )
         [scored] = scorer.evaluate([Example("x", (image,), tuple(PROMPTS[:4]))])
     except RuntimeError as exc:  # a torch without float16 CPU kernels
         pytest.skip(f"float16 on this CPU: {exc}")
-    pred, data, text_embeds = reference_adaptive(scorer, image, PROMPTS[:4], n_samples, to_keep, batch_size=4, half=True)
+    pred, data, text_embeds = reference_adaptive(
+        scorer, image, PROMPTS[:4], n_samples, to_keep, batch_size=4, half=True
+    )
     with torch.inference_mode():
         same_embeddings = torch.equal(scorer.conditioning.embed(PROMPTS[:4]), text_embeds)
     assert scored.info["adaptive"]["pred"] == pred
@@ -213,8 +241,9 @@ def test_palette_image_is_converted_after_resize_and_crop():
 
 @pytest.mark.slow  # seconds of tiny-UNet calls; the l2 adaptive case stays fast
 def test_sequential_elimination_through_evaluate(folder, image):
-    scorer = from_diffusers_spec(str(folder), device="cpu", n_timesteps=40, stopping="sequential", min_timesteps=8,
-                                 round_size=8, batch_size=64)
+    scorer = from_diffusers_spec(
+        str(folder), device="cpu", n_timesteps=40, stopping="sequential", min_timesteps=8, round_size=8, batch_size=64
+    )
     calls = []
     unet = scorer._unet
     scorer._unet = lambda sample, *a, **k: (calls.append(len(sample)), unet(sample, *a, **k))[1]
@@ -239,7 +268,7 @@ def test_prefilter_keeps_the_clip_top_k_before_any_unet_call(folder, image, tiny
     import open_clip
 
     from winoground_eval.baselines.tiny_clip import TINY_ARCH
-    from winoground_eval.registry import resolve_scorer
+    from winoground_eval.core.registry import resolve_scorer
 
     config_path, ckpt = tiny_clip(seed=0)
     open_clip.add_model_config(str(config_path))
@@ -279,7 +308,7 @@ class _TableConditioning:
         self.table = torch.randn(len(self.names), length, width, generator=torch.Generator().manual_seed(0))
 
     def embed(self, keys):
-        from winoground_eval.errors import DataError
+        from winoground_eval.core.errors import DataError
 
         missing = [k for k in keys if k not in self.names]
         if missing:
@@ -311,11 +340,20 @@ def test_any_conditioning_serves_every_mode(folder, image):
     names = ["cat", "dog", "bird", "fish"]
     conditioning = _TableConditioning(names)
     assert isinstance(conditioning, Conditioning)
-    base = dict(unet=components["unet"], scheduler=components["scheduler"], vae=components["vae"],
-                conditioning=conditioning, source=source, device="cpu")
+    base = dict(
+        unet=components["unet"],
+        scheduler=components["scheduler"],
+        vae=components["vae"],
+        conditioning=conditioning,
+        source=source,
+        device="cpu",
+    )
     ex = Example("x", (image,), tuple(names))
-    for options in ({"n_timesteps": 4, "normalize": "uncond"}, {"n_samples": (2, 4), "to_keep": (2, 1)},
-                    {"n_timesteps": 16, "stopping": "sequential", "min_timesteps": 4, "round_size": 4}):
+    for options in (
+        {"n_timesteps": 4, "normalize": "uncond"},
+        {"n_samples": (2, 4), "to_keep": (2, 1)},
+        {"n_timesteps": 16, "stopping": "sequential", "min_timesteps": 4, "round_size": 4},
+    ):
         scorer = DiffusionScorer(**base, **options)
         [scored] = scorer.evaluate([ex])
         assert scored.scores.shape == (1, 4) and np.isfinite(scored.scores).all()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
 from winoground_eval.diffusion import DiffusionScorer, scores_from_errors
 
 # a diffusion run through the CLI, interrupted and resumed (test_family_strategies' sd-plain case does so fast)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from winoground_eval.core.errors import ScoreError
 from winoground_eval.diffusion.presets import from_diffusers_spec
-from winoground_eval.errors import ScoreError
 
 
 @pytest.fixture(scope="module")

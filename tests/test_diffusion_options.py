@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from winoground_eval import registry
+from winoground_eval.core import registry
+from winoground_eval.core.errors import ConfigError
+from winoground_eval.core.overrides import options_of, parse_overrides
+from winoground_eval.core.scorerconfig import identity_config
 from winoground_eval.diffusion.options import DiffusionOptions, option_fields
-from winoground_eval.errors import ConfigError
-from winoground_eval.overrides import options_of, parse_overrides
-from winoground_eval.scorerconfig import identity_config
 
 DATA = Path(__file__).parent / "data" / "diffusion_configs.json"
 
@@ -23,10 +23,26 @@ DATA = Path(__file__).parent / "data" / "diffusion_configs.json"
 CASES = {
     "defaults": {},
     "sequential": {"stopping": "sequential", "n_timesteps": 100},
-    "options": {"n_timesteps": 50, "t_range": (100, 900), "loss": "l1", "normalize": "uncond", "interpolation": "bilinear",
-                "noise_seed": 3, "noise_bank_size": 2000, "resolution": 32},
-    "seq2": {"stopping": "sequential", "n_timesteps": 200, "confidence": 0.95, "max_timesteps": 100, "futility": False,
-             "decide": "text", "round_size": 10, "min_timesteps": 10},
+    "options": {
+        "n_timesteps": 50,
+        "t_range": (100, 900),
+        "loss": "l1",
+        "normalize": "uncond",
+        "interpolation": "bilinear",
+        "noise_seed": 3,
+        "noise_bank_size": 2000,
+        "resolution": 32,
+    },
+    "seq2": {
+        "stopping": "sequential",
+        "n_timesteps": 200,
+        "confidence": 0.95,
+        "max_timesteps": 100,
+        "futility": False,
+        "decide": "text",
+        "round_size": 10,
+        "min_timesteps": 10,
+    },
 }
 
 
@@ -65,7 +81,9 @@ def test_factories_take_every_option_with_its_type():
             # diffusers:ID takes the options of every family (the folder names its family):
             # where families type an option differently, its annotation is the union
             ann = options[field].annotation
-            assert ann == hints[field] or (name.startswith("diffusers:") and hints[field] in typing.get_args(ann)), field
+            assert ann == hints[field] or (name.startswith("diffusers:") and hints[field] in typing.get_args(ann)), (
+                field
+            )
     assert options_of(registry.resolve_scorer("sd2-fast"))["stopping"].default == "sequential"
     assert options_of(registry.resolve_scorer("tiny-diffusion"))["n_timesteps"].default == 10
     assert "revision" not in options_of(registry.resolve_scorer("tiny-diffusion"))
@@ -74,22 +92,37 @@ def test_factories_take_every_option_with_its_type():
         ["n_samples=50,500", "to_keep=5,1", "reference_fp16=true", "prefilter=open_clip:RN50/openai", "prefilter_k=20"],
         what="scorer",
     )
-    assert parsed == {"n_samples": (50, 500), "to_keep": (5, 1), "reference_fp16": True,
-                      "prefilter": "open_clip:RN50/openai", "prefilter_k": 20}
+    assert parsed == {
+        "n_samples": (50, 500),
+        "to_keep": (5, 1),
+        "reference_fp16": True,
+        "prefilter": "open_clip:RN50/openai",
+        "prefilter_k": 20,
+    }
 
 
 def test_options_are_checked_naming_the_option():
     for bad, word in [
-        ({"loss": "l3"}, "loss"), ({"batch_size": 0}, "batch_size"), ({"n_samples": (50, 500)}, "to_keep"),
-        ({"n_samples": (50, 500), "to_keep": (5,)}, "equal lengths"), ({"n_samples": (5, 50), "to_keep": (1, 5)}, "grow"),
-        ({"confidence": 0.9}, "stopping=sequential"), ({"prefilter_k": 5}, "prefilter"),
+        ({"loss": "l3"}, "loss"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"n_samples": (50, 500)}, "to_keep"),
+        ({"n_samples": (50, 500), "to_keep": (5,)}, "equal lengths"),
+        ({"n_samples": (5, 50), "to_keep": (1, 5)}, "grow"),
+        ({"confidence": 0.9}, "stopping=sequential"),
+        ({"prefilter_k": 5}, "prefilter"),
         ({"reference_fp16": True, "dtype": "float32"}, "float16"),
         ({"n_samples": (5,), "to_keep": (1,), "stopping": "sequential"}, "exclude"),
     ]:
         with pytest.raises(ConfigError, match=word):
             DiffusionOptions(**bad)
     assert {f.name for f in option_fields("stopping")} == {
-        "confidence", "min_timesteps", "max_timesteps", "round_size", "futility", "decide"}
+        "confidence",
+        "min_timesteps",
+        "max_timesteps",
+        "round_size",
+        "futility",
+        "decide",
+    }
 
 
 def test_numpy_parts_import_no_torch():
@@ -97,7 +130,7 @@ def test_numpy_parts_import_no_torch():
         "import sys\n"
         "from winoground_eval.diffusion.grid import timestep_grid, resolve_t_range, scores_from_errors\n"
         "from winoground_eval.diffusion import sequential, options, family, dit_options, stopping_rule\n"
-        "from winoground_eval import policy, scorerconfig\n"
+        "from winoground_eval.core import policy; from winoground_eval.core import scorerconfig\n"
         "from winoground_eval.diffusion.families import FAMILIES, options_class, entry_for_pipeline\n"
         "assert [options_class(n).__name__ for n in FAMILIES][:2] == ['DiffusionOptions', 'DiTOptions']\n"
         "from winoground_eval.diffusion import scores_from_errors as s2\n"

@@ -9,10 +9,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.registry import resolve_task
 from winoground_eval.tasks import digits
-
-from winoground_eval.errors import DataError
-from winoground_eval.registry import resolve_task
 
 
 def test_split_sizes_disjoint_and_stratified():
@@ -86,8 +85,8 @@ def run_task(task_name: str, scorer_name: str, out, *, limit=None, task_options=
     """Run through the runner and run store (what `wg-eval run` does, without its table)."""
     from pathlib import Path
 
-    from winoground_eval.registry import resolve_scorer
-    from winoground_eval.runner import RunSpec, open_store, run
+    from winoground_eval.core.registry import resolve_scorer
+    from winoground_eval.core.runner import RunSpec, open_store, run
 
     task = resolve_task(task_name)(**(task_options or {}), **({"limit": limit} if limit else {}))
     scorer = resolve_scorer(scorer_name)(**(scorer_options or {}))

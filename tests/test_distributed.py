@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
 
 pytestmark = pytest.mark.slow  # torchrun with 2 processes and SIGKILLed CLI subprocesses
 
@@ -22,12 +22,34 @@ def tiny_sd_folder(tiny_sd):
 
 
 def _run_args(data, out, scorer, *extra):
-    return ["run", "--task", "winoground", "--scorer", scorer, "--data-dir", str(data), "--out", str(out), "-q",
-            "-o", "n_timesteps=8", *extra]
+    return [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        scorer,
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "-q",
+        "-o",
+        "n_timesteps=8",
+        *extra,
+    ]
 
 
 def _torchrun(nproc, args):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "winoground_eval", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "winoground_eval",
+        *args,
+    ]
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
@@ -91,8 +113,12 @@ def test_kill_9_then_resume_gives_the_unbroken_result(tmp_path, tiny_sd_folder):
     ref = _run_dir(tmp_path / "ref")
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "winoground_eval", *args, "--out", str(out)], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "winoground_eval", *args, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         shards = list(out.glob("*/*/*/scores.jsonl"))

@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from winoground_eval.errors import ConfigError, DataError
+from winoground_eval.core.errors import ConfigError, DataError
 
 diffusers = pytest.importorskip("diffusers")
 
+from winoground_eval.core.registry import resolve_scorer
 from winoground_eval.diffusion.dit import combine_terms, save_dit_folder
 from winoground_eval.diffusion.scorer import noise_bank, timestep_grid
-from winoground_eval.registry import resolve_scorer
 
 N_CLASSES = 5
 
@@ -29,8 +29,14 @@ N_CLASSES = 5
 def _random_dit(in_channels: int = 1, sample_size: int = 8, seed: int = 0):
     torch.manual_seed(seed)
     model = diffusers.DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=in_channels, out_channels=2 * in_channels,
-        num_layers=1, sample_size=sample_size, patch_size=2, num_embeds_ada_norm=N_CLASSES,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=in_channels,
+        out_channels=2 * in_channels,
+        num_layers=1,
+        sample_size=sample_size,
+        patch_size=2,
+        num_embeds_ada_norm=N_CLASSES,
     )
     # DiT zero-initialises its output and modulation layers; randomise everything so the
     # two halves of the output and the class embedding all matter.
@@ -89,8 +95,13 @@ def reference_terms(model, image: Image.Image, cls: int, timesteps: np.ndarray, 
         model_logvar = frac * max_log + (1 - frac) * min_log
         pred_x0 = ex(np.sqrt(1.0 / ac), t) * xt - ex(np.sqrt(1.0 / ac - 1), t) * eps_hat
         model_mean = ex(coef1, t) * pred_x0 + ex(coef2, t) * xt
-        kl = 0.5 * (-1.0 + model_logvar - true_logvar + torch.exp(true_logvar - model_logvar)
-                    + (true_mean - model_mean) ** 2 * torch.exp(-model_logvar))
+        kl = 0.5 * (
+            -1.0
+            + model_logvar
+            - true_logvar
+            + torch.exp(true_logvar - model_logvar)
+            + (true_mean - model_mean) ** 2 * torch.exp(-model_logvar)
+        )
         kl = kl.mean(dim=(1, 2, 3)) / np.log(2.0)
 
         def cdf(v):
@@ -100,8 +111,13 @@ def reference_terms(model, image: Image.Image, cls: int, timesteps: np.ndarray, 
         inv = torch.exp(-0.5 * model_logvar)
         cdf_plus, cdf_min = cdf(inv * (centred + 1.0 / 255.0)), cdf(inv * (centred - 1.0 / 255.0))
         logp = torch.where(
-            x0 < -0.999, torch.log(cdf_plus.clamp(min=1e-12)),
-            torch.where(x0 > 0.999, torch.log((1.0 - cdf_min).clamp(min=1e-12)), torch.log((cdf_plus - cdf_min).clamp(min=1e-12))),
+            x0 < -0.999,
+            torch.log(cdf_plus.clamp(min=1e-12)),
+            torch.where(
+                x0 > 0.999,
+                torch.log((1.0 - cdf_min).clamp(min=1e-12)),
+                torch.log((cdf_plus - cdf_min).clamp(min=1e-12)),
+            ),
         )
         nll = (-logp).mean(dim=(1, 2, 3)) / np.log(2.0)
         rows.append(torch.cat([mse, l1, kl, nll]).numpy())
@@ -194,8 +210,14 @@ def test_config_and_options(folder):
 def test_needs_learned_sigma(tmp_path):
     torch.manual_seed(0)
     model = diffusers.DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=1, out_channels=1, num_layers=1,
-        sample_size=8, patch_size=2, num_embeds_ada_norm=3,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=1,
+        out_channels=1,
+        num_layers=1,
+        sample_size=8,
+        patch_size=2,
+        num_embeds_ada_norm=3,
     )
     save_dit_folder(tmp_path, model, diffusers.DDPMScheduler())
     with pytest.raises(ConfigError, match="learned-sigma"):
@@ -205,9 +227,16 @@ def test_needs_learned_sigma(tmp_path):
 def test_latent_dit_encodes_with_the_vae(tmp_path):
     """A latent DiT (vae/ present): x0 is the VAE posterior mean times its scaling factor."""
     torch.manual_seed(0)
-    vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                                  norm_num_groups=4, sample_size=16)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        sample_size=16,
+    )
     save_dit_folder(tmp_path, _random_dit(in_channels=4, sample_size=8), diffusers.DDPMScheduler(), vae=vae)
     scorer = resolve_scorer(f"dit:{tmp_path}")(n_timesteps=3)
     assert scorer.image_size == 16 and scorer.config()["latent"]
@@ -216,7 +245,9 @@ def test_latent_dit_encodes_with_the_vae(tmp_path):
     from winoground_eval.diffusion.dit import image_tensor
 
     with torch.no_grad():
-        expect = scorer.vae.encode(image_tensor(image, 16, 3)[None]).latent_dist.mean[0] * scorer.vae.config.scaling_factor
+        expect = (
+            scorer.vae.encode(image_tensor(image, 16, 3)[None]).latent_dist.mean[0] * scorer.vae.config.scaling_factor
+        )
     torch.testing.assert_close(x0, expect)
     assert scorer.score([image], ["1", "2"]).shape == (1, 2)
 
@@ -258,18 +289,47 @@ def _bench():
 
 def test_bench_dit_runs_at_tiny_settings(folder, monkeypatch, capsys):
     bench = _bench()
-    rows = bench.main(["--model", f"dit:{folder}", "--timesteps", "8", "4", "--images", "1", "--batch-sizes", "16",
-                       "--measure-calls", "20"])
+    rows = bench.main(
+        [
+            "--model",
+            f"dit:{folder}",
+            "--timesteps",
+            "8",
+            "4",
+            "--images",
+            "1",
+            "--batch-sizes",
+            "16",
+            "--measure-calls",
+            "20",
+        ]
+    )
     assert [r["n_timesteps"] for r in rows] == [8, 4]
     assert rows[0]["calls_per_image"] == 8 * N_CLASSES and rows[0]["extrapolated"]  # 20 calls: 2 of 5 classes
     assert rows[1]["calls_per_image"] == 4 * N_CLASSES and not rows[1]["extrapolated"]  # 20 calls: all 5 classes
     assert "calls/image" in capsys.readouterr().out
     # the full-size path, with the architecture shrunk so it runs here
-    monkeypatch.setattr(bench, "DIT_XL_2", dict(bench.DIT_XL_2, num_layers=1, num_attention_heads=2, attention_head_dim=8))
-    monkeypatch.setattr(bench, "SD_VAE", dict(bench.SD_VAE, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4))
+    monkeypatch.setattr(
+        bench, "DIT_XL_2", dict(bench.DIT_XL_2, num_layers=1, num_attention_heads=2, attention_head_dim=8)
+    )
+    monkeypatch.setattr(
+        bench, "SD_VAE", dict(bench.SD_VAE, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+    )
     monkeypatch.setattr(bench, "images_for", lambda scorer, n: [Image.new("RGB", (256, 256), (120, 30, 200))] * n)
-    rows = bench.main(["--model", "dit-xl-2-256", "--random-weights", "--timesteps", "2", "--images", "1",
-                       "--measure-calls", "4", "--json"])
+    rows = bench.main(
+        [
+            "--model",
+            "dit-xl-2-256",
+            "--random-weights",
+            "--timesteps",
+            "2",
+            "--images",
+            "1",
+            "--measure-calls",
+            "4",
+            "--json",
+        ]
+    )
     assert rows[0]["classes"] == 1000 and rows[0]["calls_per_image"] == 2000 and rows[0]["extrapolated"]
 
 
@@ -277,8 +337,24 @@ def test_bench_dit_accuracy_rows_at_tiny_settings(capsys):
     """reference / adaptive / elimination rows on 3 digits: the adaptive stages spend exactly
     their plan's calls, elimination no more than the reference."""
     bench = _bench()
-    rows = bench.main(["--accuracy", "3", "--grid", "8", "--n-samples", "2", "8", "--to-keep", "2", "1",
-                       "--min-timesteps", "2", "--round-size", "2"])
+    rows = bench.main(
+        [
+            "--accuracy",
+            "3",
+            "--grid",
+            "8",
+            "--n-samples",
+            "2",
+            "8",
+            "--to-keep",
+            "2",
+            "1",
+            "--min-timesteps",
+            "2",
+            "--round-size",
+            "2",
+        ]
+    )
     by = {r["setting"]: r for r in rows}
     assert set(by) == {"reference", "adaptive", "elimination"} and all(r["images"] == 3 for r in rows)
     assert by["reference"]["calls_per_image"] == 8 * 10
@@ -358,7 +434,7 @@ def test_adaptive_stages_on_dit(folder, loss):
 
 
 def _example(images, captions):
-    from winoground_eval.contracts import Example
+    from winoground_eval.core.contracts import Example
 
     return Example("x", tuple(images), tuple(captions))
 
@@ -368,7 +444,9 @@ def test_sequential_elimination_on_dit(folder):
     it evaluated is the plain run's (grid in van der Corput order, draw i for position i)."""
     im, captions = [_image(5)], ["4", "2", "0", "3", "1"]
     plain = resolve_scorer(f"dit:{folder}")(n_timesteps=40).errors(im, captions)[0]
-    scorer = resolve_scorer(f"dit:{folder}")(n_timesteps=40, stopping="sequential", min_timesteps=8, round_size=8, confidence=0.9)
+    scorer = resolve_scorer(f"dit:{folder}")(
+        n_timesteps=40, stopping="sequential", min_timesteps=8, round_size=8, confidence=0.9
+    )
     assert scorer.config()["stopping"]["rule"] == "sequential"
     (res,) = scorer.evaluate([_example(im, captions)])
     assert res.info["stopping"]["rule"] == "elimination" and res.info["unet_calls"] <= 40 * 5
@@ -385,7 +463,10 @@ def test_prefilter_on_dit_widens_terms(folder):
     kept = res.info["prefilter"]["kept"]
     assert len(kept) == 2 and res.info["unet_calls"] == 2 * 4
     assert res.arrays["terms"].shape == (1, 5, 4, 4) and res.arrays["errors"].shape == (1, 5, 4)
-    assert np.isfinite(res.arrays["terms"][0, kept]).all() and np.isnan(np.delete(res.arrays["terms"][0], kept, axis=0)).all()
+    assert (
+        np.isfinite(res.arrays["terms"][0, kept]).all()
+        and np.isnan(np.delete(res.arrays["terms"][0], kept, axis=0)).all()
+    )
     assert scorer.config()["prefilter"]["k"] == 2
 
 

@@ -14,10 +14,11 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
-from winoground_eval import choose_cli, registry  # noqa: E402
-from winoground_eval.cli import main  # noqa: E402
-from winoground_eval.execute import scorer_options  # noqa: E402
-from winoground_eval.request import RunRequest  # noqa: E402
+from winoground_eval.cli import choose as choose_cli
+from winoground_eval.cli.main import main  # noqa: E402
+from winoground_eval.core import registry  # noqa: E402
+from winoground_eval.core.execute import scorer_options  # noqa: E402
+from winoground_eval.core.request import RunRequest  # noqa: E402
 from winoground_eval.diffusion.dit import save_dit_folder  # noqa: E402
 
 
@@ -35,8 +36,14 @@ def dit_1000(tmp_path_factory):
     """A tiny random pixel-space learned-sigma DiT with ImageNet's 1000 classes."""
     torch.manual_seed(0)
     model = diffusers.DiTTransformer2DModel(
-        num_attention_heads=1, attention_head_dim=8, in_channels=3, out_channels=6, num_layers=1,
-        sample_size=8, patch_size=4, num_embeds_ada_norm=1000,
+        num_attention_heads=1,
+        attention_head_dim=8,
+        in_channels=3,
+        out_channels=6,
+        num_layers=1,
+        sample_size=8,
+        patch_size=4,
+        num_embeds_ada_norm=1000,
     )
     with torch.no_grad():
         for p in model.parameters():
@@ -70,7 +77,7 @@ def test_sd_defaults_never_reach_a_dit_scorer(imagenet, dit_1000):
     bare = SimpleNamespace(name="x", scorer_defaults={"n_samples": (5, 10), "to_keep": (2, 1)})
     assert _scorer_kwargs(_args(f"dit:{dit_1000}"), registry.resolve_scorer(f"dit:{dit_1000}"), bare) == {}
     # the preset's own defaults are the reference's (eval_prob_dit.py as its ImageNet commands run it)
-    from winoground_eval.overrides import options_of
+    from winoground_eval.core.overrides import options_of
 
     params = options_of(factory)
     assert params["n_timesteps"].default == 250 and params["dtype"].default == "float32"
@@ -80,8 +87,24 @@ def test_sd_defaults_never_reach_a_dit_scorer(imagenet, dit_1000):
 
 def test_imagenet_with_a_dit_runs_and_choose_timesteps_reads_it(imagenet, dit_1000, tmp_path, capsys):
     out = tmp_path / "runs"
-    argv = ["run", "--task", "imagenet", "--scorer", f"dit:{dit_1000}", "--limit", "2", "--out", str(out), "-q",
-            "-o", "device=cpu", "-o", "n_timesteps=2", "-o", "batch_size=1000"]
+    argv = [
+        "run",
+        "--task",
+        "imagenet",
+        "--scorer",
+        f"dit:{dit_1000}",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+        "-q",
+        "-o",
+        "device=cpu",
+        "-o",
+        "n_timesteps=2",
+        "-o",
+        "batch_size=1000",
+    ]
     for key, value in imagenet.items():
         argv += ["-t", f"{key}={value}"]
     assert main(argv) == 0
@@ -96,8 +119,27 @@ def test_imagenet_with_a_dit_runs_and_choose_timesteps_reads_it(imagenet, dit_10
 
 def test_choose_timesteps_reads_a_dit_run(tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main(["run", "--task", "digits", "--scorer", "tiny-dit", "--limit", "4", "--out", str(out), "-q",
-                 "-o", "device=cpu", "-o", "n_timesteps=8"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "digits",
+                "--scorer",
+                "tiny-dit",
+                "--limit",
+                "4",
+                "--out",
+                str(out),
+                "-q",
+                "-o",
+                "device=cpu",
+                "-o",
+                "n_timesteps=8",
+            ]
+        )
+        == 0
+    )
     [run_dir] = out.glob("digits/*/*")
     capsys.readouterr()
     parser = argparse.ArgumentParser()

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 diffusers = pytest.importorskip("diffusers")
 
+from winoground_eval.core.registry import resolve_scorer  # noqa: E402
 from winoground_eval.diffusion.dit import save_dit_folder  # noqa: E402
-from winoground_eval.registry import resolve_scorer  # noqa: E402
 
 HIDDEN, HEADS, DEPTH, PATCH, IN_CH, SIZE, CLASSES, FREQ = 32, 2, 2, 2, 4, 8, 5, 256
 
@@ -39,21 +39,31 @@ def original_weights(seed: int = 0) -> dict[str, torch.Tensor]:
         return torch.randn(shape, generator=g) * scale
 
     w = {
-        "x_embedder.proj.weight": r(HIDDEN, IN_CH, PATCH, PATCH), "x_embedder.proj.bias": r(HIDDEN),
-        "t_embedder.mlp.0.weight": r(HIDDEN, FREQ), "t_embedder.mlp.0.bias": r(HIDDEN),
-        "t_embedder.mlp.2.weight": r(HIDDEN, HIDDEN), "t_embedder.mlp.2.bias": r(HIDDEN),
+        "x_embedder.proj.weight": r(HIDDEN, IN_CH, PATCH, PATCH),
+        "x_embedder.proj.bias": r(HIDDEN),
+        "t_embedder.mlp.0.weight": r(HIDDEN, FREQ),
+        "t_embedder.mlp.0.bias": r(HIDDEN),
+        "t_embedder.mlp.2.weight": r(HIDDEN, HIDDEN),
+        "t_embedder.mlp.2.bias": r(HIDDEN),
         "y_embedder.embedding_table.weight": r(CLASSES + 1, HIDDEN, scale=1.0),
-        "final_layer.adaLN_modulation.1.weight": r(2 * HIDDEN, HIDDEN), "final_layer.adaLN_modulation.1.bias": r(2 * HIDDEN),
-        "final_layer.linear.weight": r(PATCH * PATCH * out_ch, HIDDEN), "final_layer.linear.bias": r(PATCH * PATCH * out_ch),
+        "final_layer.adaLN_modulation.1.weight": r(2 * HIDDEN, HIDDEN),
+        "final_layer.adaLN_modulation.1.bias": r(2 * HIDDEN),
+        "final_layer.linear.weight": r(PATCH * PATCH * out_ch, HIDDEN),
+        "final_layer.linear.bias": r(PATCH * PATCH * out_ch),
     }
     for i in range(DEPTH):
         b = f"blocks.{i}."
         w |= {
-            b + "attn.qkv.weight": r(3 * HIDDEN, HIDDEN), b + "attn.qkv.bias": r(3 * HIDDEN),
-            b + "attn.proj.weight": r(HIDDEN, HIDDEN), b + "attn.proj.bias": r(HIDDEN),
-            b + "mlp.fc1.weight": r(4 * HIDDEN, HIDDEN), b + "mlp.fc1.bias": r(4 * HIDDEN),
-            b + "mlp.fc2.weight": r(HIDDEN, 4 * HIDDEN), b + "mlp.fc2.bias": r(HIDDEN),
-            b + "adaLN_modulation.1.weight": r(6 * HIDDEN, HIDDEN), b + "adaLN_modulation.1.bias": r(6 * HIDDEN),
+            b + "attn.qkv.weight": r(3 * HIDDEN, HIDDEN),
+            b + "attn.qkv.bias": r(3 * HIDDEN),
+            b + "attn.proj.weight": r(HIDDEN, HIDDEN),
+            b + "attn.proj.bias": r(HIDDEN),
+            b + "mlp.fc1.weight": r(4 * HIDDEN, HIDDEN),
+            b + "mlp.fc1.bias": r(4 * HIDDEN),
+            b + "mlp.fc2.weight": r(HIDDEN, 4 * HIDDEN),
+            b + "mlp.fc2.bias": r(HIDDEN),
+            b + "adaLN_modulation.1.weight": r(6 * HIDDEN, HIDDEN),
+            b + "adaLN_modulation.1.bias": r(6 * HIDDEN),
         }
     return w
 
@@ -115,9 +125,12 @@ def to_diffusers(w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The same weights in ``DiTTransformer2DModel``'s layout (every block holds its own copy
     of the timestep and class embedders; the final layer reads block 0's)."""
     d = {
-        "pos_embed.proj.weight": w["x_embedder.proj.weight"], "pos_embed.proj.bias": w["x_embedder.proj.bias"],
-        "proj_out_1.weight": w["final_layer.adaLN_modulation.1.weight"], "proj_out_1.bias": w["final_layer.adaLN_modulation.1.bias"],
-        "proj_out_2.weight": w["final_layer.linear.weight"], "proj_out_2.bias": w["final_layer.linear.bias"],
+        "pos_embed.proj.weight": w["x_embedder.proj.weight"],
+        "pos_embed.proj.bias": w["x_embedder.proj.bias"],
+        "proj_out_1.weight": w["final_layer.adaLN_modulation.1.weight"],
+        "proj_out_1.bias": w["final_layer.adaLN_modulation.1.bias"],
+        "proj_out_2.weight": w["final_layer.linear.weight"],
+        "proj_out_2.bias": w["final_layer.linear.bias"],
     }
     for i in range(DEPTH):
         b, o = f"transformer_blocks.{i}.", f"blocks.{i}."
@@ -131,8 +144,14 @@ def to_diffusers(w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             d[b + f"ff.net.0.proj.{part}"] = w[o + f"mlp.fc1.{part}"]
             d[b + f"ff.net.2.{part}"] = w[o + f"mlp.fc2.{part}"]
         d[b + "norm1.emb.class_embedder.embedding_table.weight"] = w["y_embedder.embedding_table.weight"]
-        d |= {b + "attn1.to_q.weight": q, b + "attn1.to_k.weight": k, b + "attn1.to_v.weight": v,
-              b + "attn1.to_q.bias": qb, b + "attn1.to_k.bias": kb, b + "attn1.to_v.bias": vb}
+        d |= {
+            b + "attn1.to_q.weight": q,
+            b + "attn1.to_k.weight": k,
+            b + "attn1.to_v.weight": v,
+            b + "attn1.to_q.bias": qb,
+            b + "attn1.to_k.bias": kb,
+            b + "attn1.to_v.bias": vb,
+        }
     return d
 
 
@@ -140,8 +159,14 @@ def to_diffusers(w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def converted(tmp_path_factory):
     w = original_weights()
     model = diffusers.DiTTransformer2DModel(
-        num_attention_heads=HEADS, attention_head_dim=HIDDEN // HEADS, in_channels=IN_CH, out_channels=2 * IN_CH,
-        num_layers=DEPTH, sample_size=SIZE, patch_size=PATCH, num_embeds_ada_norm=CLASSES,
+        num_attention_heads=HEADS,
+        attention_head_dim=HIDDEN // HEADS,
+        in_channels=IN_CH,
+        out_channels=2 * IN_CH,
+        num_layers=DEPTH,
+        sample_size=SIZE,
+        patch_size=PATCH,
+        num_embeds_ada_norm=CLASSES,
     )
     missing, unexpected = model.load_state_dict(to_diffusers(w), strict=False)
     assert not unexpected and set(missing) <= {"pos_embed.pos_embed"}  # the fixed table is a buffer

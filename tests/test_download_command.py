@@ -28,7 +28,9 @@ def test_the_installed_hub_ships_hf_download_and_hf_auth_login():
 def test_no_message_or_page_names_the_retired_huggingface_cli():
     # the project's own files: what git tracks (no venvs, build/ or other installed copies)
     try:
-        listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        listed = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
         files = [ROOT / p for p in listed]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: the package folders
         files = [p for d in ("winoground_eval", "tasks", "baselines", "docs", "tests") for p in (ROOT / d).rglob("*")]

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from winoground_eval import cli
-from winoground_eval.export import schema
-
 from test_contract_all import _fixture_of
+
+from winoground_eval.cli import main as cli
+from winoground_eval.results.export import schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
@@ -95,8 +94,24 @@ def test_choose_timesteps_on_a_diffusion_run_of_the_task(name, tmp_path, capsys,
     out = tmp_path / "runs"
     model = tiny_sd(seed=0)
     task = _task_args(name, tmp_path / "data")
-    assert wg(["run", *task, "--scorer", f"diffusers:{model}", "-o", "n_timesteps=10", "-o", "device=cpu",
-               "--out", out, "-q"]) == 0
+    assert (
+        wg(
+            [
+                "run",
+                *task,
+                "--scorer",
+                f"diffusers:{model}",
+                "-o",
+                "n_timesteps=10",
+                "-o",
+                "device=cpu",
+                "--out",
+                out,
+                "-q",
+            ]
+        )
+        == 0
+    )
     [run] = _run_dirs(out)
     capsys.readouterr()
     _, kwargs = _fixture_of(name)(tmp_path / "data") if name in NEW_TASKS else (None, {})

@@ -6,11 +6,11 @@ import json
 import pytest
 
 import winoground_eval as wg
-from winoground_eval import registry
-from winoground_eval.cli import main
-from winoground_eval.errors import ConfigError
-from winoground_eval.execute import Events, execute, plan
-from winoground_eval.request import RunRequest, RunResult, TaskRun
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry
+from winoground_eval.core.errors import ConfigError
+from winoground_eval.core.execute import Events, execute, plan
+from winoground_eval.core.request import RunRequest, RunResult, TaskRun
 
 SHAPES = dict(task="shapes", scorer="dummy", split="test", limit=3)
 
@@ -53,8 +53,28 @@ def test_a_request_comes_back_a_typed_result_with_the_cli_run_id(tmp_path, capsy
     assert events.seen[0] == ("started", "shapes", "dummy") and events.seen[-1] == ("finished", "done")
     assert ("progress", 3, 3) in events.seen
     # the command line builds the same request: the same run id and numbers
-    assert main(["run", "--task", "shapes", "--split", "test", "--scorer", "dummy", "-o", "seed=3", "--limit", "3",
-                 "--out", str(tmp_path / "b"), "--json", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "shapes",
+                "--split",
+                "test",
+                "--scorer",
+                "dummy",
+                "-o",
+                "seed=3",
+                "--limit",
+                "3",
+                "--out",
+                str(tmp_path / "b"),
+                "--json",
+                "-q",
+            ]
+        )
+        == 0
+    )
     cli = json.loads(capsys.readouterr().out)
     assert cli["run_id"] == run.run_id and cli["metrics"] == dict(run.metrics)
     # and so does the Python API
@@ -80,9 +100,15 @@ def test_a_suite_says_which_tasks_it_skipped_and_why(tmp_path):
 
 
 def test_an_interrupt_keeps_the_finished_examples_and_says_how_to_resume(tmp_path):
-    request = RunRequest(task="shapes", scorer="interrupting", split="test", limit=4, out=tmp_path,
-                         scorer_options=("fail_after=2",),
-                         command=("run", "--task", "shapes", "--scorer", "interrupting"))
+    request = RunRequest(
+        task="shapes",
+        scorer="interrupting",
+        split="test",
+        limit=4,
+        out=tmp_path,
+        scorer_options=("fail_after=2",),
+        command=("run", "--task", "shapes", "--scorer", "interrupting"),
+    )
     result = execute(request)
     (run,) = result.runs
     assert run.status == "interrupted" and result.exit_code == 130 and result.interrupted is run

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from winoground_eval import contracts, metrics, registry
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
+from winoground_eval.core import contracts, metrics, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "extending.md"
@@ -60,15 +60,18 @@ def test_the_registry_line_of_the_doc_works(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
     monkeypatch.setitem(registry.TASKS, "squares", registry.Entry("my_task:SquaresTask", "which colour is the square"))
     monkeypatch.setitem(registry.SCORERS, "colour", registry.Entry("my_scorer:make_scorer", "colour-name distance"))
-    assert main(["run", "--task", "squares", "--scorer", "colour", "-t", "n_examples=8", "--out", str(tmp_path), "-q"]) == 0
+    assert (
+        main(["run", "--task", "squares", "--scorer", "colour", "-t", "n_examples=8", "--out", str(tmp_path), "-q"])
+        == 0
+    )
     result = json.loads(next(tmp_path.glob("squares/colour/*/result.json")).read_text())
     assert result["n_examples"] == 8 and 0.0 <= result["metrics"]["accuracy"] <= 1.0
 
 
 def test_the_examples_keep_the_contracts(tmp_path):
     """The example task and scorer through the contract checks every registered one gets."""
-    from winoground_eval.contracts import Scorer
-    from winoground_eval.userfile import missing_members
+    from winoground_eval.core.contracts import Scorer
+    from winoground_eval.core.userfile import missing_members
 
     scorer = registry.resolve_scorer(str(ROOT / "docs/examples/my_scorer.py") + ":make_scorer")(sharpness=2.0)
     assert not missing_members(scorer, Scorer)

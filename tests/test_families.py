@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-
 CAPTIONS = ["a red cube left of a blue ball", "a blue ball left of a red cube"]
 
 
@@ -91,8 +90,12 @@ def test_sdxl_errors_are_its_formula(folders):
         embeds, _, pooled, _ = pipe.encode_prompt(CAPTIONS[1], device="cpu", do_classifier_free_guidance=False)
         r = family.resolution
         time_ids = torch.tensor([[r, r, 0, 0, r, r]] * 3, dtype=torch.float32)
-        pred = pipe.unet(x_t, t, encoder_hidden_states=embeds.expand(3, -1, -1),
-                         added_cond_kwargs={"text_embeds": pooled.expand(3, -1), "time_ids": time_ids}).sample
+        pred = pipe.unet(
+            x_t,
+            t,
+            encoder_hidden_states=embeds.expand(3, -1, -1),
+            added_cond_kwargs={"text_embeds": pooled.expand(3, -1), "time_ids": time_ids},
+        ).sample
         want = _mse(pred, noise)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
     # the conditioning is the pipeline's
@@ -108,8 +111,9 @@ def _sd3_restated(pipe, pixels, noise, t, caption, *, t5: bool, max_len: int = 2
     sigma = (shift * s / (1 + (shift - 1) * s)).view(-1, 1, 1, 1)
     x_t = (1 - sigma) * z + sigma * noise
     if t5:
-        embeds, _, pooled, _ = pipe.encode_prompt(caption, caption, caption, device="cpu",
-                                                  do_classifier_free_guidance=False, max_sequence_length=max_len)
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            caption, caption, caption, device="cpu", do_classifier_free_guidance=False, max_sequence_length=max_len
+        )
     else:  # CLIP-L + CLIP-G penultimate states padded to the T5 width, then max_len zero rows
         hs, pools = [], []
         for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
@@ -123,8 +127,12 @@ def _sd3_restated(pipe, pixels, noise, t, caption, *, t5: bool, max_len: int = 2
         embeds = torch.cat([clip, torch.zeros(1, max_len, width)], 1)
         pooled = torch.cat(pools, -1)
     n = len(t)
-    pred = pipe.transformer(hidden_states=x_t, timestep=sigma.flatten() * T, encoder_hidden_states=embeds.expand(n, -1, -1),
-                            pooled_projections=pooled.expand(n, -1)).sample
+    pred = pipe.transformer(
+        hidden_states=x_t,
+        timestep=sigma.flatten() * T,
+        encoder_hidden_states=embeds.expand(n, -1, -1),
+        pooled_projections=pooled.expand(n, -1),
+    ).sample
     return _mse(pred, noise - z)
 
 
@@ -165,16 +173,27 @@ def test_flux_errors_are_its_formula(folders, variant):
         if variant == "flux-dev":  # resolution-dependent shift: mu from the 4 x 4 = 16 packed tokens
             cfg = pipe.scheduler.config
             mu = 16 * (cfg.max_shift - cfg.base_shift) / (cfg.max_image_seq_len - cfg.base_image_seq_len)
-            mu += cfg.base_shift - (cfg.max_shift - cfg.base_shift) / (cfg.max_image_seq_len - cfg.base_image_seq_len) * cfg.base_image_seq_len
+            mu += (
+                cfg.base_shift
+                - (cfg.max_shift - cfg.base_shift)
+                / (cfg.max_image_seq_len - cfg.base_image_seq_len)
+                * cfg.base_image_seq_len
+            )
             s = math.exp(mu) / (math.exp(mu) + (1 / s - 1))
         sigma = s.view(-1, 1, 1, 1)
         x_t = (1 - sigma) * z + sigma * noise
         embeds, pooled, text_ids = pipe.encode_prompt(CAPTIONS[0], CAPTIONS[0], device="cpu", max_sequence_length=32)
         img_ids = FluxPipeline._prepare_latent_image_ids(1, 4, 4, "cpu", torch.float32)
         guidance = torch.full((3,), 3.5) if variant == "flux-dev" else None
-        pred = pipe.transformer(hidden_states=FluxPipeline._pack_latents(x_t, 3, 4, 8, 8), timestep=sigma.flatten(),
-                                guidance=guidance, pooled_projections=pooled.expand(3, -1),
-                                encoder_hidden_states=embeds.expand(3, -1, -1), txt_ids=text_ids, img_ids=img_ids).sample
+        pred = pipe.transformer(
+            hidden_states=FluxPipeline._pack_latents(x_t, 3, 4, 8, 8),
+            timestep=sigma.flatten(),
+            guidance=guidance,
+            pooled_projections=pooled.expand(3, -1),
+            encoder_hidden_states=embeds.expand(3, -1, -1),
+            txt_ids=text_ids,
+            img_ids=img_ids,
+        ).sample
         pred = FluxPipeline._unpack_latents(pred, 16, 16, 2)
         want = _mse(pred, noise - z)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
@@ -214,14 +233,14 @@ def test_tiny_lora_is_read_by_diffusers_and_addresses_the_models_modules(folders
         modules = dict(getattr(pipe, denoiser).named_modules())
         assert state and all(k.startswith(f"{denoiser}.") for k in state)
         for key, value in state.items():
-            target = modules[key[len(denoiser) + 1:].rsplit(".lora_", 1)[0]]
+            target = modules[key[len(denoiser) + 1 :].rsplit(".lora_", 1)[0]]
             assert isinstance(target, torch.nn.Linear) and value.abs().sum() > 0, (name, key)
         assert isinstance(pipe, diffusers.DiffusionPipeline)
 
 
 def test_lora_file_and_record(tmp_path):
+    from winoground_eval.core.errors import ConfigError
     from winoground_eval.diffusion.families.lora import lora_file, lora_record
-    from winoground_eval.errors import ConfigError
 
     a = tmp_path / "a" / "pytorch_lora_weights.safetensors"
     a.parent.mkdir()
@@ -236,7 +255,11 @@ def test_lora_file_and_record(tmp_path):
     (tmp_path / "two").mkdir()
     for n in ("x", "y"):
         (tmp_path / "two" / f"{n}.safetensors").write_bytes(b"")
-    for bad, message in ((tmp_path / "two", "2 .safetensors"), (tmp_path / "nope", "no such"), (tmp_path / "w.bin", ".safetensors")):
+    for bad, message in (
+        (tmp_path / "two", "2 .safetensors"),
+        (tmp_path / "nope", "no such"),
+        (tmp_path / "w.bin", ".safetensors"),
+    ):
         if bad.suffix == ".bin":
             bad.write_bytes(b"")
         with pytest.raises(ConfigError, match=message):
@@ -263,12 +286,14 @@ def test_lora_changes_the_config_and_so_the_run_id(folders, tmp_path):
 
 
 # `make test-fast`: sd
-@pytest.mark.parametrize("name", ["sd", *(pytest.param(n, marks=pytest.mark.slow) for n in ("sdxl", "sd3", "flux-schnell"))])
+@pytest.mark.parametrize(
+    "name", ["sd", *(pytest.param(n, marks=pytest.mark.slow) for n in ("sdxl", "sd3", "flux-schnell"))]
+)
 def test_lora_option_loads_through_diffusers_or_says_peft_is_missing(folders, tmp_path, name, monkeypatch):
-    from winoground_eval.diffusion.family_presets import scorer_for_family
+    from winoground_eval.core.errors import ConfigError
     from winoground_eval.diffusion.families.lora import peft_available
+    from winoground_eval.diffusion.family_presets import scorer_for_family
     from winoground_eval.testing.tiny_families import write_tiny_lora
-    from winoground_eval.errors import ConfigError
 
     family = {"sd": "sd", "sdxl": "sdxl", "sd3": "sd3", "flux-schnell": "flux"}[name]
     file = write_tiny_lora(tmp_path / "lora", folders[name])
@@ -321,14 +346,30 @@ SLOW_RUNS = ("sdxl", "sd3", "sd3-no-t5", "flux-schnell")
 def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, name):
     """`wg-eval run --task shapes --scorer diffusers:PATH --limit 2`, the family picked from
     model_index.json's pipeline class; the run records the family and its settings."""
-    from winoground_eval.cli import main
+    from winoground_eval.cli.main import main
 
     options = ["-o", "n_timesteps=2", "-o", "device=cpu"]
     if name != "sdxl":
         options += ["-o", "max_sequence_length=8"]
     out = tmp_path / "runs"
-    assert main(["run", "--task", "shapes", "--scorer", f"diffusers:{folders[name]}", "--limit", "2", "-q",
-                 "--out", str(out), *options]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "shapes",
+                "--scorer",
+                f"diffusers:{folders[name]}",
+                "--limit",
+                "2",
+                "-q",
+                "--out",
+                str(out),
+                *options,
+            ]
+        )
+        == 0
+    )
     [run_dir] = [p.parent for p in out.glob("shapes/*/*/run.json")]
     config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
     family = {"sdxl": "sdxl", "sd3": "sd3", "sd3-no-t5": "sd3", "flux-schnell": "flux", "flux-dev": "flux"}[name]
@@ -337,14 +378,16 @@ def test_wg_eval_run_shapes_on_a_tiny_folder_of_each_family(folders, tmp_path, n
     if family == "sd3":
         assert config["t5"] is (name == "sd3") and config["shift"] == 3.0
     if family == "flux":
-        assert (config["guidance"] is None) == (name == "flux-schnell") and config["dynamic_shift"] is (name == "flux-dev")
+        assert (config["guidance"] is None) == (name == "flux-schnell") and config["dynamic_shift"] is (
+            name == "flux-dev"
+        )
     lines = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(np.isfinite(line["scores"]).all() for line in lines)
 
 
 def test_unknown_pipeline_class_names_the_supported_ones(tmp_path):
+    from winoground_eval.core.errors import ModelLoadError
     from winoground_eval.diffusion.presets import from_diffusers_spec
-    from winoground_eval.errors import ModelLoadError
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
@@ -367,12 +410,16 @@ def test_unconditional_condition_is_the_pipelines(folders, name):
         assert family.config()["force_zeros_for_empty_prompt"] is True and not negative.any()
     else:
         family = sd3.load(str(folders[name]), options=SD3Options(device="cpu"))
-        _, negative, _, negative_pooled = pipe.encode_prompt("x", "x", "x", device="cpu", do_classifier_free_guidance=True)
+        _, negative, _, negative_pooled = pipe.encode_prompt(
+            "x", "x", "x", device="cpu", do_classifier_free_guidance=True
+        )
     with torch.no_grad():
         cond = family.embed([family.uncond_key])
     # (two separately loaded copies of the encoders: equal up to float32 kernel rounding)
     torch.testing.assert_close(cond["encoder_hidden_states"], negative, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        cond["text_embeds" if name == "sdxl" else "pooled_projections"], negative_pooled, rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.slow  # loads SD3 and FLUX pipelines twice each

@@ -20,12 +20,12 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from winoground_eval.cli import main  # noqa: E402
-from winoground_eval.contracts import Example  # noqa: E402
+from winoground_eval.cli.main import main  # noqa: E402
+from winoground_eval.core.contracts import Example  # noqa: E402
+from winoground_eval.core.registry import resolve_scorer, resolve_task  # noqa: E402
 from winoground_eval.diffusion.evaluator import CellEvaluator  # noqa: E402
 from winoground_eval.diffusion.grid import timestep_grid  # noqa: E402
 from winoground_eval.diffusion.scorer import DiffusionScorer  # noqa: E402
-from winoground_eval.registry import resolve_scorer, resolve_task  # noqa: E402
 
 N_T = 8  # grid timesteps of every run
 
@@ -34,7 +34,9 @@ def _shapes_one_by_four(n: int = 10) -> list[Example]:
     """1 x 4 examples: a shapes image against its own first caption and three other examples' captions."""
     exs = list(resolve_task("shapes")(split="test", limit=12).examples())
     return [
-        Example(f"s{i}", exs[i].images[:1], (exs[i].captions[0], *(exs[(i + d) % len(exs)].captions[0] for d in (3, 5, 7))))
+        Example(
+            f"s{i}", exs[i].images[:1], (exs[i].captions[0], *(exs[(i + d) % len(exs)].captions[0] for d in (3, 5, 7)))
+        )
         for i in range(n)
     ]
 
@@ -84,10 +86,20 @@ FAMILY_CASES: list[FamilyCase] = [
     # (separable None: no seed of the random tiny SDXL separates any pool example -- its captions
     # move the errors too little and inconsistently; the strategies are family-independent code)
     FamilyCase("sdxl", lambda tiny: _write_family("sdxl", tiny), ("device=cpu",), None, _shapes_one_by_four),
-    FamilyCase("sd3", lambda tiny: _write_family("sd3", tiny), ("device=cpu", "max_sequence_length=8"),
-               ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}), _shapes_one_by_four),
-    FamilyCase("flux", lambda tiny: _write_family("flux", tiny), ("device=cpu", "max_sequence_length=8"),
-               ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}), _shapes_one_by_four),
+    FamilyCase(
+        "sd3",
+        lambda tiny: _write_family("sd3", tiny),
+        ("device=cpu", "max_sequence_length=8"),
+        ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}),
+        _shapes_one_by_four,
+    ),
+    FamilyCase(
+        "flux",
+        lambda tiny: _write_family("flux", tiny),
+        ("device=cpu", "max_sequence_length=8"),
+        ("diffusers:{folder}", {"n_timesteps": N_T, "max_sequence_length": 8}),
+        _shapes_one_by_four,
+    ),
 ]
 
 
@@ -106,8 +118,12 @@ STRATEGY_CASES: list[StrategyCase] = [
     StrategyCase("plain", "shapes", (), 2 * 2 * N_T),
     StrategyCase("sequential", "shapes", ("stopping=sequential", "min_timesteps=4", "round_size=2"), None),
     StrategyCase("adaptive", "shapes-classify", ("n_samples=2,8", "to_keep=3,1"), 20 * 2 + 3 * 6),
-    StrategyCase("elimination", "shapes-classify", ("stopping=sequential", "min_timesteps=2", "round_size=2",
-                                                    "confidence=0.9"), None),
+    StrategyCase(
+        "elimination",
+        "shapes-classify",
+        ("stopping=sequential", "min_timesteps=2", "round_size=2", "confidence=0.9"),
+        None,
+    ),
     StrategyCase("prefilter", "shapes-classify", ("prefilter=dummy", "prefilter_k=3"), 3 * N_T),
 ]
 
@@ -134,9 +150,16 @@ def _lines(run_dir: Path) -> list[dict[str, Any]]:
 # test_diffusion_adaptive.py and test_early_stopping.py run the strategies fast) and leaves
 # the others to `make test`.
 FAST_PAIRS = {("sd", "plain")}
-MATRIX = [pytest.param(family, strategy, id=f"{family.name}-{strategy.name}",
-                       marks=() if (family.name, strategy.name) in FAST_PAIRS else pytest.mark.slow)
-          for family in FAMILY_CASES for strategy in STRATEGY_CASES]
+MATRIX = [
+    pytest.param(
+        family,
+        strategy,
+        id=f"{family.name}-{strategy.name}",
+        marks=() if (family.name, strategy.name) in FAST_PAIRS else pytest.mark.slow,
+    )
+    for family in FAMILY_CASES
+    for strategy in STRATEGY_CASES
+]
 
 
 @pytest.mark.parametrize(("family", "strategy"), MATRIX)
@@ -194,7 +217,7 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
     task_kwargs = {"split": "test"} if strategy.task == "shapes" else {}
     examples = {ex.id: ex for ex in resolve_task(strategy.task)(limit=3, **task_kwargs).examples()}
     parsed = dict(o.split("=", 1) for o in options)
-    from winoground_eval.overrides import parse_overrides
+    from winoground_eval.core.overrides import parse_overrides
 
     factory = resolve_scorer(scorer_name)
     scorer = factory(**parse_overrides(factory, [f"{k}={v}" for k, v in parsed.items()], what="scorer"))
@@ -204,8 +227,14 @@ def test_every_family_runs_every_strategy_resumes_and_counts(family, strategy, f
         assert line["info"]["unet_calls"] == fresh.info["unet_calls"]
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, id=f.name, marks=() if f.name == "dit" else pytest.mark.slow)
-                                    for f in FAMILY_CASES if f.separable is not None])
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(f, id=f.name, marks=() if f.name == "dit" else pytest.mark.slow)
+        for f in FAMILY_CASES
+        if f.separable is not None
+    ],
+)
 def test_adaptive_and_elimination_agree_with_the_plain_grid_when_separable(family, folders):
     assert family.separable is not None
     name, options = family.separable

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winoground_eval import registry, runstore
-from winoground_eval.cli import main
-from winoground_eval.errors import ConfigError, DataError, ModelLoadError, RunStoreError, ScoreFileError
-from winoground_eval.runstore import RunStore
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry, runstore
+from winoground_eval.core.errors import ConfigError, DataError, ModelLoadError, RunStoreError, ScoreFileError
+from winoground_eval.core.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,19 @@ def _test_scorers(monkeypatch):
 
 
 def _args(sample_dir, out, *extra):
-    return ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(out), "-q", *extra]
+    return [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]
 
 
 def _run_dir(out):
@@ -67,7 +79,9 @@ time.sleep(60)
 
 
 def test_no_resume_refuses_while_another_process_writes_the_run(sample_dir, finished_run, tmp_path, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(finished_run / ".lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(finished_run / ".lock")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         code = main(_args(sample_dir, tmp_path / "runs", "--no-resume"))
@@ -127,11 +141,24 @@ class _FullAfter:
 
 
 @pytest.mark.parametrize("point", ["scores", "sessions", "arrays", "result", "run.json"])
-def test_full_disk_at_each_write_point_is_a_clean_error_with_the_resume_command(sample_dir, tmp_path, monkeypatch, capsys, point):
+def test_full_disk_at_each_write_point_is_a_clean_error_with_the_resume_command(
+    sample_dir, tmp_path, monkeypatch, capsys, point
+):
     import builtins
 
     out = tmp_path / "runs"
-    args = ["run", "--task", "winoground", "--scorer", "with-arrays", "--data-dir", str(sample_dir), "--out", str(out), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "with-arrays",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(out),
+        "-q",
+    ]
     real_open = builtins.open
     state = {"appends": 0}
 
@@ -149,7 +176,9 @@ def test_full_disk_at_each_write_point_is_a_clean_error_with_the_resume_command(
             mp.setattr(builtins, "open", torn_open)
         elif point == "arrays":
             real = runstore.atomic_write
-            mp.setattr(runstore, "atomic_write", lambda p, d: _enospc() if p.suffix == ".npz" and "3" in p.name else real(p, d))
+            mp.setattr(
+                runstore, "atomic_write", lambda p, d: _enospc() if p.suffix == ".npz" and "3" in p.name else real(p, d)
+            )
         elif point == "result":
             real_json = runstore.write_json
             mp.setattr(runstore, "write_json", lambda p, o: _enospc() if p.name == "result.json" else real_json(p, o))
@@ -172,11 +201,14 @@ def test_full_disk_at_each_write_point_is_a_clean_error_with_the_resume_command(
 
 
 # --- crafted and damaged run directories -------------------------------------------------------
-@pytest.mark.parametrize("content, match", [
-    ("[1, 2]", "not an object"),
-    ('{"scorer": {"name": "dummy"}}', "lacks its task"),
-    ("{nope", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("[1, 2]", "not an object"),
+        ('{"scorer": {"name": "dummy"}}', "lacks its task"),
+        ("{nope", "not valid JSON"),
+    ],
+)
 def test_run_json_not_an_object_or_without_task_is_a_clean_error(finished_run, content, match):
     (finished_run / "run.json").write_text(content)
     with pytest.raises(RunStoreError, match=match):
@@ -321,11 +353,17 @@ def test_bom_and_unicode_line_separators_in_examples_jsonl_are_accepted(sample_d
     assert next(ex for ex in task.examples() if ex.id == "1").captions[0].endswith("\u2028x\u2029y\u0085z")
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda rows: rows[2].update(num_main_preds="two"), r"examples.jsonl:3: example 2: num_main_preds 'two' is not a whole number"),
-    (lambda rows: rows[2].update(id=None), r"examples.jsonl:3: example at line 3 has an invalid id None"),
-    (lambda rows: rows[2].update(id=[2]), r"examples.jsonl:3: example at line 3 has an invalid id \[2\]"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda rows: rows[2].update(num_main_preds="two"),
+            r"examples.jsonl:3: example 2: num_main_preds 'two' is not a whole number",
+        ),
+        (lambda rows: rows[2].update(id=None), r"examples.jsonl:3: example at line 3 has an invalid id None"),
+        (lambda rows: rows[2].update(id=[2]), r"examples.jsonl:3: example at line 3 has an invalid id \[2\]"),
+    ],
+)
 def test_bad_fields_are_named(sample_dir, edit, match):
     _rewrite(sample_dir, edit)
     with pytest.raises(DataError, match=match):
@@ -333,12 +371,14 @@ def test_bad_fields_are_named(sample_dir, edit, match):
 
 
 def test_num_main_preds_two_through_metrics_metadata(sample_dir, tmp_path, capsys):
-    from winoground_eval.scorefile import write_score_file
+    from winoground_eval.results.scorefile import write_score_file
 
     _rewrite(sample_dir, lambda rows: rows[0].update(num_main_preds="two"))
     scores = tmp_path / "s.jsonl"
     write_score_file(scores, {str(i): np.eye(2) for i in range(6)})
-    code = main(["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl")])
+    code = main(
+        ["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl")]
+    )
     err = capsys.readouterr().err
     assert code == 3 and "num_main_preds 'two'" in err and "Traceback" not in err
 
@@ -390,11 +430,16 @@ def test_offline_mode_already_set_is_not_advised_again(monkeypatch):
 
 # --- score files ----------------------------------------------------------------------------------
 def _score_lines(n=2):
-    return [json.dumps({"label": f"{i}_c{k}_i{j}", "score": float(j == k)}) for i in range(n) for j in range(2) for k in range(2)]
+    return [
+        json.dumps({"label": f"{i}_c{k}_i{j}", "score": float(j == k)})
+        for i in range(n)
+        for j in range(2)
+        for k in range(2)
+    ]
 
 
 def _read(tmp_path, data: bytes):
-    from winoground_eval.scorefile import read_score_file
+    from winoground_eval.results.scorefile import read_score_file
 
     p = tmp_path / "scores.jsonl"
     p.write_bytes(data)
@@ -408,11 +453,17 @@ def test_score_file_bom_blank_lines_and_line_separators_are_accepted(tmp_path):
     assert set(got) == {"0", "1"} and got["0"][0, 0] == 1.0
 
 
-@pytest.mark.parametrize("line, match", [
-    (b'{"label": "0_c0_i0", "score": \xff}', r"scores.jsonl:1 is not UTF-8"),
-    (b'{"label": "0_c0_i0", "score": 1' + b"0" * 400 + b"}", r"scores.jsonl:1: label '0_c0_i0' has a score too large"),
-    (b"nope " + b"x" * (10 * 2**20), r"line 1 is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        (b'{"label": "0_c0_i0", "score": \xff}', r"scores.jsonl:1 is not UTF-8"),
+        (
+            b'{"label": "0_c0_i0", "score": 1' + b"0" * 400 + b"}",
+            r"scores.jsonl:1: label '0_c0_i0' has a score too large",
+        ),
+        (b"nope " + b"x" * (10 * 2**20), r"line 1 is not valid JSON"),
+    ],
+)
 def test_score_file_faults_are_one_short_line(tmp_path, line, match):
     with pytest.raises(ScoreFileError, match=match) as info:
         _read(tmp_path, line + b"\n" + "\n".join(_score_lines()[1:]).encode() + b"\n")
@@ -538,8 +589,22 @@ def test_silent_hub_model_fails_within_seconds(silent_hub):
 
 def test_silent_hub_through_the_cli(silent_hub, sample_dir, tmp_path, capsys):
     t0 = time.monotonic()
-    code = main(["run", "--task", "winoground", "--scorer", "sd2", "--data-dir", str(sample_dir), "--device", "cpu",
-                 "--out", str(tmp_path / "runs"), "-q"])
+    code = main(
+        [
+            "run",
+            "--task",
+            "winoground",
+            "--scorer",
+            "sd2",
+            "--data-dir",
+            str(sample_dir),
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "runs"),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 5 and "cannot be reached" in err and "Traceback" not in err
     assert time.monotonic() - t0 < 15
@@ -549,7 +614,7 @@ def test_silent_hub_through_the_cli(silent_hub, sample_dir, tmp_path, capsys):
 def test_bootstrap_memory_is_bounded_and_matches_the_index_bootstrap():
     import tracemalloc
 
-    from winoground_eval import metrics
+    from winoground_eval.core import metrics
 
     rng = np.random.default_rng(1)
     x = (rng.random(300) < 0.4).astype(float)
@@ -578,13 +643,25 @@ def test_bench_bootstrap_smoke(capsys):
 
 
 def test_save_run_metadata_with_line_separators_in_a_caption(sample_dir, tmp_path):
-    from winoground_eval.scorefile import write_score_file
+    from winoground_eval.results.scorefile import write_score_file
 
     _rewrite(sample_dir, lambda rows: rows[0].update(caption_0=rows[0]["caption_0"] + "\u2028"))
     scores = tmp_path / "s.jsonl"
     write_score_file(scores, {str(i): np.eye(2) for i in range(6)})
-    argv = ["metrics", "--task", "winoground", "--scores", str(scores), "--metadata", str(sample_dir / "examples.jsonl"),
-            "--save-run", "elsewhere", "--out", str(tmp_path / "runs"), "--json"]
+    argv = [
+        "metrics",
+        "--task",
+        "winoground",
+        "--scores",
+        str(scores),
+        "--metadata",
+        str(sample_dir / "examples.jsonl"),
+        "--save-run",
+        "elsewhere",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
     assert main(argv) == 0
     [run_dir] = list((tmp_path / "runs" / "winoground" / "elsewhere").iterdir())
     assert json.loads((run_dir / "result.json").read_text())["n_examples"] == 6
@@ -606,8 +683,14 @@ class _FakeHubSource:
             img.save(buf, format="PNG")
             return {"bytes": buf.getvalue(), "path": None}
 
-        rows = {"id": list(range(len(images))), "image_0": [png(a) for a, _ in images], "image_1": [png(b) for _, b in images]}
-        features = datasets.Features({"id": datasets.Value("int64"), "image_0": datasets.Image(), "image_1": datasets.Image()})
+        rows = {
+            "id": list(range(len(images))),
+            "image_0": [png(a) for a, _ in images],
+            "image_1": [png(b) for _, b in images],
+        }
+        features = datasets.Features(
+            {"id": datasets.Value("int64"), "image_0": datasets.Image(), "image_1": datasets.Image()}
+        )
         source = object.__new__(HubSource)
         source.__dict__["dataset"] = datasets.Dataset.from_dict(rows, features=features)
         return source
@@ -625,6 +708,8 @@ def test_hub_source_hashes_the_stored_image_bytes_and_decodes_safely(tmp_path):
     assert a.image(1, rows[1], 0).getpixel((0, 0)) == (0, 0, 255)
     _png_bomb(tmp_path / "bomb.png")
     bomb = _FakeHubSource.make([(red, red)])
-    bomb.__dict__["raw_images"] = [{"image_0": {"bytes": (tmp_path / "bomb.png").read_bytes(), "path": None}, "image_1": None}]
+    bomb.__dict__["raw_images"] = [
+        {"image_0": {"bytes": (tmp_path / "bomb.png").read_bytes(), "path": None}, "image_1": None}
+    ]
     with pytest.raises(DataError, match="example 0: image_0: image is too large"):
         bomb.image(0, {"id": "0"}, 0)

@@ -21,15 +21,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winoground_eval import registry
-from winoground_eval.cli import main
-from winoground_eval.runstore import RunStore
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry
+from winoground_eval.core.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _args(sample_dir, out, *extra, scorer="dummy"):
-    return ["run", "--task", "winoground", "--scorer", scorer, "--data-dir", str(sample_dir), "--out", str(out), "-q", *extra]
+    return [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        scorer,
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]
 
 
 def _run_dir(out):
@@ -69,9 +81,13 @@ def test_output_symlink_fifo_and_run_files_are_refused(finished_run, tmp_path, c
     os.mkfifo(fifo)
     result = finished_run / "result.json"
     before = result.read_bytes()
-    for bad, why in [(link, "symbolic link"), (fifo, "FIFO"), (Path("/dev/null"), "character device"),
-                     (result, "inside the run directory"),
-                     (finished_run / "new.html", "inside the run directory")]:
+    for bad, why in [
+        (link, "symbolic link"),
+        (fifo, "FIFO"),
+        (Path("/dev/null"), "character device"),
+        (result, "inside the run directory"),
+        (finished_run / "new.html", "inside the run directory"),
+    ]:
         code = main([command, str(finished_run), "-O", str(bad), *extra])
         err = capsys.readouterr().err
         assert code == 4, err
@@ -88,7 +104,7 @@ def test_output_symlink_fifo_and_run_files_are_refused(finished_run, tmp_path, c
 # --- 2, 5, 6: images that are FIFOs, devices, decompression bombs; folder symlink loops ----------------
 BAD_EXAMPLES = """
 import json, sys
-from winoground_eval.registry import resolve_task
+from winoground_eval.core.registry import resolve_task
 task = resolve_task(sys.argv[1] + sys.argv[2])()
 bad = {}
 got = [ex.id for ex in task.examples(on_error=lambda i, exc: bad.setdefault(i, str(exc)))]
@@ -99,8 +115,14 @@ print(json.dumps({"ids": list(task.metadata()), "got": got, "bad": bad}))
 def _load_within(task: str, arg: str, seconds: float = 60) -> dict:
     """Load a task and all its examples in a subprocess that must finish within ``seconds``
     (a FIFO or /dev/zero read as an image blocks forever: the test fails instead of hanging)."""
-    done = subprocess.run([sys.executable, "-c", BAD_EXAMPLES, task, arg], capture_output=True, text=True,
-                          timeout=seconds, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", BAD_EXAMPLES, task, arg],
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -120,8 +142,10 @@ def _captions_with_bad_images(tmp_path):
     os.mkfifo(d / "fifo.png")
     (d / "zero.png").symlink_to("/dev/zero")
     _png_bomb(d / "bomb.png")
-    rows = [{"id": i, "images": [name], "captions": ["right", "wrong"]}
-            for i, name in [("good", "a.png"), ("fifo", "fifo.png"), ("zero", "zero.png"), ("bomb", "bomb.png")]]
+    rows = [
+        {"id": i, "images": [name], "captions": ["right", "wrong"]}
+        for i, name in [("good", "a.png"), ("fifo", "fifo.png"), ("zero", "zero.png"), ("bomb", "bomb.png")]
+    ]
     (d / "ex.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return d / "ex.jsonl"
 
@@ -170,9 +194,10 @@ def test_imagefolder_fifo_and_bomb_are_skippable_and_symlink_loops_are_not_follo
     assert set(result["skipped"]) == {"cat/bomb.png", "dog/b.png"} and result["n_examples"] == 2
 
 
-
 # --- 3. a run that ends with zero scored examples ---------------------------------------------------
-def test_ctrl_c_during_the_first_example_exits_130_with_a_valid_result_and_the_resume_command(sample_dir, tmp_path, capsys):
+def test_ctrl_c_during_the_first_example_exits_130_with_a_valid_result_and_the_resume_command(
+    sample_dir, tmp_path, capsys
+):
     out = tmp_path / "runs"
     code = main(_args(sample_dir, out, "-o", "fail_after=0", scorer="interrupting"))
     err = capsys.readouterr().err
@@ -188,10 +213,13 @@ def test_ctrl_c_during_the_first_example_exits_130_with_a_valid_result_and_the_r
 def test_skip_bad_when_every_example_is_bad_ends_cleanly(tmp_path, capsys):
     d = tmp_path / "caps"
     d.mkdir()
-    (d / "ex.jsonl").write_text("".join(json.dumps({"id": f"e{i}", "images": ["missing.png"], "captions": ["a", "b"]}) + "\n"
-                                        for i in range(3)))
+    (d / "ex.jsonl").write_text(
+        "".join(json.dumps({"id": f"e{i}", "images": ["missing.png"], "captions": ["a", "b"]}) + "\n" for i in range(3))
+    )
     out = tmp_path / "runs"
-    code = main(["run", "--task", f"captions:{d / 'ex.jsonl'}", "--scorer", "dummy", "--out", str(out), "-q", "--skip-bad"])
+    code = main(
+        ["run", "--task", f"captions:{d / 'ex.jsonl'}", "--scorer", "dummy", "--out", str(out), "-q", "--skip-bad"]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     result = json.loads((_run_dir(out) / "result.json").read_text())
@@ -265,18 +293,35 @@ def test_full_disk_during_a_buffered_append_is_exit_4_and_resume_is_exact(sample
 
 # --- 10. array file names never collide ------------------------------------------------------------
 def test_array_names_are_injective_and_case_insensitive_safe():
-    from winoground_eval.runstore import _array_name
+    from winoground_eval.core.runstore import _array_name
 
-    ids = ["a b", "a_b-5e229e24", "a_b", "A", "a", "Cat/x.png", "cat/x.png", "", "~", "~7e", "x" * 300, "x" * 299 + "y",
-           "é", "e\u0301", "../run", "..", "."]
+    ids = [
+        "a b",
+        "a_b-5e229e24",
+        "a_b",
+        "A",
+        "a",
+        "Cat/x.png",
+        "cat/x.png",
+        "",
+        "~",
+        "~7e",
+        "x" * 300,
+        "x" * 299 + "y",
+        "é",
+        "e\u0301",
+        "../run",
+        "..",
+        ".",
+    ]
     names = [_array_name(i) for i in ids]
     assert len({n.lower() for n in names}) == len(ids)  # distinct even on a case-insensitive file system
     assert all(n and len(n) <= 120 and "/" not in n and n not in (".", "..") for n in names)
 
 
 def test_ids_that_used_to_share_an_array_file_keep_their_own_arrays(tmp_path):
-    from winoground_eval.contracts import Scored
-    from winoground_eval.runstore import RunStore
+    from winoground_eval.core.contracts import Scored
+    from winoground_eval.core.runstore import RunStore
 
     store = RunStore.create_or_open(tmp_path, {"task": {"name": "t"}, "scorer": {"name": "s", "config": {}}}, {})
     with store:
@@ -290,7 +335,7 @@ def test_ids_that_used_to_share_an_array_file_keep_their_own_arrays(tmp_path):
 
 
 def test_runs_written_with_the_old_array_names_are_still_read(tmp_path):
-    from winoground_eval.runstore import RunStore
+    from winoground_eval.core.runstore import RunStore
 
     store = RunStore.create_or_open(tmp_path, {"task": {"name": "t"}, "scorer": {"name": "s", "config": {}}}, {})
     (store.path / "arrays").mkdir()
@@ -331,18 +376,28 @@ def test_report_chart_specs_take_no_user_text_into_sort_expressions():
 def test_report_bar_chart_draws_tags_with_backslashes_quotes_and_line_separators(tmp_path):
     import shutil
 
-    cats = ["zeta", 'a\\b "q" \'s\'', "m\u2028n\u2028o\u2029", "alpha"]
+    cats = ["zeta", "a\\b \"q\" 's'", "m\u2028n\u2028o\u2029", "alpha"]
     series = ["run \\ one\u2028", "run two"]
     harness = tmp_path / "chart.js"
     harness.write_text(CHART_HARNESS)
-    done = subprocess.run([shutil.which("node"), str(harness), str(ROOT / "winoground_eval" / "report_assets"),
-                           json.dumps(cats), json.dumps(series)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            shutil.which("node"),
+            str(harness),
+            str(ROOT / "winoground_eval" / "report_assets"),
+            json.dumps(cats),
+            json.dumps(series),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, (done.stdout[-500:], done.stderr[-500:])
     assert json.loads(done.stdout.strip().split("\n")[-1]) == cats, done.stdout[-500:]  # drawn, in the given order
 
 
 # --- 11. loose numbers; `run --json` keeps stdout for the JSON ---------------------------------------------
-USER_SCORER = '''
+USER_SCORER = """
 import numpy as np
 print("user code prints at import")
 
@@ -368,11 +423,13 @@ class Scorer:
 
 def make(kind: str = "float"):
     return Scorer(kind)
-'''
+"""
 
 
-@pytest.mark.parametrize("kind, why", [("complex", "complex numbers"), ("strings", "str '0.0'"), ("bools", "booleans"),
-                                       ("mixed", "bool True")])
+@pytest.mark.parametrize(
+    "kind, why",
+    [("complex", "complex numbers"), ("strings", "str '0.0'"), ("bools", "booleans"), ("mixed", "bool True")],
+)
 def test_scores_must_be_real_numbers(sample_dir, tmp_path, capsys, kind, why):
     f = tmp_path / "my_scorer.py"
     f.write_text(USER_SCORER)
@@ -395,7 +452,7 @@ def test_run_json_stdout_is_pure_json_when_user_code_prints(sample_dir, tmp_path
 
 
 # --- 8. exit statuses ------------------------------------------------------------------------------------
-EXITING_SCORER = '''
+EXITING_SCORER = """
 import sys
 import numpy as np
 
@@ -408,7 +465,7 @@ class Scorer:
 
 def make():
     return Scorer()
-'''
+"""
 
 
 def test_sys_exit_in_user_code_is_a_runtime_error_naming_the_file(sample_dir, tmp_path, capsys):
@@ -424,8 +481,14 @@ def _closed_stdout_run(*argv) -> subprocess.CompletedProcess:
     r, w = os.pipe()
     os.close(r)  # the reader is gone before anything is written
     try:
-        return subprocess.run([sys.executable, "-m", "winoground_eval", *argv], stdout=w, stderr=subprocess.PIPE,
-                              text=True, timeout=120, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "winoground_eval", *argv],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
     finally:
         os.close(w)
 
@@ -436,7 +499,7 @@ def test_a_closed_pipe_under_a_rich_table_exits_141():
     assert "Traceback" not in done.stderr
 
 
-SLOW_SCORER = '''
+SLOW_SCORER = """
 import time
 from pathlib import Path
 import numpy as np
@@ -457,7 +520,7 @@ class Scorer:
 
 def make(marker: str = ""):
     return Scorer(marker)
-'''
+"""
 
 
 @pytest.mark.slow  # a CLI subprocess per signal
@@ -467,7 +530,12 @@ def test_sigterm_and_sighup_are_handled_like_ctrl_c(sample_dir, tmp_path, sig, c
     f.write_text(SLOW_SCORER)
     marker = tmp_path / "marker"
     out = tmp_path / "runs"
-    argv = [sys.executable, "-m", "winoground_eval", *_args(sample_dir, out, "-o", f"marker={marker}", scorer=f"{f}:make")]
+    argv = [
+        sys.executable,
+        "-m",
+        "winoground_eval",
+        *_args(sample_dir, out, "-o", f"marker={marker}", scorer=f"{f}:make"),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -485,12 +553,18 @@ def test_sigterm_and_sighup_are_handled_like_ctrl_c(sample_dir, tmp_path, sig, c
     assert result["n_examples"] == 2 and result["partial"] is True
 
 
-@pytest.mark.parametrize("extra, what", [
-    (["-o", "seed=" + "1" + "0" * 29], "option seed=100000000000000000000000000000: out of range; give a whole number from 0"),
-    (["-o", "seed=10**29"], "option seed='10**29': expected int"),
-    (["--limit", "0"], "--limit 0: give a positive number"),
-    (["-t", "limit=0"], "--limit 0: give a positive number"),
-])
+@pytest.mark.parametrize(
+    "extra, what",
+    [
+        (
+            ["-o", "seed=" + "1" + "0" * 29],
+            "option seed=100000000000000000000000000000: out of range; give a whole number from 0",
+        ),
+        (["-o", "seed=10**29"], "option seed='10**29': expected int"),
+        (["--limit", "0"], "--limit 0: give a positive number"),
+        (["-t", "limit=0"], "--limit 0: give a positive number"),
+    ],
+)
 def test_usage_errors_exit_2(sample_dir, tmp_path, capsys, extra, what):
     code = main(_args(sample_dir, tmp_path / "runs", *extra))
     err = capsys.readouterr().err
@@ -500,17 +574,19 @@ def test_usage_errors_exit_2(sample_dir, tmp_path, capsys, extra, what):
 
 
 def test_an_unknown_split_exits_2(tmp_path, capsys):
-    code = main(["run", "--task", "shapes", "--scorer", "dummy", "--split", "nope", "--out", str(tmp_path / "runs"), "-q"])
+    code = main(
+        ["run", "--task", "shapes", "--scorer", "dummy", "--split", "nope", "--out", str(tmp_path / "runs"), "-q"]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "no split 'nope'" in _one_line_error(err) or "unknown shapes split 'nope'" in err
 
 
 # --- 7. a task with non-string ids, duplicate ids or an example without images -----------------------------
-BAD_TASK = '''
+BAD_TASK = """
 from PIL import Image
-from winoground_eval.contracts import Example, Metric
-from winoground_eval.metrics import summarize, winoground_outcomes
+from winoground_eval.core.contracts import Example, Metric
+from winoground_eval.core.metrics import summarize, winoground_outcomes
 
 IMG = Image.new("RGB", (8, 8))
 
@@ -549,15 +625,18 @@ class Task:
 
 def make(fault: str = "int-ids"):
     return Task(fault)
-'''
+"""
 
 
-@pytest.mark.parametrize("fault, message, written", [
-    ("int-ids", "example id 0 is a int; ids must be non-empty strings", []),
-    ("duplicate", "examples() yielded example 'a' twice", ["a", "b"]),
-    ("no-images", "yielded example 'b' with 0 image(s)", ["a"]),
-    ("unknown", "yielded example 'zz', which is not one of its metadata() ids", ["a"]),
-])
+@pytest.mark.parametrize(
+    "fault, message, written",
+    [
+        ("int-ids", "example id 0 is a int; ids must be non-empty strings", []),
+        ("duplicate", "examples() yielded example 'a' twice", ["a", "b"]),
+        ("no-images", "yielded example 'b' with 0 image(s)", ["a"]),
+        ("unknown", "yielded example 'zz', which is not one of its metadata() ids", ["a"]),
+    ],
+)
 def test_bad_task_ids_are_a_clear_error_before_anything_bad_is_written(tmp_path, capsys, fault, message, written):
     f = tmp_path / "bad_task.py"
     f.write_text(BAD_TASK)
@@ -584,8 +663,10 @@ def run_with_arrays(sample_dir, tmp_path):
     return _run_dir(out)
 
 
-def test_a_truncated_npz_is_a_run_store_error_and_repair_lets_a_rerun_redo_it(sample_dir, tmp_path, run_with_arrays, capsys):
-    from winoground_eval.errors import RunStoreError
+def test_a_truncated_npz_is_a_run_store_error_and_repair_lets_a_rerun_redo_it(
+    sample_dir, tmp_path, run_with_arrays, capsys
+):
+    from winoground_eval.core.errors import RunStoreError
 
     run_dir = run_with_arrays
     npz = run_dir / "arrays" / "3.npz"
@@ -609,15 +690,27 @@ def test_a_truncated_npz_is_a_run_store_error_and_repair_lets_a_rerun_redo_it(sa
     assert main(["report", str(run_dir), "-O", str(tmp_path / "r.html"), "--no-hub"]) == 0
 
 
-@pytest.mark.parametrize("key, value", [("n_examples", "6"), ("partial", "no"), ("metrics", {"text": "high"}),
-                                        ("compute", []), ("n_expected", True), ("per_example", {"0": {"text": "x"}})])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("n_examples", "6"),
+        ("partial", "no"),
+        ("metrics", {"text": "high"}),
+        ("compute", []),
+        ("n_expected", True),
+        ("per_example", {"0": {"text": "x"}}),
+    ],
+)
 def test_result_json_of_wrong_types_is_a_clear_error(finished_run, tmp_path, capsys, key, value):
     path = finished_run / "result.json"
     result = json.loads(path.read_text())
     result[key] = value
     path.write_text(json.dumps(result))
-    for argv in (["show", str(finished_run)], ["export", str(finished_run), "-O", str(tmp_path / "x.json")],
-                 ["report", str(finished_run), "-O", str(tmp_path / "x.html"), "--no-hub"]):
+    for argv in (
+        ["show", str(finished_run)],
+        ["export", str(finished_run), "-O", str(tmp_path / "x.json")],
+        ["report", str(finished_run), "-O", str(tmp_path / "x.html"), "--no-hub"],
+    ):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 4, (argv, err)
@@ -633,7 +726,7 @@ def test_show_notices_a_stale_result(finished_run, capsys):
 
 
 # --- 4. a user scorer file that imports a sibling module ------------------------------------------------
-SIBLING_SCORER = '''
+SIBLING_SCORER = """
 import numpy as np
 import helper
 from helperpkg.sub import SIGN
@@ -647,7 +740,7 @@ class Scorer:
 
 def make():
     return Scorer()
-'''
+"""
 
 
 def test_editing_a_sibling_module_of_a_user_scorer_changes_the_run_id(sample_dir, tmp_path, monkeypatch):
@@ -685,8 +778,8 @@ from test_faults import silent_hub  # noqa: E402,F401 - the loopback "Hub" that 
 
 
 def test_silent_hub_dit_model_index_fails_within_seconds(silent_hub):
+    from winoground_eval.core.errors import ModelLoadError
     from winoground_eval.diffusion.dit import load_dit
-    from winoground_eval.errors import ModelLoadError
 
     t0 = time.monotonic()
     with pytest.raises(ModelLoadError, match="model_index.json .*no answer within 1 s"):
@@ -697,7 +790,7 @@ def test_silent_hub_dit_model_index_fails_within_seconds(silent_hub):
 def test_a_stalled_dataset_download_fails_within_seconds(silent_hub, tmp_path, monkeypatch):
     from torchvision import datasets as tv
 
-    from winoground_eval.errors import DataError
+    from winoground_eval.core.errors import DataError
     from winoground_eval.tasks.classification_data import download
 
     monkeypatch.setattr(tv.CIFAR10, "url", f"{silent_hub}/cifar-10-python.tar.gz")

@@ -7,11 +7,11 @@ import shutil
 import jsonschema
 import pytest
 
-from winoground_eval import cli
-from winoground_eval.export import build_leaderboard, schema
-from winoground_eval.labels import label_of, run_label, short_name
-from winoground_eval.report import build_report
-from winoground_eval.runs import RunsError, find_runs, read_run, resolve_run, select_runs, survey
+from winoground_eval.cli import main as cli
+from winoground_eval.results.export import build_leaderboard, schema
+from winoground_eval.results.labels import label_of, run_label, short_name
+from winoground_eval.results.report import build_report
+from winoground_eval.results.runs import RunsError, find_runs, read_run, resolve_run, select_runs, survey
 
 
 def wg(argv):
@@ -20,19 +20,27 @@ def wg(argv):
 
 def test_label_parts():
     task = {"name": "shapes", "split": "heldout", "version": "1"}
-    assert run_label(task, "tiny-diffusion", {"scorer": {"stopping": "sequential"}, "task": {"split": "heldout"}}) == \
-        "tiny-diffusion \u00b7 shapes/heldout \u00b7 stopping=sequential"
+    assert (
+        run_label(task, "tiny-diffusion", {"scorer": {"stopping": "sequential"}, "task": {"split": "heldout"}})
+        == "tiny-diffusion \u00b7 shapes/heldout \u00b7 stopping=sequential"
+    )
     assert run_label(task, "tiny-diffusion", None) == "tiny-diffusion \u00b7 shapes/heldout"  # an old run: no options
     subsets = {"name": "sugarcrepe", "subsets": ["add_att", "swap_obj"]}
-    assert run_label(subsets, "clip", {"scorer": {}, "task": {"subsets": ["add_att", "swap_obj"], "k": [1, 2]}}) == \
-        "clip \u00b7 sugarcrepe/add_att+swap_obj \u00b7 k=1,2"
+    assert (
+        run_label(subsets, "clip", {"scorer": {}, "task": {"subsets": ["add_att", "swap_obj"], "k": [1, 2]}})
+        == "clip \u00b7 sugarcrepe/add_att+swap_obj \u00b7 k=1,2"
+    )
     many = {"name": "t", "subsets": list("abcdef")}
     assert run_label(many, "s") == "s \u00b7 t/a+b+c+3 more"
     assert short_name("diffusers:/tmp/x/tiny-sd/") == "diffusers:tiny-sd"
-    assert short_name("diffusers:stabilityai/stable-diffusion-2-base") == "diffusers:stabilityai/stable-diffusion-2-base"
+    assert (
+        short_name("diffusers:stabilityai/stable-diffusion-2-base") == "diffusers:stabilityai/stable-diffusion-2-base"
+    )
     assert "\u2026" in run_label(task, "s", {"scorer": {"prompt": "x" * 100}})
-    assert label_of({"task": task, "scorer": {"name": "dummy"}, "overrides": {"scorer": {"seed": "3"}}}) == \
-        "dummy \u00b7 shapes/heldout \u00b7 seed=3"
+    assert (
+        label_of({"task": task, "scorer": {"name": "dummy"}, "overrides": {"scorer": {"seed": "3"}}})
+        == "dummy \u00b7 shapes/heldout \u00b7 seed=3"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +48,25 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("labels")
     runs = root / "runs"
     assert wg(["run", "--task", "shapes", "--split", "test", "--scorer", "dummy", "--out", runs, "-q"]) == 0
-    assert wg(["run", "--task", "shapes", "--split", "test", "--scorer", "dummy", "--out", runs, "-q", "-o", "seed=7"]) == 0
-    assert wg(["run", "--task", "shapes", "--split", "heldout", "--scorer", "dummy", "--out", runs, "-q", "--limit", "5"]) == 0
+    assert (
+        wg(["run", "--task", "shapes", "--split", "test", "--scorer", "dummy", "--out", runs, "-q", "-o", "seed=7"])
+        == 0
+    )
+    assert (
+        wg(["run", "--task", "shapes", "--split", "heldout", "--scorer", "dummy", "--out", runs, "-q", "--limit", "5"])
+        == 0
+    )
     found = {r.label: r for r in find_runs([runs]).runs}
     return {"root": root, "runs": runs, "found": found}
 
 
 def test_run_json_records_the_options_given_and_labels_follow(world, capsys):
     labels = sorted(world["found"])
-    assert labels == ["dummy \u00b7 shapes/heldout", "dummy \u00b7 shapes/test", "dummy \u00b7 shapes/test \u00b7 seed=7"]
+    assert labels == [
+        "dummy \u00b7 shapes/heldout",
+        "dummy \u00b7 shapes/test",
+        "dummy \u00b7 shapes/test \u00b7 seed=7",
+    ]
     seeded = world["found"]["dummy \u00b7 shapes/test \u00b7 seed=7"]
     assert seeded.info["overrides"] == {"scorer": {"seed": "7"}, "task": {"split": "test"}}
     # the options are no part of the run id: `-o seed=0` (the default) names the default run
@@ -65,7 +83,7 @@ def test_ls_runs_lists_labels_sizes_and_states(world, tmp_path, capsys):
     found = {r.label: r for r in find_runs([runs]).runs}
     # a run in progress (no result.json yet, its lock held by a writer), one whose process died
     # (no result.json, no lock held: interrupted) and a damaged one (result.json torn)
-    from winoground_eval.runstore import RunStore
+    from winoground_eval.core.runstore import RunStore
 
     progress = runs / "shapes" / "dummy" / "aaaaaaaaaaaa"
     dead = runs / "shapes" / "dummy" / "bbbbbbbbbbbb"
@@ -73,7 +91,7 @@ def test_ls_runs_lists_labels_sizes_and_states(world, tmp_path, capsys):
         shutil.copytree(found["dummy \u00b7 shapes/test"].path, path)
         (path / "result.json").unlink()
     damaged = found["dummy \u00b7 shapes/test \u00b7 seed=7"].path
-    (damaged / "result.json").write_text("{\"metrics\": ")
+    (damaged / "result.json").write_text('{"metrics": ')
     with RunStore(progress):  # a writer holds its lock
         statuses = survey(runs)
         states = {(s.label, s.status, s.n_examples, s.n_expected) for s in statuses}
@@ -84,12 +102,22 @@ def test_ls_runs_lists_labels_sizes_and_states(world, tmp_path, capsys):
         assert ("dummy \u00b7 shapes/test \u00b7 seed=7", "damaged", None, None) in states
         interrupted = next(s for s in statuses if s.status == "interrupted")
         assert interrupted.path == dead
-        assert interrupted.resume.startswith("wg-eval run --task shapes --scorer dummy") and f"--out {runs}" in interrupted.resume
+        assert (
+            interrupted.resume.startswith("wg-eval run --task shapes --scorer dummy")
+            and f"--out {runs}" in interrupted.resume
+        )
         capsys.readouterr()
         assert wg(["ls", "runs", "--out", runs]) == 0
     captured = capsys.readouterr()
-    for word in ("complete", "partial", "in progress", "interrupted", "damaged", "5 of 300",
-                 found["dummy \u00b7 shapes/heldout"].run_id):
+    for word in (
+        "complete",
+        "partial",
+        "in progress",
+        "interrupted",
+        "damaged",
+        "5 of 300",
+        found["dummy \u00b7 shapes/heldout"].run_id,
+    ):
         assert word in captured.out
     assert "result.json" in captured.err  # why the damaged one is damaged
     assert "Continue it with:" in captured.err and "wg-eval repair" in captured.err
@@ -120,7 +148,9 @@ def test_ambiguous_prefix_lists_the_matches(world, tmp_path):
         shutil.copytree(src, runs / "shapes" / "dummy" / name)
     with pytest.raises(RunsError) as info:
         resolve_run("abc", runs)
-    assert "matches 2 runs" in str(info.value) and "abc111111111" in str(info.value) and "abc222222222" in str(info.value)
+    assert (
+        "matches 2 runs" in str(info.value) and "abc111111111" in str(info.value) and "abc222222222" in str(info.value)
+    )
     assert resolve_run("abc1", runs).name == "abc111111111"
 
 
@@ -161,11 +191,14 @@ def test_report_shows_published_numbers_only_next_to_their_task(world):
 
 def test_labels_name_the_users_data_file_or_folder():
     """issue 22.8: two runs on different captions files (or image folders) never share a label."""
-    from winoground_eval.labels import run_label
+    from winoground_eval.results.labels import run_label
 
     a = run_label({"name": "captions", "source": "captions:pairs.jsonl"}, "tiny-clip")
     b = run_label({"name": "captions", "source": "captions:other.jsonl"}, "tiny-clip")
     assert a == "tiny-clip \u00b7 captions:pairs.jsonl" and b == "tiny-clip \u00b7 captions:other.jsonl"
     folder = run_label({"name": "imagefolder", "source": "imagefolder", "folder": "pets"}, "clip-vit-b32")
     assert folder == "clip-vit-b32 \u00b7 imagefolder:pets"
-    assert run_label({"name": "shapes", "source": "procedural (x)", "split": "test"}, "dummy") == "dummy \u00b7 shapes/test"
+    assert (
+        run_label({"name": "shapes", "source": "procedural (x)", "split": "test"}, "dummy")
+        == "dummy \u00b7 shapes/test"
+    )

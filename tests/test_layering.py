@@ -19,7 +19,7 @@ Each module belongs to one layer, decided in ONE place, :func:`layer_of`:
 - ``core``: everything else (contracts, registry, metrics, runner, run store, request, execute...).
 
 Once the modules move into subpackages (``winoground_eval.core.*``, ``winoground_eval.results.*``,
-``winoground_eval.cli.*``), the subpackage's name decides and :data:`FLAT` is no longer
+``winoground_eval.cli.main.*``), the subpackage's name decides and :data:`FLAT` is no longer
 consulted for them: the test holds for both layouts unchanged.
 
 The rules: (a) no import cycle. Module-level imports must form no cycle at all; counting
@@ -49,8 +49,12 @@ PACKAGE = "winoground_eval"
 # --- the layers: the one place that says which module is which ------------------------------
 # A subpackage (the first name after the package) that decides the layer of all it holds.
 SUBPACKAGE_LAYERS = {
-    "core": "core", "results": "results", "cli": "cli",
-    "tasks": "plugins", "baselines": "plugins", "diffusion": "plugins",
+    "core": "core",
+    "results": "results",
+    "cli": "cli",
+    "tasks": "plugins",
+    "baselines": "plugins",
+    "diffusion": "plugins",
     # test, benchmark and training scaffolding (tiny models built in code): it builds plugin
     # models, so it sits with the plugins; no core module may import it
     "testing": "plugins",
@@ -62,8 +66,18 @@ OWN_LAYER = {"diffusion.grid": "core", "diffusion.sequential": "core", "diffusio
 # Until the move into subpackages: flat module names (after ``winoground_eval.``) by layer.
 FLAT = {
     "cli": {"console", "demo", "__main__"},  # and every *_cli module
-    "results": {"runs", "export", "baseline", "compare", "report", "timestep_select", "taskfinder", "scoreimport",
-                "repair", "calibration_run"},
+    "results": {
+        "runs",
+        "export",
+        "baseline",
+        "compare",
+        "report",
+        "timestep_select",
+        "taskfinder",
+        "scoreimport",
+        "repair",
+        "calibration_run",
+    },
 }
 LAYERS = ("core", "results", "cli", "plugins")
 
@@ -120,9 +134,13 @@ def _is_type_checking(test: ast.expr) -> bool:
 def _is_script_block(node: ast.AST) -> bool:
     """``if __name__ == "__main__":``: a module run as a script (a manifest writer) is a command line of its own."""
     test = getattr(node, "test", None)
-    return (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__" and any(isinstance(c, ast.Constant) and c.value == "__main__"
-                                                   for c in test.comparators))
+    return (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
 
 
 def _statements(tree: ast.Module) -> list[tuple[ast.AST, bool]]:
@@ -267,10 +285,15 @@ def test_the_walk_sees_the_whole_tree_and_every_layer():
 
 
 def test_the_layers_work_for_the_flat_names_and_for_subpackages():
-    for flat, moved, layer in [("runner", "core.runner", "core"), ("export", "results.export", "results"),
-                               ("repair", "results.repair", "results"), ("run_cli", "cli.run", "cli"),
-                               ("console", "cli.console", "cli"), ("tasks.aro", "tasks.aro", "plugins"),
-                               ("diffusion.scorer", "diffusion.scorer", "plugins")]:
+    for flat, moved, layer in [
+        ("runner", "core.runner", "core"),
+        ("export", "results.export", "results"),
+        ("repair", "results.repair", "results"),
+        ("run_cli", "cli.run", "cli"),
+        ("console", "cli.console", "cli"),
+        ("tasks.aro", "tasks.aro", "plugins"),
+        ("diffusion.scorer", "diffusion.scorer", "plugins"),
+    ]:
         assert layer_of(f"{PACKAGE}.{flat}") == layer_of(f"{PACKAGE}.{moved}") == layer, flat
 
 
@@ -279,7 +302,8 @@ def test_the_checks_catch_what_they_forbid():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     assert _violations({f"{PACKAGE}.repair": {f"{PACKAGE}.cli"}, f"{PACKAGE}.cli": {f"{PACKAGE}.repair"}}) == [
-        "repair (results) imports cli (cli)"]
+        "repair (results) imports cli (cli)"
+    ]
 
 
 def test_no_import_cycle_at_module_level():
@@ -293,7 +317,8 @@ def test_no_import_cycle_counting_lazy_imports():
     _, every, _, _ = graph()
     found = cycles(every)
     assert not found, "import cycles (counting function-local imports): " + "; ".join(
-        " <-> ".join(map(_short, c)) for c in found)
+        " <-> ".join(map(_short, c)) for c in found
+    )
 
 
 def _violations(edges: dict[str, set[str]]) -> list[str]:
@@ -326,7 +351,7 @@ def test_only_the_cli_talks_to_the_terminal():
 def test_results_modules_name_no_task():
     """A results module works from what a run records; it never names a registered task."""
     sys.path.insert(0, str(ROOT))
-    from winoground_eval import registry
+    from winoground_eval.core import registry
 
     names = set(registry.TASKS)
     bad = []

@@ -8,16 +8,15 @@ import jsonschema
 import numpy as np
 import pytest
 
-from winoground_eval import cli
-from winoground_eval.compare import compare_scores
-from winoground_eval.export import published_rows, schema
-from winoground_eval.runs import RunRecord, read_run, select_runs
-from winoground_eval.scoreimport import save_score_file_run
-from winoground_eval.scorefile import write_score_file
+from winoground_eval.cli import main as cli
+from winoground_eval.results.compare import compare_scores
+from winoground_eval.results.export import published_rows, schema
+from winoground_eval.results.runs import RunRecord, read_run, select_runs
+from winoground_eval.results.scorefile import write_score_file
+from winoground_eval.results.scoreimport import save_score_file_run
 from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 REF = Path(__file__).parent / "data" / "reference_scores"
-
 
 
 def wg(argv):
@@ -54,8 +53,15 @@ def world(tmp_path_factory):
     result = json.loads((stale / "result.json").read_text())
     result["finished"] = "2001-01-01T00:00:00+00:00"
     (stale / "result.json").write_text(json.dumps(result))
-    return {"root": root, "data": data, "runs": runs, "other": root / "other", "imported": imported, "seed0": seed0,
-            "stale": stale}
+    return {
+        "root": root,
+        "data": data,
+        "runs": runs,
+        "other": root / "other",
+        "imported": imported,
+        "seed0": seed0,
+        "stale": stale,
+    }
 
 
 def validate(doc, version=2):
@@ -74,8 +80,19 @@ def test_v1_exports_still_validate_against_the_v1_schema():
 
 def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     out = tmp_path / "leaderboard.json"
-    argv = ["export", world["runs"], world["other"], "-o", out, "--include-partial", "--with-published",
-            "--baseline", "model-b", "--data-dir", world["data"]]
+    argv = [
+        "export",
+        world["runs"],
+        world["other"],
+        "-o",
+        out,
+        "--include-partial",
+        "--with-published",
+        "--baseline",
+        "model-b",
+        "--data-dir",
+        world["data"],
+    ]
     assert wg(argv) == 0
     captured = capsys.readouterr()
     doc = json.loads(out.read_text())
@@ -99,7 +116,13 @@ def test_export_is_valid_ranked_and_keeps_newest(world, tmp_path, capsys):
     # every field the issue asks for
     e = by_name[("dummy", 1)]
     assert e["task"]["name"] == "winoground" and e["task"]["version"] == "1" and e["task"]["data_fingerprint"]
-    assert e["scorer"]["config"] == {"kind": "dummy", "version": 1, "name": "dummy", "seed": 1, "method": "sha256-uniform"}
+    assert e["scorer"]["config"] == {
+        "kind": "dummy",
+        "version": 1,
+        "name": "dummy",
+        "seed": 1,
+        "method": "sha256-uniform",
+    }
     assert set(e["breakdown"]["collapsed_tag"]) == {"Object", "Relation", "Both"}
     assert set(e["ci95"]) == {"text", "image", "group"} and e["n_examples"] == 8
     assert [m["name"] for m in e["metric_specs"]] == ["text", "image", "group"] and e["primary"] == "group"
@@ -134,7 +157,9 @@ def test_complete_beats_partial_then_newest_wins(world):
     run = read_run(world["seed0"])
 
     def variant(finished, partial):
-        return RunRecord(Path(f"/x/{finished}-{partial}"), run.info, {**run.result, "finished": finished, "partial": partial})
+        return RunRecord(
+            Path(f"/x/{finished}-{partial}"), run.info, {**run.result, "finished": finished, "partial": partial}
+        )
 
     old, new, newest_partial = variant("2020", False), variant("2024", False), variant("2025", True)
     sel = select_runs([old, newest_partial, new], include_partial=True)
@@ -200,14 +225,21 @@ def test_metadata_fingerprint_is_the_tasks(world):
     assert fingerprint == WinogroundTask(data_dir=str(world["data"])).info()["data_fingerprint"]
     assert ids == [str(i) for i in range(8)] and tags["0"]["collapsed_tag"]
     bare = world["root"] / "bare.jsonl"
-    bare.write_text(json.dumps({"id": 0, "collapsed_tag": "Object", "tag": "", "secondary_tag": "", "num_main_preds": 1}) + "\n")
+    bare.write_text(
+        json.dumps({"id": 0, "collapsed_tag": "Object", "tag": "", "secondary_tag": "", "num_main_preds": 1}) + "\n"
+    )
     assert WinogroundTask.score_file_examples(bare)[2] is None
 
 
 def test_runs_on_other_data_are_ranked_apart(world, tmp_path):
     other = write_winoground_sample(tmp_path / "other-data", n_examples=3, seed=7)
     runs = tmp_path / "runs"
-    assert cli.main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(other), "--out", str(runs), "-q"]) == 0
+    assert (
+        cli.main(
+            ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(other), "--out", str(runs), "-q"]
+        )
+        == 0
+    )
     out = tmp_path / "lb.json"
     assert wg(["export", world["runs"], runs, "-o", out]) == 0
     entries = json.loads(out.read_text())["entries"]
@@ -219,12 +251,18 @@ def test_runs_on_other_data_are_ranked_apart(world, tmp_path):
 
 
 def test_task_lookup_says_why_data_is_missing(world, monkeypatch):
-    from winoground_eval import registry
-    from winoground_eval.errors import DataError
-    from winoground_eval.taskfinder import TaskFinder
+    from winoground_eval.core import registry
+    from winoground_eval.core.errors import DataError
+    from winoground_eval.results.taskfinder import TaskFinder
 
-    hub_info = {"name": "winoground", "version": "1", "source": "hf:facebook/winoground", "revision": "main",
-                "revision_resolved": "abc123", "data_fingerprint": "f" * 16}
+    hub_info = {
+        "name": "winoground",
+        "version": "1",
+        "source": "hf:facebook/winoground",
+        "revision": "main",
+        "revision_resolved": "abc123",
+        "data_fingerprint": "f" * 16,
+    }
     task, why = TaskFinder(hub=False).task_for(hub_info)
     assert task is None and "--data-dir" in why and "--no-hub" in why
     calls = []
@@ -271,8 +309,20 @@ def test_metrics_save_run_through_wg_eval_main(world, tmp_path, capsys):
     ids = [str(i) for i in range(8)]
     path = tmp_path / "elsewhere.jsonl"
     write_score_file(path, random_scores(ids, 5))
-    argv = ["metrics", "--task", "winoground", "--scores", str(path), "--metadata", str(world["data"] / "examples.jsonl"),
-            "--save-run", "scored-elsewhere", "--out", str(tmp_path / "runs"), "--json"]
+    argv = [
+        "metrics",
+        "--task",
+        "winoground",
+        "--scores",
+        str(path),
+        "--metadata",
+        str(world["data"] / "examples.jsonl"),
+        "--save-run",
+        "scored-elsewhere",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)  # --json output stays machine-readable
     [run_dir] = list((tmp_path / "runs" / "winoground" / "scored-elsewhere").iterdir())

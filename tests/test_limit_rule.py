@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from test_contract_all import _fixture_of
 
-from winoground_eval import registry
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry
 
 TASK_NAMES = sorted(registry.TASKS) + sorted(registry.TASK_PREFIXES)
 # Their fixture is an incomplete copy (3 images), which only a limited task accepts: the
@@ -55,7 +55,9 @@ def test_a_limit_bounds_examples_never_metadata(name, tmp_path):
 
 def test_the_documented_user_task_follows_the_rule():
     """docs/examples/my_task.py (the template users copy) keeps the rule too."""
-    factory = registry.resolve_task(str(Path(__file__).resolve().parents[1] / "docs/examples/my_task.py") + ":make_task")
+    factory = registry.resolve_task(
+        str(Path(__file__).resolve().parents[1] / "docs/examples/my_task.py") + ":make_task"
+    )
     full, limited = factory(n_examples=5), factory(n_examples=5, limit=2)
     assert list(limited.metadata()) == list(full.metadata()) and len(full.metadata()) == 5
     assert limited.info() == full.info()

@@ -7,6 +7,7 @@ after `make lock` or a hand edit of pyproject.toml.
 """
 
 import re
+
 import pytest
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the lock is written for 3.11
@@ -38,8 +39,11 @@ def _declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
     reqs += [Requirement(r) for r in project["optional-dependencies"]["dev"]]
-    reqs += [Requirement(line) for line in (ROOT / "requirements-lock.in").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    reqs += [
+        Requirement(line)
+        for line in (ROOT / "requirements-lock.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return reqs
 
 

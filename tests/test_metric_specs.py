@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from winoground_eval.contracts import Metric
-from winoground_eval.errors import ScoreError
-from winoground_eval.metrics import (
+from winoground_eval.core.contracts import Metric
+from winoground_eval.core.errors import ScoreError
+from winoground_eval.core.metrics import (
     ranked_comparisons,
     ranked_has_tie,
     ranked_outcome,
@@ -32,8 +32,9 @@ def test_winoground_outcomes():
 def test_summarize_layout_breakdown_ties_and_aggregates():
     specs = (Metric("acc", primary=True), Metric("macro", per_example=False))
     out = {"a": {"acc": 1.0}, "b": {"acc": 0.0}, "c": {"acc": 1.0}}
-    r = summarize(specs, out, groups={"kind": {"a": ["x"], "b": ["x", "y"]}}, tie_ids=["b", "zz"],
-                  aggregates={"macro": 0.25})
+    r = summarize(
+        specs, out, groups={"kind": {"a": ["x"], "b": ["x", "y"]}}, tie_ids=["b", "zz"], aggregates={"macro": 0.25}
+    )
     assert r["metrics"] == {"acc": pytest.approx(2 / 3), "macro": 0.25}
     assert [m["name"] for m in r["metric_specs"]] == ["acc", "macro"] and r["metric_specs"][0]["primary"]
     assert r["breakdown"]["kind"] == {"x": {"acc": 0.5, "n": 2}, "y": {"acc": 0.0, "n": 1}}

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winoground_eval.errors import ScoreError, ScoreFileError
-from winoground_eval.metrics import bootstrap_ci, has_tie, winoground_correct, winoground_metrics
-from winoground_eval.scorefile import read_score_file, write_score_file
+from winoground_eval.core.errors import ScoreError, ScoreFileError
+from winoground_eval.core.metrics import bootstrap_ci, has_tie, winoground_correct, winoground_metrics
+from winoground_eval.results.scorefile import read_score_file, write_score_file
 
 REF = Path(__file__).parent / "data" / "reference_scores"
 
@@ -37,8 +37,10 @@ def test_hand_computed_cases(matrix, expected):
 
 def test_tie_counting_and_breakdown():
     scores = {"a": m(1, 0, 0, 1), "b": m(1, 1, 0, 1), "c": m(0, 1, 1, 0), "d": m(0.9, 0.1, 0.95, 0.99)}
-    groups = {"collapsed_tag": {"a": ["Object"], "b": ["Object"], "c": ["Relation"], "d": ["Relation"]},
-              "secondary_tag": {"a": ["Symbolic"]}}
+    groups = {
+        "collapsed_tag": {"a": ["Object"], "b": ["Object"], "c": ["Relation"], "d": ["Relation"]},
+        "secondary_tag": {"a": ["Symbolic"]},
+    }
     r = winoground_metrics(scores, groups)
     assert r["metrics"] == {"text": 0.5, "image": 0.25, "group": 0.25}
     assert r["n_ties"] == 1 and r["tie_ids"] == ["b"]
@@ -106,7 +108,10 @@ def _write(tmp_path, lines):
 @pytest.mark.parametrize(
     "lines, match",
     [
-        ([{"label": "0_c0_i0", "score": 1}, {"label": "0_c1_i0", "score": 1}, {"label": "0_c0_i1", "score": 1}], "missing label 0_c1_i1"),
+        (
+            [{"label": "0_c0_i0", "score": 1}, {"label": "0_c1_i0", "score": 1}, {"label": "0_c0_i1", "score": 1}],
+            "missing label 0_c1_i1",
+        ),
         ([{"label": "0_c0_i0", "score": 1}, {"label": "0_c0_i0", "score": 2}], "duplicate label '0_c0_i0'"),
         ([{"label": "0_c0_i0", "score": float("nan")}], "label '0_c0_i0' has non-finite"),
         (['{"label": "0_c0_i0", "score": Infinity}'], "label '0_c0_i0' has non-finite"),
@@ -122,7 +127,7 @@ def test_bad_score_files_name_the_label(tmp_path, lines, match):
 
 def test_small_n_proportions_get_wilson_intervals_not_a_collapsed_bootstrap():
     """issue 22.11: 4 right of 4 read '95% CI 100.00-100.00'; a Wilson interval is about 51-100."""
-    from winoground_eval.metrics import metric_ci, wilson
+    from winoground_eval.core.metrics import metric_ci, wilson
 
     assert metric_ci([1.0] * 4) == wilson(1.0, 4)
     lo, hi = metric_ci([1.0] * 4)

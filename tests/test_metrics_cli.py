@@ -1,8 +1,8 @@
 import json
 from pathlib import Path
 
-from winoground_eval.cli import main
-from winoground_eval.scorefile import read_score_file
+from winoground_eval.cli.main import main
+from winoground_eval.results.scorefile import read_score_file
 
 REF = Path(__file__).parent / "data" / "reference_scores"
 
@@ -19,11 +19,33 @@ def test_metrics_with_metadata_breakdown(tmp_path, capsys):
     # Winoground's metadata is not redistributable: build a stand-in with the real ids and a
     # known tag assignment, then check the breakdown against a direct computation.
     scores = read_score_file(REF / "clip_l14.jsonl")
-    rows = [{"id": int(i), "tag": "t", "secondary_tag": "Symbolic" if int(i) % 10 == 0 else "",
-             "num_main_preds": 1 + int(i) % 2, "collapsed_tag": ("Object", "Relation", "Both")[int(i) % 3]} for i in scores]
+    rows = [
+        {
+            "id": int(i),
+            "tag": "t",
+            "secondary_tag": "Symbolic" if int(i) % 10 == 0 else "",
+            "num_main_preds": 1 + int(i) % 2,
+            "collapsed_tag": ("Object", "Relation", "Both")[int(i) % 3],
+        }
+        for i in scores
+    ]
     meta = tmp_path / "examples.jsonl"
     meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "clip_l14.jsonl"), "--metadata", str(meta), "--json"]) == 0
+    assert (
+        main(
+            [
+                "metrics",
+                "--task",
+                "winoground",
+                "--scores",
+                str(REF / "clip_l14.jsonl"),
+                "--metadata",
+                str(meta),
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     objects = [i for i in scores if int(i) % 3 == 0]
     text = sum(scores[i][0, 0] > scores[i][0, 1] and scores[i][1, 1] > scores[i][1, 0] for i in objects) / len(objects)
@@ -41,7 +63,10 @@ def test_metrics_rejects_bad_file_and_mismatched_metadata(tmp_path, capsys):
     assert "duplicate label '0_c0_i0'" in capsys.readouterr().err
     meta = tmp_path / "examples.jsonl"
     meta.write_text(json.dumps({"id": 0, "collapsed_tag": "Object"}) + "\n")
-    assert main(["metrics", "--task", "winoground", "--scores", str(REF / "ofa_medium.jsonl"), "--metadata", str(meta)]) == 3
+    assert (
+        main(["metrics", "--task", "winoground", "--scores", str(REF / "ofa_medium.jsonl"), "--metadata", str(meta)])
+        == 3
+    )
     assert "disagree" in capsys.readouterr().err
 
 

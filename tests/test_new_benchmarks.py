@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval import registry
-from winoground_eval.errors import DataError
+from winoground_eval.core import registry
+from winoground_eval.core.errors import DataError
 from winoground_eval.tasks import _hub, bivlc, eqben, mmvp_vlm, naturalbench, sugarcrepe_pp, vismin, whatsup
 
 
@@ -26,7 +26,10 @@ def test_whatsup_counts_a_tie_right_as_the_authors_argmax_and_keeps_the_strict_f
     assert sizes["controlled_a-0"] == 4 and sizes["coco_one-0"] == 2
     assert task.outcomes("coco_one-0", np.array([[0.5, 0.5]])) == {"accuracy": 1.0, "accuracy_strict": 0.0}
     assert task.outcomes("coco_one-0", np.array([[0.4, 0.5]])) == {"accuracy": 0.0, "accuracy_strict": 0.0}
-    assert task.outcomes("controlled_a-1", np.array([[0.9, 0.1, 0.9, 0.2]])) == {"accuracy": 1.0, "accuracy_strict": 0.0}
+    assert task.outcomes("controlled_a-1", np.array([[0.9, 0.1, 0.9, 0.2]])) == {
+        "accuracy": 1.0,
+        "accuracy_strict": 0.0,
+    }
     scores = {i: np.zeros((1, n)) for i, n in sizes.items()}
     result = task.metrics(scores)
     assert result["metrics"] == {"accuracy": 1.0, "accuracy_strict": 0.0}  # no macro: one subset of each pair runs
@@ -64,8 +67,9 @@ def test_sugarcrepe_pp_itt_needs_both_positives_strictly_above_the_negative(tmp_
     assert result["n_identical_negatives"] == 2  # id 0 of each subset repeats caption 1 as its negative
 
 
-@pytest.mark.parametrize("module,name", [(bivlc, "bivlc"), (vismin, "vismin"), (naturalbench, "naturalbench"),
-                                         (eqben, "eqben")])
+@pytest.mark.parametrize(
+    "module,name", [(bivlc, "bivlc"), (vismin, "vismin"), (naturalbench, "naturalbench"), (eqben, "eqben")]
+)
 def test_pair_tasks_score_text_image_group_strictly(module, name, tmp_path):
     task = _task(module, tmp_path, name)
     ids = [ex.id for ex in task.examples()]
@@ -156,11 +160,23 @@ def test_aro_from_its_hub_mirrors_at_the_revisions_mteb_pins(tmp_path, monkeypat
 
     from winoground_eval.tasks import aro
 
-    feats = Features({"image": Image(), "true_caption": Value("string"), "false_caption": Value("string"),
-                      "relation_name": Value("string")})
-    rel = Dataset.from_dict({"image": [{"bytes": bivlc.image_tile((9, 9, 9), i), "path": None} for i in range(3)],
-                             "true_caption": ["the cat is on the mat"] * 3, "false_caption": ["the mat is on the cat"] * 3,
-                             "relation_name": ["on", "on", "under"]}, features=feats)
+    feats = Features(
+        {
+            "image": Image(),
+            "true_caption": Value("string"),
+            "false_caption": Value("string"),
+            "relation_name": Value("string"),
+        }
+    )
+    rel = Dataset.from_dict(
+        {
+            "image": [{"bytes": bivlc.image_tile((9, 9, 9), i), "path": None} for i in range(3)],
+            "true_caption": ["the cat is on the mat"] * 3,
+            "false_caption": ["the mat is on the cat"] * 3,
+            "relation_name": ["on", "on", "under"],
+        },
+        features=feats,
+    )
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda repo, **kw: calls.append((repo, kw["revision"])) or rel)
     monkeypatch.setattr(_hub, "check_reachable", lambda task, m: None)
@@ -177,18 +193,25 @@ def test_export_places_a_run_among_the_published_rows_of_its_task(tmp_path, caps
 
     import jsonschema
 
-    from winoground_eval import cli
-    from winoground_eval.export import published_rows, schema
+    from winoground_eval.cli import main as cli
+    from winoground_eval.results.export import published_rows, schema
 
     rows = {r["id"]: r for r in published_rows()}
     assert rows["bivlc-results/clip-vit-b32"]["metrics"]["group"] == pytest.approx(1439 / 2933, abs=1e-6)
     assert rows["mmvp-paper/openai-vit-l14-224"]["metrics"]["pair"] == 0.193
     for r in rows.values():  # every breakdown label carries its n, every value is a fraction or null
         for labels in r["breakdown"].values():
-            assert all("n" in v and all(x is None or 0 <= x <= 1 for k, x in v.items() if k != "n") for v in labels.values())
+            assert all(
+                "n" in v and all(x is None or 0 <= x <= 1 for k, x in v.items() if k != "n") for v in labels.values()
+            )
     _, kwargs = bivlc.offline_fixture(tmp_path / "data", "bivlc")
     out, board = tmp_path / "runs", tmp_path / "board.json"
-    assert cli.main(["run", "--task", "bivlc", "--data-dir", kwargs["data_dir"], "--scorer", "dummy", "--out", str(out), "-q"]) == 0
+    assert (
+        cli.main(
+            ["run", "--task", "bivlc", "--data-dir", kwargs["data_dir"], "--scorer", "dummy", "--out", str(out), "-q"]
+        )
+        == 0
+    )
     assert cli.main(["export", str(out), "-O", str(board), "--with-published"]) == 0
     doc = json.loads(board.read_text())
     jsonschema.Draft202012Validator(schema(2)).validate(doc)
@@ -204,29 +227,50 @@ def test_whatsup_reports_the_papers_two_subset_means(tmp_path):
     cases = []
     for i in range(2):
         (root / "controlled_clevr" / f"cube_behind_sphere_{i}.jpeg").write_bytes(bivlc.image_tile((5, 5, 5), i))
-        cases.append({"image_path": f"data/controlled_clevr/cube_behind_sphere_{i}.jpeg",
-                      "caption_options": ["a cube behind a sphere", "a cube in front of a sphere", "a", "b"]})
+        cases.append(
+            {
+                "image_path": f"data/controlled_clevr/cube_behind_sphere_{i}.jpeg",
+                "caption_options": ["a cube behind a sphere", "a cube in front of a sphere", "a", "b"],
+            }
+        )
     (root / "controlled_clevr_dataset.json").write_text(json.dumps(cases))
     task = whatsup.WhatsUpTask(data_dir=str(root))
     assert task.subsets == ("controlled_a", "controlled_b", "coco_one")
     # Controlled-A all right (3 of 3), Controlled-B half (1 of 2): the macro is 0.75, the pooled accuracy 0.8
-    scores = {ex.id: np.array([[1.0] + [0.0] * (len(ex.captions) - 1)]) for ex in task.examples()
-              if ex.id.startswith("controlled")}
+    scores = {
+        ex.id: np.array([[1.0] + [0.0] * (len(ex.captions) - 1)])
+        for ex in task.examples()
+        if ex.id.startswith("controlled")
+    }
     scores["controlled_b-1"] = np.array([[0.0, 1.0, 0.0, 0.0]])
     result = task.metrics(scores)
-    assert result["metrics"]["controlled"] == pytest.approx(0.75) and result["metrics"]["accuracy"] == pytest.approx(0.8)
+    assert result["metrics"]["controlled"] == pytest.approx(0.75) and result["metrics"]["accuracy"] == pytest.approx(
+        0.8
+    )
     assert "coco" not in result["metrics"]
 
 
 def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_path, capsys, monkeypatch):
-    from winoground_eval import cli
+    from winoground_eval.cli import main as cli
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, and no reaching for the Hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _, kwargs = bivlc.offline_fixture(tmp_path / "data", "bivlc")
     out = tmp_path / "runs"
-    code = cli.main(["run", "--suite", "compositional", "--scorer", "dummy", "--data-dir", f"bivlc={kwargs['data_dir']}",
-                     "--out", str(out), "-q"])
+    code = cli.main(
+        [
+            "run",
+            "--suite",
+            "compositional",
+            "--scorer",
+            "dummy",
+            "--data-dir",
+            f"bivlc={kwargs['data_dir']}",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     assert [p.relative_to(out).parts[0] for p in out.rglob("result.json")] == ["bivlc"]
     err = " ".join(capsys.readouterr().err.split())
@@ -235,7 +279,9 @@ def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_p
     assert "needs --data-dir" in err and "HF_HUB_OFFLINE" in err  # each says why and the way out
     assert cli.main(["ls", "tasks", "--json"]) == 0
     listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert listed["bivlc"]["data"].startswith("imirandam/BiVLC: Hub") and listed["shapes"]["data"] == "built in (offline)"
+    assert (
+        listed["bivlc"]["data"].startswith("imirandam/BiVLC: Hub") and listed["shapes"]["data"] == "built in (offline)"
+    )
     (tmp_path / "hf" / "hub" / "datasets--imirandam--BiVLC").mkdir(parents=True)
     assert cli.main(["ls", "tasks", "--json"]) == 0
     assert "in the HF cache" in {r["name"]: r for r in json.loads(capsys.readouterr().out)}["bivlc"]["data"]
@@ -253,12 +299,22 @@ def test_colorswap_reads_the_authors_download_layout(tmp_path):
         for i in range(2):
             for k in (1, 2):
                 zf.writestr(f"images/img_{i}_{k}.png", bivlc.image_tile((30 * k, 90, 90), i))
-            rows.append({"id": i, "caption_1": "a yellow umbrella and a white dress", "caption_2": "a white umbrella and a "
-                         "yellow dress", "image_1": f"images/img_{i}_1.png", "image_2": f"images/img_{i}_2.png",
-                         "image_source": "midjourney", "caption_source": "human"})
+            rows.append(
+                {
+                    "id": i,
+                    "caption_1": "a yellow umbrella and a white dress",
+                    "caption_2": "a white umbrella and a yellow dress",
+                    "image_1": f"images/img_{i}_1.png",
+                    "image_2": f"images/img_{i}_2.png",
+                    "image_source": "midjourney",
+                    "caption_source": "human",
+                }
+            )
     (data / "test.json").write_text(json.dumps(rows))
     task = colorswap.ColorSwapTask(data_dir=str(tmp_path / "cs"))
-    assert [ex.id for ex in task.examples()] == ["0", "1"] and task.info()["source"].startswith("the authors' test.json")
+    assert [ex.id for ex in task.examples()] == ["0", "1"] and task.info()["source"].startswith(
+        "the authors' test.json"
+    )
 
 
 def test_aro_reads_a_local_copy_of_a_hub_mirror(tmp_path):
@@ -268,17 +324,21 @@ def test_aro_reads_a_local_copy_of_a_hub_mirror(tmp_path):
 
     cols = aro.ORDER_COLUMNS
     feats = Features({"images": Image(), **{c: Value("string") for c in cols}})
-    rows = {"images": [{"bytes": bivlc.image_tile((7, 7, 7), i), "path": None} for i in range(2)],
-            **{c: [f"{c} {i}" for i in range(2)] for c in cols}}
+    rows = {
+        "images": [{"bytes": bivlc.image_tile((7, 7, 7), i), "path": None} for i in range(2)],
+        **{c: [f"{c} {i}" for i in range(2)] for c in cols},
+    }
     (tmp_path / "ARO-COCO-order" / "data").mkdir(parents=True)
-    Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "ARO-COCO-order" / "data" / "test-00000-of-00001.parquet"))
+    Dataset.from_dict(rows, features=feats).to_parquet(
+        str(tmp_path / "ARO-COCO-order" / "data" / "test-00000-of-00001.parquet")
+    )
     task = aro.AroTask(source="hub", subsets=("coco_order",), data_dir=str(tmp_path))
     [first, _] = list(task.examples())
     assert first.captions == tuple(f"{c} 0" for c in cols) and task.info()["source"].startswith("local copy")
 
 
 def test_published_rows_name_the_tasks_metrics_and_labels():
-    from winoground_eval.export import published_rows
+    from winoground_eval.results.export import published_rows
 
     rows = published_rows()
     assert {r["task"] for r in rows} >= {"whatsup", "mmvp-vlm", "vismin", "bivlc", "eqben"}
@@ -294,7 +354,9 @@ def test_published_rows_name_the_tasks_metrics_and_labels():
 def test_manifests_on_a_moving_branch_say_so():
     for name in ("colorswap", "winoground"):
         m = _hub.manifest(f"{name}.json")
-        assert m["revision"] == "main" and m["revision_pinned"] is False and m["revision_note"].startswith("UNPINNED"), name
+        assert (
+            m["revision"] == "main" and m["revision_pinned"] is False and m["revision_note"].startswith("UNPINNED")
+        ), name
     for name in ("sugarcrepe_pp", "vismin", "naturalbench", "mmvp_vlm"):
         rev = _hub.manifest(f"{name}.json")["revision"]
         assert len(rev) == 40 and int(rev, 16) >= 0, name

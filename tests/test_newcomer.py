@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from winoground_eval import demo
+from winoground_eval.cli import demo
 
 pytestmark = pytest.mark.slow  # git clone, a fresh venv, the demo and each command it prints as subprocesses
 
@@ -32,7 +32,11 @@ def _site_dirs() -> list[str]:
     import site
     import sysconfig
 
-    dirs = [*site.getsitepackages(), sysconfig.get_paths()["purelib"], *(p for p in sys.path if p.endswith("site-packages"))]
+    dirs = [
+        *site.getsitepackages(),
+        sysconfig.get_paths()["purelib"],
+        *(p for p in sys.path if p.endswith("site-packages")),
+    ]
     seen: list[str] = []
     for d in dirs:
         if Path(d).is_dir() and d not in seen:
@@ -54,13 +58,22 @@ def clone(tmp_path_factory):
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(where)], check=True, timeout=120)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where / ".venv")], check=True, timeout=120)
     py = where / ".venv" / "bin" / "python"
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(purelib) / "_borrowed_test_env.pth").write_text("\n".join(_site_dirs()) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "COLUMNS")}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1")
-    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(where)],
-                             capture_output=True, text=True, env=env, timeout=300)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(where)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return where, env
 
@@ -68,8 +81,14 @@ def clone(tmp_path_factory):
 def test_demo_then_every_command_it_prints(clone):
     where, env = clone
     py = where / ".venv" / "bin" / "python"
-    ran = subprocess.run([str(py), "-m", "winoground_eval.demo", "--limit", "2"], cwd=where, capture_output=True,
-                         text=True, env=env, timeout=300)
+    ran = subprocess.run(
+        [str(py), "-m", "winoground_eval.cli.demo", "--limit", "2"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr[-4000:]
     assert "[caption, 4 hard negatives]" in ran.stderr  # issue 22.9: titles are text, not markup
     commands = printed_commands(ran.stderr)
@@ -84,7 +103,9 @@ def test_demo_then_every_command_it_prints(clone):
     documented = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
     clip_id = next(p.name for p in (where / "demo_out" / "runs" / "shapes" / "tiny-clip").iterdir())
     diffusion_id = next(p.name for p in (where / "demo_out" / "runs" / "shapes" / "tiny-diffusion").iterdir())
-    assert [c.replace("ID_TINY_CLIP", clip_id).replace("ID_TINY_DIFFUSION", diffusion_id) for c in documented] == commands
+    assert [
+        c.replace("ID_TINY_CLIP", clip_id).replace("ID_TINY_DIFFUSION", diffusion_id) for c in documented
+    ] == commands
     outputs = []
     for command in commands:
         done = subprocess.run(shlex.split(command), cwd=where, capture_output=True, text=True, env=env, timeout=120)

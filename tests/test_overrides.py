@@ -2,13 +2,21 @@ from typing import Literal
 
 import pytest
 
-from winoground_eval import registry
-from winoground_eval.errors import ConfigError
-from winoground_eval.overrides import parse_overrides
+from winoground_eval.core import registry
+from winoground_eval.core.errors import ConfigError
+from winoground_eval.core.overrides import parse_overrides
 
 
-def factory(spec: str, *, n_timesteps: int = 1000, scale: float = 1.0, loss: Literal["l2", "l1"] = "l2",
-            compile: bool = False, dtype: str | None = None, t_range: tuple[int, int] | None = None):
+def factory(
+    spec: str,
+    *,
+    n_timesteps: int = 1000,
+    scale: float = 1.0,
+    loss: Literal["l2", "l1"] = "l2",
+    compile: bool = False,
+    dtype: str | None = None,
+    t_range: tuple[int, int] | None = None,
+):
     return None
 
 
@@ -16,7 +24,9 @@ def test_types_are_checked():
     import functools
 
     f = functools.partial(factory, "x")
-    got = parse_overrides(f, ["n_timesteps=10", "scale=0.5", "loss=l1", "compile=true", "dtype=none", "t_range=100,500"], what="s")
+    got = parse_overrides(
+        f, ["n_timesteps=10", "scale=0.5", "loss=l1", "compile=true", "dtype=none", "t_range=100,500"], what="s"
+    )
     assert got == {"n_timesteps": 10, "scale": 0.5, "loss": "l1", "compile": True, "dtype": None, "t_range": (100, 500)}
 
 

@@ -44,12 +44,16 @@ def _setuptools_version() -> tuple[int, ...]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[Path, str]:
     if _setuptools_version() < (77,):
-        pytest.fail("building the wheel needs setuptools>=77 in the test environment (make setup installs it): "
-                    f"{sys.executable} -m pip install 'setuptools>=77'")
+        pytest.fail(
+            "building the wheel needs setuptools>=77 in the test environment (make setup installs it): "
+            f"{sys.executable} -m pip install 'setuptools>=77'"
+        )
     out = tmp_path_factory.mktemp("wheel")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(out), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     (whl,) = out.glob("winoground_eval-*.whl")
@@ -77,7 +81,9 @@ def test_wheel_holds_every_data_folder_and_builds_without_warnings(wheel):
         missing = {f for f in _repo_files(folder, suffixes) if f"{target}/{f}" not in names}
         assert not missing, f"{folder}: not in the wheel: {sorted(missing)}"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    assert not any(n.startswith(("tasks/", "baselines/", "data_manifests/")) for n in names)  # no generic top-level names
+    assert not any(
+        n.startswith(("tasks/", "baselines/", "data_manifests/")) for n in names
+    )  # no generic top-level names
 
 
 def _borrowed_site_dirs() -> list[str]:
@@ -96,26 +102,47 @@ def test_installed_wheel_runs_wg_eval_outside_the_repository(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # appended after the new venv's own site-packages, so the installed wheel wins over the checkout
     (Path(purelib) / "_borrowed_test_env.pth").write_text("\n".join(_borrowed_site_dirs()) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1")
-    install = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--force-reinstall", str(whl)],
-                             capture_output=True, text=True, env=env, timeout=300)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "--force-reinstall", str(whl)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([str(py), "-c", "import winoground_eval; print(winoground_eval.__file__)"],
-                           cwd=work, capture_output=True, text=True, env=env, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(py), "-c", "import winoground_eval; print(winoground_eval.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(venv), f"imported the checkout, not the wheel: {where}"
 
     wg_eval = venv / "bin" / "wg-eval"
     out = work / "runs"
-    run = subprocess.run([str(wg_eval), "run", "--task", "shapes", "--scorer", "tiny-clip", "--limit", "5",
-                          "--out", str(out), "-q"], cwd=work, capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run(
+        [str(wg_eval), "run", "--task", "shapes", "--scorer", "tiny-clip", "--limit", "5", "--out", str(out), "-q"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (result_path,) = out.glob("shapes/tiny-clip/*/result.json")
     result = json.loads(result_path.read_text())

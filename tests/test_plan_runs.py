@@ -7,19 +7,39 @@ import json
 
 import pytest
 
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
 
 GRID = ["-o", "n_timesteps=8", "-o", "t_range=none", "-o", "normalize=uncond"]
 STOP = ["-o", "stopping=sequential", "-o", "min_timesteps=2", "-o", "round_size=2"]
 
 
 def _run(tmp_path, split, limit, *extra):
-    return main(["run", "--task", "shapes", "--split", split, "--scorer", "tiny-diffusion", "--limit", str(limit),
-                 "--out", str(tmp_path / "runs"), "-q", "--threads", "1", *GRID, *extra])
+    return main(
+        [
+            "run",
+            "--task",
+            "shapes",
+            "--split",
+            split,
+            "--scorer",
+            "tiny-diffusion",
+            "--limit",
+            str(limit),
+            "--out",
+            str(tmp_path / "runs"),
+            "-q",
+            "--threads",
+            "1",
+            *GRID,
+            *extra,
+        ]
+    )
 
 
 def _dirs(tmp_path):
-    return {p.name: json.loads((p / "run.json").read_text()) for p in (tmp_path / "runs").glob("shapes/tiny-diffusion/*")}
+    return {
+        p.name: json.loads((p / "run.json").read_text()) for p in (tmp_path / "runs").glob("shapes/tiny-diffusion/*")
+    }
 
 
 @pytest.mark.slow  # several diffusion runs through the CLI
@@ -43,7 +63,9 @@ def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_
     with_plan = [i for i, c in runs.items() if "plan" in c["scorer"]["config"]]
     assert len(runs) == 2 and len(with_plan) == 1
     entry = runs[with_plan[0]]["scorer"]["config"]["plan"]
-    assert entry["sha256"] == shown["plan"]["sha256"] and entry["fitted_on_run"] == val_id and entry["kind"] == "proposal"
+    assert (
+        entry["sha256"] == shown["plan"]["sha256"] and entry["fitted_on_run"] == val_id and entry["kind"] == "proposal"
+    )
     run_dir = tmp_path / "runs" / "shapes" / "tiny-diffusion" / with_plan[0]
     rec = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
     assert len(rec) == 1 and rec[0]["info"]["stopping"]["plan"] == "proposal"
@@ -60,14 +82,54 @@ def test_a_plan_fitted_on_one_run_is_used_by_another_resumes_and_is_refused_for_
     capsys.readouterr()
 
     # another model: refused with a clear message
-    code = main(["run", "--task", "digits", "--scorer", "tiny-dit", "--limit", "1", "--out", str(tmp_path / "runs"), "-q",
-                 "-o", "n_timesteps=8", "-o", "t_range=none", *STOP, "-o", f"plan={plan}"])
+    code = main(
+        [
+            "run",
+            "--task",
+            "digits",
+            "--scorer",
+            "tiny-dit",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "runs"),
+            "-q",
+            "-o",
+            "n_timesteps=8",
+            "-o",
+            "t_range=none",
+            *STOP,
+            "-o",
+            f"plan={plan}",
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "fitted on model" in err and "does not carry over" in err
 
     # another grid of the same model: refused, naming the options to set
-    code = main(["run", "--task", "shapes", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "1",
-                 "--out", str(tmp_path / "runs"), "-q", "-o", "n_timesteps=16", "-o", "t_range=none", *STOP, "-o", f"plan={plan}"])
+    code = main(
+        [
+            "run",
+            "--task",
+            "shapes",
+            "--split",
+            "test",
+            "--scorer",
+            "tiny-diffusion",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "runs"),
+            "-q",
+            "-o",
+            "n_timesteps=16",
+            "-o",
+            "t_range=none",
+            *STOP,
+            "-o",
+            f"plan={plan}",
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "n_timesteps=8" in err
 
@@ -77,14 +139,60 @@ def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
     """1 x N: the CLIP prefilter keeps 3 of 5 captions, elimination runs along a plan fitted on val."""
     out = str(tmp_path / "runs")
     grid = ["-o", "n_timesteps=8", "-o", "t_range=none"]
-    assert main(["run", "--task", "shapes-ranked", "--split", "val", "--scorer", "tiny-diffusion", "--limit", "3",
-                 "--out", out, "-q", "--threads", "1", *grid]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "shapes-ranked",
+                "--split",
+                "val",
+                "--scorer",
+                "tiny-diffusion",
+                "--limit",
+                "3",
+                "--out",
+                out,
+                "-q",
+                "--threads",
+                "1",
+                *grid,
+            ]
+        )
+        == 0
+    )
     [val_dir] = (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*")
     plan = tmp_path / "plan.json"
     assert main(["choose-timesteps", str(val_dir), "-O", str(plan), "--kind", "proposal"]) == 0
-    assert main(["run", "--task", "shapes-ranked", "--split", "test", "--scorer", "tiny-diffusion", "--limit", "2",
-                 "--out", out, "-q", "--threads", "1", *grid, *STOP, "-o", "prefilter=tiny-clip", "-o", "prefilter_k=3",
-                 "-o", f"plan={plan}"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "shapes-ranked",
+                "--split",
+                "test",
+                "--scorer",
+                "tiny-diffusion",
+                "--limit",
+                "2",
+                "--out",
+                out,
+                "-q",
+                "--threads",
+                "1",
+                *grid,
+                *STOP,
+                "-o",
+                "prefilter=tiny-clip",
+                "-o",
+                "prefilter_k=3",
+                "-o",
+                f"plan={plan}",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     [run_dir] = [p for p in (tmp_path / "runs").glob("shapes-ranked/tiny-diffusion/*") if p != val_dir]
     config = json.loads((run_dir / "run.json").read_text())["scorer"]["config"]
@@ -104,9 +212,9 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
 
     import numpy as np
 
-    from winoground_eval import timestep_plan as tp
+    from winoground_eval.core import timestep_plan as tp
     from winoground_eval.diffusion.replay import partial_scores
-    from winoground_eval.timestep_select import StoredRun
+    from winoground_eval.results.timestep_select import StoredRun
 
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("bench_plan", root / "benchmarks" / "bench_plan.py")
@@ -125,7 +233,9 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
         uncond.append(u.astype(np.float32))
     scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
     info = {"scorer": {"config": {"normalize": "uncond"}}}
-    run = StoredRun(Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid))
+    run = StoredRun(
+        Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid)
+    )
     diffs, aux = bench.aligned_2x2(errors, uncond)
     cv = bench.fit_cv(diffs, aux)
     full = tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=n_grid, round_size=n_grid, futility=False)

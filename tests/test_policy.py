@@ -1,4 +1,4 @@
-"""One statement of each shared fact (winoground_eval.policy): dtype names and offline mode,
+"""One statement of each shared fact (winoground_eval.core.policy): dtype names and offline mode,
 honoured the same way by the model loaders (diffusion, CLIP) and the dataset loaders (tasks)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import typing
 
 import pytest
 
-from winoground_eval import policy
-from winoground_eval.errors import ConfigError, DataError, ModelLoadError
+from winoground_eval.core import policy
+from winoground_eval.core.errors import ConfigError, DataError, ModelLoadError
 
 
 def test_dtype_names_are_stated_once_and_map_to_torch():

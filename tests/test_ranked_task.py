@@ -9,12 +9,14 @@ import jsonschema
 import numpy as np
 import pytest
 
-from winoground_eval import choose_cli, cli, registry
-from winoground_eval.export import schema
-from winoground_eval.metrics import ranked_outcome
-from winoground_eval.report import build_report
-from winoground_eval.runs import find_runs, read_run, select_runs
-from winoground_eval.taskfinder import TaskFinder
+from winoground_eval.cli import choose as choose_cli
+from winoground_eval.cli import main as cli
+from winoground_eval.core import registry
+from winoground_eval.core.metrics import ranked_outcome
+from winoground_eval.results.export import schema
+from winoground_eval.results.report import build_report
+from winoground_eval.results.runs import find_runs, read_run, select_runs
+from winoground_eval.results.taskfinder import TaskFinder
 
 TASK = "ranked-fixture"
 
@@ -32,8 +34,25 @@ def world(tmp_path_factory, tiny_sd):
         for seed in (0, 1):
             assert wg(["run", "--task", TASK, "--scorer", "dummy", "--out", runs, "-q", "-o", f"seed={seed}"]) == 0
         model = tiny_sd(seed=0)
-        assert wg(["run", "--task", TASK, "--scorer", f"diffusers:{model}", "--out", runs, "-q",
-                   "-o", "n_timesteps=8", "-o", "device=cpu"]) == 0
+        assert (
+            wg(
+                [
+                    "run",
+                    "--task",
+                    TASK,
+                    "--scorer",
+                    f"diffusers:{model}",
+                    "--out",
+                    runs,
+                    "-q",
+                    "-o",
+                    "n_timesteps=8",
+                    "-o",
+                    "device=cpu",
+                ]
+            )
+            == 0
+        )
         dummies = sorted((runs / TASK / "dummy").iterdir(), key=lambda p: read_run(p).scorer["config"]["seed"])
         [diffusion] = list((runs / TASK).glob("diffusers_*/*"))
         yield {"root": root, "runs": runs, "dummy0": dummies[0], "dummy1": dummies[1], "diffusion": diffusion}
@@ -50,7 +69,9 @@ def test_result_json_v2_carries_the_tasks_metrics(world):
     assert r["metrics"]["accuracy"] == pytest.approx(np.mean([ranked_outcome(s)["accuracy"] for s in scores.values()]))
     kinds = r["breakdown"]["kind"]
     assert set(kinds) == {"colour", "shape"} and "note" not in r["breakdown"]
-    assert r["metrics"]["macro_accuracy"] == pytest.approx((kinds["colour"]["accuracy"] + kinds["shape"]["accuracy"]) / 2)
+    assert r["metrics"]["macro_accuracy"] == pytest.approx(
+        (kinds["colour"]["accuracy"] + kinds["shape"]["accuracy"]) / 2
+    )
     assert r["ci95"]["macro_accuracy"] is None
     lines = [json.loads(line) for line in (world["dummy0"] / "scores.jsonl").read_text().splitlines()]
     assert all(line["info"]["pred"] == int(np.argmax(line["scores"][0])) for line in lines if "scores" in line)
@@ -114,13 +135,26 @@ def test_report_ranked_view(world):
 def test_choose_timesteps_on_a_ranked_task(world, capsys):
     parser = argparse.ArgumentParser()
     choose_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--json", "--window", "0,1000",
-                              "--window", "0,500", "--n-timesteps", "4"])
+    args = parser.parse_args(
+        [
+            "choose-timesteps",
+            str(world["diffusion"]),
+            "--json",
+            "--window",
+            "0,1000",
+            "--window",
+            "0,500",
+            "--n-timesteps",
+            "4",
+        ]
+    )
     assert args.func(args) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["metric"] == "accuracy" and r["metrics"] == ["accuracy"]
     full = r["full"]
-    assert full["n_timesteps"] == 8 and full["accuracy"] == pytest.approx(read_run(world["diffusion"]).result["metrics"]["accuracy"])
+    assert full["n_timesteps"] == 8 and full["accuracy"] == pytest.approx(
+        read_run(world["diffusion"]).result["metrics"]["accuracy"]
+    )
     assert any(row["n_timesteps"] == 4 for row in r["rows"])
     args = parser.parse_args(["choose-timesteps", str(world["diffusion"]), "--metric", "text"])
     with pytest.raises(Exception, match="per-example metrics accuracy"):
@@ -155,8 +189,25 @@ def test_schema_1_winoground_run_goes_through_export_compare_report(tmp_path, ca
     data = write_winoground_sample(tmp_path / "data", n_examples=4, seed=0)
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        assert wg(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", data, "--out", runs, "-q",
-                   "-o", f"seed={seed}"]) == 0
+        assert (
+            wg(
+                [
+                    "run",
+                    "--task",
+                    "winoground",
+                    "--scorer",
+                    "dummy",
+                    "--data-dir",
+                    data,
+                    "--out",
+                    runs,
+                    "-q",
+                    "-o",
+                    f"seed={seed}",
+                ]
+            )
+            == 0
+        )
     dirs = sorted((runs / "winoground" / "dummy").iterdir())
     old_runs = tmp_path / "old"
     old = [_as_schema_1(d, old_runs / d.name) for d in dirs]
@@ -183,13 +234,14 @@ def test_results_commands_never_load_torch(world, tmp_path):
 
     code = f"""
 import sys
-from winoground_eval import cli, registry
+from winoground_eval.cli import main as cli
+from winoground_eval.core import registry
 registry.TASKS["{TASK}"] = registry.Entry("ranked_fixture_task:RankedShapes", "x")
-assert cli.main(["report", r"{world['runs']}", "-o", r"{tmp_path / 'r.html'}"]) == 0
-assert cli.main(["export", r"{world['runs']}", "-o", r"{tmp_path / 'lb.json'}"]) == 0
-assert cli.main(["compare", r"{world['dummy0']}", r"{world['dummy1']}"]) == 0
-assert cli.main(["choose-timesteps", r"{world['diffusion']}"]) == 0
-assert cli.main(["show", r"{world['diffusion']}"]) == 0
+assert cli.main(["report", r"{world["runs"]}", "-o", r"{tmp_path / "r.html"}"]) == 0
+assert cli.main(["export", r"{world["runs"]}", "-o", r"{tmp_path / "lb.json"}"]) == 0
+assert cli.main(["compare", r"{world["dummy0"]}", r"{world["dummy1"]}"]) == 0
+assert cli.main(["choose-timesteps", r"{world["diffusion"]}"]) == 0
+assert cli.main(["show", r"{world["diffusion"]}"]) == 0
 print("LOADED", sorted(m for m in ("torch", "diffusers", "transformers", "open_clip") if m in sys.modules))
 """
     env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent)}
@@ -226,11 +278,15 @@ def test_report_script_runs_on_both_views_under_node(world, tmp_path):
         summaries[name] = json.loads(done.stdout.strip().splitlines()[-1])
     ranked, square = summaries["ranked"], summaries["2x2"]
     assert ranked["ready"] == "1" and ranked["examples"] == 10
-    assert ranked["ranked_lists"] == ranked["correct_marked"] == 20 and ranked["decisions"] == 0  # runs A and B per card
+    assert (
+        ranked["ranked_lists"] == ranked["correct_marked"] == 20 and ranked["decisions"] == 0
+    )  # runs A and B per card
     assert ranked["metric_options"] == ["accuracy"]
     assert {"accuracy", "macro_accuracy"} <= set(ranked["board_columns"]) and "text" not in ranked["board_columns"]
-    right = {r.run_id: sum(o["accuracy"] for o in r.result["per_example"].values())
-             for r in select_runs(find_runs([world["runs"]]).runs).kept}
+    right = {
+        r.run_id: sum(o["accuracy"] for o in r.result["per_example"].values())
+        for r in select_runs(find_runs([world["runs"]]).runs).kept
+    }
     assert sorted(ranked["a_right"].values()) == sorted(right.values())
     assert square["examples"] == 4 and square["decisions"] == 4 and square["ranked_lists"] == 0
     assert square["metric_options"] == ["text", "image", "group"]

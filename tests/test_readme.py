@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from winoground_eval import registry
+from winoground_eval.core import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -17,7 +17,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def _section(title: str) -> str:
     start = README.index(f"## {title}\n")
     nxt = README.find("\n## ", start + 1)
-    return README[start: nxt if nxt > 0 else None]
+    return README[start : nxt if nxt > 0 else None]
 
 
 def test_readme_is_a_guide_of_at_most_250_lines_opening_with_the_two_commands():
@@ -32,7 +32,9 @@ def test_layout_lists_every_top_level_entry_and_only_real_paths():
     for path in listed:
         assert (ROOT / path).exists(), f"README layout names {path}, which does not exist"
     try:
-        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
         top = {p.split("/")[0] + ("/" if "/" in p else "") for p in tracked}
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: the folder itself
         top = {p.name + ("/" if p.is_dir() else "") for p in ROOT.iterdir() if not p.name.startswith((".venv", ".git"))}
@@ -42,7 +44,11 @@ def test_layout_lists_every_top_level_entry_and_only_real_paths():
 
 def test_task_and_scorer_tables_name_every_registered_one():
     tasks, scorers = _section("Tasks"), _section("Scorers")
-    for name in [*registry.TASKS, *registry.SUITES, *(p + "FILE" if p == "captions:" else p + "DIR" for p in registry.TASK_PREFIXES)]:
+    for name in [
+        *registry.TASKS,
+        *registry.SUITES,
+        *(p + "FILE" if p == "captions:" else p + "DIR" for p in registry.TASK_PREFIXES),
+    ]:
         assert f"`{name}`" in tasks, f"README's task table lacks {name}"
     for name in registry.SCORERS:
         assert f"`{name}`" in scorers, f"README's scorer table lacks {name}"

@@ -6,14 +6,21 @@ import shutil
 import numpy as np
 import pytest
 
-from winoground_eval import cli
-from winoground_eval.compare import correctness
+from winoground_eval.cli import main as cli
 from winoground_eval.diffusion.grid import timestep_grid
-from winoground_eval.runs import find_runs, read_run, select_runs
-from winoground_eval.scoreimport import save_score_file_run
-from winoground_eval.taskfinder import TaskFinder
-from winoground_eval.report import build_report, license_note, script_json, subset_positions, subset_sizes, wilson
-from winoground_eval.scorefile import write_score_file
+from winoground_eval.results.compare import correctness
+from winoground_eval.results.report import (
+    build_report,
+    license_note,
+    script_json,
+    subset_positions,
+    subset_sizes,
+    wilson,
+)
+from winoground_eval.results.runs import find_runs, read_run, select_runs
+from winoground_eval.results.scorefile import write_score_file
+from winoground_eval.results.scoreimport import save_score_file_run
+from winoground_eval.results.taskfinder import TaskFinder
 from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 HOSTILE = '</script><b id="pwned">x</b> & "q" <img src=x onerror="document.title=1"> \u2028 end'
@@ -23,9 +30,15 @@ IMAGE_ONLY = [[2.0, 3.0], [1.0, 4.0]]
 WRONG = [[1.0, 2.0], [2.0, 1.0]]
 MODEL_A = [RIGHT, TEXT_ONLY, IMAGE_ONLY, WRONG, RIGHT, IMAGE_ONLY, WRONG, RIGHT]
 MODEL_B = [WRONG, RIGHT, IMAGE_ONLY, RIGHT, WRONG, WRONG, IMAGE_ONLY, RIGHT]
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
-
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def wg(argv):
@@ -42,15 +55,36 @@ def world(tmp_path_factory, tiny_sd):
     rows[1]["caption_0"] = HOSTILE
     (data / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs = root / "runs"
-    assert cli.main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(data), "--out", str(runs), "-q"]) == 0
+    assert (
+        cli.main(
+            ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(data), "--out", str(runs), "-q"]
+        )
+        == 0
+    )
     scores = {}
     for name, pattern in (("model-a", MODEL_A), ("model-b", MODEL_B)):
         scores[name] = {str(i): np.array(m) for i, m in enumerate(pattern)}
         write_score_file(root / f"{name}.jsonl", scores[name])
         save_score_file_run("winoground", root / f"{name}.jsonl", runs, name, metadata=data / "examples.jsonl")
     model = tiny_sd(seed=0)
-    argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out", str(runs),
-            "-q", "-o", "n_timesteps=8", "-o", "normalize=uncond", "-o", "device=cpu"]
+    argv = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        f"diffusers:{model}",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(runs),
+        "-q",
+        "-o",
+        "n_timesteps=8",
+        "-o",
+        "normalize=uncond",
+        "-o",
+        "device=cpu",
+    ]
     assert cli.main(argv) == 0
     [diffusion] = list((runs / "winoground").glob("diffusers_*/*"))
     return {"root": root, "data": data, "runs": runs, "scores": scores, "diffusion": diffusion, "rows": rows}
@@ -60,7 +94,9 @@ def test_subsets_of_timesteps():
     assert list(subset_positions(8, 8)) == list(range(8))
     assert list(subset_positions(8, 2)) == [2, 6] and list(subset_positions(8, 1)) == [4]
     grid = timestep_grid(1000)
-    assert list(grid[subset_positions(1000, 10)]) == list(grid[50::100])  # every 100th, from the middle of the first block
+    assert list(grid[subset_positions(1000, 10)]) == list(
+        grid[50::100]
+    )  # every 100th, from the middle of the first block
     assert subset_sizes(8) == [1, 2, 4, 8]
     sizes = subset_sizes(1000)
     assert sizes[0] == 1 and sizes[-1] == 1000 and len(sizes) <= 17 and sizes == sorted(set(sizes))
@@ -88,7 +124,11 @@ def test_report_content(world):
     [diff] = [r for r in data["runs"] if r["diffusion"]]
     d = diff["diffusion"]
     run = read_run(world["diffusion"])
-    assert d["n_timesteps"] == 8 and d["normalize"] == "uncond" and d["mean_timesteps"] == [int(t) for t in timestep_grid(8)]
+    assert (
+        d["n_timesteps"] == 8
+        and d["normalize"] == "uncond"
+        and d["mean_timesteps"] == [int(t) for t in timestep_grid(8)]
+    )
     assert [p["k"] for p in d["by_k"]] == [1, 2, 4, 8]
     full = d["by_k"][-1]  # all stored timesteps: the run's own numbers
     assert {m: full[m] for m in ("text", "image", "group")} == run.result["metrics"]
@@ -173,7 +213,10 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(out.as_uri())
@@ -195,9 +238,11 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
 
             def column(key):
                 idx = page.locator("#task-d0 table.board thead th").evaluate_all(
-                    f"(ths) => ths.findIndex((th) => th.dataset.key === {json.dumps(key)})")
+                    f"(ths) => ths.findIndex((th) => th.dataset.key === {json.dumps(key)})"
+                )
                 return page.locator(f"#task-d0 table.board tbody tr td:nth-child({idx + 1})").evaluate_all(
-                    "(tds) => tds.map((td) => td.dataset.value)")
+                    "(tds) => tds.map((td) => td.dataset.value)"
+                )
 
             page.click("#task-d0 table.board th[data-key='image']")
             assert page.get_attribute("#task-d0 table.board th[data-key='image']", "aria-sort") == "descending"
@@ -229,13 +274,20 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
 
             # the view lives in the URL: a fresh page at that address shows the same examples
             view = page.evaluate("location.hash")
-            assert f"a={by_scorer['model-a'].run_id}" in view and "show=a-right-b-wrong" in view and "metric=image" in view
+            assert (
+                f"a={by_scorer['model-a'].run_id}" in view and "show=a-right-b-wrong" in view and "metric=image" in view
+            )
             again = browser.new_page(viewport={"width": 1280, "height": 900})
             again.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             again.goto(out.as_uri() + view)
             again.wait_for_selector("body[data-ready='1']", timeout=20_000)
-            assert again.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)") == image_a_right_b_wrong
-            assert again.input_value("#filter-relation") == "a-right-b-wrong" and again.evaluate("location.hash") == view
+            assert (
+                again.locator("#examples .example").evaluate_all("(els) => els.map((e) => e.dataset.id)")
+                == image_a_right_b_wrong
+            )
+            assert (
+                again.input_value("#filter-relation") == "a-right-b-wrong" and again.evaluate("location.hash") == view
+            )
             assert again.get_attribute("#task-d0 table.board th[data-key='run']", "aria-sort") == "ascending"
             again.close()
 
@@ -246,7 +298,9 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             assert ids == objects
             card = page.locator("#examples .example[data-id='0']")
             assert card.locator("img").count() == 2
-            assert card.locator(".matrix").count() == 2 and card.locator(".decisions .ok").count() == 4  # model-a: RIGHT
+            assert (
+                card.locator(".matrix").count() == 2 and card.locator(".decisions .ok").count() == 4
+            )  # model-a: RIGHT
 
             # search by id or by caption text
             page.select_option("#filter-tag", "")
@@ -268,7 +322,9 @@ def test_report_in_a_headless_browser(chromium, world, tmp_path):
             page.select_option("#run-a", label=by_scorer[read_run(world["diffusion"]).scorer_name].label)
             assert page.locator("#diffusion-section").is_visible()
             assert page.locator("#diffusion-charts .chart svg").count() == 2
-            page.wait_for_function("document.querySelectorAll('#examples .example-curve[data-chart=ok] svg').length === 8")
+            page.wait_for_function(
+                "document.querySelectorAll('#examples .example-curve[data-chart=ok] svg').length === 8"
+            )
 
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=True)

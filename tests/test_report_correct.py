@@ -1,8 +1,8 @@
 """The report's ranked-captions view marks a task's own correct captions (a classification
 image's class prompts), not column 0, when the task declares them (``correct_captions``)."""
 
-from winoground_eval.registry import resolve_task
-from winoground_eval.report import _dataset_examples
+from winoground_eval.core.registry import resolve_task
+from winoground_eval.results.report import _dataset_examples
 
 
 def test_digits_marks_the_label_caption():

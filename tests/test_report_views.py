@@ -18,17 +18,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from winoground_eval.cli import main
-from winoground_eval.report import run_colours
+from winoground_eval.cli.main import main
+from winoground_eval.results.report import run_colours
 
 pytestmark = pytest.mark.slow  # headless Chromium
 
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 WIDTH = 1280
 
 # A user's scorer whose two captions differ only in the sixth significant digit (decisive)
-CLOSE_SCORER = '''
+CLOSE_SCORER = """
 import numpy as np
 
 class Close:
@@ -41,7 +47,7 @@ class Close:
 
 def make(**options):
     return Close()
-'''
+"""
 
 
 def wg(*argv) -> None:
@@ -62,12 +68,23 @@ def runs(tmp_path_factory):
     data.mkdir()
     for name, colour in (("red.png", (230, 30, 30)), ("blue.png", (30, 30, 230))):
         Image.new("RGB", (24, 24), colour).save(data / name)
-    rows = [{"id": "red-1", "images": ["red.png"], "captions": ["a red square", "a blue square"]},
-            {"id": "blue-1", "images": ["blue.png"], "captions": ["a blue square", "a red square"]}]
+    rows = [
+        {"id": "red-1", "images": ["red.png"], "captions": ["a red square", "a blue square"]},
+        {"id": "blue-1", "images": ["blue.png"], "captions": ["a blue square", "a red square"]},
+    ]
     (data / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "close.py").write_text(CLOSE_SCORER)
     user_out = root / "user-runs"
-    wg("run", "--task", f"captions:{data / 'pairs.jsonl'}", "--scorer", f"{data / 'close.py'}:make", "--out", user_out, "-q")
+    wg(
+        "run",
+        "--task",
+        f"captions:{data / 'pairs.jsonl'}",
+        "--scorer",
+        f"{data / 'close.py'}:make",
+        "--out",
+        user_out,
+        "-q",
+    )
     wg("run", "--task", f"captions:{data / 'pairs.jsonl'}", "--scorer", "tiny-clip", "--out", user_out, "-q")
     ids = {}
     for path in out.glob("*/*/*/run.json"):
@@ -84,7 +101,9 @@ def _shots_dir(tmp_path: Path) -> Path:
 def _open(browser, html: Path):
     problems = []
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.goto(html.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
@@ -109,7 +128,7 @@ def _check_page(page, problems, n_tasks: int) -> None:
 
 
 def _rgb(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -126,10 +145,20 @@ def test_report_views_at_1280_px(chromium, runs, tmp_path):
     two = tmp_path / "two.html"
     _report([ids[("shapes", "tiny-clip")], ids[("shapes", "dummy")]], two)
     five = tmp_path / "five.html"
-    _report([ids[k] for k in sorted(ids) if k[0] in ("shapes", "shapes-ranked")] + [ids[("shapes-classify", "tiny-clip")]], five)
+    _report(
+        [ids[k] for k in sorted(ids) if k[0] in ("shapes", "shapes-ranked")] + [ids[("shapes-classify", "tiny-clip")]],
+        five,
+    )
     five_reversed = tmp_path / "five-reversed.html"
-    _report(list(reversed([ids[k] for k in sorted(ids) if k[0] in ("shapes", "shapes-ranked")]
-                          + [ids[("shapes-classify", "tiny-clip")]])), five_reversed)
+    _report(
+        list(
+            reversed(
+                [ids[k] for k in sorted(ids) if k[0] in ("shapes", "shapes-ranked")]
+                + [ids[("shapes-classify", "tiny-clip")]]
+            )
+        ),
+        five_reversed,
+    )
     classify = tmp_path / "classify.html"
     _report([ids[("shapes-classify", "tiny-clip")]], classify)
     user = tmp_path / "user.html"
@@ -140,7 +169,9 @@ def test_report_views_at_1280_px(chromium, runs, tmp_path):
         try:
             page, problems = _open(browser, two)
             _check_page(page, problems, 1)
-            colour_two = page.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate("(e) => getComputedStyle(e).backgroundColor")
+            colour_two = page.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate(
+                "(e) => getComputedStyle(e).backgroundColor"
+            )
             page.screenshot(path=str(shots / "report-two-runs.png"), full_page=False)
 
             page, problems = _open(browser, five)
@@ -149,31 +180,47 @@ def test_report_views_at_1280_px(chromium, runs, tmp_path):
             selects = page.locator(".tag-metric")
             assert selects.count() == 2
             ranked = page.locator("section.task", has=page.locator("th[data-key='accuracy']")).locator(".tag-metric")
-            other = [o for o in ranked.locator("option").evaluate_all("(os) => os.map((o) => o.value)") if o != "accuracy"]
+            other = [
+                o for o in ranked.locator("option").evaluate_all("(os) => os.map((o) => o.value)") if o != "accuracy"
+            ]
             ranked.select_option(other[0])
             shown = page.locator(".tag-charts .chart").evaluate_all(
-                "(cs) => cs.map((c) => c.closest('section.task').id + ':' + c.dataset.metric)")
+                "(cs) => cs.map((c) => c.closest('section.task').id + ':' + c.dataset.metric)"
+            )
             assert {m.split(":")[1] for m in shown} == {"text", other[0]} and len({m.split(":")[0] for m in shown}) == 2
             page.wait_for_function("() => !document.querySelector('.chart[data-chart=pending]')")
             assert page.locator(".chart[data-chart='failed']").count() == 0
-            colour_five = page.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate("(e) => getComputedStyle(e).backgroundColor")
+            colour_five = page.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate(
+                "(e) => getComputedStyle(e).backgroundColor"
+            )
             # a run's colour comes from its run id, not its position: the same runs in another order
             # get the same colours; a run keeps its own colour unless another run's id took that slot
-            expected = run_colours([d.name for d in ids.values() if d.parent.parent.name != "shapes-classify"] +
-                                   [ids[("shapes-classify", "tiny-clip")].name])
-            assert colour_five == _rgb(expected[clip_id]) and colour_two == _rgb(run_colours(
-                [clip_id, ids[("shapes", "dummy")].name])[clip_id])
+            expected = run_colours(
+                [d.name for d in ids.values() if d.parent.parent.name != "shapes-classify"]
+                + [ids[("shapes-classify", "tiny-clip")].name]
+            )
+            assert colour_five == _rgb(expected[clip_id]) and colour_two == _rgb(
+                run_colours([clip_id, ids[("shapes", "dummy")].name])[clip_id]
+            )
             again, problems = _open(browser, five_reversed)
             assert not problems
-            assert again.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate(
-                "(e) => getComputedStyle(e).backgroundColor") == colour_five
-            colours = page.locator("table.board .swatch").evaluate_all("(es) => es.map((e) => getComputedStyle(e).backgroundColor)")
+            assert (
+                again.locator(f"tr[data-run-id='{clip_id}'] .swatch").evaluate(
+                    "(e) => getComputedStyle(e).backgroundColor"
+                )
+                == colour_five
+            )
+            colours = page.locator("table.board .swatch").evaluate_all(
+                "(es) => es.map((e) => getComputedStyle(e).backgroundColor)"
+            )
             assert len(set(colours)) == 5  # five runs, five colours
             page.locator("#tasks").screenshot(path=str(shots / "report-five-runs.png"))
 
             page, problems = _open(browser, classify)
             _check_page(page, problems, 1)
-            assert page.locator(".chart.per-class svg").count() == 1 and page.locator(".chart.confusion svg").count() == 1
+            assert (
+                page.locator(".chart.per-class svg").count() == 1 and page.locator(".chart.confusion svg").count() == 1
+            )
             page.locator("#tasks").screenshot(path=str(shots / "report-classification.png"))
 
             page, problems = _open(browser, user)

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval import registry
-from winoground_eval.cli import main
-from winoground_eval.errors import RunStoreError
-from winoground_eval.runstore import RunStore
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry
+from winoground_eval.core.errors import RunStoreError
+from winoground_eval.core.runstore import RunStore
 
 
 @pytest.fixture(autouse=True)
@@ -27,17 +27,37 @@ def _lines(run_dir):
     return [json.loads(l) for l in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-STABLE = ("run_id", "task", "scorer", "metrics", "breakdown", "ci95", "n_examples", "n_ties", "tie_ids", "n_expected", "partial")
+STABLE = (
+    "run_id",
+    "task",
+    "scorer",
+    "metrics",
+    "breakdown",
+    "ci95",
+    "n_examples",
+    "n_ties",
+    "tie_ids",
+    "n_expected",
+    "partial",
+)
 
 
 def test_run_writes_the_run_directory(sample_dir, tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(out), "-q"]
+        )
+        == 0
+    )
     run_dir = _run_dir(out)
     assert run_dir.parent.name == "dummy" and run_dir.parent.parent.name == "winoground"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["run_id"] == run_dir.name
-    assert run["scorer"] == {"name": "dummy", "config": {"kind": "dummy", "version": 1, "name": "dummy", "seed": 0, "method": "sha256-uniform"}}
+    assert run["scorer"] == {
+        "name": "dummy",
+        "config": {"kind": "dummy", "version": 1, "name": "dummy", "seed": 0, "method": "sha256-uniform"},
+    }
     assert run["task"]["name"] == "winoground" and run["task"]["version"] == "1"
     assert "torch" in run["environment"]["packages"]
     result = json.loads((run_dir / "result.json").read_text())
@@ -74,7 +94,18 @@ def test_interrupted_run_resumes_to_the_same_result(sample_dir, tmp_path, capsys
 
 
 def test_finished_run_is_not_recomputed(sample_dir, tmp_path):
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 0
     run_dir = _run_dir(tmp_path)
     before = (run_dir / "scores.jsonl").read_bytes()
@@ -83,7 +114,18 @@ def test_finished_run_is_not_recomputed(sample_dir, tmp_path):
 
 
 def test_limit_marks_partial_and_a_full_run_continues_it(sample_dir, tmp_path):
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args + ["--limit", "2"]) == 0
     run_dir = _run_dir(tmp_path)
     r = json.loads((run_dir / "result.json").read_text())
@@ -94,13 +136,35 @@ def test_limit_marks_partial_and_a_full_run_continues_it(sample_dir, tmp_path):
 
 
 def test_changed_setting_gets_a_new_run_id(sample_dir, tmp_path):
-    base = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    base = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(base) == 0 and main(base + ["-o", "seed=1"]) == 0
     assert len(list((tmp_path / "winoground" / "dummy").iterdir())) == 2
 
 
 def test_no_resume_sets_the_old_run_aside(sample_dir, tmp_path):
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 0
     assert main(args + ["--no-resume"]) == 0
     dirs = sorted(p.name for p in (tmp_path / "winoground" / "dummy").iterdir())
@@ -108,7 +172,18 @@ def test_no_resume_sets_the_old_run_aside(sample_dir, tmp_path):
 
 
 def test_second_writer_is_refused(sample_dir, tmp_path, capsys):
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 0
     store = RunStore(_run_dir(tmp_path))
     with store:
@@ -117,7 +192,18 @@ def test_second_writer_is_refused(sample_dir, tmp_path, capsys):
 
 
 def test_corrupt_middle_line_is_an_error(sample_dir, tmp_path):
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 0
     run_dir = _run_dir(tmp_path)
     lines = (run_dir / "scores.jsonl").read_text().splitlines()
@@ -127,7 +213,9 @@ def test_corrupt_middle_line_is_an_error(sample_dir, tmp_path):
 
 
 def test_nan_scores_are_an_error_naming_the_example(sample_dir, tmp_path, capsys):
-    code = main(["run", "--task", "winoground", "--scorer", "nan", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"])
+    code = main(
+        ["run", "--task", "winoground", "--scorer", "nan", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    )
     assert code == 1
     assert "example 0" in capsys.readouterr().err
 
@@ -135,7 +223,9 @@ def test_nan_scores_are_an_error_naming_the_example(sample_dir, tmp_path, capsys
 def test_unwritable_out_dir_fails_before_compute(sample_dir, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code = main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(blocker), "-q"])
+    code = main(
+        ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(blocker), "-q"]
+    )
     assert code == 4
     assert "--out" in capsys.readouterr().err
 
@@ -160,8 +250,21 @@ def test_bad_input_is_named(sample_dir, tmp_path, capsys, argv, match):
             i = rest.index(flag)
             args[flag] = rest[i + 1]
             del rest[i : i + 2]
-    code = main(["run", "--task", args["--task"], "--scorer", args["--scorer"], "--data-dir", str(sample_dir),
-                 "--out", str(tmp_path), "-q", *rest])
+    code = main(
+        [
+            "run",
+            "--task",
+            args["--task"],
+            "--scorer",
+            args["--scorer"],
+            "--data-dir",
+            str(sample_dir),
+            "--out",
+            str(tmp_path),
+            "-q",
+            *rest,
+        ]
+    )
     assert code == 2
     assert match in capsys.readouterr().err.replace("\n", " ")
 
@@ -176,7 +279,20 @@ def test_ls(capsys):
 
 
 def test_show(sample_dir, tmp_path, capsys):
-    main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"])
+    main(
+        [
+            "run",
+            "--task",
+            "winoground",
+            "--scorer",
+            "dummy",
+            "--data-dir",
+            str(sample_dir),
+            "--out",
+            str(tmp_path),
+            "-q",
+        ]
+    )
     capsys.readouterr()
     assert main(["show", str(_run_dir(tmp_path))]) == 0
     assert "overall" in capsys.readouterr().out
@@ -187,7 +303,18 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
     rows = [json.loads(l) for l in (sample_dir / "examples.jsonl").read_text().splitlines()]
     rows[4]["caption_1"] = ""
     (sample_dir / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 3
     assert "example 2" in capsys.readouterr().err
     run_dir = _run_dir(tmp_path)
@@ -209,10 +336,21 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
 
 
 def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys, monkeypatch):
-    from winoground_eval import runstore
+    from winoground_eval.core import runstore
 
     monkeypatch.setattr(runstore, "MIN_FREE_BYTES", 2**62)
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert main(args) == 4
     assert "MiB free" in capsys.readouterr().err
     assert not list(tmp_path.glob("*/*/*/scores.jsonl"))
@@ -221,10 +359,23 @@ def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys,
 def test_failed_append_leaves_no_partial_line(sample_dir, tmp_path, monkeypatch):
     import os
 
-    from winoground_eval.contracts import Scored
-    from winoground_eval.errors import RunStoreError as RSE
+    from winoground_eval.core.contracts import Scored
+    from winoground_eval.core.errors import RunStoreError as RSE
 
-    args = ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(tmp_path), "-q", "--limit", "2"]
+    args = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(sample_dir),
+        "--out",
+        str(tmp_path),
+        "-q",
+        "--limit",
+        "2",
+    ]
     assert main(args) == 0
     store = RunStore(_run_dir(tmp_path))
     store.load()

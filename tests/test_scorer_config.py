@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winoground_eval.env import stable_hash
-from winoground_eval.registry import resolve_scorer
-from winoground_eval.runstore import run_id_of, run_identity
-from winoground_eval.scorerconfig import identity_config, kind_of
+from winoground_eval.core.env import stable_hash
+from winoground_eval.core.registry import resolve_scorer
+from winoground_eval.core.runstore import run_id_of, run_identity
+from winoground_eval.core.scorerconfig import identity_config, kind_of
 
 DATA = Path(__file__).parent / "data" / "diffusion_configs.json"
 TASK = {"name": "shapes", "version": 1}
@@ -53,13 +53,17 @@ def test_dummy_and_clip_run_ids_are_unchanged():
 def test_other_headers_hash_as_written():
     config = {"kind": "dit", "version": 2, "n_timesteps": 4}
     assert identity_config(config) == config
-    assert identity_config({"kind": "diffusion_classifier", "version": 2, "x": 1}) == {"kind": "diffusion_classifier", "version": 2, "x": 1}
+    assert identity_config({"kind": "diffusion_classifier", "version": 2, "x": 1}) == {
+        "kind": "diffusion_classifier",
+        "version": 2,
+        "x": 1,
+    }
 
 
 def test_per_image_noise():
     from PIL import Image
 
-    from winoground_eval.contracts import Example
+    from winoground_eval.core.contracts import Example
 
     rng = np.random.default_rng(0)
     a, b = (Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2))
@@ -80,9 +84,9 @@ def test_per_image_noise():
 
 
 def test_diffusers_spec_dispatches_on_the_pipeline_class(tmp_path):
+    from winoground_eval.core.errors import ModelLoadError
     from winoground_eval.diffusion.dit import DiTScorer
     from winoground_eval.testing.tiny_sd import write_tiny_dit
-    from winoground_eval.errors import ModelLoadError
 
     folder = write_tiny_dit(tmp_path / "dit", num_classes=4)
     scorer = resolve_scorer(f"diffusers:{folder}")(device="cpu", n_timesteps=2)
@@ -96,7 +100,7 @@ def test_diffusers_spec_dispatches_on_the_pipeline_class(tmp_path):
 
 def test_clip_paper_presets_default_to_float32():
     """The published CLIP / OpenCLIP baseline numbers are float32; the presets default to it."""
-    from winoground_eval.overrides import options_of
+    from winoground_eval.core.overrides import options_of
 
     for name in ("clip-vit-b32", "clip-vit-l14", "openclip-vit-h14"):
         assert options_of(resolve_scorer(name))["dtype"].default == "float32", name

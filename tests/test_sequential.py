@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from winoground_eval.core.errors import ConfigError
+from winoground_eval.core.metrics import WINOGROUND_COMPARISONS
 from winoground_eval.diffusion import scores_from_errors
 from winoground_eval.diffusion.replay import replay
 from winoground_eval.diffusion.sequential import (
@@ -20,8 +22,6 @@ from winoground_eval.diffusion.sequential import (
     stratified_mean,
     vdc_order,
 )
-from winoground_eval.errors import ConfigError
-from winoground_eval.metrics import WINOGROUND_COMPARISONS
 
 WINO = select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
 
@@ -88,7 +88,14 @@ def simulate(d, plan):
     for row in d:
         res = run_sequential(plan, ["x"], [(comp, {"x": 1.0})], lambda cells, idx, row=row: row[idx][None])
         full = estimate(np.arange(plan.n_grid), row, plan.n_grid)
-        out.append((np.sign(res.outcomes[0].estimate.mean), np.sign(row.mean()), significant(full, plan.confidence), res.unet_calls))
+        out.append(
+            (
+                np.sign(res.outcomes[0].estimate.mean),
+                np.sign(row.mean()),
+                significant(full, plan.confidence),
+                res.unet_calls,
+            )
+        )
     return np.array(out)
 
 
@@ -179,7 +186,9 @@ def test_rows_stop_independently_and_text_only_evaluates_fewer_pairs():
 
 def test_declared_comparisons():
     assert default_comparisons(1, 3) == (
-        Comparison("text", (0, 0), (0, 1)), Comparison("text", (0, 0), (0, 2)), Comparison("text", (0, 1), (0, 2))
+        Comparison("text", (0, 0), (0, 1)),
+        Comparison("text", (0, 0), (0, 2)),
+        Comparison("text", (0, 1), (0, 2)),
     )
     assert len(select_comparisons((), 2, 2, "all")) == 2  # nothing declared: caption pairs per image
     assert [c.metric for c in select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "image")] == ["image", "image"]
@@ -265,9 +274,14 @@ def test_a_control_variate_keeps_the_full_budget_decision_and_saves_calls():
         rows = {"x": -d, "u": a}  # d = -error_x (the comparison's term below)
         for cv in (False, True):
             controls = {0: ({"u": 1.0}, beta, float(np.mean(beta * a)))} if cv else None
-            res = run_sequential(plan, ["x", "u"], [(comp, {"x": -1.0})],
-                                 lambda cells, idx, rows=rows: np.stack([rows[c][idx] for c in cells]), [["x", "u"]],
-                                 controls=controls)
+            res = run_sequential(
+                plan,
+                ["x", "u"],
+                [(comp, {"x": -1.0})],
+                lambda cells, idx, rows=rows: np.stack([rows[c][idx] for c in cells]),
+                [["x", "u"]],
+                controls=controls,
+            )
             est = res.outcomes[0].estimate
             same[cv] += np.sign(est.mean) == truth
             calls[cv] += res.evaluated["x"]
@@ -289,9 +303,21 @@ def test_a_control_variate_with_a_wrong_mean_moves_the_estimand():
     rows = {"x": -d, "u": a}
     beta = np.full(n_grid, 0.5)
     ev = lambda cells, idx: np.stack([rows[c][idx] for c in cells])
-    right = run_sequential(plan, ["x", "u"], [(comp, {"x": -1.0})], ev, [["x", "u"]],
-                           controls={0: ({"u": 1.0}, beta, float(np.mean(beta * a)))})
-    wrong = run_sequential(plan, ["x", "u"], [(comp, {"x": -1.0})], ev, [["x", "u"]],
-                           controls={0: ({"u": 1.0}, beta, float(np.mean(beta * a)) + 0.25)})
+    right = run_sequential(
+        plan,
+        ["x", "u"],
+        [(comp, {"x": -1.0})],
+        ev,
+        [["x", "u"]],
+        controls={0: ({"u": 1.0}, beta, float(np.mean(beta * a)))},
+    )
+    wrong = run_sequential(
+        plan,
+        ["x", "u"],
+        [(comp, {"x": -1.0})],
+        ev,
+        [["x", "u"]],
+        controls={0: ({"u": 1.0}, beta, float(np.mean(beta * a)) + 0.25)},
+    )
     assert right.outcomes[0].estimate.mean == pytest.approx(d.mean(), abs=1e-5)
     assert wrong.outcomes[0].estimate.mean == pytest.approx(d.mean() + 0.25, abs=1e-5)

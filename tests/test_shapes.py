@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from winoground_eval.errors import DataError
-from winoground_eval.runner import RunSpec, open_store, run
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.runner import RunSpec, open_store, run
 from winoground_eval.tasks import shapes
 from winoground_eval.tasks.shapes import ShapesTask
 
@@ -68,8 +68,12 @@ def test_heldout_combinations_never_appear_in_training_or_the_test_split():
     train = set().union(*(shapes.make_spec("train", i).combos() for i in range(2000)))
     assert not train & shapes.HELDOUT_COMBOS
     for split in ("val", "test"):
-        assert not any(shapes.make_spec(split, i).combos() & shapes.HELDOUT_COMBOS for i in range(shapes.SPLIT_SIZES[split]))
-    assert all(shapes.make_spec("heldout", i).combos() & shapes.HELDOUT_COMBOS for i in range(shapes.SPLIT_SIZES["heldout"]))
+        assert not any(
+            shapes.make_spec(split, i).combos() & shapes.HELDOUT_COMBOS for i in range(shapes.SPLIT_SIZES[split])
+        )
+    assert all(
+        shapes.make_spec("heldout", i).combos() & shapes.HELDOUT_COMBOS for i in range(shapes.SPLIT_SIZES["heldout"])
+    )
     # the evaluated splits draw from seeds disjoint from training
     assert len({shapes.SPLIT_SEEDS[s] for s in shapes.SPLIT_SEEDS}) == len(shapes.SPLIT_SEEDS)
 
@@ -84,7 +88,12 @@ def test_images_show_what_the_caption_says():
             mask = np.abs(px - colour).sum(-1) < 30
             ys, xs = np.nonzero(mask)
             assert len(xs) > 3
-            centre = {"left of": xs.mean() < 16, "right of": xs.mean() > 16, "above": ys.mean() < 16, "below": ys.mean() > 16}
+            centre = {
+                "left of": xs.mean() < 16,
+                "right of": xs.mean() > 16,
+                "above": ys.mean() < 16,
+                "below": ys.mean() > 16,
+            }
             assert centre[scene.relation], (spec.id, scene.caption())
 
 
@@ -109,11 +118,13 @@ def test_through_the_runner(tmp_path):
 
 
 def test_through_the_cli(tmp_path, monkeypatch):
-    from winoground_eval import registry
-    from winoground_eval.cli import main
+    from winoground_eval.cli.main import main
+    from winoground_eval.core import registry
 
     if "shapes" not in registry.TASKS:  # until the registry lists it
-        monkeypatch.setitem(registry.TASKS, "shapes", registry.Entry("winoground_eval.tasks.shapes:ShapesTask", "shapes"))
+        monkeypatch.setitem(
+            registry.TASKS, "shapes", registry.Entry("winoground_eval.tasks.shapes:ShapesTask", "shapes")
+        )
 
     assert main(["run", "--task", "shapes", "--scorer", "dummy", "--out", str(tmp_path), "--limit", "10", "-q"]) == 0
     results = list(tmp_path.rglob("result.json"))

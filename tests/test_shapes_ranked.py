@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from winoground_eval.errors import DataError
-from winoground_eval.runner import RunSpec, open_store, run
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.runner import RunSpec, open_store, run
 from winoground_eval.tasks import shapes, shapes_ranked
 from winoground_eval.tasks.shapes_ranked import NEGATIVE_KINDS, ShapesRankedTask
 
@@ -137,8 +137,8 @@ def test_the_shipped_tiny_diffusion_answers_it(tmp_path):
 
 
 def test_the_new_tasks_are_registered_and_meet_the_task_protocol(tmp_path):
-    from winoground_eval import registry
-    from winoground_eval.contracts import Task
+    from winoground_eval.core import registry
+    from winoground_eval.core.contracts import Task
 
     assert registry.resolve_task("shapes-ranked") is ShapesRankedTask
     assert registry.resolve_task("sugarcrepe").__name__ == "SugarCrepeTask"

@@ -9,10 +9,11 @@ import io
 import numpy as np
 import pytest
 
-from winoground_eval import cli, report, timestep_select
+from winoground_eval.cli import main as cli
 from winoground_eval.diffusion.grid import timestep_grid
+from winoground_eval.results import report, timestep_select
+from winoground_eval.results.runs import read_run
 from winoground_eval.testing.tiny_sd import write_tiny_sd
-from winoground_eval.runs import read_run
 from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 T_RANGE, N = (400, 800), 4  # the grid 450, 550, 650, 750: not the whole-schedule grid of 4 (125, 375, 625, 875)
@@ -24,9 +25,24 @@ def windowed(tmp_path_factory):
     root = tmp_path_factory.mktemp("stored-timesteps")
     data = write_winoground_sample(root / "data", n_examples=2, seed=0)
     model = write_tiny_sd(root / "tiny-sd", seed=0)
-    argv = ["run", "--task", "winoground", "--scorer", f"diffusers:{model}", "--data-dir", str(data), "--out",
-            str(root / "runs"), "-q", "-o", f"n_timesteps={N}", "-o", f"t_range={T_RANGE[0]},{T_RANGE[1]}",
-            "-o", "device=cpu"]
+    argv = [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        f"diffusers:{model}",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(root / "runs"),
+        "-q",
+        "-o",
+        f"n_timesteps={N}",
+        "-o",
+        f"t_range={T_RANGE[0]},{T_RANGE[1]}",
+        "-o",
+        "device=cpu",
+    ]
     assert cli.main(argv) == 0
     [run_dir] = list((root / "runs" / "winoground").glob("diffusers_*/*"))
     return run_dir
@@ -81,10 +97,10 @@ def test_a_run_stored_before_timesteps_falls_back_to_the_scorers_grid(windowed, 
 
 def _synthetic_run(out, config, arrays_of):
     """A finished 2x2 diffusion run stored as the runner stores one, its config ``config``."""
-    from winoground_eval.contracts import Scored
+    from winoground_eval.core.contracts import Scored
+    from winoground_eval.core.metrics import WINOGROUND_METRICS, summarize, winoground_outcomes
+    from winoground_eval.core.runstore import RunStore, run_identity
     from winoground_eval.diffusion.grid import scores_from_errors
-    from winoground_eval.metrics import WINOGROUND_METRICS, summarize, winoground_outcomes
-    from winoground_eval.runstore import RunStore, run_identity
 
     task = {"name": "synthetic", "version": "1", "split": "val", "data_fingerprint": "x"}
     store = RunStore.create_or_open(out, run_identity(task, "synthetic-dc", config), {"python": "test"})
@@ -96,8 +112,16 @@ def _synthetic_run(out, config, arrays_of):
             scores = scores_from_errors(e)
             store.append(str(n), Scored(scores, arrays={"errors": e, **arrays_of(n)}, info={"unet_calls": 4}), 0.01)
             outcomes[str(n)] = winoground_outcomes(scores)
-        store.write_result({"run_id": store.run_id, "task": task, "scorer": {"name": "synthetic-dc", "config": config},
-                            **summarize(WINOGROUND_METRICS, outcomes), "n_expected": 3, "partial": False})
+        store.write_result(
+            {
+                "run_id": store.run_id,
+                "task": task,
+                "scorer": {"name": "synthetic-dc", "config": config},
+                **summarize(WINOGROUND_METRICS, outcomes),
+                "n_expected": 3,
+                "partial": False,
+            }
+        )
     return store.path
 
 
@@ -105,8 +129,13 @@ def test_report_and_choose_timesteps_agree_on_a_t_range_run_without_a_timesteps_
     """A run whose config says t_range but (written by an older version) has no ``timesteps``
     summary and whose arrays carry no timesteps: both readers fall back to the same grid, the
     scorer's own over the window."""
-    config = {"method": "diffusion_classifier", "n_timesteps": N, "num_train_timesteps": 1000,
-              "t_range": list(T_RANGE), "normalize": "none"}
+    config = {
+        "method": "diffusion_classifier",
+        "n_timesteps": N,
+        "num_train_timesteps": 1000,
+        "t_range": list(T_RANGE),
+        "normalize": "none",
+    }
     run_dir = _synthetic_run(tmp_path, config, lambda n: {})
     grid = timestep_grid(N, 1000, T_RANGE).tolist()
     assert timestep_select.load_run(run_dir).timesteps.tolist() == grid
@@ -115,8 +144,13 @@ def test_report_and_choose_timesteps_agree_on_a_t_range_run_without_a_timesteps_
 
 def test_readers_take_the_stored_timesteps_over_the_config(tmp_path):
     """Stored timesteps are what the error columns belong to; the config is not consulted."""
-    config = {"method": "diffusion_classifier", "n_timesteps": N, "num_train_timesteps": 1000,
-              "t_range": None, "normalize": "none"}
+    config = {
+        "method": "diffusion_classifier",
+        "n_timesteps": N,
+        "num_train_timesteps": 1000,
+        "t_range": None,
+        "normalize": "none",
+    }
     stored = np.array([10, 20, 30, 40], dtype=np.int64)
     run_dir = _synthetic_run(tmp_path, config, lambda n: {"timesteps": stored})
     assert timestep_select.load_run(run_dir).timesteps.tolist() == stored.tolist()

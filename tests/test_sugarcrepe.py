@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winoground_eval.errors import DataError
-from winoground_eval.runner import RunSpec, open_store, run
+from winoground_eval.core.errors import DataError
+from winoground_eval.core.runner import RunSpec, open_store, run
 from winoground_eval.tasks import sugarcrepe
 from winoground_eval.tasks.sugarcrepe import SugarCrepeTask
 
@@ -32,8 +32,15 @@ def _fake_coco(root, subsets):
 def test_shipped_files_match_the_issue_counts_and_manifest():
     manifest = sugarcrepe.packaged_manifest()
     counts = {s: manifest["subsets"][s]["n_examples"] for s in sugarcrepe.SUBSETS}
-    assert counts == {"add_att": 692, "add_obj": 2062, "replace_att": 788, "replace_obj": 1652,
-                      "replace_rel": 1406, "swap_att": 666, "swap_obj": 245}
+    assert counts == {
+        "add_att": 692,
+        "add_obj": 2062,
+        "replace_att": 788,
+        "replace_obj": 1652,
+        "replace_rel": 1406,
+        "swap_att": 666,
+        "swap_obj": 245,
+    }
     for s in sugarcrepe.SUBSETS:
         data = sugarcrepe.read_subset(s, manifest)  # checks the sha256
         item = next(iter(data.values()))
@@ -67,8 +74,10 @@ def test_examples_ids_tags_and_both_folder_layouts(tmp_path):
         task = SugarCrepeTask(data_dir=str(data_dir), subsets=("swap_obj",), limit=3)
         exs = list(task.examples())
         assert [e.id for e in exs] == ["swap_obj-0", "swap_obj-1", "swap_obj-2"]
-        assert exs[0].captions == ("A cat sits on its hind legs, and swats at the plant.",
-                                   "A cat sits on the plant, and swats at its hind legs.")
+        assert exs[0].captions == (
+            "A cat sits on its hind legs, and swats at the plant.",
+            "A cat sits on the plant, and swats at its hind legs.",
+        )
         assert exs[0].tags == {"subset": ["swap_obj"], "words": ["same words as the positive"]}
         assert exs[0].images[0].mode == "RGB"
         assert exs[0].comparisons == (("accuracy", (0, 0), (0, 1)),)
@@ -140,8 +149,10 @@ def test_same_words_breakdown_reproduces_the_issue_count(tmp_path, monkeypatch):
         words.setdefault((tags["subset"][0], tags["words"][0]), []).append(ex_id)
     same = {k[0]: len(v) for k, v in words.items() if k[1] == sugarcrepe.SAME_WORDS}
     assert same == {"swap_att": 408, "swap_obj": 164} and sum(len(v) for v in words.values()) == 7511
-    scores = {i: np.array([[1.0, 0.0]]) if t["words"] == [sugarcrepe.SAME_WORDS] else np.array([[0.0, 1.0]])
-              for i, t in task.metadata().items()}
+    scores = {
+        i: np.array([[1.0, 0.0]]) if t["words"] == [sugarcrepe.SAME_WORDS] else np.array([[0.0, 1.0]])
+        for i, t in task.metadata().items()
+    }
     result = task.metrics(scores)
     assert result["breakdown"]["words"] == {
         sugarcrepe.OTHER_WORDS: {"accuracy": 0.0, "n": 7511 - 572},

@@ -1,4 +1,4 @@
-"""The task bases (winoground_eval/taskbase.py): what a subclass gets from its rows alone."""
+"""The task bases (winoground_eval/core/taskbase.py): what a subclass gets from its rows alone."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winoground_eval.errors import ConfigError, DataError
-from winoground_eval.taskbase import ClassTask, PairTask, RankedTask, Row, TaskBase, as_task, task_class
+from winoground_eval.core.errors import ConfigError, DataError
+from winoground_eval.core.taskbase import ClassTask, PairTask, RankedTask, Row, TaskBase, as_task, task_class
 
 
 def _png(tmp_path, name, colour):
@@ -30,8 +30,15 @@ class FirstRanked(RankedTask):
 def _ranked_rows(tmp_path):
     return [
         Row("a", ("a red ball", "a blue ball"), (_png(tmp_path, "a", (255, 0, 0)),), {"kind": ["colour"]}),
-        Row("b", ("a dog on a cat", "A dog  on a cat", "two dogs"), (_png(tmp_path, "b", (0, 255, 0)),), {"kind": ["order"]}),
-        Row("c", ("one bird", "two birds", "no bird", "a bird"), (_png(tmp_path, "c", (0, 0, 255)),), {}, correct=(0, 3)),
+        Row(
+            "b",
+            ("a dog on a cat", "A dog  on a cat", "two dogs"),
+            (_png(tmp_path, "b", (0, 255, 0)),),
+            {"kind": ["order"]},
+        ),
+        Row(
+            "c", ("one bird", "two birds", "no bird", "a bird"), (_png(tmp_path, "c", (0, 0, 255)),), {}, correct=(0, 3)
+        ),
     ]
 
 
@@ -89,8 +96,15 @@ def test_pair_task(tmp_path):
     class Pairs(PairTask):
         name = "pairs"
 
-    rows = [Row(f"p{i}", ("x", "y"), (_png(tmp_path, f"p{i}0", (i, 0, 0)), _png(tmp_path, f"p{i}1", (0, i, 0))),
-                {"kind": ["k"]}) for i in range(2)]
+    rows = [
+        Row(
+            f"p{i}",
+            ("x", "y"),
+            (_png(tmp_path, f"p{i}0", (i, 0, 0)), _png(tmp_path, f"p{i}1", (0, i, 0))),
+            {"kind": ["k"]},
+        )
+        for i in range(2)
+    ]
     task = Pairs(rows)
     r = task.metrics({"p0": np.array([[2.0, 1.0], [0.0, 3.0]]), "p1": np.array([[1.0, 1.0], [0.0, 3.0]])})
     assert r["metrics"] == {"text": 0.5, "image": 1.0, "group": 0.5} and r["tie_ids"] == ["p1"]
@@ -102,7 +116,11 @@ def test_class_task_sparse_class_ids_and_prompts():
     prompts = ("a cat", "a kitten", "a dog", "a bird")
     rows = [Row(f"i{k}", prompts, (image,), {"class": [str(y)]}, label=y) for k, y in enumerate((7, 9, 12))]
     task = ClassTask(rows, prompt_class=(7, 7, 9, 12), class_names={7: "cat", 9: "dog", 12: "bird"})
-    scores = {"i0": np.array([[0.0, 2.0, 1.0, 1.0]]), "i1": np.array([[3.0, 0.0, 3.0, 0.0]]), "i2": np.array([[0.0, 0.0, 0.0, 1.0]])}
+    scores = {
+        "i0": np.array([[0.0, 2.0, 1.0, 1.0]]),
+        "i1": np.array([[3.0, 0.0, 3.0, 0.0]]),
+        "i2": np.array([[0.0, 0.0, 0.0, 1.0]]),
+    }
     r = task.metrics(scores)
     assert r["per_example"] == {"i0": {"top1": 1.0}, "i1": {"top1": 0.0}, "i2": {"top1": 1.0}}
     assert r["tie_ids"] == ["i1"] and task.example_info("i1", scores["i1"]) == {"pred": 7, "tie": True}
@@ -118,8 +136,12 @@ def test_hooks_have_defaults_and_protocol_tasks_keep_their_own():
         TaskBase.metrics_for_score_file({})
     with pytest.raises(ConfigError, match="cannot read --metadata"):
         TaskBase.score_file_examples("x.jsonl")
-    own = SimpleNamespace(name="own", scorer_defaults={"loss": "l1"}, example_info=lambda i, s: {"pred": 2},
-                          correct_captions=lambda i: (1,))
+    own = SimpleNamespace(
+        name="own",
+        scorer_defaults={"loss": "l1"},
+        example_info=lambda i, s: {"pred": 2},
+        correct_captions=lambda i: (1,),
+    )
     hooks = as_task(own)
     assert hooks.scorer_defaults == {"loss": "l1"} and hooks.example_info("x", None) == {"pred": 2}
     assert hooks.correct_captions("x") == [1]
@@ -142,7 +164,7 @@ def test_task_class_from_classes_and_factory_annotations():
 
 def test_every_registered_task_is_built_on_a_base():
     """Registry targets resolve to a TaskBase class (the class, or what its factory declares it returns)."""
-    from winoground_eval import registry
+    from winoground_eval.core import registry
 
     for name, entry in {**registry.TASKS, **registry.TASK_PREFIXES}.items():
         cls = task_class(registry.load_target(entry.target))

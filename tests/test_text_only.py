@@ -9,12 +9,13 @@ import json
 import jsonschema
 import numpy as np
 import pytest
+
 from winoground_eval.baselines.dummy import DummyScorer
 from winoground_eval.baselines.tiny_clip import TINY_ARCH, write_tiny_clip
+from winoground_eval.cli import main as cli
+from winoground_eval.core import contracts
+from winoground_eval.results.export import schema
 from winoground_eval.tasks import sugarcrepe_pp
-
-from winoground_eval import cli, contracts
-from winoground_eval.export import schema
 
 
 def _records(out):
@@ -27,9 +28,27 @@ def test_tiny_clip_stores_caption_similarities_and_tot_is_counted_from_them(tmp_
     _, kwargs = sugarcrepe_pp.offline_fixture(tmp_path / "data", "sugarcrepe-pp")
     config, ckpt = write_tiny_clip(tmp_path / "clip")
     out = tmp_path / "runs"
-    assert cli.main(["run", "--task", "sugarcrepe-pp", "--data-dir", kwargs["data_dir"], "--scorer",
-                     f"open_clip:{TINY_ARCH}/{ckpt}", "-o", f"arch_config={config}", "-o", "device=cpu",
-                     "--out", str(out), "-q"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--task",
+                "sugarcrepe-pp",
+                "--data-dir",
+                kwargs["data_dir"],
+                "--scorer",
+                f"open_clip:{TINY_ARCH}/{ckpt}",
+                "-o",
+                f"arch_config={config}",
+                "-o",
+                "device=cpu",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     result, records = _records(out)
     assert len(records) == 15  # 5 subsets x 3 cases
     hand = {}
@@ -46,7 +65,12 @@ def test_tiny_clip_stores_caption_similarities_and_tot_is_counted_from_them(tmp_
     for subset, cell in result["breakdown"]["subset"].items():
         assert cell["tot"] == pytest.approx(np.mean([v for i, v in hand.items() if i.startswith(subset + "-")]))
     # the ITT figures are unchanged by the extra scores: still from the image x caption matrices
-    itt = np.mean([float(r["scores"][0][0] > r["scores"][0][2] and r["scores"][0][1] > r["scores"][0][2]) for r in records.values()])
+    itt = np.mean(
+        [
+            float(r["scores"][0][0] > r["scores"][0][2] and r["scores"][0][1] > r["scores"][0][2])
+            for r in records.values()
+        ]
+    )
     assert result["metrics"]["itt"] == pytest.approx(itt)
     # results commands rebuild it from the stored scores alone (no model)
     run_dir = next(out.rglob("result.json")).parent
@@ -64,8 +88,23 @@ def test_a_scorer_without_text_embeddings_leaves_tot_undefined_with_the_reason(t
     assert contracts.text_similarity(DummyScorer(), ["a"], ["b"]) is None  # the default: not supported
     _, kwargs = sugarcrepe_pp.offline_fixture(tmp_path / "data", "sugarcrepe-pp")
     out = tmp_path / "runs"
-    assert cli.main(["run", "--task", "sugarcrepe-pp", "--data-dir", kwargs["data_dir"], "--scorer", "dummy",
-                     "--out", str(out), "-q"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--task",
+                "sugarcrepe-pp",
+                "--data-dir",
+                kwargs["data_dir"],
+                "--scorer",
+                "dummy",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     result, records = _records(out)
     assert all("text_scores" not in r["info"] for r in records.values())
     assert result["metrics"]["tot"] is None and result["metrics"]["itt"] is not None
@@ -112,7 +151,7 @@ class _TextScorer:
 def test_text_scores_are_asked_only_for_tasks_that_need_them_and_checked():
     from PIL import Image
 
-    from winoground_eval.errors import ScoreError
+    from winoground_eval.core.errors import ScoreError
 
     image = Image.new("RGB", (4, 4))
     plain = contracts.Example("a", (image,), ("x", "y"))

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from winoground_eval import env
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
+from winoground_eval.core import env
 
 
 @pytest.fixture(autouse=True)
@@ -71,14 +71,33 @@ def test_threads_flag_is_applied_and_recorded_but_not_in_the_run_id(sample_dir, 
 def test_default_is_applied_without_the_flag(sample_dir, tmp_path, monkeypatch):
     _machine(monkeypatch, 2, 1.0)
     out = tmp_path / "runs"
-    assert main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            ["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir), "--out", str(out), "-q"]
+        )
+        == 0
+    )
     _, starts = _sessions(out)
     assert starts[-1]["environment"]["threads"]["intra_op"] == 1
     assert "load 1.00" in starts[-1]["environment"]["threads"]["chosen_by"]
 
 
 def test_nonpositive_threads_is_a_usage_error(sample_dir, tmp_path, capsys):
-    code = main(["run", "--task", "winoground", "--scorer", "dummy", "--data-dir", str(sample_dir),
-                 "--out", str(tmp_path), "--threads", "0", "-q"])
+    code = main(
+        [
+            "run",
+            "--task",
+            "winoground",
+            "--scorer",
+            "dummy",
+            "--data-dir",
+            str(sample_dir),
+            "--out",
+            str(tmp_path),
+            "--threads",
+            "0",
+            "-q",
+        ]
+    )
     assert code == 2
     assert "--threads 0" in capsys.readouterr().err

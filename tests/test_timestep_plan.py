@@ -1,4 +1,4 @@
-"""Timestep plans (winoground_eval/timestep_plan.py) on synthetic errors: estimands, orders,
+"""Timestep plans (winoground_eval/core/timestep_plan.py) on synthetic errors: estimands, orders,
 the error rate of the sequential test along a plan, the plan file, the model check."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval import timestep_plan as tp
+from winoground_eval.core import timestep_plan as tp
+from winoground_eval.core.errors import ConfigError
 from winoground_eval.diffusion import sequential as sq
-from winoground_eval.errors import ConfigError
 
 N = 200
 
@@ -18,7 +18,7 @@ N = 200
 def _profile() -> np.ndarray:
     """sd of the differences along the grid: large in the middle, ~0 at the top (as diffusion errors)."""
     t = np.arange(N) / N
-    return 0.05 + np.exp(-((t - 0.4) / 0.12) ** 2)
+    return 0.05 + np.exp(-(((t - 0.4) / 0.12) ** 2))
 
 
 def _diffs(rng, n: int, mu: float = 0.3) -> list[np.ndarray]:
@@ -57,7 +57,7 @@ def test_a_proposal_keeps_the_estimand_and_a_full_budget_is_the_plain_scorer():
 def test_a_weights_plan_is_the_declared_weighted_mean_and_skips_zero_weights():
     rng = np.random.default_rng(2)
     t = np.arange(N) / N
-    signal = np.exp(-((t - 0.4) / 0.1) ** 2)  # the correct side ahead only in the middle of the schedule
+    signal = np.exp(-(((t - 0.4) / 0.1) ** 2))  # the correct side ahead only in the middle of the schedule
     diffs = [signal * rng.uniform(0.5, 1.5) + 0.3 * rng.standard_normal(N) for _ in range(40)]
     w, q = tp.fit_weights(diffs)
     assert w[80] > 0.8 and w[199] == 0 and w[0] == 0
@@ -75,8 +75,10 @@ def test_sequential_test_along_a_plan_keeps_its_error_rate_and_saves_calls():
     rng = np.random.default_rng(3)
     q = tp.fit_proposal(_diffs(rng, 40))
     plan = tp.TimestepPlan("proposal", N, None, density=tuple(q))
-    rules = {"plain": tp.rule_for(None, N, min_timesteps=10, round_size=10),
-             "proposal": tp.rule_for(plan, N, min_timesteps=10, round_size=10)}
+    rules = {
+        "plain": tp.rule_for(None, N, min_timesteps=10, round_size=10),
+        "proposal": tp.rule_for(plan, N, min_timesteps=10, round_size=10),
+    }
     sd = _profile()
     wrong = {k: 0 for k in rules}
     calls = {k: 0 for k in rules}
@@ -91,8 +93,9 @@ def test_sequential_test_along_a_plan_keeps_its_error_rate_and_saves_calls():
             cells = ["a", "b"]
             comp = sq.Comparison("text", (0, 0), (0, 1))
             e = {"a": np.zeros(N), "b": d}
-            _, (o,), c = tp.run_plan_sequential(rule, cells, [(comp, {"a": -1.0, "b": 1.0})],
-                                                lambda cs, idx: np.stack([e[x][idx] for x in cs]))
+            _, (o,), c = tp.run_plan_sequential(
+                rule, cells, [(comp, {"a": -1.0, "b": 1.0})], lambda cs, idx: np.stack([e[x][idx] for x in cs])
+            )
             calls[k] += c
             wrong[k] += bool(sig and np.sign(o.estimate.mean) != np.sign(full.mean))
     assert n_sig > 60, (n_sig, wrong, calls)
@@ -137,8 +140,10 @@ def test_a_control_variate_along_a_weights_plan_keeps_its_estimand():
     comp = sq.Comparison("text", (0, 0), (0, 1))
     calls = {}
     for cv in (False, True):
-        for rule in (tp.rule_for(plan, N, min_timesteps=10, round_size=10, futility=False),
-                     tp.rule_for(plan, N, min_timesteps=N, futility=False)):
+        for rule in (
+            tp.rule_for(plan, N, min_timesteps=10, round_size=10, futility=False),
+            tp.rule_for(plan, N, min_timesteps=N, futility=False),
+        ):
             total = 0
             for seed in range(10):
                 r = np.random.default_rng(100 + seed)
@@ -146,9 +151,14 @@ def test_a_control_variate_along_a_weights_plan_keeps_its_estimand():
                 d = 0.3 + 1.5 * a + 0.2 * r.normal(size=N)
                 rows = {"x": -d, "u": a}
                 controls = {0: ({"u": 1.0}, beta, tp.control_mean(beta, a, w))} if cv else None
-                _, outcomes, c = tp.run_plan_sequential(rule, ["x", "u"], [(comp, {"x": -1.0})],
-                                                        lambda cells, idx, rows=rows: np.stack([rows[k][idx] for k in cells]),
-                                                        [["x", "u"]], controls)
+                _, outcomes, c = tp.run_plan_sequential(
+                    rule,
+                    ["x", "u"],
+                    [(comp, {"x": -1.0})],
+                    lambda cells, idx, rows=rows: np.stack([rows[k][idx] for k in cells]),
+                    [["x", "u"]],
+                    controls,
+                )
                 total += c
                 if rule.looks == (N // 2,):  # the full budget of the plan: its weighted mean of d exactly
                     assert outcomes[0].estimate.mean == pytest.approx(float(np.dot(w, d) / w.sum()), abs=1e-5)
@@ -160,7 +170,9 @@ def test_a_control_variate_along_a_weights_plan_keeps_its_estimand():
 def test_plan_file_round_trip_hash_and_model_check(tmp_path):
     q = tp.fit_proposal(_diffs(np.random.default_rng(6), 10))
     model = {"name": "tiny-diffusion", "model": "weights/tiny-diffusion", "fingerprint": "abc123"}
-    plan = tp.TimestepPlan("proposal", N, None, density=tuple(q), fitted_on={"run_id": "r1", "split": "val"}, model=model)
+    plan = tp.TimestepPlan(
+        "proposal", N, None, density=tuple(q), fitted_on={"run_id": "r1", "split": "val"}, model=model
+    )
     path = tp.write_plan(plan, tmp_path / "plan.json")
     back = tp.read_plan(path)
     assert back.content_hash == plan.content_hash and back.fitted_on["run_id"] == "r1"

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from winoground_eval.cli import main
-from winoground_eval.contracts import Scored
+from winoground_eval.cli.main import main
+from winoground_eval.core.contracts import Scored
+from winoground_eval.core.metrics import WINOGROUND_METRICS, summarize, winoground_outcomes
+from winoground_eval.core.runstore import RunStore, run_identity
 from winoground_eval.diffusion.grid import scores_from_errors
-from winoground_eval.metrics import WINOGROUND_METRICS, summarize, winoground_outcomes
-from winoground_eval.runstore import RunStore, run_identity
 
 N_GRID = 10  # grid timesteps 50, 150, ..., 950: positions 0-4 are [0, 500), 5-9 are [500, 1000)
 GOOD = (0.0, 1.0, 1.0, 0.0)  # (e00, e01, e10, e11): every comparison right
@@ -41,8 +41,13 @@ def make_run(out, counts: dict[str, int]):
     """A finished full-budget Diffusion Classifier run on a validation split, stored as the
     runner stores one (run.json, scores.jsonl, arrays/<id>.npz, result.json)."""
     task = {"name": "synthetic", "version": "1", "split": "val", "data_fingerprint": json.dumps(counts, sort_keys=True)}
-    config = {"method": "diffusion_classifier", "n_timesteps": N_GRID, "num_train_timesteps": 1000, "t_range": None,
-              "normalize": "none"}
+    config = {
+        "method": "diffusion_classifier",
+        "n_timesteps": N_GRID,
+        "num_train_timesteps": 1000,
+        "t_range": None,
+        "normalize": "none",
+    }
     store = RunStore.create_or_open(out, run_identity(task, "synthetic-dc", config), {"python": "test"})
     outcomes = {}
     n = 0
@@ -54,8 +59,14 @@ def make_run(out, counts: dict[str, int]):
                 store.append(str(n), Scored(scores, arrays={"errors": e}, info={"unet_calls": 4 * N_GRID}), 0.01)
                 outcomes[str(n)] = winoground_outcomes(scores)
                 n += 1
-        result = {"run_id": store.run_id, "task": task, "scorer": {"name": "synthetic-dc", "config": config},
-                  **summarize(WINOGROUND_METRICS, outcomes), "n_expected": n, "partial": False}
+        result = {
+            "run_id": store.run_id,
+            "task": task,
+            "scorer": {"name": "synthetic-dc", "config": config},
+            **summarize(WINOGROUND_METRICS, outcomes),
+            "n_expected": n,
+            "partial": False,
+        }
         store.write_result(result)
     return store.path
 

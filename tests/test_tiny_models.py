@@ -13,9 +13,9 @@ import json
 
 import pytest
 
-from winoground_eval.contracts import evaluate_examples
-from winoground_eval.tasks.shapes import ShapesTask
 from winoground_eval.baselines.tiny_models import TINY_CLIP_ARCH, tiny_clip, tiny_diffusion, weights_dir
+from winoground_eval.core.contracts import evaluate_examples
+from winoground_eval.tasks.shapes import ShapesTask
 
 N_EXAMPLES = 48  # the first 48 test examples: 16 of each kind
 
@@ -52,12 +52,11 @@ def test_tiny_diffusion_is_a_plain_diffusers_folder():
 
 
 def test_tiny_diffusion_takes_every_diffusers_option_but_revision():
-    from winoground_eval.diffusion.presets import from_diffusers_spec
-    from winoground_eval.overrides import options_of
-
     import dataclasses
 
+    from winoground_eval.core.overrides import options_of
     from winoground_eval.diffusion.options import DiffusionOptions
+    from winoground_eval.diffusion.presets import from_diffusers_spec
 
     # every option of the Stable Diffusion family; diffusers:ID takes those of every family
     sd_options = {f.name for f in dataclasses.fields(DiffusionOptions)}

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from winoground_eval import registry
-from winoground_eval.cli import main
-from winoground_eval.errors import ConfigError, DataError
+from winoground_eval.cli.main import main
+from winoground_eval.core import registry
+from winoground_eval.core.errors import ConfigError, DataError
 
 # A user's task file: a 2x2 task of its own name, built on the package's shapes world.
-TASK_FILE = '''
+TASK_FILE = """
 from winoground_eval.tasks.shapes import ShapesTask
 
 class MyShapes(ShapesTask):
@@ -24,10 +24,10 @@ def make_task(*, split: str = "val", limit: int = 4, data_dir: str | None = None
 
 def helper_not_a_factory():
     return None
-'''
+"""
 
 # A user's scorer file: numpy only.
-SCORER_FILE = '''
+SCORER_FILE = """
 import numpy as np
 
 class Mean:
@@ -56,7 +56,7 @@ def no_config():
         def score(self, images, captions):
             return np.zeros((len(images), len(captions)))
     return Half()
-'''
+"""
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_task_prefixes_resolve_and_list(monkeypatch, capsys):
     monkeypatch.setitem(registry.TASK_PREFIXES, "mine:", registry.Entry("wg_test_prefix_module:from_spec", "test"))
     factory = registry.resolve_task("mine:some/file.jsonl")
     assert factory(limit=2) == ("some/file.jsonl", 2)
-    from winoground_eval.overrides import parse_overrides
+    from winoground_eval.core.overrides import parse_overrides
 
     assert parse_overrides(factory, ["limit=5"], what="t", flag="-t") == {"limit": 5}
     with pytest.raises(ConfigError, match="names nothing after 'mine:'"):
@@ -135,7 +135,16 @@ def test_task_prefixes_resolve_and_list(monkeypatch, capsys):
 def test_user_task_and_scorer_run_and_record_their_files(tmp_path, user_files, capsys):
     task_file, scorer_file = user_files
     out = tmp_path / "runs"
-    argv = ["--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:make_scorer", "-t", "limit=3", "--device", "cpu"]
+    argv = [
+        "--task",
+        f"{task_file}:make_task",
+        "--scorer",
+        f"{scorer_file}:make_scorer",
+        "-t",
+        "limit=3",
+        "--device",
+        "cpu",
+    ]
     assert main(["run", "--out", str(out), *argv]) == 0  # without -q: the info lines below are wanted
     (run_dir,) = _run_dirs(out)
     assert run_dir.parent.parent.name == "my-shapes" and run_dir.parent.name == "my_scorer.py_make_scorer"
@@ -177,19 +186,41 @@ def test_a_kwargs_factory_takes_any_option(tmp_path, user_files):
     """issue 22.13: `def make(**options)` takes --device and any -o KEY=VALUE, as Python would."""
     task_file, scorer_file = user_files
     out = tmp_path / "runs"
-    assert _run(out, "--task", f"{task_file}:make_task", "--scorer", f"{scorer_file}:anything", "--device", "cpu",
-                "-o", "sharpness=2", "-o", "whatever=x", "-t", "limit=2") == 0
+    assert (
+        _run(
+            out,
+            "--task",
+            f"{task_file}:make_task",
+            "--scorer",
+            f"{scorer_file}:anything",
+            "--device",
+            "cpu",
+            "-o",
+            "sharpness=2",
+            "-o",
+            "whatever=x",
+            "-t",
+            "limit=2",
+        )
+        == 0
+    )
     (run_dir,) = _run_dirs(out)
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["scorer"]["config"]["sharpness"] == 2.0 and info["overrides"]["scorer"] == {"sharpness": "2", "whatever": "x"}
+    assert info["scorer"]["config"]["sharpness"] == 2.0 and info["overrides"]["scorer"] == {
+        "sharpness": "2",
+        "whatever": "x",
+    }
 
 
 def test_user_file_errors_say_what_to_fix(tmp_path, user_files):
     task_file, scorer_file = user_files
     with pytest.raises(ConfigError, match="does not exist"):
         registry.resolve_task(f"{tmp_path / 'nope.py'}:make_task")
-    with pytest.raises(ConfigError, match=r"has no 'make_tsk'\. Did you mean make_task\? Callables in the file: MyShapes, "
-                                          r"helper_not_a_factory, make_task"):
+    with pytest.raises(
+        ConfigError,
+        match=r"has no 'make_tsk'\. Did you mean make_task\? Callables in the file: MyShapes, "
+        r"helper_not_a_factory, make_task",
+    ):
         registry.resolve_task(f"{task_file}:make_tsk")
     with pytest.raises(ConfigError, match="needs the factory's name: PATH.py:NAME"):
         registry.resolve_task(str(task_file))
@@ -206,7 +237,7 @@ def test_user_file_errors_say_what_to_fix(tmp_path, user_files):
     with pytest.raises(ConfigError, match="lacks .*metadata.*examples"):
         registry.resolve_task(f"{scorer_file}:make_scorer")()  # a scorer is no task
     with pytest.raises(ConfigError, match="has no option 'sharp'. Did you mean sharpness"):
-        from winoground_eval.overrides import parse_overrides
+        from winoground_eval.core.overrides import parse_overrides
 
         parse_overrides(registry.resolve_scorer(f"{scorer_file}:make_scorer"), ["sharp=2"], what="scorer")
 
@@ -214,7 +245,7 @@ def test_user_file_errors_say_what_to_fix(tmp_path, user_files):
 def test_user_scorer_is_a_scorer(user_files):
     from PIL import Image
 
-    from winoground_eval.contracts import Scorer
+    from winoground_eval.core.contracts import Scorer
 
     _, scorer_file = user_files
     scorer = registry.resolve_scorer(f"{scorer_file}:make_scorer")(sharpness=2.0, device="cpu")
@@ -251,8 +282,19 @@ def suite(monkeypatch):
 
 def test_suite_runs_each_task_once_with_one_scorer_and_skips_missing_data(tmp_path, suite, capsys):
     out = tmp_path / "runs"
-    code = _run(out, "--task", "mini", "--scorer", "counting", "--limit", "2", "-t", "shapes-too.split=val",
-                "--data-dir", "missing=/data/nowhere")
+    code = _run(
+        out,
+        "--task",
+        "mini",
+        "--scorer",
+        "counting",
+        "--limit",
+        "2",
+        "-t",
+        "shapes-too.split=val",
+        "--data-dir",
+        "missing=/data/nowhere",
+    )
     assert code == 0
     assert N_SCORERS == [0]  # the scorer was loaded once for both tasks it ran
     runs = [json.loads((d / "run.json").read_text()) for d in _run_dirs(out)]
@@ -292,7 +334,8 @@ def test_suite_options_are_checked_first(tmp_path, suite, capsys, argv, message)
 def test_compositional_suite_is_registered():
     assert registry.SUITES["compositional"][:3] == ("winoground", "sugarcrepe", "aro")
     assert {"whatsup", "eqben", "mmvp-vlm", "vismin", "bivlc", "naturalbench", "sugarcrepe-pp", "colorswap"} <= set(
-        registry.SUITES["compositional"])
+        registry.SUITES["compositional"]
+    )
     for name in registry.SUITES["compositional"]:
         assert name in registry.TASKS
     assert not set(registry.SUITES) & set(registry.TASKS)
@@ -313,8 +356,8 @@ def test_compositional_skips_what_is_missing(tmp_path, sample_dir, capsys):
 def test_scorer_defaults_apply_only_where_the_user_left_the_option():
     from types import SimpleNamespace
 
-    from winoground_eval.execute import scorer_options
-    from winoground_eval.request import RunRequest
+    from winoground_eval.core.execute import scorer_options
+    from winoground_eval.core.request import RunRequest
 
     def factory(*, n_samples: tuple[int, ...] = (1,), loss: str = "l2", device: str | None = None):
         return None

@@ -10,23 +10,27 @@ from pathlib import Path
 
 from PIL import Image
 
-from winoground_eval.cli import main
+from winoground_eval.cli.main import main
 
-TASK_FILE = '''
+TASK_FILE = """
 from winoground_eval.tasks.shapes import ShapesTask
 
 def make_task(*, split: str = "val", limit: int = 3):
     return ShapesTask(split=split, limit=limit)
-'''
+"""
 
 
 def _data(work: Path) -> None:
     for name, colour in {"a.png": (255, 0, 0), "b.png": (0, 0, 255), "c.png": (0, 255, 0)}.items():
         Image.new("RGB", (16, 16), colour).save(work / name)
-    rows = [{"id": "r1", "images": ["a.png"], "captions": ["red", "blue", "green"]},
-            {"id": "r2", "images": ["b.png"], "captions": ["blue", "navy"]}]
+    rows = [
+        {"id": "r1", "images": ["a.png"], "captions": ["red", "blue", "green"]},
+        {"id": "r2", "images": ["b.png"], "captions": ["blue", "navy"]},
+    ]
     (work / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (work / "other.jsonl").write_text(json.dumps({"id": "o1", "images": ["c.png"], "captions": ["green", "red"]}) + "\n")
+    (work / "other.jsonl").write_text(
+        json.dumps({"id": "o1", "images": ["c.png"], "captions": ["green", "red"]}) + "\n"
+    )
     for cls, colour in (("red_thing", (250, 0, 0)), ("blue_thing", (0, 0, 250))):
         (work / "pets" / cls).mkdir(parents=True)
         for i in range(2):
@@ -52,8 +56,14 @@ def test_report_shows_the_users_own_data_from_anywhere(tmp_path, monkeypatch, ca
         assert main(["run", "--task", task, "--scorer", "dummy", "--out", str(runs), "-q"]) == 0, task
     infos = [json.loads(p.read_text()) for p in sorted(runs.glob("*/*/*/run.json"))]
     sources = sorted(i["data_source"]["task"] for i in infos)
-    assert sources == sorted([f"captions:{work}/other.jsonl", f"captions:{work}/pairs.jsonl",
-                              f"imagefolder:{work}/pets", f"{work}/mytask.py:make_task"])
+    assert sources == sorted(
+        [
+            f"captions:{work}/other.jsonl",
+            f"captions:{work}/pairs.jsonl",
+            f"imagefolder:{work}/pets",
+            f"{work}/mytask.py:make_task",
+        ]
+    )
     monkeypatch.chdir(tmp_path)  # elsewhere
     data = _report(runs, tmp_path / "r.html", capsys)
     assert data["notes"] == []

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from winoground_eval.errors import DataError
-from winoground_eval.testing.winoground_sample import write_winoground_sample
+from winoground_eval.core.errors import DataError
 from winoground_eval.tasks.winoground import WinogroundTask, tags_from_jsonl
+from winoground_eval.testing.winoground_sample import write_winoground_sample
 
 
 def test_local_folder_and_zip_give_the_same_examples(tmp_path):
@@ -97,11 +97,17 @@ def test_tag_count_mismatch(sample_dir):
 
 
 def test_why_hard_tags_from_the_shipped_file(tmp_path):
-    rows = [{"id": i, "tag": "x", "secondary_tag": "", "num_main_preds": 1, "collapsed_tag": "Object"} for i in (0, 3, 4)]
+    rows = [
+        {"id": i, "tag": "x", "secondary_tag": "", "num_main_preds": 1, "collapsed_tag": "Object"} for i in (0, 3, 4)
+    ]
     p = tmp_path / "examples.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tags = tags_from_jsonl(p)
-    shipped = json.loads((__import__("pathlib").Path(__file__).parents[1] / "data_manifests" / "why_winoground_hard_tags.json").read_text())
+    shipped = json.loads(
+        (
+            __import__("pathlib").Path(__file__).parents[1] / "data_manifests" / "why_winoground_hard_tags.json"
+        ).read_text()
+    )
     for i in ("0", "3", "4"):
         want = [{"Non Minimal": "NonCompositional"}.get(t, t) for t in shipped[i]] or ["NoTag"]
         assert tags[i]["why_hard"] == want

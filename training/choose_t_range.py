@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     errs = np.stack([scorer.errors(shapes.images_of(s), [*s.captions(), ""]) for s in specs])  # (n, 2, 3, T)
     seconds = time.monotonic() - t0
     cond, uncond = errs[:, :, :2], errs[:, :, 2]
-    print(f"{len(specs)} val examples x {len(grid)} timesteps in {seconds:.0f}s; grid {grid[0]}..{grid[-1]}", flush=True)
+    print(
+        f"{len(specs)} val examples x {len(grid)} timesteps in {seconds:.0f}s; grid {grid[0]}..{grid[-1]}", flush=True
+    )
     edges = [int(t - (grid[1] - grid[0]) // 2) for t in grid] + [scorer.num_train_timesteps]
     table = []
     for a in range(len(grid)):

@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 import torch
-from winoground_eval.tasks import digits
 
+from winoground_eval.baselines.tiny_models import weights_dir
 from winoground_eval.diffusion.dit import DiTScorer, combine_terms
 from winoground_eval.diffusion.scorer import scores_from_errors
-from winoground_eval.baselines.tiny_models import weights_dir
+from winoground_eval.tasks import digits
 
 
 def main() -> None:
@@ -36,8 +36,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     folder = weights_dir("tiny-dit")
-    scorer = DiTScorer.from_pretrained(str(folder), n_timesteps=args.grid, batch_size=500,
-                                       timestep_embedding="diffusers")  # trained with diffusers' DiT port
+    scorer = DiTScorer.from_pretrained(
+        str(folder), n_timesteps=args.grid, batch_size=500, timestep_embedding="diffusers"
+    )  # trained with diffusers' DiT port
     task = digits.DigitsTask(split="val", limit=args.val_n)
     t0 = time.monotonic()
     examples = list(task.examples())
@@ -62,12 +63,26 @@ def main() -> None:
     print(f"val: {len(examples)} images, dense grid of {args.grid} timesteps scored in {minutes:.1f} min")
     print("t_range      n    l2     l1     vlb    l2+vlb")
     for r in rows:
-        print(f"[{r['t_range'][0]:4d},{r['t_range'][1]:4d})  {r['n_timesteps']:3d}  {r['l2']:.3f}  {r['l1']:.3f}  {r['vlb']:.3f}  {r['l2+vlb']:.3f}")
+        print(
+            f"[{r['t_range'][0]:4d},{r['t_range'][1]:4d})  {r['n_timesteps']:3d}  {r['l2']:.3f}  {r['l1']:.3f}  {r['vlb']:.3f}  {r['l2+vlb']:.3f}"
+        )
     print(f"whole schedule: {whole}")
     print(f"choice (loss=l2): {best}")
     out = folder / "grid_choice.json"
-    out.write_text(json.dumps({"split": "val", "val_n": len(examples), "dense_grid": args.grid, "choice": best,
-                               "whole_schedule": whole, "table": rows}, indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "split": "val",
+                "val_n": len(examples),
+                "dense_grid": args.grid,
+                "choice": best,
+                "whole_schedule": whole,
+                "table": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
 
 

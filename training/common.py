@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from winoground_eval.metrics import winoground_metrics
+from winoground_eval.core.metrics import winoground_metrics
 from winoground_eval.tasks import shapes
 
 
-def training_parser(description: str, *, out: str, batch_help: str, eval_every: int, val_n: int,
-                    val_help: str | None = None) -> argparse.ArgumentParser:
+def training_parser(
+    description: str, *, out: str, batch_help: str, eval_every: int, val_n: int, val_help: str | None = None
+) -> argparse.ArgumentParser:
     """The flags both training scripts take: where to write, the budget, and the learning curve."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", type=Path, default=Path(out))

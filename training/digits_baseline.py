@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 import torch
+
 from winoground_eval.tasks import digits
 
 
@@ -34,8 +35,15 @@ def logistic(train, val, test) -> dict:
 def cnn(train, val, test, *, epochs: int = 30, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32 * 16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10),
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 16, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
     )
     x = torch.tensor(train[0], dtype=torch.float32).reshape(-1, 1, 8, 8)
     y = torch.tensor(train[1])
@@ -53,8 +61,11 @@ def cnn(train, val, test, *, epochs: int = 30, seed: int = 0) -> dict:
             pred = net(torch.tensor(split[0], dtype=torch.float32).reshape(-1, 1, 8, 8)).argmax(1).numpy()
         return float((pred == split[1]).mean())
 
-    return {"model": f"CNN (2 conv + 2 linear, {sum(p.numel() for p in net.parameters())} parameters, {epochs} epochs)",
-            "val": acc(val), "test": acc(test)}
+    return {
+        "model": f"CNN (2 conv + 2 linear, {sum(p.numel() for p in net.parameters())} parameters, {epochs} epochs)",
+        "val": acc(val),
+        "test": acc(test),
+    }
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from winoground_eval.contracts import evaluate_examples
+from winoground_eval.core.contracts import evaluate_examples
 from winoground_eval.tasks.shapes import ShapesTask
 
 
@@ -27,8 +27,8 @@ def _table(m: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from winoground_eval.diffusion.scorer import scores_from_errors
     from winoground_eval.baselines.tiny_models import tiny_clip, tiny_diffusion
+    from winoground_eval.diffusion.scorer import scores_from_errors
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--splits", nargs="+", default=["test", "heldout"])

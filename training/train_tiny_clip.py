@@ -29,7 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, training_parser, val_examples, warmup_cosine
+from training.common import (
+    Budget,
+    curve_metrics,
+    fmt,
+    log_json,
+    seed_everything,
+    training_parser,
+    val_examples,
+    warmup_cosine,
+)
 from winoground_eval.tasks import shapes
 
 ARCH = "tiny-clip-shapes"
@@ -66,8 +75,13 @@ def save(model, out: Path, meta: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     import open_clip
 
-    p = training_parser(__doc__.splitlines()[0], out="winoground_eval/weights/tiny-clip",
-                        batch_help="examples per step (2 images and 2 captions each)", eval_every=250, val_n=300)
+    p = training_parser(
+        __doc__.splitlines()[0],
+        out="winoground_eval/weights/tiny-clip",
+        batch_help="examples per step (2 images and 2 captions each)",
+        eval_every=250,
+        val_n=300,
+    )
     args = p.parse_args(argv)
     if args.steps is None and args.minutes is None:
         p.error("give --steps and/or --minutes")
@@ -83,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{ARCH}: {n_params / 1e6:.2f}M params", flush=True)
     decay = [q for n, q in model.named_parameters() if q.ndim >= 2 and "embedding" not in n]
     no_decay = [q for n, q in model.named_parameters() if not (q.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
+    )
 
     def lr_at(step: int) -> float:
         return warmup_cosine(step, args.lr, 100, args.steps)
@@ -97,13 +113,26 @@ def main(argv: list[str] | None = None) -> None:
     def checkpoint() -> None:
         t0 = time.monotonic()
         m = curve_metrics(val_scores(model, preprocess, tokenizer, specs), specs)
-        record = {"step": step, "examples_seen": seen, "train_minutes": round(t_train / 60, 2),
-                  "loss": float(np.mean(losses[-100:])) if losses else None, "val": m,
-                  "logit_scale": float(model.logit_scale.detach().exp()), "eval_seconds": round(time.monotonic() - t0, 1)}
+        record = {
+            "step": step,
+            "examples_seen": seen,
+            "train_minutes": round(t_train / 60, 2),
+            "loss": float(np.mean(losses[-100:])) if losses else None,
+            "val": m,
+            "logit_scale": float(model.logit_scale.detach().exp()),
+            "eval_seconds": round(time.monotonic() - t0, 1),
+        }
         log_json(log_path, record)
         print(f"[step {step} | {record['train_minutes']:.1f} min | loss {record['loss']:.3f}] val {fmt(m)}", flush=True)
-        meta = {"script": "training/train_tiny_clip.py", "args": {k: str(v) for k, v in vars(args).items()},
-                "step": step, "examples_seen": seen, "train_minutes": round(t_train / 60, 2), "params": n_params, "val_at_save": m}
+        meta = {
+            "script": "training/train_tiny_clip.py",
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "step": step,
+            "examples_seen": seen,
+            "train_minutes": round(t_train / 60, 2),
+            "params": n_params,
+            "val_at_save": m,
+        }
         save(model, args.out, meta)
 
     model.train()
@@ -128,12 +157,18 @@ def main(argv: list[str] | None = None) -> None:
         step += 1
         t_train += time.monotonic() - t0
         if step % 50 == 0:
-            print(f"step {step} loss {np.mean(losses[-50:]):.4f} lr {lr_at(step):.2e} {2 * seen / t_train:.0f} img/s", flush=True)
+            print(
+                f"step {step} loss {np.mean(losses[-50:]):.4f} lr {lr_at(step):.2e} {2 * seen / t_train:.0f} img/s",
+                flush=True,
+            )
         if step % args.eval_every == 0:
             checkpoint()
     if step % args.eval_every:
         checkpoint()
-    print(f"done: {step} steps, {seen} examples, {t_train / 60:.1f} min training, {budget.elapsed_min():.1f} min total", flush=True)
+    print(
+        f"done: {step} steps, {seen} examples, {t_train / 60:.1f} min training, {budget.elapsed_min():.1f} min total",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import Budget, curve_metrics, fmt, log_json, seed_everything, to_tensor, training_parser, val_examples, warmup_cosine
+from training.common import (
+    Budget,
+    curve_metrics,
+    fmt,
+    log_json,
+    seed_everything,
+    to_tensor,
+    training_parser,
+    val_examples,
+    warmup_cosine,
+)
 from winoground_eval.tasks import shapes
 
 MAX_LENGTH = 16  # the longest shapes caption is 12 tokens with BOS/EOS
@@ -74,14 +84,20 @@ def build(seed: int, tokenizer_dir: Path) -> dict[str, Any]:
     text_encoder = clip_text_encoder(TEXT_WIDTH, MAX_LENGTH, intermediate_size=4 * TEXT_WIDTH)
     tokenizer = build_clip_tokenizer(tokenizer_dir, model_max_length=MAX_LENGTH)
     scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-        prediction_type="epsilon", clip_sample=False,
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        prediction_type="epsilon",
+        clip_sample=False,
     )
     return {"unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": scheduler}
 
 
 def tokenize(tokenizer: Any, captions: list[str]) -> torch.Tensor:
-    return tokenizer(captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+    return tokenizer(
+        captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt"
+    ).input_ids
 
 
 @torch.inference_mode()
@@ -148,10 +164,18 @@ def save(parts: dict[str, Any], unet, text_encoder, out: Path, meta: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = training_parser(__doc__.splitlines()[0], out="winoground_eval/weights/tiny-diffusion", batch_help="images per step",
-                        eval_every=400, val_n=48, val_help="val examples in the learning curve")
+    p = training_parser(
+        __doc__.splitlines()[0],
+        out="winoground_eval/weights/tiny-diffusion",
+        batch_help="images per step",
+        eval_every=400,
+        val_n=48,
+        val_help="val examples in the learning curve",
+    )
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--init", type=Path, default=None, help="continue from the weights in this saved folder (a second stage)")
+    p.add_argument(
+        "--init", type=Path, default=None, help="continue from the weights in this saved folder (a second stage)"
+    )
     p.add_argument("--first-example", type=int, default=0, help="index of the first training example drawn")
     args = p.parse_args(argv)
     if args.steps is None and args.minutes is None:
@@ -164,11 +188,21 @@ def main(argv: list[str] | None = None) -> None:
         from transformers import CLIPTextModel
 
         parts["unet"].load_state_dict(UNet2DConditionModel.from_pretrained(args.init / "unet").float().state_dict())
-        parts["text_encoder"].load_state_dict(CLIPTextModel.from_pretrained(args.init / "text_encoder").float().state_dict())
+        parts["text_encoder"].load_state_dict(
+            CLIPTextModel.from_pretrained(args.init / "text_encoder").float().state_dict()
+        )
         print(f"initialised from {args.init}", flush=True)
-    unet, text_encoder, tokenizer, scheduler = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    unet, text_encoder, tokenizer, scheduler = (
+        parts["unet"],
+        parts["text_encoder"],
+        parts["tokenizer"],
+        parts["scheduler"],
+    )
     n_params = sum(q.numel() for m in (unet, text_encoder) for q in m.parameters())
-    print(f"unet {sum(q.numel() for q in unet.parameters())/1e6:.2f}M, text {sum(q.numel() for q in text_encoder.parameters())/1e6:.2f}M params", flush=True)
+    print(
+        f"unet {sum(q.numel() for q in unet.parameters()) / 1e6:.2f}M, text {sum(q.numel() for q in text_encoder.parameters()) / 1e6:.2f}M params",
+        flush=True,
+    )
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
@@ -186,21 +220,35 @@ def main(argv: list[str] | None = None) -> None:
 
     def checkpoint(final: bool = False) -> None:
         t0 = time.monotonic()
-        record: dict[str, Any] = {"stage": 2 if args.init else 1, "step": step, "images_seen": seen, "train_minutes": round(t_train / 60, 2),
-                                  "loss": float(np.mean(losses[-200:])) if losses else None}
+        record: dict[str, Any] = {
+            "stage": 2 if args.init else 1,
+            "step": step,
+            "images_seen": seen,
+            "train_minutes": round(t_train / 60, 2),
+            "loss": float(np.mean(losses[-200:])) if losses else None,
+        }
         err, unc = val_errors(ema_unet, ema_text, tokenizer, scheduler, specs)
         record["ema"] = range_report(err, unc, specs)
         record["eval_seconds"] = round(time.monotonic() - t0, 1)
         log_json(log_path, record)
-        print(f"[step {step} | {record['train_minutes']:.1f} min train | loss {record['loss']}] eval {record['eval_seconds']}s", flush=True)
+        print(
+            f"[step {step} | {record['train_minutes']:.1f} min train | loss {record['loss']}] eval {record['eval_seconds']}s",
+            flush=True,
+        )
         for name in ("ema",):
             for r in ("0-1000", "250-750", "400-800", "500-750"):
                 print(f"  {name} t[{r}): {fmt(record[name][r])}", flush=True)
             print(f"  {name} caption gap per t (25..975 step 50): {record[name]['caption_gap_per_t']}", flush=True)
         meta = {
-            "script": "training/train_tiny_diffusion.py", "args": {k: str(v) for k, v in vars(args).items()},
-            "step": step, "images_seen": seen, "train_minutes": round(t_train / 60, 2), "params": n_params,
-            "weights": "EMA", "val_at_save": record["ema"]["0-1000"], "val_at_save_400_800": record["ema"]["400-800"],
+            "script": "training/train_tiny_diffusion.py",
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "step": step,
+            "images_seen": seen,
+            "train_minutes": round(t_train / 60, 2),
+            "params": n_params,
+            "weights": "EMA",
+            "val_at_save": record["ema"]["0-1000"],
+            "val_at_save_400_800": record["ema"]["400-800"],
         }
         save(parts, ema_unet, ema_text, args.out, meta)
 
@@ -235,12 +283,18 @@ def main(argv: list[str] | None = None) -> None:
         step += 1
         t_train += time.monotonic() - t0
         if step % 50 == 0:
-            print(f"step {step} loss {np.mean(losses[-50:]):.4f} lr {lr_at(step):.2e} {(seen - 2 * args.first_example) / t_train:.1f} img/s", flush=True)
+            print(
+                f"step {step} loss {np.mean(losses[-50:]):.4f} lr {lr_at(step):.2e} {(seen - 2 * args.first_example) / t_train:.1f} img/s",
+                flush=True,
+            )
         if step % args.eval_every == 0:
             checkpoint()
     if step % args.eval_every:
         checkpoint(final=True)
-    print(f"done: {step} steps, {seen} images, {t_train / 60:.1f} min training, {budget.elapsed_min():.1f} min total", flush=True)
+    print(
+        f"done: {step} steps, {seen} images, {t_train / 60:.1f} min training, {budget.elapsed_min():.1f} min total",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from winoground_eval.tasks import digits
 
 from training.common import Budget, seed_everything, training_parser, warmup_cosine
 from winoground_eval.diffusion.dit import (
@@ -40,9 +39,18 @@ from winoground_eval.diffusion.dit import (
     gaussian_kl,
     save_dit_folder,
 )
+from winoground_eval.tasks import digits
 
-ARCH = dict(num_attention_heads=4, attention_head_dim=16, in_channels=1, out_channels=2, num_layers=4,
-            sample_size=8, patch_size=2, num_embeds_ada_norm=10)
+ARCH = dict(
+    num_attention_heads=4,
+    attention_head_dim=16,
+    in_channels=1,
+    out_channels=2,
+    num_layers=4,
+    sample_size=8,
+    patch_size=2,
+    num_embeds_ada_norm=10,
+)
 
 
 def build_model(width: int, layers: int):
@@ -77,16 +85,27 @@ def hybrid_loss(terms: GaussianTerms, model, x0: torch.Tensor, y: torch.Tensor, 
 
 def val_top1(model, n: int, n_timesteps: int) -> float:
     task = digits.DigitsTask(split="val", limit=n)
-    scorer = DiTScorer(copy.deepcopy(model), dict(scheduler().config), options=DiTOptions(n_timesteps=n_timesteps, timestep_embedding="diffusers"),  # the network it trains
-                       device="cpu", batch_size=500)
+    scorer = DiTScorer(
+        copy.deepcopy(model),
+        dict(scheduler().config),
+        options=DiTOptions(n_timesteps=n_timesteps, timestep_embedding="diffusers"),  # the network it trains
+        device="cpu",
+        batch_size=500,
+    )
     examples = list(task.examples())
     scored = scorer.evaluate(examples)
     return float(np.mean([task.outcomes(ex.id, s.scores)["top1"] for ex, s in zip(examples, scored)]))
 
 
 def main() -> None:
-    p = training_parser(__doc__.splitlines()[0], out="winoground_eval/weights/tiny-dit", batch_help="images per step",
-                        eval_every=1000, val_n=100, val_help="val images for the learning curve")
+    p = training_parser(
+        __doc__.splitlines()[0],
+        out="winoground_eval/weights/tiny-dit",
+        batch_help="images per step",
+        eval_every=1000,
+        val_n=100,
+        val_help="val images for the learning curve",
+    )
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--ema", type=float, default=0.999)
@@ -106,7 +125,10 @@ def main() -> None:
     terms = GaussianTerms(betas_from_config(dict(scheduler().config)))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"tiny-dit: {n_params / 1e6:.2f}M parameters, {len(x_all)} train images, {args.steps} steps of {args.batch}", flush=True)
+    print(
+        f"tiny-dit: {n_params / 1e6:.2f}M parameters, {len(x_all)} train images, {args.steps} steps of {args.batch}",
+        flush=True,
+    )
 
     budget, step, t0, curve = Budget(args.steps, args.minutes), 0, time.monotonic(), []
     model.train()
@@ -128,15 +150,38 @@ def main() -> None:
             print(f"step {step} loss {loss.item():.4f} ({time.monotonic() - t0:.0f}s)", flush=True)
         if step % args.eval_every == 0 or budget.done(step):
             acc = val_top1(ema, args.val_n, args.val_timesteps)
-            curve.append({"step": step, "loss": round(loss.item(), 4), "val_top1": acc, "minutes": round(budget.elapsed_min(), 1)})
-            print(f"step {step}: val top-1 {acc:.3f} on {args.val_n} val images ({args.val_timesteps} timesteps)", flush=True)
+            curve.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 4),
+                    "val_top1": acc,
+                    "minutes": round(budget.elapsed_min(), 1),
+                }
+            )
+            print(
+                f"step {step}: val top-1 {acc:.3f} on {args.val_n} val images ({args.val_timesteps} timesteps)",
+                flush=True,
+            )
 
     out = Path(args.out)
     half = torch.nn.Module.to(copy.deepcopy(ema), torch.float16)
     save_dit_folder(out, half, scheduler(), id2label={k: str(k) for k in range(10)})
-    (out / "training.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "arch": {**ARCH,
-        "attention_head_dim": args.width // ARCH["num_attention_heads"], "num_layers": args.layers},
-        "parameters": n_params, "curve": curve}, indent=2) + "\n")
+    (out / "training.json").write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "arch": {
+                    **ARCH,
+                    "attention_head_dim": args.width // ARCH["num_attention_heads"],
+                    "num_layers": args.layers,
+                },
+                "parameters": n_params,
+                "curve": curve,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out} ({sum(f.stat().st_size for f in out.rglob('*') if f.is_file()) / 1e6:.2f} MB)", flush=True)
 
 

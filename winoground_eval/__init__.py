@@ -1,6 +1,6 @@
 """winoground-eval: compositional vision-language evaluation with diffusion models as zero-shot scorers.
 
-The Python API (``winoground_eval/api.py``), loaded on first use so that ``import
+The Python API (``winoground_eval/core/api.py``), loaded on first use so that ``import
 winoground_eval`` stays light (no torch, no numpy)::
 
     import winoground_eval as wg
@@ -22,30 +22,30 @@ _API = ("evaluate", "list_scorers", "list_tasks", "load_scorer", "load_task", "s
 
 # public name -> "module:attr" (docs/architecture.md: the core's contracts, task bases, errors, metrics)
 _PUBLIC = {
-    "Example": "winoground_eval.contracts:Example",
-    "Metric": "winoground_eval.contracts:Metric",
-    "Scored": "winoground_eval.contracts:Scored",
-    "Scorer": "winoground_eval.contracts:Scorer",
-    "Task": "winoground_eval.contracts:Task",
-    "TaskBase": "winoground_eval.taskbase:TaskBase",
-    "PairTask": "winoground_eval.taskbase:PairTask",
-    "RankedTask": "winoground_eval.taskbase:RankedTask",
-    "ClassTask": "winoground_eval.taskbase:ClassTask",
-    "Row": "winoground_eval.taskbase:Row",
-    "open_rgb": "winoground_eval.taskbase:open_rgb",
-    "WgEvalError": "winoground_eval.errors:WgEvalError",
-    "ConfigError": "winoground_eval.errors:ConfigError",
-    "DataError": "winoground_eval.errors:DataError",
-    "ModelLoadError": "winoground_eval.errors:ModelLoadError",
-    "summarize": "winoground_eval.metrics:summarize",
-    "ranked_outcome": "winoground_eval.metrics:ranked_outcome",
+    "Example": "winoground_eval.core.contracts:Example",
+    "Metric": "winoground_eval.core.contracts:Metric",
+    "Scored": "winoground_eval.core.contracts:Scored",
+    "Scorer": "winoground_eval.core.contracts:Scorer",
+    "Task": "winoground_eval.core.contracts:Task",
+    "TaskBase": "winoground_eval.core.taskbase:TaskBase",
+    "PairTask": "winoground_eval.core.taskbase:PairTask",
+    "RankedTask": "winoground_eval.core.taskbase:RankedTask",
+    "ClassTask": "winoground_eval.core.taskbase:ClassTask",
+    "Row": "winoground_eval.core.taskbase:Row",
+    "open_rgb": "winoground_eval.core.taskbase:open_rgb",
+    "WgEvalError": "winoground_eval.core.errors:WgEvalError",
+    "ConfigError": "winoground_eval.core.errors:ConfigError",
+    "DataError": "winoground_eval.core.errors:DataError",
+    "ModelLoadError": "winoground_eval.core.errors:ModelLoadError",
+    "summarize": "winoground_eval.core.metrics:summarize",
+    "ranked_outcome": "winoground_eval.core.metrics:ranked_outcome",
 }
 __all__ = ["__version__", *_API, *_PUBLIC]
 
 
 def __getattr__(name: str):
     if name in _API:
-        from . import api
+        from .core import api
 
         return getattr(api, name)
     if name in _PUBLIC:

@@ -69,7 +69,7 @@ def class_lists(clip: dict, classnames: dict) -> dict[str, list[str]]:
 
 
 def _with_species(name: str, species: str) -> str:
-    """"Abyssinian cat", "Beagle dog"; a name that already ends in the species ("American Bulldog") keeps it once."""
+    """ "Abyssinian cat", "Beagle dog"; a name that already ends in the species ("American Bulldog") keeps it once."""
     return name if name.lower().endswith(species) else f"{name} {species}"
 
 

@@ -7,7 +7,7 @@ the package:
     wg-eval run --task docs/examples/my_task.py:make_task --scorer dummy -t n_examples=30
 
 or register it: copy the file into tasks/ and add one line to TASKS in
-winoground_eval/registry.py:
+winoground_eval/core/registry.py:
 
     "squares": Entry("winoground_eval.tasks.my_task:SquaresTask", "which colour is the square (1 x N)"),
 """
@@ -18,8 +18,7 @@ import random
 
 from PIL import Image
 
-from winoground_eval.errors import ConfigError
-from winoground_eval.taskbase import RankedTask, Row
+from winoground_eval import ConfigError, RankedTask, Row
 
 COLOURS = {"red": (215, 35, 35), "green": (35, 160, 55), "blue": (35, 70, 215), "yellow": (230, 195, 20)}
 

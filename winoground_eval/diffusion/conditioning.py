@@ -12,7 +12,7 @@ Protocol (keep it this small):
 - ``embed(keys) -> torch.Tensor`` -- the embeddings of ``keys`` stacked along dim 0, on
   the scorer's device, one row per key, in the order given. Rows must not depend on what
   else is in ``keys`` (embed one key at a time or in a fixed way), and are cached per key.
-  Raise :class:`~winoground_eval.errors.DataError` naming the key for a key it cannot
+  Raise :class:`~winoground_eval.core.errors.DataError` naming the key for a key it cannot
   embed (e.g. a caption that is not one of a class-conditional model's class names).
 - ``model_kwargs(embeddings) -> dict`` -- the keyword arguments of the denoiser's forward
   pass for a batch of rows of ``embed``'s output, e.g. ``{"encoder_hidden_states": e}``
@@ -36,11 +36,10 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dit_options import Condition
-from .options import _choice
-
 from .families.base import cast_module
+from .options import _choice
 
 CACHE_SIZE = 4096
 
@@ -93,7 +92,11 @@ class TextConditioning:
             self._cache.move_to_end(caption)
             return cached
         tokens = self.tokenizer(
-            [caption], padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            [caption],
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         )
         embedding = self.text_encoder(tokens.input_ids.to(self.device))[0]
         self._cache[caption] = embedding
@@ -127,7 +130,14 @@ class ClassConditioning:
 
     uncond_key = "<null class>"
 
-    def __init__(self, num_classes: int, id2label: dict[int, str] | None = None, *, mode: Condition = "caption", device: Any = "cpu") -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        id2label: dict[int, str] | None = None,
+        *,
+        mode: Condition = "caption",
+        device: Any = "cpu",
+    ) -> None:
         _choice("condition", mode, Condition)
         self.num_classes = int(num_classes)
         self.mode = mode
@@ -158,7 +168,9 @@ class ClassConditioning:
             )
         if not 0 <= idx < self.num_classes:
             where = "" if position is None else f" (position {position})"
-            raise DataError(f"caption {caption!r}{where} is class {idx}, but the model has classes 0..{self.num_classes - 1}")
+            raise DataError(
+                f"caption {caption!r}{where} is class {idx}, but the model has classes 0..{self.num_classes - 1}"
+            )
         return idx
 
     def encode(self, classes: Sequence[int]) -> torch.Tensor:

@@ -52,12 +52,23 @@ class DiTScorer(DiffusionScorer):
     keywords too (they are fields of the options). Everything else is the core's.
     """
 
-    def __init__(self, transformer: Any = None, scheduler_config: dict[str, Any] | None = None, vae: Any = None, *,
-                 id2label: dict[int, str] | None = None, options: DiTOptions | None = None, source: Source | None = None,
-                 family: DiTFamily | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        transformer: Any = None,
+        scheduler_config: dict[str, Any] | None = None,
+        vae: Any = None,
+        *,
+        id2label: dict[int, str] | None = None,
+        options: DiTOptions | None = None,
+        source: Source | None = None,
+        family: DiTFamily | None = None,
+        **kwargs: Any,
+    ) -> None:
         opts = make_options(DiTOptions, options, {k: v for k, v in kwargs.items() if v is not None})
         if family is None:
-            family = DiTFamily(transformer, dict(scheduler_config or {}), vae, id2label=id2label, options=opts, source=source)
+            family = DiTFamily(
+                transformer, dict(scheduler_config or {}), vae, id2label=id2label, options=opts, source=source
+            )
         super().__init__(family=family, options=opts)
 
     @classmethod
@@ -74,7 +85,9 @@ class DiTScorer(DiffusionScorer):
 
     def __repr__(self) -> str:
         o = self.options
-        return f"DiTScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, loss={o.loss!r}, device={self.device})"
+        return (
+            f"DiTScorer({self.source.model!r}, n_timesteps={self.n_timesteps}, loss={o.loss!r}, device={self.device})"
+        )
 
 
 # --------------------------------------------------------------------------- factories (registry targets)
@@ -93,9 +106,11 @@ def _signature_of_dit_spec() -> None:
 
     from .options import option_parameters
 
-    params = [inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-              inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None),
-              *option_parameters(cls=DiTOptions)]
+    params = [
+        inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+        inspect.Parameter("revision", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None),
+        *option_parameters(cls=DiTOptions),
+    ]
     from_dit_spec.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     from_dit_spec.__annotations__ = {p.name: p.annotation for p in params}
 
@@ -104,22 +119,31 @@ _signature_of_dit_spec()
 from_dit_spec.family = "dit"  # type: ignore[attr-defined]  # see families.factory_family
 
 
-def dit_preset(name: str, summary: str, spec: Callable[[], str], label: str, *, hide: tuple[str, ...] = (), **defaults: Any) -> Callable[..., DiTScorer]:
+def dit_preset(
+    name: str, summary: str, spec: Callable[[], str], label: str, *, hide: tuple[str, ...] = (), **defaults: Any
+) -> Callable[..., DiTScorer]:
     """A factory for the DiT ``spec()`` names with :class:`DiTOptions`' options (less ``hide``),
     ``defaults`` replacing some defaults; the run config records the model as ``label``."""
     return with_defaults(name, summary, spec, label, family="dit", hide=hide, **defaults)
 
 
 dit_xl_2_256 = dit_preset(
-    "dit_xl_2_256", "DiT-XL/2 at 256 px: the paper's 77.5% ImageNet setting (250 timesteps, every class, l2)",
-    lambda: MODEL_IDS["dit_xl_2_256"], MODEL_IDS["dit_xl_2_256"],
+    "dit_xl_2_256",
+    "DiT-XL/2 at 256 px: the paper's 77.5% ImageNet setting (250 timesteps, every class, l2)",
+    lambda: MODEL_IDS["dit_xl_2_256"],
+    MODEL_IDS["dit_xl_2_256"],
 )
 dit_xl_2_512 = dit_preset(
-    "dit_xl_2_512", "DiT-XL/2 at 512 px (79.1% in the paper)", lambda: MODEL_IDS["dit_xl_2_512"], MODEL_IDS["dit_xl_2_512"],
+    "dit_xl_2_512",
+    "DiT-XL/2 at 512 px (79.1% in the paper)",
+    lambda: MODEL_IDS["dit_xl_2_512"],
+    MODEL_IDS["dit_xl_2_512"],
 )
 
 
-def save_dit_folder(out: str | Path, transformer: Any, scheduler: Any, *, vae: Any = None, id2label: dict[int, str] | None = None) -> Path:
+def save_dit_folder(
+    out: str | Path, transformer: Any, scheduler: Any, *, vae: Any = None, id2label: dict[int, str] | None = None
+) -> Path:
     """Write a diffusers DiT folder (transformer/, scheduler/, optional vae/, model_index.json
     with ``id2label``) that :func:`load_dit` and ``dit:PATH`` read back."""
     import diffusers

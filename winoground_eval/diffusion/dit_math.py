@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ConfigError, ScoreError
+from ..core.errors import ConfigError, ScoreError
 from .dit_options import DiTLoss
 from .options import _choice
 
@@ -70,9 +70,13 @@ def betas_from_config(config: Any) -> np.ndarray:
 
             betas = np.array([min(1 - abar((i + 1) / n) / abar(i / n), 0.999) for i in range(n)], dtype=np.float64)
         else:
-            raise ConfigError(f"scheduler beta_schedule={kind!r} is not supported for DiT (linear, scaled_linear, squaredcos_cap_v2)")
+            raise ConfigError(
+                f"scheduler beta_schedule={kind!r} is not supported for DiT (linear, scaled_linear, squaredcos_cap_v2)"
+            )
     if betas.ndim != 1 or len(betas) < 2 or not ((betas > 0) & (betas <= 1)).all():
-        raise ConfigError(f"scheduler betas must be a 1-D schedule of at least 2 values in (0, 1]; got shape {betas.shape}")
+        raise ConfigError(
+            f"scheduler betas must be a 1-D schedule of at least 2 values in (0, 1]; got shape {betas.shape}"
+        )
     return betas
 
 
@@ -114,7 +118,9 @@ class GaussianTerms:
     def posterior_mean(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.at("post_coef1", t) * x0 + self.at("post_coef2", t) * xt
 
-    def model_posterior(self, xt: torch.Tensor, t: torch.Tensor, eps_hat: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def model_posterior(
+        self, xt: torch.Tensor, t: torch.Tensor, eps_hat: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-variance) of p(x_{t-1} | x_t) for an epsilon + learned-range model."""
         frac = (v + 1) / 2
         log_var = frac * self.at("log_betas", t) + (1 - frac) * self.at("post_logvar_clipped", t)
@@ -147,7 +153,9 @@ def _flat_mean(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=tuple(range(1, x.ndim)))
 
 
-def error_terms(terms: GaussianTerms, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+def error_terms(
+    terms: GaussianTerms, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, output: torch.Tensor
+) -> torch.Tensor:
     """(B, 4) float32: l2, l1, kl (bits/dim), decoder_nll (bits/dim) of one model output batch.
 
     ``output`` is the model's (B, 2C, H, W) prediction for ``q_sample(x0, eps, t)``.

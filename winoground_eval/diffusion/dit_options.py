@@ -25,13 +25,17 @@ class DiTOptions(ScorerOptions):
     strategy, precision; two defaults restated: 250 timesteps and float32) and DiT's own."""
 
     n_timesteps: int = _opt(
-        REFERENCE_N_TIMESTEPS, "evenly spaced grid timesteps (250 = every 4th of 1000, the reference's setting)",
+        REFERENCE_N_TIMESTEPS,
+        "evenly spaced grid timesteps (250 = every 4th of 1000, the reference's setting)",
         check=_positive_int,
     )
-    dtype: DType = _opt("float32", "float32 (the reference's), float16 or bfloat16", check=lambda n, v: _choice(n, v, DType))
+    dtype: DType = _opt(
+        "float32", "float32 (the reference's), float16 or bfloat16", check=lambda n, v: _choice(n, v, DType)
+    )
     loss: DiTLoss = _opt("l2", "l2 | l1 | vlb | l2+vlb (see docs/dit.md)", check=lambda n, v: _choice(n, v, DiTLoss))
     condition: Condition = _opt(
-        "caption", "caption (each caption is a class id or an id2label label) | position (caption k = class k)",
+        "caption",
+        "caption (each caption is a class id or an id2label label) | position (caption k = class k)",
         config=None,  # recorded in the conditioning block
         check=lambda n, v: _choice(n, v, Condition),
     )

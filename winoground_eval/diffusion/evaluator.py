@@ -32,7 +32,9 @@ class CellEvaluator:
     (``noise=per_image`` only).
     """
 
-    def __init__(self, scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], n_draws: int | None = None) -> None:
+    def __init__(
+        self, scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], n_draws: int | None = None
+    ) -> None:
         family = scorer.family
         self.scorer = scorer
         self.family = family
@@ -53,7 +55,9 @@ class CellEvaluator:
         device = self.family.device
         index = torch.as_tensor(np.asarray(items, dtype=np.int64).reshape(-1, 3), device=device)
         timesteps = torch.as_tensor(np.asarray(grid), dtype=torch.long, device=device)
-        draw_of = torch.as_tensor(np.arange(len(grid)) if draws is None else np.asarray(draws), dtype=torch.long, device=device)
+        draw_of = torch.as_tensor(
+            np.arange(len(grid)) if draws is None else np.asarray(draws), dtype=torch.long, device=device
+        )
         out = torch.empty((len(index), self.n_terms), dtype=torch.float32, device=device)
         start = 0
         while start < len(index):

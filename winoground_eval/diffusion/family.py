@@ -34,8 +34,8 @@ counting are the core's. A family owns everything else:
 How a family is found and loaded: ``diffusers:ID_OR_PATH`` reads the pipeline class named
 in ``model_index.json`` (``_class_name``) and looks it up in :data:`.families.FAMILIES`
 (each :class:`FamilyEntry` lists the pipeline classes it loads). An unknown class is a
-:class:`~winoground_eval.errors.ModelLoadError` naming the supported ones. Each entry
-names, as lazy ``"module:attr"`` targets like :mod:`winoground_eval.registry`:
+:class:`~winoground_eval.core.errors.ModelLoadError` naming the supported ones. Each entry
+names, as lazy ``"module:attr"`` targets like :mod:`winoground_eval.core.registry`:
 
 - ``options``: the family's options dataclass (a torch-free module). It *embeds* the
   shared option groups of :mod:`.options` by inheriting them (:class:`~.options.PrecisionOptions`,
@@ -162,7 +162,9 @@ class Family(Protocol):
         cached per key. DataError naming a key it cannot embed."""
         ...
 
-    def batch_terms(self, x0: "torch.Tensor", noise: "torch.Tensor", t: "torch.Tensor", cond: Conditions) -> "torch.Tensor":
+    def batch_terms(
+        self, x0: "torch.Tensor", noise: "torch.Tensor", t: "torch.Tensor", cond: Conditions
+    ) -> "torch.Tensor":
         """(B, len(term_names)) float32 error terms of one batch.
 
         ``x0``, ``noise``: (B, *x0_shape) float32; ``t``: (B,) long grid indices of the

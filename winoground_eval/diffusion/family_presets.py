@@ -1,4 +1,4 @@
-"""Presets of the SDXL, SD3 / SD3.5 and FLUX.1 families, named in :mod:`winoground_eval.registry`.
+"""Presets of the SDXL, SD3 / SD3.5 and FLUX.1 families, named in :mod:`winoground_eval.core.registry`.
 
 Each factory loads a fixed Hub repository through its family's loader and takes that
 family's options (:mod:`.families.options`) as keywords; the signature is generated from the
@@ -28,7 +28,14 @@ MODEL_IDS = {
     "flux-schnell": "black-forest-labs/FLUX.1-schnell",
     "flux-dev": "black-forest-labs/FLUX.1-dev",
 }
-FAMILY_OF = {"sdxl": "sdxl", "sd3-medium": "sd3", "sd3.5-medium": "sd3", "sd3.5-large": "sd3", "flux-schnell": "flux", "flux-dev": "flux"}
+FAMILY_OF = {
+    "sdxl": "sdxl",
+    "sd3-medium": "sd3",
+    "sd3.5-medium": "sd3",
+    "sd3.5-large": "sd3",
+    "flux-schnell": "flux",
+    "flux-dev": "flux",
+}
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "sdxl": {"n_timesteps": 30},
     "sd3": {"n_timesteps": 30, "t_range": (6, 996)},
@@ -46,7 +53,12 @@ def scorer_for_family(family: str, model: str, *, revision: str | None = None, *
 def _preset(name: str, summary: str) -> Any:
     family, model_id = FAMILY_OF[name], MODEL_IDS[name]
     factory = with_defaults(
-        name.replace("-", "_").replace(".", "_"), summary, lambda: model_id, model_id, family=family, **PRESET_DEFAULTS[family]
+        name.replace("-", "_").replace(".", "_"),
+        summary,
+        lambda: model_id,
+        model_id,
+        family=family,
+        **PRESET_DEFAULTS[family],
     )
     return factory
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import sequential
 
 
@@ -27,7 +27,9 @@ def resolve_t_range(t_range: tuple[int, int] | None, num_train_timesteps: int = 
     return (lo, hi)
 
 
-def timestep_grid(n_timesteps: int, num_train_timesteps: int = 1000, t_range: tuple[int, int] | None = None) -> np.ndarray:
+def timestep_grid(
+    n_timesteps: int, num_train_timesteps: int = 1000, t_range: tuple[int, int] | None = None
+) -> np.ndarray:
     """The reference grid: ``t_i = lo + interval // 2 + i * interval``, ``interval = (hi - lo) // n``.
 
     ``t_range = (lo, hi)`` restricts the grid to the window ``[lo, hi)``; None is the whole
@@ -56,16 +58,22 @@ def config_grid(config: Mapping[str, Any]) -> np.ndarray:
     try:
         n, length = int(config["n_timesteps"]), int(config.get("num_train_timesteps") or 1000)
     except (KeyError, TypeError, ValueError):
-        raise ConfigError("the run's scorer config records no n_timesteps, and its examples store no timesteps: "
-                          "not a diffusion run's config") from None
+        raise ConfigError(
+            "the run's scorer config records no n_timesteps, and its examples store no timesteps: "
+            "not a diffusion run's config"
+        ) from None
     t_range = config.get("t_range")
     grid = timestep_grid(n, length, tuple(t_range) if t_range else None)
     summary = config.get("timesteps")
     if isinstance(summary, Mapping) and (summary.get("first"), summary.get("last"), summary.get("count")) != (
-        int(grid[0]), int(grid[-1]), len(grid)
+        int(grid[0]),
+        int(grid[-1]),
+        len(grid),
     ):
-        raise ConfigError(f"the run's config describes the grid {summary} but n_timesteps={n}, t_range={t_range} give "
-                          f"{int(grid[0])}..{int(grid[-1])} ({len(grid)}); its examples store no timesteps to settle it")
+        raise ConfigError(
+            f"the run's config describes the grid {summary} but n_timesteps={n}, t_range={t_range} give "
+            f"{int(grid[0])}..{int(grid[-1])} ({len(grid)}); its examples store no timesteps to settle it"
+        )
     return grid
 
 
@@ -81,8 +89,10 @@ def stored_timesteps(arrays: Mapping[str, Any], config: Mapping[str, Any]) -> np
     grid = config_grid(config)
     errors = arrays.get("errors")
     if errors is not None and np.shape(errors)[-1] != len(grid):
-        raise ConfigError(f"an example stores {np.shape(errors)[-1]} timesteps but the run's config describes a grid of "
-                          f"{len(grid)} (n_timesteps={config.get('n_timesteps')}, t_range={config.get('t_range')})")
+        raise ConfigError(
+            f"an example stores {np.shape(errors)[-1]} timesteps but the run's config describes a grid of "
+            f"{len(grid)} (n_timesteps={config.get('n_timesteps')}, t_range={config.get('t_range')})"
+        )
     return grid
 
 

@@ -5,7 +5,7 @@ text_encoder, tokenizer and, for latent models, vae), each with its own
 ``from_pretrained``, so a repository's safety checker or feature extractor is never
 downloaded. Weights load from safetensors only; nothing here unpickles a file.
 
-Whatever cannot be had fails fast with :class:`~winoground_eval.errors.ModelLoadError`
+Whatever cannot be had fails fast with :class:`~winoground_eval.core.errors.ModelLoadError`
 naming the model and what to do next; a hub that cannot be reached is detected with one
 request, not a minute of retries.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ModelLoadError
-from ..policy import hub_timeout, offline_variable  # the one Hub policy of every scorer
+from ..core.errors import ModelLoadError
+from ..core.policy import hub_timeout, offline_variable  # the one Hub policy of every scorer
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def local_folder(spec: str) -> Path | None:
             f"{spec} is a file; a diffusers model is a folder with unet/, scheduler/, text_encoder/, "
             "tokenizer/ (and vae/) subfolders, as written by save_pretrained"
         )
-    reads_as_path = spec.startswith(("/", "./", "../", "~")) or spec in (".", "..") or "\\" in spec or spec.count("/") >= 2
+    reads_as_path = (
+        spec.startswith(("/", "./", "../", "~")) or spec in (".", "..") or "\\" in spec or spec.count("/") >= 2
+    )
     if reads_as_path:
         raise ModelLoadError(
             f"model folder {spec} does not exist; pass an existing diffusers folder as diffusers:PATH "
@@ -82,7 +84,9 @@ def local_folder(spec: str) -> Path | None:
 # Keys that only say which library version wrote a config, or where it was read from: they
 # change when the same weights are saved again by another diffusers / transformers, so the
 # fingerprint leaves them out. Every other key (anything that can change a number) stays in.
-BOOKKEEPING_KEYS = frozenset({"_diffusers_version", "transformers_version", "_name_or_path", "_commit_hash", "_use_default_values"})
+BOOKKEEPING_KEYS = frozenset(
+    {"_diffusers_version", "transformers_version", "_name_or_path", "_commit_hash", "_use_default_values"}
+)
 
 
 def without_bookkeeping(value: Any) -> Any:
@@ -155,7 +159,9 @@ def _entries(
         if entry is None or (isinstance(entry, (list, tuple)) and all(e is None for e in entry)):
             if name in required:
                 if required != REQUIRED:
-                    raise ModelLoadError(f"{where} has no {name} in model_index.json; this model needs {', '.join(required)}")
+                    raise ModelLoadError(
+                        f"{where} has no {name} in model_index.json; this model needs {', '.join(required)}"
+                    )
                 raise ModelLoadError(
                     f"{where} has no {name} in model_index.json; the Diffusion Classifier needs "
                     f"{', '.join(REQUIRED)} (and vae for latent models) in the Stable Diffusion layout"
@@ -221,7 +227,9 @@ def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], boo
                 "(`hf auth login` or HF_TOKEN), or pass a local copy as diffusers:PATH"
             ) from None
         except RevisionNotFoundError:
-            raise ModelLoadError(f"{repo} has no revision {revision!r}; pass an existing branch, tag or commit") from None
+            raise ModelLoadError(
+                f"{repo} has no revision {revision!r}; pass an existing branch, tag or commit"
+            ) from None
         except RepositoryNotFoundError:
             raise ModelLoadError(
                 f"no Hub repository {repo} (or it is private): check the id, log in (`hf auth login` or "
@@ -235,8 +243,13 @@ def hub_index(repo: str, revision: str | None) -> tuple[str, dict[str, Any], boo
             why = f"the Hugging Face Hub cannot be reached ({detail})"
             local_only = True
     try:
-        index_file = hf_hub_download(repo, "model_index.json", revision=commit or revision, local_files_only=local_only,
-                                     etag_timeout=hub_timeout())
+        index_file = hf_hub_download(
+            repo,
+            "model_index.json",
+            revision=commit or revision,
+            local_files_only=local_only,
+            etag_timeout=hub_timeout(),
+        )
     except Exception as exc:
         if local_only:
             raise ModelLoadError(
@@ -324,7 +337,9 @@ def load_components(
     folder = local_folder(model)
     if folder is not None:
         if revision is not None:
-            raise ModelLoadError(f"revision={revision!r} was given for the local folder {model}; revisions are for Hub ids")
+            raise ModelLoadError(
+                f"revision={revision!r} was given for the local folder {model}; revisions are for Hub ids"
+            )
         entries = _local_entries(folder, components, required)
         entries = {n: None if n in skip else e for n, e in entries.items()}
         source = Source(

@@ -18,7 +18,9 @@ import torch
 from .options import DEFAULT_NOISE_BANK_SIZE, DEFAULT_NOISE_SEED
 
 
-def noise_bank(shape: Sequence[int], size: int = DEFAULT_NOISE_BANK_SIZE, seed: int = DEFAULT_NOISE_SEED) -> torch.Tensor:
+def noise_bank(
+    shape: Sequence[int], size: int = DEFAULT_NOISE_BANK_SIZE, seed: int = DEFAULT_NOISE_SEED
+) -> torch.Tensor:
     """``(size, *shape)`` standard normal float32 noise on the CPU from its own generator.
 
     Equal to ``torch.manual_seed(seed); torch.randn(size, *shape)`` (the reference's

@@ -26,8 +26,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from ..errors import ConfigError
-from ..policy import DType
+from ..core.errors import ConfigError
+from ..core.policy import DType
 
 Loss = Literal["l2", "l1", "huber"]
 Interpolation = Literal["bicubic", "bilinear", "lanczos"]
@@ -41,7 +41,11 @@ DEFAULT_NOISE_BANK_SIZE = 1024
 
 def _positive_int(name: str, value: Any, low: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"option {name}={value!r}: must be an integer >= {low}" if low > 1 else f"option {name}={value!r}: must be a positive integer")
+        raise ConfigError(
+            f"option {name}={value!r}: must be an integer >= {low}"
+            if low > 1
+            else f"option {name}={value!r}: must be a positive integer"
+        )
 
 
 def _choice(name: str, value: Any, choices: Any) -> None:
@@ -65,7 +69,9 @@ def _optional(check: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
 
 def _stages(name: str, value: Any) -> None:
     if not isinstance(value, tuple) or not value:
-        raise ConfigError(f"option {name}={value!r}: give a comma-separated list of positive integers, e.g. {name}=50,500")
+        raise ConfigError(
+            f"option {name}={value!r}: give a comma-separated list of positive integers, e.g. {name}=50,500"
+        )
     for v in value:
         _positive_int(name, v)
 
@@ -99,32 +105,43 @@ class StrategyOptions(_Checked):
         config=None,  # recorded as the "stopping" block
         check=lambda n, v: _choice(n, v, Stopping),
     )
-    confidence: float = _opt(0.99, "1 - the error rate per comparison (against the full-budget decision)", config="stopping")
+    confidence: float = _opt(
+        0.99, "1 - the error rate per comparison (against the full-budget decision)", config="stopping"
+    )
     min_timesteps: int = _opt(20, "timesteps evaluated before the first look", config="stopping")
-    max_timesteps: int | None = _opt(None, "a hard cap on timesteps per cell (None = the whole grid)", config="stopping")
+    max_timesteps: int | None = _opt(
+        None, "a hard cap on timesteps per cell (None = the whole grid)", config="stopping"
+    )
     round_size: int = _opt(20, "timesteps per round", config="stopping")
     futility: bool = _opt(True, "also stop when the rest can only make the decision not significant", config="stopping")
     decide: Decide = _opt(
-        "all", "which declared comparisons to settle: all, text or image", config="stopping",
+        "all",
+        "which declared comparisons to settle: all, text or image",
+        config="stopping",
         check=lambda n, v: _choice(n, v, Decide),
     )
     n_samples: tuple[int, ...] | None = _opt(
         None,
         "adaptive stages (the reference's --n_samples): timesteps per stage on a grid of max(n_samples); "
         "one image x N candidate captions per example",
-        config="adaptive", check=_optional(_stages),
+        config="adaptive",
+        check=_optional(_stages),
     )
     to_keep: tuple[int, ...] | None = _opt(
-        None, "candidates kept after each adaptive stage (the reference's --to_keep); last normally 1",
-        config="adaptive", check=_optional(_stages),
+        None,
+        "candidates kept after each adaptive stage (the reference's --to_keep); last normally 1",
+        config="adaptive",
+        check=_optional(_stages),
     )
     prefilter: str | None = _opt(
-        None, "a scorer name (e.g. open_clip:RN50/openai) whose top prefilter_k candidates alone go to the model",
+        None,
+        "a scorer name (e.g. open_clip:RN50/openai) whose top prefilter_k candidates alone go to the model",
         config="prefilter",
     )
     prefilter_k: int = _opt(20, "candidates the prefilter keeps", config="prefilter", check=_positive_int)
     plan: str | None = _opt(
-        None, "a timestep plan file fitted on validation errors (`wg-eval choose-timesteps RUN -O plan.json`): the "
+        None,
+        "a timestep plan file fitted on validation errors (`wg-eval choose-timesteps RUN -O plan.json`): the "
         "order and estimand of sequential stopping / elimination; its content hash enters the run id (docs/timestep-plans.md)",
         config=None,  # recorded as the "plan" block
     )
@@ -140,7 +157,9 @@ class StrategyOptions(_Checked):
             from .sequential import check_stopping_options
 
             check_stopping_options(
-                confidence=self.confidence, min_timesteps=self.min_timesteps, max_timesteps=self.max_timesteps,
+                confidence=self.confidence,
+                min_timesteps=self.min_timesteps,
+                max_timesteps=self.max_timesteps,
                 round_size=self.round_size,
             )
         if (self.n_samples is None) != (self.to_keep is None):
@@ -153,9 +172,13 @@ class StrategyOptions(_Checked):
                     "need one value per stage (equal lengths)"
                 )
             if any(b > a for a, b in zip(self.to_keep, self.to_keep[1:])):
-                raise ConfigError(f"option to_keep={','.join(map(str, self.to_keep))}: must not grow from stage to stage")
+                raise ConfigError(
+                    f"option to_keep={','.join(map(str, self.to_keep))}: must not grow from stage to stage"
+                )
             if self.stopping != "none":
-                raise ConfigError("adaptive stages (n_samples, to_keep) and stopping=sequential exclude each other; pick one")
+                raise ConfigError(
+                    "adaptive stages (n_samples, to_keep) and stopping=sequential exclude each other; pick one"
+                )
         if self.prefilter is None and self.prefilter_k != 20:
             raise ConfigError("option prefilter_k applies only with a prefilter (add -o prefilter=open_clip:ARCH/TAG)")
 
@@ -179,7 +202,8 @@ class GridOptions(_Checked):
         "shared (one seeded bank for every image, the reference's Winoground noise) or per_image (each image its "
         "own draws, seeded by noise_seed and the image's pixels; like the reference's classification runs, which "
         "draw fresh noise per image, but reproducible)",
-        config="when_set", check=lambda n, v: _choice(n, v, Noise),
+        config="when_set",
+        check=lambda n, v: _choice(n, v, Noise),
     )
 
 
@@ -229,25 +253,35 @@ class DiffusionOptions(ScorerOptions):
     against the VAE) are made when the scorer is built.
     """
 
-    loss: Loss = _opt("l2", "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
-                      check=lambda n, v: _choice(n, v, Loss))
+    loss: Loss = _opt(
+        "l2",
+        "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
+        check=lambda n, v: _choice(n, v, Loss),
+    )
     resolution: int | None = _opt(None, "image side in pixels (None = the UNet's native size)")
     interpolation: Interpolation = _opt("bicubic", "resize filter", check=lambda n, v: _choice(n, v, Interpolation))
     normalize: Normalize = _opt(
-        "none", "none, or uncond to subtract each image's unconditional (empty prompt) error",
+        "none",
+        "none, or uncond to subtract each image's unconditional (empty prompt) error",
         check=lambda n, v: _choice(n, v, Normalize),
     )
     reference_fp16: bool = _opt(
-        False, "noise and compute the loss exactly as the reference code does in float16 (needs dtype=float16)",
-        config="when_set", check=_bool,
+        False,
+        "noise and compute the loss exactly as the reference code does in float16 (needs dtype=float16)",
+        config="when_set",
+        check=_bool,
     )
     lora: str | None = lora_option()
 
     def _check_group(self) -> None:
         if self.n_samples is not None and self.normalize != "none":
-            raise ConfigError("adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)")
+            raise ConfigError(
+                "adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)"
+            )
         if self.reference_fp16 and self.dtype not in ("float16", None):
-            raise ConfigError(f"option reference_fp16=true reproduces the reference's float16 runs; it needs dtype=float16, not {self.dtype}")
+            raise ConfigError(
+                f"option reference_fp16=true reproduces the reference's float16 runs; it needs dtype=float16, not {self.dtype}"
+            )
 
 
 SDOptions = DiffusionOptions  # the SD family's options under its family name
@@ -274,7 +308,9 @@ def option_parameters(
     defaults = defaults or {}
     types = option_types(cls)
     return [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default), annotation=types[f.name])
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default), annotation=types[f.name]
+        )
         for f in dataclasses.fields(cls)
         if f.name not in hide
     ]
@@ -314,7 +350,9 @@ def make_options(cls: type, options: Any = None, kwargs: dict[str, Any] | None =
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in kwargs if k not in names]
     if unknown:
-        raise ConfigError(f"this scorer has no option(s) {', '.join(map(repr, unknown))}; its options: {', '.join(names)}")
+        raise ConfigError(
+            f"this scorer has no option(s) {', '.join(map(repr, unknown))}; its options: {', '.join(names)}"
+        )
     if options is None:
         return cls(**kwargs)
     return dataclasses.replace(options, **kwargs) if kwargs else options

@@ -1,4 +1,4 @@
-"""Scorer factories named in :mod:`winoground_eval.registry`.
+"""Scorer factories named in :mod:`winoground_eval.core.registry`.
 
 ``sd2`` (the paper's setting), ``sd2_768``, ``sd2_1``, ``sd1_5``, ``sd1_4`` load a fixed
 Hub repository; ``sd2_fast`` is ``sd2`` with ``stopping="sequential"``;
@@ -42,7 +42,11 @@ def _all_families_parameters() -> list[inspect.Parameter]:
     return union_parameters([options_class(name) for name in FAMILIES])
 
 
-_params = [inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str), _REVISION, *_all_families_parameters()]
+_params = [
+    inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+    _REVISION,
+    *_all_families_parameters(),
+]
 from_diffusers_spec.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
 from_diffusers_spec.dispatches_on_pipeline = True  # type: ignore[attr-defined]  # see families.factory_family
 from_diffusers_spec.__annotations__ = {p.name: p.annotation for p in _params}
@@ -86,8 +90,10 @@ def _preset(name: str, summary: str, model: str | None = None, **defaults: Any) 
 
 sd2 = _preset("sd2", "The Diffusion Classifier paper's model: Stable Diffusion 2.0 base, 512 px, epsilon")
 sd2_fast = _preset(
-    "sd2_fast", "sd2 with sequential early stopping: the same decisions at a fraction of the UNet calls",
-    model="sd2", stopping="sequential",
+    "sd2_fast",
+    "sd2 with sequential early stopping: the same decisions at a fraction of the UNet calls",
+    model="sd2",
+    stopping="sequential",
 )
 sd2_768 = _preset("sd2_768", "Stable Diffusion 2.0, 768 px, v-prediction")
 sd2_1 = _preset("sd2_1", "Stable Diffusion 2.1 base, 512 px, epsilon")

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .sequential import UNCOND, Cell, Comparison, Outcome, Plan, plan_cells, run_sequential, stratified_mean
 
 

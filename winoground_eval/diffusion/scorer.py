@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..contracts import Example, Scored
-from ..errors import ConfigError, DataError, ScoreError
-from ..policy import resolve_device as _resolve_device_name
-from ..policy import resolve_dtype as _resolve_dtype_name
+from ..core.contracts import Example, Scored
+from ..core.errors import ConfigError, DataError, ScoreError
+from ..core.policy import resolve_device as _resolve_device_name
+from ..core.policy import resolve_dtype as _resolve_dtype_name
 from . import strategies
 from .family import Family
 from .grid import adaptive_plan, check_noise_bank, resolve_t_range, scores_from_errors, timestep_grid
@@ -57,20 +57,34 @@ from .strategies import PER_CANDIDATE_ARRAYS, AdaptiveResult
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "AdaptiveResult", "DiffusionScorer", "DEFAULT_NOISE_BANK_SIZE", "DEFAULT_NOISE_SEED", "DType", "Interpolation", "Loss",
-    "Normalize", "PER_CANDIDATE_ARRAYS", "Stopping", "noise_bank", "preprocess_image", "resolve_device", "resolve_dtype",
-    "resolve_t_range", "scores_from_errors", "timestep_grid",
+    "AdaptiveResult",
+    "DiffusionScorer",
+    "DEFAULT_NOISE_BANK_SIZE",
+    "DEFAULT_NOISE_SEED",
+    "DType",
+    "Interpolation",
+    "Loss",
+    "Normalize",
+    "PER_CANDIDATE_ARRAYS",
+    "Stopping",
+    "noise_bank",
+    "preprocess_image",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_t_range",
+    "scores_from_errors",
+    "timestep_grid",
 ]
 ALGORITHM_VERSION = 1  # the SD family's config version (families.sd.SDFamily.version)
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``device`` as a torch device (:func:`winoground_eval.policy.resolve_device`)."""
+    """``device`` as a torch device (:func:`winoground_eval.core.policy.resolve_device`)."""
     return torch.device(_resolve_device_name(device))
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> str:
-    """``dtype``'s name; None is float16 on CUDA and float32 elsewhere (:mod:`winoground_eval.policy`)."""
+    """``dtype``'s name; None is float16 on CUDA and float32 elsewhere (:mod:`winoground_eval.core.policy`)."""
     return _resolve_dtype_name(dtype, str(device))
 
 
@@ -124,10 +138,14 @@ class DiffusionScorer:
             from .families.sd import SDFamily
 
             opts = make_options(DiffusionOptions, options, kwargs)
-            family = SDFamily(unet, scheduler, text_encoder, tokenizer, vae, conditioning=conditioning, source=source, options=opts)
+            family = SDFamily(
+                unet, scheduler, text_encoder, tokenizer, vae, conditioning=conditioning, source=source, options=opts
+            )
         else:
             if options is None or kwargs or unet is not None:
-                raise ConfigError("DiffusionScorer(family=...) takes the family's options instance (options=) and nothing else")
+                raise ConfigError(
+                    "DiffusionScorer(family=...) takes the family's options instance (options=) and nothing else"
+                )
             opts = options
         self.family = family
         self.options = opts
@@ -150,13 +168,25 @@ class DiffusionScorer:
         self._noise_on_device: torch.Tensor | None = None
         self.normalize = getattr(opts, "normalize", "none")
         self.plan = stopping_plan(opts, self.n_timesteps)
-        self.timestep_plan, self.rule = strategies.timestep_rule(opts, family, self.n_timesteps, self.t_range, self.plan)
+        self.timestep_plan, self.rule = strategies.timestep_rule(
+            opts, family, self.n_timesteps, self.t_range, self.plan
+        )
         self.prefilter = load_prefilter(opts.prefilter, family.device) if opts.prefilter else None
-        logger.info("diffusion scorer %s (%s) on %s (%s), %d timesteps, batch %d", family.source.model, family.name,
-                    family.device, family.dtype, self.n_timesteps, self.batch_size)
+        logger.info(
+            "diffusion scorer %s (%s) on %s (%s), %d timesteps, batch %d",
+            family.source.model,
+            family.name,
+            family.device,
+            family.dtype,
+            self.n_timesteps,
+            self.batch_size,
+        )
         if self.plan is not None:
-            logger.info("sequential stopping: looks after %s timesteps, boundary %.3f",
-                        ",".join(map(str, self.plan.looks)), self.plan.boundary)
+            logger.info(
+                "sequential stopping: looks after %s timesteps, boundary %.3f",
+                ",".join(map(str, self.plan.looks)),
+                self.plan.boundary,
+            )
 
     @classmethod
     def from_pretrained(cls, model_id_or_path: str, revision: str | None = None, **options: Any) -> "DiffusionScorer":
@@ -230,7 +260,11 @@ class DiffusionScorer:
         family, opts = self.family, self.options
         own = family.config()
         config: dict[str, Any] = {"kind": family.kind, "version": family.version, **family.source.as_config(), **own}
-        config["timesteps"] = {"first": int(self.timesteps[0]), "last": int(self.timesteps[-1]), "count": len(self.timesteps)}
+        config["timesteps"] = {
+            "first": int(self.timesteps[0]),
+            "last": int(self.timesteps[-1]),
+            "count": len(self.timesteps),
+        }
         resolved = {"dtype": family.dtype, "t_range": list(self.t_range), "n_timesteps": self.n_timesteps}
         cls = type(opts)
         for f in option_fields("top", cls):
@@ -253,7 +287,11 @@ class DiffusionScorer:
                 "noise": "first_evaluated",  # noise draw i = the i-th timestep evaluated
             }
         if self.prefilter is not None:
-            config["prefilter"] = {"scorer": self.options.prefilter, "k": self.options.prefilter_k, "config": self.prefilter.config()}
+            config["prefilter"] = {
+                "scorer": self.options.prefilter,
+                "k": self.options.prefilter_k,
+                "config": self.prefilter.config(),
+            }
         config.update({"plan": self.timestep_plan.config_entry()} if self.timestep_plan is not None else {})
         return config
 
@@ -294,7 +332,9 @@ class DiffusionScorer:
             logger.debug("example %s: %d model evaluations", example.id, out[-1].info["unet_calls"])
         return out
 
-    def adaptive(self, image: Image.Image, captions: Sequence[str], stages: Sequence[tuple[int, int]] | None = None) -> AdaptiveResult:
+    def adaptive(
+        self, image: Image.Image, captions: Sequence[str], stages: Sequence[tuple[int, int]] | None = None
+    ) -> AdaptiveResult:
         """The reference's ``eval_prob_adaptive`` on one image and its candidate captions
         (:func:`.strategies.adaptive`). ``stages``: ``(n_samples, keep)`` pairs; None uses the
         scorer's ``n_samples`` and ``to_keep`` options."""
@@ -333,14 +373,26 @@ class DiffusionScorer:
             raise DataError(f"nothing to score: {len(images)} images and {len(captions)} captions")
         return self._score_keys(images, captions, self.family.keys(captions), declared)
 
-    def _score_keys(self, images: Sequence[Image.Image], captions: Sequence[str], keys: list[str], declared: Any, ranking: Any = None) -> Scored:
+    def _score_keys(
+        self,
+        images: Sequence[Image.Image],
+        captions: Sequence[str],
+        keys: list[str],
+        declared: Any,
+        ranking: Any = None,
+    ) -> Scored:
         """One example whose captions' conditioning keys are ``keys`` (the prefilter reads the
         captions, the model the keys: a kept caption keeps its own key)."""
         one_image = len(images) == 1
         if self.prefilter is not None and one_image and len(captions) > self.options.prefilter_k:
             return strategies.prefiltered(
-                self.prefilter, self.options.prefilter_k, images[0], captions,
-                lambda kept, ranking=None: self._score_keys(images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking),
+                self.prefilter,
+                self.options.prefilter_k,
+                images[0],
+                captions,
+                lambda kept, ranking=None: self._score_keys(
+                    images, [captions[i] for i in kept], [keys[i] for i in kept], (), ranking
+                ),
             )
         with torch.inference_mode():
             if self.stages is not None:
@@ -385,15 +437,19 @@ def stopping_plan(opts: Any, n_grid: int) -> Plan | None:
     if opts.stopping != "sequential":
         return None
     return Plan(
-        n_grid, confidence=float(opts.confidence), min_timesteps=opts.min_timesteps,
-        max_timesteps=opts.max_timesteps, round_size=opts.round_size, futility=opts.futility,
+        n_grid,
+        confidence=float(opts.confidence),
+        min_timesteps=opts.min_timesteps,
+        max_timesteps=opts.max_timesteps,
+        round_size=opts.round_size,
+        futility=opts.futility,
     )
 
 
 def load_prefilter(name: str, device: Any) -> Any:
     """The prefilter scorer ``name`` (a registry name), on the scorer's device when it takes one."""
-    from ..overrides import options_of
-    from ..registry import resolve_scorer
+    from ..core.overrides import options_of
+    from ..core.registry import resolve_scorer
 
     factory = resolve_scorer(name)
     kwargs = {"device": str(device)} if "device" in options_of(factory) else {}

@@ -41,7 +41,7 @@ from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .stopping_rule import (  # noqa: F401  (re-exported: the rule is part of this module's API)
     BOUNDARY_DRAWS,
     BOUNDARY_SEED,
@@ -82,11 +82,16 @@ class Comparison:
 def default_comparisons(n_images: int, n_captions: int) -> tuple[Comparison, ...]:
     """Every pair of captions on each image (what a caption-choosing metric needs)."""
     return tuple(
-        Comparison("text", (j, k), (j, l)) for j in range(n_images) for k in range(n_captions) for l in range(k + 1, n_captions)
+        Comparison("text", (j, k), (j, l))
+        for j in range(n_images)
+        for k in range(n_captions)
+        for l in range(k + 1, n_captions)
     )
 
 
-def select_comparisons(declared: Iterable[Any], n_images: int, n_captions: int, decide: Decide) -> tuple[Comparison, ...]:
+def select_comparisons(
+    declared: Iterable[Any], n_images: int, n_captions: int, decide: Decide
+) -> tuple[Comparison, ...]:
     """The declared comparisons (``(metric, (j, k), (j2, k2))`` triples) a run with ``decide`` needs.
 
     Nothing declared: every caption pair per image, as ``text``.
@@ -97,7 +102,9 @@ def select_comparisons(declared: Iterable[Any], n_images: int, n_captions: int, 
     for c in comps:
         for j, k in (c.a, c.b):
             if not (0 <= j < n_images and 0 <= k < n_captions):
-                raise ConfigError(f"comparison {c} names cell ({j}, {k}) outside the {n_images}x{n_captions} score matrix")
+                raise ConfigError(
+                    f"comparison {c} names cell ({j}, {k}) outside the {n_images}x{n_captions} score matrix"
+                )
     if decide != "all":
         comps = tuple(c for c in comps if c.metric == decide)
         if not comps:
@@ -338,7 +345,10 @@ def run_elimination(
 
 
 def plan_cells(
-    n_images: int, n_captions: int, comparisons: Sequence[Comparison], uncond: bool,
+    n_images: int,
+    n_captions: int,
+    comparisons: Sequence[Comparison],
+    uncond: bool,
     cell_of: Callable[[int, int], Cell] = lambda j, k: (j, k),
 ) -> tuple[list[Cell], list[tuple[Comparison, dict[Cell, float]]], list[list[Cell]]]:
     """(cells, comparisons with their terms, links) for one example.

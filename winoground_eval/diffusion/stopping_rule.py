@@ -15,8 +15,7 @@ from statistics import NormalDist
 import numpy as np
 from scipy import special
 
-from ..errors import ConfigError
-
+from ..core.errors import ConfigError
 
 # --------------------------------------------------------------------------- the order
 
@@ -231,7 +230,9 @@ class Plan:
 
     def __post_init__(self) -> None:
         check_stopping_options(
-            confidence=self.confidence, min_timesteps=self.min_timesteps, max_timesteps=self.max_timesteps,
+            confidence=self.confidence,
+            min_timesteps=self.min_timesteps,
+            max_timesteps=self.max_timesteps,
             round_size=self.round_size,
         )
         cap = self.n_grid if self.max_timesteps is None else min(self.max_timesteps, self.n_grid)
@@ -251,7 +252,9 @@ class Plan:
     @property
     def boundary(self) -> float:
         """b, calibrated for these looks and this rule (see :func:`look_boundary`)."""
-        return look_boundary(self.n_grid, tuple(n for n in self.looks if n < self.n_grid), self.confidence, self.futility)
+        return look_boundary(
+            self.n_grid, tuple(n for n in self.looks if n < self.n_grid), self.confidence, self.futility
+        )
 
     @property
     def p_stop(self) -> float:
@@ -275,7 +278,9 @@ class Plan:
         return None
 
 
-def check_stopping_options(*, confidence: float, min_timesteps: int, max_timesteps: int | None, round_size: int) -> None:
+def check_stopping_options(
+    *, confidence: float, min_timesteps: int, max_timesteps: int | None, round_size: int
+) -> None:
     """ConfigError for stopping options no run can use."""
     if not (isinstance(confidence, (float, int)) and 0.5 <= float(confidence) < 1):
         raise ConfigError(f"option confidence={confidence!r}: choose a number in [0.5, 1), e.g. 0.99")

@@ -1,7 +1,7 @@
 """The evaluation strategies, written once for every family over :class:`~.evaluator.CellEvaluator`.
 
 Each takes one example (images, the family's conditioning keys of its captions) and
-returns a :class:`~winoground_eval.contracts.Scored` whose ``arrays["errors"]`` is
+returns a :class:`~winoground_eval.core.contracts.Scored` whose ``arrays["errors"]`` is
 (n_images, n_captions, n_grid) float32 (NaN where a strategy did not evaluate) and whose
 ``info["unet_calls"]`` counts model evaluations (one per item); the scorer adds
 ``arrays["timesteps"]``, the grid those columns belong to (:func:`with_timesteps`):
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..contracts import Scored
+from ..core.contracts import Scored
 from . import sequential as seq
 from .evaluator import CellEvaluator
 from .grid import adaptive_plan, adaptive_scores, check_noise_bank, noise_draws, scores_from_errors, timestep_grid
@@ -79,8 +79,8 @@ def with_timesteps(result: Scored, grid: np.ndarray) -> Scored:
 
 def timestep_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: Any) -> tuple[Any, Any]:
     """(the timestep plan of ``-o plan=FILE``, its stopping rule), or (None, None): see
-    :func:`winoground_eval.timestep_plan.plan_rule`."""
-    from ..timestep_plan import plan_rule
+    :func:`winoground_eval.core.timestep_plan.plan_rule`."""
+    from ..core.timestep_plan import plan_rule
 
     return plan_rule(getattr(opts, "plan", None), family.source.as_config(), n_grid, t_range, stopping)
 
@@ -114,7 +114,9 @@ class AdaptiveResult:
         return adaptive_scores(self.survived, self.mean_errors)
 
 
-def adaptive(scorer: "DiffusionScorer", image: Any, keys: Sequence[str], n_samples: Sequence[int], to_keep: Sequence[int]) -> AdaptiveResult:
+def adaptive(
+    scorer: "DiffusionScorer", image: Any, keys: Sequence[str], n_samples: Sequence[int], to_keep: Sequence[int]
+) -> AdaptiveResult:
     """The reference's ``eval_prob_adaptive`` (``n_trials=1``), step for step:
 
     - the grid is ``max(n_samples)`` timesteps (:func:`.grid.timestep_grid`, within ``t_range``);
@@ -171,10 +173,12 @@ def adaptive_scored(scorer: "DiffusionScorer", image: Any, keys: Sequence[str]) 
     )
 
 
-def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str], ranking: Sequence[int] | None = None) -> Scored:
+def elimination(
+    scorer: "DiffusionScorer", image: Any, keys: Sequence[str], ranking: Sequence[int] | None = None
+) -> Scored:
     """Sequential elimination of one image's candidates (:func:`.sequential.run_elimination`);
     with a timestep plan (``-o plan=``), along its order and estimand
-    (:func:`winoground_eval.timestep_plan.run_plan_elimination`), starting from ``ranking`` (the
+    (:func:`winoground_eval.core.timestep_plan.run_plan_elimination`), starting from ``ranking`` (the
     prefilter's order of ``keys``, best first) when given."""
     plan = scorer.plan
     assert plan is not None
@@ -203,8 +207,10 @@ def elimination(scorer: "DiffusionScorer", image: Any, keys: Sequence[str], rank
     return Scored(scores=scores, arrays={"errors": errors}, info=info)
 
 
-def _plan_elimination(scorer: "DiffusionScorer", unique: list[str], columns: list[int], evaluate: Callable, ranking: Any) -> Scored:
-    from .. import timestep_plan as tp
+def _plan_elimination(
+    scorer: "DiffusionScorer", unique: list[str], columns: list[int], evaluate: Callable, ranking: Any
+) -> Scored:
+    from ..core import timestep_plan as tp
 
     rule = scorer.rule
     first = None
@@ -217,7 +223,8 @@ def _plan_elimination(scorer: "DiffusionScorer", unique: list[str], columns: lis
     info = {
         "unet_calls": calls,
         "stopping": {
-            "rule": "elimination", "plan": scorer.timestep_plan.kind,
+            "rule": "elimination",
+            "plan": scorer.timestep_plan.kind,
             "survived": survived[columns].tolist(),
             "timesteps": (~np.isnan(errors_u[columns])).sum(axis=1).tolist(),
             "looks": len(rule.looks),
@@ -228,7 +235,7 @@ def _plan_elimination(scorer: "DiffusionScorer", unique: list[str], columns: lis
 
 def reweighted(result: Scored, weights: np.ndarray) -> Scored:
     """A plain result re-scored with a weights plan's estimand (the weighted mean error)."""
-    from .. import timestep_plan as tp
+    from ..core import timestep_plan as tp
 
     scores = -tp.weighted_mean(result.arrays["errors"], weights)
     if "uncond_errors" in result.arrays:
@@ -236,7 +243,9 @@ def reweighted(result: Scored, weights: np.ndarray) -> Scored:
     return Scored(scores=scores, arrays=result.arrays, info=result.info)
 
 
-def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], declared: Any, *, uncond: bool) -> Scored:
+def sequential(
+    scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], declared: Any, *, uncond: bool
+) -> Scored:
     """Sequential stopping: rounds of grid indices in van der Corput order for every cell
     still needed, until the example's comparisons are settled (:func:`.sequential.run_sequential`)."""
     plan = scorer.plan
@@ -278,7 +287,7 @@ def sequential(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[
         },
     }
     if rule is not None:
-        from .. import timestep_plan as tp
+        from ..core import timestep_plan as tp
 
         scores = -tp.weighted_mean(errors, rule.weights)
         if uncond_errors is not None:

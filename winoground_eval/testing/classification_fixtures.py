@@ -23,7 +23,11 @@ STL_NAMES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey",
 
 
 def _classnames(dataset: str) -> list[str]:
-    text = resources.files("winoground_eval.data_manifests").joinpath("prompts", f"{dataset}.csv").read_text(encoding="utf-8")
+    text = (
+        resources.files("winoground_eval.data_manifests")
+        .joinpath("prompts", f"{dataset}.csv")
+        .read_text(encoding="utf-8")
+    )
     return [row["classname"] for row in csv.DictReader(text.splitlines())]
 
 
@@ -33,7 +37,9 @@ def _image(path: Path, seed: int) -> None:
     Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(path, format="PNG")
 
 
-def write_cifar10(root: Path, n: int = 12, names: Sequence[str] = CIFAR_NAMES, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+def write_cifar10(
+    root: Path, n: int = 12, names: Sequence[str] = CIFAR_NAMES, seed: int = 0
+) -> tuple[np.ndarray, list[int]]:
     """``root/cifar-10-batches-py/{test_batch, batches.meta}`` (pickles, as the real files); pixels (N,3,32,32) and labels."""
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
@@ -41,7 +47,9 @@ def write_cifar10(root: Path, n: int = 12, names: Sequence[str] = CIFAR_NAMES, s
     base = Path(root) / "cifar-10-batches-py"
     base.mkdir(parents=True)
     with open(base / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": labels, "data": pixels.reshape(n, -1)}, f, protocol=2)
+        pickle.dump(
+            {"batch_label": "testing batch 1 of 1", "labels": labels, "data": pixels.reshape(n, -1)}, f, protocol=2
+        )
     with open(base / "batches.meta", "wb") as f:
         pickle.dump({"label_names": list(names), "num_cases_per_batch": n, "num_vis": 3072}, f, protocol=2)
     return pixels, labels
@@ -61,7 +69,9 @@ def write_fixture(name: str, root: Path) -> dict[str, Any]:
     elif name == "pets":
         base = root / "oxford-iiit-pet"
         rows = []
-        for k, cname in enumerate(_classnames("pets")[:3]):  # Abyssinian cat, American Bulldog, American Pit Bull Terrier dog
+        for k, cname in enumerate(
+            _classnames("pets")[:3]
+        ):  # Abyssinian cat, American Bulldog, American Pit Bull Terrier dog
             words = cname.split()
             stem = "_".join(words[:-1] if words[-1] in ("cat", "dog") else words)
             stem = stem if cname.endswith(" cat") else stem.lower()
@@ -76,7 +86,9 @@ def write_fixture(name: str, root: Path) -> dict[str, Any]:
         for i in range(1, 5):
             _image(base / "jpg" / f"image_{i:05d}.jpg", i)
         savemat(base / "imagelabels.mat", {"labels": np.array([[3, 1, 102, 2]])})
-        savemat(base / "setid.mat", {"tstid": np.array([[4, 1, 3]]), "trnid": np.array([[2]]), "valid": np.array([[2]])})
+        savemat(
+            base / "setid.mat", {"tstid": np.array([[4, 1, 3]]), "trnid": np.array([[2]]), "valid": np.array([[2]])}
+        )
     elif name == "food":
         keys = [c.replace(" ", "_") for c in _classnames("food")]
         meta = {k: ([f"{k}/0"] if k in keys[:3] else []) for k in keys}
@@ -103,7 +115,8 @@ def write_fixture(name: str, root: Path) -> dict[str, Any]:
         folders = {"alarm_clock": "Alarm clock", "banana": "Banana", "squeegee": "Squeegee", "backpack": "Backpack"}
         (base / "mappings" / "folder_to_objectnet_label.json").write_text(json.dumps(folders))
         (base / "mappings" / "objectnet_to_imagenet_1k.json").write_text(
-            json.dumps({"Banana": "banana", "Alarm clock": "analog clock; digital clock", "Backpack": "backpack"}))
+            json.dumps({"Banana": "banana", "Alarm clock": "analog clock; digital clock", "Backpack": "backpack"})
+        )
         for i, f in enumerate(folders):
             _image(base / "images" / f / "0.png", i)
     elif name == "imagefolder":

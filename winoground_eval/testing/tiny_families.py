@@ -56,9 +56,18 @@ def t5_encoder(seed: int) -> Any:
 
     torch.manual_seed(seed)
     config = T5Config(
-        vocab_size=len(t5_vocabulary()), d_model=T5_WIDTH, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
-        decoder_start_token_id=0, tie_word_embeddings=False,
+        vocab_size=len(t5_vocabulary()),
+        d_model=T5_WIDTH,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        tie_word_embeddings=False,
     )
     return T5EncoderModel(config).eval()
 
@@ -81,11 +90,18 @@ def _vae(seed: int, latent_channels: int, sample_size: int, *, quant_conv: bool 
 
     torch.manual_seed(seed)
     return AutoencoderKL(
-        sample_size=sample_size, in_channels=3, out_channels=3, latent_channels=latent_channels,
-        layers_per_block=1, block_out_channels=(16, 32), norm_num_groups=8,
+        sample_size=sample_size,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        use_quant_conv=quant_conv, use_post_quant_conv=quant_conv, **factors,
+        use_quant_conv=quant_conv,
+        use_post_quant_conv=quant_conv,
+        **factors,
     ).eval()
 
 
@@ -148,15 +164,29 @@ def write_tiny_sdxl(path: str | Path, seed: int = 0, sample_size: int = 16) -> P
     widths, time_dim = (16, 24), 8
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=sum(widths), attention_head_dim=4, norm_num_groups=8, use_linear_projection=True,
-        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=sum(widths),
+        attention_head_dim=4,
+        norm_num_groups=8,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=widths[1] + 6 * time_dim,
     ).eval()
     scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+        prediction_type="epsilon",
     )
     parts = {
         "unet": unet,
@@ -170,7 +200,9 @@ def write_tiny_sdxl(path: str | Path, seed: int = 0, sample_size: int = 16) -> P
     return _write(path, "StableDiffusionXLPipeline", parts)
 
 
-def write_tiny_sd3(path: str | Path, seed: int = 0, sample_size: int = 16, *, t5: bool = True, shift: float = 3.0) -> Path:
+def write_tiny_sd3(
+    path: str | Path, seed: int = 0, sample_size: int = 16, *, t5: bool = True, shift: float = 3.0
+) -> Path:
     """A tiny ``StableDiffusion3Pipeline`` folder: images are ``2 * sample_size`` pixels.
 
     CLIP-L-like and CLIP-G-like encoders with projections (widths 12 and 16), a T5 encoder
@@ -185,9 +217,17 @@ def write_tiny_sd3(path: str | Path, seed: int = 0, sample_size: int = 16, *, t5
     widths = (12, 16)
     torch.manual_seed(seed)
     transformer = SD3Transformer2DModel(
-        sample_size=sample_size, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=8,
-        num_attention_heads=2, joint_attention_dim=T5_WIDTH, caption_projection_dim=16,
-        pooled_projection_dim=sum(widths), pos_embed_max_size=sample_size,
+        sample_size=sample_size,
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=T5_WIDTH,
+        caption_projection_dim=16,
+        pooled_projection_dim=sum(widths),
+        pos_embed_max_size=sample_size,
     ).eval()
     parts = {
         "transformer": transformer,
@@ -219,14 +259,26 @@ def write_tiny_flux(path: str | Path, seed: int = 0, sample_size: int = 16, *, g
     latent_channels, clip_width = 4, 16
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=4 * latent_channels, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=T5_WIDTH, pooled_projection_dim=clip_width,
-        guidance_embeds=guidance, axes_dims_rope=(4, 4, 8),
+        patch_size=1,
+        in_channels=4 * latent_channels,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=T5_WIDTH,
+        pooled_projection_dim=clip_width,
+        guidance_embeds=guidance,
+        axes_dims_rope=(4, 4, 8),
     ).eval()
     if guidance:
         scheduler = FlowMatchEulerDiscreteScheduler(
-            num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-            base_image_seq_len=256, max_image_seq_len=4096,
+            num_train_timesteps=1000,
+            shift=3.0,
+            use_dynamic_shifting=True,
+            base_shift=0.5,
+            max_shift=1.15,
+            base_image_seq_len=256,
+            max_image_seq_len=4096,
         )
     else:
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)

@@ -31,7 +31,9 @@ def _open_clip_bpe_file() -> Path:
 
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("open_clip_torch is not installed; it ships the CLIP BPE vocabulary (pip install open_clip_torch)")
+        raise ImportError(
+            "open_clip_torch is not installed; it ships the CLIP BPE vocabulary (pip install open_clip_torch)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
 
 
@@ -93,7 +95,9 @@ def _scheduler(prediction_type: PredictionType) -> Any:
     if prediction_type == "epsilon":  # as stable-diffusion-2-base
         return PNDMScheduler(**common, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
     if prediction_type == "v_prediction":  # as stable-diffusion-2 (768)
-        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
+        return DDIMScheduler(
+            **common, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction"
+        )
     return DDPMScheduler(**common, clip_sample=False, prediction_type=prediction_type)
 
 
@@ -220,7 +224,13 @@ def write_tiny_sd(
 
 
 def write_tiny_dit(
-    path: str | Path, *, seed: int = 0, num_classes: int = 24, channels: int = 3, sample_size: int = 8, scale: float = 0.2
+    path: str | Path,
+    *,
+    seed: int = 0,
+    num_classes: int = 24,
+    channels: int = 3,
+    sample_size: int = 8,
+    scale: float = 0.2,
 ) -> Path:
     """A tiny random class-conditional learned-sigma DiT folder (pixel space, no VAE), loadable as
     ``dit:PATH`` or ``diffusers:PATH`` (model_index.json names DiTPipeline). Every parameter is
@@ -233,11 +243,19 @@ def write_tiny_dit(
 
     generator = torch.Generator().manual_seed(seed)
     model = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=channels, out_channels=2 * channels, num_layers=1,
-        sample_size=sample_size, patch_size=2, num_embeds_ada_norm=num_classes,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=channels,
+        out_channels=2 * channels,
+        num_layers=1,
+        sample_size=sample_size,
+        patch_size=2,
+        num_embeds_ada_norm=num_classes,
     )
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) * scale)
     labels = {k: f"class {k}" for k in range(num_classes)}
-    return save_dit_folder(path, model.eval(), DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"), id2label=labels)
+    return save_dit_folder(
+        path, model.eval(), DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"), id2label=labels
+    )

@@ -57,8 +57,9 @@ def make_example(rng: random.Random, kind: str) -> tuple[list[str], list[list[tu
     return [_caption(a, b), _caption(a2, b2)], [[a, b], [a2, b2]]
 
 
-def write_winoground_sample(directory: str | Path, n_examples: int = 8, seed: int = 0, *, size: int = 64,
-                            as_zip: bool = False) -> Path:
+def write_winoground_sample(
+    directory: str | Path, n_examples: int = 8, seed: int = 0, *, size: int = 64, as_zip: bool = False
+) -> Path:
     """Write ``examples.jsonl``, the images (folder or ``images.zip``) and a self-describing manifest."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -67,15 +68,17 @@ def write_winoground_sample(directory: str | Path, n_examples: int = 8, seed: in
     for i in range(n_examples):
         kind = KINDS[i % len(KINDS)]
         captions, scenes = make_example(rng, kind)
-        rows.append({
-            "id": i,
-            "caption_0": captions[0],
-            "caption_1": captions[1],
-            "tag": f"sample-{kind.lower()}",
-            "secondary_tag": SECONDARY[i % len(SECONDARY)],
-            "num_main_preds": 1 + (i % 2),
-            "collapsed_tag": kind,
-        })
+        rows.append(
+            {
+                "id": i,
+                "caption_0": captions[0],
+                "caption_1": captions[1],
+                "tag": f"sample-{kind.lower()}",
+                "secondary_tag": SECONDARY[i % len(SECONDARY)],
+                "num_main_preds": 1 + (i % 2),
+                "collapsed_tag": kind,
+            }
+        )
         for k, scene in enumerate(scenes):
             images[f"ex_{i}_img_{k}.png"] = _draw(scene, size)
     (root / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -12,31 +12,46 @@ import functools
 import importlib
 from typing import Any, Callable, Mapping
 
-from ...errors import ModelLoadError
+from ...core.errors import ModelLoadError
 from ..family import FamilyEntry
 
 _HERE = "winoground_eval.diffusion"
 
 FAMILIES: dict[str, FamilyEntry] = {
     "sd": FamilyEntry(
-        "sd", ("StableDiffusionPipeline",), f"{_HERE}.options:DiffusionOptions", f"{_HERE}.families.sd:load",
+        "sd",
+        ("StableDiffusionPipeline",),
+        f"{_HERE}.options:DiffusionOptions",
+        f"{_HERE}.families.sd:load",
         summary="Stable Diffusion 1.x / 2.x (epsilon or v-prediction UNet, CLIP text encoder, DDPM schedule)",
     ),
     "dit": FamilyEntry(
-        "dit", ("DiTPipeline",), f"{_HERE}.dit_options:DiTOptions", f"{_HERE}.families.dit:load",
+        "dit",
+        ("DiTPipeline",),
+        f"{_HERE}.dit_options:DiTOptions",
+        f"{_HERE}.families.dit:load",
         summary="class-conditional DiT (learned sigma, DDPM schedule); captions name classes",
         scorer=f"{_HERE}.dit:DiTScorer",
     ),
     "sdxl": FamilyEntry(
-        "sdxl", ("StableDiffusionXLPipeline",), f"{_HERE}.families.options:SDXLOptions", f"{_HERE}.families.sdxl:load",
+        "sdxl",
+        ("StableDiffusionXLPipeline",),
+        f"{_HERE}.families.options:SDXLOptions",
+        f"{_HERE}.families.sdxl:load",
         summary="Stable Diffusion XL (two CLIP encoders, pooled embeddings and time ids, DDPM schedule)",
     ),
     "sd3": FamilyEntry(
-        "sd3", ("StableDiffusion3Pipeline",), f"{_HERE}.families.options:SD3Options", f"{_HERE}.families.sd3:load",
+        "sd3",
+        ("StableDiffusion3Pipeline",),
+        f"{_HERE}.families.options:SD3Options",
+        f"{_HERE}.families.sd3:load",
         summary="Stable Diffusion 3 / 3.5 (MMDiT, CLIP-L + CLIP-G + optional T5, rectified flow)",
     ),
     "flux": FamilyEntry(
-        "flux", ("FluxPipeline",), f"{_HERE}.families.options:FluxOptions", f"{_HERE}.families.flux:load",
+        "flux",
+        ("FluxPipeline",),
+        f"{_HERE}.families.options:FluxOptions",
+        f"{_HERE}.families.flux:load",
         summary="FLUX.1 schnell / dev (packed latents, CLIP pooled + T5, guidance embedding for dev, rectified flow)",
     ),
 }
@@ -74,8 +89,14 @@ def options_class(family: str) -> type:
     return load_target(FAMILIES[family].options)
 
 
-def build_scorer(model: str, *, family: str | None = None, revision: str | None = None, label: str | None = None,
-                 options: dict[str, Any] | None = None) -> Any:
+def build_scorer(
+    model: str,
+    *,
+    family: str | None = None,
+    revision: str | None = None,
+    label: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Any:
     """The scorer of ``model`` (a local folder or Hub id): the family ``family``, or the one
     the pipeline class of its model_index.json names. Options are checked (against the
     family's options dataclass) before any weights are read."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...policy import torch_dtype as _torch_dtype
+from ...core.policy import torch_dtype as _torch_dtype
 from ..family import Conditions, Noised, Schedule
 
 LOSSES = ("l2", "l1", "huber")

@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ...errors import ConfigError
-from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ...core.errors import ConfigError
+from ...core.policy import resolve_device, resolve_dtype, torch_dtype
 from ..loading import Source
 from .base import DenoiserFamily, place
 from .sd import preprocess_image
@@ -47,7 +47,9 @@ def square_size(config: Any, what: str) -> int:
 
 def check_resolution(resolution: int, multiple: int, given: Any) -> int:
     if resolution < 1 or resolution % multiple:
-        raise ConfigError(f"option resolution={given}: must be a positive multiple of {multiple} (the model's downsampling)")
+        raise ConfigError(
+            f"option resolution={given}: must be a positive multiple of {multiple} (the model's downsampling)"
+        )
     return resolution
 
 

@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ...errors import ConfigError, ModelLoadError
-from ...policy import resolve_device
+from ...core.errors import ConfigError, ModelLoadError
+from ...core.policy import resolve_device
 from ..conditioning import ClassConditioning
 from ..dit_math import TERMS, GaussianTerms, betas_from_config, combine_terms, error_terms, image_tensor
 from ..dit_options import DiTOptions
@@ -39,12 +39,12 @@ from .base import DenoiserFamily, place
 
 def _hub_index_file(model: str, revision: str | None) -> Path:
     """model_index.json of a Hub DiT, every request bounded by ``HF_HUB_ETAG_TIMEOUT``
-    (:func:`winoground_eval.policy.hub_timeout`), as the Stable Diffusion loader bounds its own:
+    (:func:`winoground_eval.core.policy.hub_timeout`), as the Stable Diffusion loader bounds its own:
     a Hub or proxy that accepts and never answers ends in a ModelLoadError within that time
     (the file is then taken from the local cache when it is there)."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    from ...policy import hub_timeout, offline_variable
+    from ...core.policy import hub_timeout, offline_variable
 
     offline = offline_variable()
     local_only, why = offline is not None, f"{offline} is set"
@@ -57,8 +57,11 @@ def _hub_index_file(model: str, revision: str | None) -> Path:
                 detail = f"no answer within {hub_timeout():g} s (HF_HUB_ETAG_TIMEOUT): {detail}"
             local_only, why = True, f"the Hugging Face Hub cannot be reached ({detail})"
     try:
-        return Path(hf_hub_download(model, "model_index.json", revision=revision, local_files_only=local_only,
-                                    etag_timeout=hub_timeout()))
+        return Path(
+            hf_hub_download(
+                model, "model_index.json", revision=revision, local_files_only=local_only, etag_timeout=hub_timeout()
+            )
+        )
     except Exception as exc:  # network, auth, missing repo
         reason = why if local_only else f"{type(exc).__name__}: {exc}"
         raise ModelLoadError(
@@ -90,7 +93,9 @@ def load_dit(model: str, *, revision: str | None = None, torch_dtype: Any = None
     try:
         from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
     except ImportError:
-        raise ModelLoadError("DiT scorers need diffusers >= 0.29 (DiTTransformer2DModel): pip install -U diffusers") from None
+        raise ModelLoadError(
+            "DiT scorers need diffusers >= 0.29 (DiTTransformer2DModel): pip install -U diffusers"
+        ) from None
 
     folder = local_folder(model)
     if folder is not None and revision is not None:
@@ -114,12 +119,20 @@ def load_dit(model: str, *, revision: str | None = None, torch_dtype: Any = None
             f"cannot load the DiT {model} ({type(exc).__name__}: {exc}). A DiT folder holds transformer/ and "
             "scheduler/ (and vae/ for latent models) with safetensors weights, as DiTPipeline.save_pretrained writes"
         ) from exc
-    id2label = {int(k): str(v) for k, v in (index.get("id2label") or getattr(transformer.config, "id2label", None) or {}).items()}
+    id2label = {
+        int(k): str(v)
+        for k, v in (index.get("id2label") or getattr(transformer.config, "id2label", None) or {}).items()
+    }
     if folder is not None:
         source = Source(model=model, kind="local", fingerprint=folder_fingerprint(folder, parts))
     else:
         source = Source(model=model, revision=revision, kind="hub")
-    return {"transformer": transformer, "scheduler_config": dict(scheduler_config), "vae": vae, "id2label": id2label}, source
+    return {
+        "transformer": transformer,
+        "scheduler_config": dict(scheduler_config),
+        "vae": vae,
+        "id2label": id2label,
+    }, source
 
 
 def set_timestep_embedding(transformer: Any, kind: str) -> int:
@@ -144,8 +157,16 @@ class DiTFamily(DenoiserFamily):
     version = 2  # 2: facebookresearch/DiT's timestep embedding by default; {kind, version} header
     term_names = TERMS
 
-    def __init__(self, transformer: Any, scheduler_config: dict[str, Any], vae: Any = None, *,
-                 id2label: dict[int, str] | None = None, options: DiTOptions = DiTOptions(), source: Source | None = None) -> None:
+    def __init__(
+        self,
+        transformer: Any,
+        scheduler_config: dict[str, Any],
+        vae: Any = None,
+        *,
+        id2label: dict[int, str] | None = None,
+        options: DiTOptions = DiTOptions(),
+        source: Source | None = None,
+    ) -> None:
         self.options = options
         self.source = source or Source(model=type(transformer).__name__)
         self.device = torch.device(resolve_device(options.device))
@@ -154,8 +175,10 @@ class DiTFamily(DenoiserFamily):
         self.terms = GaussianTerms(betas_from_config(scheduler_config))
         self.scheduler_config = dict(scheduler_config)
         if self.scheduler_config.get("prediction_type", "epsilon") != "epsilon":
-            raise ConfigError(f"{self.source.model}: DiT error kinds need an epsilon-prediction model, "
-                              f"not {self.scheduler_config.get('prediction_type')!r}")
+            raise ConfigError(
+                f"{self.source.model}: DiT error kinds need an epsilon-prediction model, "
+                f"not {self.scheduler_config.get('prediction_type')!r}"
+            )
         cfg = transformer.config
         self.channels = int(cfg.in_channels)
         out = int(cfg.out_channels or cfg.in_channels)
@@ -166,9 +189,13 @@ class DiTFamily(DenoiserFamily):
             )
         num_classes = cfg.num_embeds_ada_norm
         if not num_classes:
-            raise ConfigError(f"{self.source.model}: the transformer has no class embedding (num_embeds_ada_norm); it is not class-conditional")
+            raise ConfigError(
+                f"{self.source.model}: the transformer has no class embedding (num_embeds_ada_norm); it is not class-conditional"
+            )
         if not set_timestep_embedding(transformer, options.timestep_embedding):
-            raise ConfigError(f"{self.source.model}: no sinusoidal timestep projection found in {type(transformer).__name__}")
+            raise ConfigError(
+                f"{self.source.model}: no sinusoidal timestep projection found in {type(transformer).__name__}"
+            )
         self.latent_size = int(cfg.sample_size)
         for module in (transformer, vae):
             place(module, self.device, self.torch_dtype, sdpa=False)
@@ -213,7 +240,9 @@ class DiTFamily(DenoiserFamily):
         return {"transformer": self.transformer, "vae": self.vae}
 
     def config(self) -> dict[str, Any]:
-        schedule = {k: self.scheduler_config.get(k) for k in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end")}
+        schedule = {
+            k: self.scheduler_config.get(k) for k in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end")
+        }
         return {
             "components": self.component_classes(),
             "num_train_timesteps": self.terms.num_timesteps,
@@ -226,14 +255,22 @@ class DiTFamily(DenoiserFamily):
         }
 
 
-def load(model: str, *, revision: str | None = None, options: DiTOptions = DiTOptions(), label: str | None = None) -> DiTFamily:
+def load(
+    model: str, *, revision: str | None = None, options: DiTOptions = DiTOptions(), label: str | None = None
+) -> DiTFamily:
     """The DiT family of a diffusers DiT folder or Hub id (:func:`load_dit`)."""
     from dataclasses import replace
 
-    from ...policy import torch_dtype
+    from ...core.policy import torch_dtype
 
     parts, source = load_dit(model, revision=revision, torch_dtype=torch_dtype(options.dtype))
     if label is not None:
         source = replace(source, model=label)
-    return DiTFamily(parts["transformer"], parts["scheduler_config"], parts["vae"], id2label=parts["id2label"],
-                     options=options, source=source)
+    return DiTFamily(
+        parts["transformer"],
+        parts["scheduler_config"],
+        parts["vae"],
+        id2label=parts["id2label"],
+        options=options,
+        source=source,
+    )

@@ -24,9 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 
-_UNSUPPORTED = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "stochastic_sampling")
+_UNSUPPORTED = (
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "invert_sigmas",
+    "stochastic_sampling",
+)
 
 
 def calculate_shift(seq_len: int, config: Any) -> float:
@@ -53,7 +59,9 @@ class FlowSchedule:
         if used:
             raise ConfigError(f"scheduler option(s) {', '.join(used)} are not supported by the flow-matching scorer")
         if config.get("use_dynamic_shifting") and mu is None:
-            raise ConfigError("the scheduler uses dynamic shifting; pass mu (FLUX: calculate_shift of the sequence length)")
+            raise ConfigError(
+                "the scheduler uses dynamic shifting; pass mu (FLUX: calculate_shift of the sequence length)"
+            )
         self.num_train_timesteps = int(config.num_train_timesteps)
         self.mu = None if not config.get("use_dynamic_shifting") else float(mu)  # type: ignore[arg-type]
         self.shift = float(config.get("shift", 1.0))

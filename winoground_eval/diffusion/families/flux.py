@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from ...errors import ConfigError
-from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ...core.errors import ConfigError
+from ...core.policy import resolve_device, resolve_dtype, torch_dtype
 from ..family import Noised, Schedule
 from ..loading import Source
 from .common import LatentTextFamily, check_resolution, square_size, vae_factor
@@ -58,7 +58,9 @@ class FluxFamily(LatentTextFamily):
     text_modules = ("text_encoder", "text_encoder_2")
     cuda_dtype = "bfloat16"  # FLUX.1's released precision; float16 overflows in its activations
 
-    def __init__(self, components: dict[str, Any], *, source: Source | None = None, options: FluxOptions = FluxOptions()) -> None:
+    def __init__(
+        self, components: dict[str, Any], *, source: Source | None = None, options: FluxOptions = FluxOptions()
+    ) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         super().__init__(components, source=source, options=options)
@@ -66,17 +68,23 @@ class FluxFamily(LatentTextFamily):
         self.max_sequence_length = options.max_sequence_length
         self.guidance = float(options.guidance) if self.transformer.config.guidance_embeds else None
         factor = vae_factor(self.vae)
-        native = square_size(self.vae.config, "VAE") if getattr(self.vae.config, "sample_size", None) else NATIVE_RESOLUTION
+        native = (
+            square_size(self.vae.config, "VAE") if getattr(self.vae.config, "sample_size", None) else NATIVE_RESOLUTION
+        )
         self.resolution = check_resolution(int(options.resolution or native), 2 * factor, options.resolution)
         side, channels = self.resolution // factor, int(self.vae.config.latent_channels)
         if 4 * channels != int(self.transformer.config.in_channels):
-            raise ConfigError(f"the transformer takes {self.transformer.config.in_channels} channels, not 4 x the VAE's {channels}")
+            raise ConfigError(
+                f"the transformer takes {self.transformer.config.in_channels} channels, not 4 x the VAE's {channels}"
+            )
         self.x0_shape = (channels, side, side)
         self.tokens = (side // 2) ** 2
         dynamic = bool(scheduler.config.get("use_dynamic_shifting"))
         self.dynamic_shift = dynamic and options.dynamic_shift
         if dynamic and not options.dynamic_shift:  # the unshifted sigmas the scheduler is built with
-            unshifted = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False, shift=1.0)
+            unshifted = FlowMatchEulerDiscreteScheduler.from_config(
+                scheduler.config, use_dynamic_shifting=False, shift=1.0
+            )
             self.flow = FlowSchedule(unshifted)
         else:
             self.flow = FlowSchedule(scheduler, mu=calculate_shift(self.tokens, scheduler.config) if dynamic else None)
@@ -104,9 +112,14 @@ class FluxFamily(LatentTextFamily):
         if self.guidance is not None:
             guidance = torch.full((len(x_t),), self.guidance, device=x_t.device, dtype=torch.float32)
         return self.model(
-            hidden_states=x_t, timestep=model_t, guidance=guidance, pooled_projections=cond["pooled_projections"],
-            encoder_hidden_states=text, txt_ids=torch.zeros(text.shape[1], 3, device=x_t.device, dtype=x_t.dtype),
-            img_ids=self._img_ids, return_dict=False,
+            hidden_states=x_t,
+            timestep=model_t,
+            guidance=guidance,
+            pooled_projections=cond["pooled_projections"],
+            encoder_hidden_states=text,
+            txt_ids=torch.zeros(text.shape[1], 3, device=x_t.device, dtype=x_t.dtype),
+            img_ids=self._img_ids,
+            return_dict=False,
         )[0]
 
     def _family_config(self) -> dict[str, Any]:
@@ -118,7 +131,9 @@ class FluxFamily(LatentTextFamily):
         }
 
 
-def load(model: str, *, revision: str | None = None, options: FluxOptions = FluxOptions(), label: str | None = None) -> FluxFamily:
+def load(
+    model: str, *, revision: str | None = None, options: FluxOptions = FluxOptions(), label: str | None = None
+) -> FluxFamily:
     """The FLUX.1 family of a FluxPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components
     from .lora import apply_lora, lora_ready

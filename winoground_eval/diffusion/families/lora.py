@@ -19,7 +19,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError, ModelLoadError
+from ...core.errors import ConfigError, ModelLoadError
 
 
 def lora_file(path: str) -> Path:
@@ -27,14 +27,20 @@ def lora_file(path: str) -> Path:
     p = Path(path).expanduser()
     if p.is_file():
         if p.suffix != ".safetensors":
-            raise ConfigError(f"option lora={path}: give a .safetensors file (diffusers LoRA format); pickled weights are not loaded")
+            raise ConfigError(
+                f"option lora={path}: give a .safetensors file (diffusers LoRA format); pickled weights are not loaded"
+            )
         return p.resolve()
     if p.is_dir():
         files = sorted(p.glob("*.safetensors"))
         preferred = [f for f in files if f.name == "pytorch_lora_weights.safetensors"]
         if preferred or len(files) == 1:
             return (preferred or files)[0].resolve()
-        what = "no .safetensors file" if not files else f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})"
+        what = (
+            "no .safetensors file"
+            if not files
+            else f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})"
+        )
         raise ConfigError(f"option lora={path}: the folder holds {what}; name the adapter file itself")
     raise ConfigError(f"option lora={path}: no such file or folder (a local diffusers-format LoRA .safetensors)")
 

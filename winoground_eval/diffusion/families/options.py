@@ -10,8 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import ConfigError
-from ..options import Interpolation, Loss, Normalize, ScorerOptions, _bool, _Checked, _choice, _opt, _positive_int, lora_option
+from ...core.errors import ConfigError
+from ..options import (
+    Interpolation,
+    Loss,
+    Normalize,
+    ScorerOptions,
+    _bool,
+    _Checked,
+    _choice,
+    _opt,
+    _positive_int,
+    lora_option,
+)
 
 
 def _sequence_length(name: str, value: object) -> None:
@@ -36,18 +47,24 @@ class LoraOptions(_Checked):
 class ImageOptions(LoraOptions):
     """Shared group of the latent text-to-image families: image geometry and the loss."""
 
-    loss: Loss = _opt("l2", "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
-                      check=lambda n, v: _choice(n, v, Loss))
+    loss: Loss = _opt(
+        "l2",
+        "l2 (mean squared error), l1 or huber, averaged over channels and pixels",
+        check=lambda n, v: _choice(n, v, Loss),
+    )
     resolution: int | None = _opt(None, "image side in pixels (None = the model's native size)")
     interpolation: Interpolation = _opt("bicubic", "resize filter", check=lambda n, v: _choice(n, v, Interpolation))
     normalize: Normalize = _opt(
-        "none", "none, or uncond to subtract each image's unconditional (empty prompt) error",
+        "none",
+        "none, or uncond to subtract each image's unconditional (empty prompt) error",
         check=lambda n, v: _choice(n, v, Normalize),
     )
 
     def _check_group(self) -> None:
         if getattr(self, "n_samples", None) is not None and self.normalize != "none":
-            raise ConfigError("adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)")
+            raise ConfigError(
+                "adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)"
+            )
 
 
 @dataclass(frozen=True)
@@ -60,8 +77,10 @@ class SD3Options(ImageOptions, ScorerOptions):
     """Stable Diffusion 3 / 3.5: whether T5 conditions the model, and its sequence length."""
 
     t5: bool = _opt(
-        True, "condition on the T5 encoder too; false drops it (zeros in its place, as the SD3 pipeline without "
-        "text_encoder_3 and the reference's --encoder_drop) and does not load it", check=_bool,
+        True,
+        "condition on the T5 encoder too; false drops it (zeros in its place, as the SD3 pipeline without "
+        "text_encoder_3 and the reference's --encoder_drop) and does not load it",
+        check=_bool,
     )
     max_sequence_length: int = _opt(256, "T5 tokens (the SD3 pipeline's default 256)", check=_sequence_length)
 
@@ -71,12 +90,15 @@ class FluxOptions(ImageOptions, ScorerOptions):
     """FLUX.1: guidance embedding (dev), T5 sequence length, resolution-dependent shift."""
 
     guidance: float = _opt(
-        3.5, "guidance value fed to a guidance-distilled transformer (FLUX.1-dev; FluxPipeline's default 3.5); "
-        "recorded only for such models", check=_finite_float,
+        3.5,
+        "guidance value fed to a guidance-distilled transformer (FLUX.1-dev; FluxPipeline's default 3.5); "
+        "recorded only for such models",
+        check=_finite_float,
     )
     max_sequence_length: int = _opt(512, "T5 tokens (FluxPipeline's default 512)", check=_sequence_length)
     dynamic_shift: bool = _opt(
-        True, "with a use_dynamic_shifting scheduler (dev), shift the sigmas by mu of the image's token count as "
-        "FluxPipeline does; false keeps them unshifted (the reference pipeline's grid)", check=_bool,
+        True,
+        "with a use_dynamic_shifting scheduler (dev), shift the sigmas by mu of the image's token count as "
+        "FluxPipeline does; false keeps them unshifted (the reference pipeline's grid)",
+        check=_bool,
     )
-

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import ConfigError
-from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ...core.errors import ConfigError
+from ...core.policy import resolve_device, resolve_dtype, torch_dtype
 from ..conditioning import Conditioning, TextConditioning
 from ..family import Noised, Schedule
 from ..loading import Source
@@ -39,15 +39,20 @@ def preprocess_image(image: Any, resolution: int, interpolation: str = "bicubic"
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    modes = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR, "lanczos": InterpolationMode.LANCZOS}
+    modes = {
+        "bicubic": InterpolationMode.BICUBIC,
+        "bilinear": InterpolationMode.BILINEAR,
+        "lanczos": InterpolationMode.LANCZOS,
+    }
     image = TF.resize(image, resolution, interpolation=modes[interpolation])
     image = TF.center_crop(image, resolution)
     tensor = TF.to_tensor(image.convert("RGB"))
     return TF.normalize(tensor, [0.5], [0.5])
 
 
-def ddpm_noised(scheduler: Any, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-                dtype: torch.dtype) -> Noised:
+def ddpm_noised(
+    scheduler: Any, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, dtype: torch.dtype
+) -> Noised:
     """x_t by the scheduler's own ``add_noise`` and the training target its ``prediction_type``
     names (epsilon: the noise; v_prediction: ``get_velocity``; sample: x0): SD 1.x/2.x and SDXL."""
     x_t = scheduler.add_noise(x0, noise, t).to(dtype)
@@ -199,13 +204,17 @@ def _geometry(unet: Any, vae: Any, resolution: int | None) -> tuple[int, tuple[i
     channels = int(unet.config.in_channels)
     if vae is None:
         if channels != 3:
-            raise ConfigError(f"the UNet takes {channels} input channels but there is no VAE; a pixel-space model takes 3")
+            raise ConfigError(
+                f"the UNet takes {channels} input channels but there is no VAE; a pixel-space model takes 3"
+            )
         factor = 1
     else:
         factor = 2 ** (len(vae.config.block_out_channels) - 1)
     side = int(resolution) if resolution is not None else int(unet_size) * factor
     if side < 1 or side % factor:
-        raise ConfigError(f"option resolution={resolution}: must be a positive multiple of {factor} (the VAE's downsampling)")
+        raise ConfigError(
+            f"option resolution={resolution}: must be a positive multiple of {factor} (the VAE's downsampling)"
+        )
     return side, (channels, side // factor, side // factor)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ...core.policy import resolve_device, resolve_dtype, torch_dtype
 from ..family import Noised, Schedule
 from ..loading import Source
 from .common import LatentTextFamily, check_resolution, square_size, vae_factor
@@ -44,7 +44,9 @@ class SD3Family(LatentTextFamily):
     optional = T5
     text_modules = ("text_encoder", "text_encoder_2", "text_encoder_3")
 
-    def __init__(self, components: dict[str, Any], *, source: Source | None = None, options: SD3Options = SD3Options()) -> None:
+    def __init__(
+        self, components: dict[str, Any], *, source: Source | None = None, options: SD3Options = SD3Options()
+    ) -> None:
         super().__init__(components, source=source, options=options)
         self.transformer = self.parts["transformer"]
         self.t5 = options.t5 and all(self.parts.get(n) is not None for n in T5)
@@ -85,15 +87,20 @@ class SD3Family(LatentTextFamily):
 
     def forward(self, x_t: torch.Tensor, model_t: torch.Tensor, cond: Any) -> torch.Tensor:
         return self.model(
-            hidden_states=x_t, timestep=model_t, encoder_hidden_states=cond["encoder_hidden_states"],
-            pooled_projections=cond["pooled_projections"], return_dict=False,
+            hidden_states=x_t,
+            timestep=model_t,
+            encoder_hidden_states=cond["encoder_hidden_states"],
+            pooled_projections=cond["pooled_projections"],
+            return_dict=False,
         )[0]
 
     def _family_config(self) -> dict[str, Any]:
         return {**self.flow.config(), "t5": self.t5, "max_sequence_length": self.max_sequence_length}
 
 
-def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Options(), label: str | None = None) -> SD3Family:
+def load(
+    model: str, *, revision: str | None = None, options: SD3Options = SD3Options(), label: str | None = None
+) -> SD3Family:
     """The SD3 family of a StableDiffusion3Pipeline folder or Hub id (T5 skipped with ``t5=false``)."""
     from ..loading import load_components
     from .lora import apply_lora, lora_ready
@@ -101,7 +108,11 @@ def load(model: str, *, revision: str | None = None, options: SD3Options = SD3Op
     dtype = resolve_dtype(options.dtype, resolve_device(options.device))
     lora_ready(options.lora)  # a missing file or peft fails before any weight is read
     components, source = load_components(
-        model, revision=revision, torch_dtype=torch_dtype(dtype), components=(*REQUIRED, *T5), required=REQUIRED,
+        model,
+        revision=revision,
+        torch_dtype=torch_dtype(dtype),
+        components=(*REQUIRED, *T5),
+        required=REQUIRED,
         skip=() if options.t5 else T5,
     )
     lora = apply_lora(components, "StableDiffusion3Pipeline", options.lora)

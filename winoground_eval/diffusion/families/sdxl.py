@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import ConfigError
-from ...policy import resolve_device, resolve_dtype, torch_dtype
+from ...core.errors import ConfigError
+from ...core.policy import resolve_device, resolve_dtype, torch_dtype
 from ..family import Noised, Schedule
 from ..loading import Source
 from .common import LatentTextFamily, check_resolution, square_size, vae_factor
@@ -47,7 +47,11 @@ class SDXLFamily(LatentTextFamily):
     text_modules = ("text_encoder", "text_encoder_2")
 
     def __init__(
-        self, components: dict[str, Any], *, source: Source | None = None, options: SDXLOptions = SDXLOptions(),
+        self,
+        components: dict[str, Any],
+        *,
+        source: Source | None = None,
+        options: SDXLOptions = SDXLOptions(),
         force_zeros_for_empty_prompt: bool = True,
     ) -> None:
         from diffusers import DDPMScheduler
@@ -79,7 +83,10 @@ class SDXLFamily(LatentTextFamily):
         dtype = self.torch_dtype
         text = torch.cat([h1, h2], dim=-1).to(dtype)
         if caption == self.uncond_key and self.force_zeros:
-            return {"encoder_hidden_states": torch.zeros_like(text), "text_embeds": torch.zeros_like(pooled, dtype=dtype)}
+            return {
+                "encoder_hidden_states": torch.zeros_like(text),
+                "text_embeds": torch.zeros_like(pooled, dtype=dtype),
+            }
         return {"encoder_hidden_states": text, "text_embeds": pooled.to(dtype)}
 
     def time_ids(self, n: int) -> torch.Tensor:
@@ -92,7 +99,9 @@ class SDXLFamily(LatentTextFamily):
 
     def forward(self, x_t: torch.Tensor, model_t: torch.Tensor, cond: Any) -> torch.Tensor:
         added = {"text_embeds": cond["text_embeds"], "time_ids": self.time_ids(len(x_t))}
-        return self.model(x_t, model_t, encoder_hidden_states=cond["encoder_hidden_states"], added_cond_kwargs=added).sample
+        return self.model(
+            x_t, model_t, encoder_hidden_states=cond["encoder_hidden_states"], added_cond_kwargs=added
+        ).sample
 
     def _family_config(self) -> dict[str, Any]:
         betas = self.noise_scheduler.config
@@ -104,14 +113,19 @@ class SDXLFamily(LatentTextFamily):
             "beta_start": float(betas.beta_start),
             "beta_end": float(betas.beta_end),
             "alphas_cumprod_sha256": hashlib.sha256(acp.tobytes()).hexdigest()[:16],
-            "max_length": [int(self.parts["tokenizer"].model_max_length), int(self.parts["tokenizer_2"].model_max_length)],
+            "max_length": [
+                int(self.parts["tokenizer"].model_max_length),
+                int(self.parts["tokenizer_2"].model_max_length),
+            ],
             "time_ids": [self.resolution, self.resolution, 0, 0, self.resolution, self.resolution],
             "vae_upcast": self.vae.dtype == torch.float32 and self.dtype == "float16",
             "force_zeros_for_empty_prompt": self.force_zeros,
         }
 
 
-def load(model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions(), label: str | None = None) -> SDXLFamily:
+def load(
+    model: str, *, revision: str | None = None, options: SDXLOptions = SDXLOptions(), label: str | None = None
+) -> SDXLFamily:
     """The SDXL family of a StableDiffusionXLPipeline folder or Hub id (LoRA fused if ``options.lora``)."""
     from ..loading import load_components, pipeline_setting
     from .lora import apply_lora, lora_ready

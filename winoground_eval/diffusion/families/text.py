@@ -21,7 +21,9 @@ def _ids(tokenizer: Any, caption: str, max_length: int, device: torch.device) ->
     return tokens.input_ids.to(device)
 
 
-def clip_penultimate(tokenizer: Any, encoder: Any, caption: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_penultimate(
+    tokenizer: Any, encoder: Any, caption: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states of the penultimate layer (1, L, D), the encoder's first output).
 
     The first output is ``text_embeds`` (the projected pooled embedding) for a
@@ -33,7 +35,9 @@ def clip_penultimate(tokenizer: Any, encoder: Any, caption: str, device: torch.d
 
 def clip_pooled(tokenizer: Any, encoder: Any, caption: str, device: torch.device) -> torch.Tensor:
     """(1, D) ``pooler_output`` of a ``CLIPTextModel`` (FLUX.1's pooled text embedding)."""
-    return encoder(_ids(tokenizer, caption, tokenizer.model_max_length, device), output_hidden_states=False).pooler_output
+    return encoder(
+        _ids(tokenizer, caption, tokenizer.model_max_length, device), output_hidden_states=False
+    ).pooler_output
 
 
 def t5_hidden(tokenizer: Any, encoder: Any, caption: str, max_length: int, device: torch.device) -> torch.Tensor:
