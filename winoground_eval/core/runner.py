@@ -36,7 +36,7 @@ class RunSpec:
     limit: int | None = None
     skip_bad: bool = False
     overrides: dict[str, Any] | None = None  # the options the user gave (run.json, for the run's label)
-    data_source: dict[str, Any] | None = None  # where the data lies, absolute (run.json; see datasource.py)
+    data_source: dict[str, Any] | None = None  # where the data lies, absolute (run.json; see core/datasource.py)
 
 
 def open_store(spec: RunSpec, task: Task, scorer: Scorer, world: World = World()) -> RunStore:
