@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 from winoground_eval.cli import main as cli
+from winoground_eval.core.labels import label_of, run_label, short_name
 from winoground_eval.results.export import build_leaderboard, schema
-from winoground_eval.results.labels import label_of, run_label, short_name
 from winoground_eval.results.report import build_report
 from winoground_eval.results.runs import RunsError, find_runs, read_run, resolve_run, select_runs, survey
 
@@ -191,7 +191,7 @@ def test_report_shows_published_numbers_only_next_to_their_task(world):
 
 def test_labels_name_the_users_data_file_or_folder():
     """issue 22.8: two runs on different captions files (or image folders) never share a label."""
-    from winoground_eval.results.labels import run_label
+    from winoground_eval.core.labels import run_label
 
     a = run_label({"name": "captions", "source": "captions:pairs.jsonl"}, "tiny-clip")
     b = run_label({"name": "captions", "source": "captions:other.jsonl"}, "tiny-clip")

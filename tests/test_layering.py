@@ -272,7 +272,7 @@ def test_the_walk_sees_the_whole_tree_and_every_layer():
     mods = modules()
     assert len(mods) > 60
     assert {layer_of(m) for m in mods} == set(LAYERS)
-    assert layer_of(_find("execute")) == "core" and layer_of(_find("run_cli")) == "cli"
+    assert layer_of(_find("execute")) == "core" and layer_of(_find("cli.run")) == "cli"
     assert layer_of(_find("tasks.winoground")) == layer_of(_find("baselines.clip")) == "plugins"
     top, every, external, prints = graph()
     # relative, absolute and function-local imports are edges; TYPE_CHECKING-only ones are not
@@ -280,7 +280,7 @@ def test_the_walk_sees_the_whole_tree_and_every_layer():
     assert _find("registry") in every[_find("diffusion.scorer")]  # load_prefilter's lazy import
     assert _find("registry") not in top[_find("diffusion.scorer")]
     assert _find("diffusion.scorer") not in every[_find("diffusion.evaluator")]
-    assert _find("execute") in top[_find("run_cli")] or _find("execute") in every[_find("run_cli")]
+    assert _find("execute") in top[_find("cli.run")] or _find("execute") in every[_find("cli.run")]
     assert "rich" in external[_find("console")] and prints[_find("console")] >= 1
 
 

@@ -57,7 +57,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dict(run.result))
         return 0
-    from ..results.labels import label_of
+    from ..core.labels import label_of
 
     print_summary(dict(run.result), label_of({**dict(run.result), **dict(run.info)}), run.path)
     from ..results.calibrate import read_calibration

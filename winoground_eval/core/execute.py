@@ -321,8 +321,8 @@ def _run_task(
     progress: Callable[[int, int], None] | None,
 ) -> TaskRun:
     """Run one task into its run directory (resuming what it holds)."""
-    from ..results.labels import label_of
     from .datasource import data_source
+    from .labels import label_of
     from .runner import RunSpec, build_result, open_store, run
 
     task_name, scorer_name = registry.display_name(item.name), registry.display_name(request.scorer)

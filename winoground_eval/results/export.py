@@ -3,7 +3,7 @@
 Runs are found and selected by :mod:`.runs` (one run per task and scorer config: a complete
 run beats a partial one, then the newest). Each entry carries its task's own metrics
 (``metric_specs`` and ``metrics`` keyed by the task's metric names, as result.json records
-them) and its ``label`` (:mod:`.labels`), and is ranked among the entries of its group (the
+them) and its ``label`` (:mod:`winoground_eval.core.labels`), and is ranked among the entries of its group (the
 same task, version, split or subsets and data) by the task's primary metric; ``groups`` lists
 the groups with their headings and their entries' run ids in rank order. Published reference numbers (``data_manifests/published.json``) are kept
 apart, in the top-level ``published`` list, never ranked with measured runs. Comparisons

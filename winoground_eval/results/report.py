@@ -14,7 +14,7 @@ JSON inside a ``<script type="application/json">`` element with ``<``, ``>`` and
 escaped, and the script puts it into the page with ``textContent`` and
 ``setAttribute`` only, never as markup.
 
-Runs are named by their labels (:mod:`.labels`). A dataset's licence note (``license_note``
+Runs are named by their labels (:mod:`winoground_eval.core.labels`). A dataset's licence note (``license_note``
 in the packaged data manifest its runs record) is shown only when one of its runs is; the
 published reference numbers only next to runs of their task.
 

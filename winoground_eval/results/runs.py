@@ -85,9 +85,9 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """The run's human name (:func:`winoground_eval.results.labels.run_label`): scorer, task with
+        """The run's human name (:func:`winoground_eval.core.labels.run_label`): scorer, task with
         its split or subsets, and the options the user gave."""
-        from .labels import run_label
+        from ..core.labels import run_label
 
         return run_label(self.task, self.scorer_name, self.overrides)
 
@@ -367,8 +367,8 @@ def run_dirs(root: str | Path) -> list[Path]:
 def status_of(path: Path) -> RunStatus:
     """The state of the run directory ``path`` (never raises for a damaged one)."""
     from ..core.errors import RunStoreError
+    from ..core.labels import label_of
     from ..core.runstore import RunStore
-    from .labels import label_of
 
     store = RunStore(path)
     try:
