@@ -284,6 +284,21 @@ def test_the_walk_sees_the_whole_tree_and_every_layer():
     assert "rich" in external[_find("console")] and prints[_find("console")] >= 1
 
 
+def test_every_module_of_the_package_sits_in_a_subpackage():
+    """The layout shows the architecture: apart from the public API (``__init__``) and
+    ``__main__``, every module of ``winoground_eval`` lives in a subpackage that names its
+    layer. A new flat module fails here: put it in core/, results/ or cli/ (docs/architecture.md)."""
+    flat = sorted(
+        m
+        for m in modules()
+        if m.startswith(PACKAGE + ".")
+        and m.count(".") == 1
+        and m.split(".")[1] not in SUBPACKAGE_LAYERS
+        and m.split(".")[1] not in {"__main__", "data_manifests", "schemas", "report_assets", "weights"}
+    )
+    assert not flat, f"modules outside the layer subpackages: {flat}"
+
+
 def test_the_layers_work_for_the_flat_names_and_for_subpackages():
     for flat, moved, layer in [
         ("runner", "core.runner", "core"),
