@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ..core.errors import EXIT_INTERRUPTED, WgEvalError
 from ..core.formatting import pct
+from ..core.policy import DTYPES
 from ..core.request import RunRequest, RunResult, TaskRun
 from .console import err, out, print_json, print_summary, stdout_reserved_for_json
 
@@ -360,7 +361,7 @@ def register(sub: Any) -> None:
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument(
         "--dtype",
-        choices=("float32", "float16", "bfloat16"),
+        choices=DTYPES,
         help="the scorer's weights and compute dtype (default: the scorer's own); recorded in the run config",
     )
     p.add_argument(
