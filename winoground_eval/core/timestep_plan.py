@@ -49,6 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..diffusion.stopping_rule import Estimate, p_opposite, z_two_sided
 from .errors import ConfigError
 
 PLAN_VERSION = 1
@@ -251,19 +252,6 @@ def proposal_order(density: Sequence[float]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """As :class:`winoground_eval.diffusion.sequential.Estimate`: the estimate of the plan's
-    full-budget mean difference, the variance of what the unevaluated points can add, its
-    degrees of freedom, and the full budget's own standard error."""
-
-    n: int
-    mean: float
-    var: float
-    df: float
-    se_full: float
-
-
 def _strata_masses(pos: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(weight share, effective size) of each sorted evaluated position's nearest-point stratum
     over the grid (positions with zero weight are outside every stratum)."""
@@ -333,20 +321,6 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return out.reshape(v.shape[:-1])
 
 
-def _p_opposite(est: Estimate, margin: float = 0.0) -> float:
-    from scipy import special
-
-    if est.var == 0.0:
-        return 0.0
-    if not math.isfinite(est.var):
-        return 1.0
-    return float(special.stdtr(est.df, -(abs(est.mean) + margin) / math.sqrt(est.var)))
-
-
-def _z(confidence: float) -> float:
-    return NormalDist().inv_cdf((1 + confidence) / 2)
-
-
 BOUNDARY_DRAWS = 20_000
 
 
@@ -387,7 +361,7 @@ def plan_boundary(
     from ..diffusion.stopping_rule import worst_case_boundary
 
     se_full = math.sqrt(float(np.sum((full * sd) ** 2)))
-    c = (_z(confidence) if futility_z is None else futility_z) * se_full if futility else 0.0
+    c = (z_two_sided(confidence) if futility_z is None else futility_z) * se_full if futility else 0.0
     return worst_case_boundary(x, np.asarray(sds), se_full, c, confidence)
 
 
@@ -439,7 +413,7 @@ class Rule:
     @property
     def margin_z(self) -> float:
         """The futility margin in full-budget standard errors."""
-        return _z(self.confidence) if self.futility_z is None else float(self.futility_z)
+        return z_two_sided(self.confidence) if self.futility_z is None else float(self.futility_z)
 
     def estimate(self, positions: np.ndarray, d: np.ndarray) -> Estimate:
         return weighted_estimate(positions, d, self.weights, self.n_grid)
@@ -448,9 +422,9 @@ class Rule:
         if est.n >= len(self.order):
             return "full"
         alpha = NormalDist().cdf(-self.boundary)
-        if _p_opposite(est) <= alpha:
+        if p_opposite(est) <= alpha:
             return "settled"
-        if self.futility and _p_opposite(est, self.margin_z * est.se_full) <= alpha:
+        if self.futility and p_opposite(est, self.margin_z * est.se_full) <= alpha:
             return "futile"
         return None
 
