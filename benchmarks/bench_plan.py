@@ -419,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     if rows_1xn:
         report["1xN"] = rows_1xn
     if args.calibrate or args.calibrate_halves:
-        from winoground_eval.cli.calibrate import _rows, calibrate
         from winoground_eval.results import calibration as cal
+        from winoground_eval.results.calibrate import _rows, calibrate
         from winoground_eval.results.runs import read_run
         from winoground_eval.results.taskfinder import TaskFinder
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..results import calibration as cal
-from ..results.calibrate import brief, calibrate, read_calibration  # noqa: F401  (the command's work; kept importable here)
+from ..results.calibrate import calibrate
 from .console import print_json
 
 
