@@ -540,6 +540,45 @@ def imagefolder(
     )
 
 
+# ------------------------------------------------------------------- rebuilding a run's task
+
+
+def rebuild_options(info: Mapping[str, Any], data_dir: Path | None) -> dict[str, Any]:
+    """The factory's keyword arguments (less ``data_dir``) for a finished run's recorded
+    ``info()``, for :class:`~winoground_eval.results.taskfinder.TaskFinder`. info records the
+    prompts' source (``shipped:cifar10.csv``, ``user:FILE``), not the ``-t prompts=`` value:
+    shipped prompts and ObjectNet's mappings come with the package or the data; the user's
+    files (``-t prompts=``, ``-t subset=``), of which run.json keeps the name only, are looked
+    for in ``data_dir`` (a ``--data-dir`` folder)."""
+    kwargs: dict[str, Any] = {}
+    for key in ("split", "templates", "per_class"):
+        if info.get(key) is not None:
+            kwargs[key] = info[key]
+    source = str(info.get("prompts") or "")
+    base = source.removesuffix("+ensemble")
+    if base.startswith("user:"):
+        kwargs["prompts"] = str(_recorded_file(base[len("user:") :], "prompts", data_dir, None))
+    elif not (base.startswith("shipped:") or base in ("objectnet mappings", "folder names")):
+        raise DataError(f"the run's prompts {source!r} are not a source this version knows; rerun the run")
+    if info.get("subset"):
+        kwargs["subset"] = str(_recorded_file(str(info["subset"]), "subset", data_dir, info.get("subset_sha256")))
+    return kwargs
+
+
+def _recorded_file(name: str, option: str, data_dir: Path | None, sha: Any) -> Path:
+    """A user's file the run read (``-t OPTION=...``; run.json keeps its ``name``), found in ``data_dir``."""
+    path = Path(data_dir) / name if data_dir is not None else None
+    if path is None or not path.is_file():
+        where = f"{data_dir} holds no {name}" if data_dir is not None else "no --data-dir was given"
+        raise DataError(
+            f"the run read your file {name} (-t {option}={name}); run.json keeps its name only and {where}: "
+            f"put {name} into the folder you pass with --data-dir"
+        )
+    if sha and _file_sha(str(path))[:16] != sha:
+        raise DataError(f"{path} is not the file the run read (sha256 {_file_sha(str(path))[:16]}, the run has {sha})")
+    return path
+
+
 for _name, _factory in (
     ("cifar10", cifar10),
     ("stl10", stl10),
@@ -552,3 +591,5 @@ for _name, _factory in (
     ("imagefolder", imagefolder),
 ):
     _factory.scorer_defaults = SCORER_DEFAULTS[_name]  # type: ignore[attr-defined]  # readable before the data is
+    if _factory is not imagefolder:  # imagefolder:DIR is rebuilt from run.json's data_source only
+        _factory.rebuild_options = rebuild_options  # type: ignore[attr-defined]

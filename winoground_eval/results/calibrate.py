@@ -24,7 +24,9 @@ from . import calibration as cal
 
 def _correct_fn(run: Any, finder: Any) -> tuple[Any, Any]:
     """(correct captions of (id, image), the class of each caption or None) from the rebuilt task."""
-    task, why = finder.task_for(run.task) if finder is not None else (None, "no task lookup")
+    task, why = (
+        finder.task_for(run.task, run.info.get("data_source")) if finder is not None else (None, "no task lookup")
+    )
     first = next(iter(run.scores().values()), None)
     shape = tuple(np.asarray(first).shape) if first is not None else (1, 1)
     default = cal.default_correct(shape)

@@ -19,6 +19,12 @@ class TaskFinder:
     a task without a ``data_dir`` option (procedural data) is rebuilt from the options its
     info() recorded that its factory takes (e.g. ``split``). A rebuilt task counts only if
     its data fingerprint equals the run's. Results are cached per (task, fingerprint).
+
+    A factory whose info() records values that are not its own arguments (classification
+    tasks record ``prompts: "shipped:cifar10.csv"``, not a path) carries
+    ``rebuild_options(task_info, data_dir)``: the factory's keyword arguments for that info
+    (``data_dir`` a ``--data-dir`` folder or None), or a :class:`WgEvalError` naming what is
+    missing and the flag that supplies it.
     """
 
     def __init__(self, data_dirs: Sequence[str | Path] = (), *, hub: bool = True):
@@ -99,20 +105,32 @@ class TaskFinder:
             "data_dir",
             "limit",
         }
-        base = {k: v for k, v in task_info.items() if k in params and k not in skip}
-        attempts: list[tuple[str, dict[str, Any]]] = []
+        rebuild = getattr(factory, "rebuild_options", None)
+
+        def options(data_dir: Path | None) -> dict[str, Any]:
+            """The factory's arguments for the recorded info (its own hook where it has one)."""
+            if rebuild is not None:
+                return dict(rebuild(task_info, data_dir))
+            return {k: v for k, v in task_info.items() if k in params and k not in skip}
+
+        attempts: list[tuple[str, Path | None, dict[str, Any]]] = []
         if "data_dir" in params:
-            attempts += [(f"--data-dir {d}", {**base, "data_dir": str(d)}) for d in self.data_dirs]
+            attempts += [(f"--data-dir {d}", d, {"data_dir": str(d)}) for d in self.data_dirs]
             source = str(task_info.get("source", ""))
             revision = task_info.get("revision_resolved") or task_info.get("revision")
             if self.hub and source.startswith("hf:") and "revision" in params:
                 attempts.append(
-                    (f"the Hub ({source}" + (f" @ {revision})" if revision else ")"), {**base, "revision": revision})
+                    (f"the Hub ({source}" + (f" @ {revision})" if revision else ")"), None, {"revision": revision})
                 )
         else:
-            attempts.append((f"task {name!r}", base))
+            attempts.append((f"task {name!r}", None, {}))
         reasons = []
-        for where, kwargs in attempts:
+        for where, data_dir, extra in attempts:
+            try:
+                kwargs = {**options(data_dir), **extra}
+            except WgEvalError as exc:
+                reasons.append(f"{where}: {exc}")
+                continue
             build_key = (name, json.dumps(kwargs, sort_keys=True, default=str))
             try:
                 if build_key not in self._built:

@@ -151,7 +151,7 @@ def outcome_rule(run: StoredRun, finder: Any = None) -> OutcomesFn:
     task_info = run.info.get("task", {})
     why = "no task lookup requested"
     if finder is not None:
-        task, why = finder.task_for(task_info)
+        task, why = finder.task_for(task_info, run.info.get("data_source"))
         if task is not None:
             return lambda ex_id, s: task.outcomes(ex_id, s)
     shown = ", ".join(f"{a}x{b}" for a, b in sorted(shapes))
@@ -382,7 +382,7 @@ def write_plan_file(
 
     config = run.config
     task_info = run.info.get("task", {})
-    task, _ = finder.task_for(task_info) if finder is not None else (None, None)
+    task, _ = finder.task_for(task_info, run.info.get("data_source")) if finder is not None else (None, None)
     correct = []
     for ex_id, e in zip(run.ids, run.errors):
         n_img, n_cap = e.shape[:2]
