@@ -8,7 +8,8 @@ from any recorded config, new or old.
 Run ids hash the config (with the task's identity). Configs recorded before the header
 existed wrote it differently: the Stable Diffusion scorer as ``{"method":
 "diffusion_classifier", "version": 1}``, the CLIP baselines as ``{"kind": "open_clip"}``
-with no version, the dummy scorer with neither. :func:`identity_config` rewrites the new
+with no version, the dummy scorer and user files' scorers (``--scorer PATH.py:NAME``) with
+neither. :func:`identity_config` rewrites the new
 header of those exact (kind, version) pairs into their old form before hashing, so the
 run ids of existing runs stay as they were; any other kind or version hashes as written.
 """
@@ -22,6 +23,7 @@ LEGACY_HEADERS: dict[tuple[str, int], dict[str, Any]] = {
     ("diffusion_classifier", 1): {"method": "diffusion_classifier", "version": 1},
     ("open_clip", 1): {"kind": "open_clip"},
     ("dummy", 1): {},
+    ("user_file", 1): {},  # a user's PATH.py:NAME scorer whose config() names no kind (core/userfile.py)
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from .contracts import Scorer, Task
 from .errors import ConfigError
+from .scorerconfig import header
 
 Kind = Literal["task", "scorer"]
 
@@ -165,8 +166,17 @@ def _signed(wrapper: Callable[..., Any], factory: Callable[..., Any]) -> Callabl
     return wrapper
 
 
+USER_KIND = "user_file"  # the kind of a user's scorer whose config() names none
+
+
 class UserScorer:
-    """A user's scorer, its config prefixed with where its code came from."""
+    """A user's scorer, its config prefixed with the ``{kind, version}`` header every scorer
+    config starts with (:mod:`.scorerconfig`) and where its code came from.
+
+    The header is the user's own where config() gives one (a ``kind`` string, a ``version``
+    integer), else ``kind: "user_file"`` and ``version: 1``; run ids hash that default header
+    as configs recorded before it were (:data:`.scorerconfig.LEGACY_HEADERS`), so runs of
+    user files keep their ids."""
 
     def __init__(self, inner: Any, origin: Mapping[str, Any]):
         self._inner = inner
@@ -176,7 +186,14 @@ class UserScorer:
         return self._inner.score(images, captions)
 
     def config(self) -> dict[str, Any]:
-        return {**self._origin, **self._inner.config()}
+        inner = dict(self._inner.config())
+        kind = inner.pop("kind", None)
+        version = inner.pop("version", None)
+        if not isinstance(kind, str) or not kind:
+            kind = USER_KIND
+        if not isinstance(version, int) or isinstance(version, bool):
+            version = 1
+        return {**header(kind, version), **self._origin, **inner}
 
     def __getattr__(self, name: str) -> Any:  # evaluate, chunk_size, device, ...
         if name.startswith("__"):
