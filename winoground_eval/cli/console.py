@@ -178,4 +178,5 @@ def stdout_reserved_for_json(reserved: bool) -> Iterator[None]:
 
 def print_json(doc: Any) -> None:
     """A JSON document on stdout (``--json``): the only thing a command writes there."""
-    print(json.dumps(doc, indent=2), file=_JSON_STREAM[-1] if _JSON_STREAM else sys.stdout)
+    # default=str: a value JSON has no type for (a path, a date) is written as its text, never a crash
+    print(json.dumps(doc, indent=2, default=str), file=_JSON_STREAM[-1] if _JSON_STREAM else sys.stdout)

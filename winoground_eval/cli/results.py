@@ -9,7 +9,6 @@ table takes its metric names from the runs' result.json (the task's ``metric_spe
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from rich.markup import escape
@@ -19,7 +18,7 @@ from ..core.formatting import pct as _pct
 from ..core.formatting import points_interval as _ci
 from ..core.formatting import signed_pct as _signed_pct
 from .console import err as _err
-from .console import keep_numbers
+from .console import keep_numbers, print_json, stdout_reserved_for_json
 from .console import out as _out
 
 
@@ -102,6 +101,11 @@ def _metric_names(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    with stdout_reserved_for_json(getattr(args, "json", False)):  # a user's task rebuilt for --baseline may print
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
     from ..results.export import build_leaderboard, write_leaderboard
 
     out, err = _consoles()
@@ -117,7 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True, highlight=False)
     path = write_leaderboard(output, board.data)
     if getattr(args, "json", False):  # the leaderboard itself on stdout, as written to the file
-        print(json.dumps(board.data, indent=2, default=str))
+        print_json(board.data)
         return 0
     entries = board.data["entries"]
     by_id = {e["run_id"]: e for e in entries}
@@ -215,6 +219,11 @@ def compare_table(result: dict[str, Any]) -> Table:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    with stdout_reserved_for_json(args.json):  # a user's task rebuilt for the tags may print
+        return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
     from ..results.compare import compare_runs
     from ..results.runs import read_run, resolve_run
 
@@ -222,7 +231,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = read_run(resolve_run(args.run_a, args.out)), read_run(resolve_run(args.run_b, args.out))
     result = compare_runs(a, b, _finder(args))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return 0
     out.print(compare_table(result))
     if result["n_only_a"] or result["n_only_b"]:
@@ -288,25 +297,22 @@ def cmd_ls_runs(args: argparse.Namespace) -> int:
     out, err = _consoles()
     rows = survey(args.out)
     if getattr(args, "json", False):
-        print(
-            json.dumps(
-                [
-                    {
-                        "run_id": r.run_id,
-                        "label": r.label,
-                        "path": str(r.path),
-                        "status": r.status,
-                        "n_examples": r.n_examples,
-                        "n_expected": r.n_expected,
-                        "finished": r.finished,
-                        "created": r.created,
-                        "problem": r.problem,
-                        "resume": r.resume or None,
-                    }
-                    for r in rows
-                ],
-                indent=2,
-            )
+        print_json(
+            [
+                {
+                    "run_id": r.run_id,
+                    "label": r.label,
+                    "path": str(r.path),
+                    "status": r.status,
+                    "n_examples": r.n_examples,
+                    "n_expected": r.n_expected,
+                    "finished": r.finished,
+                    "created": r.created,
+                    "problem": r.problem,
+                    "resume": r.resume or None,
+                }
+                for r in rows
+            ],
         )
         return 0
     if not rows:
