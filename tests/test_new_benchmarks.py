@@ -254,6 +254,9 @@ def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_p
     from winoground_eval.cli import main as cli
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, and no reaching for the Hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))  # read when it was imported
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _, kwargs = bivlc.offline_fixture(tmp_path / "data", "bivlc")
     out = tmp_path / "runs"
@@ -282,7 +285,10 @@ def test_run_suite_compositional_runs_what_it_has_and_says_what_it_skipped(tmp_p
     assert (
         listed["bivlc"]["data"].startswith("imirandam/BiVLC: Hub") and listed["shapes"]["data"] == "built in (offline)"
     )
-    (tmp_path / "hf" / "hub" / "datasets--imirandam--BiVLC").mkdir(parents=True)
+    # a downloaded snapshot in the library's cache
+    snapshot = tmp_path / "hf" / "hub" / "datasets--imirandam--BiVLC" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "README.md").write_text("card")
     assert cli.main(["ls", "tasks", "--json"]) == 0
     assert "in the HF cache" in {r["name"]: r for r in json.loads(capsys.readouterr().out)}["bivlc"]["data"]
 

@@ -1,10 +1,19 @@
 """Where each registered task's data comes from, and whether this machine has it: the
 ``data`` column of ``wg-eval ls tasks``. Cheap: reads no dataset, imports no task module;
-a Hub dataset counts as had when the Hugging Face cache holds its repository."""
+a Hub dataset counts as had when the Hugging Face Hub cache holds a downloaded snapshot of
+its repository.
+
+The cache is huggingface_hub's own (``huggingface_hub.constants.HF_HUB_CACHE``: the library
+resolves ``HF_HUB_CACHE``, the legacy ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME`` and
+``XDG_CACHE_HOME``, with ``~`` and ``$VARS`` expanded, when it is imported), its repository
+folder named by the library (``repo_folder_name``). That is where the loaders' files go:
+``snapshot_download`` and ``datasets.load_dataset`` (which fetches a Hub repository's files
+through ``hf_hub_download`` into the same cache). ``HF_DATASETS_CACHE`` is datasets' other
+cache, of the Arrow tables it prepares from those files: it is not where a download lands
+and is not consulted here."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 BUILT_IN = "built in (offline)"
@@ -25,17 +34,23 @@ SOURCES: dict[str, tuple[str | None, bool, str]] = {
 OFFLINE_TASKS = {"shapes", "shapes-ranked", "shapes-classify", "digits"}
 
 
-def _hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "huggingface"
-    )
-    return Path(home) / "hub"
+def hub_cache() -> Path:
+    """The Hugging Face Hub cache the loaders download into, as huggingface_hub resolves it."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def in_hub_cache(repo: str) -> bool:
-    return (_hub_cache() / f"datasets--{repo.replace('/', '--')}").is_dir()
+    """Whether the Hub cache holds a downloaded snapshot of the dataset repository ``repo``
+    (a snapshot folder with a file in it: an interrupted first download leaves none)."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    snapshots = hub_cache() / repo_folder_name(repo_id=repo, repo_type="dataset") / "snapshots"
+    try:
+        return any(s.is_dir() and any(s.iterdir()) for s in snapshots.iterdir())
+    except OSError:  # no such folder, or unreadable: not had
+        return False
 
 
 def data_status(name: str) -> str:
