@@ -107,6 +107,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     revision: str | None = None,
     options: Mapping[str, Any] | None = None,
+    task_options: "Mapping[str, Any] | Sequence[str] | None" = None,
     scorer_name: str | None = None,
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -114,10 +115,13 @@ def evaluate(
     """Run ``scorer`` over ``task`` into ``out/<task>/<scorer>/<run_id>/`` and return result.json's dict.
 
     Exactly what ``wg-eval run --task TASK --scorer SCORER --out OUT [--limit N] [--split S]
-    [--data-dir D] [--revision R] [-o key=value ...] [--threads N]`` does: the same run id,
-    so it resumes a CLI run and the CLI resumes it. ``scorer`` is a registered name (built
-    with ``options``) or an object from ``load_scorer`` (its registered name is used, or
-    ``scorer_name``). ``threads`` sets torch's CPU threads as ``--threads`` does; by
+    [--data-dir D] [--revision R] [-o key=value ...] [-t key=value ...] [--threads N]`` does:
+    the same run id, so it resumes a CLI run and the CLI resumes it. ``scorer`` is a
+    registered name (built with ``options``) or an object from ``load_scorer`` (its
+    registered name is used, or ``scorer_name``). ``task_options`` are the ``-t`` options:
+    ``{"prompt_set": "full"}`` (in a suite ``{"sugarcrepe.subsets": "swap_att"}``), or
+    ``-t``'s own ``["prompt_set=full"]``; each value is written as ``-t`` would be
+    (:func:`task_option_text`) and typed by the CLI's parser against the task's signature. ``threads`` sets torch's CPU threads as ``--threads`` does; by
     default the process's setting is left alone. The returned dict also holds
     ``run_dir``, the run directory. It builds a :class:`.request.RunRequest` and returns
     what :func:`.execute.execute` (the CLI's path too) did with it.
@@ -139,6 +143,7 @@ def evaluate(
         scorer=name,
         out=Path(out),
         scorer_values=dict(options or {}),
+        task_options=task_option_pairs(task_options),
         data_dir=(str(data_dir),) if data_dir is not None else (),
         revision=revision,
         split=split,
@@ -150,3 +155,36 @@ def evaluate(
     if one.status == "interrupted":  # result.json holds the finished examples; the caller's Ctrl-C goes on
         raise KeyboardInterrupt
     return {**dict(one.result or {}), "run_dir": str(one.run_dir)}
+
+
+def task_option_text(key: str, value: Any) -> str:
+    """``value`` as ``-t KEY=VALUE`` writes it, for the CLI's parser (:func:`.overrides.parse_options`):
+    true/false, none, a tuple or list comma-separated, numbers and strings as they print."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(task_option_text(key, v) for v in value)
+    if isinstance(value, (str, int, float, Path)):
+        text = str(value)
+        if "\n" in text:
+            raise ConfigError(f"task option {key}={value!r}: a value on one line, as -t {key}=VALUE takes it")
+        return text
+    raise ConfigError(
+        f"task option {key}={value!r}: a {type(value).__name__} has no -t form; give a string, number, "
+        "true/false, None or a tuple of those"
+    )
+
+
+def task_option_pairs(task_options: "Mapping[str, Any] | Sequence[str] | None") -> tuple[str, ...]:
+    """``-t`` pairs (``KEY=VALUE``) of the API's ``task_options``: a mapping or ``-t``'s own strings."""
+    if not task_options:
+        return ()
+    if isinstance(task_options, str):
+        raise ConfigError(
+            f"task_options={task_options!r}: give a dict, e.g. {{'split': 'val'}}, or a list of 'KEY=VALUE'"
+        )
+    if isinstance(task_options, Mapping):
+        return tuple(f"{key}={task_option_text(str(key), value)}" for key, value in task_options.items())
+    return tuple(str(pair) for pair in task_options)
