@@ -26,8 +26,9 @@ class RunRequest:
     ``scorer_options`` and ``task_options`` hold ``-o`` / ``-t`` exactly as written
     (``KEY=VALUE``, in a suite ``-t TASK.KEY=VALUE``): they are typed once, against the
     signature of the factory the registry resolves (:func:`.overrides.parse_options`),
-    by :func:`.execute.plan`. ``scorer_values`` are options already typed in Python (the
-    API's ``options=``): checked against the signature, not parsed. ``command`` is the
+    by :func:`.execute.plan`; the API's ``task_options=`` arrive here as such pairs
+    (:func:`.api.task_option_pairs`). ``scorer_values`` are options already typed in Python
+    (the API's ``options=``): checked against the signature, not parsed. ``command`` is the
     command line that made the request (quoted in the resume hints of errors and
     interrupts); None for a request made in Python.
     """
