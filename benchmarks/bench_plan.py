@@ -211,7 +211,89 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
         "agree_significant": agree_sig / max(n_sig, 1),
         "significant": n_sig,
         "misses": misses,
+        "plain_scores": plain,
+        "stop_scores": dict(zip(ids, stop_scores)),
     }
+
+
+def subset(stored, idx: list[int]):
+    """The examples ``idx`` of a stored run, as a stored run."""
+    return type(stored)(
+        stored.path,
+        stored.info,
+        [stored.ids[i] for i in idx],
+        [stored.errors[i] for i in idx],
+        [stored.uncond[i] for i in idx],
+        [stored.scores[i] for i in idx],
+        [stored.unet_calls[i] for i in idx],
+        stored.timesteps,
+        stored.specs,
+    )
+
+
+# Settings the 2 x 2 selection chooses among, on the fit run only (declared before any look at the
+# measure run): plan kind, the weights plan's keep threshold, and the look schedule.
+SELECT_KINDS = (("none", None), ("proposal", None)) + tuple(("weights", k) for k in (0.2, 0.3, 0.4, 0.5, 0.6))
+SELECT_LOOKS = ((20, 20), (20, 10))
+
+
+def fit_2x2_plan(kind: str, keep: float | None, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPlan | None:
+    if kind != "weights":
+        return make_plan(kind, diffs, n_grid)
+    w, q = tp.fit_weights(diffs, keep=keep)
+    return tp.TimestepPlan("weights", n_grid, None, density=tuple(q), weights=tuple(w))
+
+
+def select_2x2(fit, folds: int = 3, tolerance: float = 0.01, agreement: float = 0.99) -> dict[str, Any]:
+    """Choose the plan kind, keep threshold and look schedule on the FIT run alone, by cross-fitting:
+    the fit run's examples are dealt into ``folds`` folds (example i to fold i mod folds); each
+    setting's plan is fitted on the other folds and replayed on the held-out one, and the pooled
+    held-out figures decide. The chosen setting is the one with the fewest UNet calls per example
+    among those whose held-out decisions agree with the same rule's full budget at least
+    ``agreement`` of the time and whose text, image and group are each within ``tolerance`` of the
+    uniform full budget or better (the issue's target, asked of the validation data); ties go to
+    the earlier setting in SELECT_KINDS x SELECT_LOOKS (the defaults first)."""
+    n_grid = len(fit.timesteps)
+    parts = [[i for i in range(len(fit.ids)) if i % folds == f] for f in range(folds)]
+    candidates = []
+    for kind, keep in SELECT_KINDS:
+        for mn, rs in SELECT_LOOKS:
+            calls = dec = agree = 0.0
+            plain_scores, stop_scores = {}, {}
+            for f in range(folds):
+                train = subset(fit, [i for g in range(folds) if g != f for i in parts[g]])
+                held = subset(fit, parts[f])
+                diffs, _ = aligned_2x2(train.errors, train.uncond)
+                rule = tp.rule_for(
+                    fit_2x2_plan(kind, keep, diffs, n_grid),
+                    n_grid,
+                    **{**RULE, "min_timesteps": mn, "round_size": rs},
+                )
+                r = replay_2x2(held, rule)
+                calls += r["calls"] * len(held.ids)
+                dec += r["decisions"]
+                agree += r["agree"] * r["decisions"]
+                plain_scores.update(r["plain_scores"])
+                stop_scores.update(r["stop_scores"])
+            plain_m = winoground_metrics(plain_scores)["metrics"]
+            stop_m = winoground_metrics(stop_scores)["metrics"]
+            candidates.append(
+                {
+                    "kind": kind,
+                    "keep": keep,
+                    "min_timesteps": mn,
+                    "round_size": rs,
+                    "calls": calls / len(fit.ids),
+                    "agree": agree / max(dec, 1),
+                    "metrics_plain_full": plain_m,
+                    "metrics_stopped": stop_m,
+                    "ok": agree / max(dec, 1) >= agreement
+                    and all(stop_m[k] >= plain_m[k] - tolerance for k in ("text", "image", "group")),
+                }
+            )
+    ok = [c for c in candidates if c["ok"]]
+    chosen = min(ok, key=lambda c: c["calls"]) if ok else None
+    return {"folds": folds, "n": len(fit.ids), "candidates": candidates, "chosen": chosen}
 
 
 def correct_of(stored) -> list[list[int]]:
@@ -330,6 +412,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RUN",
         help="calibrate RUN on the first half of its ids, measured on the second",
     )
+    p.add_argument(
+        "--select",
+        action="store_true",
+        help="2x2: also choose the plan kind, keep threshold and look schedule on the --fit run alone "
+        "(cross-fitted in 3 folds) and measure the chosen setting on --measure",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     report: dict[str, Any] = {}
@@ -368,6 +456,32 @@ def main(argv: list[str] | None = None) -> int:
                     **replay_2x2(measure, rule, cv_beta if cv else None),
                 }
             )
+        selection = None
+        if args.select:
+            selection = select_2x2(fit)
+            c = selection["chosen"]
+            if c is not None:
+                plan = fit_2x2_plan(c["kind"], c["keep"], diffs, n_grid)
+                rule = tp.rule_for(
+                    plan, n_grid, **{**RULE, "min_timesteps": c["min_timesteps"], "round_size": c["round_size"]}
+                )
+                keep = f", keep {c['keep']}" if c["keep"] is not None else ""
+                rows.append(
+                    {
+                        "plan": f"{c['kind']}{keep}, min/round {c['min_timesteps']}/{c['round_size']} "
+                        "(selected on the fit run)",
+                        "futility": True,
+                        "cv": False,
+                        "confidence": RULE["confidence"],
+                        "futility_z": None,
+                        "boundary": rule.boundary,
+                        "selected": True,
+                        **replay_2x2(measure, rule),
+                    }
+                )
+        for row in rows:
+            row.pop("plain_scores", None)
+            row.pop("stop_scores", None)
         md, mu = aligned_2x2(measure.errors, measure.uncond)
         cv_stats = {}
         for name, keep in (("all", (0, 1, 2, 3)), ("text", (0, 1)), ("image", (2, 3))):
@@ -380,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             "measure_n": len(measure.ids),
             "rows": rows,
             "control_variate": cv_stats,
+            "selection": selection,
         }
     rows_1xn = []
     for k, (f, m) in enumerate(zip(args.fit_1xn, args.measure_1xn)):
@@ -507,6 +622,27 @@ def main(argv: list[str] | None = None) -> int:
             f"calls per decision at the full budget: {r['rows'][0]['calls_full'] / 4:.0f}; the published zero-shot "
             "saving at equal accuracy is about 2x (DC's adaptive schedule)"
         )
+        sel = r.get("selection")
+        if sel is not None:
+            print(
+                f"\nselection on the fit run alone ({sel['n']} examples, {sel['folds']}-fold cross-fit: each setting's plan "
+                "fitted on the other folds, replayed on the held-out one; chosen: the fewest calls with held-out agreement "
+                ">= 99% and text / image / group each within 1 point of the uniform full budget)"
+            )
+            print(
+                "| plan | keep | min/round | calls / example | agreement | text / image / group: full / stopped | ok |"
+            )
+            print("|---|---|---|---|---|---|---|")
+            for c in sel["candidates"]:
+                f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
+                print(
+                    f"| {c['kind']} | {c['keep'] if c['keep'] is not None else '-'} | {c['min_timesteps']}/{c['round_size']} | "
+                    f"{c['calls']:.0f} | {100 * c['agree']:.2f}% | {f(c['metrics_plain_full'])} / "
+                    f"{f(c['metrics_stopped'])} | {'yes' if c['ok'] else 'no'} |"
+                )
+            print(
+                f"chosen: {sel['chosen'] and {k: sel['chosen'][k] for k in ('kind', 'keep', 'min_timesteps', 'round_size')}}"
+            )
         for name, cv in r["control_variate"].items():
             print(
                 f"control variate ({name} comparisons; per call, {r['measure_n']} measure examples, differences scaled "

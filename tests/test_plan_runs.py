@@ -246,3 +246,29 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
     stopped = bench.replay_2x2(run, tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=8, round_size=8), None)
     assert stopped["calls"] < stopped["calls_full"] and stopped["decisions"] == 4 * n_ex
     assert stopped["metrics_stopped"]["text"] == stopped["metrics_plain_full"]["text"] == 1.0
+
+
+def test_choose_timesteps_keep_sets_the_weights_plans_support(tmp_path, capsys):
+    """--keep FRACTION: bands of t under FRACTION x the largest weight get weight 0 (never
+    evaluated); a higher fraction keeps a subset of the support. --keep without --kind weights
+    is refused."""
+    assert _run(tmp_path, "val", 3) == 0
+    [(val_id, _)] = _dirs(tmp_path).items()
+    val_dir = tmp_path / "runs" / "shapes" / "tiny-diffusion" / val_id
+    supports = {}
+    for keep in ("0", "0.2", "0.9"):
+        out = tmp_path / f"w{keep}.json"
+        assert main(["choose-timesteps", str(val_dir), "-O", str(out), "--kind", "weights", "--keep", keep]) == 0
+        w = json.loads(out.read_text())["weights"]
+        kept = [x for x in w if x > 0]
+        assert kept and min(kept) >= float(keep) * max(w) - 1e-12
+        supports[keep] = {i for i, x in enumerate(w) if x > 0}
+    assert supports["0.9"] <= supports["0.2"] <= supports["0"]
+    capsys.readouterr()
+    code = main(
+        ["choose-timesteps", str(val_dir), "-O", str(tmp_path / "p.json"), "--kind", "proposal", "--keep", "0.4"]
+    )
+    assert code == 2 and "--kind weights" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit) as bad:
+        main(["choose-timesteps", str(val_dir), "--kind", "weights", "--keep", "1.5"])
+    assert bad.value.code == 2 and "--keep 1.5: give a fraction" in " ".join(capsys.readouterr().err.split())

@@ -37,6 +37,8 @@ def _parse_window(text: str) -> tuple[int, int]:
 def cmd_choose(args: argparse.Namespace) -> int:
     from ..results.taskfinder import TaskFinder
 
+    if args.keep != 0.2 and args.kind != "weights":
+        raise ConfigError(f"--keep {args.keep} applies to --kind weights only; add --kind weights or drop --keep")
     ids = read_ids(args.val_ids) if args.val_ids else None
     run = load_run(args.run_dir, ids)
     names = [m.name for m in run.specs]
@@ -131,6 +133,16 @@ def cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keep(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"--keep {text}: give a fraction in [0, 1), e.g. --keep 0.4")
+    return value
+
+
 def register(sub: Any) -> None:
     """Add ``choose-timesteps`` to ``wg-eval``'s subparsers."""
     p = sub.add_parser(
@@ -189,5 +201,13 @@ def register(sub: Any) -> None:
         help="with -O: window (the chosen t_range/n_timesteps), proposal (the same estimand, the grid "
         "evaluated densest where the paired differences vary most) or weights (a declared weighted-mean "
         "estimand fitted as a matched filter; zero-weight timesteps are never evaluated); default window",
+    )
+    p.add_argument(
+        "--keep",
+        type=_keep,
+        default=0.2,
+        metavar="FRACTION",
+        help="with --kind weights: bands of t whose weight is under FRACTION x the largest get weight 0 and are "
+        "never evaluated (default 0.2; higher: fewer timesteps, an estimand further from the plain one)",
     )
     p.set_defaults(func=cmd_choose)

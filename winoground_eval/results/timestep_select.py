@@ -421,6 +421,7 @@ def write_plan_file(
         model,
         window=tuple(chosen["t_range"]),
         window_n_timesteps=int(chosen["n_timesteps"]),
+        keep=float(getattr(args, "keep", 0.2)),
     )
     tp.write_plan(plan, args.output)
     return {"path": str(args.output), "kind": plan.kind, "estimand": plan.estimand, "sha256": plan.content_hash}
