@@ -421,6 +421,14 @@ def write_plan_file(
         model,
         window=tuple(chosen["t_range"]),
         window_n_timesteps=int(chosen["n_timesteps"]),
+        # square examples with stored unconditional errors: beta for -o control_variate=uncond
+        control_variate=tp.fit_control_variate(run.errors, run.uncond) if uncond and args.kind != "window" else None,
     )
     tp.write_plan(plan, args.output)
-    return {"path": str(args.output), "kind": plan.kind, "estimand": plan.estimand, "sha256": plan.content_hash}
+    return {
+        "path": str(args.output),
+        "kind": plan.kind,
+        "estimand": plan.estimand,
+        "sha256": plan.content_hash,
+        "control_variate": plan.control_variate is not None,
+    }
