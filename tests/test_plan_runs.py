@@ -237,7 +237,9 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
         Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid)
     )
     diffs, aux = bench.aligned_2x2(errors, uncond)
-    cv = bench.fit_cv(diffs, aux)
+    cv = bench.fit_cv(errors, uncond)  # the plan's beta: the image comparisons (aligned_2x2's 3rd and 4th)
+    image = [i for i in range(len(diffs)) if i % 4 in (2, 3)]
+    np.testing.assert_allclose(cv, tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]))
     full = tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=n_grid, round_size=n_grid, futility=False)
     for c in (None, cv):
         r = bench.replay_2x2(run, full, c)

@@ -236,6 +236,12 @@ def _evaluate(
     rule = rule or outcome_rule(run)
     config = run.config
     uncond = config.get("normalize") == "uncond"
+    if config.get("control_variate", "none") != "none":
+        raise ConfigError(
+            f"{run.path} was run with control_variate=uncond: its scores carry each image's control mean over the "
+            "plan's whole support and cannot be re-aggregated on windows or subsets of the grid; choose timesteps "
+            "from a full-budget run (stopping=none)"
+        )
     if any(np.isnan(e).any() for e in run.errors):
         raise ConfigError(
             f"{run.path} was run with early stopping (errors hold NaN); choose timesteps from a full-budget run (stopping=none)"
