@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             (kind, futility, cv, 0.99, None)
             for futility in (True, False)
             for kind in ("none", "proposal", "weights")
-            for cv in ((False, True) if uncond and cv_beta is not None else (False,))
+            for cv in ((False, True) if uncond and cv_beta is not None and kind != "none" else (False,))
         ]
         # the trade-off between calls and agreement: a stricter error level, a narrower futility margin
         settings += [
