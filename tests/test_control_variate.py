@@ -60,13 +60,16 @@ def test_cell_scores_are_the_tests_estimates_and_the_full_budget_is_the_plain_sc
     e, u = _example(rng)
     # full budget: every cell is the plain (uniform) or weighted normalize=uncond score
     full = tp.cv_cell_scores(np.where(np.isnan(_mask(w)), np.nan, e), u, beta, tp.cv_means(beta, u, w), w)
-    plain = -tp.weighted_mean(np.where(np.isnan(_mask(w)), np.nan, e), w) + tp.weighted_mean(
-        np.where(np.isnan(_mask(w))[0, 0], np.nan, u), w
-    )[:, None]
+    plain = (
+        -tp.weighted_mean(np.where(np.isnan(_mask(w)), np.nan, e), w)
+        + tp.weighted_mean(np.where(np.isnan(_mask(w))[0, 0], np.nan, u), w)[:, None]
+    )
     np.testing.assert_allclose(full, plain, rtol=0, atol=1e-12)
     # stopped: each comparison's estimate (the test's adjusted difference) is the scores' difference
     density = np.ones(N) if w is None else w.copy()
-    plan = tp.TimestepPlan(weights or "proposal", N, None, density=tuple(density), weights=None if w is None else tuple(w))
+    plan = tp.TimestepPlan(
+        weights or "proposal", N, None, density=tuple(density), weights=None if w is None else tuple(w)
+    )
     rule = tp.rule_for(plan, N, confidence=0.9, min_timesteps=6, round_size=4, futility=True)
     out, outcomes, means, controls = _replay(e, u, rule, beta)
     assert np.isnan(out).any(), "the test should stop before the full budget on these examples"
@@ -124,7 +127,9 @@ def test_the_plan_key_round_trips_enters_the_hash_and_plans_without_it_are_uncha
     bare = tp.TimestepPlan("proposal", N, (0, 1000), density=density)
     assert "control_variate" not in bare.to_json()  # old plan files: same JSON, same content hash
     beta = tuple(np.linspace(0.1, 0.9, N))
-    withcv = tp.TimestepPlan("proposal", N, (0, 1000), density=density, control_variate={"control": "uncond", "beta": beta})
+    withcv = tp.TimestepPlan(
+        "proposal", N, (0, 1000), density=density, control_variate={"control": "uncond", "beta": beta}
+    )
     assert withcv.content_hash != bare.content_hash
     back = tp.read_plan(tp.write_plan(withcv, tmp_path / "p.json"))
     assert back.content_hash == withcv.content_hash and back.version == tp.PLAN_VERSION == 1
@@ -221,6 +226,7 @@ def test_full_budget_scores_are_the_plain_or_weighted_scores(components, example
         np.testing.assert_array_equal(scores_from_arrays(cv.arrays), cv.scores)
 
 
+@pytest.mark.slow  # a tiny diffusion model over several examples
 def test_a_stopped_run_counts_its_calls_and_reaggregates_to_its_stored_scores(components, examples, tmp_path):
     n = 64
     path, plan = write(components, tmp_path / "p.json", "proposal", n)
@@ -276,6 +282,7 @@ def test_plans_without_coefficients_and_one_image_examples_are_refused(component
     assert counted == []  # refused before any model call
 
 
+@pytest.mark.slow  # a tiny diffusion model over several examples
 def test_choose_timesteps_writes_the_key_and_a_run_with_it_resumes(tmp_path, capsys):
     from winoground_eval.cli.main import main
 
