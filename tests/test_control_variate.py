@@ -152,6 +152,10 @@ def test_the_option_names_what_it_needs(options, missing):
         DiffusionOptions(control_variate="uncond", **options)
     with pytest.raises(ConfigError, match="choose one of none, uncond"):
         DiffusionOptions(control_variate="text")
+    with pytest.raises(ConfigError, match="decide=text: the control acts on image comparisons only"):
+        DiffusionOptions(
+            control_variate="uncond", normalize="uncond", stopping="sequential", plan="p.json", decide="text"
+        )
 
 
 # --------------------------------------------------------------------------- the scorer, on a tiny model

@@ -269,6 +269,11 @@ def check_control_variate(opts: Any) -> None:
         ("plan=FILE", opts.plan is not None, "the plan carries the coefficients beta"),
     ]
     missing = [(opt, why) for opt, ok, why in need if not ok]
+    if not missing and opts.decide == "text":
+        raise ConfigError(
+            "option control_variate=uncond with decide=text: the control acts on image comparisons only (it cancels "
+            "from every text comparison), so it would cost calls and change nothing; drop one of them"
+        )
     if missing:
         raise ConfigError(
             "option control_variate=uncond needs "

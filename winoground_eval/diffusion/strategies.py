@@ -10,7 +10,8 @@ returns a :class:`~winoground_eval.core.contracts.Scored` whose ``arrays["errors
   condition with ``normalize=uncond``); stores a family's several terms as ``terms``;
 - :func:`adaptive`: the reference's ``eval_prob_adaptive`` stages on one image;
 - :func:`elimination`: sequential elimination of one image's candidates;
-- :func:`sequential`: sequential stopping of the comparisons the task declares;
+- :func:`sequential`: sequential stopping of the comparisons the task declares (with
+  ``control_variate=uncond``: :func:`.control_variate.sequential_cv`);
 - :func:`prefiltered`: another scorer keeps the best ``k`` candidates, an inner strategy
   scores them.
 
