@@ -134,7 +134,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
     cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
     z_sig = sq.z_two_sided(rule.confidence)
-    full_scores, stop_scores, calls = [], [], []
+    full_scores, stop_scores, calls, calls_control = [], [], [], []
     support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
     agree = agree_uniform = n_dec = agree_sig = n_sig = 0
     misses: list[dict[str, Any]] = []
@@ -152,6 +152,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
         if controls is not None:  # the precomputation, and the caption cells (u is not evaluated twice)
             seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)]))) for j in range(2))
             c = c - seen + tp.cv_calls(2, rule.weights, n_grid)
+            calls_control.append(tp.cv_calls(2, rule.weights, n_grid))
         calls.append(c)
         out = np.stack([np.stack([errs[(j, k)] for k in range(2)]) for j in range(2)])
         sc = -tp.weighted_mean(out, rule.weights)
@@ -197,6 +198,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
         "coin_flip_examples": coin_flip_examples,
         "calls": float(np.mean(calls)),
         "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
+        "calls_control": float(np.mean(calls_control)) if calls_control else None,
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
@@ -471,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             "rule: min_timesteps 20, round_size 20, decide all; CV: -o control_variate=uncond, the scorer's rule (calls "
-            "include each image's unconditional error on the plan's whole support, paid for first)"
+            "include each image's unconditional error on the plan's whole support, paid for first: in brackets, that "
+            "precomputation + the caption cells' calls)"
         )
         print(
             "| plan | CV | futility | confidence / margin | UNet calls / example (full budget) | ratio | calls / decision | "
@@ -482,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in r["rows"]:
             f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
             calls = f"{row['calls']:.0f}"
+            if row["cv"]:  # the precomputation + the caption cells
+                calls += f" ({row['calls_control']:.0f} + {row['calls'] - row['calls_control']:.0f})"
             margin = "" if not row["futility"] else f" / {row['futility_z'] if row['futility_z'] is not None else 'z'}"
             misses = ", ".join(f"{m['stop']} {m['z_full']:+.2f}" for m in row["misses"]) or "-"
             print(

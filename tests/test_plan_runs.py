@@ -245,6 +245,7 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
         r = bench.replay_2x2(run, full, c)
         assert r["agree"] == 1.0 and r["agree_uniform"] == 1.0 and r["misses"] == []
         assert r["calls"] == r["calls_full"] == 6 * n_grid
+        assert r["calls_control"] == (None if c is None else 2 * n_grid)  # u on the whole grid, paid for first
     stopped = bench.replay_2x2(run, tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=8, round_size=8), None)
     assert stopped["calls"] < stopped["calls_full"] and stopped["decisions"] == 4 * n_ex
     assert stopped["metrics_stopped"]["text"] == stopped["metrics_plain_full"]["text"] == 1.0
