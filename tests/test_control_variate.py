@@ -299,7 +299,9 @@ def test_choose_timesteps_writes_the_key_and_a_run_with_it_resumes(tmp_path, cap
     assert run("val", 2) == 0
     [val_dir] = (tmp_path / "runs" / "shapes" / "tiny-diffusion").iterdir()
     plan = tmp_path / "plan.json"
+    capsys.readouterr()
     assert main(["choose-timesteps", str(val_dir), "-O", str(plan), "--kind", "proposal"]) == 0
+    assert "-o control_variate=uncond" in " ".join(capsys.readouterr().out.split())
     doc = json.loads(plan.read_text())
     assert doc["control_variate"]["control"] == "uncond" and len(doc["control_variate"]["beta"]) == 8
     stop = ["-o", "stopping=sequential", "-o", "min_timesteps=2", "-o", "round_size=2"]
