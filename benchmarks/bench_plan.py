@@ -12,9 +12,10 @@ stopping rule of a plan (winoground_eval/core/timestep_plan.py) fitted on OTHER 
   rule (the plain grid mean for ``none`` and ``proposal``; the weighted mean for ``weights``)
   and the uniform full budget, the disagreements with their stop reason and full-budget z, a
   calls / agreement trade-off (confidence 0.995, 0.999; futility margins 1.0 and 0.5 standard
-  errors), rows with the unconditional error as a control variate inside the test (its
-  full-grid mean from the stored grid, and the calls that paying for it would cost), and the
-  per-call variance of the paired differences without / with it (all, text, image comparisons).
+  errors), rows with ``-o control_variate=uncond`` (the scorer's rule: each image's
+  unconditional error on the whole support first, then the test with the control on the image
+  comparisons; calls include that precomputation), and the per-call variance of the paired
+  differences without / with it (all, text, image comparisons).
 - 1 x N (``--fit-1xn``/``--measure-1xn`` pairs; ``--halves`` splits one run's ids in two):
   top-1 of the fixed schedule (the plain full grid) and of elimination with each plan,
   calls per image; ``--prefilter RUN``: elimination ordered by that run's ranking (CLIP).
@@ -104,20 +105,15 @@ def make_plan(kind: str, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPla
     return tp.TimestepPlan("weights", n_grid, None, density=tuple(q), weights=tuple(w))
 
 
-def fit_cv(diffs: list[np.ndarray], aux: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per grid point, the control variate's beta for the text comparisons (control: the image's
-    unconditional error) and for the image comparisons (control: the difference of the two
-    images' unconditional errors), fitted on the ``--fit`` examples (aligned_2x2's order:
-    text, text, image, image per example)."""
-    text = [i for i in range(len(diffs)) if i % 4 in (0, 1)]
-    image = [i for i in range(len(diffs)) if i % 4 in (2, 3)]
-    return (
-        tp.fit_cv_beta_grid([diffs[i] for i in text], [aux[i] for i in text]),
-        tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]),
-    )
+def fit_cv(errors: list[np.ndarray], uncond: list[np.ndarray | None]) -> np.ndarray | None:
+    """Per grid point, the control variate's beta as ``choose-timesteps`` fits it into a plan
+    (:func:`tp.fit_control_variate`: the image comparisons of the ``--fit`` examples, control:
+    the difference of the two images' unconditional errors); None without unconditional errors."""
+    cv = tp.fit_control_variate(errors, uncond)
+    return None if cv is None else np.asarray(cv["beta"], dtype=np.float64)
 
 
-def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str, Any]:
     """Replay ``rule`` on every example of ``stored``. Each decision (a comparison's sign) is
     compared with two full-budget references: the full budget of the SAME scoring rule (the
     uniform grid mean for ``none`` and ``proposal``, the plan's weighted mean for ``weights``:
@@ -126,16 +122,19 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
     the rule's full budget are listed with their stop reason and their full-budget z
     (``D_N / se_N``; below ``z_{(1+confidence)/2}`` the full budget itself is not significant).
 
-    ``cv``: (beta of the text comparisons, beta of the image comparisons) per grid point: the
-    test runs on the control-variate-adjusted differences, with the control's full-budget mean
-    taken from the stored full grid (an oracle: a stopped run would have to pay one UNet call per
-    image and support point for it; ``calls_with_mean`` counts that)."""
+    ``cv``: beta per grid point (:func:`fit_cv`): the scorer's ``control_variate=uncond`` rule,
+    replayed: each image's unconditional error on the plan's whole support is paid for first
+    (2 x support calls; the stored full rows), its control means C_j
+    (:func:`tp.cv_means`) follow, the test runs with the control on the image comparisons
+    (:func:`tp.cv_controls`) and the stopped scores are the per-cell form
+    (:func:`tp.cv_cell_scores`). ``calls`` then counts the precomputation and the caption
+    cells' calls (the unconditional cells are never evaluated twice)."""
     uncond = stored.config.get("normalize") == "uncond"
     comps = sq.select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
     cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
     z_sig = sq.z_two_sided(rule.confidence)
-    full_scores, stop_scores, calls, calls_mean = [], [], [], []
+    full_scores, stop_scores, calls, calls_control = [], [], [], []
     support = np.arange(n_grid) if rule.weights is None else np.flatnonzero(rule.weights > 0)
     agree = agree_uniform = n_dec = agree_sig = n_sig = 0
     misses: list[dict[str, Any]] = []
@@ -145,26 +144,24 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
         def evaluate(run_cells, idx, e=e, u=u):
             return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
 
-        controls = None
-        if cv is not None and uncond:
-            controls = {}
-            for i, (comp, _) in enumerate(terms):
-                if comp.metric == "text":
-                    c_terms, beta = {(comp.a[0], sq.UNCOND): 1.0}, cv[0]
-                else:
-                    c_terms, beta = {(comp.a[0], sq.UNCOND): 1.0, (comp.b[0], sq.UNCOND): -1.0}, cv[1]
-                a_full = sum(coef * u[j].astype(np.float64) for (j, _), coef in c_terms.items())
-                controls[i] = (c_terms, beta, tp.control_mean(beta, a_full, rule.weights))
+        controls = means = None
+        if cv is not None and uncond:  # the scorer's rule: u on the whole support first, then the test
+            means = tp.cv_means(cv, u, rule.weights)
+            controls = tp.cv_controls(terms, cv, means)
         errs, outcomes, c = tp.run_plan_sequential(rule, cells, terms, evaluate, links, controls)
+        if controls is not None:  # the precomputation, and the caption cells (u is not evaluated twice)
+            seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)]))) for j in range(2))
+            c = c - seen + tp.cv_calls(2, rule.weights, n_grid)
+            calls_control.append(tp.cv_calls(2, rule.weights, n_grid))
         calls.append(c)
-        if uncond:
-            seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)][support]))) for j in range(2))
-            calls_mean.append(c + (2 * len(support) - seen if controls else 0))
         out = np.stack([np.stack([errs[(j, k)] for k in range(2)]) for j in range(2)])
         sc = -tp.weighted_mean(out, rule.weights)
         full = -tp.weighted_mean(e.astype(np.float64), rule.weights)
-        if uncond:
+        if controls is not None:
+            sc = tp.cv_cell_scores(out, u, cv, means, rule.weights)
+        elif uncond:
             sc = sc + tp.weighted_mean(np.stack([errs[(j, sq.UNCOND)] for j in range(2)]), rule.weights)[:, None]
+        if uncond:
             full = full + tp.weighted_mean(u.astype(np.float64), rule.weights)[:, None]
         stop_scores.append(sc)
         full_scores.append(full)
@@ -200,8 +197,8 @@ def replay_2x2(stored, rule: tp.Rule, cv: tuple[np.ndarray, np.ndarray] | None =
     return {
         "coin_flip_examples": coin_flip_examples,
         "calls": float(np.mean(calls)),
-        "calls_with_mean": float(np.mean(calls_mean)) if calls_mean else None,
         "calls_full": float((4 + (2 if uncond else 0)) * n_grid),
+        "calls_control": float(np.mean(calls_control)) if calls_control else None,
         "metrics_plain_full": winoground_metrics(plain)["metrics"],
         "metrics_rule_full": winoground_metrics(dict(zip(ids, full_scores)))["metrics"],
         "metrics_stopped": winoground_metrics(dict(zip(ids, stop_scores)))["metrics"],
@@ -425,13 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         fit, measure = load_any(args.fit), load_any(args.measure)
         diffs, fit_aux = aligned_2x2(fit.errors, fit.uncond)
         n_grid = len(fit.timesteps)
-        cv_beta = fit_cv(diffs, fit_aux)
+        cv_beta = fit_cv(fit.errors, fit.uncond)
         uncond = measure.config.get("normalize") == "uncond"
         settings = [
             (kind, futility, cv, 0.99, None)
             for futility in (True, False)
             for kind in ("none", "proposal", "weights")
-            for cv in ((False, True) if uncond else (False,))
+            for cv in ((False, True) if uncond and cv_beta is not None and kind != "none" else (False,))
         ]
         # the trade-off between calls and agreement: a stricter error level, a narrower futility margin
         settings += [
@@ -590,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             f"== 2x2: fit on {r['fit']} ({r['fit_n']} examples), measured on {r['measure']} ({r['measure_n']} examples)"
         )
         print(
-            "rule: min_timesteps 20, round_size 20, decide all; CV: the unconditional error as a control variate, its "
-            "full-budget mean taken from the stored grid (calls in brackets: paying for that mean)"
+            "rule: min_timesteps 20, round_size 20, decide all; CV: -o control_variate=uncond, the scorer's rule (calls "
+            "include each image's unconditional error on the plan's whole support, paid for first: in brackets, that "
+            "precomputation + the caption cells' calls)"
         )
         print(
             "| plan | CV | futility | confidence / margin | UNet calls / example (full budget) | ratio | calls / decision | "
@@ -601,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for row in r["rows"]:
             f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
-            calls = f"{row['calls']:.0f}" + (f" ({row['calls_with_mean']:.0f})" if row["cv"] else "")
+            calls = f"{row['calls']:.0f}"
+            if row["cv"]:  # the precomputation + the caption cells
+                calls += f" ({row['calls_control']:.0f} + {row['calls'] - row['calls_control']:.0f})"
             margin = "" if not row["futility"] else f" / {row['futility_z'] if row['futility_z'] is not None else 'z'}"
             misses = ", ".join(f"{m['stop']} {m['z_full']:+.2f}" for m in row["misses"]) or "-"
             print(

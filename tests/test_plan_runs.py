@@ -237,12 +237,15 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
         Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid)
     )
     diffs, aux = bench.aligned_2x2(errors, uncond)
-    cv = bench.fit_cv(diffs, aux)
+    cv = bench.fit_cv(errors, uncond)  # the plan's beta: the image comparisons (aligned_2x2's 3rd and 4th)
+    image = [i for i in range(len(diffs)) if i % 4 in (2, 3)]
+    np.testing.assert_allclose(cv, tp.fit_cv_beta_grid([diffs[i] for i in image], [aux[i] for i in image]))
     full = tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=n_grid, round_size=n_grid, futility=False)
     for c in (None, cv):
         r = bench.replay_2x2(run, full, c)
         assert r["agree"] == 1.0 and r["agree_uniform"] == 1.0 and r["misses"] == []
         assert r["calls"] == r["calls_full"] == 6 * n_grid
+        assert r["calls_control"] == (None if c is None else 2 * n_grid)  # u on the whole grid, paid for first
     stopped = bench.replay_2x2(run, tp.rule_for(None, n_grid, confidence=0.99, min_timesteps=8, round_size=8), None)
     assert stopped["calls"] < stopped["calls_full"] and stopped["decisions"] == 4 * n_ex
     assert stopped["metrics_stopped"]["text"] == stopped["metrics_plain_full"]["text"] == 1.0

@@ -126,7 +126,12 @@ def cmd_choose(args: argparse.Namespace) -> int:
         out.print(
             f"plan ({escape(written['kind'])}, {escape(written['estimand'])}) written to [bold]{escape(args.output)}"
             f"[/bold]; use it with -o plan={escape(args.output)}"
-            + (" -o stopping=sequential" if written["kind"] != "window" else ""),
+            + (" -o stopping=sequential" if written["kind"] != "window" else "")
+            + (
+                " (it carries control-variate coefficients: add -o control_variate=uncond with -o normalize=uncond)"
+                if written.get("control_variate")
+                else ""
+            ),
             soft_wrap=True,
             highlight=False,
         )

@@ -29,12 +29,16 @@ of :mod:`winoground_eval.diffusion.sequential` with the estimate generalised to 
 look boundary calibrated for the plan's order and its variance profile
 (:func:`plan_boundary`).
 
-Control variate: :func:`control_variate_stats` measures, per call, the variance of the paired
-difference ``d_i`` and of ``d_i - beta u_i`` (``u`` the image's unconditional error at the
-same (t, eps), beta by least squares within bands of t). :func:`run_plan_sequential` takes
-control variates (``controls``: beta per grid point from :func:`fit_cv_beta_grid`, the mean from
-:func:`control_mean`); the estimand and the guarantee are unchanged only when that mean is the
-control's full-grid mean, which a stopped run would have to pay for (docs/timestep-plans.md).
+Control variate (``-o control_variate=uncond``, docs/timestep-plans.md): a proposal or weights
+plan fitted on a ``normalize=uncond`` run of square examples carries ``beta`` per grid point
+(:func:`fit_control_variate`, least squares of the image comparisons' paired differences on the
+difference of the two images' unconditional errors, within bands of t). The scorer pays for
+each image's unconditional error on the whole support first, so the control's full-budget
+mean ``C_j`` is known (:func:`cv_means`), and scores each cell as :func:`cv_cell_scores`
+(``-e_jk + (1 - beta) u_j``, plus ``C_j``): the image comparisons the sequential test runs
+(:func:`cv_controls`) are then the adjusted differences, with the plain estimand and the same
+guarantee. :func:`control_variate_stats` measures, per call, the variance of the paired
+difference ``d_i`` and of ``d_i - beta u_i``.
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..diffusion.stopping_rule import Estimate, p_opposite, z_two_sided
-from .errors import ConfigError
+from .errors import ConfigError, ScoreError
 
 PLAN_VERSION = 1
+CV_CONTROL = "uncond"  # the one control a plan's control_variate key knows: each image's unconditional error
 KINDS = ("window", "proposal", "weights")
 DEFAULT_BANDS = 20
 DEFAULT_FLOOR = 0.5  # share of the uniform density mixed into a proposal (sparse points inflate the
@@ -77,6 +82,8 @@ class TimestepPlan:
     fitted_on: Mapping[str, Any] = field(default_factory=dict)  # run id, dir, task, split, ids (n, sha256)
     model: Mapping[str, Any] = field(default_factory=dict)  # scorer name, model, fingerprint
     version: int = PLAN_VERSION
+    # proposal / weights: {"control": "uncond", "beta": one coefficient per grid position} (-o control_variate=uncond)
+    control_variate: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -95,9 +102,19 @@ class TimestepPlan:
             raise ConfigError("a weights plan needs weights and a density")
         if self.kind == "window" and (self.window is None or self.window_n_timesteps is None):
             raise ConfigError("a window plan needs window and window_n_timesteps")
+        if self.control_variate is not None:
+            cv = self.control_variate
+            beta = np.asarray(cv.get("beta") if isinstance(cv, Mapping) else None, dtype=np.float64)
+            if self.kind == "window" or not isinstance(cv, Mapping) or cv.get("control") != CV_CONTROL:
+                raise ConfigError(
+                    f"plan control_variate: a proposal or weights plan's {{'control': {CV_CONTROL!r}, 'beta': [...]}}"
+                )
+            if beta.shape != (self.n_grid,) or not np.isfinite(beta).all():
+                raise ConfigError(f"plan control_variate: beta needs {self.n_grid} finite numbers (one per grid point)")
+            object.__setattr__(self, "control_variate", {"control": CV_CONTROL, "beta": tuple(float(b) for b in beta)})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "plan_version": self.version,
             "kind": self.kind,
             "grid": {
@@ -112,6 +129,15 @@ class TimestepPlan:
             "fitted_on": dict(self.fitted_on),
             "model": dict(self.model),
         }
+        if self.control_variate is not None:  # only then: plans without it keep their content hash
+            cv = self.control_variate
+            doc["control_variate"] = {"control": cv["control"], "beta": [round(float(b), 9) for b in cv["beta"]]}
+        return doc
+
+    @property
+    def cv_beta(self) -> np.ndarray | None:
+        """The control variate's coefficient per grid position (None: the plan carries none)."""
+        return None if self.control_variate is None else np.asarray(self.control_variate["beta"], dtype=np.float64)
 
     @property
     def estimand(self) -> str:
@@ -157,6 +183,7 @@ class TimestepPlan:
                 fitted_on=dict(doc.get("fitted_on") or {}),
                 model=dict(doc.get("model") or {}),
                 version=int(doc["plan_version"]),
+                control_variate=doc.get("control_variate"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
@@ -655,6 +682,59 @@ def control_mean(beta: np.ndarray, aux_full: np.ndarray, weights: np.ndarray | N
     return float(np.dot(w, np.asarray(beta, dtype=np.float64) * np.asarray(aux_full, dtype=np.float64)) / w.sum())
 
 
+def cv_means(beta: np.ndarray, uncond: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``C_j = sum_i w_i beta_i u_j,i / sum_i w_i`` per image j over the plan's support (w: a
+    weights plan's weights, uniform for a proposal): each image's share of the control's
+    full-budget mean. ``uncond``: (n_images, n_grid), evaluated at least on the support (NaN
+    elsewhere is ignored)."""
+    u = np.asarray(uncond, dtype=np.float64)
+    w = np.ones(u.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    support = w > 0
+    if np.isnan(u[:, support]).any():
+        raise ScoreError("control_variate=uncond: an image's unconditional error is missing on the plan's support")
+    b = np.asarray(beta, dtype=np.float64)
+    return (u[:, support] * (w * b)[support]).sum(axis=1) / w.sum()
+
+
+def cv_controls(
+    comparisons: Sequence[tuple[Any, Mapping[Any, float]]], beta: np.ndarray, means: np.ndarray
+) -> dict[int, tuple[dict[Any, float], np.ndarray, float]]:
+    """``sequential.run_sequential``'s ``controls`` for the per-cell control-variate scores
+    (:func:`cv_cell_scores`): every comparison across two images ``a = (j, .)``, ``b = (j2, .)``
+    gets the control ``u_j - u_j2`` (terms ``{(j, UNCOND): +1, (j2, UNCOND): -1}``), ``beta``,
+    and mean ``C_j - C_j2`` (:func:`cv_means`); comparisons on one image get none (u cancels)."""
+    from ..diffusion.sequential import UNCOND
+
+    out = {}
+    for i, (comp, terms) in enumerate(comparisons):
+        (ja, _), (jb, _) = comp.a, comp.b
+        if terms and ja != jb:
+            c_terms = {(ja, UNCOND): 1.0, (jb, UNCOND): -1.0}
+            out[i] = (c_terms, np.asarray(beta, dtype=np.float64), float(means[ja] - means[jb]))
+    return out
+
+
+def cv_cell_scores(
+    errors: np.ndarray, uncond: np.ndarray, beta: np.ndarray, means: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """(n_images, n_captions) scores of a ``control_variate=uncond`` run: per cell (j, k), the
+    plan's estimate (:func:`weighted_mean`, over the grid points the cell has) of
+    ``-e_jk,i + (1 - beta_i) u_j,i``, plus ``C_j`` (:func:`cv_means`). Differences of two cells
+    of one image are the plain ones (u cancels); across images they are the control-variate
+    estimates the sequential test decided on; at the full budget every cell is the plain
+    (proposal) or weighted (weights plan) ``normalize=uncond`` score."""
+    e = np.asarray(errors, dtype=np.float64)
+    u = np.asarray(uncond, dtype=np.float64)
+    b = np.asarray(beta, dtype=np.float64)
+    per = -e + ((1.0 - b) * u)[:, None, :]
+    return weighted_mean(per, weights) + np.asarray(means, dtype=np.float64)[:, None]
+
+
+def cv_calls(n_images: int, weights: np.ndarray | None, n_grid: int) -> int:
+    """UNet calls of the control variate's precomputation: one per image and support point."""
+    return n_images * (n_grid if weights is None else int((np.asarray(weights) > 0).sum()))
+
+
 def control_variate_stats(
     diffs: Sequence[np.ndarray], aux: Sequence[np.ndarray], beta: np.ndarray | None = None, bands: int = DEFAULT_BANDS
 ) -> dict[str, float]:
@@ -704,12 +784,48 @@ def aligned_differences(
                     diffs.append(e[j, k] - e[j, best])
                     aux.append(np.asarray(u[j], dtype=np.float64) if u is not None else np.zeros(n_grid))
         if u is not None and n_img == n_cap and n_img > 1:
-            for k in range(n_cap):
-                for j in range(n_img):
-                    if j != k:
-                        diffs.append((u[k] - e[k, k]) - (u[j] - e[j, k]))
-                        aux.append(np.asarray(u[k], dtype=np.float64) - np.asarray(u[j], dtype=np.float64))
+            d, a = image_differences(e, u)
+            diffs += d
+            aux += a
     return diffs, aux
+
+
+def image_differences(errors: np.ndarray, uncond: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The image comparisons of one square (n x n) example with unconditional errors, correct
+    side positive: on caption k, image k against each other image j,
+    ``d = (u_k - e_kk) - (u_j - e_jk)`` (the normalize=uncond scores' difference), with its
+    control ``a = u_k - u_j`` (the difference of the two images' unconditional errors)."""
+    e = np.asarray(errors, dtype=np.float64)
+    u = np.asarray(uncond, dtype=np.float64)
+    diffs, aux = [], []
+    for k in range(e.shape[1]):
+        for j in range(e.shape[0]):
+            if j != k:
+                diffs.append((u[k] - e[k, k]) - (u[j] - e[j, k]))
+                aux.append(u[k] - u[j])
+    return diffs, aux
+
+
+def fit_control_variate(
+    errors: Sequence[np.ndarray], uncond: Sequence[np.ndarray | None], bands: int = DEFAULT_BANDS
+) -> dict[str, Any] | None:
+    """A plan's ``control_variate`` entry fitted on a validation run: ``beta`` per grid point
+    (:func:`fit_cv_beta_grid`) over the image comparisons of its examples
+    (:func:`image_differences`). None unless every example is square (n x n, n > 1) with its
+    unconditional errors stored (a ``normalize=uncond`` run of a 2 x 2 task): text comparisons
+    do not use the control (the image's unconditional error cancels from them)."""
+    diffs: list[np.ndarray] = []
+    aux: list[np.ndarray] = []
+    for e, u in zip(errors, uncond):
+        shape = np.shape(e)
+        if u is None or shape[0] != shape[1] or shape[0] < 2:
+            return None
+        d, a = image_differences(e, u)
+        diffs += d
+        aux += a
+    if not diffs:
+        return None
+    return {"control": CV_CONTROL, "beta": tuple(float(b) for b in fit_cv_beta_grid(diffs, aux, bands))}
 
 
 def fit_plan(
@@ -724,8 +840,10 @@ def fit_plan(
     window_n_timesteps: int | None = None,
     bands: int = DEFAULT_BANDS,
     keep: float = 0.2,
+    control_variate: Mapping[str, Any] | None = None,
 ) -> TimestepPlan:
-    """A plan of ``kind`` from the aligned differences of a validation run (see the module doc)."""
+    """A plan of ``kind`` from the aligned differences of a validation run (see the module doc);
+    ``control_variate`` (:func:`fit_control_variate`) goes into proposal and weights plans."""
     tr = tuple(int(x) for x in t_range) if t_range else (0, num_train_timesteps)
     common = {
         "n_grid": n_grid,
@@ -740,6 +858,7 @@ def fit_plan(
         raise ConfigError(
             "the fitting examples give no comparisons (every caption is correct?); nothing to fit a plan on"
         )
+    common["control_variate"] = control_variate
     if kind == "proposal":
         return TimestepPlan("proposal", density=tuple(float(x) for x in fit_proposal(diffs, bands)), **common)
     w, q = fit_weights(diffs, bands, keep)

@@ -207,6 +207,29 @@ def scores_from_errors(
     return scores
 
 
+def scores_from_arrays(arrays: Mapping[str, Any], timesteps: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """An example's scores recomputed from its stored arrays (``arrays/<id>.npz``).
+
+    A ``control_variate=uncond`` run stores ``cv_beta``, ``cv_mean`` and ``cv_weights``: its
+    scores are the per-cell control-variate form
+    (:func:`winoground_eval.core.timestep_plan.cv_cell_scores`), reproduced exactly; they
+    belong to the whole grid, so ``timesteps`` (a subset) is refused for them. Otherwise
+    :func:`scores_from_errors` of ``errors`` and, when stored, ``uncond_errors``."""
+    if "cv_beta" in arrays:
+        if timesteps is not None:
+            raise ConfigError(
+                "a control_variate=uncond run's scores include each image's control mean over the plan's whole "
+                "support; they cannot be re-aggregated on a subset of the grid (use a full-budget run, stopping=none)"
+            )
+        from ..core.timestep_plan import cv_cell_scores
+
+        return cv_cell_scores(
+            arrays["errors"], arrays["uncond_errors"], arrays["cv_beta"], arrays["cv_mean"], arrays["cv_weights"]
+        )
+    u = arrays.get("uncond_errors")
+    return scores_from_errors(arrays["errors"], None if u is None else u, timesteps)
+
+
 def _grid_mean(values: np.ndarray) -> np.ndarray:
     """The mean over the last axis; with NaN (not evaluated), the stratified estimate."""
     return sequential.stratified_mean(values) if np.isnan(values).any() else values.mean(axis=-1)

@@ -32,6 +32,7 @@ from ..core.policy import DType
 Loss = Literal["l2", "l1", "huber"]
 Interpolation = Literal["bicubic", "bilinear", "lanczos"]
 Normalize = Literal["none", "uncond"]
+ControlVariate = Literal["none", "uncond"]
 Stopping = Literal["none", "sequential"]
 Decide = Literal["all", "text", "image"]
 
@@ -244,6 +245,44 @@ def lora_option() -> Any:
     )
 
 
+def control_variate_option() -> Any:
+    """The ``control_variate`` field of every family with ``normalize`` (checked by :func:`check_control_variate`)."""
+    return _opt(
+        "none",
+        "none, or uncond: with normalize=uncond, stopping=sequential and a proposal or weights plan fitted on a "
+        "normalize=uncond run (its control_variate key), the image comparisons of the sequential test subtract "
+        "beta x the difference of the two images' unconditional errors, whose full-budget mean is paid for first "
+        "(one model call per image and support point); same decisions' estimand (docs/timestep-plans.md)",
+        config="when_set",
+        check=lambda n, v: _choice(n, v, ControlVariate),
+    )
+
+
+def check_control_variate(opts: Any) -> None:
+    """ConfigError naming the fix when ``control_variate=uncond`` lacks what it needs (the plan's
+    own coefficients are checked when the scorer reads the plan)."""
+    if getattr(opts, "control_variate", "none") == "none":
+        return
+    need = [
+        ("normalize=uncond", opts.normalize == "uncond", "the control is the unconditional error"),
+        ("stopping=sequential", opts.stopping == "sequential", "it reduces the variance of the sequential test"),
+        ("plan=FILE", opts.plan is not None, "the plan carries the coefficients beta"),
+    ]
+    missing = [(opt, why) for opt, ok, why in need if not ok]
+    if not missing and opts.decide == "text":
+        raise ConfigError(
+            "option control_variate=uncond with decide=text: the control acts on image comparisons only (it cancels "
+            "from every text comparison), so it would cost calls and change nothing; drop one of them"
+        )
+    if missing:
+        raise ConfigError(
+            "option control_variate=uncond needs "
+            + "; ".join(f"-o {opt} ({why})" for opt, why in missing)
+            + "; the plan: `wg-eval choose-timesteps VAL_RUN --kind proposal|weights -O plan.json` on a "
+            "normalize=uncond validation run"
+        )
+
+
 @dataclass(frozen=True)
 class DiffusionOptions(ScorerOptions):
     """The Stable Diffusion 1.x / 2.x family's options: the shared groups and its own fields.
@@ -272,8 +311,10 @@ class DiffusionOptions(ScorerOptions):
         check=_bool,
     )
     lora: str | None = lora_option()
+    control_variate: ControlVariate = control_variate_option()
 
     def _check_group(self) -> None:
+        check_control_variate(self)
         if self.n_samples is not None and self.normalize != "none":
             raise ConfigError(
                 "adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)"

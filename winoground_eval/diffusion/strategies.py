@@ -10,7 +10,8 @@ returns a :class:`~winoground_eval.core.contracts.Scored` whose ``arrays["errors
   condition with ``normalize=uncond``); stores a family's several terms as ``terms``;
 - :func:`adaptive`: the reference's ``eval_prob_adaptive`` stages on one image;
 - :func:`elimination`: sequential elimination of one image's candidates;
-- :func:`sequential`: sequential stopping of the comparisons the task declares;
+- :func:`sequential`: sequential stopping of the comparisons the task declares (with
+  ``control_variate=uncond``: :func:`.control_variate.sequential_cv`);
 - :func:`prefiltered`: another scorer keeps the best ``k`` candidates, an inner strategy
   scores them.
 
@@ -82,7 +83,13 @@ def timestep_rule(opts: Any, family: Any, n_grid: int, t_range: Any, stopping: A
     :func:`winoground_eval.core.timestep_plan.plan_rule`."""
     from ..core.timestep_plan import plan_rule
 
-    return plan_rule(getattr(opts, "plan", None), family.source.as_config(), n_grid, t_range, stopping)
+    path = getattr(opts, "plan", None)
+    plan, rule = plan_rule(path, family.source.as_config(), n_grid, t_range, stopping)
+    if getattr(opts, "control_variate", "none") != "none":
+        from .control_variate import check_plan
+
+        check_plan(plan, path)
+    return plan, rule
 
 
 @dataclass(frozen=True)
@@ -250,6 +257,10 @@ def sequential(
     still needed, until the example's comparisons are settled (:func:`.sequential.run_sequential`)."""
     plan = scorer.plan
     assert plan is not None
+    if uncond and getattr(scorer.options, "control_variate", "none") != "none":
+        from .control_variate import sequential_cv
+
+        return sequential_cv(scorer, images, keys, declared)
     UNCOND = seq.UNCOND
     unique = sorted(set(keys))
     columns = [unique.index(c) for c in keys]

@@ -236,6 +236,12 @@ def _evaluate(
     rule = rule or outcome_rule(run)
     config = run.config
     uncond = config.get("normalize") == "uncond"
+    if config.get("control_variate", "none") != "none":
+        raise ConfigError(
+            f"{run.path} was run with control_variate=uncond: its scores carry each image's control mean over the "
+            "plan's whole support and cannot be re-aggregated on windows or subsets of the grid; choose timesteps "
+            "from a full-budget run (stopping=none)"
+        )
     if any(np.isnan(e).any() for e in run.errors):
         raise ConfigError(
             f"{run.path} was run with early stopping (errors hold NaN); choose timesteps from a full-budget run (stopping=none)"
@@ -422,6 +428,14 @@ def write_plan_file(
         window=tuple(chosen["t_range"]),
         window_n_timesteps=int(chosen["n_timesteps"]),
         keep=float(getattr(args, "keep", 0.2)),
+        # square examples with stored unconditional errors: beta for -o control_variate=uncond
+        control_variate=tp.fit_control_variate(run.errors, run.uncond) if uncond and args.kind != "window" else None,
     )
     tp.write_plan(plan, args.output)
-    return {"path": str(args.output), "kind": plan.kind, "estimand": plan.estimand, "sha256": plan.content_hash}
+    return {
+        "path": str(args.output),
+        "kind": plan.kind,
+        "estimand": plan.estimand,
+        "sha256": plan.content_hash,
+        "control_variate": plan.control_variate is not None,
+    }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ...core.errors import ConfigError
 from ..options import (
+    ControlVariate,
     Interpolation,
     Loss,
     Normalize,
@@ -21,6 +22,8 @@ from ..options import (
     _choice,
     _opt,
     _positive_int,
+    check_control_variate,
+    control_variate_option,
     lora_option,
 )
 
@@ -59,8 +62,10 @@ class ImageOptions(LoraOptions):
         "none, or uncond to subtract each image's unconditional (empty prompt) error",
         check=lambda n, v: _choice(n, v, Normalize),
     )
+    control_variate: ControlVariate = control_variate_option()
 
     def _check_group(self) -> None:
+        check_control_variate(self)
         if getattr(self, "n_samples", None) is not None and self.normalize != "none":
             raise ConfigError(
                 "adaptive stages rank one image's candidates; normalize=uncond would not change them (drop it)"
