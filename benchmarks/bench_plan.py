@@ -463,19 +463,20 @@ def main(argv: list[str] | None = None) -> int:
                     plan, n_grid, **{**RULE, "min_timesteps": c["min_timesteps"], "round_size": c["round_size"]}
                 )
                 keep = f", keep {c['keep']}" if c["keep"] is not None else ""
-                rows.append(
-                    {
-                        "plan": f"{c['kind']}{keep}, min/round {c['min_timesteps']}/{c['round_size']} "
-                        "(selected on the fit run)",
-                        "futility": True,
-                        "cv": False,
-                        "confidence": RULE["confidence"],
-                        "futility_z": None,
-                        "boundary": rule.boundary,
-                        "selected": True,
-                        **replay_2x2(measure, rule),
-                    }
-                )
+                for cv in (False, True) if uncond and cv_beta is not None and c["kind"] != "none" else (False,):
+                    rows.append(
+                        {
+                            "plan": f"{c['kind']}{keep}, min/round {c['min_timesteps']}/{c['round_size']} "
+                            "(selected on the fit run)",
+                            "futility": True,
+                            "cv": cv,
+                            "confidence": RULE["confidence"],
+                            "futility_z": None,
+                            "boundary": rule.boundary,
+                            "selected": True,
+                            **replay_2x2(measure, rule, cv_beta if cv else None),
+                        }
+                    )
         for row in rows:
             row.pop("plain_scores", None)
             row.pop("stop_scores", None)
