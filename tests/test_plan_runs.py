@@ -267,7 +267,12 @@ def test_choose_timesteps_keep_sets_the_weights_plans_support(tmp_path, capsys):
         assert kept and min(kept) >= float(keep) * max(w) - 1e-12
         supports[keep] = {i for i, x in enumerate(w) if x > 0}
     assert supports["0.9"] <= supports["0.2"] <= supports["0"]
+    # a full-budget run with a weights plan stores the weighted mean: not re-aggregated on windows
+    assert _run(tmp_path, "test", 1, "-o", f"plan={tmp_path / 'w0.2.json'}") == 0
+    [weighted] = [i for i, c in _dirs(tmp_path).items() if c["task"]["split"] == "test"]
     capsys.readouterr()
+    assert main(["choose-timesteps", str(tmp_path / "runs" / "shapes" / "tiny-diffusion" / weighted)]) == 2
+    assert "weights plan" in " ".join(capsys.readouterr().err.split())
     code = main(
         ["choose-timesteps", str(val_dir), "-O", str(tmp_path / "p.json"), "--kind", "proposal", "--keep", "0.4"]
     )

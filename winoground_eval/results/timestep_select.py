@@ -242,6 +242,11 @@ def _evaluate(
             "plan's whole support and cannot be re-aggregated on windows or subsets of the grid; choose timesteps "
             "from a full-budget run (stopping=none)"
         )
+    if (config.get("plan") or {}).get("kind") == "weights":
+        raise ConfigError(
+            f"{run.path} was run with a weights plan (-o plan=...): its scores are the plan's weighted mean, not the "
+            "grid mean that windows are compared on; choose timesteps from a run without a weights plan"
+        )
     if any(np.isnan(e).any() for e in run.errors):
         raise ConfigError(
             f"{run.path} was run with early stopping (errors hold NaN); choose timesteps from a full-budget run (stopping=none)"
