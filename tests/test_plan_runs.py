@@ -251,6 +251,7 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
     assert stopped["metrics_stopped"]["text"] == stopped["metrics_plain_full"]["text"] == 1.0
 
 
+@pytest.mark.slow  # two diffusion runs through the CLI
 def test_choose_timesteps_keep_sets_the_weights_plans_support(tmp_path, capsys):
     """--keep FRACTION: bands of t under FRACTION x the largest weight get weight 0 (never
     evaluated); a higher fraction keeps a subset of the support. --keep without --kind weights

@@ -47,6 +47,7 @@ def _wg(*argv) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # wg-eval in a subprocess
 def test_compare_json_is_alone_on_stdout(runs):
     a, b = sorted(p.name for p in runs.glob("*/dummy/*"))
     done = _wg("compare", a, b, "--out", runs, "--json")
@@ -56,6 +57,7 @@ def test_compare_json_is_alone_on_stdout(runs):
     assert "building my task" in done.stderr
 
 
+@pytest.mark.slow  # wg-eval in a subprocess
 def test_export_and_ls_runs_json_parse_at_any_width(runs, tmp_path):
     done = _wg("export", runs, "-O", tmp_path / "lb.json", "--include-partial", "--json")
     assert done.returncode == 0, done.stderr
