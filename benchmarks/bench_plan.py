@@ -356,17 +356,7 @@ def one_x_n(fit, measure, fit_idx, measure_idx, label, prefilter=None) -> list[d
     correct_fit, task = correct_of(fit)
     if measure is not fit:
         _, task = correct_of(measure)
-    fit_sub = type(fit)(
-        fit.path,
-        fit.info,
-        [fit.ids[i] for i in fit_idx],
-        [fit.errors[i] for i in fit_idx],
-        [fit.uncond[i] for i in fit_idx],
-        [fit.scores[i] for i in fit_idx],
-        [fit.unet_calls[i] for i in fit_idx],
-        fit.timesteps,
-        fit.specs,
-    )
+    fit_sub = subset(fit, list(fit_idx))
     diffs = aligned_1xn(fit_sub, [correct_fit[i] for i in fit_idx])
     n_grid = len(fit.timesteps)
     rows = []
