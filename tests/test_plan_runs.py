@@ -281,3 +281,48 @@ def test_choose_timesteps_keep_sets_the_weights_plans_support(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         main(["choose-timesteps", str(val_dir), "--kind", "weights", "--keep", "1.5"])
     assert bad.value.code == 2 and "--keep 1.5: give a fraction" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.slow  # a stopping boundary is simulated per candidate and fold
+def test_bench_plan_selection_uses_held_out_folds_and_picks_the_cheapest_passing_setting(monkeypatch):
+    """bench_plan --select on synthetic stored errors: every candidate is scored on held-out folds
+    of the fit run, and the chosen one is the cheapest of those that pass."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from winoground_eval.diffusion.replay import partial_scores
+    from winoground_eval.results.timestep_select import StoredRun
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_plan", root / "benchmarks" / "bench_plan.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_plan"] = bench
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "SELECT_KINDS", (("proposal", None), ("weights", 0.5)))
+    monkeypatch.setattr(bench, "SELECT_RULES", ((True, 0.99), (False, 0.9)))
+    rng = np.random.default_rng(1)
+    n_grid, n_ex = 32, 9
+    errors, uncond = [], []
+    for _ in range(n_ex):
+        u = 1.0 + 0.3 * rng.standard_normal((2, n_grid))
+        e = u[:, None, :] + 0.05 * rng.standard_normal((2, 2, n_grid))
+        e[0, 1] += 0.2
+        e[1, 0] += 0.2
+        errors.append(e.astype(np.float32))
+        uncond.append(u.astype(np.float32))
+    scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
+    info = {"scorer": {"config": {"normalize": "uncond"}}}
+    run = StoredRun(
+        Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid)
+    )
+    sel = bench.select_2x2(run)
+    assert len(sel["candidates"]) == len(bench.SELECT_KINDS) * len(bench.SELECT_RULES) and sel["n"] == n_ex
+    ok = [c for c in sel["candidates"] if c["ok"]]
+    assert ok and sel["chosen"] is min(ok, key=lambda c: c["calls"])
+    assert all(c["calls"] < c["calls_full"] and c["metrics_plain_full"]["text"] == 1.0 for c in sel["candidates"])
+    assert all(
+        c["ok"] == (c["agree"] >= bench.SELECT_AGREEMENT and c["mean_shift"] >= -0.01) for c in sel["candidates"]
+    )
