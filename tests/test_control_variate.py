@@ -316,3 +316,8 @@ def test_choose_timesteps_writes_the_key_and_a_run_with_it_resumes(tmp_path, cap
     recs = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and all(r["info"]["stopping"]["control_variate"] == "uncond" for r in recs)
     capsys.readouterr()
+    # a 1 x N task: refused before a run directory exists, naming the task
+    args = ["run", "--task", "shapes-classify", "--scorer", "tiny-diffusion", "--limit", "1"]
+    assert main([*args, "--out", str(tmp_path / "runs"), *grid, *cv]) == 2
+    assert "task shapes-classify has one image per example" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "runs" / "shapes-classify").exists()

@@ -337,6 +337,9 @@ def _run_task(
         overrides=overrides,
         data_source=source,
     )
+    check = getattr(scorer, "check_task", None)
+    if callable(check):  # an option this task cannot use: refused before a run directory exists
+        check(task)
     store = open_store(spec, task, scorer, world)
     if request.no_resume and store.shards():
         aside = store.set_aside()  # under the run's lock: refuses while another process writes there

@@ -56,6 +56,23 @@ def check_plan(plan: Any, path: str | None) -> None:
         )
 
 
+def check_task(opts: Any, task: Any) -> None:
+    """ConfigError before a run starts when ``control_variate=uncond`` meets a 1 x N task (one
+    image per example: the control cancels from every comparison); :func:`sequential_cv` refuses
+    such an example too, for tasks not built on the 1 x N base classes."""
+    if getattr(opts, "control_variate", "none") == "none":
+        return
+    from ..core.taskbase import ClassTask, RankedTask
+
+    if isinstance(task, (ClassTask, RankedTask)):
+        name = (task.info() or {}).get("name") or type(task).__name__
+        raise ConfigError(
+            f"option control_variate=uncond: task {name} has one image per example; the image's unconditional error "
+            "cancels from every comparison of a one-image example (they compare captions on the same image), so the "
+            "control changes no decision and would only cost calls. Drop -o control_variate for 1 x N tasks"
+        )
+
+
 def sequential_cv(scorer: "DiffusionScorer", images: Sequence[Any], keys: Sequence[str], declared: Any) -> Scored:
     """One example: every image's unconditional error on the plan's support, then the
     sequential test along the plan with the control on every comparison across images."""

@@ -196,6 +196,12 @@ class DiffusionScorer:
         opts = make_options(DiffusionOptions, None, options)
         return cls(family=load(model_id_or_path, revision=revision, options=opts), options=opts)
 
+    def check_task(self, task: Any) -> None:
+        """Refuse, before a run directory exists, options this task cannot use."""
+        from .control_variate import check_task
+
+        check_task(self.options, task)
+
     # ------------------------------------------------------------------ read-through to the family
 
     def __getattr__(self, name: str) -> Any:
