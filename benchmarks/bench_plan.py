@@ -208,8 +208,6 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
         "agree_significant": agree_sig / max(n_sig, 1),
         "significant": n_sig,
         "misses": misses,
-        "plain_scores": plain,
-        "stop_scores": dict(zip(ids, stop_scores)),
     }
 
 
@@ -228,14 +226,9 @@ def subset(stored, idx: list[int]):
     )
 
 
-# Settings the 2 x 2 selection chooses among, on the fit run only (the measure run is replayed
-# once, with the chosen setting): plan kind, the weights plan's keep threshold, futility and the
-# confidence level (min_timesteps and round_size stay 20: a first pass over look schedules of
-# 10/20 changed the calls by 1-2%).
-SELECT_KINDS = (("none", None), ("proposal", None)) + tuple(("weights", k) for k in (0.2, 0.4, 0.6, 0.8))
-SELECT_RULES = ((True, 0.99), (False, 0.99), (False, 0.95), (False, 0.9))
-SELECT_AGREEMENT = 0.995  # the target's 99%, with a margin for the validation estimate's own error
-SELECT_TOLERANCE = 0.01  # the mean of text, image and group at most 1 point below the uniform full budget
+# The 2 x 2 selection is the library's (winoground_eval/results/plan_tune.py, `choose-timesteps
+# --tune`), on the fit run only; the bench adds the plain order (plan `none`) to its candidates.
+# The measure run is replayed once, with the chosen setting.
 
 
 def fit_2x2_plan(kind: str, keep: float | None, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPlan | None:
@@ -246,59 +239,22 @@ def fit_2x2_plan(kind: str, keep: float | None, diffs: list[np.ndarray], n_grid:
 
 
 def select_2x2(fit, folds: int = 3) -> dict[str, Any]:
-    """Choose the plan kind, keep threshold, futility and confidence on the FIT run alone, by
-    cross-fitting: the fit run's examples are dealt into ``folds`` folds (example i to fold
-    i mod folds); each setting's plan is fitted on the other folds and replayed on the held-out
-    one, and the pooled held-out figures decide. Chosen: the fewest UNet calls per example among
-    the settings whose held-out decisions agree with the same rule's full budget at least
-    SELECT_AGREEMENT of the time and whose text, image and group are on average at most
-    SELECT_TOLERANCE below the uniform full budget (one example of 90 is 1.1 points, so a
-    per-metric 1-point rule would reject any setting that moves one example in either metric);
-    ties go to the earlier setting in SELECT_KINDS x SELECT_RULES."""
-    n_grid = len(fit.timesteps)
-    parts = [[i for i in range(len(fit.ids)) if i % folds == f] for f in range(folds)]
-    names = ("text", "image", "group")
-    candidates = []
-    for kind, keep in SELECT_KINDS:
-        for futility, confidence in SELECT_RULES:
-            calls = dec = agree = 0.0
-            plain_scores, stop_scores = {}, {}
-            for f in range(folds):
-                train = subset(fit, [i for g in range(folds) if g != f for i in parts[g]])
-                held = subset(fit, parts[f])
-                diffs, _ = aligned_2x2(train.errors, train.uncond)
-                rule = tp.rule_for(
-                    fit_2x2_plan(kind, keep, diffs, n_grid),
-                    n_grid,
-                    **{**RULE, "futility": futility, "confidence": confidence},
-                )
-                r = replay_2x2(held, rule)
-                calls += r["calls"] * len(held.ids)
-                dec += r["decisions"]
-                agree += r["agree"] * r["decisions"]
-                plain_scores.update(r["plain_scores"])
-                stop_scores.update(r["stop_scores"])
-            plain_m = winoground_metrics(plain_scores)["metrics"]
-            stop_m = winoground_metrics(stop_scores)["metrics"]
-            shift = float(np.mean([stop_m[k] - plain_m[k] for k in names]))
-            candidates.append(
-                {
-                    "kind": kind,
-                    "keep": keep,
-                    "futility": futility,
-                    "confidence": confidence,
-                    "calls": calls / len(fit.ids),
-                    "calls_full": 6.0 * n_grid,
-                    "agree": agree / max(dec, 1),
-                    "metrics_plain_full": plain_m,
-                    "metrics_stopped": stop_m,
-                    "mean_shift": shift,
-                    "ok": agree / max(dec, 1) >= SELECT_AGREEMENT and shift >= -SELECT_TOLERANCE,
-                }
-            )
-    ok = [c for c in candidates if c["ok"]]
-    chosen = min(ok, key=lambda c: c["calls"]) if ok else None
-    return {"folds": folds, "n": len(fit.ids), "candidates": candidates, "chosen": chosen}
+    """``plan_tune.tune`` on the FIT run alone (cross-fitted in ``folds`` folds), over the plain
+    order and every plan candidate of ``choose-timesteps --tune``."""
+    from winoground_eval.results import plan_tune as pt
+    from winoground_eval.results.timestep_select import outcome_rule
+
+    candidates = tuple(pt.Candidate("none", None, f, c) for f, c in pt.RULES) + pt.CANDIDATES
+    return pt.tune(
+        fit.ids,
+        fit.errors,
+        fit.uncond,
+        outcome_rule(fit),
+        normalize_uncond=fit.config.get("normalize") == "uncond",
+        candidates=candidates,
+        folds=folds,
+        base={"min_timesteps": RULE["min_timesteps"], "round_size": RULE["round_size"]},
+    )
 
 
 def correct_of(stored) -> list[list[int]]:
@@ -472,9 +428,6 @@ def main(argv: list[str] | None = None) -> int:
                             **replay_2x2(measure, rule, cv_beta if cv else None),
                         }
                     )
-        for row in rows:
-            row.pop("plain_scores", None)
-            row.pop("stop_scores", None)
         md, mu = aligned_2x2(measure.errors, measure.uncond)
         cv_stats = {}
         for name, keep in (("all", (0, 1, 2, 3)), ("text", (0, 1)), ("image", (2, 3))):
@@ -620,24 +573,27 @@ def main(argv: list[str] | None = None) -> int:
         )
         sel = r.get("selection")
         if sel is not None:
+            crit = sel["criterion"]
             print(
                 f"\nselection on the fit run alone ({sel['n']} examples, {sel['folds']}-fold cross-fit: each setting's "
                 "plan fitted on the other folds, replayed on the held-out one; chosen: the fewest calls with held-out "
-                f"agreement >= {100 * SELECT_AGREEMENT:g}% and text / image / group on average at most "
-                f"{100 * SELECT_TOLERANCE:g} point below the uniform full budget)"
+                f"agreement >= {100 * crit['agreement']:g}% and the per-example metrics on average at most "
+                f"{100 * crit['tolerance']:g} point below the uniform full budget)"
             )
+            names = list(sel["plain_metrics"])
             print(
-                "| plan | keep | futility | confidence | calls / example | ratio | agreement | text / image / group: "
-                "uniform full budget | stopped | mean shift | ok |"
+                f"| plan | keep | futility | confidence | calls / example | ratio | agreement | {' / '.join(names)}: "
+                "uniform full budget | stopped | mean shift | passes |"
             )
             print("|---|---|---|---|---|---|---|---|---|---|---|")
             for c in sel["candidates"]:
-                f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in ("text", "image", "group"))
+                f = lambda m: " / ".join(f"{100 * m[k]:.2f}" for k in names)
                 print(
                     f"| {c['kind']} | {c['keep'] if c['keep'] is not None else '-'} | "
                     f"{'on' if c['futility'] else 'off'} | {c['confidence']} | {c['calls']:.0f} | "
-                    f"{c['calls_full'] / c['calls']:.2f}x | {100 * c['agree']:.2f}% | {f(c['metrics_plain_full'])} | "
-                    f"{f(c['metrics_stopped'])} | {100 * c['mean_shift']:+.2f} | {'yes' if c['ok'] else 'no'} |"
+                    f"{sel['calls_full'] / c['calls']:.2f}x | {100 * c['agreement']:.2f}% | "
+                    f"{f(sel['plain_metrics'])} | {f(c['metrics'])} | {100 * c['mean_shift']:+.2f} | "
+                    f"{'yes' if c['passes'] else 'no'} |"
                 )
             chosen = sel["chosen"]
             print(f"chosen: {chosen and {k: chosen[k] for k in ('kind', 'keep', 'futility', 'confidence')}}")

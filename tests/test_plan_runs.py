@@ -301,8 +301,10 @@ def test_bench_plan_selection_uses_held_out_folds_and_picks_the_cheapest_passing
     bench = importlib.util.module_from_spec(spec)
     sys.modules["bench_plan"] = bench
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "SELECT_KINDS", (("proposal", None), ("weights", 0.5)))
-    monkeypatch.setattr(bench, "SELECT_RULES", ((True, 0.99), (False, 0.9)))
+    from winoground_eval.results import plan_tune as pt
+
+    monkeypatch.setattr(pt, "RULES", ((True, 0.99), (False, 0.9)))
+    monkeypatch.setattr(pt, "CANDIDATES", (pt.Candidate("weights", 0.5, False, 0.9),))
     rng = np.random.default_rng(1)
     n_grid, n_ex = 32, 9
     errors, uncond = [], []
@@ -315,14 +317,14 @@ def test_bench_plan_selection_uses_held_out_folds_and_picks_the_cheapest_passing
         uncond.append(u.astype(np.float32))
     scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
     info = {"scorer": {"config": {"normalize": "uncond"}}}
-    run = StoredRun(
-        Path("."), info, [str(i) for i in range(n_ex)], errors, uncond, scores, [None] * n_ex, np.arange(n_grid)
-    )
+    from winoground_eval.core.metrics import WINOGROUND_METRICS
+
+    ids = [str(i) for i in range(n_ex)]
+    run = StoredRun(Path("."), info, ids, errors, uncond, scores, [None] * n_ex, np.arange(n_grid), WINOGROUND_METRICS)
     sel = bench.select_2x2(run)
-    assert len(sel["candidates"]) == len(bench.SELECT_KINDS) * len(bench.SELECT_RULES) and sel["n"] == n_ex
-    ok = [c for c in sel["candidates"] if c["ok"]]
-    assert ok and sel["chosen"] is min(ok, key=lambda c: c["calls"])
-    assert all(c["calls"] < c["calls_full"] and c["metrics_plain_full"]["text"] == 1.0 for c in sel["candidates"])
-    assert all(
-        c["ok"] == (c["agree"] >= bench.SELECT_AGREEMENT and c["mean_shift"] >= -0.01) for c in sel["candidates"]
-    )
+    # the plain order under each rule, then the library's candidates
+    kinds = [(c["kind"], c["keep"], c["futility"], c["confidence"]) for c in sel["candidates"]]
+    assert kinds == [("none", None, True, 0.99), ("none", None, False, 0.9), ("weights", 0.5, False, 0.9)]
+    assert sel["n"] == n_ex and sel["calls_full"] == 6 * n_grid
+    passing = [c for c in sel["candidates"] if c["passes"]]
+    assert passing and sel["chosen"] is min(passing, key=lambda c: c["calls"])

@@ -26,6 +26,63 @@ from ..results.timestep_select import (
 from .console import err, out, print_json
 
 
+def _tune(run: Any, rule: Any) -> dict[str, Any]:
+    from ..results import plan_tune as pt
+
+    return pt.tune(run.ids, run.errors, run.uncond, rule, normalize_uncond=run.config.get("normalize") == "uncond")
+
+
+def _tuned_record(tuned: dict[str, Any]) -> dict[str, Any]:
+    """What the plan file records of ``--tune``: the procedure and the chosen setting's held-out figures."""
+    keys = ("kind", "keep", "futility", "confidence", "calls", "agreement", "metrics", "mean_shift")
+    return {
+        "folds": tuned["folds"],
+        "n": tuned["n"],
+        "criterion": tuned["criterion"],
+        "candidates": len(tuned["candidates"]),
+        "calls_full": tuned["calls_full"],
+        "chosen": {k: tuned["chosen"][k] for k in keys},
+    }
+
+
+def _tuned_options(c: dict[str, Any]) -> str:
+    return f"-o stopping=sequential -o futility={str(c['futility']).lower()} -o confidence={c['confidence']}"
+
+
+def _print_tuned(tuned: dict[str, Any], run: Any) -> None:
+    names = list(tuned["plain_metrics"])
+    table = Table(
+        title=f"--tune: {len(tuned['candidates'])} settings, each fitted on {tuned['folds'] - 1} of {tuned['folds']} "
+        f"folds of the {tuned['n']} examples and replayed on the third (no model call)",
+        title_justify="left",
+    )
+    for col in ("plan", "keep", "futility", "confidence", "calls/example", "agreement", *names, "passes"):
+        table.add_column(col, justify="left" if col == "plan" else "right")
+    chosen = tuned["chosen"]
+    for c in tuned["candidates"]:
+        table.add_row(
+            c["kind"] + (" (chosen)" if c is chosen else ""),
+            "-" if c["keep"] is None else f"{c['keep']:g}",
+            "on" if c["futility"] else "off",
+            f"{c['confidence']:g}",
+            f"{c['calls']:.0f} ({tuned['calls_full'] / c['calls']:.1f}x)",
+            f"{100 * c['agreement']:.2f}%",
+            *(f"{100 * c['metrics'][m]:.2f}" for m in names),
+            "yes" if c["passes"] else "no",
+        )
+    table.add_row(
+        "plain full budget",
+        "",
+        "",
+        "",
+        f"{tuned['calls_full']:.0f}",
+        "",
+        *(f"{100 * tuned['plain_metrics'][m]:.2f}" for m in names),
+        "",
+    )
+    out.print(table)
+
+
 def _parse_window(text: str) -> tuple[int, int]:
     try:
         lo, hi = (int(x) for x in text.split(","))
@@ -37,6 +94,10 @@ def _parse_window(text: str) -> tuple[int, int]:
 def cmd_choose(args: argparse.Namespace) -> int:
     from ..results.taskfinder import TaskFinder
 
+    if args.tune and (args.kind != "window" or args.keep != 0.2):
+        raise ConfigError("--tune chooses the plan kind and --keep itself; drop --kind and --keep")
+    if args.tune and not args.output:
+        raise ConfigError("--tune writes the tuned plan: add -O plan.json")
     if args.keep != 0.2 and args.kind != "weights":
         raise ConfigError(f"--keep {args.keep} applies to --kind weights only; add --kind weights or drop --keep")
     ids = read_ids(args.val_ids) if args.val_ids else None
@@ -71,9 +132,29 @@ def cmd_choose(args: argparse.Namespace) -> int:
         row["vs_full"] = paired_differences(outcomes, reference, names)
     best = best_row(rows, metric)
     chosen, reason = choose(rows, full, metric, names)
-    written = None
+    written = tuned = None
+    if args.tune:
+        tuned = _tune(run, rule)
+        if tuned["chosen"] is None:
+            _print_tuned(tuned, run)
+            crit = tuned["criterion"]
+            raise ConfigError(
+                f"--tune: no candidate passes on these {len(run.ids)} examples (held-out agreement >= "
+                f"{100 * crit['agreement']:g}% with the rule's full budget, metrics on average at most "
+                f"{100 * crit['tolerance']:g} point below the plain full budget); no plan written. Fit one with "
+                "--kind proposal|weights, or tune on more validation examples"
+            )
+        c = tuned["chosen"]
+        args.kind, args.keep = c["kind"], c["keep"] if c["keep"] is not None else 0.2
     if args.output:
-        written = write_plan_file(run, args, chosen, ids, TaskFinder(args.data_dir or (), hub=not args.no_hub))
+        written = write_plan_file(
+            run,
+            args,
+            chosen,
+            ids,
+            TaskFinder(args.data_dir or (), hub=not args.no_hub),
+            tuned=None if tuned is None else _tuned_record(tuned),
+        )
     if args.json:
         print_json(
             {
@@ -87,6 +168,7 @@ def cmd_choose(args: argparse.Namespace) -> int:
                 "chosen": chosen,
                 "reason": reason,
                 **({"plan": written} if written else {}),
+                **({"tune": tuned} if tuned else {}),
             }
         )
         return 0
@@ -122,13 +204,16 @@ def cmd_choose(args: argparse.Namespace) -> int:
         soft_wrap=True,
         highlight=False,
     )
+    if tuned is not None:
+        _print_tuned(tuned, run)
     if written:
+        stopping = _tuned_options(tuned["chosen"]) if tuned is not None else "-o stopping=sequential"
         out.print(
             f"plan ({escape(written['kind'])}, {escape(written['estimand'])}) written to [bold]{escape(args.output)}"
             f"[/bold]; use it with -o plan={escape(args.output)}"
-            + (" -o stopping=sequential" if written["kind"] != "window" else "")
+            + (f" {stopping}" if written["kind"] != "window" else "")
             + (
-                " (it carries control-variate coefficients: add -o control_variate=uncond with -o normalize=uncond)"
+                " (it also carries control-variate coefficients, for -o control_variate=uncond with -o normalize=uncond)"
                 if written.get("control_variate")
                 else ""
             ),
@@ -214,5 +299,12 @@ def register(sub: Any) -> None:
         metavar="FRACTION",
         help="with --kind weights: bands of t whose weight is under FRACTION x the largest get weight 0 and are "
         "never evaluated (default 0.2; higher: fewer timesteps, an estimand further from the plain one)",
+    )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="with -O: choose the plan (proposal, or weights with keep 0.2-0.8) and the stopping rule's futility and "
+        "confidence on this run by 3-fold cross-fitting (square examples; docs/timestep-plans.md), write that plan "
+        "and print the run options",
     )
     p.set_defaults(func=cmd_choose)

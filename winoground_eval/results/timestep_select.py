@@ -383,9 +383,15 @@ def best_row(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
 
 
 def write_plan_file(
-    run: StoredRun, args: argparse.Namespace, chosen: dict[str, Any], ids: list[str] | None, finder: Any
+    run: StoredRun,
+    args: argparse.Namespace,
+    chosen: dict[str, Any],
+    ids: list[str] | None,
+    finder: Any,
+    tuned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit the ``--kind`` plan on the run's stored errors and write it to ``args.output``."""
+    """Fit the ``--kind`` plan on the run's stored errors and write it to ``args.output``
+    (``tuned``: what ``--tune`` chose and how, recorded under ``fitted_on.tuned``)."""
     import hashlib
 
     from ..core import timestep_plan as tp
@@ -417,6 +423,8 @@ def write_plan_file(
             "sha256": hashlib.sha256("\n".join(run.ids).encode()).hexdigest(),
         },
     }
+    if tuned is not None:
+        fitted_on["tuned"] = tuned
     model = {
         "name": run.info.get("scorer", {}).get("name"),
         "model": config.get("model"),
