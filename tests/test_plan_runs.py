@@ -13,6 +13,37 @@ GRID = ["-o", "n_timesteps=8", "-o", "t_range=none", "-o", "normalize=uncond"]
 STOP = ["-o", "stopping=sequential", "-o", "min_timesteps=2", "-o", "round_size=2"]
 
 
+def _bench():
+    """benchmarks/bench_plan.py as a module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_plan", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_plan.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_plan"] = bench
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def _synthetic_2x2(n_ex: int, n_grid: int, seed: int):
+    """Stored float32 errors of 2 x 2 examples whose correct cells (j, j) have the lower error."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    errors, uncond = [], []
+    for _ in range(n_ex):
+        u = 1.0 + 0.3 * rng.standard_normal((2, n_grid))
+        e = u[:, None, :] + 0.05 * rng.standard_normal((2, 2, n_grid))
+        e[0, 1] += 0.2
+        e[1, 0] += 0.2
+        errors.append(e.astype(np.float32))
+        uncond.append(u.astype(np.float32))
+    return errors, uncond
+
+
 def _run(tmp_path, split, limit, *extra):
     return main(
         [
@@ -206,8 +237,6 @@ def test_elimination_with_a_plan_takes_the_prefilters_ranking(tmp_path, capsys):
 def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
     """benchmarks/bench_plan.py's 2 x 2 replay on synthetic stored errors: at a full budget every
     decision is the reference's (with and without the control variate), and stopping saves calls."""
-    import importlib.util
-    import sys
     from pathlib import Path
 
     import numpy as np
@@ -216,21 +245,9 @@ def test_bench_plan_replays_2x2_with_both_references_and_the_control_variate():
     from winoground_eval.diffusion.replay import partial_scores
     from winoground_eval.results.timestep_select import StoredRun
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_plan", root / "benchmarks" / "bench_plan.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_plan"] = bench
-    spec.loader.exec_module(bench)
-    rng = np.random.default_rng(0)
+    bench = _bench()
     n_grid, n_ex = 64, 12
-    errors, uncond = [], []
-    for _ in range(n_ex):
-        u = 1.0 + 0.3 * rng.standard_normal((2, n_grid))
-        e = u[:, None, :] + 0.05 * rng.standard_normal((2, 2, n_grid))
-        e[0, 1] += 0.2  # the correct caption (j, j) has the lower error
-        e[1, 0] += 0.2
-        errors.append(e.astype(np.float32))
-        uncond.append(u.astype(np.float32))
+    errors, uncond = _synthetic_2x2(n_ex, n_grid, seed=0)
     scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
     info = {"scorer": {"config": {"normalize": "uncond"}}}
     run = StoredRun(
@@ -287,8 +304,6 @@ def test_choose_timesteps_keep_sets_the_weights_plans_support(tmp_path, capsys):
 def test_bench_plan_selection_uses_held_out_folds_and_picks_the_cheapest_passing_setting(monkeypatch):
     """bench_plan --select on synthetic stored errors: every candidate is scored on held-out folds
     of the fit run, and the chosen one is the cheapest of those that pass."""
-    import importlib.util
-    import sys
     from pathlib import Path
 
     import numpy as np
@@ -296,25 +311,13 @@ def test_bench_plan_selection_uses_held_out_folds_and_picks_the_cheapest_passing
     from winoground_eval.diffusion.replay import partial_scores
     from winoground_eval.results.timestep_select import StoredRun
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_plan", root / "benchmarks" / "bench_plan.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_plan"] = bench
-    spec.loader.exec_module(bench)
+    bench = _bench()
     from winoground_eval.results import plan_tune as pt
 
     monkeypatch.setattr(pt, "RULES", ((True, 0.99), (False, 0.9)))
     monkeypatch.setattr(pt, "CANDIDATES", (pt.Candidate("weights", 0.5, False, 0.9),))
-    rng = np.random.default_rng(1)
     n_grid, n_ex = 32, 9
-    errors, uncond = [], []
-    for _ in range(n_ex):
-        u = 1.0 + 0.3 * rng.standard_normal((2, n_grid))
-        e = u[:, None, :] + 0.05 * rng.standard_normal((2, 2, n_grid))
-        e[0, 1] += 0.2
-        e[1, 0] += 0.2
-        errors.append(e.astype(np.float32))
-        uncond.append(u.astype(np.float32))
+    errors, uncond = _synthetic_2x2(n_ex, n_grid, seed=1)
     scores = [partial_scores(e, u) for e, u in zip(errors, uncond)]
     info = {"scorer": {"config": {"normalize": "uncond"}}}
     from winoground_eval.core.metrics import WINOGROUND_METRICS
