@@ -1,4 +1,4 @@
-"""Scorers for tests of the runner: a dummy that can be made to fail mid-run."""
+"""Scorers for tests of the runner (a dummy that can be made to fail mid-run) and their run arguments."""
 
 from winoground_eval.baselines.dummy import DummyScorer
 
@@ -22,3 +22,20 @@ class NaNScorer(DummyScorer):
         s = super().score(images, captions)
         s[0, 0] = float("nan")
         return s
+
+
+def dummy_run_args(data_dir, out, *extra):
+    """`wg-eval run` of the dummy scorer on the Winoground sample in DATA_DIR, quiet, into OUT."""
+    return [
+        "run",
+        "--task",
+        "winoground",
+        "--scorer",
+        "dummy",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]

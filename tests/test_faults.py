@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import dummy_run_args
 
 from winoground_eval.cli.main import main
 from winoground_eval.core import registry, runstore
@@ -35,22 +36,6 @@ def _test_scorers(monkeypatch):
     monkeypatch.setitem(registry.SCORERS, "with-arrays", registry.Entry("helpers_faults:WithArrays", "test"))
 
 
-def _args(sample_dir, out, *extra):
-    return [
-        "run",
-        "--task",
-        "winoground",
-        "--scorer",
-        "dummy",
-        "--data-dir",
-        str(sample_dir),
-        "--out",
-        str(out),
-        "-q",
-        *extra,
-    ]
-
-
 def _run_dir(out):
     dirs = [p for p in Path(out).glob("*/*/*") if (p / "run.json").exists() and ".set-aside-" not in p.name]
     assert len(dirs) == 1, dirs
@@ -64,7 +49,7 @@ def _ids(run_dir, name="scores.jsonl"):
 @pytest.fixture
 def finished_run(sample_dir, tmp_path):
     out = tmp_path / "runs"
-    assert main(_args(sample_dir, out)) == 0
+    assert main(dummy_run_args(sample_dir, out)) == 0
     return _run_dir(out)
 
 
@@ -84,7 +69,7 @@ def test_no_resume_refuses_while_another_process_writes_the_run(sample_dir, fini
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code = main(_args(sample_dir, tmp_path / "runs", "--no-resume"))
+        code = main(dummy_run_args(sample_dir, tmp_path / "runs", "--no-resume"))
         assert code == 4
         assert "in use by another process" in capsys.readouterr().err
         # nothing moved: the writer's directory is where it was, whole
@@ -98,7 +83,7 @@ def test_no_resume_refuses_while_another_process_writes_the_run(sample_dir, fini
 def test_two_set_asides_in_the_same_second_do_not_collide(sample_dir, finished_run, tmp_path, monkeypatch):
     monkeypatch.setattr(runstore, "now", lambda: "2026-01-01T00:00:00+00:00")
     first = RunStore(finished_run).set_aside()
-    assert main(_args(sample_dir, tmp_path / "runs")) == 0
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs")) == 0
     second = RunStore(finished_run).set_aside()
     assert first != second and first.is_dir() and second.is_dir()
     assert _ids(first) == _ids(second) == [str(i) for i in range(6)]
@@ -108,8 +93,8 @@ def test_two_set_asides_in_the_same_second_do_not_collide(sample_dir, finished_r
 def test_no_resume_twice_keeps_both_old_runs(sample_dir, finished_run, tmp_path, monkeypatch):
     monkeypatch.setattr(runstore, "now", lambda: "2026-01-01T00:00:00+00:00")
     out = tmp_path / "runs"
-    assert main(_args(sample_dir, out, "--no-resume")) == 0
-    assert main(_args(sample_dir, out, "--no-resume")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--no-resume")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--no-resume")) == 0
     assert len(list(finished_run.parent.glob("*.set-aside-*"))) == 2
     assert _ids(_run_dir(out)) == [str(i) for i in range(6)]
 
@@ -242,12 +227,12 @@ def test_nan_in_a_stored_line_does_not_blame_the_scorer_nor_block_reruns(sample_
     rec["scores"][0][0] = float("nan")
     lines[2] = json.dumps(rec)  # json writes NaN
     path.write_text("\n".join(lines))
-    assert main(_args(sample_dir, tmp_path / "runs")) == 0  # the damaged example is redone
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs")) == 0  # the damaged example is redone
     err = " ".join(capsys.readouterr().err.split())  # the log line wraps where the tmp path's length puts it
     assert "unusable" not in err and "changed after the scorer wrote it" in err
     result = json.loads((finished_run / "result.json").read_text())
     assert result["n_examples"] == 6 and result["partial"] is False
-    assert main(_args(sample_dir, tmp_path / "runs")) == 0  # and again: still fine
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs")) == 0  # and again: still fine
 
 
 def test_corrupt_middle_line_names_the_line_and_offers_repair(sample_dir, finished_run, tmp_path, capsys):
@@ -259,7 +244,7 @@ def test_corrupt_middle_line_names_the_line_and_offers_repair(sample_dir, finish
     lines.insert(4, json.dumps(nan))
     lines.insert(2, lines[3])  # a duplicate of example 3 after the first
     path.write_text("\n".join(lines))
-    assert main(_args(sample_dir, tmp_path / "runs")) == 4
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs")) == 4
     err = capsys.readouterr().err
     assert "scores.jsonl:2 is corrupt" in err and f"wg-eval repair {finished_run}" in err.replace("\n", "")
     assert len(err) < 2000  # the 10 MiB line is cut
@@ -270,7 +255,7 @@ def test_corrupt_middle_line_names_the_line_and_offers_repair(sample_dir, finish
     assert len(aside) == 1 and len(aside[0].read_bytes().split(b"\n")) == 4  # 3 lines + final newline
     kept = _ids(finished_run)
     assert kept == ["0", "3", "2", "4", "5"]  # the good lines in order; 1 (corrupt), the second 3 and the NaN 4 moved
-    assert main(_args(sample_dir, tmp_path / "runs")) == 0  # the rerun redoes 1
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs")) == 0  # the rerun redoes 1
     assert sorted(_ids(finished_run)) == [str(i) for i in range(6)]
     assert main(["repair", str(finished_run)]) == 0
     assert "nothing to repair" in capsys.readouterr().err
@@ -410,9 +395,9 @@ def test_a_decompression_bomb_is_a_data_error_and_skip_bad_skips_it(sample_dir, 
     with pytest.raises(DataError, match="example 2: .*too large to decode safely"):
         list(_task(sample_dir).examples())
     out = tmp_path / "runs"
-    assert main(_args(sample_dir, out)) == 3
+    assert main(dummy_run_args(sample_dir, out)) == 3
     assert "too large to decode safely" in capsys.readouterr().err
-    assert main(_args(sample_dir, out, "--skip-bad")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--skip-bad")) == 0
     result = json.loads((_run_dir(out) / "result.json").read_text())
     assert set(result["skipped"]) == {"2"} and result["n_examples"] == 5
 
@@ -481,22 +466,22 @@ def test_score_file_faults_through_the_cli(tmp_path, capsys):
 # --- --limit -------------------------------------------------------------------------------------
 def test_limit_at_or_above_the_dataset_size_is_not_partial(sample_dir, tmp_path):
     out = tmp_path / "runs"
-    assert main(_args(sample_dir, out, "--limit", "6")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--limit", "6")) == 0
     result = json.loads((_run_dir(out) / "result.json").read_text())
     assert result["partial"] is False and result["n_examples"] == 6
-    assert main(_args(sample_dir, out, "--limit", "100")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--limit", "100")) == 0
     assert json.loads((_run_dir(out) / "result.json").read_text())["partial"] is False
 
 
 def test_limit_after_a_finished_run_keeps_every_finished_example(sample_dir, finished_run, tmp_path):
     full = json.loads((finished_run / "result.json").read_text())
-    assert main(_args(sample_dir, tmp_path / "runs", "--limit", "2")) == 0
+    assert main(dummy_run_args(sample_dir, tmp_path / "runs", "--limit", "2")) == 0
     again = json.loads((finished_run / "result.json").read_text())
     assert again["n_examples"] == 6 and again["partial"] is False and again["metrics"] == full["metrics"]
     # and a limited start, continued with a larger limit, computes only what is missing
     out = tmp_path / "other"
-    assert main(_args(sample_dir, out, "--limit", "2")) == 0
-    assert main(_args(sample_dir, out, "--limit", "4")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--limit", "2")) == 0
+    assert main(dummy_run_args(sample_dir, out, "--limit", "4")) == 0
     result = json.loads((_run_dir(out) / "result.json").read_text())
     assert result["n_examples"] == 4 and result["partial"] is True and result["n_expected"] == 6
     assert _ids(_run_dir(out)) == ["0", "1", "2", "3"]
@@ -526,7 +511,9 @@ def test_cuda_without_cuda_through_the_cli(sample_dir, tmp_path, monkeypatch, ca
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code = main([a if a != "dummy" else "tiny-diffusion" for a in _args(sample_dir, tmp_path, "--device", "cuda")])
+    code = main(
+        [a if a != "dummy" else "tiny-diffusion" for a in dummy_run_args(sample_dir, tmp_path, "--device", "cuda")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "no usable CUDA device" in err and "--device cpu" in err and "Traceback" not in err
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import dummy_run_args
 
 from winoground_eval.cli.main import main
 from winoground_eval.core import registry
@@ -21,23 +22,6 @@ def _run_dir(out):
     dirs = [p for p in out.glob("*/*/*") if (p / "run.json").exists()]
     assert len(dirs) == 1, dirs
     return dirs[0]
-
-
-def _dummy_args(data_dir, out, *extra):
-    """`wg-eval run` of the dummy scorer on the Winoground sample in DATA_DIR, quiet, into OUT."""
-    return [
-        "run",
-        "--task",
-        "winoground",
-        "--scorer",
-        "dummy",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "-q",
-        *extra,
-    ]
 
 
 def _lines(run_dir):
@@ -111,7 +95,7 @@ def test_interrupted_run_resumes_to_the_same_result(sample_dir, tmp_path, capsys
 
 
 def test_finished_run_is_not_recomputed(sample_dir, tmp_path):
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 0
     run_dir = _run_dir(tmp_path)
     before = (run_dir / "scores.jsonl").read_bytes()
@@ -120,7 +104,7 @@ def test_finished_run_is_not_recomputed(sample_dir, tmp_path):
 
 
 def test_limit_marks_partial_and_a_full_run_continues_it(sample_dir, tmp_path):
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args + ["--limit", "2"]) == 0
     run_dir = _run_dir(tmp_path)
     r = json.loads((run_dir / "result.json").read_text())
@@ -131,13 +115,13 @@ def test_limit_marks_partial_and_a_full_run_continues_it(sample_dir, tmp_path):
 
 
 def test_changed_setting_gets_a_new_run_id(sample_dir, tmp_path):
-    base = _dummy_args(sample_dir, tmp_path)
+    base = dummy_run_args(sample_dir, tmp_path)
     assert main(base) == 0 and main(base + ["-o", "seed=1"]) == 0
     assert len(list((tmp_path / "winoground" / "dummy").iterdir())) == 2
 
 
 def test_no_resume_sets_the_old_run_aside(sample_dir, tmp_path):
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 0
     assert main(args + ["--no-resume"]) == 0
     dirs = sorted(p.name for p in (tmp_path / "winoground" / "dummy").iterdir())
@@ -145,7 +129,7 @@ def test_no_resume_sets_the_old_run_aside(sample_dir, tmp_path):
 
 
 def test_second_writer_is_refused(sample_dir, tmp_path, capsys):
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 0
     store = RunStore(_run_dir(tmp_path))
     with store:
@@ -154,7 +138,7 @@ def test_second_writer_is_refused(sample_dir, tmp_path, capsys):
 
 
 def test_corrupt_middle_line_is_an_error(sample_dir, tmp_path):
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 0
     run_dir = _run_dir(tmp_path)
     lines = (run_dir / "scores.jsonl").read_text().splitlines()
@@ -230,7 +214,7 @@ def test_ls(capsys):
 
 
 def test_show(sample_dir, tmp_path, capsys):
-    main(_dummy_args(sample_dir, tmp_path))
+    main(dummy_run_args(sample_dir, tmp_path))
     capsys.readouterr()
     assert main(["show", str(_run_dir(tmp_path))]) == 0
     assert "overall" in capsys.readouterr().out
@@ -241,7 +225,7 @@ def test_bad_example_stops_with_its_id_or_is_skipped(sample_dir, tmp_path, capsy
     rows = [json.loads(l) for l in (sample_dir / "examples.jsonl").read_text().splitlines()]
     rows[4]["caption_1"] = ""
     (sample_dir / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 3
     assert "example 2" in capsys.readouterr().err
     run_dir = _run_dir(tmp_path)
@@ -266,7 +250,7 @@ def test_too_little_disk_is_refused_before_compute(sample_dir, tmp_path, capsys,
     from winoground_eval.core import runstore
 
     monkeypatch.setattr(runstore, "MIN_FREE_BYTES", 2**62)
-    args = _dummy_args(sample_dir, tmp_path)
+    args = dummy_run_args(sample_dir, tmp_path)
     assert main(args) == 4
     assert "MiB free" in capsys.readouterr().err
     assert not list(tmp_path.glob("*/*/*/scores.jsonl"))
@@ -278,7 +262,7 @@ def test_failed_append_leaves_no_partial_line(sample_dir, tmp_path, monkeypatch)
     from winoground_eval.core.contracts import Scored
     from winoground_eval.core.errors import RunStoreError as RSE
 
-    args = _dummy_args(sample_dir, tmp_path, "--limit", "2")
+    args = dummy_run_args(sample_dir, tmp_path, "--limit", "2")
     assert main(args) == 0
     store = RunStore(_run_dir(tmp_path))
     store.load()
