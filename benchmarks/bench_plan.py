@@ -71,12 +71,6 @@ def load_any(run_dir: str):
     return StoredRun(Path(run_dir), info, ids, errors, uncond, scores, calls, grid)
 
 
-WINOGROUND_COMPARISONS = (
-    ("text", (0, 0), (0, 1)),
-    ("text", (1, 1), (1, 0)),
-    ("image", (0, 0), (1, 0)),
-    ("image", (1, 1), (0, 1)),
-)
 RULE = {"confidence": 0.99, "min_timesteps": 20, "round_size": 20, "futility": True}
 
 
@@ -129,9 +123,9 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
     (:func:`tp.cv_controls`) and the stopped scores are the per-cell form
     (:func:`tp.cv_cell_scores`). ``calls`` then counts the precomputation and the caption
     cells' calls (the unconditional cells are never evaluated twice)."""
+    from winoground_eval.results.plan_tune import replay_example
+
     uncond = stored.config.get("normalize") == "uncond"
-    comps = sq.select_comparisons(WINOGROUND_COMPARISONS, 2, 2, "all")
-    cells, terms, links = sq.plan_cells(2, 2, comps, uncond)
     n_grid = len(stored.timesteps)
     z_sig = sq.z_two_sided(rule.confidence)
     full_scores, stop_scores, calls, calls_control = [], [], [], []
@@ -140,29 +134,11 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
     misses: list[dict[str, Any]] = []
     coin_flip_examples = 0  # examples with a decision not significant at the rule's full budget
     for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
-
-        def evaluate(run_cells, idx, e=e, u=u):
-            return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
-
-        controls = means = None
-        if cv is not None and uncond:  # the scorer's rule: u on the whole support first, then the test
-            means = tp.cv_means(cv, u, rule.weights)
-            controls = tp.cv_controls(terms, cv, means)
-        errs, outcomes, c = tp.run_plan_sequential(rule, cells, terms, evaluate, links, controls)
-        if controls is not None:  # the precomputation, and the caption cells (u is not evaluated twice)
-            seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)]))) for j in range(2))
-            c = c - seen + tp.cv_calls(2, rule.weights, n_grid)
-            calls_control.append(tp.cv_calls(2, rule.weights, n_grid))
-        calls.append(c)
-        out = np.stack([np.stack([errs[(j, k)] for k in range(2)]) for j in range(2)])
-        sc = -tp.weighted_mean(out, rule.weights)
-        full = -tp.weighted_mean(e.astype(np.float64), rule.weights)
-        if controls is not None:
-            sc = tp.cv_cell_scores(out, u, cv, means, rule.weights)
-        elif uncond:
-            sc = sc + tp.weighted_mean(np.stack([errs[(j, sq.UNCOND)] for j in range(2)]), rule.weights)[:, None]
-        if uncond:
-            full = full + tp.weighted_mean(u.astype(np.float64), rule.weights)[:, None]
+        r = replay_example(rule, e, u, uncond, cv)
+        calls.append(r.calls)
+        if r.control_calls:
+            calls_control.append(r.control_calls)
+        sc, full, outcomes = r.scores, r.full, r.outcomes
         stop_scores.append(sc)
         full_scores.append(full)
         plain = np.asarray(plain, dtype=np.float64)

@@ -106,3 +106,13 @@ def test_choose_timesteps_tune_writes_the_chosen_plan_and_prints_its_options(tmp
     assert "add -O plan.json" in capsys.readouterr().err
     assert main(["choose-timesteps", str(val_dir), "--tune", "-O", str(plan), "--kind", "weights"]) == 2
     assert "drop --kind and --keep" in " ".join(capsys.readouterr().err.split())
+
+
+def test_without_uncond_the_replay_settles_the_image_comparisons_too():
+    """A decide=all run settles every declared comparison, image ones included, whatever the
+    normalisation; the replay of --tune does the same (4 decisions per 2 x 2 example)."""
+    _, errors, uncond = _square_run(2, 16, seed=2)
+    rule = tp.rule_for(None, 16, min_timesteps=4, round_size=4)
+    r = pt.replay_example(rule, errors[0], None, False)
+    assert r.decisions == 4 and {o.comparison.metric for o in r.outcomes} == {"text", "image"}
+    assert r.calls % 4 == 0  # four caption cells, no unconditional rows

@@ -14,8 +14,8 @@ least ``agreement`` of the time and the run's per-example metrics are on average
 earlier candidate). Nothing here reads a test split: tune on validation data, report on test.
 
 Square (n x n) examples only, comparing each image's correct caption (caption j of image j)
-with the others and, with ``normalize=uncond``, each caption's correct image with the others,
-as Winoground-style pair tasks declare them. The figures and the procedure:
+with the others and each caption's correct image with the others, as Winoground-style pair
+tasks declare them (a ``decide=all`` run settles both). The figures and the procedure:
 docs/early-stopping.md ("Timestep plans, held out").
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 from ..core import timestep_plan as tp
 from ..core.errors import ConfigError
 from ..diffusion import sequential as sq
+from ..diffusion.grid import scores_from_errors
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,12 @@ TOLERANCE = 0.01  # the mean of the per-example metrics at most 1 point below th
 FOLDS = 3
 
 
-def square_comparisons(n: int, uncond: bool) -> tuple[sq.Comparison, ...]:
-    """Image j's correct caption j against each other caption (``text``) and, with the
-    unconditional normalisation, caption k's correct image k against each other image (``image``)."""
+def square_comparisons(n: int) -> tuple[sq.Comparison, ...]:
+    """Image j's correct caption j against each other caption (``text``) and caption k's correct
+    image k against each other image (``image``): what a pair task declares, all of which a
+    ``decide=all`` run settles (image comparisons are meaningful with ``normalize=uncond``)."""
     text = [sq.Comparison("text", (j, j), (j, k)) for j in range(n) for k in range(n) if k != j]
-    image = [sq.Comparison("image", (k, k), (j, k)) for k in range(n) for j in range(n) if j != k] if uncond else []
+    image = [sq.Comparison("image", (k, k), (j, k)) for k in range(n) for j in range(n) if j != k]
     return tuple(text + image)
 
 
@@ -81,33 +83,54 @@ def fit_candidate(
 
 @dataclass(frozen=True)
 class Replayed:
-    """One example replayed: the stopped scores, its rule's full-budget scores, the calls spent,
-    and how many of its decisions equal the full budget's."""
+    """One example replayed: the stopped scores, its rule's full-budget scores, the calls spent
+    (with the control variate: its precomputation included, ``control_calls`` of them), the
+    test's outcomes, and how many of its decisions equal the full budget's."""
 
     scores: np.ndarray
     full: np.ndarray
     calls: int
     agree: int
     decisions: int
+    outcomes: tuple[Any, ...] = ()
+    control_calls: int = 0
 
 
-def replay_example(rule: tp.Rule, e: np.ndarray, u: np.ndarray | None, uncond: bool) -> Replayed:
-    """The scorer's sequential test along ``rule`` on one example's stored full-grid errors."""
+def replay_example(
+    rule: tp.Rule, e: np.ndarray, u: np.ndarray | None, uncond: bool, cv: np.ndarray | None = None
+) -> Replayed:
+    """The scorer's sequential test along ``rule`` on one example's stored full-grid errors.
+    ``cv``: the control variate's beta per grid point (``-o control_variate=uncond``): each
+    image's unconditional error on the plan's support is paid for first, the test runs with the
+    control, and the scores are the per-cell form (:func:`timestep_plan.cv_cell_scores`)."""
     e = np.asarray(e, dtype=np.float64)
     n = e.shape[0]
-    comps = square_comparisons(n, uncond)
+    comps = square_comparisons(n)
     cells, terms, links = sq.plan_cells(n, n, comps, uncond)
 
     def evaluate(run_cells, idx):
         return np.stack([(u[j] if k == sq.UNCOND else e[j, k])[idx] for j, k in run_cells])
 
-    errs, outcomes, calls = tp.run_plan_sequential(rule, cells, terms, evaluate, links)
+    controls = means = None
+    if cv is not None and uncond:
+        means = tp.cv_means(cv, u, rule.weights)
+        controls = tp.cv_controls(terms, cv, means)
+    errs, outcomes, calls = tp.run_plan_sequential(rule, cells, terms, evaluate, links, controls)
     out = np.stack([np.stack([errs[(j, k)] for k in range(n)]) for j in range(n)])
-    scores = -tp.weighted_mean(out, rule.weights)
     full = -tp.weighted_mean(e, rule.weights)
     if uncond:
-        scores = scores + tp.weighted_mean(np.stack([errs[(j, sq.UNCOND)] for j in range(n)]), rule.weights)[:, None]
         full = full + tp.weighted_mean(np.asarray(u, dtype=np.float64), rule.weights)[:, None]
+    control_calls = 0
+    if controls is not None:  # the precomputation, and the caption cells (u is not evaluated twice)
+        seen = sum(int(np.count_nonzero(~np.isnan(errs[(j, sq.UNCOND)]))) for j in range(n))
+        control_calls = tp.cv_calls(n, rule.weights, rule.n_grid)
+        calls = calls - seen + control_calls
+        scores = tp.cv_cell_scores(out, u, cv, means, rule.weights)
+    else:
+        scores = -tp.weighted_mean(out, rule.weights)
+        if uncond:
+            uncond_rows = np.stack([errs[(j, sq.UNCOND)] for j in range(n)])
+            scores = scores + tp.weighted_mean(uncond_rows, rule.weights)[:, None]
     agree = sum(
         bool(
             np.sign(scores[o.comparison.a] - scores[o.comparison.b])
@@ -115,7 +138,7 @@ def replay_example(rule: tp.Rule, e: np.ndarray, u: np.ndarray | None, uncond: b
         )
         for o in outcomes
     )
-    return Replayed(scores, full, int(calls), agree, len(outcomes))
+    return Replayed(scores, full, int(calls), agree, len(outcomes), tuple(outcomes), control_calls)
 
 
 def _mean_metrics(outcomes: Callable[[str, np.ndarray], Mapping[str, float]], scores: Mapping[str, np.ndarray]) -> dict:
@@ -153,7 +176,7 @@ def tune(
         raise ConfigError(f"--tune needs at least {2 * folds} examples ({folds} folds); this run has {len(ids)}")
     n_grid = int(np.shape(errors[0])[-1])
     parts = [[i for i in range(len(ids)) if i % folds == f] for f in range(folds)]
-    plain = {ids[i]: _plain_scores(errors[i], uncond[i], normalize_uncond) for i in range(len(ids))}
+    plain = {ids[i]: scores_from_errors(errors[i], uncond[i] if normalize_uncond else None) for i in range(len(ids))}
     plain_metrics = _mean_metrics(outcomes, plain)
     rows = []
     for c in candidates:
@@ -195,10 +218,3 @@ def tune(
         "candidates": rows,
         "chosen": chosen,
     }
-
-
-def _plain_scores(e: np.ndarray, u: np.ndarray | None, normalize_uncond: bool) -> np.ndarray:
-    scores = -np.asarray(e, dtype=np.float64).mean(axis=-1)
-    if normalize_uncond:
-        scores = scores + np.asarray(u, dtype=np.float64).mean(axis=-1)[:, None]
-    return scores
