@@ -46,6 +46,7 @@ from winoground_eval.core import timestep_plan as tp
 from winoground_eval.core.metrics import winoground_metrics
 from winoground_eval.diffusion import sequential as sq
 from winoground_eval.diffusion.grid import stored_timesteps
+from winoground_eval.results import plan_tune as pt
 from winoground_eval.results.timestep_select import StoredRun, load_run
 
 
@@ -123,8 +124,6 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
     (:func:`tp.cv_controls`) and the stopped scores are the per-cell form
     (:func:`tp.cv_cell_scores`). ``calls`` then counts the precomputation and the caption
     cells' calls (the unconditional cells are never evaluated twice)."""
-    from winoground_eval.results.plan_tune import replay_example
-
     uncond = stored.config.get("normalize") == "uncond"
     n_grid = len(stored.timesteps)
     z_sig = sq.z_two_sided(rule.confidence)
@@ -134,7 +133,7 @@ def replay_2x2(stored, rule: tp.Rule, cv: np.ndarray | None = None) -> dict[str,
     misses: list[dict[str, Any]] = []
     coin_flip_examples = 0  # examples with a decision not significant at the rule's full budget
     for ex_id, e, u, plain in zip(stored.ids, stored.errors, stored.uncond, stored.scores):
-        r = replay_example(rule, e, u, uncond, cv)
+        r = pt.replay_example(rule, e, u, uncond, cv)
         calls.append(r.calls)
         if r.control_calls:
             calls_control.append(r.control_calls)
@@ -207,17 +206,9 @@ def subset(stored, idx: list[int]):
 # The measure run is replayed once, with the chosen setting.
 
 
-def fit_2x2_plan(kind: str, keep: float | None, diffs: list[np.ndarray], n_grid: int) -> tp.TimestepPlan | None:
-    if kind != "weights":
-        return make_plan(kind, diffs, n_grid)
-    w, q = tp.fit_weights(diffs, keep=keep)
-    return tp.TimestepPlan("weights", n_grid, None, density=tuple(q), weights=tuple(w))
-
-
 def select_2x2(fit, folds: int = 3) -> dict[str, Any]:
     """``plan_tune.tune`` on the FIT run alone (cross-fitted in ``folds`` folds), over the plain
     order and every plan candidate of ``choose-timesteps --tune``."""
-    from winoground_eval.results import plan_tune as pt
     from winoground_eval.results.timestep_select import outcome_rule
 
     candidates = tuple(pt.Candidate("none", None, f, c) for f, c in pt.RULES) + pt.CANDIDATES
@@ -388,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
             selection = select_2x2(fit)
             c = selection["chosen"]
             if c is not None:
-                plan = fit_2x2_plan(c["kind"], c["keep"], diffs, n_grid)
+                plan = pt.fit_candidate(
+                    pt.Candidate(c["kind"], c["keep"], c["futility"], c["confidence"]), fit.errors, fit.uncond, n_grid
+                )
                 rule = tp.rule_for(plan, n_grid, **{**RULE, "futility": c["futility"], "confidence": c["confidence"]})
                 keep = f", keep {c['keep']}" if c["keep"] is not None else ""
                 for cv in (False, True) if uncond and cv_beta is not None and c["kind"] != "none" else (False,):
