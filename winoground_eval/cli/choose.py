@@ -49,7 +49,7 @@ def _tuned_options(c: dict[str, Any]) -> str:
     return f"-o stopping=sequential -o futility={str(c['futility']).lower()} -o confidence={c['confidence']}"
 
 
-def _print_tuned(tuned: dict[str, Any], run: Any) -> None:
+def _print_tuned(tuned: dict[str, Any]) -> None:
     names = list(tuned["plain_metrics"])
     table = Table(
         title=f"--tune: {len(tuned['candidates'])} settings, each fitted on {tuned['folds'] - 1} of {tuned['folds']} "
@@ -136,7 +136,8 @@ def cmd_choose(args: argparse.Namespace) -> int:
     if args.tune:
         tuned = _tune(run, rule)
         if tuned["chosen"] is None:
-            _print_tuned(tuned, run)
+            if not args.json:  # --json keeps stdout for the document
+                _print_tuned(tuned)
             crit = tuned["criterion"]
             raise ConfigError(
                 f"--tune: no candidate passes on these {len(run.ids)} examples (held-out agreement >= "
@@ -205,7 +206,7 @@ def cmd_choose(args: argparse.Namespace) -> int:
         highlight=False,
     )
     if tuned is not None:
-        _print_tuned(tuned, run)
+        _print_tuned(tuned)
     if written:
         stopping = _tuned_options(tuned["chosen"]) if tuned is not None else "-o stopping=sequential"
         out.print(
